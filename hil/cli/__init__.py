@@ -1,0 +1,61 @@
+"""The ``hil`` command line: a click group whose commands are imported only when used.
+
+Each command lives in its own module (``hil/cli/<name>.py``) and is listed in :data:`COMMANDS`,
+so ``hil --help`` stays fast however many heavy libraries the commands need.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from hil import __version__
+from hil.cli.app import App, run_guarded
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    # name: (module:attribute, one-line help shown by `hil --help` without importing the module)
+    "check": ("hil.cli.check:check", "Validate a rig (and suites, stacks) and show its topology."),
+    "schema": ("hil.cli.schema:schema", "Print the JSON Schema of a rig, suite or stack file."),
+}
+
+
+class LazyGroup(click.Group):
+    """A group that imports a command's module only when that command runs."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, attr = COMMANDS[name][0].split(":")
+        return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="hil")
+@click.option("-v", "--verbose", count=True, help="More output (repeatable).")
+@click.option("-q", "--quiet", count=True, help="Less output (repeatable).")
+@click.option("--no-color", is_flag=True, envvar="NO_COLOR", help="No colours (also NO_COLOR=1).")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, quiet: int, no_color: bool, debug: bool) -> None:
+    """hil — deploy, inject, record, measure: hardware-in-the-loop benches on real or emulated rigs.
+
+    \b
+    Exit codes: 0 pass · 1 a bench failed · 2 usage or spec error · 3 infrastructure error
+                130 interrupted
+    """
+    ctx.obj = App(verbosity=verbose - quiet, color=not no_color, debug=debug)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: one abort path for every error."""
+    sys.exit(run_guarded(cli, argv))

@@ -1,0 +1,89 @@
+"""The App object every command gets: all output goes through it, errors go to stderr, and
+:func:`run_guarded` is the one place that turns exceptions into exit codes."""
+
+from __future__ import annotations
+
+import os
+import sys
+from functools import cached_property
+from typing import TYPE_CHECKING, NoReturn
+
+import click
+
+from hil.errors import EXIT_INFRA, EXIT_INTERRUPTED, EXIT_USAGE, HilError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+class Abort(Exception):
+    """Raised by :meth:`App.abort`: ends the command with ``code`` after the message was printed."""
+
+    def __init__(self, code: int):
+        self.code = code
+
+
+class App:
+    """Console, error console, verbosity and the abort path for one CLI invocation."""
+
+    def __init__(self, verbosity: int = 0, color: bool = True, debug: bool = False):
+        self.verbosity = verbosity
+        self.color = color and "NO_COLOR" not in os.environ
+        self.debug = debug
+
+    @cached_property
+    def console(self) -> Console:
+        from rich.console import Console
+
+        return Console(no_color=not self.color, highlight=False, soft_wrap=True)
+
+    @cached_property
+    def err_console(self) -> Console:
+        from rich.console import Console
+
+        return Console(stderr=True, no_color=not self.color, highlight=False, soft_wrap=True)
+
+    def print(self, *objects: object, level: int = 0) -> None:
+        """Print to stdout if the verbosity allows (``level`` 1 = only with -v, -1 = also with -q)."""
+        if self.verbosity >= level:
+            self.console.print(*objects)
+
+    def warn(self, message: str) -> None:
+        self.err_console.print(f"[yellow]warning:[/] {message}", markup=True)
+
+    def error(self, message: str) -> None:
+        from rich.markup import escape
+
+        self.err_console.print(f"[red]error:[/] {escape(message)}", markup=True)
+
+    def abort(self, message: str, code: int = EXIT_USAGE) -> NoReturn:
+        self.error(message)
+        raise Abort(code)
+
+
+def run_guarded(group: click.Group, argv: list[str] | None) -> int:
+    """Run the CLI; map HilError to its exit code, Ctrl-C to 130, anything else to 3."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        result = group.main(args=argv, prog_name="hil", standalone_mode=False)
+        return result if isinstance(result, int) else 0
+    except Abort as exc:
+        return exc.code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return EXIT_USAGE
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        App().error("interrupted")
+        return EXIT_INTERRUPTED
+    except HilError as exc:
+        if debug:
+            raise
+        App().error(str(exc))
+        return exc.exit_code
+    except Exception as exc:  # the one place an unexpected error becomes an exit code
+        if debug:
+            raise
+        App().error(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)")
+        return EXIT_INFRA

@@ -1,0 +1,67 @@
+"""``hil check``: validate a rig and suites (and the stacks they deploy); show the rig topology."""
+
+from __future__ import annotations
+
+import click
+
+from hil.cli.app import App
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=False, type=click.Path(dir_okay=False))
+@click.option("--rig", envvar="HIL_RIG", type=click.Path(dir_okay=False),
+              help="Rig file (also HIL_RIG); otherwise the first FILE is the rig.")
+@click.pass_obj
+def check(app: App, files: tuple[str, ...], rig: str | None) -> None:
+    """Validate RIG [SUITE...]: exit 0 when every file is valid, 2 with every problem listed."""
+    from hil.spec import check_files
+
+    files_list = list(files)
+    if rig is None:
+        if not files_list:
+            app.abort("expected a rig file: hil check RIG [SUITE...] (or --rig / HIL_RIG)")
+        rig = files_list.pop(0)
+    checked = check_files(rig, files_list)
+    app.print(topology_tree(checked.rig.model), level=-1)
+    for suite in checked.suites:
+        s = suite.model
+        app.print(f"suite [bold]{s.name}[/]: {len(s.benches)} bench(es) — ok", level=-1)
+    app.print(f"[green]ok[/] {rig}" + "".join(f", {f}" for f in files_list), level=-1)
+
+
+def topology_tree(rig):
+    """The rig as a rich Tree: buses, targets (and how they are reached), power switches."""
+    from rich.tree import Tree
+
+    tree = Tree(f"[bold]rig {rig.name}[/]" + (f" — {rig.description}" if rig.description else ""))
+    buses = tree.add("buses")
+    for name, bus in rig.buses.items():
+        if bus.kind == "can":
+            how = "emulated (simbus)" if bus.emulated else f"{bus.interface}:{bus.channel}"
+            rate = f"{bus.bitrate // 1000} kbit/s" + (f", FD data {bus.data_bitrate // 1000} kbit/s" if bus.fd and bus.data_bitrate else ", FD" if bus.fd else "")
+            extra = f", {len(bus.faults)} fault(s)" if bus.faults else ""
+        else:
+            how = "emulated (pty)" if bus.emulated else bus.port
+            rate, extra = f"{bus.baudrate} baud", ""
+        buses.add(f"[cyan]{name}[/] {bus.kind} · {how} · {rate}{extra}")
+    if rig.targets:
+        targets = tree.add("targets")
+        for name, t in rig.targets.items():
+            if t.kind == "hpc":
+                how = f"ssh {t.reach.user}@{t.reach.host}:{t.reach.port}" if t.reach.via == "ssh" else "emulated (local processes)"
+            else:
+                how = "emulated MCU" if t.emulated else "real MCU"
+                if t.flash is not None:
+                    how += f", flash {t.flash.method}"
+            node = targets.add(f"[magenta]{name}[/] {t.kind} · {how}")
+            if t.buses:
+                node.add("buses: " + ", ".join(t.buses))
+            if t.console:
+                node.add(f"console: {t.console}")
+            if t.power:
+                node.add(f"power: {t.power}")
+    if rig.power:
+        power = tree.add("power")
+        for name, p in rig.power.items():
+            power.add(f"{name} · {p.kind}")
+    return tree

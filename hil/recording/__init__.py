@@ -1,0 +1,1 @@
+"""Recording: the lossless MCAP capture of a run, and its loader into numpy columns."""

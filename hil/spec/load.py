@@ -1,0 +1,290 @@
+"""YAML → spec models, with every problem in a file reported at once as
+``path:LINE:COL: field.path: message``.
+
+The YAML is parsed with ruamel.yaml's round-trip loader, which keeps the line and column of every key
+and value; pydantic's error locations are walked back through that tree to a position. Duplicate keys,
+tabs, binary content, oversized files and alias bombs ("billion laughs") are refused before any model
+sees the data.
+"""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from hil.errors import SpecError
+from hil.spec.rig import Rig
+from hil.spec.stack import Stack
+from hil.spec.suite import Suite
+
+MAX_BYTES = 1 << 20
+MAX_NODES = 100_000
+MAX_DEPTH = 200
+
+M = TypeVar("M", bound=BaseModel)
+Loc = tuple
+
+
+@dataclass(frozen=True)
+class SpecFile(Generic[M]):
+    """A loaded spec: the model, and the YAML tree it came from (for positions of later checks)."""
+
+    path: Path
+    model: M
+    doc: Any
+
+    def error(self, problems: list[tuple[Loc, str]]) -> SpecError:
+        return SpecError([format_problem(self.path, self.doc, loc, msg) for loc, msg in problems])
+
+
+def load_rig(path: str | Path) -> SpecFile[Rig]:
+    return load(path, Rig)
+
+
+def load_suite(path: str | Path) -> SpecFile[Suite]:
+    return load(path, Suite)
+
+
+def load_stack(path: str | Path) -> SpecFile[Stack]:
+    return load(path, Stack)
+
+
+def load(path: str | Path, model: type[M]) -> SpecFile[M]:
+    """Parse and validate one file; raise :class:`SpecError` listing every problem in it."""
+    path = Path(path)
+    doc = parse_yaml(path)
+    if not isinstance(doc, CommentedMap):
+        got = "an empty file" if doc is None else f"a {_yaml_kind(doc)}"
+        raise SpecError(f"{path}:1:1: expected a mapping of {model.__name__.lower()} keys, got {got}")
+    try:
+        obj = model.model_validate(doc, context={"base_dir": str(path.parent.resolve())})
+    except ValidationError as exc:
+        raise SpecError([_format_pydantic(path, doc, model, e) for e in exc.errors()]) from None
+    spec = SpecFile(path, obj, doc)
+    problems = obj.problems() if hasattr(obj, "problems") else []
+    if problems:
+        raise spec.error(problems)
+    return spec
+
+
+def parse_yaml(path: Path) -> Any:
+    """Read ``path`` as YAML safely: size, encoding, duplicate keys, tabs, alias bombs, depth."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise SpecError(f"{path}:1:1: file is {size / 1e6:.1f} MB; spec files are limited to "
+                            f"{MAX_BYTES // 1024} KiB")
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SpecError(f"{path}:1:1: cannot read: {exc.strerror or exc}") from None
+    if b"\0" in raw:
+        line = raw.count(b"\n", 0, raw.index(b"\0")) + 1
+        raise SpecError(f"{path}:{line}:1: expected YAML text, got binary data (NUL byte)")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise SpecError(f"{path}:{line}:{col}: expected UTF-8 text, got byte {raw[exc.start]:#04x}") from None
+    yaml = YAML(typ="rt", pure=True)
+    yaml.allow_duplicate_keys = False
+    try:
+        doc = yaml.load(text)
+    except MarkedYAMLError as exc:
+        raise SpecError(_format_yaml_error(path, exc)) from None
+    except YAMLError as exc:
+        raise SpecError(f"{path}:1:1: {exc}") from None
+    except RecursionError:
+        raise SpecError(f"{path}:1:1: nesting is deeper than {MAX_DEPTH} levels") from None
+    _check_size(path, doc)
+    return doc
+
+
+def _format_yaml_error(path: Path, exc: MarkedYAMLError) -> str:
+    mark = exc.problem_mark or exc.context_mark
+    line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    problem = (exc.problem or str(exc)).strip()
+    if "found duplicate key" in problem or type(exc).__name__ == "DuplicateKeyError":
+        key = problem.split('"')[1] if '"' in problem else ""
+        first = exc.context_mark
+        where = f" (first at line {first.line + 1})" if first else ""
+        problem = f"duplicate key {key!r}{where}"
+    elif "\\t" in problem or "tab" in problem:
+        problem = "tab character: YAML indentation must use spaces"
+    elif exc.context:
+        problem = f"{exc.context.strip()}: {problem}"
+    return f"{path}:{line}:{col}: invalid YAML: {problem}"
+
+
+def _check_size(path: Path, doc: Any) -> None:
+    """Refuse documents whose aliases expand beyond MAX_NODES, or are recursive, or are too deep."""
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+
+    def size(node: Any, depth: int) -> int:
+        if not isinstance(node, (dict, list)):
+            return 1
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in active:
+            raise SpecError(f"{_pos(path, node)}: recursive alias: a node contains itself")
+        if depth > MAX_DEPTH:
+            raise SpecError(f"{_pos(path, node)}: nesting is deeper than {MAX_DEPTH} levels")
+        active.add(key)
+        children = node.values() if isinstance(node, dict) else node
+        total = 1
+        for child in children:
+            total += size(child, depth + 1)
+            if total > MAX_NODES:
+                break
+        active.discard(key)
+        sizes[key] = total
+        return total
+
+    if size(doc, 0) > MAX_NODES:
+        node = doc
+        while True:  # descend to the smallest node that is still too large: the alias bomb
+            children = node.values() if isinstance(node, dict) else node
+            big = [c for c in children if isinstance(c, (dict, list)) and sizes.get(id(c), 0) > MAX_NODES]
+            if not big:
+                break
+            node = big[0]
+        raise SpecError(f"{_pos(path, node)}: aliases expand to more than {MAX_NODES} nodes; refused")
+
+
+def _pos(path: Path, node: Any) -> str:
+    lc = getattr(node, "lc", None)
+    if lc is None or lc.line is None:
+        return f"{path}:1:1"
+    return f"{path}:{lc.line + 1}:{lc.col + 1}"
+
+
+def _yaml_kind(node: Any) -> str:
+    if isinstance(node, list):
+        return "list"
+    if isinstance(node, str):
+        return "string"
+    return type(node).__name__
+
+
+# -- mapping locations to positions -------------------------------------------------------------
+
+
+def locate(doc: Any, loc: Loc, at_key: bool = False) -> tuple[int, int, str]:
+    """Walk ``loc`` through the YAML tree; return (line, col, field.path) of the deepest node found.
+
+    Parts of ``loc`` that are not in the document (pydantic's union tags) are skipped. ``at_key``
+    points at the last key itself rather than its value.
+    """
+    node = doc
+    line, col = (doc.lc.line, doc.lc.col) if hasattr(doc, "lc") else (0, 0)
+    parts: list[str] = []
+    for i, part in enumerate(loc):
+        last = i == len(loc) - 1
+        if isinstance(node, CommentedMap) and part in node:
+            kline, kcol = node.lc.key(part)
+            vline, vcol = node.lc.value(part)
+            line, col = (kline, kcol) if at_key and last else (vline, vcol)
+            if isinstance(node[part], (CommentedMap, CommentedSeq)) and not (at_key and last):
+                line, col = kline, kcol
+            parts.append(str(part))
+            node = node[part]
+        elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
+            line, col = node.lc.item(part)
+            parts.append(f"[{part}]")
+            node = node[part]
+        elif isinstance(node, CommentedMap) and part == "from_" and "from" in node:
+            return locate(doc, (*loc[:i], "from", *loc[i + 1:]), at_key)
+    field = ".".join(parts).replace(".[", "[")
+    return line + 1, col + 1, field or "(top)"
+
+
+def format_problem(path: Path, doc: Any, loc: Loc, msg: str, at_key: bool = False) -> str:
+    line, col, field = locate(doc, loc, at_key)
+    return f"{path}:{line}:{col}: {field}: {msg}"
+
+
+def _format_pydantic(path: Path, doc: Any, model: type[BaseModel], err: dict) -> str:
+    loc, kind, ctx = tuple(err["loc"]), err["type"], err.get("ctx") or {}
+    if kind == "extra_forbidden":
+        allowed = _keys_at(model, loc[:-1])
+        key = loc[-1]
+        hint = difflib.get_close_matches(str(key), allowed, n=1)
+        msg = f"unknown key {key!r}; " + (f"did you mean {hint[0]!r}? " if hint else "")
+        msg += f"expected one of: {', '.join(allowed)}" if allowed else "no keys expected here"
+        return format_problem(path, doc, loc, msg, at_key=True)
+    if kind == "missing":
+        return format_problem(path, doc, loc[:-1], f"missing required key {loc[-1]!r}", at_key=True)
+    if kind == "union_tag_invalid":
+        msg = f"expected {ctx.get('discriminator', 'kind')} to be one of {ctx.get('expected_tags')}, got {ctx.get('tag')!r}"
+        return format_problem(path, doc, (*loc, ctx.get("discriminator", "").strip("'")), msg)
+    if kind == "union_tag_not_found":
+        disc = ctx.get("discriminator", "kind").strip("'")
+        return format_problem(path, doc, loc, f"missing required key {disc!r}", at_key=False)
+    msg = err["msg"]
+    for prefix in ("Value error, ", "Assertion failed, "):
+        msg = msg.removeprefix(prefix)
+    if msg.startswith("Input should be "):
+        msg = "expected " + msg.removeprefix("Input should be ") + f", got {_show(err.get('input'))}"
+    elif msg.startswith("String should match pattern"):
+        msg = f"expected a name (letter first, then letters, digits, _ . -), got {_show(err.get('input'))}"
+    return format_problem(path, doc, loc, msg)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, (dict, list)):
+        return f"a {_yaml_kind(value) if isinstance(value, list) else 'mapping'}"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _keys_at(model: Any, loc: Loc) -> list[str]:
+    """The keys the model accepts at ``loc`` (for 'unknown key' messages)."""
+    tp: Any = model
+    for part in loc:
+        tp = _step(tp, part)
+        if tp is None:
+            return []
+    tp = _unwrap(tp)
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return [f.alias or name for name, f in tp.model_fields.items()]
+    return []
+
+
+def _unwrap(tp: Any) -> Any:
+    while typing.get_origin(tp) is typing.Annotated:
+        tp = typing.get_args(tp)[0]
+    return tp
+
+
+def _step(tp: Any, part: Any) -> Any:
+    tp = _unwrap(tp)
+    origin = typing.get_origin(tp)
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        for name, f in tp.model_fields.items():
+            if part in (name, f.alias):
+                return f.annotation
+        return None
+    if origin in (typing.Union, types.UnionType):
+        members = [_unwrap(a) for a in typing.get_args(tp) if a is not type(None)]
+        for m in members:
+            if isinstance(m, type) and issubclass(m, BaseModel):
+                tag = next((f for f in ("kind", "via", "method") if f in m.model_fields), None)
+                if tag and part in typing.get_args(m.model_fields[tag].annotation) or m.__name__ == part:
+                    return m
+        return _step(members[0], part) if len(members) == 1 else None
+    if origin in (list, tuple):
+        return typing.get_args(tp)[0]
+    if origin is dict:
+        return typing.get_args(tp)[1]
+    return None

@@ -1,0 +1,236 @@
+"""The rig: buses, targets and power switches — a passive description, no behaviour."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import Field
+
+from hil.spec.common import CanId, Duration, Name, Spec, SpecPath
+from hil.spec.faults import Fault
+
+Loc = tuple[str | int, ...]
+Problem = tuple[Loc, str]
+
+CLASSIC_BITRATES = (10_000, 1_000_000)
+DATA_BITRATES = (10_000, 12_000_000)
+
+
+class CanBus(Spec):
+    """A CAN or CAN FD bus: a python-can interface + channel, or emulated by simbus."""
+
+    kind: Literal["can"]
+    emulated: bool = False
+    interface: str | None = Field(None, description="python-can interface name (socketcan, pcan, ...)")
+    channel: str | int | None = None
+    bitrate: int = Field(500_000, description="nominal bitrate, bit/s")
+    fd: bool = False
+    data_bitrate: int | None = Field(None, description="CAN FD data-phase bitrate, bit/s")
+    wire_model: bool = Field(True, description="emulated: model frame duration and arbitration")
+    faults: list[Fault] = Field(default_factory=list, description="emulated: faults always armed")
+    options: dict[str, Any] = Field(default_factory=dict, description="extra python-can Bus kwargs")
+    record: bool = True
+
+
+class SerialBus(Spec):
+    """A serial link: a pyserial port, or an emulated pty pair."""
+
+    kind: Literal["serial"]
+    emulated: bool = False
+    port: str | None = Field(None, description="pyserial port (path or URL)")
+    baudrate: int = Field(115_200, gt=0, le=12_000_000)
+    pace: bool = Field(True, description="emulated: never faster than the baud rate")
+    record: bool = True
+
+
+Bus = Annotated[Union[CanBus, SerialBus], Field(discriminator="kind")]
+
+
+class CommandPower(Spec):
+    """A power switch driven by commands (argv lists, run without a shell)."""
+
+    kind: Literal["command"]
+    on: list[str] = Field(min_length=1)
+    off: list[str] = Field(min_length=1)
+    cycle: list[str] | None = None
+    timeout: Duration = 10_000_000_000
+
+
+class EmulatedPower(Spec):
+    """Power for emulated targets: off kills the target's processes, on boots it again."""
+
+    kind: Literal["emulated"]
+
+
+PowerSwitch = Annotated[Union[CommandPower, EmulatedPower], Field(discriminator="kind")]
+
+
+class LocalReach(Spec):
+    """Processes run on this host, in a sandbox folder per run (the emulated HPC)."""
+
+    via: Literal["local", "emulated"]
+
+
+class SshReach(Spec):
+    """Processes run on a remote Linux host reached with SSH (key auth, host key checked)."""
+
+    via: Literal["ssh"]
+    host: str
+    user: str
+    port: int = Field(22, ge=1, le=65535)
+    known_hosts: SpecPath
+    identity: SpecPath | None = Field(None, description="private key; the SSH agent when absent")
+    workdir: str = "/tmp/hil"
+
+
+Reach = Annotated[Union[LocalReach, SshReach], Field(discriminator="via")]
+
+
+class Stm32UartFlash(Spec):
+    """ST AN3155 UART bootloader on a serial bus."""
+
+    method: Literal["stm32-uart"]
+    bus: Name
+    address: int = 0x0800_0000
+    enter: Literal["emulated", "rts-dtr", "manual"] = "emulated"
+
+
+class UdsFlash(Spec):
+    """UDS (ISO 14229) download over ISO-TP on a CAN bus."""
+
+    method: Literal["uds"]
+    bus: Name
+    tx_id: CanId = Field(description="tester → ECU request id")
+    rx_id: CanId = Field(description="ECU → tester response id")
+    security_level: int = Field(1, ge=1, le=0x41)
+    key: str = Field("xor:0x5A5A5A5A", description="seed→key algorithm: 'xor:SECRET' or 'module:function'")
+
+
+class CommandFlash(Spec):
+    """An external flasher (openocd, pyocd, esptool, st-flash): argv template, no shell."""
+
+    method: Literal["command"]
+    argv: list[str] = Field(min_length=1, description="'{image}' is replaced by the image path")
+    timeout: Duration = 120_000_000_000
+
+
+Flash = Annotated[Union[Stm32UartFlash, UdsFlash, CommandFlash], Field(discriminator="method")]
+
+
+class HpcTarget(Spec):
+    """A Linux computer that runs the stack's processes."""
+
+    kind: Literal["hpc"]
+    reach: Reach
+    buses: list[Name] = Field(default_factory=list)
+    console: Name | None = None
+    power: Name | None = None
+
+
+class McuTarget(Spec):
+    """A microcontroller that runs a firmware image."""
+
+    kind: Literal["mcu"]
+    emulated: bool = False
+    buses: list[Name] = Field(default_factory=list)
+    console: Name | None = None
+    power: Name | None = None
+    flash: Flash | None = None
+
+
+Target = Annotated[Union[HpcTarget, McuTarget], Field(discriminator="kind")]
+
+
+class Rig(Spec):
+    """One bench setup."""
+
+    name: Name
+    description: str = ""
+    tags: list[str] = Field(default_factory=list, description="free-form capabilities")
+    buses: dict[Name, Bus] = Field(min_length=1)
+    targets: dict[Name, Target] = Field(default_factory=dict)
+    power: dict[Name, PowerSwitch] = Field(default_factory=dict)
+    health: SpecPath | None = Field(None, description="suite whose first bench checks rig health")
+
+    @property
+    def emulated(self) -> bool:
+        return all(b.emulated for b in self.buses.values())
+
+    def problems(self) -> list[Problem]:
+        """Cross-reference checks that a single field cannot express."""
+        out: list[Problem] = []
+        for name, bus in self.buses.items():
+            out += _bus_problems(("buses", name), bus)
+        seen: dict[str, str] = {}
+        for section in ("buses", "targets", "power"):
+            for name in getattr(self, section):
+                if name in seen:
+                    out.append(((section, name), f"name {name!r} is already used in {seen[name]}"))
+                seen.setdefault(name, section)
+        for name, target in self.targets.items():
+            out += self._target_problems(("targets", name), target)
+        return out
+
+    def _target_problems(self, loc: Loc, t: HpcTarget | McuTarget) -> list[Problem]:
+        out: list[Problem] = []
+        for i, bus in enumerate(t.buses):
+            if bus not in self.buses:
+                out.append(((*loc, "buses", i), self._unknown("bus", bus)))
+        if t.console is not None:
+            out += self._expect_bus(loc + ("console",), t.console, "serial")
+        if t.power is not None and t.power not in self.power:
+            out.append(((*loc, "power"), self._unknown("power switch", t.power, "power")))
+        if isinstance(t, McuTarget) and t.flash is not None and hasattr(t.flash, "bus"):
+            kind = "serial" if t.flash.method == "stm32-uart" else "can"
+            out += self._expect_bus(loc + ("flash", "bus"), t.flash.bus, kind)
+        return out
+
+    def _expect_bus(self, loc: Loc, name: str, kind: str) -> list[Problem]:
+        bus = self.buses.get(name)
+        if bus is None:
+            return [(loc, self._unknown("bus", name))]
+        if bus.kind != kind:
+            return [(loc, f"expected a {kind} bus, but {name!r} is a {bus.kind} bus")]
+        return []
+
+    def _unknown(self, what: str, name: str, section: str = "buses") -> str:
+        known = ", ".join(sorted(getattr(self, section))) or "none"
+        return f"unknown {what} {name!r}; the rig has: {known}"
+
+
+def _bus_problems(loc: Loc, bus: CanBus | SerialBus) -> list[Problem]:
+    out: list[Problem] = []
+    if isinstance(bus, SerialBus):
+        if bus.emulated == (bus.port is not None):
+            out.append((loc, "expected exactly one of 'port' or 'emulated: true'"))
+        return out
+    if bus.emulated and (bus.interface or bus.channel is not None):
+        out.append((loc + ("interface",), "an emulated bus takes no 'interface' or 'channel'"))
+    if not bus.emulated:
+        if not bus.interface:
+            out.append((loc, "expected 'interface' and 'channel', or 'emulated: true'"))
+        elif bus.interface not in known_can_interfaces():
+            out.append((loc + ("interface",), f"unknown python-can interface {bus.interface!r}; "
+                        f"known: {', '.join(sorted(known_can_interfaces()))}"))
+        if bus.faults:
+            out.append((loc + ("faults",), "faults can only be injected on emulated buses"))
+    lo, hi = CLASSIC_BITRATES
+    if not lo <= bus.bitrate <= hi:
+        out.append((loc + ("bitrate",), f"expected a bitrate in {lo}..{hi} bit/s, got {bus.bitrate}"))
+    if bus.data_bitrate is not None:
+        lo, hi = DATA_BITRATES
+        if not bus.fd:
+            out.append((loc + ("data_bitrate",), "data_bitrate is a CAN FD setting, but this bus has fd: false"))
+        elif not max(lo, bus.bitrate) <= bus.data_bitrate <= hi:
+            out.append((loc + ("data_bitrate",),
+                        f"expected a data bitrate in {max(lo, bus.bitrate)}..{hi} bit/s, got {bus.data_bitrate}"))
+    return out
+
+
+def known_can_interfaces() -> set[str]:
+    """python-can's built-in interface table plus every ``can.interface`` entry point."""
+    from importlib.metadata import entry_points
+
+    from can.interfaces import BACKENDS
+
+    return set(BACKENDS) | {ep.name for ep in entry_points(group="can.interface")}

@@ -1,0 +1,97 @@
+"""The stack: the software under test, as components mapped to rig targets."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import Field
+
+from hil.spec.common import Duration, Name, Spec, SpecPath
+from hil.spec.match import FrameMatch
+from hil.spec.rig import Rig
+
+Problem = tuple[tuple, str]
+
+
+class ConsoleReady(Spec):
+    """Ready when a console (stdout/stderr or serial console) line matches ``console`` (a regex)."""
+
+    console: str
+    timeout: Duration = 30_000_000_000
+
+
+class FrameReady(Spec):
+    """Ready when a matching frame appears on a bus."""
+
+    frame: FrameMatch
+    timeout: Duration = 30_000_000_000
+
+
+class SocketReady(Spec):
+    """Ready when ``tcp://HOST:PORT`` or ``unix:PATH`` accepts a connection."""
+
+    socket: str = Field(pattern=r"^(tcp://[^:/]+:[0-9]{1,5}|unix:.+)$")
+    timeout: Duration = 30_000_000_000
+
+
+Ready = Union[ConsoleReady, FrameReady, SocketReady]
+
+
+class ProcessComponent(Spec):
+    """A Linux process started on an HPC target."""
+
+    kind: Literal["process"]
+    target: Name
+    files: list[SpecPath] = Field(default_factory=list, description="files shipped in the bundle")
+    argv: list[str] = Field(min_length=1)
+    env: dict[str, str] = Field(default_factory=dict)
+    ready: Ready | None = None
+    config: dict[str, Any] = Field(default_factory=dict, description="passed as HIL_CONFIG (JSON)")
+
+
+class FirmwareComponent(Spec):
+    """A firmware image flashed onto an MCU target."""
+
+    kind: Literal["firmware"]
+    target: Name
+    image: SpecPath = Field(description="a built image, or a firmware_stubs/NAME folder to build")
+    version: str
+    ready: Ready | None = None
+    config: dict[str, Any] = Field(default_factory=dict, description="firmware parameters")
+
+
+Component = Annotated[Union[ProcessComponent, FirmwareComponent], Field(discriminator="kind")]
+
+
+class Stack(Spec):
+    """A manifest of components with a name and version."""
+
+    name: Name
+    version: str
+    components: dict[Name, Component] = Field(min_length=1)
+
+    def problems_on(self, rig: Rig) -> list[Problem]:
+        """What does not fit ``rig``: unknown targets, components on the wrong kind of target."""
+        out: list[Problem] = []
+        for name, comp in self.components.items():
+            loc = ("components", name)
+            target = rig.targets.get(comp.target)
+            if target is None:
+                known = ", ".join(sorted(rig.targets)) or "none"
+                out.append(((*loc, "target"), f"unknown target {comp.target!r}; rig {rig.name!r} has: {known}"))
+                continue
+            want = "hpc" if comp.kind == "process" else "mcu"
+            if target.kind != want:
+                out.append(((*loc, "target"),
+                            f"a {comp.kind} component needs an {want} target, but {comp.target!r} is {target.kind}"))
+            if isinstance(comp.ready, FrameReady) and comp.ready.frame.bus not in rig.buses:
+                out.append(((*loc, "ready", "frame", "bus"), f"unknown bus {comp.ready.frame.bus!r}"))
+        return out
+
+    def problems(self) -> list[Problem]:
+        out: list[Problem] = []
+        for name, comp in self.components.items():
+            if isinstance(comp.ready, FrameReady):
+                out += [(("components", name, "ready", "frame", *loc), msg)
+                        for loc, msg in comp.ready.frame.problems()]
+        return out

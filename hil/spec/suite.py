@@ -1,0 +1,240 @@
+"""The suite: benches (deploy → inject → record → measure → judge) plus defaults."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from hil.spec.common import CanId, Duration, Name, Spec, SpecPath
+from hil.spec.faults import Fault
+from hil.spec.match import FrameMatch
+from hil.spec.rig import Rig
+
+Problem = tuple[tuple, str]
+Stat = Literal["count", "missed", "min", "p50", "p90", "p99", "p99.9", "max", "mean", "std",
+               "deadline_misses", "last", "first"]
+
+
+class Override(Spec):
+    """Changes a stimulus message on its way out (via DBC): set / scale / offset / freeze a signal,
+    or drop the message for the window (a sensor dropout)."""
+
+    message: str
+    signal: str | None = None
+    action: Literal["set", "scale", "offset", "freeze", "drop"]
+    value: float | None = None
+    start: Duration = 0
+    end: Duration | None = None
+
+
+class Source(Spec):
+    """One recorded stream on the timeline."""
+
+    file: SpecPath
+    format: Literal["auto", "asc", "blf", "trc", "log", "csv", "mf4", "mcap", "serial"] = "auto"
+    map: dict[str, Name] = Field(default_factory=dict, description="log channel → rig bus")
+    include_ids: list[CanId] | None = None
+    exclude_ids: list[CanId] = Field(default_factory=list)
+    start: Duration = Field(0, description="window start, relative to the source's first event")
+    end: Duration | None = None
+    offset: Duration = Field(0, description="where this source starts on the merged timeline")
+
+
+class WaitFor(Spec):
+    """Closed-loop step: at timeline time ``at``, pause until ``until`` appears (or time out)."""
+
+    at: Duration
+    until: FrameMatch
+    timeout: Duration = 5_000_000_000
+
+
+class Stimulus(Spec):
+    sources: list[Source] = Field(min_length=1)
+    dbc: list[SpecPath] = Field(default_factory=list)
+    rate: float = Field(1.0, gt=0, le=1000)
+    loop: int = Field(1, ge=1)
+    start: Literal["immediately", "first-event"] = "first-event"
+    delay: Duration = 0
+    skip_gaps_over: Duration | None = None
+    waits: list[WaitFor] = Field(default_factory=list)
+    overrides: list[Override] = Field(default_factory=list)
+
+
+class ProbeEnd(Spec):
+    """One side of a latency probe: which frames, and for counter/edge pairing which field."""
+
+    bus: Name
+    id: CanId | None = None
+    message: str | None = None
+    signal: str | None = Field(None, description="DBC signal: counter value or edge signal")
+    byte: int | None = Field(None, ge=0, le=63, description="counter in this payload byte (no DBC)")
+    threshold: float | None = None
+    direction: Literal["rising", "falling"] = "rising"
+
+
+class Probe(Spec):
+    """A latency definition: stimulus event → response, paired by counter, edge or next frame."""
+
+    name: Name
+    from_: ProbeEnd = Field(alias="from")
+    to: ProbeEnd
+    pair: Literal["counter", "edge", "next"]
+    window: Duration = Field(1_000_000_000, description="a response later than this is a miss")
+    budget: Duration | None = Field(None, description="deadline for deadline-miss counting")
+    modulo: int | None = Field(None, ge=2, description="counter wrap-around (e.g. 16, 256)")
+
+
+class Chain(Spec):
+    """Probes hop after hop (sensor → HPC → actuator) for a per-hop breakdown."""
+
+    name: Name
+    probes: list[Name] = Field(min_length=2)
+
+
+class Measurement(Spec):
+    """A named value with a unit and limits; exactly one source among probe/signal/frames/cycle/
+    replay/lost."""
+
+    name: Name
+    probe: Name | None = None
+    chain: Name | None = None
+    signal: str | None = Field(None, description="MESSAGE.SIGNAL on ``bus``")
+    frames: CanId | None = Field(None, description="frames with this id on ``bus``")
+    cycle: CanId | None = Field(None, description="cycle time of this id on ``bus``")
+    replay: bool = Field(False, description="the injector's replay error (lateness)")
+    lost: bool = Field(False, description="frames lost on ``bus``")
+    bus: Name | None = None
+    stat: Stat = "max"
+    unit: str = ""
+    lt: float | None = None
+    le: float | None = None
+    gt: float | None = None
+    ge: float | None = None
+    range: tuple[float, float] | None = None
+    marginal: float | None = Field(None, ge=0, description="band inside the limits judged marginal")
+
+    def sources(self) -> list[str]:
+        named = ["probe", "chain", "signal", "frames", "cycle"]
+        return [k for k in named if getattr(self, k) is not None] + [
+            k for k in ("replay", "lost") if getattr(self, k)]
+
+
+class Bench(Spec):
+    name: Name
+    description: str = ""
+    stack: SpecPath | None = None
+    stimulus: Stimulus | None = None
+    duration: Duration | None = Field(None, description="record this long (default: the stimulus)")
+    settle: Duration | None = None
+    timeout: Duration | None = None
+    record: list[Name] | None = Field(None, description="buses to record (default: all)")
+    faults: dict[Name, list[Fault]] = Field(default_factory=dict, description="bus → faults")
+    config: dict[Name, dict[str, Any]] = Field(default_factory=dict, description="component → config")
+    probes: list[Probe] = Field(default_factory=list)
+    chains: list[Chain] = Field(default_factory=list)
+    measurements: list[Measurement] = Field(default_factory=list)
+
+
+class Defaults(Spec):
+    stack: SpecPath | None = None
+    settle: Duration = 500_000_000
+    timeout: Duration = 120_000_000_000
+
+
+class Suite(Spec):
+    name: Name
+    description: str = ""
+    requires: list[str] = Field(default_factory=list, description="rig tags this suite needs")
+    defaults: Defaults = Field(default_factory=Defaults)
+    benches: list[Bench] = Field(min_length=1)
+
+    def problems(self) -> list[Problem]:
+        out: list[Problem] = []
+        out += _duplicates(("benches",), [b.name for b in self.benches])
+        for i, b in enumerate(self.benches):
+            loc = ("benches", i)
+            out += _duplicates(loc + ("probes",), [p.name for p in b.probes])
+            out += _duplicates(loc + ("measurements",), [m.name for m in b.measurements])
+            if b.stack is None and self.defaults.stack is None:
+                out.append((loc, "no stack: set 'stack' here or in 'defaults'"))
+            probes = {p.name for p in b.probes}
+            chains = {c.name for c in b.chains}
+            for j, c in enumerate(b.chains):
+                out += [((*loc, "chains", j, "probes", k), f"unknown probe {p!r}")
+                        for k, p in enumerate(c.probes) if p not in probes]
+            for j, m in enumerate(b.measurements):
+                out += _measurement_problems(loc + ("measurements", j), m, probes, chains)
+            for j, p in enumerate(b.probes):
+                for side in ("from", "to"):
+                    end = p.from_ if side == "from" else p.to
+                    if (end.id is None) == (end.message is None):
+                        out.append(((*loc, "probes", j, side), "expected exactly one of 'id' or 'message'"))
+                if p.pair == "counter" and (p.from_.signal is None and p.from_.byte is None):
+                    out.append(((*loc, "probes", j, "from"), "counter pairing needs 'signal' or 'byte'"))
+                if p.pair == "edge" and p.from_.threshold is None:
+                    out.append(((*loc, "probes", j, "from"), "edge pairing needs 'signal' and 'threshold'"))
+            if b.stimulus:
+                for j, w in enumerate(b.stimulus.waits):
+                    out += [((*loc, "stimulus", "waits", j, "until", *l), msg) for l, msg in w.until.problems()]
+        return out
+
+    def problems_on(self, rig: Rig) -> list[Problem]:
+        """Buses named by benches that ``rig`` lacks; rig tags the suite requires."""
+        out: list[Problem] = []
+        missing = [t for t in self.requires if t not in rig.tags]
+        if missing:
+            out.append((("requires",), f"rig {rig.name!r} lacks tags {missing}; it has {rig.tags}"))
+        for i, b in enumerate(self.benches):
+            for loc, bus in _bus_refs(b):
+                if bus not in rig.buses:
+                    known = ", ".join(sorted(rig.buses))
+                    out.append((("benches", i, *loc), f"unknown bus {bus!r}; rig {rig.name!r} has: {known}"))
+        return out
+
+
+def _duplicates(loc: tuple, names: list[str]) -> list[Problem]:
+    seen: set[str] = set()
+    out = []
+    for i, n in enumerate(names):
+        if n in seen:
+            out.append(((*loc, i, "name"), f"duplicate name {n!r}"))
+        seen.add(n)
+    return out
+
+
+def _measurement_problems(loc: tuple, m: Measurement, probes: set[str], chains: set[str]) -> list[Problem]:
+    out: list[Problem] = []
+    src = m.sources()
+    if len(src) != 1:
+        out.append((loc, f"expected exactly one of probe, chain, signal, frames, cycle, replay, lost; got {src or 'none'}"))
+    if m.probe is not None and m.probe not in probes:
+        out.append((loc + ("probe",), f"unknown probe {m.probe!r}; this bench has: {', '.join(sorted(probes)) or 'none'}"))
+    if m.chain is not None and m.chain not in chains:
+        out.append((loc + ("chain",), f"unknown chain {m.chain!r}"))
+    if any(k in src for k in ("signal", "frames", "cycle", "lost")) and m.bus is None:
+        out.append((loc, f"'{src[0]}' needs 'bus'"))
+    if not any(v is not None for v in (m.lt, m.le, m.gt, m.ge, m.range)):
+        out.append((loc, "expected at least one limit: lt, le, gt, ge or range"))
+    if m.range is not None and m.range[0] > m.range[1]:
+        out.append((loc + ("range",), f"expected [low, high] with low ≤ high, got {list(m.range)}"))
+    return out
+
+
+def _bus_refs(b: Bench):
+    for j, p in enumerate(b.probes):
+        yield ("probes", j, "from", "bus"), p.from_.bus
+        yield ("probes", j, "to", "bus"), p.to.bus
+    for j, m in enumerate(b.measurements):
+        if m.bus is not None:
+            yield ("measurements", j, "bus"), m.bus
+    for bus in b.faults:
+        yield ("faults", bus), bus
+    for j, bus in enumerate(b.record or []):
+        yield ("record", j), bus
+    if b.stimulus:
+        for j, s in enumerate(b.stimulus.sources):
+            for ch, bus in s.map.items():
+                yield ("stimulus", "sources", j, "map", ch), bus
+        for j, w in enumerate(b.stimulus.waits):
+            yield ("stimulus", "waits", j, "until", "bus"), w.until.bus

@@ -1,0 +1,1 @@
+"""Target drivers behind one small protocol (:class:`hil.targets.base.Target`)."""
