@@ -1,0 +1,189 @@
+"""The device side of the STM32 system bootloader (AN3155) on a serial port.
+
+Runs while the emulated MCU is held in bootloader mode (BOOT0 high at reset). It waits for the
+0x7F sync byte, then serves Get, Get Version, Get ID, Read Memory, Go, Write Memory, Erase and
+Extended Erase against the MCU's :class:`FlashMemory` (and a RAM array), answering ACK 0x79 or
+NACK 0x1F exactly where the application note says the silicon does. Like the silicon it has no
+command time-outs: it waits for bytes until told to stop. :meth:`serve` returns the Go address.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import serial
+
+from hil.flash import an3155 as P
+from hil.firmware.flashmem import FlashMemory
+
+# Get lists one erase command, as the silicon does: v3.x bootloaders offer Extended Erase.
+GET_COMMANDS = (P.GET, P.GET_VERSION, P.GET_ID, P.READ_MEMORY, P.GO, P.WRITE_MEMORY, P.EXTENDED_ERASE)
+RAM_BASE = 0x2000_0000
+
+
+class Stopped(Exception):
+    """The MCU is being reset or powered off while the bootloader waited for bytes."""
+
+
+class Bootloader:
+    def __init__(self, port: serial.Serial, flash: FlashMemory, stop: threading.Event,
+                 log: Callable[[str], None] = lambda text: None):
+        self.port = port
+        self.flash = flash
+        self.device = flash.device
+        self.ram = bytearray(self.device.ram_end - RAM_BASE)
+        self.stop = stop
+        self.log = log
+        self.handlers = {P.GET: self._get, P.GET_VERSION: self._get_version, P.GET_ID: self._get_id,
+                         P.READ_MEMORY: self._read_memory, P.GO: self._go, P.WRITE_MEMORY: self._write_memory,
+                         P.ERASE: self._erase, P.EXTENDED_ERASE: self._extended_erase}
+
+    def serve(self) -> int:
+        """Sync, then serve commands until Go; return the Go address. Raises Stopped on stop."""
+        while self._read(1)[0] != P.SYNC:
+            pass
+        self._send(P.ACK)
+        self.log("bootloader: synchronised")
+        while True:
+            code, complement = self._read(2)
+            handler = self.handlers.get(code)
+            if handler is None or complement != code ^ 0xFF:
+                self._send(P.NACK)
+                continue
+            self._send(P.ACK)
+            go = handler()
+            if go is not None:
+                return go
+
+    # -- commands ------------------------------------------------------------------------------
+
+    def _get(self) -> None:
+        self._send(len(GET_COMMANDS), P.BOOTLOADER_VERSION, *GET_COMMANDS, P.ACK)
+
+    def _get_version(self) -> None:
+        self._send(P.BOOTLOADER_VERSION, 0x00, 0x00, P.ACK)
+
+    def _get_id(self) -> None:
+        pid = self.device.pid
+        self._send(0x01, pid >> 8, pid & 0xFF, P.ACK)
+
+    def _read_memory(self) -> None:
+        address = self._address()
+        if address is None:
+            return
+        n = self._counted_byte()
+        if n is None:
+            return
+        data = self._memory(address, n + 1)
+        if data is None:
+            self._send(P.NACK)
+            return
+        self._send(P.ACK)
+        self.port.write(data)
+
+    def _go(self) -> int | None:
+        address = self._address(executable=True)
+        if address is not None:
+            self.log(f"bootloader: go {address:#010x}")
+        return address
+
+    def _write_memory(self) -> None:
+        address = self._address()
+        if address is None:
+            return
+        n = self._read(1)[0]
+        data = self._read(n + 1)
+        checksum = self._read(1)[0]
+        if checksum != P.xor(bytes([n]) + data) or not self._store(address, data):
+            self._send(P.NACK)
+            return
+        self._send(P.ACK)
+
+    def _erase(self) -> None:
+        n = self._read(1)[0]
+        if n == 0xFF:
+            if self._read(1)[0] != 0x00:
+                self._send(P.NACK)
+                return
+            self.flash.mass_erase()
+            self.log("bootloader: mass erase")
+            self._send(P.ACK)
+            return
+        pages = self._read(n + 1)
+        if self._read(1)[0] != P.xor(bytes([n]) + pages):
+            self._send(P.NACK)
+            return
+        self._erase_pages(list(pages))
+
+    def _extended_erase(self) -> None:
+        head = self._read(2)
+        n = int.from_bytes(head, "big")
+        if n >= 0xFFF0:
+            if self._read(1)[0] != P.xor(head) or n != P.MASS_ERASE:
+                self._send(P.NACK)  # bank erases (0xFFFE/0xFFFD): this part has one bank
+                return
+            self.flash.mass_erase()
+            self.log("bootloader: mass erase")
+            self._send(P.ACK)
+            return
+        raw = self._read(2 * (n + 1))
+        if self._read(1)[0] != P.xor(head + raw):
+            self._send(P.NACK)
+            return
+        self._erase_pages([int.from_bytes(raw[i:i + 2], "big") for i in range(0, len(raw), 2)])
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _erase_pages(self, pages: list[int]) -> None:
+        try:
+            self.flash.erase_pages(pages)
+        except ValueError:
+            self._send(P.NACK)
+            return
+        self.log(f"bootloader: erased {len(pages)} page(s)")
+        self._send(P.ACK)
+
+    def _address(self, executable: bool = False) -> int | None:
+        """Receive address + checksum; ACK it if valid (NACK and return None otherwise)."""
+        raw = self._read(5)
+        address = int.from_bytes(raw[:4], "big")
+        valid = raw[4] == P.xor(raw[:4]) and (self._memory(address, 1) is not None)
+        if executable:
+            valid = valid and self.flash.contains(address)
+        self._send(P.ACK if valid else P.NACK)
+        return address if valid else None
+
+    def _counted_byte(self) -> int | None:
+        n, complement = self._read(2)
+        if complement != n ^ 0xFF:
+            self._send(P.NACK)
+            return None
+        return n
+
+    def _memory(self, address: int, length: int) -> bytes | None:
+        if self.flash.contains(address, length):
+            return self.flash.read(address, length)
+        if self.device.ram_start <= address and address + length <= self.device.ram_end:
+            return bytes(self.ram[address - RAM_BASE:address - RAM_BASE + length])
+        return None
+
+    def _store(self, address: int, data: bytes) -> bool:
+        if self.flash.contains(address, len(data)):
+            self.flash.program(address, data)
+            return True
+        if self.device.ram_start <= address and address + len(data) <= self.device.ram_end:
+            self.ram[address - RAM_BASE:address - RAM_BASE + len(data)] = data
+            return True
+        return False
+
+    def _send(self, *values: int) -> None:
+        self.port.write(bytes(values))
+
+    def _read(self, n: int) -> bytes:
+        out = b""
+        while len(out) < n:
+            if self.stop.is_set():
+                raise Stopped()
+            out += self.port.read(n - len(out))
+        return out

@@ -1,0 +1,150 @@
+"""``stm32-uart``: flash an image through the STM32 system bootloader (AN3155) over pyserial.
+
+Sequence: sync (0x7F) → Get (which erase command the part has) → Get ID (memory map) → erase the
+pages the image covers → Write Memory in 256-byte blocks → Read Memory back and compare → Go.
+Every refusal becomes a :class:`FlashError` naming the step and the byte that came (or that none did).
+"""
+
+from __future__ import annotations
+
+import serial
+
+from hil.errors import FlashError
+from hil.flash import Progress, no_progress
+from hil.flash import an3155 as P
+
+REPLY_TIMEOUT_S = 1.0
+ERASE_TIMEOUT_S = 40.0  # a real mass erase of 1 MiB takes tens of seconds
+
+
+def open_port(port: str, baudrate: int = 115_200) -> serial.Serial:
+    """Open ``port`` 8E1 (8N1 on a pty, see :func:`hil.flash.an3155.open_uart`)."""
+    try:
+        return P.open_uart(port, baudrate, REPLY_TIMEOUT_S)
+    except (serial.SerialException, OSError) as exc:
+        raise FlashError(f"stm32-uart open: cannot open {port}: {exc}") from None
+
+
+class Stm32Bootloader:
+    """The host side of AN3155 on an open serial port."""
+
+    def __init__(self, port: serial.Serial):
+        self.port = port
+        self.commands: tuple[int, ...] = ()
+        self.version = 0
+
+    def sync(self) -> None:
+        """Send 0x7F; a NACK means the bootloader was already synchronised (as stm32flash accepts)."""
+        self.port.reset_input_buffer()
+        self.port.write(bytes([P.SYNC]))
+        self._reply("sync", accept_nack=True)
+
+    def get(self) -> tuple[int, tuple[int, ...]]:
+        self._command(P.GET)
+        n = self._read("Get", 1)[0]
+        data = self._read("Get", n + 1)
+        self._reply("Get")
+        self.version, self.commands = data[0], tuple(data[1:])
+        return self.version, self.commands
+
+    def get_version(self) -> int:
+        self._command(P.GET_VERSION)
+        version = self._read("Get Version", 3)[0]
+        self._reply("Get Version")
+        return version
+
+    def get_id(self) -> int:
+        self._command(P.GET_ID)
+        n = self._read("Get ID", 1)[0]
+        pid = int.from_bytes(self._read("Get ID", n + 1), "big")
+        self._reply("Get ID")
+        return pid
+
+    def read_memory(self, address: int, length: int) -> bytes:
+        step = f"Read Memory at {address:#010x}"
+        self._command(P.READ_MEMORY)
+        self._send(step + " (address)", P.with_checksum(address.to_bytes(4, "big")))
+        self._send(step + " (length)", P.with_checksum(bytes([length - 1])))
+        return self._read(step, length)
+
+    def write_memory(self, address: int, data: bytes) -> None:
+        step = f"Write Memory at {address:#010x}"
+        self._command(P.WRITE_MEMORY)
+        self._send(step + " (address)", P.with_checksum(address.to_bytes(4, "big")))
+        block = bytes([len(data) - 1]) + data
+        self._send(step + " (data)", block + bytes([P.xor(block)]))
+
+    def erase(self, pages: list[int] | None) -> None:
+        """Erase ``pages`` (None: mass erase) with whichever erase command Get announced."""
+        extended = P.EXTENDED_ERASE in self.commands
+        self._command(P.EXTENDED_ERASE if extended else P.ERASE)
+        if extended:
+            body = P.MASS_ERASE.to_bytes(2, "big") if pages is None else (
+                (len(pages) - 1).to_bytes(2, "big") + b"".join(p.to_bytes(2, "big") for p in pages))
+        else:
+            body = b"\xff" if pages is None else bytes([len(pages) - 1, *pages])
+        self._send("Erase", P.with_checksum(body),
+                   timeout=ERASE_TIMEOUT_S)
+
+    def go(self, address: int) -> None:
+        self._command(P.GO)
+        self._send(f"Go {address:#010x}", P.with_checksum(address.to_bytes(4, "big")))
+
+    # -- wire ----------------------------------------------------------------------------------
+
+    def _command(self, code: int) -> None:
+        self._send(P.COMMAND_NAMES[code], P.command(code))
+
+    def _send(self, step: str, data: bytes, timeout: float = REPLY_TIMEOUT_S) -> None:
+        self.port.write(data)
+        self._reply(step, timeout=timeout)
+
+    def _reply(self, step: str, accept_nack: bool = False, timeout: float = REPLY_TIMEOUT_S) -> None:
+        byte = self._read(step, 1, timeout)[0]
+        if byte == P.ACK or (accept_nack and byte == P.NACK):
+            return
+        got = "NACK (0x1f)" if byte == P.NACK else f"{byte:#04x}"
+        raise FlashError(f"stm32-uart {step}: expected ACK (0x79), got {got}")
+
+    def _read(self, step: str, n: int, timeout: float = REPLY_TIMEOUT_S) -> bytes:
+        self.port.timeout = timeout
+        data = self.port.read(n)
+        if len(data) < n:
+            raise FlashError(f"stm32-uart {step}: expected {n} byte(s) within {timeout:g} s, "
+                             f"got {len(data)}: {data.hex() or 'nothing'} (is the MCU in bootloader mode?)")
+        return data
+
+
+def flash(port: serial.Serial, image: bytes, address: int = 0x0800_0000, progress: Progress = no_progress) -> None:
+    """Erase, write, verify and start ``image`` at ``address`` through the bootloader on ``port``."""
+    bl = Stm32Bootloader(port)
+    progress("sync", 0, 1)
+    bl.sync()
+    bl.get()
+    device = P.DEVICES.get(bl.get_id())
+    if device is None:
+        raise FlashError("stm32-uart Get ID: unknown product id; known: "
+                         + ", ".join(f"{pid:#05x}" for pid in P.DEVICES))
+    if not device.flash_start <= address or address + len(image) > device.flash_end:
+        raise FlashError(f"stm32-uart: {len(image)} bytes at {address:#010x} do not fit the flash of "
+                         f"{device.name} ({device.flash_start:#010x}..{device.flash_end:#010x})")
+    first, last = device.page_of(address), device.page_of(address + len(image) - 1)
+    pages = list(range(first, last + 1))
+    progress("erase", 0, len(pages))
+    for i in range(0, len(pages), 255):  # Erase takes at most 255 pages per command in both forms
+        bl.erase(pages[i:i + 255])
+    progress("erase", len(pages), len(pages))
+    padded = image + b"\xff" * (-len(image) % 4)  # the flash programs whole words
+    for off in range(0, len(padded), P.MAX_BLOCK):
+        bl.write_memory(address + off, padded[off:off + P.MAX_BLOCK])
+        progress("write", min(off + P.MAX_BLOCK, len(padded)), len(padded))
+    for off in range(0, len(padded), P.MAX_BLOCK):
+        chunk = padded[off:off + P.MAX_BLOCK]
+        back = bl.read_memory(address + off, len(chunk))
+        if back != chunk:
+            bad = next(i for i, (a, b) in enumerate(zip(back, chunk)) if a != b)
+            raise FlashError(f"stm32-uart verify: byte at {address + off + bad:#010x} reads "
+                             f"{back[bad]:#04x}, wrote {chunk[bad]:#04x}")
+        progress("verify", min(off + P.MAX_BLOCK, len(padded)), len(padded))
+    bl.go(address)
+    progress("go", 1, 1)

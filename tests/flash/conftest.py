@@ -1,0 +1,62 @@
+"""An AN3155 bootloader served on the master end of a real pty; tools open the slave tty path."""
+
+from __future__ import annotations
+
+import os
+import select
+import threading
+from dataclasses import dataclass, field
+
+import pytest
+
+from hil.firmware.bootloader import Bootloader, Stopped
+from hil.firmware.flashmem import FlashMemory
+from hil.flash import an3155
+
+
+class MasterPort:
+    """The pty master as a byte port with a read time-out (what the bootloader needs of a UART)."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self.timeout = 0.1
+
+    def read(self, n: int) -> bytes:
+        ready, _, _ = select.select([self.fd], [], [], self.timeout)
+        return os.read(self.fd, n) if ready else b""
+
+    def write(self, data: bytes) -> None:
+        os.write(self.fd, data)
+
+
+@dataclass
+class PtyBootloader:
+    tty: str
+    flash: FlashMemory
+    master: MasterPort
+    result: dict = field(default_factory=dict)
+    log: list[str] = field(default_factory=list)
+
+
+@pytest.fixture
+def pty_bootloader(tmp_path):
+    master, slave = os.openpty()
+    flash = FlashMemory(tmp_path / "flash.bin", an3155.DEVICES[an3155.DEFAULT_PID])
+    stop = threading.Event()
+    port = MasterPort(master)
+    rig = PtyBootloader(os.ttyname(slave), flash, port)
+    bl = Bootloader(port, flash, stop, rig.log.append)
+
+    def serve():
+        try:
+            rig.result["go"] = bl.serve()
+        except Stopped:
+            rig.result["stopped"] = True
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield rig
+    stop.set()
+    thread.join(5)
+    os.close(master)
+    os.close(slave)

@@ -1,0 +1,125 @@
+"""AN3155 end to end over a real pty: our client, the NACK paths, and Debian's stm32flash."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from hil.errors import FlashError
+from hil.flash import an3155 as P
+from hil.flash import stm32
+
+BASE = 0x0800_0000
+
+
+@pytest.fixture
+def client(pty_bootloader):
+    port = stm32.open_port(pty_bootloader.tty)
+    yield stm32.Stm32Bootloader(port)
+    port.close()
+
+
+def test_flash_writes_verifies_and_goes(pty_bootloader):
+    image = os.urandom(5000)
+    steps = []
+    with stm32.open_port(pty_bootloader.tty) as port:
+        stm32.flash(port, image, BASE, progress=lambda step, done, total: steps.append((step, done, total)))
+    assert pty_bootloader.flash.read(BASE, len(image)) == image
+    assert pty_bootloader.flash.read(BASE + 5000, 8) == b"\xff" * 8  # beyond the image stays erased
+    assert ("verify", 5000, 5000) in steps and steps[-1] == ("go", 1, 1)
+    assert pty_bootloader.result == {"go": BASE}
+
+
+def test_get_commands_version_and_id(client):
+    client.sync()
+    version, commands = client.get()
+    assert version == P.BOOTLOADER_VERSION
+    assert P.EXTENDED_ERASE in commands and P.ERASE not in commands
+    assert client.get_version() == 0x31
+    assert client.get_id() == 0x414
+
+
+def test_second_sync_is_answered_with_nack_like_silicon(client, pty_bootloader):
+    client.sync()
+    client.port.write(bytes([P.SYNC, P.SYNC]))  # seen as a command byte with a wrong complement
+    assert client.port.read(1) == bytes([P.NACK])
+
+
+def test_unknown_command_is_nacked(client):
+    client.sync()
+    client.port.write(P.command(0x63))  # Write Protect: not offered by this part's Get
+    assert client.port.read(1) == bytes([P.NACK])
+
+
+def test_read_outside_memory_fails_naming_the_step(client):
+    client.sync()
+    with pytest.raises(FlashError, match=r"Read Memory at 0x09000000 \(address\): expected ACK \(0x79\), got NACK"):
+        client.read_memory(0x0900_0000, 16)
+
+
+def test_write_with_bad_checksum_is_nacked(client, pty_bootloader):
+    client.sync()
+    client.port.write(P.command(P.WRITE_MEMORY))
+    assert client.port.read(1) == bytes([P.ACK])
+    client.port.write(P.with_checksum(BASE.to_bytes(4, "big")))
+    assert client.port.read(1) == bytes([P.ACK])
+    client.port.write(bytes([3, 1, 2, 3, 4, 0x55]))  # checksum should be 3^1^2^3^4 = 7
+    assert client.port.read(1) == bytes([P.NACK])
+    assert pty_bootloader.flash.read(BASE, 4) == b"\xff" * 4
+
+
+def test_writing_unerased_flash_only_clears_bits_and_verify_catches_it(client, pty_bootloader):
+    client.sync()
+    client.get()
+    client.write_memory(BASE, b"\x0f\x0f\x0f\x0f")
+    client.write_memory(BASE, b"\xf0\xff\xff\xff")
+    assert client.read_memory(BASE, 4) == b"\x00\x0f\x0f\x0f"
+    client.erase([0])
+    assert client.read_memory(BASE, 4) == b"\xff" * 4
+
+
+def test_legacy_erase_command_and_page_range(client, pty_bootloader):
+    client.sync()
+    client.get()
+    client.write_memory(BASE + 2048, b"\x00" * 4)
+    client.commands = (P.ERASE,)  # drive the 0x43 form, as for a v2.x part
+    client.erase([1])
+    assert pty_bootloader.flash.read(BASE + 2048, 4) == b"\xff" * 4
+    client.commands = (P.EXTENDED_ERASE,)
+    with pytest.raises(FlashError, match="Erase: expected ACK"):
+        client.erase([300])  # the part has 256 pages
+
+
+def test_go_outside_flash_is_refused(client, pty_bootloader):
+    client.sync()
+    with pytest.raises(FlashError, match=r"Go 0x20000400: expected ACK \(0x79\), got NACK"):
+        client.go(0x2000_0400)
+    assert "go" not in pty_bootloader.result
+
+
+def test_silent_port_names_the_missing_bootloader(tmp_path):
+    master, slave = os.openpty()
+    try:
+        with stm32.open_port(os.ttyname(slave)) as port, pytest.raises(
+                FlashError, match=r"stm32-uart sync: expected 1 byte\(s\) within 1 s, got 0: nothing"):
+            stm32.flash(port, b"x" * 16)
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+@pytest.mark.skipif(shutil.which("stm32flash") is None, reason="stm32flash (Debian package) not installed")
+def test_stm32flash_writes_verifies_and_starts(pty_bootloader, tmp_path):
+    image = os.urandom(3000)
+    (tmp_path / "image.bin").write_bytes(image)
+    # 8n1: Linux refuses PARENB on a pty; on a real UART stm32flash's default 8e1 is right.
+    run = subprocess.run(["stm32flash", "-m", "8n1", "-b", "115200", "-w", str(tmp_path / "image.bin"),
+                          "-v", "-g", hex(BASE), pty_bootloader.tty],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "Device ID    : 0x0414 (STM32F10xxx High-density)" in run.stdout
+    assert pty_bootloader.flash.read(BASE, len(image)) == image
+    assert pty_bootloader.result == {"go": BASE}
