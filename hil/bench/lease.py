@@ -1,0 +1,275 @@
+"""Rig leases: one holder per rig per host, visible to everyone, released on every exit path.
+
+A lease is two files in the lock directory: ``RIG.lock``, held with ``flock`` through filelock (the
+kernel drops it when the holder dies, however it dies), and ``RIG.lease.json``, the record that says
+who holds it (pid, host, user, command, start time, CI job). Because the lock is the kernel's, a
+record whose process is gone is only a leftover: the next taker reclaims it and logs whose it was.
+
+The lock directory is ``$HIL_LOCK_DIR``, else ``$XDG_RUNTIME_DIR/hil/leases``, else
+``~/.local/share/hil/leases``.
+
+While a lease is held, SIGTERM raises :class:`SystemExit` in the main thread (instead of killing the
+process outright), so ``finally`` blocks — teardown and the lease release — run for it as they do for
+Ctrl-C. filelock closes its lock descriptors in forked children (multiprocessing with ``fork``), so a
+child that outlives the holder never keeps the rig locked.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, Timeout
+
+from hil.clock import now_ns
+from hil.errors import RigBusyError
+
+log = logging.getLogger(__name__)
+
+#: Environment variables naming the CI job that holds a lease (first one set wins).
+CI_JOB_VARS = ("HIL_CI_JOB", "CI_JOB_URL", "BUILD_URL", "CI_JOB_ID", "BUILD_TAG", "GITHUB_RUN_ID")
+
+
+def lock_dir() -> Path:
+    """Where lease files live (created 0700 on first use)."""
+    if env := os.environ.get("HIL_LOCK_DIR"):
+        path = Path(env)
+    elif runtime := os.environ.get("XDG_RUNTIME_DIR"):
+        path = Path(runtime) / "hil" / "leases"
+    else:
+        path = Path.home() / ".local" / "share" / "hil" / "leases"
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
+@dataclass(frozen=True)
+class LeaseRecord:
+    """Who holds a rig: written when the lease is taken, shown by ``hil rig status``."""
+
+    rig: str
+    pid: int
+    host: str
+    user: str
+    command: str
+    started_at: str  # wall-clock ISO 8601 (UTC), for people
+    started_ns: int  # run clock, for durations on this host
+    ci_job: str | None = None
+
+    @classmethod
+    def for_this_process(cls, rig: str, command: str | None = None, ci_job: str | None = None) -> LeaseRecord:
+        job = ci_job or next((os.environ[v] for v in CI_JOB_VARS if os.environ.get(v)), None)
+        return cls(rig=rig, pid=os.getpid(), host=socket.gethostname(), user=_user(),
+                   command=command if command is not None else " ".join(sys.argv),
+                   started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                   started_ns=now_ns(), ci_job=job)
+
+    @property
+    def holder_alive(self) -> bool | None:
+        """Whether the holder process still runs (None when it is on another host)."""
+        if self.host != socket.gethostname():
+            return None
+        return _pid_alive(self.pid)
+
+    def describe(self) -> str:
+        """``pid 123 (alice@lab-3) running 'hil run ...' since 2026-... (4m12s), CI job X``."""
+        held = ""
+        if self.host == socket.gethostname():
+            held = f" ({_age((now_ns() - self.started_ns) // 1_000_000_000)})"
+        job = f", CI job {self.ci_job}" if self.ci_job else ""
+        return (f"pid {self.pid} ({self.user}@{self.host}) running {self.command!r} "
+                f"since {self.started_at}{held}{job}")
+
+
+@dataclass(frozen=True)
+class LeaseStatus:
+    """What ``hil rig status`` shows for one rig: held or free, and by whom."""
+
+    rig: str
+    held: bool
+    record: LeaseRecord | None  # when free: a leftover record of a holder that is gone, if any
+
+    @property
+    def stale(self) -> bool:
+        return not self.held and self.record is not None
+
+
+class Lease:
+    """The lease of one rig, as a context manager.
+
+    ``wait`` is None to fail at once when the rig is taken (the error names the holder), a number of
+    seconds to queue for it, or ``float('inf')`` to wait as long as it takes.
+    """
+
+    def __init__(self, rig: str, *, wait: float | None = None, command: str | None = None,
+                 ci_job: str | None = None, directory: Path | None = None):
+        self.rig = rig
+        self.wait = wait
+        self.directory = directory or lock_dir()
+        self._command, self._ci_job = command, ci_job
+        self._lock = FileLock(self.directory / f"{rig}.lock", mode=0o600, thread_local=False,
+                              preserve_lock_file=True)
+        self._restore_sigterm: Any = None
+        self.record: LeaseRecord | None = None
+        self.reclaimed: LeaseRecord | None = None
+
+    @property
+    def record_path(self) -> Path:
+        return self.directory / f"{self.rig}.lease.json"
+
+    def acquire(self) -> LeaseRecord:
+        if not _try_lock(self._lock):
+            holder = read_record(self.record_path)
+            if self.wait is None or self.wait <= 0:
+                raise RigBusyError(f"rig {self.rig!r} is leased by {_who(holder)}; "
+                                   f"wait for it with --wait [SECONDS]")
+            log.info("rig %r is leased by %s; waiting up to %s", self.rig, _who(holder),
+                     "ever" if self.wait == float("inf") else f"{self.wait:g} s")
+            try:
+                self._lock.acquire(timeout=-1 if self.wait == float("inf") else self.wait, poll_interval=0.1)
+            except Timeout:
+                raise RigBusyError(f"rig {self.rig!r} is still leased by {_who(read_record(self.record_path))} "
+                                   f"after waiting {self.wait:g} s") from None
+        try:
+            self._take_over()
+        except BaseException:
+            self._lock.release()
+            raise
+        return self.record  # type: ignore[return-value]
+
+    def _take_over(self) -> None:
+        """Holding the lock: log a leftover record, write ours, catch SIGTERM."""
+        left = read_record(self.record_path)
+        if left is not None and left.pid != os.getpid():
+            self.reclaimed = left
+            state = {True: "still running but no longer holding the lock", False: "gone",
+                     None: "on another host"}[left.holder_alive]
+            log.warning("rig %r: reclaimed the lease of %s (holder %s)", self.rig, left.describe(), state)
+        self.record = LeaseRecord.for_this_process(self.rig, self._command, self._ci_job)
+        _write_atomic(self.record_path, json.dumps(asdict(self.record), indent=2) + "\n")
+        self._restore_sigterm = _sigterm_raises()
+
+    def release(self) -> None:
+        if not self._lock.is_locked:
+            return
+        try:
+            if read_record(self.record_path) == self.record:
+                self.record_path.unlink(missing_ok=True)
+        finally:
+            self._lock.release()
+            self.record = None
+            if self._restore_sigterm is not None:
+                self._restore_sigterm()
+                self._restore_sigterm = None
+
+    def __enter__(self) -> Lease:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def status(rig: str, directory: Path | None = None) -> LeaseStatus:
+    """Probe one rig's lease without taking it (a free lock is taken and dropped at once)."""
+    directory = directory or lock_dir()
+    probe = FileLock(directory / f"{rig}.lock", mode=0o600, thread_local=False, preserve_lock_file=True)
+    record = read_record(directory / f"{rig}.lease.json")
+    if _try_lock(probe):
+        probe.release()
+        return LeaseStatus(rig, held=False, record=record)
+    return LeaseStatus(rig, held=True, record=read_record(directory / f"{rig}.lease.json"))
+
+
+def known_rigs(directory: Path | None = None) -> list[str]:
+    """Rigs that have (or had) a lease in the lock directory."""
+    directory = directory or lock_dir()
+    return sorted(p.name.removesuffix(".lock") for p in directory.glob("*.lock"))
+
+
+def read_record(path: Path) -> LeaseRecord | None:
+    """The lease record at ``path``, or None when there is none (or it is unreadable)."""
+    try:
+        data = json.loads(path.read_text())
+        return LeaseRecord(**data)
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+# -- helpers ----------------------------------------------------------------------------------------
+
+
+def _try_lock(lock: FileLock) -> bool:
+    try:
+        lock.acquire(blocking=False)
+    except Timeout:
+        return False
+    return True
+
+
+def _who(record: LeaseRecord | None) -> str:
+    return record.describe() if record else "another process (no lease record yet)"
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie has exited: it holds nothing any more
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
+
+
+def _age(seconds: int) -> str:
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m"
+
+
+def _sigterm_raises():
+    """Make SIGTERM raise SystemExit(143) while a lease is held; return the undo (or None).
+
+    Only the main thread can install handlers; a handler somebody else installed is left alone.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return None
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    return lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL)

@@ -1,0 +1,138 @@
+"""Rig leases between real processes: fail fast naming the holder, wait, reclaim, release on signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hil.bench.lease import Lease, LeaseRecord, known_rigs, status
+from hil.errors import EXIT_INFRA, RigBusyError
+
+HOLDER = Path(__file__).with_name("lease_holder.py")
+
+
+class Holder:
+    """A lease_holder.py process; ``record`` is its lease once it holds it."""
+
+    def __init__(self, lock_dir: Path, rig: str, wait: float | None = None, *extra: str):
+        env = {**os.environ, "HIL_LOCK_DIR": str(lock_dir), "HIL_CI_JOB": "nightly#42"}
+        self.proc = subprocess.Popen(
+            [sys.executable, str(HOLDER), rig, "-" if wait is None else str(wait), *extra],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        self.record: dict | None = None
+
+    def held(self) -> dict:
+        line = self.proc.stdout.readline()
+        assert line, f"holder exited without the lease: {self.proc.stderr.read()}"
+        self.record = json.loads(line)
+        return self.record
+
+    def release(self) -> tuple[int, str]:
+        self.proc.stdin.write("release\n")
+        self.proc.stdin.flush()
+        return self.finish()
+
+    def finish(self) -> tuple[int, str]:
+        _, err = self.proc.communicate(timeout=60)
+        return self.proc.returncode, err
+
+
+@pytest.fixture
+def lock_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("HIL_LOCK_DIR", str(tmp_path))
+    return tmp_path
+
+
+def test_second_taker_fails_fast_naming_the_holder(lock_dir):
+    first = Holder(lock_dir, "sim-a")
+    rec = first.held()
+    second = Holder(lock_dir, "sim-a")
+    code, err = second.finish()
+    assert code == EXIT_INFRA
+    assert f"rig 'sim-a' is leased by pid {rec['pid']}" in err
+    assert "lease_holder sim-a" in err and "CI job nightly#42" in err and "--wait" in err
+    assert first.release()[0] == 0
+
+
+def test_second_taker_waits_then_runs(lock_dir):
+    first = Holder(lock_dir, "sim-a")
+    first.held()
+    second = Holder(lock_dir, "sim-a", 120)
+    # the waiter says whom it waits for, on stderr, before it gets the lease
+    assert "waiting up to 120 s" in second.proc.stderr.readline()
+    first.release()
+    rec = second.held()
+    assert rec["pid"] == second.proc.pid
+    assert second.release()[0] == 0
+
+
+def test_wait_times_out_naming_the_holder(lock_dir):
+    first = Holder(lock_dir, "sim-a")
+    rec = first.held()
+    with pytest.raises(RigBusyError, match=rf"still leased by pid {rec['pid']} .* after waiting 0.2 s"):
+        Lease("sim-a", wait=0.2).acquire()
+    first.release()
+
+
+def test_sigkilled_holder_is_reclaimed_and_logged(lock_dir, caplog):
+    first = Holder(lock_dir, "sim-a")
+    rec = first.held()
+    first.proc.kill()
+    first.finish()
+    st = status("sim-a")
+    assert not st.held and st.stale and st.record.pid == rec["pid"]
+    with caplog.at_level("WARNING", logger="hil.bench.lease"), Lease("sim-a") as lease:
+        assert lease.reclaimed.pid == rec["pid"]
+        assert lease.record.pid == os.getpid()
+    assert f"reclaimed the lease of pid {rec['pid']}" in caplog.text
+    assert "(holder gone)" in caplog.text
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 128 + signal.SIGTERM), (signal.SIGINT, -signal.SIGINT)])
+def test_signals_release_the_lease(lock_dir, sig, code):
+    first = Holder(lock_dir, "sim-a")
+    first.held()
+    first.proc.send_signal(sig)
+    rc, err = first.finish()
+    assert rc == code  # Python dies of an uncaught KeyboardInterrupt by SIGINT (the CLI maps it to 130)
+    assert "finally ran" in err
+    st = status("sim-a")
+    assert not st.held and st.record is None  # released, and the record removed: nothing to reclaim
+
+
+def test_error_inside_the_lease_releases_it(lock_dir):
+    with pytest.raises(ZeroDivisionError), Lease("sim-a"):
+        1 / 0
+    assert status("sim-a") == status("sim-a").__class__("sim-a", held=False, record=None)
+
+
+def test_forked_child_does_not_keep_the_rig(lock_dir):
+    first = Holder(lock_dir, "sim-a", None, "fork")
+    child = first.held()["child"]
+    try:
+        first.proc.kill()
+        first.finish()
+        assert Path(f"/proc/{child}").exists()  # the child lives on ...
+        with Lease("sim-a") as lease:  # ... and yet the rig is free
+            assert lease.reclaimed is not None
+    finally:
+        os.kill(child, signal.SIGKILL)
+
+
+def test_status_and_record_in_process(lock_dir):
+    assert known_rigs() == []
+    with Lease("sim-b", command="hil run nightly.yaml", ci_job="job-7") as lease:
+        st = status("sim-b")
+        assert st.held and st.record == lease.record
+        assert isinstance(st.record, LeaseRecord) and st.record.ci_job == "job-7"
+        assert "running 'hil run nightly.yaml'" in st.record.describe()
+        with pytest.raises(RigBusyError):  # a second lease in the same process is refused too
+            Lease("sim-b").acquire()
+    assert known_rigs() == ["sim-b"]
+    assert not status("sim-b").held
