@@ -183,8 +183,10 @@ class Lease:
 def status(rig: str, directory: Path | None = None) -> LeaseStatus:
     """Probe one rig's lease without taking it (a free lock is taken and dropped at once)."""
     directory = directory or lock_dir()
-    probe = FileLock(directory / f"{rig}.lock", mode=0o600, thread_local=False, preserve_lock_file=True)
     record = read_record(directory / f"{rig}.lease.json")
+    if not (directory / f"{rig}.lock").exists():
+        return LeaseStatus(rig, held=False, record=record)
+    probe = FileLock(directory / f"{rig}.lock", mode=0o600, thread_local=False, preserve_lock_file=True)
     if _try_lock(probe):
         probe.release()
         return LeaseStatus(rig, held=False, record=record)

@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     # name: (module:attribute, one-line help shown by `hil --help` without importing the module)
     "check": ("hil.cli.check:check", "Validate a rig (and suites, stacks) and show its topology."),
     "schema": ("hil.cli.schema:schema", "Print the JSON Schema of a rig, suite or stack file."),
+    "rig": ("hil.cli.rig:rig", "Rig leases and health: who holds a rig, is it healthy."),
 }
 
 
