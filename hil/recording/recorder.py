@@ -1,0 +1,223 @@
+"""The recorder: every recorded bus and console of a run, on the run clock, into one MCAP file.
+
+One reader thread per bus puts what arrives on one queue; one writer thread is the only user of the
+MCAP writer. The queue is unbounded, so a slow disk costs memory, never frames. Every
+``flush_interval`` the writer closes the open chunk and flushes the file, so a controller killed
+with SIGKILL leaves a file readable up to the last flush (:func:`hil.recording.load` stops cleanly
+at the cut).
+
+Adapter timestamps of real buses are mapped onto the run clock with :class:`hil.clock.AdapterClock`;
+emulated (simbus) buses already stamp on the run clock. The method used for each bus is written to
+the metadata.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import queue
+import socket
+import threading
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from mcap.writer import CompressionType, Writer
+
+from hil import __version__
+from hil.clock import AdapterClock, from_seconds, now_ns
+from hil.errors import RecordingError
+from hil.recording import schema
+from hil.recording.frames import message_flags
+from hil.targets.base import ConsoleLine
+
+CLOCK_MODEL = ("run clock = CLOCK_MONOTONIC in ns, shared by every process of the run; "
+               "CAN times are end-of-frame times")
+SIMBUS_CLOCK = "simbus: broker stamps end-of-frame on the run clock"
+_POLL_S = 0.05
+_STOP = object()
+
+
+class Recorder:
+    """Records buses ``names`` of ``buses`` (a :class:`hil.buses.RigBuses`, or None to feed frames
+    only through :meth:`frame`) plus consoles and events into ``path``."""
+
+    def __init__(self, path: str | Path, buses: Any = None, names: Iterable[str] = (),
+                 metadata: dict[str, Any] | None = None, *, flush_interval: float = 0.25,
+                 chunk_size: int = 512 * 1024):
+        self.path = Path(path)
+        self._buses = buses
+        self._names = list(names)
+        self._metadata = dict(metadata or {})
+        self._flush_interval = flush_interval
+        self._chunk_size = chunk_size
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._writer_thread: threading.Thread | None = None
+        self._opened: list[Any] = []
+        self._channels: dict[str, int] = {}
+        self._schema_ids: dict[str, int] = {}
+        self._writer: Writer | None = None
+        self._file = None
+        self._error: BaseException | None = None
+        self.counts: Counter = Counter()  # topic → messages written
+
+    # -- feeding ---------------------------------------------------------------------------------
+    def frame(self, bus: str, t_ns: int, can_id: int, flags: int, data: bytes) -> None:
+        """Record one CAN frame on ``bus`` (run-clock ``t_ns``)."""
+        self._queue.put((schema.CAN_PREFIX + bus, t_ns, schema.encode_can(can_id, flags, data)))
+
+    def serial(self, bus: str, t_ns: int, data: bytes) -> None:
+        self._queue.put((schema.SERIAL_PREFIX + bus, t_ns, schema.encode_serial(data)))
+
+    def console(self, line: ConsoleLine) -> None:
+        """Record one console line (a target's stdout/stderr or a console bus)."""
+        self._queue.put((schema.CONSOLE_TOPIC, line.t_ns,
+                         schema.encode_log(line.t_ns, line.source, line.text, line.stream)))
+
+    def event(self, kind: str, data: dict[str, Any] | None = None, t_ns: int | None = None) -> None:
+        """Record an event: a fault armed or cleared, a bench phase, ..."""
+        t = now_ns() if t_ns is None else t_ns
+        self._queue.put((schema.EVENTS_TOPIC, t, schema.encode_event(kind, data or {})))
+
+    def injected(self, bus: str, frames: Iterable[tuple[int, int, int, bytes]]) -> None:
+        """Record the injector's echoes ``(t_ns, id, flags, data)``: the loader marks the matching
+        frames of ``bus`` with FLAG_TX."""
+        topic = schema.INJECTED_PREFIX + bus
+        for t, i, fl, data in frames:
+            self._queue.put((topic, t, schema.encode_can(i, fl, data)))
+
+    # -- life cycle ------------------------------------------------------------------------------
+    def __enter__(self) -> Recorder:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self) -> None:
+        try:
+            self._file = open(self.path, "wb")
+        except OSError as exc:
+            raise RecordingError(f"cannot write recording {self.path}: {exc.strerror}") from None
+        self._writer = Writer(self._file, chunk_size=self._chunk_size, compression=CompressionType.ZSTD)
+        self._writer.start(profile="", library=f"hil {__version__}")
+        clocks: dict[str, str] = {}
+        try:
+            for name in self._names:
+                clocks[name] = self._open_bus(name)
+        except BaseException:
+            self._close_buses()
+            self._file.close()
+            raise
+        self._writer.add_metadata(schema.METADATA_NAME, self._metadata_record(clocks))
+        self._writer_thread = threading.Thread(target=self._write_loop, name="hil-recorder-writer",
+                                               daemon=True)
+        self._writer_thread.start()
+        for t in self._threads:
+            t.start()
+
+    def close(self) -> None:
+        """Stop the bus readers, write everything queued, finish the MCAP summary."""
+        self._stop.set()
+        for t in self._threads:
+            t.join()
+        self._close_buses()
+        if self._writer_thread is not None:
+            self._queue.put(_STOP)
+            self._writer_thread.join()
+            self._writer_thread = None
+            self._writer.finish()
+            self._file.close()
+        if self._error is not None:
+            raise RecordingError(f"recording {self.path} failed: {type(self._error).__name__}: {self._error}")
+
+    # -- internals -------------------------------------------------------------------------------
+    def _metadata_record(self, clocks: dict[str, str]) -> dict[str, str]:
+        meta = {k: v if isinstance(v, str) else json.dumps(v, default=str) for k, v in self._metadata.items()}
+        meta.update({"hil_version": __version__, "host": socket.gethostname(),
+                     "platform": platform.platform(), "python": platform.python_version(),
+                     "clock": CLOCK_MODEL, "bus_clocks": json.dumps(clocks),
+                     "started_ns": str(now_ns())})
+        return meta
+
+    def _open_bus(self, name: str) -> str:
+        """Open bus ``name`` for listening; returns how its timestamps reach the run clock."""
+        cfg = self._buses.can_config(name) if self._is_can(name) else None
+        if cfg is None:
+            port = self._buses.open_serial(name, side="host")
+            self._opened.append(port)
+            self._threads.append(threading.Thread(target=self._read_serial, args=(name, port), daemon=True))
+            return "serial: read time on the run clock"
+        bus = self._buses.open_can(name)
+        self._opened.append(bus)
+        clock = None if cfg.get("interface") == "simcan" else AdapterClock()
+        self._threads.append(threading.Thread(target=self._read_can, args=(name, bus, clock), daemon=True))
+        return SIMBUS_CLOCK if clock is None else f"adapter ({cfg.get('interface')}): {clock.method}"
+
+    def _is_can(self, name: str) -> bool:
+        bus = self._buses.rig.buses.get(name)
+        if bus is None:
+            raise RecordingError(f"cannot record bus {name!r}: the rig has {', '.join(self._buses.rig.buses)}")
+        return bus.kind == "can"
+
+    def _read_can(self, name: str, bus: Any, clock: AdapterClock | None) -> None:
+        topic = schema.CAN_PREFIX + name
+        put = self._queue.put
+        try:
+            while not self._stop.is_set():
+                msg = bus.recv(_POLL_S)
+                if msg is None:
+                    continue
+                t = from_seconds(msg.timestamp) if clock is None else clock.to_run_clock(msg.timestamp, now_ns())
+                put((topic, t, schema.encode_can(msg.arbitration_id, message_flags(msg), bytes(msg.data))))
+        except Exception as exc:  # a bus that goes down ends the recording with an error, not silently
+            self._error = exc
+
+    def _read_serial(self, name: str, port: Any) -> None:
+        try:
+            while not self._stop.is_set():
+                data = port.read(max(1, port.in_waiting))
+                if data:
+                    self.serial(name, now_ns(), data)
+        except Exception as exc:
+            self._error = exc
+
+    def _close_buses(self) -> None:
+        for handle in self._opened:
+            handle.close() if hasattr(handle, "is_open") else handle.shutdown()
+        self._opened.clear()
+
+    def _channel(self, topic: str) -> int:
+        channel = self._channels.get(topic)
+        if channel is None:
+            title = schema.schema_for(topic)
+            schema_id = self._schema_ids.get(title)
+            if schema_id is None:
+                schema_id = self._schema_ids[title] = self._writer.register_schema(
+                    title, "jsonschema", schema.schema_bytes(title))
+            channel = self._channels[topic] = self._writer.register_channel(topic, "json", schema_id)
+        return channel
+
+    def _write_loop(self) -> None:
+        writer, q, counts = self._writer, self._queue, self.counts
+        next_flush = now_ns() + int(self._flush_interval * 1e9)
+        try:
+            while True:
+                try:
+                    item = q.get(timeout=self._flush_interval)
+                except queue.Empty:
+                    item = None
+                if item is _STOP:
+                    return
+                if item is not None:
+                    topic, t, payload = item
+                    writer.add_message(self._channel(topic), t, payload, now_ns())
+                    counts[topic] += 1
+                if now_ns() >= next_flush:
+                    writer.flush()
+                    next_flush = now_ns() + int(self._flush_interval * 1e9)
+        except Exception as exc:
+            self._error = exc

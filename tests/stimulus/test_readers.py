@@ -1,0 +1,132 @@
+"""Every stimulus format reads back what was written, and fails early and precisely when cut or
+corrupted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import can
+import pytest
+
+from hil.errors import StimulusError
+from hil.recording import Recorder
+from hil.stimulus import serialcap
+from hil.stimulus.events import SerialEvent
+from hil.stimulus.readers import read_source
+
+CAN_FORMATS = ["asc", "blf", "trc", "log", "csv", "mf4"]
+
+
+def sample_messages(n: int = 40) -> list[can.Message]:
+    return [can.Message(timestamp=50.0 + i * 0.0025, arbitration_id=0x100 + i % 4 if i % 5 else 0x18FF0001,
+                        is_extended_id=not i % 5, data=bytes([i, i + 1, 0xAA][: 1 + i % 3]), channel=i % 2)
+            for i in range(n)]
+
+
+def write_log(path: Path, messages: list[can.Message]) -> Path:
+    writer = can.Logger(path)
+    for m in messages:
+        writer.on_message_received(m)
+    writer.stop()
+    return path
+
+
+@pytest.mark.parametrize("fmt", CAN_FORMATS)
+def test_can_log_reads_back_ids_data_and_relative_timing(tmp_path, fmt):
+    msgs = sample_messages()
+    log = read_source(write_log(tmp_path / f"s.{fmt}", msgs))
+    assert log.format == fmt
+    assert [(e.id, e.data) for e in log.events] == [(m.arbitration_id, bytes(m.data)) for m in msgs]
+    t0 = log.events[0].t_ns
+    rel = [e.t_ns - t0 for e in log.events]
+    assert all(abs(r - i * 2_500_000) <= 1_000 for i, r in enumerate(rel))  # logs keep µs
+    assert [bool(e.flags & 1) for e in log.events] == [m.is_extended_id for m in msgs]
+    if fmt != "csv":  # python-can's CSV has no channel column
+        assert len(log.channels()) == 2
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # asammdf's __del__
+@pytest.mark.parametrize("fmt", CAN_FORMATS)
+def test_truncated_can_log_fails_with_file_and_position(tmp_path, fmt):
+    good = write_log(tmp_path / f"good.{fmt}", sample_messages(200)).read_bytes()
+    cut = tmp_path / f"cut.{fmt}"
+    cut.write_bytes(good[: len(good) * 2 // 3 + 1])
+    with pytest.raises(StimulusError) as err:
+        read_source(cut)
+    msg = str(err.value)
+    assert msg.startswith(f"{cut}: ")
+    assert ("line " in msg or "record " in msg or "header says" in msg) and ("truncated" in msg or "corrupt" in msg)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.parametrize("fmt", CAN_FORMATS)
+def test_corrupt_can_log_fails(tmp_path, fmt):
+    raw = bytearray(write_log(tmp_path / f"good.{fmt}", sample_messages(200)).read_bytes())
+    at = 0 if fmt == "mf4" else len(raw) // 2  # MF4 keeps its block tree at the front
+    raw[at:at + 16] = b"\xff\x00\xfe" * 5 + b"\x01"
+    bad = tmp_path / f"bad.{fmt}"
+    bad.write_bytes(bytes(raw))
+    with pytest.raises(StimulusError, match=f"^{bad}: "):
+        read_source(bad)
+
+
+@pytest.mark.parametrize("fmt, old, new", [
+    ("asc", " 101 ", " 1zz "),
+    ("log", "101#01", "101!01"),
+    ("csv", ",0x101,", ",0xqq,"),
+    ("trc", " 0101 ", " 01zz "),
+])
+def test_bad_line_in_text_log_names_the_record(tmp_path, fmt, old, new):
+    path = write_log(tmp_path / f"s.{fmt}", sample_messages())
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+    with pytest.raises(StimulusError, match=rf"^{path}: record 2: "):
+        read_source(path)
+
+
+def test_classic_frame_longer_than_8_bytes_is_refused(tmp_path):
+    path = tmp_path / "s.log"
+    path.write_text("(1.000000) can0 123#0102\n(1.001000) can0 124#010203040506070809\n")
+    with pytest.raises(StimulusError, match=r"record 2: expected a classic CAN payload of ≤ 8 bytes, got 9"):
+        read_source(path)
+
+
+def test_unknown_suffix_needs_a_format(tmp_path):
+    path = tmp_path / "s.bin"
+    path.write_bytes(b"")
+    with pytest.raises(StimulusError, match="cannot tell the format"):
+        read_source(path)
+    with pytest.raises(StimulusError, match="no such file"):
+        read_source(tmp_path / "missing.blf")
+
+
+def test_serial_capture_round_trip_and_errors(tmp_path):
+    path = tmp_path / "c.serial"
+    events = [SerialEvent(1_000_000_000, "console", b"hello\r\n"), SerialEvent(1_012_500_000, "console", b"OK\r\n")]
+    serialcap.write(path, events)
+    assert read_source(path).events == events
+    path.write_text(path.read_text() + "1.5 console 4g\n")
+    with pytest.raises(StimulusError, match=rf"^{path}: line 4: expected bytes as an even number of hex digits"):
+        read_source(path)
+    path.write_text("2.0 console 41\n1.0 console 42\n")
+    with pytest.raises(StimulusError, match="line 2: expected non-decreasing times"):
+        read_source(path)
+    path.write_text("2.0 console 41")
+    with pytest.raises(StimulusError, match="truncated"):
+        read_source(path)
+
+
+def test_mcap_recording_is_a_stimulus_with_one_channel_per_bus(tmp_path):
+    path = tmp_path / "r.mcap"
+    with Recorder(path) as rec:
+        rec.frame("chassis", 2_000, 0x10, 0, b"\x01")
+        rec.frame("body", 1_000, 0x20, 1, b"\x02\x03")
+        rec.serial("mcu-console", 1_500, b"boot\n")
+    log = read_source(path)
+    assert [(e.t_ns, e.channel) for e in log.events] == [(1_000, "body"), (1_500, "mcu-console"), (2_000, "chassis")]
+    assert log.events[0].flags == 1 and log.events[0].data == b"\x02\x03"
+    raw = path.read_bytes()
+    path.write_bytes(raw[:-100])
+    with pytest.raises(StimulusError, match=rf"^{path}: .*(truncated|unreadable)"):
+        read_source(path)
