@@ -24,6 +24,7 @@ class FrameReady(Spec):
     """Ready when a matching frame appears on a bus."""
 
     frame: FrameMatch
+    dbc: SpecPath | None = Field(None, description="DBC file for 'message' / 'signal' conditions")
     timeout: Duration = 30_000_000_000
 
 
@@ -92,6 +93,8 @@ class Stack(Spec):
         out: list[Problem] = []
         for name, comp in self.components.items():
             if isinstance(comp.ready, FrameReady):
-                out += [(("components", name, "ready", "frame", *loc), msg)
-                        for loc, msg in comp.ready.frame.problems()]
+                frame = comp.ready.frame
+                out += [(("components", name, "ready", "frame", *loc), msg) for loc, msg in frame.problems()]
+                if (frame.message or frame.signal) and comp.ready.dbc is None:
+                    out.append((("components", name, "ready"), "a 'message' or 'signal' condition needs 'dbc'"))
         return out

@@ -4,6 +4,12 @@ Like labgrid's drivers, a target is an active object created from a passive spec
 ``idle → deployed → running → ready`` and back to ``stopped``; calling a step out of order raises
 :class:`TargetStateError` naming the state, and a failed step latches ``broken`` until :meth:`stop`.
 Subclasses implement the ``_hooks``; the public methods own the state machine.
+
+``deploy(components, bundle)`` takes the stack components mapped to this target as a mapping
+``name → Component`` (see :func:`hil.targets.components_for`) and optionally a built bundle
+(:mod:`hil.targets.bundle`). Every console line a driver captures goes through :meth:`Target.console`,
+which keeps it in :attr:`Target.log` (for ready conditions and error tails) and passes it on.
+Emulated power (:mod:`hil.targets.power`) calls :meth:`Target.power_off` / :meth:`Target.power_on`.
 """
 
 from __future__ import annotations
@@ -12,10 +18,10 @@ import enum
 import functools
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from hil.errors import TargetStateError
+from hil.errors import DeployError, TargetStateError
+from hil.targets.console import ConsoleLine, ConsoleLog, SerialConsole
 
 
 class State(enum.Enum):
@@ -25,16 +31,6 @@ class State(enum.Enum):
     READY = "ready"
     STOPPED = "stopped"
     BROKEN = "broken"
-
-
-@dataclass(frozen=True)
-class ConsoleLine:
-    """One line a target printed: run-clock time, component (or console bus) and the text."""
-
-    t_ns: int
-    source: str
-    text: str
-    stream: str = "stdout"
 
 
 def _step(allowed: tuple[State, ...], then: State) -> Callable:
@@ -68,6 +64,8 @@ class Target(ABC):
         self.name = name
         self.state = State.IDLE
         self._on_console = on_console or (lambda line: None)
+        self.log = ConsoleLog()
+        self.serial_console: SerialConsole | None = None
 
     @_step((State.IDLE, State.STOPPED), State.DEPLOYED)
     def deploy(self, *args: Any, **kwargs: Any) -> None:
@@ -86,17 +84,52 @@ class Target(ABC):
 
     def stop(self) -> None:
         """Stop everything on the target; safe to call in any state, any number of times."""
-        if self.state in (State.IDLE, State.STOPPED):
-            self.state = State.STOPPED if self.state is State.STOPPED else State.IDLE
-            return
         try:
-            self._stop()
+            if self.state not in (State.IDLE, State.STOPPED):
+                try:
+                    self._stop()
+                finally:
+                    self.state = State.STOPPED
         finally:
-            self.state = State.STOPPED
+            self.release_console()
+
+    def capture_console(self, buses: Any, bus: str) -> SerialConsole:
+        """Start reading the serial console ``bus`` (host side) — call before any reset, flash or
+        power step so its first line is not lost; call ``serial_console.step()`` right before it."""
+        if self.serial_console is None:
+            self.serial_console = SerialConsole(buses.open_serial(bus, side="host"), bus, self.console)
+        return self.serial_console
+
+    def release_console(self) -> None:
+        if self.serial_console is not None:
+            self.serial_console.close()
+            self.serial_console = None
 
     def console(self, line: ConsoleLine) -> None:
         """Drivers call this for every console line they capture."""
+        self.log.add(line)
         self._on_console(line)
+
+    def power_off(self) -> None:
+        """Emulated power off: everything running on the target dies as if the supply were cut.
+
+        A running target falls back to ``deployed`` (what was deployed stays); other states keep.
+        """
+        self._power_off()
+        if self.state in (State.RUNNING, State.READY):
+            self.state = State.DEPLOYED
+
+    def power_on(self) -> None:
+        """Emulated power on: a deployed target boots again (its components start; wait ready next)."""
+        self._power_on()
+        if self.state is State.DEPLOYED:
+            self.state = State.RUNNING
+
+    def _power_off(self) -> None:
+        raise DeployError(f"target {self.name!r} ({type(self).__name__}) has no emulated power")
+
+    def _power_on(self) -> None:
+        raise DeployError(f"target {self.name!r} ({type(self).__name__}) has no emulated power")
 
     def __enter__(self) -> Target:
         return self

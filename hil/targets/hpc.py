@@ -1,0 +1,59 @@
+"""What the local and the SSH HPC drivers share: which components they take, the environment a
+component starts with, argv placeholders, and how a component's death is reported."""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections.abc import Mapping
+from typing import Any
+
+from hil.errors import DeployError
+from hil.spec.rig import HpcTarget
+from hil.spec.stack import Component, ProcessComponent
+from hil.targets.console import ConsoleLog, format_tail
+
+
+def process_components(target: str, components: Mapping[str, Component]) -> dict[str, ProcessComponent]:
+    """The components, all of which must be processes (an HPC runs no firmware image)."""
+    out = {}
+    for name, comp in dict(components).items():
+        if not isinstance(comp, ProcessComponent):
+            raise DeployError(f"target {target!r} is an HPC; component {name!r} is {comp.kind}, "
+                              "expected a process")
+        out[name] = comp
+    return out
+
+
+def component_env(target: str, spec: HpcTarget, name: str, comp: ProcessComponent,
+                  buses: Any) -> dict[str, str]:
+    """HIL_* variables for one component: how to reach each attached bus (``HIL_BUSES``, from
+    :meth:`RigBuses.env`, the device side), its ``config`` (``HIL_CONFIG``, JSON), who it is; then
+    the component's own ``env``."""
+    env = {"HIL_TARGET": target, "HIL_COMPONENT": name, "HIL_CONFIG": json.dumps(comp.config),
+           "PYTHONUNBUFFERED": "1"}
+    if spec.buses:
+        env.update(buses.env(list(spec.buses), side="device"))
+    env.update(comp.env)
+    return env
+
+
+def expand_argv(argv: list[str], python: str) -> list[str]:
+    """``{python}`` in argv is the Python that runs hil on that host (so components can use
+    :func:`hil.buses.bus_from_env`)."""
+    return [a.replace("{python}", python) for a in argv]
+
+
+def exit_text(code: int) -> str:
+    """``exited with code 3`` / ``was killed by SIGSEGV`` for a Popen-style return code."""
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with code {code}"
+
+
+def crashed(target: str, name: str, code: int, log: ConsoleLog, when: str = "during start-up") -> DeployError:
+    return DeployError(f"target {target!r}: component {name!r} {exit_text(code)} {when}\n"
+                       f"{format_tail(log.tail(name), name)}")

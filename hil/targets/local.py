@@ -1,0 +1,157 @@
+"""The local HPC target (the emulated HPC): components run as processes on this host.
+
+Each run gets a sandbox folder ``RUN_DIR/targets/NAME``; the bundle is unpacked and verified there
+and each component runs in ``files/COMPONENT`` as a real process in its own process group (led by
+:mod:`hil.targets.leash`, which kills the group if the controller dies). stdout and stderr are read
+line by line and stamped on the run clock. Stop sends SIGTERM to each group, then SIGKILL to what is
+left after the grace period. Emulated power off kills the groups at once; power on starts them again.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from hil import clock
+from hil.errors import DeployError
+from hil.spec.rig import HpcTarget, Rig
+from hil.spec.stack import Component, ProcessComponent
+from hil.targets import bundle as bundles
+from hil.targets.base import Target
+from hil.targets.console import ConsoleLine
+from hil.targets.hpc import component_env, crashed, expand_argv, process_components
+from hil.targets.ready import Check, make_check, wait_ready
+
+DEFAULT_GRACE_NS = 5_000_000_000
+_LINE_LIMIT = 1 << 16
+
+
+class LocalHpcTarget(Target):
+    """Runs an HPC target's components as local processes in a per-run sandbox."""
+
+    def __init__(self, name: str, spec: HpcTarget, *, rig: Rig | None = None, buses: Any = None,
+                 run_dir: Path, on_console: Callable[[ConsoleLine], None] | None = None,
+                 grace_ns: int = DEFAULT_GRACE_NS):
+        super().__init__(name, on_console)
+        self.spec = spec
+        self.rig = rig
+        self.buses = buses
+        self.sandbox = Path(run_dir) / "targets" / name
+        self.grace_ns = grace_ns
+        self.manifest: bundles.Manifest | None = None
+        self._components: dict[str, ProcessComponent] = {}
+        self._procs: dict[str, subprocess.Popen] = {}
+        self._pumps: dict[str, list[threading.Thread]] = {}
+        self._checks: dict[str, Check] = {}
+
+    # -- life cycle hooks ----------------------------------------------------------------------
+
+    def _deploy(self, components: Mapping[str, Component], bundle: Path | None = None) -> None:
+        if self.spec.console is not None:
+            self.capture_console(self.buses, self.spec.console)
+        self._components = process_components(self.name, components)
+        if bundle is None:
+            bundle = self.sandbox.with_name(f"{self.name}.bundle.tar.gz")
+            bundles.build(self.name, "unbundled", self._components, bundle)
+        manifest = bundles.read(Path(bundle))
+        manifest.check_components(self._components, self.name)
+        self.sandbox.mkdir(parents=True, exist_ok=True)
+        self.manifest = bundles.unpack(Path(bundle), self.sandbox, self._components)
+
+    def _start(self) -> None:
+        self._checks = {name: make_check(c.ready, name, self.log, self.buses)
+                        for name, c in self._components.items() if c.ready is not None}
+        for check in self._checks.values():
+            check.arm()
+        for name, comp in self._components.items():
+            self._spawn(name, comp)
+
+    def _wait_ready(self, timeout_ns: int | None) -> None:
+        checks, self._checks = self._checks, {}
+        wait_ready(self.name, checks, self.log, self._alive, timeout_ns)
+
+    def _stop(self) -> None:
+        for check in self._checks.values():
+            check.close()
+        self._checks = {}
+        self._terminate(self.grace_ns)
+
+    def _power_off(self) -> None:
+        self._terminate(0)
+
+    def _power_on(self) -> None:
+        if self._components and not self._procs and self.manifest is not None:
+            self._start()
+
+    # -- processes -----------------------------------------------------------------------------
+
+    def _spawn(self, name: str, comp: ProcessComponent) -> None:
+        cwd = self.sandbox / bundles.FILES / name
+        cwd.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, **component_env(self.name, self.spec, name, comp, self.buses)}
+        argv = [sys.executable, "-I", "-m", "hil.targets.leash", str(os.getpid()), "--",
+                *expand_argv(comp.argv, sys.executable)]
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, start_new_session=True)
+        self._procs[name] = proc
+        self._pumps[name] = [self._pump(name, proc.stdout, "stdout"), self._pump(name, proc.stderr, "stderr")]
+
+    def _pump(self, name: str, pipe: IO[bytes], stream: str) -> threading.Thread:
+        def run() -> None:
+            with pipe:
+                for raw in iter(lambda: pipe.readline(_LINE_LIMIT), b""):
+                    text = raw.rstrip(b"\n").rstrip(b"\r").decode("utf-8", errors="replace")
+                    self.console(ConsoleLine(clock.now_ns(), name, text, stream))
+
+        thread = threading.Thread(target=run, name=f"{self.name}-{name}-{stream}", daemon=True)
+        thread.start()
+        return thread
+
+    def pgids(self) -> dict[str, int]:
+        """Process group of each running component (its leader's pid)."""
+        return {name: p.pid for name, p in self._procs.items() if p.poll() is None}
+
+    def _alive(self) -> None:
+        """Raise DeployError naming the first component that died, with its console tail."""
+        for name, proc in self._procs.items():
+            code = proc.poll()
+            if code is not None:
+                self._drain(name)
+                raise crashed(self.name, name, code, self.log)
+
+    def _drain(self, name: str, timeout_s: float = 5.0) -> None:
+        for thread in self._pumps.get(name, []):
+            thread.join(timeout_s)
+
+    def _terminate(self, grace_ns: int) -> None:
+        """SIGTERM every group (SIGKILL when ``grace_ns`` is 0), SIGKILL what outlives the grace."""
+        procs, self._procs = self._procs, {}
+        first = signal.SIGTERM if grace_ns > 0 else signal.SIGKILL
+        for proc in reversed(list(procs.values())):
+            _signal_group(proc, first)
+        deadline = time.monotonic() + grace_ns / 1e9
+        for proc in procs.values():
+            try:
+                proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _signal_group(proc, signal.SIGKILL)
+                proc.wait()
+        for name in procs:
+            self._drain(name)
+        self._pumps = {}
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    """Signal the group ``proc`` leads — only while the leader lives, so the id cannot be reused."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
