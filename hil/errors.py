@@ -20,6 +20,7 @@ Tree::
     ├── SpecError                exit 2  rig / suite / stack file is invalid (file:line:col)
     ├── UsageError               exit 2  command-line arguments do not make sense together
     ├── RigBusyError                     another holder has the rig's lease
+    ├── ClusterError                     the Dask scheduler is unreachable, or no worker offers a rig
     ├── BusError                         a bus could not be opened or went down
     ├── DeployError                      a stack component could not be deployed or started
     │   └── BundleError                  a stack bundle is malformed or fails verification
@@ -71,6 +72,10 @@ class UsageError(HilError):
 
 class RigBusyError(HilError):
     """The rig's lease is held by someone else."""
+
+
+class ClusterError(HilError):
+    """The Dask scheduler cannot be reached, or no worker offers the rig a bench needs."""
 
 
 class BusError(HilError):
