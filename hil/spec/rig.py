@@ -54,6 +54,7 @@ class CommandPower(Spec):
     off: list[str] = Field(min_length=1)
     cycle: list[str] | None = None
     timeout: Duration = 10_000_000_000
+    off_time: Duration = Field(1_000_000_000, description="pause between off and on when cycling without 'cycle'")
 
 
 class EmulatedPower(Spec):
