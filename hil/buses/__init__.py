@@ -1,0 +1,163 @@
+"""Open any bus of a rig from its spec — real or emulated — through one object.
+
+    with RigBuses(rig, run_dir) as buses:
+        bus = buses.open_can("chassis", receive_own_messages=True)     # can.BusABC
+        console = buses.open_serial("mcu-console")                       # serial.Serial (host end)
+        env = buses.env(["chassis", "mcu-console"], side="device")       # for a child process
+        buses.faults("chassis").arm({"kind": "drop", "ids": [0x100]})
+
+Emulated CAN buses and serial links are served by one simbus broker process that lives as long as
+the ``with`` block, under ``run_dir/simbus`` (0700). Real buses are passed straight to python-can /
+pyserial. Inside a child process, :func:`bus_from_env` opens a bus from the ``HIL_BUSES`` variable that
+:meth:`RigBuses.env` produced, so targets need no knowledge of the rig.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterable, Literal
+
+from hil.errors import BusError, UsageError
+from hil.spec.rig import CanBus, Rig, SerialBus
+
+ENV_VAR = "HIL_BUSES"
+Side = Literal["host", "device"]
+
+
+class RigBuses:
+    """The buses of one rig for the length of a ``with`` block."""
+
+    def __init__(self, rig: Rig, run_dir: Path, seed: int = 0):
+        self.rig = rig
+        self.run_dir = Path(run_dir)
+        self.seed = seed
+        self._broker = None
+        self._controls: dict[str, Any] = {}
+
+    def __enter__(self) -> RigBuses:
+        from hil.simbus.service import BrokerProcess, broker_config
+
+        config = broker_config(self.rig, self.run_dir / "simbus", self.seed)
+        if config["can"] or config["serial"]:
+            self._broker = BrokerProcess(config).__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for control in self._controls.values():
+            control.close()
+        self._controls.clear()
+        broker, self._broker = self._broker, None
+        if broker is not None:
+            broker.__exit__(*exc)
+
+    # ---- CAN -----------------------------------------------------------------------------------
+
+    def can_config(self, name: str) -> dict[str, Any]:
+        """Keyword arguments for ``can.Bus(**cfg)`` that open bus ``name``."""
+        bus = self._spec(name, CanBus)
+        cfg: dict[str, Any] = {"bitrate": bus.bitrate, "fd": bus.fd}
+        if bus.data_bitrate is not None:
+            cfg["data_bitrate"] = bus.data_bitrate
+        if bus.emulated:
+            return {"interface": "simcan", "channel": self._broker_info("can")[name], **cfg}
+        return {"interface": bus.interface, "channel": bus.channel, **cfg, **bus.options}
+
+    def open_can(self, name: str, **kw: Any):
+        """A python-can bus on ``name`` (extra keywords such as ``receive_own_messages`` pass through)."""
+        return open_can_bus(name, {**self.can_config(name), **kw})
+
+    def faults(self, name: str):
+        """Arm and clear faults on emulated CAN bus ``name`` at run time."""
+        from hil.buses.control import BusControl
+
+        bus = self._spec(name, CanBus)
+        if not bus.emulated:
+            raise UsageError(f"faults can only be injected on emulated buses; {name!r} is {bus.interface}:{bus.channel}")
+        if name not in self._controls:
+            self._controls[name] = BusControl(name, self._broker_info("can")[name])
+        return self._controls[name]
+
+    def stats(self, name: str) -> dict[str, Any]:
+        """Bus statistics of emulated CAN bus ``name``: frames, error frames, faulted, load, overruns."""
+        return self.faults(name).stats()
+
+    # ---- serial ------------------------------------------------------------------------------
+
+    def serial_port(self, name: str, side: Side = "host") -> str:
+        """The tty path (or pyserial URL) of serial bus ``name`` at the ``host`` or ``device`` end."""
+        bus = self._spec(name, SerialBus)
+        if side not in ("host", "device"):
+            raise UsageError(f"expected side 'host' or 'device', got {side!r}")
+        if bus.emulated:
+            return self._broker_info("serial")[name][side]
+        if side == "device":
+            raise UsageError(f"serial bus {name!r} is real ({bus.port}); only its host end exists here")
+        return bus.port
+
+    def open_serial(self, name: str, side: Side = "host", **kw: Any):
+        """A pyserial port on ``name`` at the configured baud rate (keywords pass to pyserial)."""
+        return open_serial_port(self.serial_port(name, side), self._spec(name, SerialBus).baudrate, **kw)
+
+    # ---- for child processes -------------------------------------------------------------------
+
+    def env(self, names: Iterable[str], side: Side = "device") -> dict[str, str]:
+        """``{"HIL_BUSES": json}`` describing ``names`` for :func:`bus_from_env` in a child process."""
+        out: dict[str, Any] = {}
+        for name in names:
+            if isinstance(self._spec(name, (CanBus, SerialBus)), CanBus):
+                out[name] = self.can_config(name)
+            else:
+                out[name] = {"port": self.serial_port(name, side), "baudrate": self.rig.buses[name].baudrate}
+        return {ENV_VAR: json.dumps(out)}
+
+    # ---- helpers -----------------------------------------------------------------------------
+
+    def _spec(self, name: str, kind):
+        bus = self.rig.buses.get(name)
+        if bus is None:
+            raise UsageError(f"unknown bus {name!r}; the rig has: {', '.join(sorted(self.rig.buses))}")
+        if not isinstance(bus, kind):
+            want = "CAN" if kind is CanBus else "serial"
+            raise UsageError(f"expected a {want} bus, but {name!r} is a {bus.kind} bus")
+        return bus
+
+    def _broker_info(self, section: str) -> dict[str, Any]:
+        if self._broker is None:
+            raise BusError("the rig's buses are not up: use RigBuses as a context manager (with ...)")
+        if not self._broker.alive:
+            raise BusError(f"the simbus broker has died (pid {self._broker.info.get('pid')})")
+        return self._broker.info[section]
+
+
+def open_serial_port(port: str, baudrate: int, **kw: Any):
+    import serial
+
+    try:
+        return serial.serial_for_url(port, baudrate=baudrate, **kw)
+    except (serial.SerialException, OSError, ValueError) as exc:
+        raise BusError(f"cannot open serial port {port} at {baudrate} baud: {exc}") from None
+
+
+def open_can_bus(name: str, cfg: dict[str, Any]):
+    import can
+
+    try:
+        return can.Bus(**cfg)
+    except (can.CanError, OSError, ValueError) as exc:
+        raise BusError(f"cannot open CAN bus {name!r} ({cfg['interface']}:{cfg['channel']}): {exc}") from None
+
+
+def bus_from_env(name: str, env: dict[str, str] | None = None, **kw: Any):
+    """Inside a child process: open bus ``name`` from ``HIL_BUSES`` (a can.BusABC or serial.Serial)."""
+    raw = (os.environ if env is None else env).get(ENV_VAR)
+    if raw is None:
+        raise BusError(f"{ENV_VAR} is not set: this process was not started with RigBuses.env()")
+    buses = json.loads(raw)
+    if name not in buses:
+        raise BusError(f"bus {name!r} is not in {ENV_VAR}; it has: {', '.join(sorted(buses)) or 'none'}")
+    cfg = buses[name]
+    if "interface" not in cfg:
+        return open_serial_port(cfg["port"], cfg["baudrate"], **kw)
+    return open_can_bus(name, {**cfg, **kw})

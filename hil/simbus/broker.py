@@ -1,0 +1,206 @@
+"""The simbus broker: one process serving every emulated bus of a running rig.
+
+Each CAN bus is a listening SOCK_SEQPACKET Unix socket (``<dir>/<bus>.sock``, mode 0600, in a 0700
+folder); each serial link is a pair of ptys (see :mod:`hil.simbus.pty`). The loop is a plain
+``select`` (microsecond timeouts, unlike epoll's milliseconds) with the timer slack lowered to 1 ns,
+so the broker wakes close to each end-of-frame time.
+
+Run as ``python -m hil.simbus.broker CONFIG.json`` it prints one JSON line when ready (socket paths,
+tty paths) and serves until SIGTERM / SIGINT or until its stdin closes (its parent died).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import select
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from hil.simbus.bus import Client, SimBus
+from hil.simbus.faults import FaultSet
+from hil.simbus.protocol import unix_address
+from hil.simbus.pty import PtyLink
+from hil.simbus.wire import WireModel
+
+PR_SET_TIMERSLACK = 29
+
+
+def _lower_timer_slack() -> None:
+    """Ask the kernel for 1 ns timer slack (default 50 µs) so timed wake-ups are on time."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_TIMERSLACK, 1, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+class Broker:
+    """Serves the buses and links described by ``config`` (see :func:`hil.simbus.config.broker_config`)."""
+
+    def __init__(self, config: dict[str, Any]):
+        from pydantic import TypeAdapter
+
+        from hil.spec.faults import Fault
+
+        self.dir = Path(config["dir"])
+        self.buses: list[SimBus] = []
+        self.links: list[PtyLink] = []
+        self._listeners: dict[int, tuple[socket.socket, SimBus]] = {}
+        self._clients: dict[int, tuple[Client, SimBus]] = {}
+        self.running = True
+        self._wake_r, self._wake_w = os.pipe()  # stop() writes here so a blocked select returns
+        os.set_blocking(self._wake_w, False)
+        fault_adapter = TypeAdapter(Fault)
+        now = time.monotonic_ns()
+        try:
+            for spec in config.get("can", []):
+                model = WireModel(spec["bitrate"], spec.get("data_bitrate"), spec.get("wire_model", True))
+                bus = SimBus(spec["name"], str(self.dir / f"{spec['name']}.sock"), model,
+                             FaultSet(config.get("seed", 0)), spec.get("fd", False))
+                bus.since_ns = now
+                for fault in spec.get("faults", []):
+                    bus.faults.arm(fault_adapter.validate_python(fault), now)
+                self._listen(bus)
+                self.buses.append(bus)
+            for spec in config.get("serial", []):
+                self.links.append(PtyLink(spec["name"], spec["baudrate"], spec.get("pace", True)))
+        except BaseException:
+            self.close()
+            raise
+
+    def _listen(self, bus: SimBus) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        address, fd = unix_address(bus.path)
+        old = os.umask(0o177)
+        try:
+            if os.path.exists(bus.path):
+                os.unlink(bus.path)
+            sock.bind(address)
+        finally:
+            os.umask(old)
+            if fd is not None:
+                os.close(fd)
+        os.chmod(bus.path, 0o600)
+        sock.listen(64)
+        sock.setblocking(False)
+        self._listeners[sock.fileno()] = (sock, bus)
+
+    def attach_info(self) -> dict[str, Any]:
+        """Where clients attach: socket path per CAN bus, host/device tty per serial link."""
+        return {"pid": os.getpid(),
+                "can": {b.name: b.path for b in self.buses},
+                "serial": {link.name: {"host": link.host_path, "device": link.device_path} for link in self.links}}
+
+    def serve(self, watch_fd: int | None = None) -> None:
+        """Run until :meth:`stop` (or a signal) — or until ``watch_fd`` reaches end of file."""
+        _lower_timer_slack()
+        wake: int | None = None
+        while self.running:
+            rlist: list[Any] = [self._wake_r, *self._listeners]
+            wlist: list[Any] = []
+            for fd, (client, _bus) in self._clients.items():
+                rlist.append(fd)
+                if client.out:
+                    wlist.append(fd)
+            for link in self.links:
+                rlist += link.readers()
+            if watch_fd is not None:
+                rlist.append(watch_fd)
+            timeout = None if wake is None else max(0.0, (wake - time.monotonic_ns()) / 1e9)
+            try:
+                readable, writable, _ = select.select(rlist, wlist, [], timeout)
+            except InterruptedError:
+                continue
+            now = time.monotonic_ns()
+            for fd in readable:
+                self._readable(fd, now, watch_fd)
+            for fd in writable:
+                if fd in self._clients:
+                    self._clients[fd][0].flush()
+            wake = None
+            for bus in self.buses:
+                t = bus.advance(now)
+                if t is not None and (wake is None or t < wake):
+                    wake = t
+            for link in self.links:
+                t = link.pump(now)
+                if t is not None and (wake is None or t < wake):
+                    wake = t
+
+    def _readable(self, fd: int, now: int, watch_fd: int | None) -> None:
+        if fd in self._listeners:
+            sock, bus = self._listeners[fd]
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                return
+            conn.setblocking(False)
+            client = Client(conn)
+            bus.clients.append(client)
+            self._clients[conn.fileno()] = (client, bus)
+        elif fd in self._clients:
+            client, bus = self._clients[fd]
+            if not bus.receive(client, now):
+                self._drop(fd)
+        elif fd == watch_fd:
+            if not os.read(fd, 4096):
+                self.running = False
+        elif fd == self._wake_r:
+            os.read(fd, 4096)
+        else:
+            for link in self.links:
+                link.read(fd, now)
+
+    def _drop(self, fd: int) -> None:
+        client, bus = self._clients.pop(fd)
+        bus.clients.remove(client)
+        client.sock.close()
+
+    def stop(self, *_args: Any) -> None:
+        """End :meth:`serve` (safe from a signal handler or another thread)."""
+        self.running = False
+        try:
+            os.write(self._wake_w, b"x")
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        """Close every socket and pty; remove the socket files."""
+        for fd in list(self._clients):
+            self._drop(fd)
+        for sock, bus in self._listeners.values():
+            sock.close()
+            try:
+                os.unlink(bus.path)
+            except FileNotFoundError:
+                pass
+        self._listeners.clear()
+        for link in self.links:
+            link.close()
+        self.links = []
+        for fd in (self._wake_r, self._wake_w):
+            if fd >= 0:
+                os.close(fd)
+        self._wake_r = self._wake_w = -1
+
+
+def main(argv: list[str]) -> int:
+    config = json.loads(Path(argv[0]).read_text())
+    broker = Broker(config)
+    signal.signal(signal.SIGTERM, broker.stop)
+    signal.signal(signal.SIGINT, broker.stop)
+    try:
+        print(json.dumps(broker.attach_info()), flush=True)
+        broker.serve(watch_fd=sys.stdin.fileno())
+    finally:
+        broker.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,263 @@
+"""One emulated CAN bus inside the broker: its clients, their transmit queues and the wire.
+
+Each client connection is a node with a FIFO transmit queue (so a sender's frames stay in order).
+The wire is simulated on the run clock: when the bus is free, the heads of all queues that are ready
+compete, the lowest arbitration key wins, the frame occupies the wire for its modelled duration and is
+delivered to every node at its end-of-frame time. The timeline depends only on when frames became
+ready (receipt at the broker, or their release time), never on when the broker happened to wake up.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import socket
+from collections import deque
+from typing import Any
+
+from hil.simbus.faults import FaultEvent, FaultSet
+from hil.simbus.protocol import (
+    CONTROL, EVENT, EVENT_CODE, F_ERROR, F_EXTENDED, F_FD, F_OWN, FRAME, HEADER, HELLO, HELLO_EVENTS,
+    HELLO_NO_FRAMES, HELLO_OWN, MAX_RECORD)
+from hil.simbus.wire import WireModel, arbitration_key
+
+TX_QUEUE_LIMIT = 1024  # frames a node may have pending before the broker stops reading from it
+RX_QUEUE_LIMIT = 100_000  # records waiting for a slow reader before it overruns (records are dropped)
+READ_BATCH = 64  # records read from one client per loop turn (fairness)
+
+# a pending frame: (ready_ns, can_id, flags, dlc, data, sender)
+Pending = tuple[int, int, int, int, bytes, Any]
+
+
+class Client:
+    """One connection to a bus: a node that sends and receives, or a control-only connection."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.name = ""
+        self.own = False
+        self.events = False
+        self.frames = True
+        self.tx: deque[Pending] = deque()
+        self.out: deque[bytes] = deque()
+        self.overruns = 0
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def deliver(self, record: bytes) -> None:
+        """Send now, or queue behind what is already waiting (the order is never changed)."""
+        if not self.out:
+            try:
+                self.sock.send(record)
+                return
+            except BlockingIOError:
+                pass
+            except OSError:
+                return  # the peer went away; the read side notices and drops the client
+        if len(self.out) >= RX_QUEUE_LIMIT:
+            self.overruns += 1
+            return
+        self.out.append(record)
+
+    def flush(self) -> None:
+        out = self.out
+        try:
+            while out:
+                self.sock.send(out[0])
+                out.popleft()
+        except BlockingIOError:
+            pass
+        except OSError:
+            out.clear()
+
+
+class SimBus:
+    """The state of one emulated bus; the broker feeds it records and the clock."""
+
+    def __init__(self, name: str, path: str, model: WireModel, faults: FaultSet, fd: bool):
+        self.name = name
+        self.path = path
+        self.model = model
+        self.faults = faults
+        self.fd = fd
+        self.clients: list[Client] = []
+        self.free_at = 0  # run-clock time the wire is free again (after intermission)
+        self.on_wire: tuple[int, Pending] | None = None  # (end-of-frame ns, frame)
+        self.delayed: list[tuple[int, int, Pending]] = []  # heap (ready_ns, seq, frame)
+        self._seq = 0
+        self.since_ns = 0
+        self.stats = {"frames": 0, "error_frames": 0, "faulted": 0, "busy_ns": 0}
+
+    # ---- input -------------------------------------------------------------------------------
+
+    def receive(self, client: Client, now: int) -> bool:
+        """Read up to a batch of records from ``client``; False when it disconnected."""
+        for _ in range(READ_BATCH):
+            if len(client.tx) >= TX_QUEUE_LIMIT:
+                return True
+            try:
+                record = client.sock.recv(MAX_RECORD)
+            except BlockingIOError:
+                return True
+            except OSError:
+                return False
+            if not record:
+                return False
+            kind, flags, dlc, can_id, t_ns = HEADER.unpack_from(record)
+            if kind == FRAME:
+                self._submit(client, (max(now, t_ns), can_id, flags & ~F_OWN, dlc, record[HEADER.size:], client), now)
+            elif kind == HELLO:
+                client.own = bool(flags & HELLO_OWN)
+                client.events = bool(flags & HELLO_EVENTS)
+                client.frames = not flags & HELLO_NO_FRAMES
+                client.name = record[HEADER.size:].decode(errors="replace")
+            elif kind == CONTROL:
+                reply = self.control(json.loads(record[HEADER.size:]), now)
+                client.deliver(HEADER.pack(CONTROL, 0, 0, 0, now) + json.dumps(reply).encode())
+        return True
+
+    def _submit(self, client: Client, frame: Pending, now: int) -> None:
+        if self.faults:
+            by, event = self.faults.delay(frame[1], now)
+            if by:
+                self.event(event)
+                self._seq += 1
+                heapq.heappush(self.delayed, (frame[0] + by, self._seq, frame))
+                return
+        client.tx.append(frame)
+
+    # ---- the wire ----------------------------------------------------------------------------
+
+    def advance(self, now: int) -> int | None:
+        """Run the wire up to ``now``: deliver finished frames, start the next ones.
+
+        Returns the run-clock time something next happens on this bus (None: nothing pending).
+        """
+        while True:
+            if self.on_wire is not None:
+                eof, frame = self.on_wire
+                if eof > now:
+                    return eof
+                self.on_wire = None
+                self._deliver(frame, eof)
+            t0 = None
+            for c in self.clients:
+                if c.tx and (t0 is None or c.tx[0][0] < t0):
+                    t0 = c.tx[0][0]
+            if self.delayed and (t0 is None or self.delayed[0][0] < t0):
+                t0 = self.delayed[0][0]
+            babbler = self.faults.babble_ready() if self.faults.babblers else None
+            if babbler is not None and (t0 is None or babbler.next_ns < t0):
+                t0 = babbler.next_ns
+            if t0 is None:
+                return None
+            start = max(self.free_at, t0)
+            if start > now:
+                return start
+            self._start(self._arbitrate(start, babbler), start)
+
+    def _arbitrate(self, start: int, babbler) -> Pending:
+        """Remove and return the frame that wins arbitration among those ready at ``start``."""
+        best: deque | list | None = None
+        best_key = None
+        for c in self.clients:
+            if c.tx and c.tx[0][0] <= start:
+                key = arbitration_key(c.tx[0][1], c.tx[0][2])
+                if best_key is None or key < best_key:
+                    best, best_key = c.tx, key
+        if self.delayed and self.delayed[0][0] <= start:
+            frame = self.delayed[0][2]
+            key = arbitration_key(frame[1], frame[2])
+            if best_key is None or key < best_key:
+                best, best_key = self.delayed, key
+        if babbler is not None and babbler.next_ns <= start:
+            frame = self._babble_frame(babbler)
+            key = arbitration_key(frame[1], frame[2])
+            if best_key is None or key < best_key:
+                babbler.sent += 1
+                babbler.next_ns = self._babble_next(babbler, start, frame)
+                return frame
+        if best is self.delayed:
+            return heapq.heappop(self.delayed)[2]
+        return best.popleft()
+
+    def _start(self, frame: Pending, start: int) -> None:
+        _, can_id, flags, dlc, data, _sender = frame
+        duration, eof_offset = self.model.timing(can_id, flags, dlc, data)
+        if self.faults:
+            event = self.faults.on_wire(can_id, start)
+            if event is not None:
+                self.event(event)
+                self.stats["faulted"] += 1
+                if event.kind != "corrupt":
+                    return  # dropped / bus off: nothing on the wire
+                # damaged in flight: the receivers flag an error where the frame ends
+                frame = frame[:2] + (F_ERROR | (flags & F_EXTENDED), 0, b"", frame[5])
+        self.on_wire = (start + eof_offset, frame)
+        self.free_at = start + duration
+        self.stats["busy_ns"] += duration
+
+    def _deliver(self, frame: Pending, eof: int) -> None:
+        _, can_id, flags, dlc, data, sender = frame
+        self.stats["error_frames" if flags & F_ERROR else "frames"] += 1
+        record = HEADER.pack(FRAME, flags, dlc, can_id, eof) + data
+        for c in self.clients:
+            if c is sender:
+                if c.own:
+                    c.deliver(HEADER.pack(FRAME, flags | F_OWN, dlc, can_id, eof) + data)
+            elif c.frames:
+                c.deliver(record)
+
+    def _babble_frame(self, babbler) -> Pending:
+        spec = babbler.spec
+        flags = (F_EXTENDED if spec.id > 0x7FF else 0) | (F_FD if spec.dlc > 8 else 0)
+        data = (babbler.sent & 0xFF).to_bytes(1, "big") * spec.dlc
+        return (babbler.next_ns, spec.id, flags, spec.dlc, data, None)
+
+    def _babble_next(self, babbler, start: int, frame: Pending) -> int:
+        if babbler.spec.rate is None:  # as fast as the wire allows (wire time even with the model off)
+            return start + self.model.wire_duration(*frame[1:5])
+        return babbler.next_ns + round(1e9 / babbler.spec.rate)
+
+    # ---- events, control ---------------------------------------------------------------------
+
+    def event(self, event: FaultEvent) -> None:
+        record = HEADER.pack(EVENT, EVENT_CODE[event.kind], 0, event.id, event.t_ns) + event.detail_json()
+        for c in self.clients:
+            if c.events:
+                c.deliver(record)
+
+    def control(self, request: dict, now: int) -> dict:
+        """Arm / clear / list faults, or report statistics; errors come back as ``{"error": ...}``."""
+        from pydantic import TypeAdapter, ValidationError
+
+        from hil.spec.faults import Fault
+
+        op = request.get("op")
+        if op == "arm":
+            try:
+                spec = TypeAdapter(Fault).validate_python(request.get("fault"))
+            except ValidationError as exc:
+                return {"error": f"invalid fault: {exc.errors()[0]['msg']} (got {request.get('fault')!r})"}
+            origin = request.get("origin_ns") or now
+            fault, event = self.faults.arm(spec, origin)
+            self.event(event)
+            return fault.describe()
+        if op == "clear":
+            events = self.faults.clear(request.get("fault"), now)
+            for event in events:
+                self.event(event)
+            return {"cleared": [e.detail["fault"] for e in events]}
+        if op == "faults":
+            return {"faults": [f.describe() for f in self.faults.armed]}
+        if op == "stats":
+            return self.snapshot(now)
+        return {"error": f"unknown control op {op!r}; expected arm, clear, faults or stats"}
+
+    def snapshot(self, now: int) -> dict:
+        span = max(1, now - self.since_ns)
+        return {**self.stats, "load": self.stats["busy_ns"] / span, "since_ns": self.since_ns, "now_ns": now,
+                "clients": sum(1 for c in self.clients if c.frames),
+                "pending": sum(len(c.tx) for c in self.clients) + len(self.delayed),
+                "overruns": sum(c.overruns for c in self.clients)}

@@ -1,0 +1,155 @@
+"""The python-can interface ``simcan``: join an emulated bus by the path of its broker socket.
+
+    bus = can.Bus(interface="simcan", channel="/run/dir/simbus/chassis.sock", receive_own_messages=True)
+
+Received frames (and the echo of one's own frames) carry the end-of-frame time on the run clock, in
+seconds (``time.monotonic()`` epoch). ``send_at(msg, release_ns)`` asks the broker to put a frame on
+the wire at a run-clock time. With ``fault_events=True`` the broker also reports every injected fault:
+they are kept in ``bus.fault_events`` (and passed to ``on_fault_event`` if given) as
+:class:`~hil.simbus.faults.FaultEvent` objects; they are never returned by ``recv``.
+
+If the broker goes away, the next ``send`` or ``recv`` raises :class:`can.CanOperationError`.
+"""
+
+from __future__ import annotations
+
+import json
+import select
+import threading
+from collections import deque
+from typing import Any, Callable
+
+import can
+from can import CanOperationError, CanProtocol, Message
+
+from hil.simbus.faults import FaultEvent
+from hil.simbus.protocol import (
+    CONTROL, EVENT, EVENT_KINDS, F_BRS, F_ERROR, F_ESI, F_EXTENDED, F_FD, F_OWN, F_REMOTE, FRAME, HEADER,
+    HELLO, HELLO_EVENTS, HELLO_NO_FRAMES, HELLO_OWN, MAX_RECORD, connect)
+
+NS = 1_000_000_000
+EVENTS_KEPT = 100_000
+
+
+def pack_frame(msg: Message, release_ns: int = 0) -> bytes:
+    """A python-can message as a FRAME record."""
+    flags = ((F_EXTENDED if msg.is_extended_id else 0) | (F_REMOTE if msg.is_remote_frame else 0)
+             | (F_ERROR if msg.is_error_frame else 0) | (F_FD if msg.is_fd else 0)
+             | (F_BRS if msg.bitrate_switch else 0) | (F_ESI if msg.error_state_indicator else 0))
+    data = b"" if msg.is_remote_frame else bytes(msg.data)
+    return HEADER.pack(FRAME, flags, msg.dlc if msg.is_remote_frame else len(data), msg.arbitration_id,
+                       release_ns) + data
+
+
+class SimCanBus(can.BusABC):
+    """A node on an emulated CAN bus served by the simbus broker."""
+
+    def __init__(self, channel: str, can_filters=None, receive_own_messages: bool = False,
+                 fd: bool = False, fault_events: bool = False,
+                 on_fault_event: Callable[[FaultEvent], None] | None = None,
+                 control_only: bool = False, name: str = "", **kwargs: Any):
+        self.channel = str(channel)
+        self.channel_info = f"simbus {self.channel}"
+        self._can_protocol = CanProtocol.CAN_FD if fd else CanProtocol.CAN_20
+        self.fault_events: deque[FaultEvent] = deque(maxlen=EVENTS_KEPT)
+        self._on_fault_event = on_fault_event
+        self._send_lock = threading.Lock()
+        try:
+            self._sock = connect(self.channel)
+        except OSError as exc:
+            raise can.CanInitializationError(
+                f"cannot reach the simbus broker at {self.channel}: {exc.strerror or exc}; "
+                "is the rig up (or `hil simbus serve RIG` running)?") from None
+        flags = ((HELLO_OWN if receive_own_messages else 0) | (HELLO_EVENTS if fault_events else 0)
+                 | (HELLO_NO_FRAMES if control_only else 0))
+        self._send_record(HEADER.pack(HELLO, flags, 0, 0, 0) + name.encode(), None)
+        super().__init__(channel=channel, can_filters=can_filters, **kwargs)
+
+    # ---- sending -------------------------------------------------------------------------------
+
+    def send(self, msg: Message, timeout: float | None = None) -> None:
+        self._send_record(pack_frame(msg), timeout)
+
+    def send_at(self, msg: Message, release_ns: int, timeout: float | None = None) -> None:
+        """Queue ``msg`` for the wire at run-clock time ``release_ns`` (now, if that has passed)."""
+        self._send_record(pack_frame(msg, release_ns), timeout)
+
+    def _send_record(self, record: bytes, timeout: float | None) -> None:
+        with self._send_lock:
+            try:
+                while True:
+                    try:
+                        self._sock.send(record)
+                        return
+                    except BlockingIOError:
+                        _, ready, _ = select.select([], [self._sock], [], timeout)
+                        if not ready:
+                            raise can.CanOperationError(
+                                f"simbus {self.channel}: transmit queue full, frame not sent within {timeout} s"
+                            ) from None
+            except OSError as exc:
+                raise self._gone(exc) from None
+
+    # ---- receiving -----------------------------------------------------------------------------
+
+    def _recv_internal(self, timeout: float | None) -> tuple[Message | None, bool]:
+        record = self._recv_record(timeout)
+        if record is None:
+            return None, False
+        kind, flags, dlc, can_id, t_ns = HEADER.unpack_from(record)
+        if kind == FRAME:
+            return Message(
+                timestamp=t_ns / NS, arbitration_id=can_id, is_extended_id=bool(flags & F_EXTENDED),
+                is_remote_frame=bool(flags & F_REMOTE), is_error_frame=bool(flags & F_ERROR),
+                is_fd=bool(flags & F_FD), bitrate_switch=bool(flags & F_BRS),
+                error_state_indicator=bool(flags & F_ESI), dlc=dlc, data=record[HEADER.size:],
+                is_rx=not flags & F_OWN, channel=self.channel, check=False), False
+        if kind == EVENT:
+            event = FaultEvent(t_ns, EVENT_KINDS[flags], can_id, json.loads(record[HEADER.size:]))
+            self.fault_events.append(event)
+            if self._on_fault_event is not None:
+                self._on_fault_event(event)
+        return None, False
+
+    def _recv_record(self, timeout: float | None) -> bytes | None:
+        try:
+            try:
+                record = self._sock.recv(MAX_RECORD)
+            except BlockingIOError:
+                ready, _, _ = select.select([self._sock], [], [], timeout)
+                if not ready:
+                    return None
+                record = self._sock.recv(MAX_RECORD)
+        except BlockingIOError:
+            return None
+        except OSError as exc:
+            raise self._gone(exc) from None
+        if not record:
+            raise self._gone(None)
+        return record
+
+    def _gone(self, exc: OSError | None) -> CanOperationError:
+        why = f": {exc.strerror or exc}" if exc is not None else ""
+        return CanOperationError(f"simbus {self.channel}: the broker closed the connection{why}")
+
+    # ---- control -------------------------------------------------------------------------------
+
+    def control(self, request: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
+        """One control request (arm / clear / faults / stats) and its reply; frames and events that
+        arrive meanwhile are dropped, so use a ``control_only`` connection for this."""
+        self._send_record(HEADER.pack(CONTROL, 0, 0, 0, 0) + json.dumps(request).encode(), timeout)
+        while True:
+            record = self._recv_record(timeout)
+            if record is None:
+                raise CanOperationError(f"simbus {self.channel}: no reply to {request.get('op')!r} within {timeout} s")
+            if record[0] == CONTROL:
+                return json.loads(record[HEADER.size:])
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def shutdown(self) -> None:
+        if self._is_shutdown:
+            return
+        super().shutdown()
+        self._sock.close()

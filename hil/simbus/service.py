@@ -1,0 +1,103 @@
+"""Bring a broker up for a rig: the broker's config from the rig spec, and the broker child process.
+
+:class:`BrokerProcess` is a context manager: it creates the private run folder (0700), starts
+``python -m hil.simbus.broker``, waits for its ready line, and on exit stops it and checks that its
+socket files are gone. The child watches its stdin, so it also ends if the controller dies.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from hil.errors import BusError
+from hil.spec.rig import CanBus, Rig, SerialBus
+
+READY_TIMEOUT_S = 60.0  # generous: the machine may be busy, and the child imports pydantic
+STOP_TIMEOUT_S = 10.0
+
+
+def broker_config(rig: Rig, folder: Path, seed: int = 0) -> dict[str, Any]:
+    """What the broker serves for ``rig``: every emulated CAN bus and serial link."""
+    can, serial = [], []
+    for name, bus in rig.buses.items():
+        if not bus.emulated:
+            continue
+        if isinstance(bus, CanBus):
+            can.append({"name": name, "bitrate": bus.bitrate, "data_bitrate": bus.data_bitrate, "fd": bus.fd,
+                        "wire_model": bus.wire_model, "faults": [f.model_dump(mode="json") for f in bus.faults]})
+        elif isinstance(bus, SerialBus):
+            serial.append({"name": name, "baudrate": bus.baudrate, "pace": bus.pace})
+    return {"dir": str(folder), "seed": seed, "can": can, "serial": serial}
+
+
+def private_folder(folder: Path) -> Path:
+    """Create ``folder`` (mode 0700, also when it already existed) and return it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    os.chmod(folder, 0o700)
+    return folder
+
+
+class BrokerProcess:
+    """The broker as a child process, for as long as the ``with`` block runs."""
+
+    def __init__(self, config: dict[str, Any]):
+        self.config = config
+        self.folder = private_folder(Path(config["dir"]))
+        self.proc: subprocess.Popen | None = None
+        self.info: dict[str, Any] = {}
+
+    def __enter__(self) -> BrokerProcess:
+        path = self.folder / "broker.json"
+        path.write_text(json.dumps(self.config))
+        self._stderr = open(self.folder / "broker.log", "w+b")
+        self.proc = subprocess.Popen([sys.executable, "-m", "hil.simbus.broker", str(path)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr)
+        try:
+            self.info = json.loads(self._ready_line())
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def _ready_line(self) -> str:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self.proc.stdout], [], [], 0.1)
+            if ready:
+                line = self.proc.stdout.readline()
+                if line:
+                    return line.decode()
+            if self.proc.poll() is not None:
+                self._stderr.seek(0)
+                err = self._stderr.read().decode(errors="replace").strip()
+                raise BusError(f"the simbus broker exited with code {self.proc.returncode} before it was "
+                               f"ready: {err.splitlines()[-1] if err else 'no error output'}")
+        raise BusError(f"the simbus broker did not report ready within {READY_TIMEOUT_S:.0f} s")
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def __exit__(self, *exc: object) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for stream in (proc.stdin, proc.stdout):
+            stream.close()
+        self._stderr.close()
+        for name in self.info.get("can", {}).values():
+            Path(name).unlink(missing_ok=True)  # a killed broker could not clean up after itself

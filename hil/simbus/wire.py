@@ -1,0 +1,148 @@
+"""The wire-time model: how long a CAN / CAN FD frame occupies the bus, bit stuffing included.
+
+The frame is laid out bit by bit as ISO 11898-1 does (SOF, arbitration, control, data, CRC,
+delimiters, ACK, EOF, 3-bit intermission). Classic frames are dynamically stuffed from SOF to the
+end of the CRC, so the real CRC-15 is computed. CAN FD frames are dynamically stuffed up to the end
+of the data field; the CRC field (stuff count + CRC-17/21) has fixed stuff bits, so its length does
+not depend on its value. With BRS, the bits from ESI to the CRC delimiter run at the data bitrate.
+
+:func:`frame_timing` returns the duration including intermission and the offset of the
+end-of-frame (the last EOF bit, where a controller stamps a received frame).
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from hil.simbus.protocol import F_BRS, F_ERROR, F_EXTENDED, F_FD, F_REMOTE
+
+IFS_BITS = 3
+TRAILER_BITS = 1 + 1 + 7  # ACK slot, ACK delimiter, EOF (after the CRC delimiter)
+ERROR_FRAME_BITS = 6 + 8  # error flag + error delimiter
+FD_LENGTHS = (0, 1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 20, 24, 32, 48, 64)
+_LONG_RUNS = re.compile(r"0{4,}|1{4,}")
+
+
+def fd_dlc(length: int) -> int:
+    """DLC code (0..15) of a payload length; lengths between steps round up as controllers pad."""
+    for code, n in enumerate(FD_LENGTHS):
+        if length <= n:
+            return code
+    raise ValueError(f"expected a CAN FD payload of at most 64 bytes, got {length}")
+
+
+def _crc15_table() -> list[int]:
+    table = []
+    for byte in range(256):
+        crc = byte << 7
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x4599) if crc & 0x4000 else crc << 1
+        table.append(crc & 0x7FFF)
+    return table
+
+
+_CRC15_TABLE = _crc15_table()
+
+
+def crc15(bits: str) -> int:
+    """CRC-15/CAN of a bit string. The initial value is 0, so zero bits in front change nothing:
+    the string is left-padded to whole bytes and run through a byte table."""
+    crc, table = 0, _CRC15_TABLE
+    for byte in int(bits, 2).to_bytes((len(bits) + 7) // 8, "big"):
+        crc = ((crc << 8) & 0x7FFF) ^ table[((crc >> 7) ^ byte) & 0xFF]
+    return crc
+
+
+def stuff_bits(bits: str) -> int:
+    """How many stuff bits a transmitter inserts into ``bits`` (one of the opposite value after
+    every 5 equal bits; the stuff bit itself counts towards the next run).
+
+    Only runs of 4 or more equal bits can cause stuffing (4 + a stuff bit of the same value in front),
+    so a regex finds those and the loop runs a handful of times per frame.
+    """
+    total, carry_at = 0, -1  # carry_at: where a run ended with a stuff bit (counts for the next run)
+    for m in _LONG_RUNS.finditer(bits):
+        start, end = m.span()
+        n = end - start + (start == carry_at)
+        stuffed = n // 5
+        total += stuffed
+        carry_at = end if stuffed and n % 5 == 0 else -1
+    return total
+
+
+def _header(can_id: int, flags: int, dlc: int) -> tuple[str, str]:
+    """(arbitration-phase bits, control bits after it) from SOF to the DLC, unstuffed."""
+    rtr = "1" if flags & F_REMOTE else "0"
+    if flags & F_FD:
+        # FD: RRS=0, then FDF=1, res=0, BRS; the data phase starts at ESI
+        tail = "0" + "10" + ("1" if flags & F_BRS else "0")
+        ctrl = "0" + format(dlc, "04b")  # ESI (error active) + DLC
+    else:
+        tail, ctrl = rtr, "0" + format(dlc, "04b")  # (RTR | r1) ... r0 + DLC
+    if flags & F_EXTENDED:
+        arb = "0" + format(can_id >> 18, "011b") + "11" + format(can_id & 0x3FFFF, "018b")
+        if not flags & F_FD:
+            return arb + rtr + "0", ctrl  # RTR, r1; then r0 + DLC
+        return arb + tail, ctrl
+    arb = "0" + format(can_id, "011b")
+    if flags & F_FD:
+        return arb + tail[:1] + "0" + tail[1:], ctrl  # RRS, IDE=0, FDF, res, BRS
+    return arb + tail + "0", ctrl  # RTR, IDE=0; then r0 + DLC
+
+
+@lru_cache(maxsize=8192)
+def frame_bits(can_id: int, flags: int, dlc: int, data: bytes) -> tuple[int, int]:
+    """(bits at the nominal bitrate, bits at the data bitrate), intermission included."""
+    if flags & F_ERROR:
+        return ERROR_FRAME_BITS + IFS_BITS, 0
+    arb, ctrl = _header(can_id, flags, dlc)
+    payload = "" if flags & F_REMOTE or not data else format(int.from_bytes(data, "big"), f"0{8 * len(data)}b")
+    body = arb + ctrl + payload
+    if not flags & F_FD:
+        body += format(crc15(body), "015b")
+        return len(body) + stuff_bits(body) + 1 + TRAILER_BITS + IFS_BITS, 0
+    # the run across the arbitration/data boundary may put one stuff bit on the wrong side
+    n_arb = stuff_bits(arb)
+    n_data = stuff_bits(body) - n_arb
+    crc_len = 17 if len(data) <= 16 else 21
+    crc_field = 4 + crc_len + (4 + crc_len + 3) // 4  # stuff count + CRC + fixed stuff bits
+    fast = len(ctrl) + len(payload) + n_data + crc_field + 1  # through the CRC delimiter
+    slow = len(arb) + n_arb + TRAILER_BITS + IFS_BITS
+    if flags & F_BRS:
+        return slow, fast
+    return slow + fast, 0
+
+
+class WireModel:
+    """Frame durations on one bus: nominal and data bitrate, or no wire time at all."""
+
+    def __init__(self, bitrate: int, data_bitrate: int | None = None, enabled: bool = True):
+        self.enabled = enabled
+        self.bit_ns = 1e9 / bitrate
+        self.data_bit_ns = 1e9 / (data_bitrate or bitrate)
+        self.ifs_ns = round(IFS_BITS * self.bit_ns)
+
+    def timing(self, can_id: int, flags: int, dlc: int, data: bytes) -> tuple[int, int]:
+        """(duration including intermission, end-of-frame offset from the start), in ns; zero when
+        the model is off (frames are delivered as fast as possible)."""
+        if not self.enabled:
+            return 0, 0
+        duration = self.wire_duration(can_id, flags, dlc, data)
+        return duration, duration - self.ifs_ns
+
+    def wire_duration(self, can_id: int, flags: int, dlc: int, data: bytes) -> int:
+        """The modelled duration including intermission, whether or not the model is enabled."""
+        slow, fast = frame_bits(can_id, flags, dlc, data)
+        return round(slow * self.bit_ns + fast * self.data_bit_ns)
+
+
+def arbitration_key(can_id: int, flags: int) -> int:
+    """Lower wins: base id, then a standard frame beats an extended one (SRR/IDE recessive), then
+    the extended id, then a data frame beats a remote frame; error frames win outright."""
+    if flags & F_ERROR:
+        return -1
+    rtr = 1 if flags & F_REMOTE and not flags & F_FD else 0
+    if flags & F_EXTENDED:
+        return ((can_id >> 18) << 21) | (1 << 20) | ((can_id & 0x3FFFF) << 1) | rtr
+    return (can_id << 21) | rtr
