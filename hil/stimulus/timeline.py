@@ -1,0 +1,193 @@
+"""The timeline: stimulus sources merged into one ordered list of sends on rig buses.
+
+Times are worked out in three stages:
+
+1. **log time** — what each file says;
+2. **stimulus time** — each source's window (``start``/``end`` from its first event) starts at 0,
+   then the source is placed at its ``offset``. Waits (``at``) and override windows are stimulus
+   time. ``start: first-event`` drops the silence before the earliest event of all sources;
+   ``immediately`` keeps it;
+3. **play time** — gaps longer than ``skip_gaps_over`` shrink to that length, everything is divided
+   by ``rate``, the timeline is repeated ``loop`` times (each repetition one period later: the span
+   plus the median gap between events), and ``delay`` is added. The injector sends step ``i`` at
+   ``play start + steps[i].t_ns``.
+
+Channel maps: a source's ``map`` sends log channel → rig bus; channels it does not name are dropped
+(and counted). Without a map, a log channel named like a rig bus goes to that bus, and otherwise
+all channels go to the rig's only bus of that kind.
+"""
+
+from __future__ import annotations
+
+import bisect
+import statistics
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hil.errors import StimulusError
+from hil.spec.match import FrameMatch
+from hil.spec.rig import Rig
+from hil.spec.suite import Source, Stimulus
+from hil.stimulus.events import CanEvent, Event, SerialEvent
+from hil.stimulus.overrides import apply_overrides, load_dbc, message
+from hil.stimulus.readers import SourceLog, read_source
+
+FOREVER = 1 << 62
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """Send ``event`` on ``bus`` at ``t_ns`` after play start."""
+
+    t_ns: int
+    bus: str
+    event: Event
+
+
+@dataclass(frozen=True)
+class Wait:
+    """Before sending step ``index``, pause until ``until`` appears on its bus (or ``timeout_ns``).
+    ``id`` is resolved from the DBC when ``until`` names a message."""
+
+    index: int
+    at_ns: int
+    until: FrameMatch
+    id: int
+    timeout_ns: int
+
+
+@dataclass
+class Timeline:
+    steps: list[Step]
+    waits: list[Wait] = field(default_factory=list)
+    dbc: list[Path] = field(default_factory=list)
+    dropped: Counter = field(default_factory=Counter)  # reason → frames left out
+
+    @property
+    def span_ns(self) -> int:
+        return self.steps[-1].t_ns - self.steps[0].t_ns if self.steps else 0
+
+    def buses(self) -> list[str]:
+        return sorted({s.bus for s in self.steps} | {w.until.bus for w in self.waits})
+
+
+def build_timeline(stimulus: Stimulus, rig: Rig, logs: dict[Path, SourceLog] | None = None) -> Timeline:
+    """Read (or take from ``logs``), check and merge every source of ``stimulus`` for ``rig``."""
+    dropped: Counter = Counter()
+    merged: list[tuple[int, str, Event]] = []
+    for k, src in enumerate(stimulus.sources):
+        log = (logs or {}).get(src.file) or read_source(src.file, src.format)
+        merged += _place(log, src, rig, k, dropped)
+    if not merged:
+        raise StimulusError("the stimulus has no events left after maps, filters and windows: "
+                            + (", ".join(f"{n} {why}" for why, n in dropped.items()) or "the files are empty"))
+    merged.sort(key=lambda item: item[0])
+    if stimulus.start == "first-event":
+        first = merged[0][0]
+        merged = [(t - first, bus, ev) for t, bus, ev in merged]
+    db = load_dbc(stimulus.dbc)
+    merged, n_drop = apply_overrides(merged, stimulus.overrides, db)
+    if n_drop:
+        dropped["dropout override"] += n_drop
+    play = _play_times([t for t, _, _ in merged], stimulus.skip_gaps_over)
+    period = _period(play)
+    steps: list[Step] = []
+    waits: list[Wait] = []
+    wait_specs = sorted(stimulus.waits, key=lambda w: w.at)
+    stim_times = [t for t, _, _ in merged]
+    for n in range(stimulus.loop):
+        shift = stimulus.delay + round(n * period / stimulus.rate)
+        base = len(steps)
+        steps += [Step(shift + round(p / stimulus.rate), bus, ev) for p, (_, bus, ev) in zip(play, merged)]
+        for w in wait_specs:
+            index = base + bisect.bisect_left(stim_times, w.at)
+            waits.append(Wait(index, w.at, w.until, _match_id(w.until, db), w.timeout))
+    return Timeline(steps, waits, list(stimulus.dbc), dropped)
+
+
+def _place(log: SourceLog, src: Source, rig: Rig, k: int, dropped: Counter) -> list[tuple[int, str, Event]]:
+    """One source → ``(stimulus_t_ns, bus, event)`` after its map, id filters and window."""
+    if not log.events:
+        return []
+    routes = _routes(log, src, rig, k)
+    first = log.events[0].t_ns
+    lo, hi = first + src.start, first + (src.end if src.end is not None else FOREVER)
+    include = set(src.include_ids) if src.include_ids is not None else None
+    exclude = set(src.exclude_ids)
+    out = []
+    for ev in log.events:
+        bus = routes.get(ev.channel)
+        if bus is None:
+            dropped[f"on unmapped channel {ev.channel!r}"] += 1
+        elif not lo <= ev.t_ns < hi:
+            dropped["outside the window"] += 1
+        elif isinstance(ev, CanEvent) and ((include is not None and ev.id not in include) or ev.id in exclude):
+            dropped["filtered by id"] += 1
+        else:
+            out.append((ev.t_ns - lo + src.offset, bus, ev))
+    return out
+
+
+def _routes(log: SourceLog, src: Source, rig: Rig, k: int) -> dict[str, str]:
+    """Log channel → rig bus for one source, checked against the rig and the file."""
+    where = f"stimulus source {k + 1} ({log.path.name})"
+    channels = log.channels()
+    kinds = {e.channel: ("serial" if isinstance(e, SerialEvent) else "can") for e in log.events}
+    if src.map:
+        unknown = [ch for ch in src.map if ch not in channels]
+        if unknown:
+            raise StimulusError(f"{where}: map names log channel(s) {', '.join(map(repr, unknown))}, but the "
+                                f"file has: {', '.join(map(repr, sorted(channels)))}")
+        routes = dict(src.map)
+    else:
+        routes = {}
+        for ch in channels:
+            if ch in rig.buses:
+                routes[ch] = ch
+            else:
+                only = [n for n, b in rig.buses.items() if b.kind == kinds[ch]]
+                if len(only) != 1:
+                    raise StimulusError(
+                        f"{where}: log channel {ch!r} needs a 'map' entry (channel → bus); the rig has "
+                        f"{len(only)} {kinds[ch]} buses: {', '.join(only) or 'none'}")
+                routes[ch] = only[0]
+    for ch, bus in routes.items():
+        spec = rig.buses.get(bus)
+        if spec is None:
+            raise StimulusError(f"{where}: channel {ch!r} maps to unknown bus {bus!r}; the rig has: "
+                                f"{', '.join(sorted(rig.buses))}")
+        if spec.kind != kinds[ch]:
+            raise StimulusError(f"{where}: channel {ch!r} holds {kinds[ch]} data but maps to {spec.kind} bus {bus!r}")
+    return routes
+
+
+def _play_times(times: list[int], skip_over: int | None) -> list[int]:
+    """Stimulus times with every gap longer than ``skip_over`` shortened to ``skip_over``."""
+    if skip_over is None or not times:
+        return list(times)
+    out, cut = [], 0
+    for i, t in enumerate(times):
+        if i and t - times[i - 1] > skip_over:
+            cut += t - times[i - 1] - skip_over
+        out.append(t - cut)
+    return out
+
+
+def _period(play: list[int]) -> int:
+    """Loop period: span plus the median gap, so a looped log keeps its rhythm at the seam."""
+    if len(play) < 2:
+        return play[-1] + 1 if play else 0
+    gaps = [b - a for a, b in zip(play, play[1:]) if b > a]
+    return play[-1] - play[0] + (int(statistics.median(gaps)) if gaps else 1)
+
+
+def _match_id(match: FrameMatch, db) -> int:
+    if match.id is not None:
+        if match.signal is not None:
+            raise StimulusError(f"wait on bus {match.bus!r}: a signal condition needs 'message' (DBC), not 'id'")
+        return match.id
+    msg = message(db, match.message, f"wait on bus {match.bus!r}")
+    if match.signal is not None and match.signal not in [s.name for s in msg.signals]:
+        raise StimulusError(f"wait on bus {match.bus!r}: message {match.message!r} has no signal {match.signal!r}")
+    return msg.frame_id
