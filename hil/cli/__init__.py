@@ -54,7 +54,10 @@ def cli(ctx: click.Context, verbose: int, quiet: int, no_color: bool, debug: boo
     Exit codes: 0 pass · 1 a bench failed · 2 usage or spec error · 3 infrastructure error
                 130 interrupted
     """
-    ctx.obj = App(verbosity=verbose - quiet, color=not no_color, debug=debug)
+    app = ctx.ensure_object(App)
+    app.verbosity = verbose - quiet
+    app.color = app.color and not no_color
+    app.debug = app.debug or debug
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -62,10 +62,16 @@ class App:
 
 
 def run_guarded(group: click.Group, argv: list[str] | None) -> int:
-    """Run the CLI; map HilError to its exit code, Ctrl-C to 130, anything else to 3."""
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    """Run the CLI; map HilError to its exit code, Ctrl-C to 130, anything else to 3.
+
+    The App exists before arguments are parsed (global flags are pre-scanned), so even a usage
+    error honours ``--no-color``; the group's callback then completes it.
+    """
+    args = sys.argv[1:] if argv is None else list(argv)
+    app = App(color="--no-color" not in args, debug="--debug" in args)
+    debug = app.debug
     try:
-        result = group.main(args=argv, prog_name="hil", standalone_mode=False)
+        result = group.main(args=args, prog_name="hil", standalone_mode=False, obj=app)
         return result if isinstance(result, int) else 0
     except Abort as exc:
         return exc.code
@@ -75,15 +81,16 @@ def run_guarded(group: click.Group, argv: list[str] | None) -> int:
         exc.show()
         return EXIT_USAGE
     except (KeyboardInterrupt, click.exceptions.Abort):
-        App().error("interrupted")
+        app.error("interrupted")
         return EXIT_INTERRUPTED
     except HilError as exc:
         if debug:
             raise
-        App().error(str(exc))
+        for problem in getattr(exc, "problems", None) or [str(exc)]:
+            app.error(problem)
         return exc.exit_code
     except Exception as exc:  # the one place an unexpected error becomes an exit code
         if debug:
             raise
-        App().error(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)")
+        app.error(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)")
         return EXIT_INFRA

@@ -13,7 +13,7 @@ from hil.cli.app import App
               help="Rig file (also HIL_RIG); otherwise the first FILE is the rig.")
 @click.pass_obj
 def check(app: App, files: tuple[str, ...], rig: str | None) -> None:
-    """Validate RIG [SUITE...]: exit 0 when every file is valid, 2 with every problem listed."""
+    """Validate RIG [SUITE|STACK...]: exit 0 when every file is valid, 2 with every problem listed."""
     from hil.spec import check_files
 
     files_list = list(files)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hil.errors import SpecError
-from hil.spec.load import SpecFile, load_rig, load_stack, load_suite
+from hil.spec.load import SpecFile, load_rig, load_stack, load_suite, parse_yaml
 from hil.spec.rig import Rig
 from hil.spec.stack import Stack
 from hil.spec.suite import Suite
@@ -20,38 +20,51 @@ class Checked:
     stacks: dict[Path, SpecFile[Stack]] = field(default_factory=dict)
 
 
-def check_files(rig_path: str | Path, suite_paths: list[str | Path] = ()) -> Checked:
-    """Load ``rig_path`` and every suite (and the stacks they name); raise one SpecError for all."""
+def check_files(rig_path: str | Path, paths: list[str | Path] = ()) -> Checked:
+    """Load ``rig_path``, then every suite or stack in ``paths`` (a file with ``components`` is a
+    stack) and the stacks the suites name; raise one SpecError listing every problem."""
     problems: list[str] = []
     rig = load_rig(rig_path)  # nothing else can be checked without the rig
     checked = Checked(rig)
-    for path in suite_paths:
+    stacks: list[Path] = []
+    for path in paths:
+        if is_stack_file(Path(path)):
+            stacks.append(Path(path))
+            continue
         try:
             suite = load_suite(path)
         except SpecError as exc:
             problems += exc.problems
             continue
         checked.suites.append(suite)
-        cross = suite.model.problems_on(rig.model)
-        if cross:
-            problems += suite.error(cross).problems
-        for stack_path in _stack_paths(suite.model):
-            if stack_path in checked.stacks:
-                continue
-            try:
-                stack = load_stack(stack_path)
-            except SpecError as exc:
-                problems += exc.problems
-                continue
-            checked.stacks[stack_path] = stack
-            cross = stack.model.problems_on(rig.model)
-            if cross:
-                problems += stack.error(cross).problems
+        problems += _cross(suite, rig.model)
+        stacks += _stack_paths(suite.model)
+    for stack_path in dict.fromkeys(stacks):
+        try:
+            stack = load_stack(stack_path)
+        except SpecError as exc:
+            problems += exc.problems
+            continue
+        checked.stacks[stack_path] = stack
+        problems += _cross(stack, rig.model)
     if problems:
         raise SpecError(problems)
     return checked
 
 
+def is_stack_file(path: Path) -> bool:
+    """A spec file whose top level has ``components`` is a stack; anything else is read as a suite."""
+    try:
+        doc = parse_yaml(path)
+    except SpecError:
+        return False  # let the suite loader report it
+    return isinstance(doc, dict) and "components" in doc
+
+
+def _cross(spec: SpecFile, rig: Rig) -> list[str]:
+    problems = spec.model.problems_on(rig)
+    return spec.error(problems).problems if problems else []
+
+
 def _stack_paths(suite: Suite) -> list[Path]:
-    paths = [b.stack or suite.defaults.stack for b in suite.benches]
-    return list(dict.fromkeys(p for p in paths if p is not None))
+    return [p for p in (b.stack or suite.defaults.stack for b in suite.benches) if p is not None]

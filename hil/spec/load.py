@@ -22,6 +22,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from hil.errors import SpecError
+from hil.spec.common import NAME_RE
 from hil.spec.rig import Rig
 from hil.spec.stack import Stack
 from hil.spec.suite import Suite
@@ -231,14 +232,38 @@ def _format_pydantic(path: Path, doc: Any, model: type[BaseModel], err: dict) ->
     if kind == "union_tag_not_found":
         disc = ctx.get("discriminator", "kind").strip("'")
         return format_problem(path, doc, loc, f"missing required key {disc!r}", at_key=False)
+    return format_problem(path, doc, loc, _message(err))
+
+
+_EXPECTED = {
+    "int_type": "an integer", "int_parsing": "an integer", "int_from_float": "a whole number",
+    "float_type": "a number", "float_parsing": "a number", "string_type": "a string",
+    "bool_type": "true or false", "bool_parsing": "true or false", "list_type": "a list",
+    "dict_type": "a mapping", "model_type": "a mapping", "tuple_type": "a list",
+    "model_attributes_type": "a mapping",
+}
+_COMPARE = {"greater_than": ">", "greater_than_equal": "≥", "less_than": "<", "less_than_equal": "≤"}
+_CTX_KEY = {"greater_than": "gt", "greater_than_equal": "ge", "less_than": "lt", "less_than_equal": "le"}
+
+
+def _message(err: dict) -> str:
+    """pydantic's message in the project's voice: what was expected, and what came."""
+    kind, ctx, got = err["type"], err.get("ctx") or {}, _show(err.get("input"))
+    if kind in _EXPECTED:
+        return f"expected {_EXPECTED[kind]}, got {got}"
+    if kind in _COMPARE:
+        return f"expected a value {_COMPARE[kind]} {ctx[_CTX_KEY[kind]]}, got {got}"
+    if kind == "too_short":
+        return f"expected at least {ctx.get('min_length')} entr{'y' if ctx.get('min_length') == 1 else 'ies'}, got none" \
+            if not ctx.get("actual_length") else f"expected at least {ctx.get('min_length')} entries, got {ctx.get('actual_length')}"
+    if kind == "string_pattern_mismatch" and ctx.get("pattern") == NAME_RE:
+        return f"expected a name (letter first, then letters, digits, _ . -; at most 64), got {got}"
     msg = err["msg"]
     for prefix in ("Value error, ", "Assertion failed, "):
         msg = msg.removeprefix(prefix)
     if msg.startswith("Input should be "):
-        msg = "expected " + msg.removeprefix("Input should be ") + f", got {_show(err.get('input'))}"
-    elif msg.startswith("String should match pattern"):
-        msg = f"expected a name (letter first, then letters, digits, _ . -), got {_show(err.get('input'))}"
-    return format_problem(path, doc, loc, msg)
+        msg = "expected " + msg.removeprefix("Input should be ") + f", got {got}"
+    return msg
 
 
 def _show(value: Any) -> str:

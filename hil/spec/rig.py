@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from hil.spec.common import CanId, Duration, Name, Spec, SpecPath
 from hil.spec.faults import Fault
@@ -30,6 +30,14 @@ class CanBus(Spec):
     faults: list[Fault] = Field(default_factory=list, description="emulated: faults always armed")
     options: dict[str, Any] = Field(default_factory=dict, description="extra python-can Bus kwargs")
     record: bool = True
+
+    @field_validator("bitrate")
+    @classmethod
+    def _nominal_range(cls, value: int) -> int:
+        lo, hi = CLASSIC_BITRATES
+        if not lo <= value <= hi:
+            raise ValueError(f"expected a bitrate in {lo}..{hi} bit/s, got {value}")
+        return value
 
 
 class SerialBus(Spec):
@@ -215,9 +223,6 @@ def _bus_problems(loc: Loc, bus: CanBus | SerialBus) -> list[Problem]:
                         f"known: {', '.join(sorted(known_can_interfaces()))}"))
         if bus.faults:
             out.append((loc + ("faults",), "faults can only be injected on emulated buses"))
-    lo, hi = CLASSIC_BITRATES
-    if not lo <= bus.bitrate <= hi:
-        out.append((loc + ("bitrate",), f"expected a bitrate in {lo}..{hi} bit/s, got {bus.bitrate}"))
     if bus.data_bitrate is not None:
         lo, hi = DATA_BITRATES
         if not bus.fd:

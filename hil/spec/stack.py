@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import Field
+from pydantic import Discriminator, Field, Tag, field_validator
 
 from hil.spec.common import Duration, Name, Spec, SpecPath
 from hil.spec.match import FrameMatch
@@ -31,11 +32,30 @@ class FrameReady(Spec):
 class SocketReady(Spec):
     """Ready when ``tcp://HOST:PORT`` or ``unix:PATH`` accepts a connection."""
 
-    socket: str = Field(pattern=r"^(tcp://[^:/]+:[0-9]{1,5}|unix:.+)$")
+    socket: str
     timeout: Duration = 30_000_000_000
 
+    @field_validator("socket")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if not re.match(r"^(tcp://[^:/]+:[0-9]{1,5}|unix:.+)$", value):
+            raise ValueError(f"expected 'tcp://HOST:PORT' or 'unix:PATH', got {value!r}")
+        return value
 
-Ready = Union[ConsoleReady, FrameReady, SocketReady]
+
+def _ready_kind(value: Any) -> str | None:
+    """A ready condition is told apart by its key: console, frame or socket."""
+    if isinstance(value, dict):
+        return next((k for k in ("console", "frame", "socket") if k in value), None)
+    return None
+
+
+Ready = Annotated[
+    Union[Annotated[ConsoleReady, Tag("console")], Annotated[FrameReady, Tag("frame")],
+          Annotated[SocketReady, Tag("socket")]],
+    Discriminator(_ready_kind, custom_error_type="ready_kind",
+                  custom_error_message="expected one of the keys 'console', 'frame' or 'socket'"),
+]
 
 
 class ProcessComponent(Spec):

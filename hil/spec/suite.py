@@ -12,6 +12,7 @@ from hil.spec.match import FrameMatch
 from hil.spec.rig import Rig
 
 Problem = tuple[tuple, str]
+TIME_UNITS = ("ns", "us", "µs", "ms", "s")
 Stat = Literal["count", "missed", "min", "p50", "p90", "p99", "p99.9", "max", "mean", "std",
                "deadline_misses", "last", "first"]
 
@@ -214,6 +215,9 @@ def _measurement_problems(loc: tuple, m: Measurement, probes: set[str], chains: 
         out.append((loc + ("chain",), f"unknown chain {m.chain!r}"))
     if any(k in src for k in ("signal", "frames", "cycle", "lost")) and m.bus is None:
         out.append((loc, f"'{src[0]}' needs 'bus'"))
+    if src and src[0] in ("probe", "chain", "replay", "cycle") and m.unit not in TIME_UNITS:
+        out.append((loc + ("unit",), f"expected a time unit ({', '.join(TIME_UNITS)}) for a {src[0]} "
+                                     f"measurement, got {m.unit!r}"))
     if not any(v is not None for v in (m.lt, m.le, m.gt, m.ge, m.range)):
         out.append((loc, "expected at least one limit: lt, le, gt, ge or range"))
     if m.range is not None and m.range[0] > m.range[1]:

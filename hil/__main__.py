@@ -1,0 +1,5 @@
+"""``python -m hil`` runs the CLI."""
+
+from hil.cli import main
+
+main()

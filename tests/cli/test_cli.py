@@ -1,0 +1,110 @@
+"""The `hil` executable: exit codes, output streams, global options — run as a real process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+from ruamel.yaml import YAML
+
+ROOT = Path(__file__).resolve().parents[2]
+HIL = [sys.executable, "-m", "hil"]
+
+
+def hil(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    full_env = {k: v for k, v in os.environ.items() if k not in ("HIL_RIG", "NO_COLOR")}
+    full_env.update(env or {})
+    return subprocess.run([*HIL, *args], cwd=ROOT, capture_output=True, text=True, env=full_env, timeout=60)
+
+
+def test_check_valid_rig_prints_topology_and_exits_0():
+    r = hil("check", "rigs/sim-minimal.yaml")
+    assert r.returncode == 0, r.stderr
+    assert "rig sim-minimal" in r.stdout
+    assert "chassis can · emulated (simbus) · 500 kbit/s" in r.stdout
+    assert r.stdout.rstrip().endswith("ok rigs/sim-minimal.yaml")
+    assert r.stderr == ""
+
+
+def test_check_lab_example_shows_real_interfaces():
+    r = hil("check", "rigs/lab-example.yaml")
+    assert r.returncode == 0, r.stderr
+    assert "socketcan:can0" in r.stdout
+    assert "ssh hil@orin-bench3.lab:22" in r.stdout
+
+
+def test_spec_error_exits_2_on_stderr_without_traceback():
+    r = hil("check", "tests/spec/files/bad/rig-unknown-key.yaml")
+    assert r.returncode == 2
+    assert r.stdout == ""
+    assert r.stderr.startswith("error: tests/spec/files/bad/rig-unknown-key.yaml:6:5: buses.can1.bitrat:")
+    assert "Traceback" not in r.stderr
+
+
+def test_debug_shows_the_traceback():
+    r = hil("--debug", "check", "tests/spec/files/bad/rig-unknown-key.yaml")
+    assert r.returncode != 0
+    assert "Traceback" in r.stderr and "SpecError" in r.stderr
+
+
+def test_rig_from_environment():
+    r = hil("check", env={"HIL_RIG": "rigs/sim-minimal.yaml"})
+    assert r.returncode == 0, r.stderr
+    assert "rig sim-minimal" in r.stdout
+
+
+def test_check_without_rig_is_a_usage_error():
+    r = hil("check")
+    assert r.returncode == 2
+    assert r.stderr.startswith("error: expected a rig file")
+
+
+def test_unknown_command_is_a_usage_error():
+    r = hil("frobnicate")
+    assert r.returncode == 2
+    assert "No such command 'frobnicate'" in r.stderr
+
+
+def test_version():
+    r = hil("--version")
+    assert r.returncode == 0
+    assert r.stdout.strip() == "hil, version 0.1.0"
+
+
+def test_quiet_suppresses_topology_but_keeps_errors():
+    r = hil("-q", "-q", "check", "rigs/sim-minimal.yaml")
+    assert r.returncode == 0 and r.stdout == ""
+
+
+def test_no_color_env_and_flag_give_plain_output():
+    for args, env in ((("--no-color",), {}), ((), {"NO_COLOR": "1"})):
+        r = hil(*args, "check", "tests/spec/files/bad/rig-unknown-key.yaml", env={**env, "FORCE_COLOR": "1"})
+        assert "\x1b[" not in r.stderr, (args, env)
+    r = hil("check", "tests/spec/files/bad/rig-unknown-key.yaml", env={"FORCE_COLOR": "1"})
+    assert "\x1b[" in r.stderr
+
+
+@pytest.mark.parametrize("kind,files", [
+    ("rig", ["rigs/sim-minimal.yaml", "rigs/lab-example.yaml", "tests/spec/files/good/rig.yaml"]),
+    ("suite", ["tests/spec/files/good/suite.yaml"]),
+    ("stack", ["tests/spec/files/good/stack.yaml"]),
+])
+def test_schema_accepts_the_example_files(kind, files):
+    r = hil("schema", kind)
+    assert r.returncode == 0, r.stderr
+    schema = json.loads(r.stdout)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    for f in files:
+        doc = YAML(typ="safe").load((ROOT / f).read_text())
+        jsonschema.validate(doc, schema)
+
+
+def test_schema_rejects_unknown_keys():
+    schema = json.loads(hil("schema", "rig").stdout)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"name": "r", "buses": {"a": {"kind": "can", "bogus": 1}}}, schema)
