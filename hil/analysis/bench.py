@@ -1,0 +1,140 @@
+"""Analyse one bench's recording: run its probes and chains, evaluate its measurements.
+
+Input is only what a recording holds (frames per bus) plus the injector's replay figures, so any
+recording — also an old one, or one converted from another tool — can be re-analysed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hil.analysis.measure import MeasurementResult, judge, ns_to, unit_problem
+from hil.analysis.probes import ChainPairing, Pairing, field_column, probe_frames, run_chain, run_probe
+from hil.analysis.signals import Column, Database, frames_with_id, signal_column
+from hil.analysis.stats import Stats, describe
+from hil.errors import AnalysisError
+from hil.recording.frames import Frames
+from hil.spec.suite import Bench, Measurement
+
+Problem = tuple[tuple, str]
+
+
+@dataclass
+class Analysis:
+    """Everything measured on one bench: probe and chain statistics (ns), measurement verdicts, and
+    the columns the report plots."""
+
+    probes: dict[str, tuple[Pairing, Stats]] = field(default_factory=dict)
+    chains: dict[str, tuple[ChainPairing, Stats, dict[str, Stats]]] = field(default_factory=dict)
+    measurements: list[MeasurementResult] = field(default_factory=list)
+    signals: dict[str, Column] = field(default_factory=dict)
+
+    @property
+    def outcome(self) -> str:
+        """fail if any measurement failed, else pass (marginal passes)."""
+        return "fail" if any(m.outcome == "fail" for m in self.measurements) else "pass"
+
+
+def analyse(bench: Bench, buses: Mapping[str, Frames], db: Database,
+            replay: Mapping[str, float] | None = None, lost: Mapping[str, int] | None = None) -> Analysis:
+    """Run ``bench``'s probes, chains and measurements on ``buses`` (bus name → recorded frames).
+
+    ``replay`` is the injector's lateness in ns by statistic (p50, p99, max, ...); ``lost`` the frames
+    lost per bus. Raises :class:`AnalysisError` when a probe names what the recording lacks."""
+    out = Analysis()
+    for probe in bench.probes:
+        pairing = run_probe(probe, buses, db)
+        out.probes[probe.name] = (pairing, describe(pairing.latency_ns, pairing.missed, probe.budget))
+    for c in bench.chains:
+        cp = run_chain(c, {name: p for name, (p, _) in out.probes.items()})
+        budget = next((p.budget for p in bench.probes if p.name == c.probes[-1]), None)
+        hops = {name: describe(v) for name, v in cp.hops.items()}
+        out.chains[c.name] = (cp, describe(cp.total_ns, cp.missed, budget), hops)
+    for m in bench.measurements:
+        out.measurements.append(_measure(m, out, buses, db, replay or {}, lost or {}))
+        if m.signal is not None:
+            out.signals[f"{m.bus}:{m.signal}"] = _signal(m, buses, db)
+    for probe in bench.probes:  # edge probes: plot the signals whose crossings they pair
+        for end in (probe.from_, probe.to) if probe.pair == "edge" else ():
+            if end.signal is not None:
+                what = end.message if end.message is not None else f"{end.id:#x}"
+                out.signals.setdefault(f"{end.bus}:{what}.{end.signal}",
+                                       field_column(end, probe_frames(end, buses, db), db))
+    return out
+
+
+def check_bench(bench: Bench, db: Database) -> list[Problem]:
+    """Unit and DBC problems of the bench's measurements, located for the spec loader; found
+    before a bench runs, so a typo never costs a run."""
+    out: list[Problem] = []
+    for j, m in enumerate(bench.measurements):
+        loc = ("measurements", j)
+        kind = "count" if (m.frames is not None or m.lost) else "signal" if m.signal else "time"
+        native = ""
+        if m.signal is not None:
+            try:
+                native = _signal_def(m, db)[1].unit or ""
+            except AnalysisError as exc:
+                out.append((loc + ("signal",), str(exc)))
+                continue
+        problem = unit_problem(m, kind, native)
+        if problem:
+            out.append((loc + ("unit",), problem))
+    for j, p in enumerate(bench.probes):
+        for side, end in (("from", p.from_), ("to", p.to)):
+            try:
+                if end.message is not None:
+                    db.message(end.message)
+                if end.signal is not None:
+                    db.signal(end.message if end.message is not None else end.id, end.signal)
+            except AnalysisError as exc:
+                out.append((("probes", j, side), str(exc)))
+    return out
+
+
+def _measure(m: Measurement, a: Analysis, buses: Mapping[str, Frames], db: Database,
+             replay: Mapping[str, float], lost: Mapping[str, int]) -> MeasurementResult:
+    if m.probe is not None:
+        return _from_stats(m, a.probes[m.probe][1], f"probe {m.probe}")
+    if m.chain is not None:
+        return _from_stats(m, a.chains[m.chain][1], f"chain {m.chain}")
+    if m.cycle is not None:
+        t = frames_with_id(buses, m.bus, m.cycle).t_ns
+        return _from_stats(m, describe(np.diff(t)), f"cycle {m.cycle:#x} on {m.bus}")
+    if m.frames is not None:
+        return judge(m, float(len(frames_with_id(buses, m.bus, m.frames))), f"frames {m.frames:#x} on {m.bus}")
+    if m.lost:
+        if m.bus not in lost:
+            return judge(m, None, f"lost on {m.bus}", detail=f"no loss figure for bus {m.bus!r}")
+        return judge(m, float(lost[m.bus]), f"lost on {m.bus}")
+    if m.replay:
+        key = m.stat.replace("p99.9", "p99_9")
+        if key not in replay:
+            return judge(m, None, "replay", detail=f"no replay figure {m.stat!r}; have: {', '.join(replay) or 'none'}")
+        return judge(m, ns_to(m.unit, replay[key]), "replay")
+    column = _signal(m, buses, db)
+    stats = describe(column.value)
+    value = float(stats.count) if m.stat == "count" else stats.get(m.stat)
+    return judge(m, value, f"signal {m.signal} on {m.bus}", unit=m.unit or column.unit)
+
+
+def _from_stats(m: Measurement, stats: Stats, source: str) -> MeasurementResult:
+    value = stats.get(m.stat)
+    if m.stat not in ("count", "missed", "deadline_misses"):
+        value = ns_to(m.unit, value)
+    return judge(m, value, source)
+
+
+def _signal_def(m: Measurement, db: Database):
+    message, _, signal = m.signal.rpartition(".")
+    if not message:
+        raise AnalysisError(f"expected MESSAGE.SIGNAL, got {m.signal!r}")
+    return db.signal(message, signal)
+
+
+def _signal(m: Measurement, buses: Mapping[str, Frames], db: Database) -> Column:
+    msg, sig = _signal_def(m, db)
+    return signal_column(frames_with_id(buses, m.bus, msg.frame_id), sig)
