@@ -144,7 +144,7 @@ def build(name: str, version: str, components: Mapping[str, Component], out: Pat
         manifest.components[cname] = ComponentFiles(comp.target, comp.kind, files)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".part")
-    with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz, \
+    with open(tmp, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz, \
             tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
         _add_bytes(tar, MANIFEST, manifest.to_json().encode())
         for member, path, entry in sorted(payload, key=lambda p: p[0]):
