@@ -1,0 +1,152 @@
+"""The submitting side: send benches to the lab host that owns their rig, and bring results back.
+
+:class:`Lab` is a connection to the Dask scheduler. ``lab.bench_runner(rig)`` returns a callable with
+the signature of :func:`hil.bench.run_bench`, so the suite runner uses it unchanged
+(``SuiteOptions(run_bench=...)``): each call submits one task with the rig's resource, relays the
+bench's progress events as they happen, and returns the worker's ``BenchResult``. A rig that no
+worker offers is an error before anything is submitted, and a task whose rig disappears while it
+waits (the worker went away) ends as an ``error`` verdict instead of pending forever.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+from hil.cluster.tasks import BenchJob, Placement, pack_dir, run_bench_job, unpack_into
+from hil.cluster.worker import resource_name
+from hil.errors import ClusterError, HilError, SpecError
+
+log = logging.getLogger(__name__)
+
+#: How often a waiting submission checks that its rig is still offered, seconds.
+RECHECK_S = 2.0
+
+
+class Lab:
+    """A connection to the lab's scheduler (``tcp://`` or ``tls://``; TLS settings from dask config
+    or ``security``)."""
+
+    def __init__(self, address: str, *, security: Any = None, timeout: float = 10.0):
+        from distributed import Client
+
+        self.address = address
+        try:
+            self.client = Client(address, security=security, timeout=timeout, set_as_default=False)
+        except (OSError, TimeoutError) as exc:
+            raise ClusterError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+
+    def offers(self) -> dict[str, list[str]]:
+        """rig name → addresses of the workers that offer it, as the scheduler knows them now."""
+        out: dict[str, list[str]] = {}
+        for addr, info in self.client.scheduler_info(n_workers=-1)["workers"].items():
+            for res in info.get("resources", {}):
+                if res.startswith("rig-"):
+                    out.setdefault(res.removeprefix("rig-"), []).append(addr)
+        return out
+
+    def require(self, rigs: list[str]) -> None:
+        """Raise ClusterError naming every rig that no worker offers (and what is offered)."""
+        offered = self.offers()
+        missing = [r for r in rigs if r not in offered]
+        if missing:
+            have = ", ".join(f"{r} ({', '.join(w)})" for r, w in sorted(offered.items())) or "none"
+            raise ClusterError(f"no worker at {self.address} offers rig {', '.join(map(repr, missing))}; "
+                               f"rigs offered: {have}")
+
+    def bench_runner(self, rig: str, *, fetch_artifacts: bool = False) -> RemoteBenchRunner:
+        self.require([rig])
+        return RemoteBenchRunner(self, rig, fetch_artifacts)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def __enter__(self) -> Lab:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class RemoteBenchRunner:
+    """``run_bench`` on the worker that owns ``rig``; ``placements`` records where each bench ran."""
+
+    def __init__(self, lab: Lab, rig: str, fetch_artifacts: bool):
+        self.lab, self.rig, self.fetch_artifacts = lab, rig, fetch_artifacts
+        self.placements: list[Placement] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, rig_path: str | Path, suite_path: str | Path, bench: str, run_dir: Path,
+                 options: Any = None) -> Any:
+        client = self.lab.client
+        topic = f"hil-progress-{uuid.uuid4().hex}"
+        on_event = getattr(options, "on_event", None)
+        if on_event is not None:
+            client.subscribe_topic(topic, lambda ev: on_event(ev[1]))
+        job = BenchJob(self.rig, _portable(suite_path), bench, Path(run_dir).name,
+                       repeat=getattr(options, "repeat", 0), topic=topic if on_event else None)
+        future = client.submit(run_bench_job, job, resources={resource_name(self.rig): 1}, pure=False,
+                               key=f"hil-{self.rig}-{bench}-{uuid.uuid4().hex[:8]}")
+        try:
+            result, place = self._wait(future, bench)
+        except (ClusterError, _TaskFailed) as exc:
+            return _error_result(bench, str(exc))
+        finally:
+            if on_event is not None:
+                client.unsubscribe_topic(topic)
+        with self._lock:
+            self.placements.append(place)
+        if self.fetch_artifacts:
+            self._fetch(place, Path(run_dir))
+        return result
+
+    def _wait(self, future: Any, bench: str) -> tuple[Any, Placement]:
+        from distributed import wait
+
+        try:
+            while True:
+                if wait([future], timeout=RECHECK_S, return_when="FIRST_COMPLETED").done:
+                    break
+                if future.status == "pending" and self.rig not in self.lab.offers():
+                    raise ClusterError(f"bench {bench!r}: no worker offers rig {self.rig!r} any more "
+                                       f"(its worker left the scheduler at {self.lab.address})")
+            if future.status == "error":
+                exc = future.exception()
+                if isinstance(exc, SpecError):
+                    raise exc
+                what = str(exc) if isinstance(exc, HilError) else f"{type(exc).__name__}: {exc}"
+                raise _TaskFailed(f"bench {bench!r} on rig {self.rig!r}: {what}")
+            return future.result()
+        except BaseException:
+            future.cancel()
+            raise
+
+    def _fetch(self, place: Placement, run_dir: Path) -> None:
+        """Copy the bench's folder from the worker's run folder into the local one."""
+        data = self.lab.client.submit(pack_dir, place.run_dir, place.bench_dir, workers=[place.worker],
+                                      allow_other_workers=False, pure=False).result()
+        unpack_into(data, run_dir)
+
+
+class _TaskFailed(Exception):
+    """The task raised on the worker (its message already says what and where)."""
+
+
+def _portable(suite: str | Path) -> str:
+    """The suite path to send: relative to this folder when inside it (workers resolve it against
+    their ``--root``), else absolute."""
+    path = Path(suite).resolve()
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _error_result(bench: str, message: str) -> Any:
+    """A BenchResult with verdict ``error`` for a bench that could not run remotely."""
+    from hil.bench import BenchResult
+
+    return BenchResult.error_result(bench, message)

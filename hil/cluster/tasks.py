@@ -1,0 +1,92 @@
+"""What runs on the worker: one bench under the rig's lease, and packing a run folder to send back.
+
+These functions are pickled by reference, so the worker imports them from its own hil install.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hil.clock import now_ns
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where and when one bench ran: worker, host, its run folder there, run-clock start and end."""
+
+    bench: str
+    rig: str
+    worker: str
+    host: str
+    run_dir: str
+    bench_dir: str  # the bench's folder inside run_dir
+    started_ns: int
+    ended_ns: int
+
+
+@dataclass(frozen=True)
+class BenchJob:
+    """One bench to run on the host that owns ``rig``; ``run_name`` names the run folder there."""
+
+    rig: str
+    suite: str
+    bench: str
+    run_name: str
+    repeat: int = 0
+    topic: str | None = None  # Dask event topic that progress events are published on
+
+
+def run_bench_job(job: BenchJob) -> tuple[Any, Placement]:
+    """Run ``job`` with the runner's ``run_bench`` under the rig's lease; return its result and where it ran."""
+    from distributed import get_worker
+
+    from hil.bench import BenchOptions, run_bench
+    from hil.bench.lease import Lease
+    from hil.cluster.worker import lab_host
+
+    host, worker = lab_host(), get_worker()
+    run_dir = host.runs / job.run_name
+    publish = (lambda event: worker.log_event(job.topic, _plain(event))) if job.topic else None
+    started = now_ns()
+    with Lease(job.rig, wait=host.lease_wait, command=f"hil worker: {job.suite} {job.bench}"):
+        result = run_bench(host.rig_path(job.rig), host.suite_path(job.suite), job.bench, run_dir,
+                           options=BenchOptions(repeat=job.repeat, on_event=publish))
+    place = Placement(job.bench, job.rig, worker.address, host.host, str(run_dir),
+                      _bench_folder(result, run_dir), started, now_ns())
+    return result, place
+
+
+def pack_dir(path: str, inside: str) -> bytes:
+    """``path/inside`` as a gzip'd tar (members relative to ``path``), to fetch a bench's artifacts."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        tar.add(Path(path) / inside, arcname=inside)
+    return buf.getvalue()
+
+
+def unpack_into(data: bytes, dest: Path) -> None:
+    """The other side of :func:`pack_dir`: extract safely (no absolute paths, links or devices)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        tar.extractall(dest, filter="data")
+
+
+def _bench_folder(result: Any, run_dir: Path) -> str:
+    """The bench's folder, relative to the run folder."""
+    return str(Path(result.dir).relative_to(run_dir))
+
+
+def _plain(event: Any) -> Any:
+    """A progress event in a form the scheduler can forward (msgpack: dicts, lists, scalars)."""
+    for attr in ("to_json", "model_dump"):
+        if hasattr(event, attr):
+            return getattr(event, attr)()
+    if hasattr(event, "__dataclass_fields__"):
+        from dataclasses import asdict
+
+        return asdict(event)
+    return event if isinstance(event, (dict, list, str, int, float, bool, type(None))) else str(event)
