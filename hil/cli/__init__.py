@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "check": ("hil.cli.check:check", "Validate a rig (and suites, stacks) and show its topology."),
     "schema": ("hil.cli.schema:schema", "Print the JSON Schema of a rig, suite or stack file."),
     "rig": ("hil.cli.rig:rig", "Rig leases and health: who holds a rig, is it healthy."),
+    "worker": ("hil.cli.worker:worker", "Serve this host's rigs to a Dask scheduler (lab hosts)."),
 }
 
 
