@@ -158,7 +158,7 @@ class Broker:
 
     def _drop(self, fd: int) -> None:
         client, bus = self._clients.pop(fd)
-        bus.clients.remove(client)
+        bus.depart(client)
         client.sock.close()
 
     def stop(self, *_args: Any) -> None:

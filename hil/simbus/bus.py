@@ -41,6 +41,7 @@ class Client:
         self.tx: deque[Pending] = deque()
         self.out: deque[bytes] = deque()
         self.overruns = 0
+        self.departed = False  # disconnected, but frames it sent are still waiting for the wire
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -112,6 +113,7 @@ class SimBus:
                 client.events = bool(flags & HELLO_EVENTS)
                 client.frames = not flags & HELLO_NO_FRAMES
                 client.name = record[HEADER.size:].decode(errors="replace")
+                client.deliver(HEADER.pack(HELLO, 0, 0, 0, now))  # the node is on the bus from now on
             elif kind == CONTROL:
                 reply = self.control(json.loads(record[HEADER.size:]), now)
                 client.deliver(HEADER.pack(CONTROL, 0, 0, 0, now) + json.dumps(reply).encode())
@@ -126,6 +128,14 @@ class SimBus:
                 heapq.heappush(self.delayed, (frame[0] + by, self._seq, frame))
                 return
         client.tx.append(frame)
+
+    def depart(self, client: Client) -> None:
+        """``client`` disconnected: it receives nothing more; frames it already sent still go out."""
+        client.departed = True
+        client.frames = client.own = client.events = False
+        client.out.clear()
+        if not client.tx:
+            self.clients.remove(client)
 
     # ---- the wire ----------------------------------------------------------------------------
 
@@ -159,13 +169,13 @@ class SimBus:
 
     def _arbitrate(self, start: int, babbler) -> Pending:
         """Remove and return the frame that wins arbitration among those ready at ``start``."""
-        best: deque | list | None = None
+        best: Client | list | None = None
         best_key = None
         for c in self.clients:
             if c.tx and c.tx[0][0] <= start:
                 key = arbitration_key(c.tx[0][1], c.tx[0][2])
                 if best_key is None or key < best_key:
-                    best, best_key = c.tx, key
+                    best, best_key = c, key
         if self.delayed and self.delayed[0][0] <= start:
             frame = self.delayed[0][2]
             key = arbitration_key(frame[1], frame[2])
@@ -180,7 +190,10 @@ class SimBus:
                 return frame
         if best is self.delayed:
             return heapq.heappop(self.delayed)[2]
-        return best.popleft()
+        frame = best.tx.popleft()
+        if best.departed and not best.tx:
+            self.clients.remove(best)
+        return frame
 
     def _start(self, frame: Pending, start: int) -> None:
         _, can_id, flags, dlc, data, _sender = frame

@@ -29,6 +29,7 @@ from hil.simbus.protocol import (
 
 NS = 1_000_000_000
 EVENTS_KEPT = 100_000
+JOIN_TIMEOUT_S = 30.0  # the broker's welcome: after it, every frame on the bus reaches this node
 
 
 def pack_frame(msg: Message, release_ns: int = 0) -> bytes:
@@ -62,7 +63,16 @@ class SimCanBus(can.BusABC):
                 "is the rig up (or `hil simbus serve RIG` running)?") from None
         flags = ((HELLO_OWN if receive_own_messages else 0) | (HELLO_EVENTS if fault_events else 0)
                  | (HELLO_NO_FRAMES if control_only else 0))
-        self._send_record(HEADER.pack(HELLO, flags, 0, 0, 0) + name.encode(), None)
+        try:
+            self._send_record(HEADER.pack(HELLO, flags, 0, 0, 0) + name.encode(), None)
+            welcome = self._recv_record(JOIN_TIMEOUT_S)
+        except BaseException:
+            self._sock.close()
+            raise
+        if welcome is None or welcome[0] != HELLO:
+            self._sock.close()
+            raise can.CanInitializationError(f"the simbus broker at {self.channel} did not answer within "
+                                             f"{JOIN_TIMEOUT_S:.0f} s")
         super().__init__(channel=channel, can_filters=can_filters, **kwargs)
 
     # ---- sending -------------------------------------------------------------------------------
