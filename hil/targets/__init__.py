@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 DRIVERS: dict[str, str] = {
     "hpc-local": "hil.targets.local:LocalHpcTarget",
     "hpc-ssh": "hil.targets.ssh:SshHpcTarget",
+    "mcu-emulated": "hil.targets.mcu:EmulatedMcuTarget",
+    "mcu-real": "hil.targets.mcu:RealMcuTarget",
 }
 
 

@@ -1,0 +1,288 @@
+"""The emulated microcontroller: one process per MCU (``python -m hil.firmware CONFIG.json``).
+
+It owns what the silicon owns: flash memory (a file that survives resets), a serial console (the
+device end of a pty), CAN controllers (simbus, through python-can), the STM32 system bootloader
+(AN3155, entered when BOOT0 is high at reset) and a UDS flash bootloader (ISO-TP on CAN, always
+listening). At reset it verifies the image in flash and runs it, or stays in the bootloader and
+prints why. ECUReset reboots in place; a programming session stops the application.
+
+Standard output carries one JSON object per line for the driver (``hil.targets.mcu``): state
+changes, and console lines when the MCU has no console port. Tracebacks go to standard error.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import json
+import signal
+import sys
+import threading
+import traceback
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import can
+
+from hil.clock import now_ns
+from hil.firmware.bootloader import Bootloader, Stopped
+from hil.firmware.flashmem import FlashMemory
+from hil.firmware.image import Image, ImageError, parse
+from hil.firmware.runtime import Mcu
+from hil.firmware.uds import EcuHooks, UdsServer, isotp_params
+from hil.flash import an3155
+from hil.flash.seedkey import key_function
+
+
+@dataclass
+class McuConfig:
+    """What the driver tells the MCU process (written as JSON into the run folder)."""
+
+    name: str
+    flash_path: str
+    work_dir: str
+    pid: int = an3155.DEFAULT_PID
+    boot0: bool = False
+    console: str | None = None  # device end of the console tty
+    bootloader_port: str | None = None  # device end of the AN3155 UART (may equal console)
+    baudrate: int = 115_200
+    can: dict[str, dict[str, Any]] = field(default_factory=dict)  # bus name → can.Bus kwargs
+    uds: dict[str, Any] | None = None  # bus, rx_id (tester → ECU), tx_id, key, level
+    config: dict[str, Any] = field(default_factory=dict)  # the component's firmware parameters
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__, indent=1)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> McuConfig:
+        return cls(**json.loads(Path(path).read_text()))
+
+
+def emit(kind: str, **data: Any) -> None:
+    """One event line on stdout for the driver."""
+    sys.stdout.write(json.dumps({"kind": kind, "t_ns": now_ns(), **data}) + "\n")
+    sys.stdout.flush()
+
+
+class Console:
+    """printf lines to the console tty; like a UART, a line is dropped when nobody drains the port."""
+
+    def __init__(self, port: Any | None):
+        self.port = port
+        self.muted = False
+
+    def line(self, text: str) -> None:
+        if self.muted:
+            return
+        if self.port is None:
+            emit("console", text=text)
+            return
+        try:
+            self.port.write((text + "\r\n").encode())
+        except Exception:  # serial write time-out: the line is lost, as on a real UART
+            pass
+
+
+class McuProcess:
+    def __init__(self, cfg: McuConfig):
+        self.cfg = cfg
+        self.flash = FlashMemory(cfg.flash_path, an3155.DEVICES[cfg.pid])
+        self.stop = threading.Event()  # power off
+        self.phase = threading.Event()  # leave the current boot phase (reset, programming, power off)
+        self.reason = ""
+        self.app: Mcu | None = None
+        self.boots = 0
+        ports = {p for p in (cfg.console, cfg.bootloader_port) if p}
+        self.ports = {p: an3155.open_uart(p, cfg.baudrate, 0.1) for p in ports}
+        for port in self.ports.values():
+            port.write_timeout = 0
+        self.console = Console(self.ports.get(cfg.console))
+        self.buses = {name: can.Bus(**kw) for name, kw in cfg.can.items()}
+        self.notifiers = [can.Notifier(bus, [self._on_frame], timeout=0.1) for bus in self.buses.values()]
+        self.uds: UdsServer | None = None
+        self.uds_stack = None
+
+    # -- life ----------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        if self.cfg.uds:
+            self._start_uds()
+        try:
+            while not self.stop.is_set():
+                self.phase.clear()
+                self.reason = ""
+                self.boots += 1
+                self._boot()
+        finally:
+            self._shutdown()
+
+    def power_off(self, *_: Any) -> None:
+        self.reason = "power off"
+        self.stop.set()
+        self.phase.set()
+
+    def _boot(self) -> None:
+        if self.cfg.bootloader_port and self.cfg.boot0 and not self._stm32_bootloader():
+            return
+        try:
+            image = parse(self.flash.image_area())
+        except ImageError as exc:
+            self._halt(f"boot: invalid image: {exc}; staying in bootloader")
+            return
+        self._run_app(image)
+
+    def _stm32_bootloader(self) -> bool:
+        """AN3155 until Go; True to continue booting the image, False if the phase ended."""
+        port = self.ports[self.cfg.bootloader_port]
+        shared = self.cfg.bootloader_port == self.cfg.console
+        self.console.muted = shared
+        emit("state", state="stm32-bootloader", boot=self.boots)
+        if not shared:
+            self.console.line("boot: BOOT0 high, system bootloader waiting for 0x7F")
+        try:
+            address = Bootloader(port, self.flash, self.phase).serve()
+        except Stopped:
+            return False
+        finally:
+            self.console.muted = False
+        if address != self.flash.device.flash_start:
+            self._halt(f"boot: go {address:#010x}: no image starts there; halted")
+            return False
+        return True
+
+    def _halt(self, why: str) -> None:
+        self.console.line(why)
+        emit("state", state="bootloader", reason=why, boot=self.boots)
+        self.phase.wait()
+
+    def _run_app(self, image: Image) -> None:
+        self.console.line(f"boot: image {image.name} {image.version} crc32 {image.crc32:#010x} ok, starting")
+        try:
+            app = self._load(image)
+        except Exception as exc:
+            traceback.print_exc()
+            self._halt(f"boot: image {image.name} {image.version} does not start: {type(exc).__name__}: {exc}")
+            return
+        emit("state", state="app", name=image.name, version=image.version, boot=self.boots)
+        self.app = app
+        try:
+            app.run(self.phase)
+        except Exception as exc:
+            traceback.print_exc()
+            self.app = None
+            self._halt(f"fault: {type(exc).__name__}: {exc}; halted until reset")
+            return
+        finally:
+            self.app = None
+        if self.reason == "programming":
+            self._halt("boot: programming session, application stopped")
+
+    def _load(self, image: Image) -> Mcu:
+        """Unpack the payload, import the entry module from it and call its setup(mcu)."""
+        files = image.files()
+        manifest = json.loads(files["manifest.json"])
+        archive = Path(self.cfg.work_dir) / f"{self.cfg.name}-boot{self.boots}.zip"
+        archive.write_bytes(image.payload)
+        module_name, func = manifest["entry"].split(":")
+        for name in [n for n, m in sys.modules.items() if getattr(m, "__file__", "") and
+                     m.__file__.startswith(str(Path(self.cfg.work_dir)))]:
+            del sys.modules[name]  # the previous boot's image
+        sys.path[:] = [p for p in sys.path if not p.startswith(str(Path(self.cfg.work_dir)))]
+        sys.path.insert(0, str(archive))
+        module = importlib.import_module(module_name)
+        dbc = _load_dbc(files, manifest["dbc"])
+        config = {**manifest["config"], **self.cfg.config}
+        bus = next(iter(self.buses.values()), None)
+        mcu = Mcu(self.cfg.name, bus, self.console.line, config, dbc, manifest["tick_hz"])
+        mcu.buses = self.buses
+        getattr(module, func)(mcu)
+        return mcu
+
+    def _on_frame(self, msg: can.Message) -> None:
+        app = self.app
+        if app is not None:
+            try:
+                app.receive(msg)
+            except Exception as exc:
+                traceback.print_exc()
+                self.console.line(f"fault: {type(exc).__name__} in a CAN handler: {exc}")
+                self.phase.set()
+
+    # -- UDS -----------------------------------------------------------------------------------
+
+    def _start_uds(self) -> None:
+        import isotp
+
+        u = self.cfg.uds
+        hooks = EcuHooks(software_version=self._valid_version, enter_programming=self._enter_programming)
+        self.uds = UdsServer(self.flash, key_function(u["key"]), u["level"], hooks)
+        bus = self.buses[u["bus"]]
+        notifier = self.notifiers[list(self.buses).index(u["bus"])]
+        address = isotp.Address(isotp.AddressingMode.Normal_11bits, rxid=u["rx_id"], txid=u["tx_id"])
+        self.uds_stack = isotp.NotifierBasedCanStack(bus, notifier, address=address, params=isotp_params())
+        self.uds_stack.start()
+        threading.Thread(target=self._serve_uds, daemon=True, name="uds").start()
+
+    def _serve_uds(self) -> None:
+        while not self.stop.is_set():
+            request = self.uds_stack.recv(block=True, timeout=0.1)
+            if request is None:
+                continue
+            response = self.uds.handle(bytes(request))
+            if response is not None:
+                self.uds_stack.send(response)
+            if self.uds.reset_requested:
+                self.uds.reset_requested = False
+                self._wait_sent()
+                self.reason = "reset"
+                self.console.line("boot: ECUReset")
+                self.phase.set()
+
+    def _wait_sent(self) -> None:
+        while self.uds_stack.transmitting() and not self.stop.is_set():
+            self.stop.wait(0.001)
+
+    def _valid_version(self) -> str | None:
+        try:
+            return parse(self.flash.image_area()).version
+        except ImageError:
+            return None
+
+    def _enter_programming(self) -> None:
+        if self.app is not None:
+            self.reason = "programming"
+            self.phase.set()
+
+    def _shutdown(self) -> None:
+        if self.uds_stack is not None:
+            self.uds_stack.stop()
+        for notifier in self.notifiers:
+            notifier.stop()
+        for bus in self.buses.values():
+            bus.shutdown()
+        for port in self.ports.values():
+            port.close()
+
+
+def _load_dbc(files: dict[str, bytes], names: list[str]) -> Any:
+    if not names:
+        return None
+    import cantools
+
+    db = cantools.database.Database()
+    for name in names:
+        db.add_dbc(io.StringIO(files[name].decode()))
+    return db
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: python -m hil.firmware CONFIG.json", file=sys.stderr)
+        return 2
+    proc = McuProcess(McuConfig.from_file(argv[0]))
+    signal.signal(signal.SIGTERM, proc.power_off)
+    signal.signal(signal.SIGINT, proc.power_off)
+    proc.run()
+    return 0

@@ -1,0 +1,52 @@
+"""``command``: flash with an external tool (openocd, pyocd, esptool, st-flash, stm32flash).
+
+The rig gives an argv template; ``{image}`` (the image file) and ``{target}`` (the rig target name)
+are substituted, nothing else is interpreted — there is no shell. The tool runs in its own process
+group with a time-out (the whole group is killed when it runs out); its output is kept and returned,
+and quoted in the :class:`FlashError` when it fails.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+from hil.errors import FlashError
+from hil.flash import Progress, no_progress
+from hil.spec.common import format_duration
+from hil.spec.rig import CommandFlash
+
+OUTPUT_TAIL = 2000
+
+
+def expand(argv: list[str], image: Path, target: str) -> list[str]:
+    return [a.replace("{image}", str(image)).replace("{target}", target) for a in argv]
+
+
+def flash(spec: CommandFlash, image: Path, target: str, progress: Progress = no_progress) -> str:
+    """Run the flasher; return its combined output. Raises FlashError on start failure, time-out or exit ≠ 0."""
+    argv = expand(spec.argv, image, target)
+    progress("command", 0, 1)
+    try:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    except OSError as exc:
+        raise FlashError(f"command {argv[0]!r}: cannot run: {exc.strerror or exc}") from None
+    try:
+        out, _ = proc.communicate(timeout=spec.timeout / 1e9)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        raise FlashError(f"command {argv[0]!r}: still running after {format_duration(spec.timeout)}, killed"
+                         + _tail(out)) from None
+    if proc.returncode != 0:
+        raise FlashError(f"command {argv[0]!r}: exited with code {proc.returncode}" + _tail(out))
+    progress("command", 1, 1)
+    return out.decode("utf-8", errors="replace")
+
+
+def _tail(out: bytes) -> str:
+    text = out.decode("utf-8", errors="replace").strip()
+    return f"; output:\n{text[-OUTPUT_TAIL:]}" if text else "; no output"

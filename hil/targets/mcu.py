@@ -1,0 +1,370 @@
+"""Microcontroller targets: the emulated MCU (a process per MCU) and a real MCU on the bench.
+
+Both take exactly one firmware component, check its image (built from a stub folder if need be)
+against the component's version, and flash it with the method the rig names (``stm32-uart``,
+``uds``, ``command``). The emulated MCU (``hil.firmware`` in its own process group, under the
+leash) keeps its flash in ``RUN_DIR/targets/NAME/flash.bin``, so a reset or power cycle boots what
+was flashed. Ready means: the MCU reported that its image booted (an image refused at boot fails
+at once with the console's reason), and the component's own ready condition, if any, holds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from hil import clock
+from hil.errors import DeployError, FlashError
+from hil.firmware.build import load_image
+from hil.firmware.flashmem import FlashMemory
+from hil.firmware.image import Image
+from hil.firmware.mcu import McuConfig
+from hil.flash import Progress, an3155, no_progress
+from hil.spec.rig import McuTarget, Rig
+from hil.spec.stack import Component, FirmwareComponent
+from hil.targets.base import Target
+from hil.targets.console import ConsoleLine
+from hil.targets.hpc import crashed
+from hil.targets.ready import Check, make_check, wait_ready
+
+GRACE_S = 5.0
+BOOT_TIMEOUT_NS = 30_000_000_000
+
+
+def firmware_component(target: str, components: Mapping[str, Component]) -> tuple[str, FirmwareComponent]:
+    """The one firmware component mapped to ``target``."""
+    firmware = {n: c for n, c in components.items() if isinstance(c, FirmwareComponent)}
+    if len(firmware) != 1 or len(components) != len(firmware):
+        got = ", ".join(f"{n} ({c.kind})" for n, c in components.items()) or "none"
+        raise DeployError(f"target {target!r}: an MCU runs exactly one firmware component, got: {got}")
+    return next(iter(firmware.items()))
+
+
+def checked_image(target: str, name: str, comp: FirmwareComponent) -> Image:
+    """The component's image; its version must be the one the stack names."""
+    image = load_image(comp.image)
+    if image.version != comp.version:
+        raise DeployError(f"target {target!r}: component {name!r} expects firmware version {comp.version!r}, "
+                          f"but {comp.image} is {image.name} {image.version!r}")
+    return image
+
+
+class _McuTarget(Target):
+    """What both MCU drivers share: the component, its image, the flash step, ready checks."""
+
+    def __init__(self, name: str, spec: McuTarget, *, rig: Rig, buses: Any, run_dir: Path,
+                 on_console: Callable[[ConsoleLine], None] | None = None, progress: Progress = no_progress):
+        super().__init__(name, on_console)
+        self.spec = spec
+        self.rig = rig
+        self.buses = buses
+        self.dir = Path(run_dir) / "targets" / name
+        self.progress = progress
+        self._checks: dict[str, Check] = {}
+
+    def _prepare(self, name: str, components: Mapping[str, Component]) -> Path:
+        self.comp_name, self.comp = firmware_component(name, components)
+        self.image = checked_image(name, self.comp_name, self.comp)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        path = self.dir / f"{self.image.name}-{self.image.version}.hilfw"
+        path.write_bytes(self.image.to_bytes())
+        return path
+
+    def _arm(self, checks: dict[str, Check]) -> None:
+        """Arm ``checks`` plus the component's own ready condition (on the MCU console's lines)."""
+        if self.comp.ready is not None:
+            source = self.spec.console or self.comp_name
+            checks[self.comp_name] = make_check(self.comp.ready, source, self.log, self.buses)
+        self._checks = checks
+        for check in checks.values():
+            check.arm()
+
+    def _wait_ready(self, timeout_ns: int | None) -> None:
+        pending, self._checks = self._checks, {}
+        wait_ready(self.name, pending, self.log, self._alive, timeout_ns)
+
+    def _alive(self) -> None:
+        """Raise when the MCU is known to be gone (only an emulated one can tell)."""
+
+    def _stop(self) -> None:
+        for check in self._checks.values():
+            check.close()
+        self._checks = {}
+        self._power_down()
+
+    def _power_down(self) -> None:
+        """Whatever stop does beyond closing the checks."""
+
+    def _flash_uds(self) -> None:
+        from hil.flash import uds
+
+        bus = self.buses.open_can(self.spec.flash.bus)
+        try:
+            uds.flash(bus, self.spec.flash, self.image, progress=self.progress)
+        finally:
+            bus.shutdown()
+
+    def _flash_stm32(self) -> None:
+        from hil.flash import stm32
+
+        port = stm32.open_port(self.buses.serial_port(self.spec.flash.bus, side="host"))
+        try:
+            stm32.flash(port, self.image.to_bytes(), self.spec.flash.address, progress=self.progress)
+        finally:
+            port.close()
+
+    def _flash_command(self, image_path: Path, target: str) -> None:
+        from hil.flash import command
+
+        output = command.flash(self.spec.flash, image_path, target, progress=self.progress)
+        (self.dir / "flash.log").write_text(output)
+
+
+class EmulatedMcuTarget(_McuTarget):
+    """An emulated MCU: ``python -m hil.firmware`` with flash, console pty and simbus CAN."""
+
+    def __init__(self, name: str, spec: McuTarget, **kw: Any):
+        super().__init__(name, spec, **kw)
+        self.flash_path = self.dir / "flash.bin"
+        self.proc: subprocess.Popen | None = None
+        self._pumps: list[threading.Thread] = []
+        self._states: list[dict] = []
+        self._cond = threading.Condition()
+
+    # -- life cycle hooks ----------------------------------------------------------------------
+
+    def _deploy(self, components: Mapping[str, Component], bundle: Path | None = None) -> None:
+        image_path = self._prepare(self.name, components)
+        if self.spec.console is not None:
+            self.capture_console(self.buses, self.spec.console)
+        method = self.spec.flash.method if self.spec.flash else None
+        if method is None:  # no flashing protocol: programmed directly, as a debug probe would
+            flash = FlashMemory(self.flash_path, an3155.DEVICES[an3155.DEFAULT_PID])
+            flash.mass_erase()
+            flash.program(flash.device.flash_start, self.image.to_bytes())
+        elif method == "command":
+            self._flash_command(image_path, self.name)
+        else:
+            self._flash_live(method)
+
+    def _flash_live(self, method: str) -> None:
+        """Boot the MCU in the mode the method needs, flash through its bootloader, power it off."""
+        shared = method == "stm32-uart" and self.spec.flash.bus == self.spec.console
+        if shared:
+            self.release_console()  # the bootloader owns the UART while flashing
+        since = self.states_seen
+        self._spawn(boot0=method == "stm32-uart")
+        try:
+            self._wait_powered(since)
+            self._flash_uds() if method == "uds" else self._flash_stm32()
+        finally:
+            self._terminate(GRACE_S)
+            if shared:
+                self.capture_console(self.buses, self.spec.console)
+
+    def _wait_powered(self, since: int) -> None:
+        """Until the MCU process reports its first state (its bootloaders listen from then on)."""
+        deadline = time.monotonic() + BOOT_TIMEOUT_NS / 1e9
+        with self._cond:
+            while len(self._states) <= since:
+                self._alive()
+                if time.monotonic() > deadline:
+                    raise DeployError(f"target {self.name!r}: the emulated MCU did not come up within "
+                                      f"{BOOT_TIMEOUT_NS // 1_000_000_000} s")
+                self._cond.wait(0.1)
+
+    def _start(self) -> None:
+        self._arm({"boot": BootCheck(self, self.comp.ready.timeout if self.comp.ready else BOOT_TIMEOUT_NS)})
+        self._spawn(boot0=False)
+
+    def _power_down(self) -> None:
+        self._terminate(GRACE_S)
+
+    def _power_off(self) -> None:
+        self._terminate(0)
+
+    def _power_on(self) -> None:
+        if self.proc is None and self.flash_path.exists():
+            self._spawn(boot0=False)
+
+    def reset(self, boot0: bool = False) -> None:
+        """Pull the reset line (BOOT0 as given): the MCU restarts and boots from its flash."""
+        self._terminate(0)
+        self._spawn(boot0=boot0)
+
+    # -- the MCU process -----------------------------------------------------------------------
+
+    def wait_state(self, state: str, since: int, timeout_s: float) -> dict | None:
+        """The first state event ``state`` numbered ≥ ``since`` (or a 'bootloader' one), or None."""
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            while True:
+                for event in self._states[since:]:
+                    if event["state"] in (state, "bootloader"):
+                        return event
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._cond.wait(left)
+
+    @property
+    def states_seen(self) -> int:
+        with self._cond:
+            return len(self._states)
+
+    def _config(self, boot0: bool) -> McuConfig:
+        spec, rig = self.spec, self.rig
+        can_buses = [b for b in spec.buses if rig.buses[b].kind == "can"]
+        uds = None
+        if spec.flash is not None and spec.flash.method == "uds":
+            can_buses.append(spec.flash.bus)
+            uds = {"bus": spec.flash.bus, "rx_id": spec.flash.tx_id, "tx_id": spec.flash.rx_id,
+                   "key": spec.flash.key, "level": spec.flash.security_level}
+        bootloader_port = None
+        if spec.flash is not None and spec.flash.method == "stm32-uart":
+            bootloader_port = self.buses.serial_port(spec.flash.bus, side="device")
+        console = self.buses.serial_port(spec.console, side="device") if spec.console else None
+        return McuConfig(name=self.name, flash_path=str(self.flash_path), work_dir=str(self.dir), boot0=boot0,
+                         console=console, bootloader_port=bootloader_port,
+                         can={b: self.buses.can_config(b) for b in dict.fromkeys(can_buses)},
+                         uds=uds, config=dict(self.comp.config))
+
+    def _spawn(self, boot0: bool) -> None:
+        if self.serial_console is not None:
+            self.serial_console.step()
+        cfg_path = self.dir / "mcu.json"
+        cfg_path.write_text(self._config(boot0).to_json())
+        argv = [sys.executable, "-m", "hil.targets.leash", str(os.getpid()), "--",
+                sys.executable, "-m", "hil.firmware", str(cfg_path)]
+        self.proc = subprocess.Popen(argv, cwd=self.dir, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, start_new_session=True)
+        self._pumps = [self._pump(self.proc.stdout, self._on_event), self._pump(self.proc.stderr, self._on_stderr)]
+
+    def _pump(self, pipe: IO[bytes], handle: Callable[[str], None]) -> threading.Thread:
+        def run() -> None:
+            with pipe:
+                for raw in iter(pipe.readline, b""):
+                    handle(raw.rstrip(b"\n").decode("utf-8", errors="replace"))
+
+        thread = threading.Thread(target=run, name=f"{self.name}-mcu", daemon=True)
+        thread.start()
+        return thread
+
+    def _on_event(self, text: str) -> None:
+        try:
+            event = json.loads(text)
+        except ValueError:
+            self.console(ConsoleLine(clock.now_ns(), self.comp_name, text, "stdout"))
+            return
+        if event.get("kind") == "console":
+            self.console(ConsoleLine(event["t_ns"], self.comp_name, event["text"], "stdout"))
+        elif event.get("kind") == "state":
+            with self._cond:
+                self._states.append(event)
+                self._cond.notify_all()
+
+    def _on_stderr(self, text: str) -> None:
+        self.console(ConsoleLine(clock.now_ns(), self.comp_name, text, "stderr"))
+
+    def _alive(self) -> None:
+        code = self.proc.poll() if self.proc is not None else None
+        if code is not None:
+            for thread in self._pumps:
+                thread.join(GRACE_S)
+            raise crashed(self.name, self.comp_name, code, self.log)
+
+    def _terminate(self, grace_s: float) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM if grace_s else signal.SIGKILL)
+            try:
+                proc.wait(grace_s or None)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        for thread in self._pumps:
+            thread.join(GRACE_S)
+        self._pumps = []
+
+
+class BootCheck(Check):
+    """Ready once the MCU reports its application running; fails at once if it stays in the bootloader."""
+
+    def __init__(self, target: EmulatedMcuTarget, timeout_ns: int):
+        super().__init__(timeout_ns)
+        self.target = target
+        self.since = 0
+
+    def arm(self) -> None:
+        self.since = self.target.states_seen
+
+    def poll(self, timeout_s: float) -> bool:
+        event = self.target.wait_state("app", self.since, timeout_s)
+        if event is None:
+            return False
+        if event["state"] == "bootloader":
+            raise DeployError(f"target {self.target.name!r}: firmware did not start: {event['reason']}")
+        return True
+
+    def describe(self) -> str:
+        return "the MCU to report its application running"
+
+
+class RealMcuTarget(_McuTarget):
+    """A microcontroller on the bench: flashed over its UART bootloader, UDS or a flasher command."""
+
+    def _deploy(self, components: Mapping[str, Component], bundle: Path | None = None) -> None:
+        image_path = self._prepare(self.name, components)
+        if self.spec.flash is None:
+            raise DeployError(f"target {self.name!r}: a real MCU needs a 'flash' method in the rig")
+        if self.spec.console is not None:
+            self.capture_console(self.buses, self.spec.console)
+        method = self.spec.flash.method
+        if method == "command":
+            self._flash_command(image_path, self.name)
+        elif method == "uds":
+            self._flash_uds()
+        else:
+            self._flash_real_uart()
+
+    def _flash_real_uart(self) -> None:
+        flash = self.spec.flash
+        if flash.bus == self.spec.console:
+            self.release_console()
+        try:
+            if flash.enter == "rts-dtr":
+                self._boot_pins(bootloader=True)
+            elif flash.enter == "emulated":
+                raise FlashError(f"stm32-uart on target {self.name!r}: enter 'emulated' needs an emulated MCU; "
+                                 "use 'rts-dtr' or 'manual' for a real one")
+            self._flash_stm32()
+            if flash.enter == "rts-dtr":
+                self._boot_pins(bootloader=False)
+        finally:
+            if flash.bus == self.spec.console:
+                self.capture_console(self.buses, self.spec.console)
+
+    def _boot_pins(self, bootloader: bool) -> None:
+        """The usual adapter wiring: RTS drives BOOT0, DTR drives NRST (both active low on the wire)."""
+        port = self.buses.open_serial(self.spec.flash.bus, side="host")
+        try:
+            port.rts = not bootloader  # RTS asserted (low) = BOOT0 high
+            port.dtr = True  # reset asserted
+            time.sleep(0.05)
+            port.dtr = False
+            time.sleep(0.1)
+        finally:
+            port.close()
+
+    def _start(self) -> None:
+        self._arm({})
