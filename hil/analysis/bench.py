@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hil.analysis.measure import MeasurementResult, judge, ns_to, unit_problem
+from hil.analysis.measure import MeasurementResult, judge, ns_to, signal_unit_problem
 from hil.analysis.probes import ChainPairing, Pairing, field_column, probe_frames, run_chain, run_probe
 from hil.analysis.signals import Column, Database, frames_with_id, signal_column
 from hil.analysis.stats import Stats, describe
 from hil.errors import AnalysisError
 from hil.recording.frames import Frames
-from hil.spec.suite import Bench, Measurement
+from hil.spec.suite import COUNT_STATS, Bench, Measurement
 
 Problem = tuple[tuple, str]
 
@@ -31,6 +31,7 @@ class Analysis:
     chains: dict[str, tuple[ChainPairing, Stats, dict[str, Stats]]] = field(default_factory=dict)
     measurements: list[MeasurementResult] = field(default_factory=list)
     signals: dict[str, Column] = field(default_factory=dict)
+    budgets: dict[str, int | None] = field(default_factory=dict)
 
     @property
     def outcome(self) -> str:
@@ -48,6 +49,7 @@ def analyse(bench: Bench, buses: Mapping[str, Frames], db: Database,
     for probe in bench.probes:
         pairing = run_probe(probe, buses, db)
         out.probes[probe.name] = (pairing, describe(pairing.latency_ns, pairing.missed, probe.budget))
+        out.budgets[probe.name] = probe.budget
     for c in bench.chains:
         cp = run_chain(c, {name: p for name, (p, _) in out.probes.items()})
         budget = next((p.budget for p in bench.probes if p.name == c.probes[-1]), None)
@@ -67,22 +69,20 @@ def analyse(bench: Bench, buses: Mapping[str, Frames], db: Database,
 
 
 def check_bench(bench: Bench, db: Database) -> list[Problem]:
-    """Unit and DBC problems of the bench's measurements, located for the spec loader; found
-    before a bench runs, so a typo never costs a run."""
+    """DBC names and signal units of the bench's probes and measurements, located for the spec
+    loader: found before a bench runs, so a typo never costs a run."""
     out: list[Problem] = []
     for j, m in enumerate(bench.measurements):
-        loc = ("measurements", j)
-        kind = "count" if (m.frames is not None or m.lost) else "signal" if m.signal else "time"
-        native = ""
-        if m.signal is not None:
-            try:
-                native = _signal_def(m, db)[1].unit or ""
-            except AnalysisError as exc:
-                out.append((loc + ("signal",), str(exc)))
-                continue
-        problem = unit_problem(m, kind, native)
+        if m.signal is None:
+            continue
+        try:
+            unit = _signal_def(m, db)[1].unit or ""
+        except AnalysisError as exc:
+            out.append((("measurements", j, "signal"), str(exc)))
+            continue
+        problem = signal_unit_problem(m, unit)
         if problem:
-            out.append((loc + ("unit",), problem))
+            out.append((("measurements", j, "unit"), problem))
     for j, p in enumerate(bench.probes):
         for side, end in (("from", p.from_), ("to", p.to)):
             try:
@@ -111,10 +111,9 @@ def _measure(m: Measurement, a: Analysis, buses: Mapping[str, Frames], db: Datab
             return judge(m, None, f"lost on {m.bus}", detail=f"no loss figure for bus {m.bus!r}")
         return judge(m, float(lost[m.bus]), f"lost on {m.bus}")
     if m.replay:
-        key = m.stat.replace("p99.9", "p99_9")
-        if key not in replay:
+        if replay.get(m.stat) is None:
             return judge(m, None, "replay", detail=f"no replay figure {m.stat!r}; have: {', '.join(replay) or 'none'}")
-        return judge(m, ns_to(m.unit, replay[key]), "replay")
+        return judge(m, ns_to(m.unit, replay[m.stat]), "replay")
     column = _signal(m, buses, db)
     stats = describe(column.value)
     value = float(stats.count) if m.stat == "count" else stats.get(m.stat)
@@ -123,7 +122,7 @@ def _measure(m: Measurement, a: Analysis, buses: Mapping[str, Frames], db: Datab
 
 def _from_stats(m: Measurement, stats: Stats, source: str) -> MeasurementResult:
     value = stats.get(m.stat)
-    if m.stat not in ("count", "missed", "deadline_misses"):
+    if m.stat not in COUNT_STATS:
         value = ns_to(m.unit, value)
     return judge(m, value, source)
 

@@ -10,13 +10,11 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from hil.spec.suite import Measurement
+from hil.spec.suite import COUNT_STATS, Measurement
 
 PASS, MARGINAL, FAIL = "pass", "marginal", "fail"
 
 TIME_UNITS_NS = {"ns": 1.0, "us": 1e3, "µs": 1e3, "ms": 1e6, "s": 1e9}
-COUNT_UNITS = ("", "frames", "count")
-COUNT_STATS = ("count", "missed", "deadline_misses")
 
 
 def ns_to(unit: str, value_ns: float) -> float:
@@ -24,20 +22,13 @@ def ns_to(unit: str, value_ns: float) -> float:
     return value_ns / TIME_UNITS_NS[unit]
 
 
-def unit_problem(m: Measurement, kind: str, native_unit: str = "") -> str | None:
-    """Why ``m.unit`` does not fit a value of ``kind`` ('time', 'count' or 'signal'), or None.
-
-    A count statistic of anything is a count; a signal's unit must be the DBC's (when it has one)."""
-    if kind == "count" or m.stat in COUNT_STATS:
-        if m.unit not in COUNT_UNITS:
-            return f"expected a count unit ({', '.join(repr(u) for u in COUNT_UNITS)}) for '{m.stat}', got {m.unit!r}"
+def signal_unit_problem(m: Measurement, dbc_unit: str) -> str | None:
+    """Why ``m.unit`` does not fit the DBC unit of its signal, or None. (Time and count units are
+    checked with the suite file itself.)"""
+    if m.stat in COUNT_STATS:
         return None
-    if kind == "time":
-        if m.unit not in TIME_UNITS_NS:
-            return f"expected a time unit ({', '.join(TIME_UNITS_NS)}), got {m.unit!r}"
-        return None
-    if native_unit and m.unit and m.unit != native_unit:
-        return f"expected unit {native_unit!r} (the DBC unit of {m.signal}), got {m.unit!r}"
+    if dbc_unit and m.unit and m.unit != dbc_unit:
+        return f"expected unit {dbc_unit!r} (the DBC unit of {m.signal}), got {m.unit!r}"
     return None
 
 
@@ -53,6 +44,7 @@ class MeasurementResult:
     limits: str
     outcome: str
     detail: str = ""
+    worse: str = ""  # "higher" / "lower": which way a change moves towards the limits ("" both)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -67,12 +59,15 @@ def judge(m: Measurement, value: float | None, source: str, unit: str | None = N
     """The outcome of ``value`` (already in ``m.unit``) against ``m``'s limits."""
     unit = m.unit if unit is None else unit
     stat = "count" if m.frames is not None or m.lost else m.stat
+    upper = m.lt is not None or m.le is not None or m.range is not None
+    lower = m.gt is not None or m.ge is not None or m.range is not None
+    worse = "higher" if upper and not lower else "lower" if lower and not upper else ""
     if value is None or math.isnan(value):
         return MeasurementResult(m.name, source, stat, None, unit, limits_text(m), FAIL,
-                                 detail or "no value: nothing to measure in the recording")
+                                 detail or "no value: nothing to measure in the recording", worse)
     outcome, why = _outcome(m, value)
     text = "; ".join(x for x in (why, detail) if x)
-    return MeasurementResult(m.name, source, stat, float(value), unit, limits_text(m), outcome, text)
+    return MeasurementResult(m.name, source, stat, float(value), unit, limits_text(m), outcome, text, worse)
 
 
 def _outcome(m: Measurement, v: float) -> tuple[str, str]:

@@ -13,6 +13,8 @@ from hil.spec.rig import Rig
 
 Problem = tuple[tuple, str]
 TIME_UNITS = ("ns", "us", "µs", "ms", "s")
+COUNT_UNITS = ("", "frames", "count")
+COUNT_STATS = ("count", "missed", "deadline_misses")
 Stat = Literal["count", "missed", "min", "p50", "p90", "p99", "p99.9", "max", "mean", "std",
                "deadline_misses", "last", "first"]
 
@@ -125,6 +127,7 @@ class Bench(Spec):
     name: Name
     description: str = ""
     stack: SpecPath | None = None
+    dbc: list[SpecPath] = Field(default_factory=list, description="DBC files for probes and signal measurements")
     stimulus: Stimulus | None = None
     duration: Duration | None = Field(None, description="record this long (default: the stimulus)")
     settle: Duration | None = None
@@ -139,6 +142,7 @@ class Bench(Spec):
 
 class Defaults(Spec):
     stack: SpecPath | None = None
+    dbc: list[SpecPath] = Field(default_factory=list, description="DBC files every bench decodes with")
     settle: Duration = 500_000_000
     timeout: Duration = 120_000_000_000
 
@@ -171,8 +175,9 @@ class Suite(Spec):
                     end = p.from_ if side == "from" else p.to
                     if (end.id is None) == (end.message is None):
                         out.append(((*loc, "probes", j, side), "expected exactly one of 'id' or 'message'"))
-                if p.pair == "counter" and (p.from_.signal is None and p.from_.byte is None):
-                    out.append(((*loc, "probes", j, "from"), "counter pairing needs 'signal' or 'byte'"))
+                for side, end in (("from", p.from_), ("to", p.to)):
+                    if p.pair == "counter" and end.signal is None and end.byte is None:
+                        out.append(((*loc, "probes", j, side), "counter pairing needs 'signal' or 'byte'"))
                 if p.pair == "edge" and p.from_.threshold is None:
                     out.append(((*loc, "probes", j, "from"), "edge pairing needs 'signal' and 'threshold'"))
             if b.stimulus:
@@ -215,7 +220,11 @@ def _measurement_problems(loc: tuple, m: Measurement, probes: set[str], chains: 
         out.append((loc + ("chain",), f"unknown chain {m.chain!r}"))
     if any(k in src for k in ("signal", "frames", "cycle", "lost")) and m.bus is None:
         out.append((loc, f"'{src[0]}' needs 'bus'"))
-    if src and src[0] in ("probe", "chain", "replay", "cycle") and m.unit not in TIME_UNITS:
+    counted = m.stat in COUNT_STATS or (src and src[0] in ("frames", "lost"))
+    if counted and m.unit not in COUNT_UNITS:
+        out.append((loc + ("unit",), f"expected a count unit ({', '.join(repr(u) for u in COUNT_UNITS)}) "
+                                     f"for a count, got {m.unit!r}"))
+    elif src and src[0] in ("probe", "chain", "replay", "cycle") and not counted and m.unit not in TIME_UNITS:
         out.append((loc + ("unit",), f"expected a time unit ({', '.join(TIME_UNITS)}) for a {src[0]} "
                                      f"measurement, got {m.unit!r}"))
     if not any(v is not None for v in (m.lt, m.le, m.gt, m.ge, m.range)):

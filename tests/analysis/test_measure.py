@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from hil.analysis import analyse, check_bench
-from hil.analysis.measure import judge, limits_text, unit_problem
+from hil.analysis.measure import judge, limits_text, signal_unit_problem
 from hil.spec.suite import Bench, Measurement
 
 from .conftest import make_frames
@@ -45,12 +45,25 @@ def test_limits_text():
     assert limits_text(m(range=[0.5, 2], unit="bar", probe=None, signal="B.P", bus="c")) == "[0.5, 2] bar"
 
 
-def test_units_are_checked():
-    assert unit_problem(m(le=1, unit="ms"), "time") is None
-    assert "expected a time unit" in unit_problem(m(le=1, unit="bar"), "time")
-    assert "expected a count unit" in unit_problem(m(le=1, unit="ms", stat="missed"), "time")
+def test_signal_units_must_be_the_dbc_unit():
     sig = m(le=1, unit="psi", probe=None, signal="BrakeCmd.Pressure", bus="c")
-    assert unit_problem(sig, "signal", "bar") == "expected unit 'bar' (the DBC unit of BrakeCmd.Pressure), got 'psi'"
+    assert signal_unit_problem(sig, "bar") == "expected unit 'bar' (the DBC unit of BrakeCmd.Pressure), got 'psi'"
+    assert signal_unit_problem(sig.model_copy(update={"unit": "bar"}), "bar") is None
+    assert signal_unit_problem(sig.model_copy(update={"unit": "", "stat": "count"}), "bar") is None
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"probe": "p", "unit": "bar"}, "expected a time unit (ns, us, µs, ms, s) for a probe measurement, got 'bar'"),
+    ({"probe": "p", "unit": "ms", "stat": "missed"}, "expected a count unit ('', 'frames', 'count') for a count, got 'ms'"),
+    ({"frames": 0x10, "bus": "can", "unit": "s"}, "expected a count unit ('', 'frames', 'count') for a count, got 's'"),
+])
+def test_time_and_count_units_are_checked_in_the_suite(fields, message):
+    from hil.spec.suite import Suite
+
+    suite = Suite.model_validate({"name": "s", "defaults": {"stack": "x.yaml"}, "benches": [{
+        "name": "b", "probes": [{"name": "p", "pair": "next", "from": {"bus": "can", "id": 1}, "to": {"bus": "can", "id": 2}}],
+        "measurements": [{"name": "x", "le": 1, **fields}]}]})
+    assert suite.problems() == [(("benches", 0, "measurements", 0, "unit"), message)]
 
 
 def _bench() -> Bench:
@@ -100,9 +113,8 @@ def test_check_bench_finds_unit_and_dbc_problems_before_running(db):
         "measurements": [
             {"name": "a", "signal": "BrakeCmd.Pressure", "bus": "can", "unit": "psi", "le": 1},
             {"name": "b", "signal": "BrakeCmd.Nope", "bus": "can", "le": 1},
-            {"name": "c", "frames": 0x200, "bus": "can", "unit": "ms", "le": 1},
         ]})
     problems = check_bench(bench, db)
     assert [loc for loc, _ in problems] == [("measurements", 0, "unit"), ("measurements", 1, "signal"),
-                                            ("measurements", 2, "unit"), ("probes", 0, "from")]
-    assert "no DBC message 'Radr'" in problems[3][1]
+                                            ("probes", 0, "from")]
+    assert "no DBC message 'Radr'" in problems[2][1]
