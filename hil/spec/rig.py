@@ -90,6 +90,7 @@ class SshReach(Spec):
     known_hosts: SpecPath
     identity: SpecPath | None = Field(None, description="private key; the SSH agent when absent")
     workdir: str = "/tmp/hil"
+    python: str = Field("python3", description="the remote Python that '{python}' in a component's argv names")
 
 
 Reach = Annotated[Union[LocalReach, SshReach], Field(discriminator="via")]

@@ -27,7 +27,7 @@ from hil.targets import bundle as bundles
 from hil.targets.base import Target
 from hil.targets.console import ConsoleLine
 from hil.targets.hpc import component_env, crashed, expand_argv, process_components
-from hil.targets.ready import Check, make_check, wait_ready
+from hil.targets.ready import Armed
 
 DEFAULT_GRACE_NS = 5_000_000_000
 _LINE_LIMIT = 1 << 16
@@ -49,7 +49,7 @@ class LocalHpcTarget(Target):
         self._components: dict[str, ProcessComponent] = {}
         self._procs: dict[str, subprocess.Popen] = {}
         self._pumps: dict[str, list[threading.Thread]] = {}
-        self._checks: dict[str, Check] = {}
+        self._ready = Armed()
 
     # -- life cycle hooks ----------------------------------------------------------------------
 
@@ -66,21 +66,15 @@ class LocalHpcTarget(Target):
         self.manifest = bundles.unpack(Path(bundle), self.sandbox, self._components)
 
     def _start(self) -> None:
-        self._checks = {name: make_check(c.ready, name, self.log, self.buses)
-                        for name, c in self._components.items() if c.ready is not None}
-        for check in self._checks.values():
-            check.arm()
+        self._ready = Armed(self._components, self.log, self.buses)
         for name, comp in self._components.items():
             self._spawn(name, comp)
 
     def _wait_ready(self, timeout_ns: int | None) -> None:
-        checks, self._checks = self._checks, {}
-        wait_ready(self.name, checks, self.log, self._alive, timeout_ns)
+        self._ready.wait(self.name, self.log, self._alive, timeout_ns)
 
     def _stop(self) -> None:
-        for check in self._checks.values():
-            check.close()
-        self._checks = {}
+        self._ready.close()
         self._terminate(self.grace_ns)
 
     def _power_off(self) -> None:

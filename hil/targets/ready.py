@@ -207,3 +207,22 @@ def wait_ready(target: str, checks: Mapping[str, Check], log: ConsoleLog,
         for c in checks.values():
             c.close()
 
+
+
+class Armed:
+    """The armed ready conditions of one target's components, from arming to waiting (or stop)."""
+
+    def __init__(self, components: Mapping[str, Any] = {}, log: ConsoleLog | None = None, buses: Any = None):
+        self.checks = {name: make_check(c.ready, name, log, buses)
+                       for name, c in components.items() if c.ready is not None}
+        for check in self.checks.values():
+            check.arm()
+
+    def wait(self, target: str, log: ConsoleLog, alive: Callable[[], None], timeout_ns: int | None) -> None:
+        checks, self.checks = self.checks, {}
+        wait_ready(target, checks, log, alive, timeout_ns)
+
+    def close(self) -> None:
+        for check in self.checks.values():
+            check.close()
+        self.checks = {}

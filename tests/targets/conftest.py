@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+import pwd
+import socket
+import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -79,3 +83,74 @@ class StackFiles:
 def sf(tmp_path: Path) -> StackFiles:
     (tmp_path / "stack").mkdir()
     return StackFiles(tmp_path / "stack")
+
+
+# -- a real OpenSSH server on 127.0.0.1 ----------------------------------------------------------
+
+SSHD = Path("/usr/sbin/sshd")
+SSHD_CONFIG = """\
+ListenAddress 127.0.0.1
+Port {port}
+HostKey {dir}/host_key
+PidFile {dir}/sshd.pid
+AuthorizedKeysFile {dir}/authorized_keys
+PermitRootLogin prohibit-password
+StrictModes no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+Subsystem sftp internal-sftp
+LogLevel ERROR
+"""
+
+
+@dataclass
+class Sshd:
+    port: int
+    dir: Path
+    known_hosts: Path
+    identity: Path
+    user: str
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _keygen(path: Path) -> str:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+    return path.with_suffix(".pub").read_text().strip()
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory) -> Sshd:
+    """sshd -D on a free 127.0.0.1 port, with its own host key and an authorized user key."""
+    if not SSHD.exists():
+        pytest.skip(f"{SSHD} is missing (install openssh-server); the SSH target needs a real sshd to test")
+    d = tmp_path_factory.mktemp("sshd")
+    host_pub = _keygen(d / "host_key")
+    (d / "authorized_keys").write_text(_keygen(d / "id_user") + "\n")
+    port = _free_port()
+    (d / "sshd_config").write_text(SSHD_CONFIG.format(port=port, dir=d))
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation folder
+    known = d / "known_hosts"
+    known.write_text(f"[127.0.0.1]:{port} {' '.join(host_pub.split()[:2])}\n")
+    log = open(d / "sshd.log", "wb")
+    proc = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(d / "sshd_config")], stdout=log, stderr=log)
+    try:
+        end = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, (d / "sshd.log").read_text()
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < end, "sshd did not listen"
+                time.sleep(0.05)
+        yield Sshd(port, d, known, d / "id_user", pwd.getpwuid(os.getuid()).pw_name)
+    finally:
+        proc.terminate()
+        proc.wait()
+        log.close()

@@ -78,7 +78,7 @@ def test_start_before_deploy_names_the_state(sf, tmp_path):
 
 
 def test_crash_during_start_is_a_deploy_error_with_console_tail(sf, tmp_path):
-    crash = "import sys\nfor i in range(30):\n    print('line', i)\nprint('fatal: no calibration', file=sys.stderr)\nsys.exit(3)\n"
+    crash = "import sys\nfor i in range(30):\n    print('line', i)\nprint('fatal: no calibration')\nsys.exit(3)\n"
     sf.file("crash.py", crash)
     target, stack, _ = make(sf, tmp_path, fusion=app_component(files=["crash.py"], argv=["{python}", "crash.py"]))
     with target:

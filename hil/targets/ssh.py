@@ -1,0 +1,230 @@
+"""The SSH HPC target: components run on a remote Linux host reached with asyncssh.
+
+Deploy connects with key authentication, checks the host key against the rig's ``known_hosts``
+(always; a missing file is an error, never a reason to skip the check), uploads the bundle with
+SFTP into ``WORKDIR/RUN-ID/TARGET``, checks the upload's sha256 and then every file's sha256 *on the
+remote host* (``sha256sum -c``) before anything starts. Each component runs under a small ``sh``
+wrapper in its own session (``setsid``), its stdout/stderr streamed back line by line. The SSH
+channel's stdin is the leash: when it closes — stop, or the controller dying with its connection —
+the wrapper sends SIGTERM to the component's process group and SIGKILL after the grace period.
+Stop also removes the remote folder.
+
+asyncssh is asynchronous; the target runs its own event loop in a thread and the life-cycle hooks
+wait for it, so the target offers the same blocking protocol as every other driver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shlex
+import socket
+import threading
+from collections.abc import Callable, Coroutine, Mapping
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+
+from hil import clock
+from hil.errors import BundleError, DeployError
+from hil.spec.rig import HpcTarget, Rig, SshReach
+from hil.spec.stack import Component, ProcessComponent
+from hil.targets import bundle as bundles
+from hil.targets.base import Target
+from hil.targets.console import ConsoleLine
+from hil.targets.hpc import component_env, crashed, expand_argv, process_components
+from hil.targets.ready import Armed
+
+DEFAULT_GRACE_NS = 5_000_000_000
+CONNECT_TIMEOUT_S = 30.0
+_SLACK_S = 30.0  # beyond the grace period, for the remote side to report back
+
+WRAPPER = """\
+cd {cwd} || exit 126
+{exports}
+exec 3<&0 0</dev/null
+setsid {argv} 3<&- &
+pid=$!
+( while read -r _ <&3; do :; done
+  kill -s TERM -- -$pid 2>/dev/null; sleep {grace}; kill -s KILL -- -$pid 2>/dev/null ) >/dev/null 2>&1 &
+watch=$!
+exec 3<&-
+wait $pid 2>/dev/null; rc=$?
+kill -s KILL -- -$pid 2>/dev/null
+kill $watch 2>/dev/null
+exit $rc
+"""
+
+
+class SshHpcTarget(Target):
+    """Deploys and runs an HPC target's components over SSH."""
+
+    def __init__(self, name: str, spec: HpcTarget, *, rig: Rig | None = None, buses: Any = None,
+                 run_dir: Path, on_console: Callable[[ConsoleLine], None] | None = None,
+                 grace_ns: int = DEFAULT_GRACE_NS):
+        super().__init__(name, on_console)
+        if not isinstance(spec.reach, SshReach):
+            raise DeployError(f"target {name!r}: the SSH driver needs 'reach: {{via: ssh}}'")
+        self.spec = spec
+        self.reach: SshReach = spec.reach
+        self.rig = rig
+        self.buses = buses
+        self.run_dir = Path(run_dir)
+        self.grace_ns = grace_ns
+        run_id = f"{socket.gethostname()}-{os.getpid()}-{self.run_dir.name}"
+        self.remote_dir = f"{self.reach.workdir.rstrip('/')}/{run_id}/{name}"
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._conn: asyncssh.SSHClientConnection | None = None
+        self._components: dict[str, ProcessComponent] = {}
+        self._procs: dict[str, asyncssh.SSHClientProcess] = {}
+        self._exits: dict[str, int] = {}
+        self._pumps: list[asyncio.Task] = []
+        self._ready = Armed()
+
+    @property
+    def where(self) -> str:
+        return f"{self.reach.user}@{self.reach.host}:{self.reach.port}"
+
+    # -- life cycle hooks ----------------------------------------------------------------------
+
+    def _deploy(self, components: Mapping[str, Component], bundle: Path | None = None) -> None:
+        if self.spec.console is not None:
+            self.capture_console(self.buses, self.spec.console)
+        self._components = process_components(self.name, components)
+        if bundle is None:
+            bundle = self.run_dir / "targets" / f"{self.name}.bundle.tar.gz"
+            bundles.build(self.name, "unbundled", self._components, bundle)
+        manifest = bundles.read(Path(bundle))  # member names and types, before anything is sent
+        manifest.check_components(self._components, self.name)
+        self._run(self._upload_and_verify(Path(bundle), manifest))
+
+    def _start(self) -> None:
+        self._ready = Armed(self._components, self.log, self.buses)
+        self._run(self._start_all())
+
+    def _wait_ready(self, timeout_ns: int | None) -> None:
+        self._ready.wait(self.name, self.log, self._alive, timeout_ns)
+
+    def _stop(self) -> None:
+        self._ready.close()
+        if self._loop is None:
+            return
+        try:
+            self._run(self._stop_all(), timeout=self.grace_ns / 1e9 + 2 * _SLACK_S)
+        finally:
+            self._close_loop()
+
+    # -- the event loop thread -----------------------------------------------------------------
+
+    def _run(self, coro: Coroutine, timeout: float | None = None) -> Any:
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+            threading.Thread(target=self._loop.run_forever, name=f"ssh-{self.name}", daemon=True).start()
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def _close_loop(self) -> None:
+        loop, self._loop = self._loop, None
+        loop.call_soon_threadsafe(loop.stop)
+
+    # -- remote steps --------------------------------------------------------------------------
+
+    async def _connect(self) -> asyncssh.SSHClientConnection:
+        r = self.reach
+        if not r.known_hosts.is_file():
+            raise DeployError(f"target {self.name!r}: known_hosts file {r.known_hosts} does not exist; "
+                              "hil never connects without checking the host key")
+        keys = {"client_keys": [str(r.identity)]} if r.identity is not None else {}
+        try:
+            return await asyncssh.connect(r.host, port=r.port, username=r.user, known_hosts=str(r.known_hosts),
+                                          connect_timeout=CONNECT_TIMEOUT_S, **keys)
+        except asyncssh.HostKeyNotVerifiable as exc:
+            raise DeployError(f"target {self.name!r}: host key of {r.host}:{r.port} is not trusted by "
+                              f"{r.known_hosts} ({exc.reason}); refusing to connect") from None
+        except asyncssh.PermissionDenied:
+            what = f"key {r.identity}" if r.identity else "the SSH agent's keys"
+            raise DeployError(f"target {self.name!r}: {self.where} refused {what}") from None
+        except (OSError, asyncssh.Error) as exc:
+            raise DeployError(f"target {self.name!r}: cannot connect to {self.where}: {exc}") from None
+
+    async def _remote(self, what: str, command: str, stdin: str | None = None,
+                      error: type[DeployError] = DeployError) -> str:
+        done = await self._conn.run(command, input=stdin, check=False)
+        if done.exit_status != 0:
+            out = (str(done.stdout or "") + str(done.stderr or "")).strip()
+            raise error(f"target {self.name!r}: {what} failed on {self.reach.host} "
+                        f"(exit {done.exit_status}):\n{out}")
+        return str(done.stdout or "")
+
+    async def _upload_and_verify(self, archive: Path, manifest: bundles.Manifest) -> None:
+        if self._conn is None:
+            self._conn = await self._connect()
+        d = shlex.quote(self.remote_dir)
+        await self._remote("creating the remote folder", f"rm -rf -- {d} && mkdir -p -- {d}/bundle")
+        remote_archive = f"{self.remote_dir}/bundle.tar.gz"
+        async with self._conn.start_sftp_client() as sftp:
+            await sftp.put(str(archive), remote_archive)
+        await self._remote("checking the uploaded bundle", f"cd {d} && sha256sum -c --strict -",
+                           f"{bundles.file_sha256(archive)}  bundle.tar.gz\n", BundleError)
+        await self._remote("unpacking the bundle",
+                           f"tar -xzf {d}/bundle.tar.gz -C {d}/bundle --no-same-owner --no-same-permissions")
+        sums = bundles.sha256sums(manifest, self._components)
+        if sums:
+            await self._remote(f"checksum verification of bundle {manifest.name} {manifest.version}",
+                               f"cd {d}/bundle && sha256sum -c --strict --quiet -", sums, BundleError)
+
+    async def _start_all(self) -> None:
+        self._exits = {}
+        for name, comp in self._components.items():
+            self._procs[name] = proc = await self._conn.create_process(
+                self._wrapper(name, comp), encoding="utf-8", errors="replace")
+            self._pumps += [asyncio.ensure_future(self._pump(name, proc.stdout, "stdout")),
+                            asyncio.ensure_future(self._pump(name, proc.stderr, "stderr")),
+                            asyncio.ensure_future(self._watch(name, proc))]
+
+    def _wrapper(self, name: str, comp: ProcessComponent) -> str:
+        env = component_env(self.name, self.spec, name, comp, self.buses)
+        exports = "export " + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+        argv = " ".join(shlex.quote(a) for a in expand_argv(comp.argv, self.reach.python))
+        cwd = f"{self.remote_dir}/bundle/{bundles.FILES}/{name}"
+        script = WRAPPER.format(cwd=shlex.quote(cwd), exports=exports, argv=argv, grace=self.grace_ns / 1e9)
+        return f"mkdir -p {shlex.quote(cwd)} && exec sh -c {shlex.quote(script)}"
+
+    async def _pump(self, name: str, stream: asyncssh.SSHReader, kind: str) -> None:
+        while line := await stream.readline():
+            self.console(ConsoleLine(clock.now_ns(), name, line.rstrip("\n").rstrip("\r"), kind))
+
+    async def _watch(self, name: str, proc: asyncssh.SSHClientProcess) -> None:
+        done = await proc.wait(check=False)
+        status = done.exit_status if done.exit_status is not None else 255  # connection lost
+        self._exits[name] = -(status - 128) if status > 128 else status
+
+    def _alive(self) -> None:
+        for name, code in list(self._exits.items()):
+            self._run(self._drain())
+            raise crashed(self.name, name, code, self.log)
+
+    async def _drain(self) -> None:
+        if self._pumps:
+            await asyncio.wait(self._pumps, timeout=_SLACK_S)
+
+    async def _stop_all(self) -> None:
+        procs, self._procs = self._procs, {}
+        for proc in procs.values():
+            proc.stdin.write_eof()
+        for proc in procs.values():
+            try:
+                await asyncio.wait_for(proc.wait(check=False), self.grace_ns / 1e9 + _SLACK_S)
+            except asyncio.TimeoutError:
+                proc.close()
+        await self._drain()
+        self._pumps = []
+        if self._conn is not None:
+            try:
+                parent = shlex.quote(self.remote_dir.rsplit("/", 1)[0])
+                await self._conn.run(f"rm -rf -- {shlex.quote(self.remote_dir)}; rmdir -- {parent} 2>/dev/null",
+                                     check=False)
+            finally:
+                self._conn.close()
+                await self._conn.wait_closed()
+                self._conn = None

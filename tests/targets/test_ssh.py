@@ -1,0 +1,172 @@
+"""The SSH HPC target against a real OpenSSH server on 127.0.0.1 (started by the ``sshd`` fixture)."""
+
+from __future__ import annotations
+
+import io
+import signal
+import subprocess
+import sys
+import tarfile
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from hil.errors import BundleError, DeployError, TargetTimeoutError
+from hil.targets import bundle, create_target
+from hil.targets.base import State
+from hil.targets.ssh import SshHpcTarget
+
+from .conftest import group_members, wait_groups_gone
+
+APP = textwrap.dedent("""\
+    echo $$ > "$PIDFILE"
+    echo "boot $HIL_TARGET $HIL_COMPONENT $HIL_CONFIG"
+    echo "to stderr" >&2
+    sleep 600 &
+    echo ready
+    wait
+""")
+
+
+@pytest.fixture
+def ssh_rig(sf, sshd):
+    sf.rig_doc["targets"]["hpc"] = {"kind": "hpc", "reach": {
+        "via": "ssh", "host": "127.0.0.1", "port": sshd.port, "user": sshd.user,
+        "known_hosts": str(sshd.known_hosts), "identity": str(sshd.identity),
+        "workdir": str(sshd.dir / "remote")}}
+    sf.rig_doc["power"] = {}
+    return sf
+
+
+def make(sf, tmp_path, **components):
+    rig = sf.rig()
+    stack = sf.stack(components)
+    lines = []
+    target = create_target("hpc", rig.targets["hpc"], rig, None, tmp_path / "run", lines.append)
+    target.grace_ns = 1_000_000_000
+    return target, stack, lines
+
+
+def app(tmp_path, name="fusion", **over):
+    comp = {"files": ["app.sh"], "argv": ["sh", "app.sh"], "config": {"gain": 2},
+            "env": {"PIDFILE": str(tmp_path / f"{name}.pid")}, "ready": {"console": "^ready$", "timeout": "60s"}}
+    comp.update(over)
+    return comp
+
+
+def test_whole_life_cycle_over_ssh(ssh_rig, tmp_path):
+    ssh_rig.file("app.sh", APP)
+    target, stack, lines = make(ssh_rig, tmp_path, fusion=app(tmp_path), planner=app(tmp_path, "planner"))
+    assert isinstance(target, SshHpcTarget)
+    remote = Path(target.remote_dir)
+    with target:
+        target.deploy(ssh_rig.components(stack))
+        assert (remote / "bundle/files/fusion/app.sh").read_text() == APP
+        target.start()
+        target.wait_ready()
+        assert target.state is State.READY
+        pgids = [int((tmp_path / f"{n}.pid").read_text()) for n in ("fusion", "planner")]
+        for pgid in pgids:
+            assert len(group_members(pgid)) >= 2  # the component and its sleep
+    assert wait_groups_gone(pgids) == {}
+    assert not remote.exists() and not remote.parent.exists()
+    fusion = [(l.stream, l.text) for l in lines if l.source == "fusion"]
+    assert ("stdout", 'boot hpc fusion {"gain": 2}') in fusion
+    assert ("stderr", "to stderr") in fusion
+
+
+def test_crash_during_start_names_component_and_tail(ssh_rig, tmp_path):
+    target, stack, _ = make(ssh_rig, tmp_path, fusion=app(
+        tmp_path, files=[], argv=["sh", "-c", "echo loading map; echo 'fatal: map missing' >&2; exit 4"]))
+    with target:
+        target.deploy(ssh_rig.components(stack))
+        target.start()
+        with pytest.raises(DeployError, match=r"(?s)component 'fusion' exited with code 4 during start-up.*"
+                                              r"\| loading map.*\| fatal: map missing"):
+            target.wait_ready()
+
+
+def test_never_ready_times_out(ssh_rig, tmp_path):
+    ssh_rig.file("app.sh", APP)
+    target, stack, _ = make(ssh_rig, tmp_path, fusion=app(tmp_path, ready={"console": "calibrated", "timeout": "500ms"}))
+    with target:
+        target.deploy(ssh_rig.components(stack))
+        target.start()
+        with pytest.raises(TargetTimeoutError, match="(?s)not ready after 500ms.*\\| ready"):
+            target.wait_ready()
+        pgid = int((tmp_path / "fusion.pid").read_text())
+    assert wait_groups_gone([pgid]) == {}
+
+
+def test_checksum_is_verified_on_the_remote_side(ssh_rig, tmp_path):
+    ssh_rig.file("app.sh", APP)
+    target, stack, _ = make(ssh_rig, tmp_path, fusion=app(tmp_path))
+    good = tmp_path / "good.tar.gz"
+    bundle.build_stack(stack, good)
+    bad = tmp_path / "bad.tar.gz"
+    with tarfile.open(good) as tin, tarfile.open(bad, "w:gz") as tout:
+        for m in tin.getmembers():
+            data = tin.extractfile(m).read() if m.isfile() else None
+            if m.name.endswith("app.sh"):
+                data = data.replace(b"ready", b"reddy")
+            tout.addfile(m, io.BytesIO(data) if data is not None else None)
+    with target, pytest.raises(BundleError, match="(?s)checksum verification of bundle demo 1.0 failed on 127.0.0.1"
+                                                  ".*files/fusion/app.sh: FAILED"):
+        target.deploy(ssh_rig.components(stack), bad)
+
+
+def test_unknown_host_key_is_refused(ssh_rig, tmp_path, sshd):
+    other = tmp_path / "known_hosts"
+    other.write_text(f"[127.0.0.1]:{sshd.port} ssh-ed25519 "
+                     "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n")
+    ssh_rig.rig_doc["targets"]["hpc"]["reach"]["known_hosts"] = str(other)
+    target, stack, _ = make(ssh_rig, tmp_path, fusion=app(tmp_path, files=[]))
+    with target, pytest.raises(DeployError, match=f"host key of 127.0.0.1:{sshd.port} is not trusted by {other}"):
+        target.deploy(ssh_rig.components(stack))
+    ssh_rig.rig_doc["targets"]["hpc"]["reach"]["known_hosts"] = str(tmp_path / "absent")
+    target, stack, _ = make(ssh_rig, tmp_path, fusion=app(tmp_path, files=[]))
+    with target, pytest.raises(DeployError, match="known_hosts file .*absent does not exist; hil never connects"):
+        target.deploy(ssh_rig.components(stack))
+
+
+def test_wrong_key_is_refused(ssh_rig, tmp_path):
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "stranger")], check=True)
+    ssh_rig.rig_doc["targets"]["hpc"]["reach"]["identity"] = str(tmp_path / "stranger")
+    target, stack, _ = make(ssh_rig, tmp_path, fusion=app(tmp_path, files=[]))
+    with target, pytest.raises(DeployError, match="127.0.0.1:.* refused key .*stranger"):
+        target.deploy(ssh_rig.components(stack))
+
+
+CONTROLLER = textwrap.dedent("""\
+    import sys, time
+    from pathlib import Path
+    from hil.spec import load_rig, load_stack
+    from hil.targets import components_for, create_target
+    rig = load_rig(sys.argv[1]).model
+    t = create_target("hpc", rig.targets["hpc"], rig, None, Path(sys.argv[3]))
+    t.deploy(components_for(load_stack(sys.argv[2]).model, "hpc"))
+    t.start()
+    t.wait_ready()
+    print("up", flush=True)
+    time.sleep(600)
+""")
+
+
+def test_sigkilled_controller_takes_remote_groups_with_it(ssh_rig, tmp_path):
+    ssh_rig.file("app.sh", APP)
+    ssh_rig.stack({"fusion": app(tmp_path)})
+    ssh_rig.rig()
+    script = ssh_rig.file("controller.py", CONTROLLER)
+    ctl = subprocess.Popen([sys.executable, str(script), str(ssh_rig.root / "rig.yaml"),
+                            str(ssh_rig.root / "stack.yaml"), str(tmp_path / "run")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert ctl.stdout.readline() == "up\n"
+        pgid = int((tmp_path / "fusion.pid").read_text())
+        assert group_members(pgid)
+        ctl.send_signal(signal.SIGKILL)
+    finally:
+        ctl.kill()
+        ctl.wait()
+        ctl.stdout.close()
+    assert wait_groups_gone([pgid]) == {}
