@@ -55,6 +55,7 @@ class SimCanBus(can.BusABC):
         self.fault_events: deque[FaultEvent] = deque(maxlen=EVENTS_KEPT)
         self._on_fault_event = on_fault_event
         self._send_lock = threading.Lock()
+        self._state = can.BusState.ACTIVE
         try:
             self._sock = connect(self.channel)
         except OSError as exc:
@@ -78,10 +79,12 @@ class SimCanBus(can.BusABC):
     # ---- sending -------------------------------------------------------------------------------
 
     def send(self, msg: Message, timeout: float | None = None) -> None:
-        self._send_record(pack_frame(msg), timeout)
+        self.send_at(msg, 0, timeout)
 
     def send_at(self, msg: Message, release_ns: int, timeout: float | None = None) -> None:
         """Queue ``msg`` for the wire at run-clock time ``release_ns`` (now, if that has passed)."""
+        if self._state is can.BusState.PASSIVE:
+            raise CanOperationError(f"simbus {self.channel}: the bus is in passive (listen-only) state")
         self._send_record(pack_frame(msg, release_ns), timeout)
 
     def _send_record(self, record: bytes, timeout: float | None) -> None:
@@ -154,6 +157,15 @@ class SimCanBus(can.BusABC):
                 raise CanOperationError(f"simbus {self.channel}: no reply to {request.get('op')!r} within {timeout} s")
             if record[0] == CONTROL:
                 return json.loads(record[HEADER.size:])
+
+    @property
+    def state(self) -> can.BusState:
+        return self._state
+
+    @state.setter
+    def state(self, new_state: can.BusState) -> None:
+        """Kept for python-can tools (``can.logger`` sets ACTIVE); a passive node cannot send."""
+        self._state = new_state
 
     def fileno(self) -> int:
         return self._sock.fileno()

@@ -1,0 +1,61 @@
+"""Broker life cycle: private files, clean teardown, and clients that raise (never hang) when it dies."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import can
+import pytest
+
+from hil.errors import BusError
+
+
+def test_run_folder_is_private_and_cleaned_up(rig_buses, tmp_path):
+    with rig_buses(chassis={}, body={}) as buses:
+        folder = tmp_path / "run" / "simbus"
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+        sockets = sorted(p.name for p in folder.glob("*.sock"))
+        assert sockets == ["body.sock", "chassis.sock"]
+        assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in folder.glob("*.sock"))
+        pid = buses._broker.info["pid"]
+    assert not list(folder.glob("*.sock"))
+    assert not os.path.exists(f"/proc/{pid}") or "Z" in open(f"/proc/{pid}/stat").read().split()[2]
+
+
+@pytest.mark.timeout(60)
+def test_clients_raise_when_the_broker_dies(rig_buses):
+    with rig_buses(chassis={}) as buses:
+        waiting = buses.open_can("chassis")
+        sender = buses.open_can("chassis")
+        buses._broker.proc.kill()
+        buses._broker.proc.wait()
+        with pytest.raises(can.CanOperationError, match="broker closed the connection"):
+            waiting.recv()  # blocking forever would be the bug
+        with pytest.raises(can.CanOperationError):
+            for _ in range(3):
+                sender.send(can.Message(arbitration_id=1, data=[1]))
+        with pytest.raises(BusError, match="broker has died"):
+            buses.can_config("chassis")
+        waiting.shutdown()
+        sender.shutdown()
+
+
+def test_joining_a_bus_nobody_serves_is_an_init_error(tmp_path):
+    with pytest.raises(can.CanInitializationError, match="cannot reach the simbus broker"):
+        can.Bus(interface="simcan", channel=str(tmp_path / "nobody.sock"))
+
+
+def test_long_socket_paths_work(rig_buses, tmp_path, monkeypatch):
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    from hil.buses import RigBuses
+
+    from .conftest import make_rig
+
+    with RigBuses(make_rig(chassis={}), deep) as buses:
+        assert len(buses.can_config("chassis")["channel"]) > 108
+        a, b = buses.open_can("chassis"), buses.open_can("chassis")
+        a.send(can.Message(arbitration_id=0x1, data=[7]))
+        assert b.recv(10).data == bytearray([7])
+        a.shutdown()
+        b.shutdown()
