@@ -52,6 +52,7 @@ class Wait:
 
     index: int
     at_ns: int
+    t_ns: int  # play time at which the pause begins
     until: FrameMatch
     id: int
     timeout_ns: int
@@ -101,8 +102,9 @@ def build_timeline(stimulus: Stimulus, rig: Rig, logs: dict[Path, SourceLog] | N
         base = len(steps)
         steps += [Step(shift + round(p / stimulus.rate), bus, ev) for p, (_, bus, ev) in zip(play, merged)]
         for w in wait_specs:
-            index = base + bisect.bisect_left(stim_times, w.at)
-            waits.append(Wait(index, w.at, w.until, _match_id(w.until, db), w.timeout))
+            i = bisect.bisect_left(stim_times, w.at)
+            t = shift + round(_wait_play_time(play, stim_times, i, w.at) / stimulus.rate)
+            waits.append(Wait(base + i, w.at, t, w.until, _match_id(w.until, db), w.timeout))
     return Timeline(steps, waits, list(stimulus.dbc), dropped)
 
 
@@ -172,6 +174,13 @@ def _play_times(times: list[int], skip_over: int | None) -> list[int]:
             cut += t - times[i - 1] - skip_over
         out.append(t - cut)
     return out
+
+
+def _wait_play_time(play: list[int], stim: list[int], i: int, at: int) -> int:
+    """Play time of stimulus time ``at``, which lies just before step ``i``."""
+    if i == len(play):
+        return play[-1] + (at - stim[-1])
+    return max(play[i] - (stim[i] - at), play[i - 1] if i else 0)
 
 
 def _period(play: list[int]) -> int:

@@ -1,0 +1,356 @@
+"""The injector: plays a timeline onto rig buses from its own process, on absolute deadlines.
+
+The parent (:func:`play`) turns the timeline into a compact plan and starts a child process, so
+the replay shares nothing with the controller's threads, garbage or locks. The child minimises its
+timer slack, holds ``/dev/cpu_dma_latency`` when permitted, freezes the garbage collector, opens the
+buses itself (python-can / pyserial, from :meth:`RigBuses.can_config`) and then:
+
+* on an emulated bus, hands each frame to the simbus broker ahead of time with ``send_at`` and a
+  release time, so the wire — not a Python wake-up — decides when it goes out;
+* on a real bus, sleeps coarsely to an absolute deadline, spins the last stretch and sends.
+
+Deadlines are ``start + offset + step.t_ns`` — never a sum of sleeps — where ``offset`` only grows
+when a closed-loop wait held the timeline. A frame is released ``eof`` before its planned time,
+``eof`` being its modelled end-of-frame offset, so its end of frame lands on the planned time (log
+timestamps are end-of-frame times). Each bus is read back with ``receive_own_messages``: the echo
+timestamps give every frame's real time, hence the :class:`ReplayReport`.
+"""
+
+from __future__ import annotations
+
+import operator
+import os
+import pickle
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from hil.errors import BusError, HilError, StimulusError
+from hil.stimulus.events import CanEvent
+from hil.stimulus.report import ReplayReport
+from hil.stimulus.timeline import Timeline
+
+LEAD_NS = 20_000_000  # how far ahead frames are handed to the simbus broker
+START_MARGIN_NS = 50_000_000  # play starts this long after the child is ready
+PROGRESS_EVERY_NS = 250_000_000
+ECHO_GRACE_NS = 2_000_000_000  # how long to wait for the last echoes after the last send
+_OPS = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt,
+        ">=": operator.ge}
+
+
+@dataclass
+class Progress:
+    sent: int
+    planned: int
+    echoed: int
+    late_max_ns: int
+    elapsed_ns: int
+
+
+@dataclass
+class _Bus:
+    name: str
+    kind: str  # "can" | "serial"
+    config: dict[str, Any]  # can.Bus kwargs, or {"port", "baudrate"}
+    timed: bool = False  # simbus timed release
+    eof_model: tuple[int, int | None, bool] | None = None  # bitrate, data bitrate, wire model on
+
+
+@dataclass
+class _WaitPlan:
+    index: int
+    t_ns: int
+    bus: int
+    id: int
+    label: str
+    timeout_ns: int
+    message: Any = None  # cantools Message when a signal is tested
+    signal: str | None = None
+    op: str | None = None
+    value: float | None = None
+
+
+@dataclass
+class _Plan:
+    buses: list[_Bus]
+    steps: list[tuple[int, int, int, int, bytes, int]]  # t_ns, bus index, id, flags, data, eof_ns
+    waits: list[_WaitPlan] = field(default_factory=list)
+    lead_ns: int = LEAD_NS
+
+
+def play(timeline: Timeline, buses: Any, on_progress: Callable[[Progress], None] | None = None,
+         timed_release: bool = True) -> ReplayReport:
+    """Play ``timeline`` onto ``buses`` (a :class:`hil.buses.RigBuses`); blocks until done.
+    ``timed_release`` False makes emulated buses use the sleep-and-spin path too (for comparison).
+
+    The child is ``python -m hil.stimulus.injector``: the plan goes in on stdin, progress and the
+    report come back on stdout (pickled, between trusted processes of one run)."""
+    plan = make_plan(timeline, buses, timed_release)
+    proc = subprocess.Popen([sys.executable, "-m", "hil.stimulus.injector"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE)
+    try:
+        pickle.dump(plan, proc.stdin)
+        proc.stdin.close()
+        while True:
+            try:
+                kind, payload = pickle.load(proc.stdout)
+            except EOFError:
+                raise StimulusError(f"the injector process ended unexpectedly (exit code {proc.wait()})") from None
+            if kind == "progress" and on_progress is not None:
+                on_progress(payload)
+            elif kind == "error":
+                cls = {"BusError": BusError, "StimulusError": StimulusError}.get(payload[0], StimulusError)
+                raise cls(payload[1])
+            elif kind == "done":
+                return payload
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+        proc.wait()
+        proc.stdout.close()
+
+
+def make_plan(timeline: Timeline, buses: Any, timed_release: bool = True) -> _Plan:
+    """Timeline + RigBuses → what the child needs (plain data, picklable)."""
+    from hil.simbus.wire import WireModel
+    from hil.stimulus.overrides import load_dbc
+
+    names = timeline.buses()
+    index = {n: i for i, n in enumerate(names)}
+    plan_buses = []
+    for n in names:
+        spec = buses.rig.buses[n]
+        if spec.kind == "can":
+            cfg = buses.can_config(n)
+            plan_buses.append(_Bus(n, "can", cfg, timed_release and cfg.get("interface") == "simcan",
+                                   (spec.bitrate, spec.data_bitrate, spec.wire_model or not spec.emulated)))
+        else:
+            plan_buses.append(_Bus(n, "serial", {"port": buses.serial_port(n, "host"), "baudrate": spec.baudrate}))
+    models = {i: WireModel(b.eof_model[0], b.eof_model[1], b.eof_model[2])
+              for i, b in enumerate(plan_buses) if b.eof_model}
+    steps = []
+    for s in timeline.steps:
+        b = index[s.bus]
+        ev = s.event
+        if isinstance(ev, CanEvent):
+            eof = models[b].timing(ev.id, ev.flags, _dlc(ev), ev.data)[1]
+            steps.append((s.t_ns, b, ev.id, ev.flags, ev.data, eof))
+        else:
+            steps.append((s.t_ns, b, -1, 0, ev.data, 0))
+    db = load_dbc(timeline.dbc)
+    waits = []
+    for w in timeline.waits:
+        u = w.until
+        label = f"wait at {w.at_ns / 1e9:g} s for {u.message or hex(u.id)}" + (
+            f" {u.signal} {u.op} {u.value:g}" if u.op else f".{u.signal}" if u.signal else "") + f" on {u.bus}"
+        waits.append(_WaitPlan(w.index, w.t_ns, index[u.bus], w.id, label, w.timeout_ns,
+                               db.get_message_by_frame_id(w.id) if u.signal else None, u.signal, u.op, u.value))
+    return _Plan(plan_buses, steps, waits)
+
+
+def _dlc(ev: CanEvent) -> int:
+    from hil.simbus.wire import fd_dlc
+
+    return fd_dlc(len(ev.data)) if ev.flags & 0x08 else len(ev.data)
+
+
+# ---- the child process ---------------------------------------------------------------------------
+
+def _child_main() -> None:
+    """Entry of the injector process: plan on stdin, pickled messages on stdout."""
+    out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    sys.stdout = sys.stderr  # nothing else may write into the message stream
+
+    def send(message: tuple[str, Any]) -> None:
+        pickle.dump(message, out)
+        out.flush()
+
+    try:
+        plan = pickle.load(sys.stdin.buffer)
+        send(("done", _Replay(plan, send).run()))
+    except HilError as exc:
+        send(("error", (type(exc).__name__, str(exc))))
+    except Exception as exc:  # reported to the parent with its cause in the message
+        send(("error", ("StimulusError", f"injector failed: {type(exc).__name__}: {exc}")))
+    finally:
+        out.close()
+
+
+class _Replay:
+    """The child's state: open buses, echo readers, the send loop."""
+
+    def __init__(self, plan: _Plan, send: Callable[[tuple[str, Any]], None]):
+        self.plan = plan
+        self.send = send
+        self.handles: list[Any] = []
+        self.planned: list[list[int]] = [[] for _ in plan.buses]  # per bus, planned times in send order
+        self.lateness: list[int] = []
+        self.echoes: dict[str, list[tuple[int, int, int, bytes]]] = {b.name: [] for b in plan.buses}
+        self.stop = threading.Event()
+        self.armed: _WaitPlan | None = None
+        self.met = threading.Event()
+        self.met_ns = 0
+        self.late_max = 0
+
+    def run(self) -> ReplayReport:
+        from hil.stimulus import realtime
+
+        host = {"timer_slack_ns": realtime.set_timer_slack(1)}
+        dma = realtime.hold_cpu_dma_latency(0)
+        host["cpu_dma_latency"] = dma.why
+        host["timed_release"] = [b.name for b in self.plan.buses if b.timed]
+        readers = []
+        try:
+            self._open()
+            readers = [threading.Thread(target=self._read, args=(i,), daemon=True)
+                       for i, b in enumerate(self.plan.buses) if b.kind == "can"]
+            for t in readers:
+                t.start()
+            realtime.freeze_gc()
+            host["gc"] = "frozen"
+            start, sent, waits, aborted = self._send_all()
+            self._await_echoes(sent)
+        finally:
+            realtime.thaw_gc()
+            self.stop.set()
+            for t in readers:
+                t.join()
+            for h in self.handles:
+                h.close() if hasattr(h, "is_open") else h.shutdown()
+            dma.release()
+        planned_all = sorted(t for per_bus in self.planned for t in per_bus)
+        actual = sorted(t for e in self.echoes.values() for t, *_ in e) or [0]
+        return ReplayReport(
+            frames_planned=len(self.plan.steps), frames_sent=sent, frames_echoed=len(self.lateness),
+            lateness_ns=self.lateness, span_planned_ns=(planned_all[-1] - planned_all[0]) if planned_all else 0,
+            span_actual_ns=actual[-1] - actual[0], start_ns=start, waits=waits, aborted=aborted, host=host,
+            echoes=self.echoes)
+
+    def _open(self) -> None:
+        import can
+        import serial
+
+        for b in self.plan.buses:
+            try:
+                if b.kind == "can":
+                    self.handles.append(can.Bus(**b.config, receive_own_messages=True))
+                else:
+                    self.handles.append(serial.serial_for_url(b.config["port"], baudrate=b.config["baudrate"]))
+            except Exception as exc:
+                raise BusError(f"injector cannot open bus {b.name!r}: {exc}") from None
+
+    def _read(self, i: int) -> None:
+        """Collect echoes (own frames) and watch for the armed wait's frame on bus ``i``."""
+        from hil.clock import AdapterClock, from_seconds, now_ns
+
+        bus = self.handles[i]
+        name = self.plan.buses[i].name
+        clock = None if self.plan.buses[i].timed or self.plan.buses[i].config.get("interface") == "simcan" \
+            else AdapterClock()
+        planned, echoes, lateness = self.planned[i], self.echoes[name], self.lateness
+        while not self.stop.is_set():
+            msg = bus.recv(0.05)
+            if msg is None:
+                continue
+            t = from_seconds(msg.timestamp) if clock is None else clock.to_run_clock(msg.timestamp, now_ns())
+            if not msg.is_rx:
+                k = len(echoes)
+                echoes.append((t, msg.arbitration_id, _flags(msg), bytes(msg.data)))
+                late = t - planned[k]
+                lateness.append(late)
+                self.late_max = max(self.late_max, late)
+            elif (w := self.armed) is not None and w.bus == i and self._matches(w, msg):
+                self.met_ns = t
+                self.armed = None
+                self.met.set()
+
+    @staticmethod
+    def _matches(w: _WaitPlan, msg: Any) -> bool:
+        if msg.arbitration_id != w.id:
+            return False
+        if w.signal is None:
+            return True
+        try:
+            value = w.message.decode(bytes(msg.data), decode_choices=False)[w.signal]
+        except Exception:  # a frame that does not decode does not satisfy the condition
+            return False
+        return w.op is None or _OPS[w.op](value, w.value)
+
+    def _send_all(self) -> tuple[int, int, list[dict[str, Any]], str | None]:
+        import can
+
+        from hil.clock import now_ns
+        from hil.stimulus.realtime import wait_until
+
+        plan, handles, planned = self.plan, self.handles, self.planned
+        timed = [b.timed for b in plan.buses]
+        waits = {w.index: w for w in plan.waits}
+        wait_log: list[dict[str, Any]] = []
+        start = now_ns() + START_MARGIN_NS
+        offset = 0
+        next_progress = start
+        sent = 0
+        for k, (t, b, can_id, flags, data, eof) in enumerate(plan.steps):
+            w = waits.get(k)
+            if w is not None:
+                begin = wait_until(start + offset + w.t_ns)
+                self.met.clear()
+                self.armed = w
+                if not self.met.wait(w.timeout_ns / 1e9):
+                    self.armed = None
+                    wait_log.append({"wait": w.label, "waited_ns": now_ns() - begin, "met": False})
+                    return start, sent, wait_log, f"{w.label}: not seen within {w.timeout_ns / 1e9:g} s"
+                wait_log.append({"wait": w.label, "waited_ns": self.met_ns - begin, "met": True})
+                offset = max(offset, self.met_ns - start - w.t_ns)
+            deadline = start + offset + t
+            if can_id < 0:
+                wait_until(deadline)
+                handles[b].write(data)
+                late = now_ns() - deadline
+                self.lateness.append(late)
+                self.late_max = max(self.late_max, late)
+            else:
+                msg = can.Message(arbitration_id=can_id, data=data, is_extended_id=bool(flags & 0x01),
+                                  is_remote_frame=bool(flags & 0x02), is_error_frame=bool(flags & 0x04),
+                                  is_fd=bool(flags & 0x08), bitrate_switch=bool(flags & 0x10),
+                                  error_state_indicator=bool(flags & 0x20), check=False)
+                planned[b].append(deadline)
+                if timed[b]:
+                    ahead = deadline - eof - plan.lead_ns - now_ns()
+                    if ahead > 0:
+                        time.sleep(ahead / 1e9)
+                    handles[b].send_at(msg, deadline - eof)
+                else:
+                    wait_until(deadline - eof)
+                    handles[b].send(msg)
+            sent += 1
+            if (now := now_ns()) >= next_progress:
+                self.send(("progress", Progress(sent, len(plan.steps), len(self.lateness), self.late_max,
+                                                     now - start)))
+                next_progress = now + PROGRESS_EVERY_NS
+        return start, sent, wait_log, None
+
+    def _await_echoes(self, sent: int) -> None:
+        from hil.clock import now_ns
+
+        expected = sum(len(p) for p in self.planned)
+        last = max((p[-1] for p in self.planned if p), default=now_ns())
+        give_up = max(now_ns(), last) + ECHO_GRACE_NS
+        while sum(len(e) for e in self.echoes.values()) < expected and now_ns() < give_up:
+            time.sleep(0.01)
+
+
+def _flags(msg: Any) -> int:
+    from hil.recording.frames import message_flags
+
+    return message_flags(msg)
+
+
+if __name__ == "__main__":  # run by play(); import by name so pickled classes resolve in the parent
+    from hil.stimulus.injector import _child_main as main
+
+    main()

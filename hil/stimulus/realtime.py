@@ -1,0 +1,114 @@
+"""What a process can do on this host to wake up on time — used by the injector, shown by
+``hil doctor``.
+
+* timer slack: Linux lets a sleep end up to 50 µs late to batch wake-ups; ``PR_SET_TIMERSLACK`` 1 ns
+  turns that off for this thread.
+* PM QoS: holding ``/dev/cpu_dma_latency`` open with a 0 µs request keeps CPUs out of deep idle
+  states (needs root or a udev rule giving the group write access).
+* the garbage collector, frozen and disabled, cannot pause a replay.
+* :func:`wait_until` sleeps coarsely and spins the last stretch to an absolute deadline.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import gc
+import os
+import struct
+import time
+from dataclasses import dataclass
+
+PR_SET_TIMERSLACK = 29
+PR_GET_TIMERSLACK = 30
+DMA_LATENCY = "/dev/cpu_dma_latency"
+SPIN_NS = 200_000  # the last stretch before a deadline is spun, not slept
+
+
+def _libc():
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+def timer_slack_ns() -> int | None:
+    try:
+        value = _libc().prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0)
+    except (OSError, AttributeError):
+        return None
+    return value if value >= 0 else None
+
+
+def set_timer_slack(ns: int = 1) -> int | None:
+    """Set this thread's timer slack; returns the slack now in force (None if unknown)."""
+    try:
+        _libc().prctl(PR_SET_TIMERSLACK, ns, 0, 0, 0)
+    except (OSError, AttributeError):
+        return None
+    return timer_slack_ns()
+
+
+@dataclass
+class LatencyRequest:
+    """A held ``/dev/cpu_dma_latency`` request (``fd`` None when not permitted: ``why`` says why)."""
+
+    fd: int | None
+    why: str
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def hold_cpu_dma_latency(us: int = 0) -> LatencyRequest:
+    """Ask PM QoS for ``us`` µs CPU wake-up latency for as long as the request is held."""
+    try:
+        fd = os.open(DMA_LATENCY, os.O_WRONLY)
+    except OSError as exc:
+        return LatencyRequest(None, f"{DMA_LATENCY}: {exc.strerror}")
+    try:
+        os.write(fd, struct.pack("i", us))
+    except OSError as exc:
+        os.close(fd)
+        return LatencyRequest(None, f"{DMA_LATENCY}: {exc.strerror}")
+    return LatencyRequest(fd, f"held at {us} µs")
+
+
+def freeze_gc() -> None:
+    """Move every live object out of the collector's view and stop automatic collection."""
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+
+
+def thaw_gc() -> None:
+    gc.unfreeze()
+    gc.enable()
+
+
+def wait_until(deadline_ns: int, spin_ns: int = SPIN_NS) -> int:
+    """Sleep until ``spin_ns`` before ``deadline_ns`` (run clock), spin the rest; never returns
+    early. Returns the run-clock time on return."""
+    now = time.monotonic_ns()
+    if deadline_ns - now > spin_ns:
+        time.sleep((deadline_ns - now - spin_ns) / 1e9)
+    while (now := time.monotonic_ns()) < deadline_ns:
+        pass
+    return now
+
+
+def scheduler() -> str:
+    policy = os.sched_getscheduler(0)
+    names = {os.SCHED_OTHER: "SCHED_OTHER", os.SCHED_FIFO: "SCHED_FIFO", os.SCHED_RR: "SCHED_RR",
+             getattr(os, "SCHED_BATCH", -1): "SCHED_BATCH", getattr(os, "SCHED_IDLE", -1): "SCHED_IDLE"}
+    return names.get(policy, str(policy))
+
+
+def timer_lateness_sample(seconds: float = 5.0, period_ns: int = 1_000_000, spin_ns: int = 0) -> list[int]:
+    """Lateness (ns) of absolute-deadline wake-ups every ``period_ns`` for ``seconds``: with
+    ``spin_ns`` 0 this is the bare sleep lateness of the host."""
+    out = []
+    start = time.monotonic_ns() + period_ns
+    for k in range(int(seconds * 1e9 / period_ns)):
+        deadline = start + k * period_ns
+        out.append(wait_until(deadline, spin_ns) - deadline)
+    return out

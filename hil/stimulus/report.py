@@ -1,0 +1,84 @@
+"""The replay report: how far each frame's real wire time was from its planned time.
+
+Lateness is measured at the end of frame: the echo timestamp of a sent frame (end-of-frame, run
+clock) minus its planned time (the stimulus log's time, which loggers also stamp at end-of-frame).
+For serial chunks it is the time the write returned minus the planned time. A negative lateness is
+a frame sent early; there must be none.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p99.9": 99.9}
+
+
+@dataclass
+class ReplayReport:
+    frames_planned: int
+    frames_sent: int
+    frames_echoed: int
+    lateness_ns: list[int]
+    span_planned_ns: int
+    span_actual_ns: int
+    start_ns: int
+    waits: list[dict[str, Any]] = field(default_factory=list)
+    aborted: str | None = None
+    host: dict[str, Any] = field(default_factory=dict)
+    echoes: dict[str, list[tuple[int, int, int, bytes]]] = field(default_factory=dict, repr=False)
+
+    @property
+    def frames_early(self) -> int:
+        return int(sum(1 for x in self.lateness_ns if x < 0))
+
+    @property
+    def span_error(self) -> float:
+        """Relative error of the replayed span (last − first frame) against the planned span."""
+        if not self.span_planned_ns:
+            return 0.0
+        return (self.span_actual_ns - self.span_planned_ns) / self.span_planned_ns
+
+    def stat(self, name: str) -> float:
+        """A lateness statistic in ns (``p50``, ``p99``, ``p99.9``, ``max``, ``mean``, ...), or
+        ``early`` / ``span_error`` / ``count``."""
+        if name == "early":
+            return float(self.frames_early)
+        if name == "span_error":
+            return self.span_error
+        if name == "count":
+            return float(len(self.lateness_ns))
+        if not self.lateness_ns:
+            return float("nan")
+        a = np.asarray(self.lateness_ns, dtype=np.int64)
+        if name in PERCENTILES:
+            return float(np.percentile(a, PERCENTILES[name]))
+        funcs = {"max": a.max, "min": a.min, "mean": a.mean, "std": a.std}
+        if name not in funcs:
+            raise KeyError(f"unknown replay statistic {name!r}; expected one of "
+                           f"{', '.join([*PERCENTILES, *funcs, 'early', 'span_error', 'count'])}")
+        return float(funcs[name]())
+
+    def over_budget(self, budget: dict[str, float]) -> list[str]:
+        """Budget entries (statistic → limit, ns or a fraction for span_error) that this replay
+        exceeds, each as a sentence; ``early`` is always checked against 0."""
+        out = []
+        if self.frames_early:
+            out.append(f"{self.frames_early} frame(s) went out early; expected none")
+        for name, limit in budget.items():
+            value = abs(self.stat(name)) if name == "span_error" else self.stat(name)
+            if value > limit:
+                out.append(f"replay {name} {value:g} exceeds the budget {limit:g}")
+        if self.aborted:
+            out.append(f"the replay was aborted: {self.aborted}")
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready figures (no per-frame data)."""
+        d = {k: v for k, v in asdict(self).items() if k not in ("lateness_ns", "echoes")}
+        d["frames_early"] = self.frames_early
+        d["span_error"] = self.span_error
+        d["lateness_ns"] = {k: (None if not self.lateness_ns else self.stat(k)) for k in ("p50", "p99", "p99.9", "max", "mean")}
+        return d
