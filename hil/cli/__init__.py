@@ -18,6 +18,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     # name: (module:attribute, one-line help shown by `hil --help` without importing the module)
     "check": ("hil.cli.check:check", "Validate a rig (and suites, stacks) and show its topology."),
     "schema": ("hil.cli.schema:schema", "Print the JSON Schema of a rig, suite or stack file."),
+    "deploy": ("hil.cli.deploy:deploy", "Deploy a stack onto a rig's targets and keep it running until Ctrl-C."),
+    "stack": ("hil.cli.stack:stack", "Stack bundles: build a versioned archive with a checksum manifest."),
     "rig": ("hil.cli.rig:rig", "Rig leases and health: who holds a rig, is it healthy."),
     "worker": ("hil.cli.worker:worker", "Serve this host's rigs to a Dask scheduler (lab hosts)."),
 }
