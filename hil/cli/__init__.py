@@ -17,7 +17,12 @@ from hil.cli.app import App, run_guarded
 COMMANDS: dict[str, tuple[str, str]] = {
     # name: (module:attribute, one-line help shown by `hil --help` without importing the module)
     "check": ("hil.cli.check:check", "Validate a rig (and suites, stacks) and show its topology."),
+    "run": ("hil.cli.run:run", "Run a suite's benches on a rig; print verdicts, write the run folder."),
+    "analyze": ("hil.cli.analyze:analyze", "Re-analyse a recording with a bench's probes and limits."),
+    "history": ("hil.cli.history:history", "Runs in the history database; measurement trends."),
+    "compare": ("hil.cli.compare:compare", "Compare the measurements of two runs."),
     "schema": ("hil.cli.schema:schema", "Print the JSON Schema of a rig, suite or stack file."),
+    "simbus": ("hil.cli.simbus:simbus", "Serve a rig's emulated CAN and serial buses by hand (simbus serve)."),
     "deploy": ("hil.cli.deploy:deploy", "Deploy a stack onto a rig's targets and keep it running until Ctrl-C."),
     "stack": ("hil.cli.stack:stack", "Stack bundles: build a versioned archive with a checksum manifest."),
     "rig": ("hil.cli.rig:rig", "Rig leases and health: who holds a rig, is it healthy."),
