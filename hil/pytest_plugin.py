@@ -1,0 +1,218 @@
+"""Benches written as pytest tests: ``pytest --hil-rig rigs/sim-aeb.yaml benches/test_*.py``.
+
+The plugin (a ``pytest11`` entry point, so installed with hil) adds ``--hil-rig`` and fixtures for
+the steps of a bench, each tearing down what it brought up, on every exit path:
+
+``hil_rig``        the rig brought up for one test (its buses; the rig's lease is held for the session)
+``hil_deploy``     ``hil_deploy(stack.yaml)`` deploys a stack, starts it, waits until it is ready
+``hil_recording``  ``with hil_recording: ...`` records every bus and console; afterwards
+                   ``hil_recording.analyse(bench)`` runs the bench's probes and measurements
+``hil_inject``     ``hil_inject(stimulus)`` plays a stimulus onto the buses (absolute deadlines)
+``hil_bench``      ``hil_bench(suite.yaml, name)`` the bench spec (its stack — the suite default when it
+                   names none —, stimulus, probes and measurements)
+
+Every measurement ``analyse`` judges goes into the JUnit report as properties
+``hil.<measurement>`` (value and unit), ``hil.<measurement>.limits`` and ``hil.<measurement>.outcome``.
+Without ``--hil-rig`` these fixtures skip the test, saying how to give a rig.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+NO_RIG = "no rig given: run pytest with --hil-rig RIG.yaml (e.g. --hil-rig rigs/sim-aeb.yaml)"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("hil", "hardware-in-the-loop benches")
+    group.addoption("--hil-rig", metavar="RIG.yaml", help="Rig to run hil benches on; without it they skip.")
+    group.addoption("--hil-runs", metavar="DIR", help="Folder for the run folders (recordings, logs) of "
+                    "hil benches [default: pytest's temporary folder].")
+    group.addoption("--hil-wait", metavar="SECONDS", type=float, default=None,
+                    help="Wait this long for the rig's lease when someone else holds it [default: fail].")
+
+
+class HilRig:
+    """One test's brought-up rig: the rig spec, its buses, its run folder, what was deployed on it."""
+
+    def __init__(self, rig: Any, buses: Any, run_dir: Path):
+        self.rig, self.buses, self.run_dir = rig, buses, run_dir
+        self.targets: dict[str, Any] = {}
+        self.recorder: Any = None  # the recording in progress, which console lines also go to
+
+    def deploy(self, stack_path: str | Path, timeout_ns: int | None = None) -> dict[str, Any]:
+        """Deploy the stack's components to their targets, start them, wait until all are ready."""
+        from hil.spec import load_stack
+        from hil.targets import components_for, create_target
+
+        stack = load_stack(stack_path).model
+        for name, spec in self.rig.targets.items():
+            components = components_for(stack, name)
+            if not components:
+                continue
+            target = create_target(name, spec, self.rig, self.buses, self.run_dir, self._console)
+            self.targets[name] = target
+            target.deploy(components, None)
+            target.start()
+        for target in self.targets.values():
+            target.wait_ready(timeout_ns)
+        return dict(self.targets)
+
+    def inject(self, stimulus: Any) -> Any:
+        """Play ``stimulus`` (a suite's Stimulus) onto the buses; returns the ReplayReport. Echoes of
+        the injected frames go into the recording in progress (marked as sent)."""
+        from hil.stimulus.injector import play
+        from hil.stimulus.timeline import build_timeline
+
+        report = play(build_timeline(stimulus, self.rig), self.buses)
+        if self.recorder is not None:
+            for bus, frames in report.echoes.items():
+                self.recorder.injected(bus, frames)
+        return report
+
+    def stop(self) -> None:
+        """Stop every target (reverse order of deployment); the first error is raised after all."""
+        errors = []
+        for target in reversed(list(self.targets.values())):
+            try:
+                target.stop()
+            except Exception as exc:  # keep stopping the others
+                errors.append(exc)
+        self.targets.clear()
+        if errors:
+            raise errors[0]
+
+    def _console(self, line: Any) -> None:
+        if self.recorder is not None:
+            self.recorder.console(line)
+
+
+class HilRecording:
+    """``with hil_recording:`` records the rig; then ``.recording`` is the loaded recording and
+    ``.analyse(bench)`` measures it. Measurements go to JUnit as the test's properties (what
+    ``record_property`` does, without its warning under the default ``junit_family``)."""
+
+    def __init__(self, rig: HilRig, add_property: Callable[[str, object], None]):
+        self.rig = rig
+        self.path = rig.run_dir / "recording.mcap"
+        self.recording: Any = None
+        self.replay: Any = None
+        self._add_property = add_property
+
+    def __enter__(self) -> HilRecording:
+        from hil.recording.recorder import Recorder
+
+        names = [n for n, b in self.rig.rig.buses.items() if b.record]
+        recorder = Recorder(self.path, self.rig.buses, names, {"rig": self.rig.rig.name, "via": "pytest"})
+        recorder.start()
+        self.rig.recorder = recorder
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from hil.recording import load
+
+        recorder, self.rig.recorder = self.rig.recorder, None
+        recorder.close()
+        self.recording = load(self.path)
+
+    def analyse(self, bench: Any, replay: Any = None) -> Any:
+        """Run ``bench``'s probes, chains and measurements on the recording; every measurement
+        becomes JUnit properties. ``replay``: the ReplayReport, for replay measurements."""
+        from hil.analysis.bench import analyse
+        from hil.analysis.signals import Database
+
+        if self.recording is None:
+            raise RuntimeError("analyse() needs a finished recording: call it after the 'with hil_recording:' block")
+        dbc = bench.stimulus.dbc if bench.stimulus is not None else []
+        lateness = None
+        if replay is not None:
+            lateness = {s: replay.stat(s) for s in ("p50", "p90", "p99", "p99.9", "max", "mean")}
+        result = analyse(bench, self.recording.can, Database(dbc), lateness)
+        for m in result.measurements:
+            key = f"hil.{m.name}"
+            self._add_property(key, "" if m.value is None else f"{m.value:.6g} {m.unit}".strip())
+            self._add_property(f"{key}.limits", m.limits)
+            self._add_property(f"{key}.outcome", m.outcome)
+        return result
+
+
+# -- fixtures ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def hil_rig_spec(pytestconfig: pytest.Config) -> Any:
+    """The ``--hil-rig`` rig, loaded and checked (skips the test when no rig is given)."""
+    path = pytestconfig.getoption("hil_rig")
+    if path is None:
+        pytest.skip(NO_RIG)
+    from hil.spec import load_rig
+
+    return load_rig(path).model
+
+
+@pytest.fixture(scope="session")
+def hil_lease(pytestconfig: pytest.Config, hil_rig_spec: Any) -> Iterator[Any]:
+    """The rig's lease, held for the whole pytest session."""
+    from hil.bench.lease import Lease
+
+    with Lease(hil_rig_spec.name, wait=pytestconfig.getoption("hil_wait"),
+               command="pytest --hil-rig") as lease:
+        yield lease
+
+
+@pytest.fixture
+def hil_rig(request: pytest.FixtureRequest, hil_rig_spec: Any, hil_lease: Any,
+            tmp_path: Path) -> Iterator[HilRig]:
+    """The rig brought up for this test: buses up (the simbus broker for emulated ones)."""
+    from hil.buses import RigBuses
+
+    runs = request.config.getoption("hil_runs")
+    run_dir = Path(runs) / re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name) if runs else tmp_path
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with RigBuses(hil_rig_spec, run_dir) as buses:
+        rig = HilRig(hil_rig_spec, buses, run_dir)
+        try:
+            yield rig
+        finally:
+            rig.stop()
+
+
+@pytest.fixture
+def hil_deploy(hil_rig: HilRig) -> Callable[..., dict[str, Any]]:
+    """``hil_deploy(stack.yaml)``: deploy, start and wait ready; the targets stop at teardown."""
+    return hil_rig.deploy
+
+
+@pytest.fixture
+def hil_inject(hil_rig: HilRig) -> Callable[[Any], Any]:
+    """``hil_inject(stimulus)``: play a Stimulus onto the rig; returns the ReplayReport."""
+    return hil_rig.inject
+
+
+@pytest.fixture
+def hil_recording(request: pytest.FixtureRequest, hil_rig: HilRig) -> HilRecording:
+    """``with hil_recording: ...`` records every recorded bus and console of the rig; then
+    ``hil_recording.analyse(bench, replay)`` measures, and the measurements go to JUnit."""
+    return HilRecording(hil_rig, lambda name, value: request.node.user_properties.append((name, value)))
+
+
+@pytest.fixture
+def hil_bench() -> Callable[[str | Path, str], Any]:
+    """``hil_bench(suite.yaml, bench_name)``: one bench of a suite file (checked by the spec loader)."""
+
+    def bench(suite_path: str | Path, name: str) -> Any:
+        from hil.spec import load_suite
+
+        suite = load_suite(suite_path).model
+        found = next((b for b in suite.benches if b.name == name), None)
+        if found is None:
+            known = ", ".join(b.name for b in suite.benches)
+            raise LookupError(f"{suite_path}: no bench {name!r}; the suite has: {known}")
+        return found.model_copy(update={"stack": found.stack or suite.defaults.stack})
+
+    return bench

@@ -1,0 +1,64 @@
+"""The pytest plugin: a bench written as a pytest test skips without --hil-rig, runs with one, and
+puts its measurements into the JUnit report."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from hil.bench.lease import Lease
+from hil.pytest_plugin import NO_RIG
+
+from .cluster import RIGS
+
+PLUGIN = Path(__file__).with_name("plugin")
+
+
+def run_pytest(bench_dir: Path, *args: str) -> subprocess.CompletedProcess:
+    """pytest on a copy of the example bench folder, as a user would run it (outside our tests/)."""
+    if not (bench_dir / "bench_echo.py").exists():
+        shutil.copytree(PLUGIN, bench_dir, dirs_exist_ok=True)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "bench_echo.py", "-p", "no:cacheprovider", "-rs",
+         "--junitxml", "junit.xml", *args],
+        cwd=bench_dir, capture_output=True, text=True, timeout=240)
+
+
+def properties(junit: Path) -> dict[str, str]:
+    case = ET.parse(junit).getroot().find(".//testcase")
+    return {p.get("name"): p.get("value") for p in case.iter("property")}
+
+
+def test_skips_with_a_precise_reason_without_a_rig(tmp_path):
+    out = run_pytest(tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "1 skipped" in out.stdout
+    assert f"bench_echo.py:8: {NO_RIG}" in out.stdout
+
+
+def test_runs_the_bench_and_reports_measurements_as_junit_properties(tmp_path, monkeypatch):
+    monkeypatch.setenv("HIL_LOCK_DIR", str(tmp_path / "locks"))
+    runs = tmp_path / "runs"
+    out = run_pytest(tmp_path / "bench", "--hil-rig", str(RIGS / "sim-lab-a.yaml"), "--hil-runs", str(runs))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "1 passed" in out.stdout and "warning" not in out.stdout
+    props = properties(tmp_path / "bench" / "junit.xml")
+    assert props["hil.echoes"] == "20" and props["hil.echoes.outcome"] == "pass"
+    assert props["hil.echoes.limits"] == "[20, 20]"
+    value, unit = props["hil.echo_latency"].split()
+    assert unit == "ms" and 0 < float(value) <= 5000
+    assert props["hil.echo_latency.outcome"] == "pass"
+    assert (runs / "test_echo_latency" / "recording.mcap").stat().st_size > 0
+
+
+def test_a_leased_rig_is_an_error_naming_the_holder(tmp_path, monkeypatch):
+    monkeypatch.setenv("HIL_LOCK_DIR", str(tmp_path / "locks"))
+    with Lease("sim-lab-a", command="hil run nightly"):
+        out = run_pytest(tmp_path / "bench", "--hil-rig", str(RIGS / "sim-lab-a.yaml"))
+    assert out.returncode == 1
+    assert "1 error" in out.stdout
+    assert "RigBusyError: rig 'sim-lab-a' is leased by pid" in out.stdout
+    assert "running 'hil run nightly'" in out.stdout
