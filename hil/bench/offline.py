@@ -1,0 +1,49 @@
+"""Judge a recording made earlier (or elsewhere) with a suite's bench: no rig, no targets."""
+
+from __future__ import annotations
+
+import platform
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+from hil import __version__
+from hil.bench.plan import bench_database
+from hil.bench.results import BenchResult, SuiteResult
+from hil.bench.runner import utc_now
+from hil.bench.verdict import judge_recording
+from hil.clock import now_ns
+from hil.errors import UsageError
+from hil.spec import load_suite
+
+
+def analyse_offline(recording: Path, suite_path: str | Path, bench_name: str, out: Path) -> SuiteResult:
+    """Analyse ``recording`` as bench ``bench_name`` of the suite; write the reports into ``out``."""
+    from hil.recording import load
+    from hil.report import write_reports
+
+    suite_file = load_suite(suite_path)
+    suite = suite_file.model
+    index = next((i for i, b in enumerate(suite.benches) if b.name == bench_name), None)
+    if index is None:
+        raise UsageError(f"suite {suite.name!r} has no bench {bench_name!r}; it has: "
+                         f"{', '.join(b.name for b in suite.benches)}")
+    bench = suite.benches[index]
+    db, problems = bench_database(suite, index)
+    if problems:
+        raise suite_file.error(problems)
+    out = out.resolve()
+    bench_dir = out / bench.name
+    bench_dir.mkdir(parents=True, exist_ok=True)
+    rig = load(recording).metadata.get("rig", "")
+    start = now_ns()
+    result = BenchResult(bench.name, "error", rig=rig, dir=bench.name, started_utc=utc_now())
+    judge_recording(bench, db, Path(recording), bench_dir, result)
+    result.duration_s = (now_ns() - start) / 1e9
+    result.files["recording"] = str(Path(recording).resolve())
+    run = SuiteResult(suite=suite.name, rig=rig, suite_path=str(Path(suite_path).resolve()), run_dir=str(out),
+                      started_utc=result.started_utc, duration_s=result.duration_s, host=platform.node(),
+                      hil_version=__version__, benches=[result],
+                      run_id=f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}")
+    write_reports(run, out)
+    return run

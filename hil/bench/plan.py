@@ -1,0 +1,76 @@
+"""Everything a bench needs decided before it touches a rig: the checked rig, suite and stack, the
+bench's DBC database, and every problem found up front as a SpecError with file:line:col."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from hil.analysis import Database, check_bench
+from hil.errors import UsageError
+from hil.spec import check_files
+from hil.spec.load import SpecFile
+from hil.spec.rig import Rig
+from hil.spec.stack import Stack
+from hil.spec.suite import Bench, Suite
+
+
+@dataclass(frozen=True)
+class BenchPlan:
+    rig_file: SpecFile[Rig]
+    suite_file: SpecFile[Suite]
+    bench: Bench
+    stack: Stack | None
+    db: Database
+
+    @property
+    def rig(self) -> Rig:
+        return self.rig_file.model
+
+    @property
+    def suite(self) -> Suite:
+        return self.suite_file.model
+
+    @property
+    def settle_ns(self) -> int:
+        return self.bench.settle if self.bench.settle is not None else self.suite.defaults.settle
+
+    @property
+    def timeout_ns(self) -> int:
+        return self.bench.timeout if self.bench.timeout is not None else self.suite.defaults.timeout
+
+
+def plan_suite(rig_path: str | Path, suite_path: str | Path, benches: list[str] | None = None) -> list[BenchPlan]:
+    """Load and cross-check rig, suite and stacks; plan the selected benches (all when None)."""
+    checked = check_files(rig_path, [suite_path])
+    suite_file = checked.suites[0]
+    suite = suite_file.model
+    known = [b.name for b in suite.benches]
+    unknown = [n for n in benches or [] if n not in known]
+    if unknown:
+        raise UsageError(f"suite {suite.name!r} has no bench {', '.join(map(repr, unknown))}; "
+                         f"it has: {', '.join(known)}")
+    plans, problems = [], []
+    for i, bench in enumerate(suite.benches):
+        if benches is not None and bench.name not in benches:
+            continue
+        stack_path = bench.stack or suite.defaults.stack
+        stack = checked.stacks[stack_path].model if stack_path is not None else None
+        db, found = bench_database(suite, i)
+        problems += found
+        plans.append(BenchPlan(checked.rig, suite_file, bench, stack, db))
+    if problems:
+        raise suite_file.error(problems)
+    return plans
+
+
+def bench_database(suite: Suite, index: int) -> tuple[Database, list[tuple[tuple, str]]]:
+    """The DBC database of bench ``index`` (suite defaults, bench, stimulus) and the bench's DBC and
+    unit problems, located in the suite file."""
+    bench = suite.benches[index]
+    db = Database(dict.fromkeys([*suite.defaults.dbc, *bench.dbc, *(bench.stimulus.dbc if bench.stimulus else [])]))
+    return db, [(("benches", index, *loc), msg) for loc, msg in check_bench(bench, db)]
+
+
+def plan_bench(rig_path: str | Path, suite_path: str | Path, bench: str) -> BenchPlan:
+    return plan_suite(rig_path, suite_path, [bench])[0]

@@ -1,0 +1,184 @@
+"""What a bench and a suite run produce: plain, picklable results that serialise to results.json.
+
+The JSON layout is versioned (:data:`SCHEMA_VERSION`) and documented in ``docs/results.md``; its
+JSON Schema is :func:`json_schema`. Paths inside results are relative to the run folder, so a run
+folder can be moved or archived whole.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from hil.analysis.measure import MeasurementResult
+from hil.errors import EXIT_FAILED, EXIT_INFRA, EXIT_OK
+
+SCHEMA_VERSION = 1
+PASS, FAIL, ERROR, SKIPPED = "pass", "fail", "error", "skipped"
+VERDICTS = (PASS, FAIL, ERROR, SKIPPED)
+
+
+@dataclass
+class BenchResult:
+    """One bench's outcome. ``dir`` is the bench folder (absolute while running, as the cluster
+    dispatcher expects); ``files`` maps a kind (recording, consoles, plots...) to paths relative to
+    the run folder."""
+
+    name: str
+    verdict: str
+    repeat: int = 0
+    rig: str = ""
+    dir: str = ""
+    started_utc: str = ""
+    duration_s: float = 0.0
+    error: str | None = None
+    error_kind: str | None = None
+    phase: str | None = None
+    measurements: list[MeasurementResult] = field(default_factory=list)
+    probes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    chains: dict[str, dict[str, Any]] = field(default_factory=dict)
+    replay: dict[str, Any] | None = None
+    files: dict[str, Any] = field(default_factory=dict)
+    flaky: bool = False
+
+    @classmethod
+    def error_result(cls, name: str, message: str, **kw: Any) -> BenchResult:
+        return cls(name=name, verdict=ERROR, error=message, **kw)
+
+    @property
+    def key(self) -> str:
+        """Unique within a run: the name, with the repeat index when repeated."""
+        return self.name if self.repeat == 0 else f"{self.name}#{self.repeat}"
+
+    def failed_measurements(self) -> list[MeasurementResult]:
+        return [m for m in self.measurements if m.outcome == FAIL]
+
+    def to_json(self) -> dict[str, Any]:
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["measurements"] = [m.to_json() for m in self.measurements]
+        return _clean(d)
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> BenchResult:
+        d = dict(d)
+        d["measurements"] = [MeasurementResult.from_json(m) for m in d.get("measurements", [])]
+        return cls(**d)
+
+
+@dataclass
+class SuiteResult:
+    """One run: a suite on a rig. ``verdict`` and ``exit_code`` follow from the benches."""
+
+    suite: str
+    rig: str
+    suite_path: str = ""
+    rig_path: str = ""
+    run_dir: str = ""
+    started_utc: str = ""
+    duration_s: float = 0.0
+    host: str = ""
+    hil_version: str = ""
+    stack: dict[str, str] = field(default_factory=dict)
+    benches: list[BenchResult] = field(default_factory=list)
+    regressions: list[dict[str, Any]] = field(default_factory=list)
+    run_id: str = ""
+
+    @property
+    def verdict(self) -> str:
+        return suite_verdict([b.verdict for b in self.benches])
+
+    @property
+    def exit_code(self) -> int:
+        return {ERROR: EXIT_INFRA, FAIL: EXIT_FAILED}.get(self.verdict, EXIT_OK)
+
+    def counts(self) -> dict[str, int]:
+        return {v: sum(b.verdict == v for b in self.benches) for v in VERDICTS}
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["benches"] = [b.to_json() for b in self.benches]
+        return _clean({"schema": "hil-results", "version": SCHEMA_VERSION, "verdict": self.verdict,
+                       "exit_code": self.exit_code, "counts": self.counts(), **d})
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> SuiteResult:
+        if d.get("schema") != "hil-results" or d.get("version") != SCHEMA_VERSION:
+            raise ValueError(f"expected hil-results version {SCHEMA_VERSION}, got "
+                             f"{d.get('schema')!r} version {d.get('version')!r}")
+        names = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in d.items() if k in names}
+        kw["benches"] = [BenchResult.from_json(b) for b in d["benches"]]
+        return cls(**kw)
+
+
+def suite_verdict(verdicts: list[str]) -> str:
+    """The worst verdict: error > fail > pass; skipped only when nothing ran."""
+    for v in (ERROR, FAIL, PASS):
+        if v in verdicts:
+            return v
+    return SKIPPED
+
+
+def _clean(obj: Any) -> Any:
+    """NaN and infinities become null: JSON has no NaN."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema (draft 2020-12) of results.json, version :data:`SCHEMA_VERSION`."""
+    num = {"type": ["number", "null"]}
+    stats = {"type": "object", "required": ["count", "missed", "p50", "p99", "max"],
+             "properties": {k: num for k in ("min", "p50", "p90", "p99", "p99_9", "max", "mean", "std",
+                                              "first", "last")}
+             | {"count": {"type": "integer"}, "missed": {"type": "integer"},
+                "deadline_misses": {"type": ["integer", "null"]},
+                "hist_edges": {"type": "array", "items": {"type": "number"}},
+                "hist_counts": {"type": "array", "items": {"type": "integer"}}}}
+    measurement = {
+        "type": "object", "additionalProperties": False,
+        "required": ["name", "source", "stat", "value", "unit", "limits", "outcome", "detail"],
+        "properties": {"name": {"type": "string"}, "source": {"type": "string"}, "stat": {"type": "string"},
+                       "value": num, "unit": {"type": "string"}, "limits": {"type": "string"},
+                       "outcome": {"enum": ["pass", "marginal", "fail"]}, "detail": {"type": "string"},
+                       "worse": {"enum": ["higher", "lower", ""]}}}
+    bench = {
+        "type": "object", "additionalProperties": False,
+        "required": [f.name for f in fields(BenchResult)],
+        "properties": {
+            "name": {"type": "string"}, "verdict": {"enum": list(VERDICTS)}, "repeat": {"type": "integer"},
+            "rig": {"type": "string"}, "dir": {"type": "string"}, "started_utc": {"type": "string"},
+            "duration_s": {"type": "number"}, "error": {"type": ["string", "null"]},
+            "error_kind": {"type": ["string", "null"]}, "phase": {"type": ["string", "null"]},
+            "measurements": {"type": "array", "items": measurement},
+            "probes": {"type": "object", "additionalProperties": {
+                "type": "object", "required": ["stats", "duplicates"],
+                "properties": {"stats": stats, "duplicates": {"type": "integer"}, "unit": {"const": "ns"}}}},
+            "chains": {"type": "object", "additionalProperties": {
+                "type": "object", "required": ["stats", "hops"],
+                "properties": {"stats": stats, "hops": {"type": "object", "additionalProperties": stats}}}},
+            "replay": {"type": ["object", "null"]},
+            "files": {"type": "object"},
+            "flaky": {"type": "boolean"}}}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": f"hil results.json, version {SCHEMA_VERSION}",
+        "type": "object",
+        "required": ["schema", "version", "verdict", "exit_code", "counts", "suite", "rig", "benches"],
+        "properties": {
+            "schema": {"const": "hil-results"}, "version": {"const": SCHEMA_VERSION},
+            "verdict": {"enum": list(VERDICTS)}, "exit_code": {"enum": [0, 1, 3]},
+            "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "suite": {"type": "string"}, "rig": {"type": "string"}, "suite_path": {"type": "string"},
+            "rig_path": {"type": "string"}, "run_dir": {"type": "string"}, "started_utc": {"type": "string"},
+            "duration_s": {"type": "number"}, "host": {"type": "string"}, "hil_version": {"type": "string"},
+            "stack": {"type": "object"}, "run_id": {"type": "string"},
+            "regressions": {"type": "array", "items": {"type": "object"}},
+            "benches": {"type": "array", "items": bench}},
+    }

@@ -1,0 +1,206 @@
+"""Run one bench: bring up → deploy → start → ready → record → inject → settle → stop → teardown
+(always) → analyse → verdict.
+
+Teardown is an ``ExitStack``: the recorder closes first (the recording is complete), then every
+target stops, then the buses and the simbus broker go down — on success, on any error and on
+Ctrl-C alike. Infrastructure errors become the ``error`` verdict with the phase they happened in;
+only spec problems (found before anything starts) and Ctrl-C leave as exceptions.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from hil.bench.consoles import Consoles
+from hil.bench.plan import BenchPlan, plan_bench
+from hil.bench.results import ERROR, BenchResult
+from hil.bench.verdict import judge_recording
+from hil.clock import now_ns
+from hil.errors import HilError
+from hil.spec.stack import Component
+
+RECORDING = "recording.mcap"
+ALIVE_POLL_S = 0.05
+
+
+@dataclass(frozen=True)
+class Event:
+    """Progress of one bench: which phase it entered (and, at the end, its verdict)."""
+
+    bench: str
+    repeat: int
+    phase: str
+    message: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class BenchOptions:
+    repeat: int = 0
+    on_event: Callable[[Event], None] | None = None
+
+
+def run_bench(rig_path: str | Path, suite_path: str | Path, bench: str, run_dir: Path,
+              options: BenchOptions | None = None) -> BenchResult:
+    """Run bench ``bench`` of the suite on the rig; its folder is created inside ``run_dir``."""
+    return BenchRun(plan_bench(rig_path, suite_path, bench), Path(run_dir), options or BenchOptions()).execute()
+
+
+def bench_folder(name: str, repeat: int) -> str:
+    return name if repeat == 0 else f"{name}#{repeat}"
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class BenchRun:
+    """One execution of a planned bench."""
+
+    def __init__(self, plan: BenchPlan, run_dir: Path, options: BenchOptions):
+        self.plan, self.options = plan, options
+        self.run_dir = run_dir.resolve()
+        self.dir = self.run_dir / bench_folder(plan.bench.name, options.repeat)
+        self.phase = "plan"
+        self.consoles = Consoles(self.dir / "console")
+
+    def execute(self) -> BenchResult:
+        bench = self.plan.bench
+        self.dir.mkdir(parents=True, exist_ok=True)
+        result = BenchResult(bench.name, ERROR, self.options.repeat, self.plan.rig.name, str(self.dir), utc_now())
+        start = now_ns()
+        try:
+            self._on_rig()
+            self._enter("analyse")
+            judge_recording(self.plan.bench, self.plan.db, self.dir / RECORDING, self.dir, result)
+        except HilError as exc:
+            self._fail(result, str(exc), type(exc).__name__)
+        except Exception as exc:  # a bug in hil itself: still a verdict, with the place it happened
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            self._fail(result, f"internal error: {type(exc).__name__}: {exc} ({where.filename}:{where.lineno})",
+                       "InternalError")
+        finally:
+            self.consoles.close()
+            result.duration_s = (now_ns() - start) / 1e9
+        result.files.update(self._files())
+        self._enter("done", result.verdict)
+        return result
+
+    # -- on the rig ------------------------------------------------------------------------------
+
+    def _on_rig(self) -> None:
+        from hil.buses import RigBuses
+        from hil.recording import Recorder
+        from hil.targets import create_target
+
+        plan, bench = self.plan, self.plan.bench
+        with ExitStack() as teardown:
+            self._enter("bring-up")
+            buses = teardown.enter_context(RigBuses(plan.rig, self.dir))
+            targets, components = {}, {}
+            for name, spec in plan.rig.targets.items():
+                comps = self._components(name)
+                if comps:
+                    targets[name] = create_target(name, spec, plan.rig, buses, self.dir, self.consoles.add)
+                    teardown.callback(targets[name].stop)
+                    components[name] = comps
+            self._enter("deploy")
+            for name, target in targets.items():
+                target.deploy(components[name], None)
+            self._enter("start")
+            for target in targets.values():
+                target.start()
+            self._enter("ready")
+            for target in targets.values():
+                target.wait_ready()
+            self._enter("record")
+            recorder = teardown.enter_context(Recorder(self.dir / RECORDING, buses, self._recorded(), {
+                "suite": plan.suite.name, "bench": bench.name, "rig": plan.rig.name, "repeat": self.options.repeat,
+                "stack": f"{plan.stack.name} {plan.stack.version}" if plan.stack else ""}))
+            self.consoles.recorder = recorder
+            teardown.callback(self.consoles.detach)
+            self._enter("inject")
+            origin = now_ns()
+            for bus, faults in bench.faults.items():
+                for fault in faults:
+                    buses.faults(bus).arm(fault, origin)
+                    recorder.event("fault", {"bus": bus, **fault.model_dump(mode="json")}, origin)
+            if bench.stimulus is not None:
+                self._inject(buses, recorder)
+            self._hold(targets, origin + (bench.duration or 0))
+            self._enter("settle")
+            self._hold(targets, now_ns() + plan.settle_ns)
+            recorder.event("bus-stats", {name: buses.stats(name) for name in self._emulated_can()})
+            self._enter("stop")
+
+    def _inject(self, buses: Any, recorder: Any) -> None:
+        from hil.stimulus.injector import play
+        from hil.stimulus.timeline import build_timeline
+
+        report = play(build_timeline(self.plan.bench.stimulus, self.plan.rig), buses)
+        for bus, echoes in report.echoes.items():
+            recorder.injected(bus, echoes)
+        recorder.event("replay", {**report.summary(), "lateness": list(report.lateness_ns)})
+
+    def _hold(self, targets: dict[str, Any], until_ns: int) -> None:
+        """Wait until ``until_ns``, raising at once if a component on a target died meanwhile."""
+        while True:
+            for target in targets.values():
+                target._alive()  # every driver implements it: raise DeployError naming what died
+            left = until_ns - now_ns()
+            if left <= 0:
+                return
+            time.sleep(min(ALIVE_POLL_S, left / 1e9))
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _components(self, target: str) -> dict[str, Component]:
+        """The stack's components for ``target``, with the bench's config overrides applied."""
+        from hil.targets import components_for
+
+        if self.plan.stack is None:
+            return {}
+        out = {}
+        for name, comp in components_for(self.plan.stack, target).items():
+            extra = self.plan.bench.config.get(name)
+            out[name] = comp.model_copy(update={"config": {**comp.config, **extra}}) if extra else comp
+        return out
+
+    def _recorded(self) -> list[str]:
+        """Buses to record: the bench's list, else every recorded CAN bus and every serial bus that
+        is not a target's console (consoles reach the recording as lines)."""
+        rig = self.plan.rig
+        if self.plan.bench.record is not None:
+            return list(self.plan.bench.record)
+        consoles = {t.console for t in rig.targets.values() if t.console}
+        return [n for n, b in rig.buses.items() if b.record and (b.kind == "can" or n not in consoles)]
+
+    def _emulated_can(self) -> list[str]:
+        return [n for n, b in self.plan.rig.buses.items() if b.kind == "can" and b.emulated]
+
+    def _enter(self, phase: str, message: str = "") -> None:
+        self.phase = phase
+        if self.options.on_event is not None:
+            self.options.on_event(Event(self.plan.bench.name, self.options.repeat, phase, message))
+
+    def _fail(self, result: BenchResult, message: str, kind: str) -> None:
+        result.verdict, result.error, result.error_kind, result.phase = ERROR, message, kind, self.phase
+
+    def _files(self) -> dict[str, Any]:
+        """The bench's artifacts, relative to the run folder."""
+        rel = lambda p: str(p.relative_to(self.run_dir))  # noqa: E731
+        out: dict[str, Any] = {}
+        if (self.dir / RECORDING).is_file():
+            out["recording"] = rel(self.dir / RECORDING)
+        if self.consoles.paths:
+            out["consoles"] = {name: rel(p) for name, p in self.consoles.paths.items()}
+        return out

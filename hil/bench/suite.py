@@ -1,0 +1,96 @@
+"""Run a suite: its benches (selected, repeated, stopped at the first failure on request), then the
+reports and the history row. The bench runner is a parameter, so the cluster dispatcher can run
+benches on the lab host that owns the rig; the rig lease is a parameter too."""
+
+from __future__ import annotations
+
+import contextlib
+import platform
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import ContextManager
+
+from hil import __version__
+from hil.bench.plan import plan_suite
+from hil.bench.results import ERROR, FAIL, SKIPPED, BenchResult, SuiteResult
+from hil.bench.runner import BenchOptions, Event, run_bench, utc_now
+from hil.clock import now_ns
+from hil.errors import UsageError
+from hil.spec.rig import Rig
+
+
+@dataclass
+class SuiteOptions:
+    benches: list[str] | None = None
+    repeat: int = 1
+    fail_fast: bool = False
+    out: Path | None = None
+    history: Path | None = None  # None: the default history database
+    record_history: bool = True
+    run_bench: Callable[..., BenchResult] = run_bench
+    lease: Callable[[Rig], ContextManager] | None = None
+    on_event: Callable[[Event], None] | None = None
+    on_result: Callable[[BenchResult], None] | None = None
+
+
+def run_suite(rig_path: str | Path, suite_path: str | Path, options: SuiteOptions | None = None) -> SuiteResult:
+    """Run the suite on the rig; write results.json, junit.xml and report.html into the run folder
+    and record the run in the history. Raises SpecError / UsageError before anything runs."""
+    options = options or SuiteOptions()
+    if options.repeat < 1:
+        raise UsageError(f"expected --repeat ≥ 1, got {options.repeat}")
+    plans = plan_suite(rig_path, suite_path, options.benches)
+    rig, suite = plans[0].rig, plans[0].suite
+    started = datetime.now(timezone.utc)
+    run_dir = Path(options.out or Path("runs") / f"{suite.name}-{started:%Y%m%d-%H%M%S}").resolve()
+    if (run_dir / "results.json").exists():
+        raise UsageError(f"{run_dir} already holds a run (results.json); choose another --out")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    stacks = {p.stack.name: p.stack.version for p in plans if p.stack is not None}
+    result = SuiteResult(
+        suite=suite.name, rig=rig.name, suite_path=str(Path(suite_path).resolve()),
+        rig_path=str(Path(rig_path).resolve()), run_dir=str(run_dir), started_utc=utc_now(),
+        host=platform.node(), hil_version=__version__, run_id=f"{started:%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}",
+        stack={"name": ", ".join(stacks), "version": ", ".join(stacks.values())} if stacks else {})
+    start = now_ns()
+    lease = options.lease(rig) if options.lease else contextlib.nullcontext()
+    try:
+        with lease:
+            _run_benches(rig_path, suite_path, [p.bench.name for p in plans], run_dir, options, result)
+    finally:
+        result.duration_s = (now_ns() - start) / 1e9
+        _finish(result, run_dir, options)
+    return result
+
+
+def _run_benches(rig_path: str | Path, suite_path: str | Path, names: list[str], run_dir: Path,
+                 options: SuiteOptions, result: SuiteResult) -> None:
+    stop = None
+    for repeat in range(options.repeat):
+        for name in names:
+            if stop is not None:
+                bench = BenchResult(name, SKIPPED, repeat, result.rig, error=f"--fail-fast: {stop} did not pass")
+            else:
+                bench = options.run_bench(rig_path, suite_path, name, run_dir,
+                                          BenchOptions(repeat=repeat, on_event=options.on_event))
+                bench.dir = Path(bench.dir).name  # bench folders sit in the run folder (also remote ones)
+                if options.fail_fast and bench.verdict in (FAIL, ERROR):
+                    stop = bench.key
+            result.benches.append(bench)
+            if options.on_result is not None:
+                options.on_result(bench)
+
+
+def _finish(result: SuiteResult, run_dir: Path, options: SuiteOptions) -> None:
+    """Regressions against the history, the history row, the report files."""
+    from hil.report import write_reports
+    from hil.report.history import History
+
+    if options.record_history and result.benches:
+        with History(options.history) as history:
+            result.regressions = history.regressions(result)
+            history.record(result)
+    write_reports(result, run_dir)

@@ -1,0 +1,26 @@
+"""``hil analyze RECORDING --suite SUITE --bench NAME``: judge any recording again, without a rig."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from hil.cli.app import App
+
+
+@click.command()
+@click.argument("recording", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--suite", required=True, type=click.Path(dir_okay=False), help="Suite that defines the bench.")
+@click.option("--bench", required=True, metavar="NAME", help="Bench whose probes and measurements apply.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the reports (default: analysis-NAME beside the recording).")
+@click.pass_obj
+def analyze(app: App, recording: Path, suite: str, bench: str, out: Path | None) -> int:
+    """Re-analyse RECORDING with a bench's probes and limits: exit 0 pass, 1 fail."""
+    from hil.bench.offline import analyse_offline
+    from hil.report.console import summary
+
+    result = analyse_offline(recording, suite, bench, out or recording.parent / f"analysis-{bench}")
+    app.print(summary(result), level=-1)
+    return result.exit_code

@@ -1,0 +1,60 @@
+"""``hil history [SUITE]``: the runs in the history database; per measurement trends with sparklines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from hil.cli.app import App
+
+
+@click.command()
+@click.argument("suite", required=False)
+@click.option("--rig", help="Only runs on this rig (name).")
+@click.option("--last", type=click.IntRange(min=1), default=20, show_default=True, help="How many runs.")
+@click.option("--history", type=click.Path(dir_okay=False, path_type=Path), envvar="HIL_HISTORY",
+              help="History database (default: in the user's data folder; also HIL_HISTORY).")
+@click.pass_obj
+def history(app: App, suite: str | None, rig: str | None, last: int, history: Path | None) -> None:
+    """Without SUITE: the latest runs. With SUITE: each measurement over its last runs."""
+    from rich.table import Table
+
+    from hil.report.history import History, sparkline
+
+    with History(history) as db:
+        runs = db.runs(suite, rig, last)
+        if not runs:
+            app.print(f"no runs{f' of suite {suite!r}' if suite else ''} in {db.path}", level=-1)
+            return
+        if suite is None:
+            table = Table(title=f"latest runs — {db.path}", title_justify="left")
+            for col in ("run", "suite", "rig", "started (UTC)", "verdict", "time"):
+                table.add_column(col)
+            for r in runs:
+                table.add_row(r["id"], r["suite"], r["rig"], r["started_utc"], _verdict(r["verdict"]),
+                              f"{r['duration_s']:.1f} s")
+            app.print(table, level=-1)
+            return
+        trend = db.trend(suite, rig, last)
+    table = Table(title=f"suite {suite}: last {len(runs)} run(s), oldest → newest", title_justify="left")
+    for col, kw in (("bench", {}), ("measurement", {}), ("trend", {}), ("latest", {"justify": "right"}),
+                    ("min", {"justify": "right"}), ("max", {"justify": "right"}), ("outcomes", {})):
+        table.add_column(col, **kw)
+    for (bench, name), points in trend.items():
+        values = [p.value for p in points]
+        known = [v for v in values if v is not None]
+        marks = "".join({"pass": "[green]✓[/]", "marginal": "[yellow]~[/]", "fail": "[red]✗[/]"}.get(p.outcome, "?")
+                        for p in points)
+        table.add_row(bench, name, sparkline(values), _num(values[-1]), _num(min(known, default=None)),
+                      _num(max(known, default=None)), marks)
+    app.print(table, level=-1)
+    app.print(f"runs: {', '.join(r['id'] + ' ' + r['verdict'] for r in reversed(runs))}", level=1)
+
+
+def _num(v: float | None) -> str:
+    return "—" if v is None else f"{v:.4g}"
+
+
+def _verdict(v: str) -> str:
+    return {"pass": "[green]pass[/]", "fail": "[red]fail[/]", "error": "[bold red]error[/]"}.get(v, v)

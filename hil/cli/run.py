@@ -1,0 +1,47 @@
+"""``hil run SUITE --rig RIG``: run a suite's benches on a rig, print the verdicts, write the run folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from hil.cli.app import App
+
+
+@click.command()
+@click.argument("suite", type=click.Path(dir_okay=False))
+@click.option("--rig", envvar="HIL_RIG", required=True, type=click.Path(dir_okay=False),
+              help="Rig file (also HIL_RIG).")
+@click.option("--bench", "benches", multiple=True, metavar="NAME", help="Run only this bench (repeatable).")
+@click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Run the selected benches N times.")
+@click.option("--fail-fast", is_flag=True, help="Skip the remaining benches after the first fail or error.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Run folder (default: runs/SUITE-YYYYmmdd-HHMMSS).")
+@click.option("--history", type=click.Path(dir_okay=False, path_type=Path), envvar="HIL_HISTORY",
+              help="History database (default: in the user's data folder; also HIL_HISTORY).")
+@click.option("--no-history", is_flag=True, help="Do not record this run in the history database.")
+@click.pass_obj
+def run(app: App, suite: str, rig: str, benches: tuple[str, ...], repeat: int, fail_fast: bool,
+        out: Path | None, history: Path | None, no_history: bool) -> int:
+    """Run SUITE on the rig: exit 0 all passed, 1 a bench failed, 3 infrastructure error."""
+    from hil.bench import SuiteOptions, run_suite
+    from hil.bench.lease import Lease
+    from hil.report.console import summary
+
+    def on_event(event) -> None:
+        if event.phase not in ("done",):
+            app.print(f"[dim]{event.bench}: {event.phase}[/]", level=1)
+
+    def on_result(bench) -> None:
+        style = {"pass": "green", "fail": "red", "error": "bold red"}.get(bench.verdict, "dim")
+        app.print(f"[{style}]{bench.verdict:7}[/] {bench.key} ({bench.duration_s:.1f} s)")
+
+    options = SuiteOptions(
+        benches=list(benches) or None, repeat=repeat, fail_fast=fail_fast, out=out, history=history,
+        record_history=not no_history, on_event=on_event, on_result=on_result,
+        lease=lambda r: Lease(r.name, command=f"hil run {suite} --rig {rig}"))
+    result = run_suite(rig, suite, options)
+    app.print(summary(result), level=-1)
+    return result.exit_code

@@ -1,0 +1,73 @@
+"""Two runs side by side: each measurement's value in A and B, the change, and whether it moved
+towards its limit (worse) or away from it (better)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from hil.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Run:
+    label: str
+    values: dict[tuple[str, str], tuple[float | None, str, str, str]]  # → value, unit, outcome, worse
+
+
+@dataclass(frozen=True)
+class Row:
+    bench: str
+    name: str
+    a: float | None
+    b: float | None
+    unit: str
+    outcome_a: str | None
+    outcome_b: str | None
+    worse_direction: str
+
+    @property
+    def change(self) -> float | None:
+        return None if self.a is None or self.b is None else self.b - self.a
+
+    @property
+    def relative(self) -> float | None:
+        return None if self.change is None or not self.a else self.change / abs(self.a)
+
+    @property
+    def worse(self) -> bool:
+        c = self.change
+        return bool(c) and ((self.worse_direction == "higher" and c > 0) or (self.worse_direction == "lower" and c < 0))
+
+    @property
+    def better(self) -> bool:
+        return bool(self.change) and bool(self.worse_direction) and not self.worse
+
+
+def load_run(ref: str, history: Path | None = None) -> Run:
+    """A run folder, a results.json, or a run id (or unique prefix) in the history database."""
+    from hil.report import load_results
+    from hil.report.history import History
+
+    path = Path(ref)
+    if path.exists():
+        r = load_results(path)
+        values = {(b.name, m.name): (m.value, m.unit, m.outcome, m.worse)
+                  for b in r.benches if b.repeat == 0 for m in b.measurements}
+        return Run(f"{r.suite} on {r.rig}, {r.started_utc} ({path})", values)
+    with History(history) as db:
+        run = db.find_run(ref)
+        if run is None:
+            raise UsageError(f"{ref!r} is neither a run folder nor a results.json, nor one run id in {db.path}")
+        values = {k: (v, u, o, w) for k, (v, u, o, w) in db.measurements(run["id"], with_worse=True).items()}
+    return Run(f"{run['suite']} on {run['rig']}, {run['started_utc']} ({run['id']})", values)
+
+
+def compare_runs(a: Run, b: Run) -> list[Row]:
+    keys = list(dict.fromkeys([*a.values, *b.values]))
+    rows = []
+    for key in keys:
+        va, ua, oa, wa = a.values.get(key, (None, "", None, ""))
+        vb, ub, ob, wb = b.values.get(key, (None, "", None, ""))
+        rows.append(Row(key[0], key[1], va, vb, ub or ua, oa, ob, wb or wa))
+    return rows
