@@ -105,6 +105,14 @@ class Target(ABC):
             self.serial_console.close()
             self.serial_console = None
 
+    def check_alive(self) -> None:
+        """Raise DeployError naming a component that died since start, with its console tail."""
+        if self.state in (State.RUNNING, State.READY):
+            self._alive()
+
+    def _alive(self) -> None:
+        """Hook for :meth:`check_alive`; drivers with processes override it."""
+
     def console(self, line: ConsoleLine) -> None:
         """Drivers call this for every console line they capture."""
         self.log.add(line)

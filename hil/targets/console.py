@@ -65,12 +65,16 @@ class ConsoleLog:
              timeout_s: float = 0.0) -> ConsoleLine | None:
         """The first line of ``source`` numbered ``since`` or later matching ``pattern``; waits up to
         ``timeout_s`` for one to arrive. None when there is none (yet)."""
-        with self._cond:
+        hit = None
+
+        def found() -> bool:
+            nonlocal hit
             hit = self._search(source, pattern, since)
-            if hit is None and timeout_s > 0:
-                self._cond.wait(timeout_s)
-                hit = self._search(source, pattern, since)
-            return hit
+            return hit is not None
+
+        with self._cond:
+            self._cond.wait_for(found, timeout_s)
+        return hit
 
     def _search(self, source: str, pattern: re.Pattern[str], since: int) -> ConsoleLine | None:
         lines = self._lines.get(source, [])

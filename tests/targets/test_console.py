@@ -108,5 +108,6 @@ def test_console_log_marks_tails_and_waits():
     assert log.mark("a") == 8
     assert log.find("a", re.compile("line 6")).t_ns == 6
     assert log.find("a", re.compile("line 6"), since=7) is None
-    threading.Timer(0.05, log.add, [ConsoleLine(99, "a", "ready")]).start()
+    threading.Timer(0.02, log.add, [ConsoleLine(98, "a", "noise first")]).start()
+    threading.Timer(0.2, log.add, [ConsoleLine(99, "a", "ready")]).start()
     assert log.find("a", re.compile("^ready$"), since=8, timeout_s=30).t_ns == 99

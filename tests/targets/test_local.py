@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -109,6 +110,7 @@ def test_never_ready_times_out_with_console_tail(sf, tmp_path):
     with target:
         target.deploy(sf.components(stack))
         target.start()
+        assert target.log.find("fusion", re.compile("^ready$"), 0, 60) is not None
         with pytest.raises(TargetTimeoutError) as err:
             target.wait_ready()
         groups = target.pgids()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import signal
 import subprocess
 import sys
@@ -93,6 +94,7 @@ def test_never_ready_times_out(ssh_rig, tmp_path):
     with target:
         target.deploy(ssh_rig.components(stack))
         target.start()
+        assert target.log.find("fusion", re.compile("^ready$"), 0, 60) is not None
         with pytest.raises(TargetTimeoutError, match="(?s)not ready after 500ms.*\\| ready"):
             target.wait_ready()
         pgid = int((tmp_path / "fusion.pid").read_text())

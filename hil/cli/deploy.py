@@ -1,0 +1,142 @@
+"""``hil deploy RIG STACK``: deploy, start and wait ready on every target, then stay up until Ctrl-C.
+
+Progress is a live table per target on a terminal and one line per step otherwise (CI logs, pipes).
+Console lines go to ``RUN_DIR/consoles/SOURCE.log`` (and to the screen with ``-v``). Ctrl-C or
+SIGTERM once the stack is up ends the deploy normally (exit 0) after tearing everything down; during
+bring-up it is an interruption (exit 130), and teardown still runs.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import click
+
+from hil.cli.app import App
+
+ALIVE_POLL_S = 0.2
+
+
+@click.command()
+@click.argument("rig_file", metavar="RIG", type=click.Path(dir_okay=False))
+@click.argument("stack_file", metavar="STACK", type=click.Path(dir_okay=False))
+@click.option("--bundle", type=click.Path(dir_okay=False, exists=True),
+              help="A bundle from `hil stack build` (checked against STACK) instead of building one.")
+@click.option("--run-dir", type=click.Path(file_okay=False), default=None,
+              help="Folder for the sandbox, bundle and console logs (default: hil-runs/deploy-UTCTIME).")
+@click.option("--power-cycle", is_flag=True, help="Cycle each target's power switch before deploying.")
+@click.option("--timeout", "timeout_s", type=float, default=None,
+              help="Cap every ready condition's own timeout at this many seconds.")
+@click.option("--for", "hold_s", type=float, default=None,
+              help="Tear down after this many seconds instead of waiting for Ctrl-C.")
+@click.pass_obj
+def deploy(app: App, rig_file: str, stack_file: str, bundle: str | None, run_dir: str | None,
+           power_cycle: bool, timeout_s: float | None, hold_s: float | None) -> None:
+    """Deploy STACK onto RIG's targets, start it, wait until ready, and keep it running until Ctrl-C."""
+    from hil.bench.consoles import Consoles
+    from hil.buses import RigBuses
+    from hil.spec import check_files
+    from hil.targets.deployment import Deployment
+
+    checked = check_files(rig_file, [stack_file])
+    rig, stack = checked.rig.model, next(iter(checked.stacks.values())).model
+    folder = Path(run_dir) if run_dir else Path("hil-runs") / datetime.now(timezone.utc).strftime("deploy-%Y%m%d-%H%M%S")
+    folder.mkdir(parents=True, exist_ok=True)
+    consoles = Consoles(folder / "consoles")
+    progress = Progress(app)
+
+    def on_console(line) -> None:
+        consoles.add(line)
+        app.print(f"[dim]{line.source}[/] {line.text}", level=1)
+
+    _sigterm_is_interrupt()
+    up = False
+    try:
+        with RigBuses(rig, folder) as buses, Deployment(rig, stack, buses, folder, on_console=on_console,
+                                                         bundle=Path(bundle) if bundle else None,
+                                                         on_event=progress.event) as dep:
+            progress.start(dep.drivers())
+            try:
+                dep.up(power_cycle, int(timeout_s * 1e9) if timeout_s is not None else None)
+                up = True
+                progress.pause(f"[green]{stack.name} {stack.version} is up[/] on {rig.name}; "
+                               + ("Ctrl-C to stop" if hold_s is None else f"stopping in {hold_s:g}s")
+                               + f" · logs in {folder / 'consoles'}")
+                _hold(dep, hold_s)
+            except KeyboardInterrupt:
+                if not up:
+                    raise
+            finally:
+                progress.resume()
+    finally:
+        progress.stop()
+        consoles.close()
+    app.print(f"torn down; logs in {folder / 'consoles'}", level=-1)
+
+
+def _hold(dep, hold_s: float | None) -> None:
+    end = time.monotonic() + hold_s if hold_s is not None else None
+    while end is None or time.monotonic() < end:
+        dep.check_alive()
+        time.sleep(ALIVE_POLL_S)
+
+
+def _sigterm_is_interrupt() -> None:
+    """SIGTERM ends the deploy like Ctrl-C, so teardown runs (main thread only)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+
+class Progress:
+    """Per-target progress: a rich live table on a terminal, one plain line per step otherwise."""
+
+    def __init__(self, app: App):
+        self.app = app
+        self.rows: dict[str, list[str]] = {}
+        self.live = None
+
+    def start(self, drivers: dict[str, str]) -> None:
+        self.rows = {name: [key, "idle", ""] for name, key in drivers.items()}
+        self.resume()
+
+    def resume(self) -> None:
+        """Show the live table (again) on a terminal."""
+        if self.live is None and self.app.console.is_terminal and self.app.verbosity >= 0:
+            from rich.live import Live
+
+            self.live = Live(self._table(), console=self.app.console, refresh_per_second=8)
+            self.live.start()
+
+    def event(self, e) -> None:
+        row = self.rows.setdefault(e.target, ["", "", ""])
+        row[1:] = [e.phase, e.detail]
+        if self.live is not None:
+            self.live.update(self._table())
+        else:
+            self.app.print(f"{e.target}: {e.phase}" + (f" — {e.detail}" if e.detail else ""), level=0)
+
+    def pause(self, message: str) -> None:
+        """Leave the table on screen and print ``message`` below it."""
+        self.stop()
+        self.app.print(message, level=-1)
+
+    def stop(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
+
+    def _table(self):
+        from rich.table import Table
+
+        colours = {"ready": "green", "failed": "red", "stopped": "dim"}
+        table = Table(box=None, pad_edge=False)
+        for col in ("target", "driver", "state", ""):
+            table.add_column(col)
+        for name, (key, phase, detail) in self.rows.items():
+            c = colours.get(phase, "yellow")
+            table.add_row(name, key, f"[{c}]{phase}[/]", detail)
+        return table

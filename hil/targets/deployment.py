@@ -1,0 +1,119 @@
+"""Bring a stack up on a rig's targets, keep an eye on it, and always tear it down.
+
+The engine behind ``hil deploy``: one bundle for the whole stack (built, or a prebuilt one checked
+against the stack), one driver per target that has components, serial consoles captured before
+anything else happens, an optional power cycle, then deploy → start → wait ready target by
+target. Every step is reported as an :class:`Event`; leaving the ``with`` block stops every target
+in reverse order, also after errors and Ctrl-C.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hil.clock import now_ns
+from hil.spec.rig import Rig
+from hil.spec.stack import Stack
+from hil.targets import bundle as bundles
+from hil.targets import components_for, create_target, driver_key
+from hil.targets.base import Target
+from hil.targets.console import ConsoleLine
+from hil.targets.power import switches_for
+from hil.targets.ready import make_check
+
+
+@dataclass(frozen=True)
+class Event:
+    """A target moved on: ``phase`` is deploying / deployed / starting / waiting / ready / stopping /
+    stopped / failed; ``detail`` says more (what is awaited, how long it took, the error)."""
+
+    target: str
+    phase: str
+    detail: str = ""
+
+
+class Deployment:
+    """The stack's targets on one rig, for the length of a ``with`` block."""
+
+    def __init__(self, rig: Rig, stack: Stack, buses: Any, run_dir: Path, *, bundle: Path | None = None,
+                 on_event: Callable[[Event], None] = lambda e: None,
+                 on_console: Callable[[ConsoleLine], None] | None = None):
+        self.rig, self.stack, self.buses = rig, stack, buses
+        self.run_dir = Path(run_dir)
+        self.bundle = bundle
+        self._emit = on_event
+        self._on_console = on_console
+        self.targets: dict[str, Target] = {}
+
+    def __enter__(self) -> Deployment:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for name, target in reversed(list(self.targets.items())):
+            self._emit(Event(name, "stopping"))
+            target.stop()
+            self._emit(Event(name, "stopped"))
+
+    def drivers(self) -> dict[str, str]:
+        """Target name → driver key for every target the stack uses, in rig order."""
+        used = {c.target for c in self.stack.components.values()}
+        return {n: driver_key(t) for n, t in self.rig.targets.items() if n in used}
+
+    def up(self, power_cycle: bool = False, timeout_ns: int | None = None) -> None:
+        """Create, (power-cycle,) deploy, start and wait ready every target the stack uses."""
+        archive = self._bundle()
+        for name in self.drivers():
+            spec = self.rig.targets[name]
+            self.targets[name] = target = create_target(name, spec, self.rig, self.buses, self.run_dir,
+                                                        self._on_console)
+            if spec.console is not None:
+                target.capture_console(self.buses, spec.console)
+        if power_cycle:
+            self._power_cycle()
+        for name, target in self.targets.items():
+            self._step(name, "deploying", "deployed", lambda t=target, n=name: t.deploy(
+                components_for(self.stack, n), archive))
+        for name, target in self.targets.items():
+            self._step(name, "starting", "started", target.start)
+        for name, target in self.targets.items():
+            awaited = [f"{c}: {make_check(comp.ready, c, target.log, self.buses).describe()}"
+                       for c, comp in components_for(self.stack, name).items() if comp.ready is not None]
+            self._step(name, "waiting", "ready", lambda t=target: t.wait_ready(timeout_ns),
+                       "; ".join(awaited) or "no ready condition")
+
+    def check_alive(self) -> None:
+        """Raise DeployError if a component on any target died."""
+        for target in self.targets.values():
+            target.check_alive()
+
+    def _bundle(self) -> Path:
+        if self.bundle is None:
+            out = self.run_dir / bundles.bundle_name(self.stack)
+            bundles.build_stack(self.stack, out)
+            return out
+        bundles.read(self.bundle).check_stack(self.stack)
+        return self.bundle
+
+    def _power_cycle(self) -> None:
+        for target in self.targets.values():
+            if target.serial_console is not None:
+                target.serial_console.step()
+        for name, switch in switches_for(self.rig, self.targets).items():
+            fed = [t for t, spec in self.rig.targets.items() if spec.power == name and t in self.targets]
+            for target in fed:
+                self._emit(Event(target, "power-cycle", f"switch {name}"))
+            switch.cycle()
+
+    def _step(self, name: str, doing: str, done: str, action: Callable[[], None], detail: str = "") -> None:
+        self._emit(Event(name, doing, detail))
+        t0 = now_ns()
+        try:
+            action()
+        except BaseException as exc:
+            self._emit(Event(name, "failed", str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
+            raise
+        self._emit(Event(name, done, f"{(now_ns() - t0) / 1e9:.1f}s"))
+
