@@ -16,7 +16,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from hil.cluster.tasks import BenchJob, Placement, pack_dir, run_bench_job, unpack_into
+from hil.cluster.tasks import BenchJob, Placement, pack_dir, rig_file, run_bench_job, unpack_into
 from hil.cluster.worker import resource_name
 from hil.errors import ClusterError, HilError, SpecError
 
@@ -57,6 +57,18 @@ class Lab:
             raise ClusterError(f"no worker at {self.address} offers rig {', '.join(map(repr, missing))}; "
                                f"rigs offered: {have}")
 
+    def fetch_rig(self, rig: str, dest: Path) -> Path:
+        """Copy the rig file the owning worker serves ``rig`` from into ``dest`` (so the suite can be
+        checked against the very rig it will run on); returns its path."""
+        self.require([rig])
+        worker = self.offers()[rig][0]
+        name, text = self.client.submit(rig_file, rig, workers=[worker], allow_other_workers=False,
+                                        pure=False).result()
+        dest.mkdir(parents=True, exist_ok=True)
+        path = dest / name
+        path.write_text(text, encoding="utf-8")
+        return path
+
     def bench_runner(self, rig: str, *, fetch_artifacts: bool = False) -> RemoteBenchRunner:
         self.require([rig])
         return RemoteBenchRunner(self, rig, fetch_artifacts)
@@ -85,7 +97,10 @@ class RemoteBenchRunner:
         topic = f"hil-progress-{uuid.uuid4().hex}"
         on_event = getattr(options, "on_event", None)
         if on_event is not None:
-            client.subscribe_topic(topic, lambda ev: on_event(ev[1]))
+            from hil.bench import Event
+
+            names = Event.__dataclass_fields__  # Dask adds the worker's address to each event
+            client.subscribe_topic(topic, lambda ev: on_event(Event(**{k: v for k, v in ev[1].items() if k in names})))
         job = BenchJob(self.rig, _portable(suite_path), bench, Path(run_dir).name,
                        repeat=getattr(options, "repeat", 0), topic=topic if on_event else None)
         future = client.submit(run_bench_job, job, resources={resource_name(self.rig): 1}, pure=False,
@@ -93,7 +108,11 @@ class RemoteBenchRunner:
         try:
             result, place = self._wait(future, bench)
         except (ClusterError, _TaskFailed) as exc:
-            return _error_result(bench, str(exc))
+            from hil.bench import BenchResult
+
+            kind = exc.kind if isinstance(exc, _TaskFailed) else type(exc).__name__
+            return BenchResult.error_result(bench, str(exc), repeat=job.repeat, rig=self.rig,
+                                            error_kind=kind, phase="dispatch")
         finally:
             if on_event is not None:
                 client.unsubscribe_topic(topic)
@@ -104,25 +123,22 @@ class RemoteBenchRunner:
         return result
 
     def _wait(self, future: Any, bench: str) -> tuple[Any, Placement]:
-        from distributed import wait
-
         try:
             while True:
-                if wait([future], timeout=RECHECK_S, return_when="FIRST_COMPLETED").done:
-                    break
+                try:
+                    return future.result(timeout=RECHECK_S)
+                except TimeoutError:
+                    if future.done():  # the task itself raised TimeoutError
+                        raise
                 if future.status == "pending" and self.rig not in self.lab.offers():
                     raise ClusterError(f"bench {bench!r}: no worker offers rig {self.rig!r} any more "
                                        f"(its worker left the scheduler at {self.lab.address})")
-            if future.status == "error":
-                exc = future.exception()
-                if isinstance(exc, SpecError):
-                    raise exc
-                what = str(exc) if isinstance(exc, HilError) else f"{type(exc).__name__}: {exc}"
-                raise _TaskFailed(f"bench {bench!r} on rig {self.rig!r}: {what}")
-            return future.result()
-        except BaseException:
+        except (SpecError, ClusterError, KeyboardInterrupt):
             future.cancel()
             raise
+        except Exception as exc:
+            what = str(exc) if isinstance(exc, HilError) else f"{type(exc).__name__}: {exc}"
+            raise _TaskFailed(f"bench {bench!r} on rig {self.rig!r}: {what}", type(exc).__name__) from None
 
     def _fetch(self, place: Placement, run_dir: Path) -> None:
         """Copy the bench's folder from the worker's run folder into the local one."""
@@ -134,6 +150,10 @@ class RemoteBenchRunner:
 class _TaskFailed(Exception):
     """The task raised on the worker (its message already says what and where)."""
 
+    def __init__(self, message: str, kind: str):
+        super().__init__(message)
+        self.kind = kind
+
 
 def _portable(suite: str | Path) -> str:
     """The suite path to send: relative to this folder when inside it (workers resolve it against
@@ -143,10 +163,3 @@ def _portable(suite: str | Path) -> str:
         return str(path.relative_to(Path.cwd()))
     except ValueError:
         return str(path)
-
-
-def _error_result(bench: str, message: str) -> Any:
-    """A BenchResult with verdict ``error`` for a bench that could not run remotely."""
-    from hil.bench import BenchResult
-
-    return BenchResult.error_result(bench, message)

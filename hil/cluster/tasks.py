@@ -60,6 +60,14 @@ def run_bench_job(job: BenchJob) -> tuple[Any, Placement]:
     return result, place
 
 
+def rig_file(rig: str) -> tuple[str, str]:
+    """The file name and text of the rig file the worker serves ``rig`` from."""
+    from hil.cluster.worker import lab_host
+
+    path = lab_host().rig_path(rig)
+    return path.name, path.read_text(encoding="utf-8")
+
+
 def pack_dir(path: str, inside: str) -> bytes:
     """``path/inside`` as a gzip'd tar (members relative to ``path``), to fetch a bench's artifacts."""
     buf = io.BytesIO()

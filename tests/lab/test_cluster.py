@@ -5,24 +5,36 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+from pathlib import Path
 
 import pytest
 
+from hil.bench import BenchOptions, SuiteOptions, run_suite
 from hil.cluster.dispatch import Lab
 from hil.errors import ClusterError
 
 from .cluster import RIGS, HilWorker, Scheduler
 
+MEET = Path(__file__).with_name("meet") / "suite.yaml"
+
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory):
+def meet_dir(tmp_path_factory):
+    """Where the meet component of tests/lab/meet leaves its markers."""
+    return tmp_path_factory.mktemp("meet")
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory, meet_dir):
     """Scheduler + worker A (rig sim-lab-a) + worker B (rig sim-lab-b); yields (Lab, A, B)."""
     sched = Scheduler(tmp_path_factory.mktemp("scheduler"))
     workers = []
     try:
         for name in ("a", "b"):
             workers.append(HilWorker(sched.address, tmp_path_factory.mktemp(f"host-{name}"),
-                                     str(RIGS / f"sim-lab-{name}.yaml")))
+                                     str(RIGS / f"sim-lab-{name}.yaml"),
+                                     env={"HIL_MEET_DIR": str(meet_dir), "HIL_MEET_HOST": name}))
         with Lab(sched.address) as client:
             client.client.wait_for_workers(2, timeout=120)
             yield client, *workers
@@ -78,3 +90,70 @@ def test_worker_refuses_a_bad_rig_file_and_a_rig_given_twice(tmp_path):
     out = subprocess.run([*hil, str(twice), str(copy)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
     assert f"rig 'sim-lab-a' is given twice: {twice} and {copy}" in out.stderr
+
+
+def test_benches_of_two_rigs_run_in_parallel_and_never_two_on_one_rig(lab, tmp_path):
+    """Each rig runs the meet suite (two benches) through its own worker. A meet bench is ready only
+    once a bench on the other rig has started too, so both suites pass only if the rigs overlap."""
+    client = lab[0]
+    results, runners, events, errors = {}, {}, [], []
+
+    def run(rig: str) -> None:
+        try:
+            runners[rig] = client.bench_runner(rig)
+            rig_file = client.fetch_rig(rig, tmp_path / "rigs" / rig)
+            results[rig] = run_suite(rig_file, MEET, SuiteOptions(
+                out=tmp_path / rig, record_history=False, run_bench=runners[rig], on_event=events.append))
+        except BaseException as exc:  # reported below, in the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(rig,)) for rig in ("sim-lab-a", "sim-lab-b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    offers = client.offers()
+    for rig, result in results.items():
+        assert [(b.name, b.verdict) for b in result.benches] == [("first", "pass"), ("second", "pass")], \
+            [b.error for b in result.benches]
+        assert result.rig == rig
+        places = sorted(runners[rig].placements, key=lambda p: p.started_ns)
+        assert [p.worker for p in places] == offers[rig] * 2  # only on the worker that owns the rig
+        assert places[0].ended_ns <= places[1].started_ns  # one at a time on a rig
+        recording = Path(places[0].run_dir) / "first" / "recording.mcap"
+        assert recording.is_file()  # the recording stays on the worker ...
+        assert not (tmp_path / rig / "first" / "recording.mcap").exists()  # ... unless fetched
+    a = runners["sim-lab-a"].placements
+    b = runners["sim-lab-b"].placements
+    assert any(x.started_ns < y.ended_ns and y.started_ns < x.ended_ns for x in a for y in b)
+    phases = {(e.bench, e.phase) for e in events}  # progress came back from the workers
+    assert {("first", "deploy"), ("first", "record"), ("second", "done")} <= phases
+
+
+def test_fetch_artifacts_copies_the_bench_folder(lab, tmp_path, meet_dir):
+    client = lab[0]
+    (meet_dir / "elsewhere-0").touch()  # the meet component of this lone bench need not wait
+    runner = client.bench_runner("sim-lab-b", fetch_artifacts=True)
+    rig_file = client.fetch_rig("sim-lab-b", tmp_path / "rig")
+    assert rig_file.read_text() == (RIGS / "sim-lab-b.yaml").read_text()
+    result = runner(rig_file, MEET, "second", tmp_path / "run", BenchOptions(repeat=2))
+    assert result.verdict == "pass", result.error
+    assert (tmp_path / "run" / "second#2" / "recording.mcap").stat().st_size > 0
+    assert runner.placements[0].bench_dir == "second#2"
+
+
+def test_a_rig_whose_worker_leaves_ends_in_an_error_verdict(lab, tmp_path):
+    client = lab[0]
+    rig = tmp_path / "sim-lab-c.yaml"
+    rig.write_text((RIGS / "sim-lab-a.yaml").read_text().replace("sim-lab-a", "sim-lab-c"))
+    worker = HilWorker(client.address, tmp_path, str(rig))
+    try:
+        client.client.wait_for_workers(3, timeout=120)
+        runner = client.bench_runner("sim-lab-c")
+    finally:
+        worker.stop()
+    result = runner(rig, MEET, "first", tmp_path / "run", BenchOptions())
+    assert (result.verdict, result.error_kind, result.phase) == ("error", "ClusterError", "dispatch")
+    assert result.error == (f"bench 'first': no worker offers rig 'sim-lab-c' any more "
+                            f"(its worker left the scheduler at {client.address})")
