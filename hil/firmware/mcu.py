@@ -165,8 +165,8 @@ class McuProcess:
             traceback.print_exc()
             self._halt(f"boot: image {image.name} {image.version} does not start: {type(exc).__name__}: {exc}")
             return
+        self.app = app  # receiving before reporting ready, so no frame sent on "ready" is missed
         emit("state", state="app", name=image.name, version=image.version, boot=self.boots)
-        self.app = app
         try:
             app.run(self.phase)
         except Exception as exc:

@@ -1,0 +1,127 @@
+"""The ECU side of UDS, request by request: positive responses and every negative response code."""
+
+from __future__ import annotations
+
+import pytest
+
+from hil.firmware.flashmem import FlashMemory
+from hil.firmware.uds import EcuHooks, UdsServer
+from hil.flash import an3155
+from hil.flash.seedkey import key_function
+
+BASE = 0x0800_0000
+KEY = key_function("xor:0x5A5A5A5A")
+
+
+@pytest.fixture
+def flash(tmp_path):
+    return FlashMemory(tmp_path / "flash.bin", an3155.DEVICES[an3155.DEFAULT_PID])
+
+
+@pytest.fixture
+def ecu(flash):
+    version = {"v": None}
+    programming = []
+    server = UdsServer(flash, KEY, 1, EcuHooks(software_version=lambda: version["v"],
+                                               enter_programming=lambda: programming.append(True)))
+    server.version, server.programming = version, programming
+    return server
+
+
+def nrc(ecu, request: bytes) -> int:
+    response = ecu.handle(request)
+    assert response[:2] == bytes([0x7F, request[0]]), response.hex()
+    return response[2]
+
+
+def unlock(ecu) -> None:
+    assert ecu.handle(b"\x10\x02")[:2] == b"\x50\x02"
+    seed = ecu.handle(b"\x27\x01")[2:]
+    assert ecu.handle(b"\x27\x02" + KEY(1, seed)) == b"\x67\x02"
+
+
+def address_size(address: int, size: int) -> bytes:
+    return b"\x44" + address.to_bytes(4, "big") + size.to_bytes(4, "big")
+
+
+def test_download_programs_flash(ecu, flash):
+    unlock(ecu)
+    assert ecu.programming == [True]
+    assert ecu.handle(b"\x31\x01\xff\x00" + address_size(BASE, 4096)) == b"\x71\x01\xff\x00\x00"
+    assert ecu.handle(b"\x34\x00" + address_size(BASE, 6)) == b"\x74\x20\x04\x02"
+    assert ecu.handle(b"\x36\x01abc") == b"\x76\x01"
+    assert ecu.handle(b"\x36\x01abc") == b"\x76\x01"  # a repeated block is acknowledged, not rewritten
+    assert ecu.handle(b"\x36\x02def") == b"\x76\x02"
+    assert ecu.handle(b"\x37") == b"\x77"
+    assert flash.read(BASE, 8) == b"abcdef\xff\xff"
+
+
+def test_wrong_block_sequence_counter(ecu):
+    unlock(ecu)
+    ecu.handle(b"\x34\x00" + address_size(BASE, 16))
+    assert nrc(ecu, b"\x36\x02abcd") == 0x73
+    assert ecu.handle(b"\x36\x01abcd") == b"\x76\x01"
+    assert nrc(ecu, b"\x36\x03abcd") == 0x73
+
+
+def test_sequence_errors(ecu):
+    unlock(ecu)
+    assert nrc(ecu, b"\x36\x01abcd") == 0x24  # TransferData without RequestDownload
+    assert nrc(ecu, b"\x37") == 0x24  # RequestTransferExit without RequestDownload
+    ecu.handle(b"\x34\x00" + address_size(BASE, 16))
+    ecu.handle(b"\x36\x01abcd")
+    assert nrc(ecu, b"\x37") == 0x24  # 4 of 16 bytes: the transfer is incomplete
+    assert nrc(ecu, b"\x34\x00" + address_size(BASE, 16)) == 0x22  # a download is already active
+    assert nrc(ecu, b"\x36\x02" + b"x" * 13) == 0x71  # more than requested
+
+
+def test_security(ecu):
+    assert nrc(ecu, b"\x27\x01") == 0x7F  # not in the default session
+    ecu.handle(b"\x10\x02")
+    assert nrc(ecu, b"\x27\x02\x00\x00\x00\x00") == 0x24  # key before seed
+    assert nrc(ecu, b"\x27\x03") == 0x12  # level 3 is not offered
+    assert nrc(ecu, b"\x34\x00" + address_size(BASE, 16)) == 0x33  # locked
+    assert nrc(ecu, b"\x31\x01\xff\x00") == 0x33
+    for expected in (0x35, 0x35, 0x36):
+        ecu.handle(b"\x27\x01")
+        assert nrc(ecu, b"\x27\x02\x00\x00\x00\x00") == expected
+    assert nrc(ecu, b"\x27\x01") == 0x37  # attempts used up until reset
+    assert ecu.handle(b"\x11\x01") == b"\x51\x01" and ecu.reset_requested
+    unlock(ecu)
+    assert ecu.handle(b"\x27\x01") == b"\x67\x01\x00\x00\x00\x00"  # already unlocked: zero seed
+
+
+def test_session_rules(ecu):
+    assert nrc(ecu, b"\x34\x00" + address_size(BASE, 16)) == 0x7F
+    assert nrc(ecu, b"\x36\x01ab") == 0x7F
+    assert nrc(ecu, b"\x31\x01\xff\x00") == 0x22  # erase only in the programming session
+    assert nrc(ecu, b"\x10\x05") == 0x12
+    assert ecu.handle(b"\x10\x03") == b"\x50\x03\x00\x32\x01\xf4"
+    assert ecu.programming == []
+    unlock(ecu)
+    ecu.handle(b"\x10\x01")  # leaving the session locks again
+    ecu.handle(b"\x10\x02")
+    assert nrc(ecu, b"\x34\x00" + address_size(BASE, 16)) == 0x33
+
+
+def test_lengths_ranges_and_unknown_services(ecu):
+    assert nrc(ecu, b"\x10") == 0x13
+    assert nrc(ecu, b"\x10\x01\x00") == 0x13
+    assert nrc(ecu, b"\x22\xf1") == 0x13
+    assert nrc(ecu, b"\x22\x12\x34") == 0x31
+    assert nrc(ecu, b"\x22\xf1\x95") == 0x22  # no valid image: no software version
+    assert nrc(ecu, b"\x85\x01") == 0x11
+    unlock(ecu)
+    assert nrc(ecu, b"\x34\x00" + address_size(0x0900_0000, 16)) == 0x31
+    assert nrc(ecu, b"\x34\x01" + address_size(BASE, 16)) == 0x31  # compressed: not supported
+    assert nrc(ecu, b"\x34\x00\x44\x08") == 0x13
+    assert nrc(ecu, b"\x31\x01\x12\x34") == 0x31
+    assert nrc(ecu, b"\x31\x01\xff\x00" + address_size(BASE, 0)) == 0x31
+
+
+def test_read_identifiers_and_tester_present(ecu):
+    ecu.version["v"] = "2.1.0"
+    assert ecu.handle(b"\x22\xf1\x95\xf1\x90") == b"\x62\xf1\x952.1.0\xf1\x90HILEMULATEDECU001"
+    assert ecu.handle(b"\x3e\x00") == b"\x7e\x00"
+    assert ecu.handle(b"\x3e\x80") is None  # suppressed positive response
+    assert nrc(ecu, b"\x3e\x01") == 0x12

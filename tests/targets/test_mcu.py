@@ -1,0 +1,270 @@
+"""Emulated MCU targets on a simbus rig: boot checks, STM32 UART flashing (ours and stm32flash),
+reset and power, and the echo / brake_ecu stubs on the emulated CAN bus."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import can
+import cantools
+import pytest
+
+from hil.buses import RigBuses
+from hil.errors import DeployError
+from hil.firmware.build import build
+from hil.spec.rig import Rig
+from hil.spec.stack import Stack
+from hil.targets import create_target
+from hil.targets.console import ConsoleLine
+
+ROOT = Path(__file__).resolve().parents[2]
+STUBS = ROOT / "firmware_stubs"
+BRAKE_DBC = cantools.database.load_file(str(STUBS / "brake_ecu" / "brake.dbc"))
+
+RIG = {
+    "name": "mcu-test",
+    "buses": {
+        "chassis": {"kind": "can", "emulated": True},
+        "brake-console": {"kind": "serial", "emulated": True},
+        "echo-uart": {"kind": "serial", "emulated": True},
+        "plain-console": {"kind": "serial", "emulated": True},
+    },
+    "targets": {
+        "brake": {"kind": "mcu", "emulated": True, "buses": ["chassis"], "console": "brake-console",
+                  "flash": {"method": "uds", "bus": "chassis", "tx_id": 0x7E0, "rx_id": 0x7E8}},
+        "echo": {"kind": "mcu", "emulated": True, "buses": ["chassis"], "console": "echo-uart",
+                 "flash": {"method": "stm32-uart", "bus": "echo-uart"}},
+        "plain": {"kind": "mcu", "emulated": True, "buses": ["chassis"], "console": "plain-console"},
+    },
+}
+
+
+class Sim:
+    """A running emulated rig and the MCU targets a test made on it (stopped at the end)."""
+
+    def __init__(self, rig: Rig, buses: RigBuses, run_dir: Path):
+        self.rig, self.buses, self.run_dir = rig, buses, run_dir
+        self.lines: list[ConsoleLine] = []
+        self.targets = []
+
+    def target(self, name: str, stub: str | Path, version: str = "1.0.0", **component):
+        comp = {"kind": "firmware", "target": name, "image": str(stub), "version": version, **component}
+        stack = Stack.model_validate({"name": "t", "version": "1", "components": {f"{name}-fw": comp}})
+        t = create_target(name, self.rig.targets[name], self.rig, self.buses, self.run_dir, self.lines.append)
+        self.targets.append(t)
+        return t, dict(stack.components)
+
+    def up(self, name: str, stub: str | Path, **component):
+        t, components = self.target(name, stub, **component)
+        t.deploy(components)
+        t.start()
+        t.wait_ready()
+        return t
+
+    def console(self, source: str) -> list[str]:
+        return [line.text for line in self.lines if line.source == source]
+
+    def close(self) -> None:
+        for t in self.targets:
+            t.shutdown() if isinstance(t, can.BusABC) else t.stop()
+
+
+@pytest.fixture(scope="module")
+def rig_buses(tmp_path_factory):
+    rig = Rig.model_validate(RIG)
+    run_dir = tmp_path_factory.mktemp("run")
+    with RigBuses(rig, run_dir) as buses:
+        yield rig, buses, run_dir
+
+
+@pytest.fixture
+def sim(rig_buses):
+    s = Sim(*rig_buses)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def chassis(rig_buses):
+    bus = rig_buses[1].open_can("chassis")
+    yield bus
+    bus.shutdown()
+
+
+def wait_for(pred, what: str, timeout_s: float = 30.0):
+    """Poll until ``pred()`` is truthy (bounded wait, not a timing assertion)."""
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        value = pred()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def collect(bus: can.BusABC, seconds: float) -> list[can.Message]:
+    out, end = [], time.monotonic() + seconds
+    while time.monotonic() < end:
+        msg = bus.recv(0.05)
+        if msg is not None:
+            out.append(msg)
+    return out
+
+
+# -- boot -------------------------------------------------------------------------------------
+
+
+def test_corrupt_flash_is_refused_at_boot_and_the_console_says_why(sim):
+    t, components = sim.target("plain", STUBS / "echo")
+    t.deploy(components)
+    raw = bytearray(t.flash_path.read_bytes())
+    raw[200] ^= 0x01  # one bit in the payload
+    t.flash_path.write_bytes(bytes(raw))
+    t.start()
+    with pytest.raises(DeployError, match=r"firmware did not start: boot: invalid image: payload CRC32 mismatch"):
+        t.wait_ready()
+    wait_for(lambda: any("payload CRC32 mismatch" in text and "staying in bootloader" in text
+                         for text in sim.console("plain-console")), "the reason on the console")
+
+
+def test_a_corrupt_image_file_is_refused_at_deploy(sim, tmp_path):
+    raw = bytearray(build(STUBS / "echo").to_bytes())
+    raw[-1] ^= 0xFF
+    (tmp_path / "echo.hilfw").write_bytes(bytes(raw))
+    t, components = sim.target("plain", tmp_path / "echo.hilfw")
+    with pytest.raises(DeployError, match=r"echo.hilfw is invalid: payload CRC32 mismatch: header says 0x"):
+        t.deploy(components)
+
+
+def test_the_stack_version_must_match_the_image(sim):
+    t, components = sim.target("plain", STUBS / "echo", version="9.9.9")
+    with pytest.raises(DeployError, match=r"expects firmware version '9.9.9', but .*echo is echo '1.0.0'"):
+        t.deploy(components)
+
+
+def test_an_mcu_takes_exactly_one_firmware_component(sim):
+    t, _ = sim.target("plain", STUBS / "echo")
+    with pytest.raises(DeployError, match="exactly one firmware component, got: none"):
+        t.deploy({})
+
+
+# -- STM32 UART bootloader, reset, power --------------------------------------------------------
+
+
+def test_stm32_uart_flash_then_echo_and_reset_mid_run(sim, chassis):
+    t = sim.up("echo", STUBS / "echo")
+    boots = lambda: [x for x in sim.console("echo-uart") if x.startswith("boot: image echo 1.0.0")]
+    wait_for(lambda: len(boots()) == 1, "the boot at start")  # the flash tool held the UART before
+    chassis.send(can.Message(arbitration_id=0x510, data=b"\x01\x02\x03", is_extended_id=False))
+    chassis.send(can.Message(arbitration_id=0x700, data=b"\x09", is_extended_id=False))  # out of range
+    answers = [m for m in collect(chassis, 1.0) if m.arbitration_id == 0x580]
+    assert [bytes(m.data) for m in answers] == [b"\x01\x02\x03"]
+    t.reset()  # mid-run: the MCU boots again from the flash it kept
+    wait_for(lambda: len(boots()) == 2, "the boot after reset")
+    wait_for(lambda: "echo: answering" in sim.console("echo-uart")[-1], "echo set up after reset")
+    chassis.send(can.Message(arbitration_id=0x57F, data=b"again", is_extended_id=False))
+    assert [bytes(m.data) for m in collect(chassis, 1.0) if m.arbitration_id == 0x580] == [b"again"]
+
+
+@pytest.mark.skipif(shutil.which("stm32flash") is None, reason="stm32flash (Debian package) not installed")
+def test_stm32flash_flashes_the_emulated_mcu(sim, tmp_path):
+    t = sim.up("echo", STUBS / "echo")
+    image = build(STUBS / "echo").to_bytes()
+    (tmp_path / "echo.bin").write_bytes(image)
+    t.power_off()
+    t.flash_path.write_bytes(b"\x00" * t.flash_path.stat().st_size)  # garbage: stm32flash must erase
+    port = sim.buses.serial_port("echo-uart", side="host")
+    argv = ["stm32flash", "-m", "8n1", "-b", "115200", "-w", str(tmp_path / "echo.bin"), "-v", port]
+    for _ in range(3):  # stm32flash gives up after 0.5 s without a byte; a loaded CI host can stall that long
+        since = t.states_seen
+        t.reset(boot0=True)
+        assert t.wait_state("stm32-bootloader", since, 30)["state"] == "stm32-bootloader"
+        run = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+        if run.returncode == 0:
+            break
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "Device ID    : 0x0414 (STM32F10xxx High-density)" in run.stdout
+    since = t.states_seen
+    t.reset()
+    event = t.wait_state("app", since, 30)
+    assert (event["state"], event["name"], event["version"]) == ("app", "echo", "1.0.0")
+
+
+def test_power_off_and_on(sim):
+    t = sim.up("plain", STUBS / "echo")
+    pid = t.proc.pid
+    t.power_off()
+    assert t.proc is None
+    since = t.states_seen
+    t.power_on()
+    assert t.proc.pid != pid
+    assert t.wait_state("app", since, 30)["name"] == "echo"
+
+
+# -- stubs on the emulated bus --------------------------------------------------------------------
+
+
+def test_echo_processing_delay_is_added(sim, rig_buses):
+    sim.up("plain", STUBS / "echo", config={"delay": "20ms"})
+    chassis = rig_buses[1].open_can("chassis", receive_own_messages=True)
+    sim.targets.append(chassis)  # shut down with the targets
+    for i in range(5):
+        chassis.send(can.Message(arbitration_id=0x500 + i, data=bytes([i]), is_extended_id=False))
+        time.sleep(0.05)
+    frames = collect(chassis, 1.0)
+    sent = {m.data[0]: m.timestamp for m in frames if m.arbitration_id != 0x580}
+    got = {m.data[0]: m.timestamp for m in frames if m.arbitration_id == 0x580}
+    assert sorted(got) == [0, 1, 2, 3, 4]
+    assert all(got[i] - sent[i] >= 0.020 for i in got), {i: got[i] - sent[i] for i in got}
+
+
+def request(counter: int, decel: float) -> can.Message:
+    msg = BRAKE_DBC.get_message_by_name("BrakeRequest")
+    data = msg.encode({"RequestCounter": counter % 16, "RequestMode": 1, "DecelRequest": decel, "PressureRequest": 0})
+    return can.Message(arbitration_id=msg.frame_id, data=data, is_extended_id=False)
+
+
+def decoded(frames: list[can.Message], name: str) -> list[dict]:
+    msg = BRAKE_DBC.get_message_by_name(name)
+    return [msg.decode(bytes(m.data), decode_choices=False) for m in frames if m.arbitration_id == msg.frame_id]
+
+
+def test_brake_ecu_controls_pressure_then_goes_safe_when_requests_stop(sim, chassis):
+    sim.up("plain", STUBS / "brake_ecu")
+    frames = []
+    for i in range(60):  # 5 m/s² for ~0.6 s
+        chassis.send(request(i, 5.0))
+        frames += collect(chassis, 0.01)
+    commands = decoded(frames, "BrakeCommand")
+    assert [c["RequestCounter"] for c in commands] == [i % 16 for i in range(len(commands))]
+    assert len(commands) >= 55 and all(c["TargetPressure"] == pytest.approx(50.0) for c in commands)
+    status = decoded(frames, "BrakeStatus")
+    assert status[-1]["BrakeState"] == 1 and status[-1]["MeasuredPressure"] > status[0]["MeasuredPressure"]
+    assert [s["StatusCounter"] for s in status] == [(status[0]["StatusCounter"] + i) % 16 for i in range(len(status))]
+    after = collect(chassis, 1.0)  # requests stop
+    beats = decoded(after, "BrakeHeartbeat")
+    assert beats[-1]["BrakeState"] == 2 and beats[-1]["FaultCode"] == 1
+    assert decoded(after, "BrakeStatus")[-1]["BrakeState"] == 2
+    wait_for(lambda: any("request timeout" in text and "safe state" in text for text in sim.console("plain-console")),
+             "the timeout on the console")
+    chassis.send(request(0, 1.0))  # requests resume: active again
+    wait_for(lambda: any(b["BrakeState"] == 1 for b in decoded(collect(chassis, 0.2), "BrakeStatus")),
+             "active state after requests resume")
+
+
+def test_brake_ecu_reports_a_counter_jump(sim, chassis):
+    sim.up("plain", STUBS / "brake_ecu", config={"request_timeout": "2s"})
+    for counter in (0, 1, 5):
+        chassis.send(request(counter, 2.0))
+        time.sleep(0.01)
+    beats = []
+    wait_for(lambda: beats.extend(decoded(collect(chassis, 0.2), "BrakeHeartbeat")) or
+             any(b["FaultCode"] == 2 for b in beats), "a heartbeat reporting the counter error")
+    flagged = next(i for i, b in enumerate(beats) if b["FaultCode"] == 2)
+    assert beats[flagged]["BrakeState"] == 1  # a counter jump is reported, not a reason to go safe
+    wait_for(lambda: beats.extend(decoded(collect(chassis, 0.2), "BrakeHeartbeat")) or len(beats) > flagged + 1,
+             "the next heartbeat")
+    assert beats[flagged + 1]["FaultCode"] == 0
