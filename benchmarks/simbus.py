@@ -1,0 +1,313 @@
+"""simbus figures, side by side in one run:
+
+(a) saturation: 4 emulated buses at 1 Mbit/s, each flooded by a sender process and checked by a
+    receiver process for lost / reordered / duplicated frames (goal 0, 0, 0) — 60 s, 10 min with --soak;
+(b) capacity: the same 4 buses with the wire model off, aggregate frames/s (goal ≥ 100k), next to
+    python-can's in-process ``virtual`` bus;
+(c) one-way latency beyond the modelled wire time, sender and receiver in separate processes
+    (goal p50 ≤ 50 µs, p99 ≤ 250 µs), next to the ``virtual`` bus and a bare Unix-socket ping.
+
+    python benchmarks/simbus.py [--quick | --soak] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import can
+
+BUSES = 4
+END_ID = 0x7FF
+
+
+# ---- node roles (run as child processes of this script) -----------------------------------------
+
+def flood_send(channel: str, seconds: float) -> dict:
+    """Send sequence-numbered frames as fast as the bus takes them, then an end marker."""
+    bus = can.Bus(interface="simcan", channel=channel)
+    print("ready", flush=True)
+    sys.stdin.readline()  # "go": every sender starts at once
+    seq, deadline = 0, time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for _ in range(100):
+            bus.send(can.Message(arbitration_id=0x100, data=seq.to_bytes(8, "big"), is_extended_id=False))
+            seq += 1
+    bus.send(can.Message(arbitration_id=END_ID, data=seq.to_bytes(8, "big"), is_extended_id=False))
+    bus.shutdown()
+    return {"sent": seq}
+
+
+def flood_recv(channel: str) -> dict:
+    """Count frames until the end marker; classify every sequence number seen."""
+    bus = can.Bus(interface="simcan", channel=channel)
+    print("ready", flush=True)
+    seen = bytearray()
+    received = duplicated = reordered = 0
+    highest = -1
+    first = last = None
+    while True:
+        msg = bus.recv(60)
+        if msg is None:
+            raise SystemExit("receiver: no frame for 60 s")
+        seq = int.from_bytes(msg.data, "big")
+        if msg.arbitration_id == END_ID:
+            sent = seq
+            break
+        last = msg.timestamp
+        first = first if first is not None else last
+        if seq >= len(seen):
+            seen.extend(bytes(seq + 1 - len(seen) + 65536))
+        if seen[seq]:
+            duplicated += 1
+            continue
+        seen[seq] = 1
+        received += 1
+        if seq < highest:
+            reordered += 1
+        highest = max(highest, seq)
+    bus.shutdown()
+    return {"sent": sent, "received": received, "lost": sent - received, "reordered": reordered,
+            "duplicated": duplicated, "span_s": (last - first) if received > 1 else 0.0}
+
+
+def ping_send(channel: str, count: int, interval_us: int) -> dict:
+    """Frames carrying their send time (run clock, ns), one every ``interval_us``."""
+    bus = can.Bus(interface="simcan", channel=channel)
+    _paced(count, interval_us, lambda t: bus.send(can.Message(arbitration_id=0x10, data=t.to_bytes(8, "big"),
+                                                                is_extended_id=False)))
+    bus.shutdown()
+    return {}
+
+
+def ping_recv(channel: str, count: int, bitrate: int) -> dict:
+    """Receive time − send time − modelled end-of-frame offset, per frame, in µs."""
+    from hil.simbus.wire import WireModel
+
+    model = WireModel(bitrate)
+    bus = can.Bus(interface="simcan", channel=channel)
+    print("ready", flush=True)
+    out = []
+    for _ in range(count):
+        msg = bus.recv(60)
+        now = time.monotonic_ns()
+        eof = model.timing(msg.arbitration_id, 0, msg.dlc, bytes(msg.data))[1]
+        out.append((now - int.from_bytes(msg.data, "big") - eof) / 1000)
+    bus.shutdown()
+    return {"latency_us": out}
+
+
+def unix_recv(path: str, count: int) -> dict:
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    server.bind(path)
+    server.listen(1)
+    print("ready", flush=True)
+    conn, _ = server.accept()
+    out = []
+    for _ in range(count):
+        data = conn.recv(64)
+        out.append((time.monotonic_ns() - int.from_bytes(data[:8], "big")) / 1000)
+    conn.close()
+    server.close()
+    return {"latency_us": out}
+
+
+def unix_send(path: str, count: int, interval_us: int) -> dict:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    sock.connect(path)
+    _paced(count, interval_us, lambda t: sock.send(t.to_bytes(8, "big") + bytes(8)))
+    sock.close()
+    return {}
+
+
+def _paced(count: int, interval_us: int, send) -> None:
+    next_t = time.monotonic_ns()
+    for _ in range(count):
+        next_t += interval_us * 1000
+        while (now := time.monotonic_ns()) < next_t:
+            time.sleep(max(0.0, (next_t - now) / 1e9 - 0.0002))
+        send(time.monotonic_ns())
+
+
+ROLES = {"flood-send": flood_send, "flood-recv": flood_recv, "ping-send": ping_send, "ping-recv": ping_recv,
+         "unix-send": unix_send, "unix-recv": unix_recv}
+
+
+# ---- orchestration --------------------------------------------------------------------------
+
+def _spawn(role: str, *args) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, __file__, "_node", role, json.dumps(args)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+
+
+def _await_ready(proc: subprocess.Popen) -> None:
+    line = proc.stdout.readline().strip()
+    if line != "ready":
+        raise SystemExit(f"benchmark node did not start (said {line!r})")
+
+
+def _result(proc: subprocess.Popen) -> dict:
+    out, _ = proc.communicate(timeout=900)
+    if proc.returncode:
+        raise SystemExit(f"benchmark node failed with exit code {proc.returncode}")
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _rig(wire_model: bool):
+    from hil.spec.rig import Rig
+
+    buses = {f"bus{i}": {"kind": "can", "emulated": True, "bitrate": 1_000_000, "wire_model": wire_model}
+             for i in range(BUSES)}
+    return Rig.model_validate({"name": "bench", "buses": buses})
+
+
+def flood(wire_model: bool, seconds: float, folder: Path) -> dict:
+    """Every bus flooded at once; per-bus integrity and the aggregate rate."""
+    from hil.buses import RigBuses
+
+    with RigBuses(_rig(wire_model), folder) as buses:
+        names = list(buses.rig.buses)
+        receivers = [_spawn("flood-recv", buses.can_config(n)["channel"]) for n in names]
+        for r in receivers:
+            _await_ready(r)
+        senders = [_spawn("flood-send", buses.can_config(n)["channel"], seconds) for n in names]
+        for s in senders:
+            _await_ready(s)
+        before = {n: buses.stats(n) for n in names}
+        for s in senders:
+            s.stdin.write("go\n")
+            s.stdin.flush()
+        for s in senders:
+            _result(s)
+        after = {n: buses.stats(n) for n in names}
+        per_bus = {n: _result(r) for n, r in zip(names, receivers)}
+    for n, r in per_bus.items():
+        r["frames_per_s"] = round(r["received"] / r["span_s"]) if r["span_s"] else 0
+        busy_s = (after[n]["busy_ns"] - before[n]["busy_ns"]) / 1e9  # wire time of the flood's frames
+        r["bus_load"] = round(busy_s / r["span_s"], 3) if r["span_s"] else 0.0  # ... over first to last frame
+        r["overruns"] = b["overruns"]
+    total = {k: sum(r[k] for r in per_bus.values()) for k in ("sent", "received", "lost", "reordered", "duplicated")}
+    total["frames_per_s"] = sum(r["frames_per_s"] for r in per_bus.values())
+    return {"seconds": seconds, "buses": per_bus, "total": total}
+
+
+def virtual_capacity(count: int) -> dict:
+    """python-can's in-process ``virtual`` bus: one thread sends, another receives."""
+    channel = f"hil-bench-{os.getpid()}"
+    tx, rx = can.Bus(interface="virtual", channel=channel), can.Bus(interface="virtual", channel=channel)
+    msg = can.Message(arbitration_id=0x100, data=bytes(8), is_extended_id=False)
+    t0 = time.perf_counter()
+    sender = threading.Thread(target=lambda: [tx.send(msg) for _ in range(count)])
+    sender.start()
+    for _ in range(count):
+        rx.recv(10)
+    elapsed = time.perf_counter() - t0
+    sender.join()
+    tx.shutdown()
+    rx.shutdown()
+    return {"frames_per_s": round(count / elapsed)}
+
+
+def latency_simbus(count: int, interval_us: int, folder: Path) -> list[float]:
+    from hil.buses import RigBuses
+    from hil.spec.rig import Rig
+
+    rig = Rig.model_validate({"name": "lat", "buses": {"lat": {"kind": "can", "emulated": True, "bitrate": 1_000_000}}})
+    with RigBuses(rig, folder) as buses:
+        channel = buses.can_config("lat")["channel"]
+        rx = _spawn("ping-recv", channel, count, 1_000_000)
+        _await_ready(rx)
+        tx = _spawn("ping-send", channel, count, interval_us)
+        _result(tx)
+        return _result(rx)["latency_us"]
+
+
+def latency_unix(count: int, interval_us: int, folder: Path) -> list[float]:
+    path = str(folder / "ping.sock")
+    rx = _spawn("unix-recv", path, count)
+    _await_ready(rx)
+    tx = _spawn("unix-send", path, count, interval_us)
+    _result(tx)
+    return _result(rx)["latency_us"]
+
+
+def latency_virtual(count: int, interval_us: int) -> list[float]:
+    channel = f"hil-lat-{os.getpid()}"
+    tx, rx = can.Bus(interface="virtual", channel=channel), can.Bus(interface="virtual", channel=channel)
+    out: list[float] = []
+
+    def receive():
+        for _ in range(count):
+            msg = rx.recv(10)
+            out.append((time.monotonic_ns() - int.from_bytes(msg.data, "big")) / 1000)
+
+    thread = threading.Thread(target=receive)
+    thread.start()
+    _paced(count, interval_us, lambda t: tx.send(can.Message(arbitration_id=0x10, data=t.to_bytes(8, "big"))))
+    thread.join()
+    tx.shutdown()
+    rx.shutdown()
+    return out
+
+
+def percentiles(samples: list[float]) -> dict:
+    s = sorted(samples)
+    pick = lambda q: round(s[min(len(s) - 1, int(q * len(s)))], 1)  # noqa: E731
+    return {"p50_us": pick(0.5), "p99_us": pick(0.99), "max_us": round(s[-1], 1), "n": len(s),
+            "mean_us": round(statistics.fmean(s), 1)}
+
+
+def main() -> None:
+    if len(sys.argv) == 4 and sys.argv[1] == "_node":  # a node of a measurement, in its own process
+        print(json.dumps(ROLES[sys.argv[2]](*json.loads(sys.argv[3]))), flush=True)
+        return
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="a few seconds per part (checks the benchmark runs)")
+    mode.add_argument("--soak", action="store_true", help="10 minutes of saturation instead of 60 s")
+    ap.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = ap.parse_args()
+    saturate_s = 1.0 if args.quick else 600.0 if args.soak else 60.0
+    capacity_s = 1.0 if args.quick else 10.0
+    pings = 100 if args.quick else 5000
+    with tempfile.TemporaryDirectory(prefix="hil-bench-") as tmp:
+        folder = Path(tmp)
+        results = {
+            "saturation_1mbit": flood(True, saturate_s, folder / "a"),
+            "capacity_wire_off": flood(False, capacity_s, folder / "b"),
+            "capacity_virtual_in_process": virtual_capacity(20_000 if args.quick else 200_000),
+            "latency_beyond_wire": {
+                "simbus": percentiles(latency_simbus(pings, 1000, folder / "c")),
+                "virtual_in_process": percentiles(latency_virtual(pings, 1000)),
+                "unix_socket_ping": percentiles(latency_unix(pings, 1000, folder)),
+            },
+            "goals": {"saturation lost/reordered/duplicated": [0, 0, 0], "capacity frames/s": 100_000,
+                      "latency p50_us": 50, "latency p99_us": 250},
+        }
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return
+    sat, cap = results["saturation_1mbit"], results["capacity_wire_off"]
+    print(f"(a) saturation, {BUSES} buses at 1 Mbit/s for {sat['seconds']:.0f} s:")
+    for name, r in sat["buses"].items():
+        print(f"    {name}: {r['received']:>9,} frames  {r['frames_per_s']:>6,}/s  load {r['bus_load']:.3f}  "
+              f"lost {r['lost']}  reordered {r['reordered']}  duplicated {r['duplicated']}")
+    print(f"(b) capacity, wire model off: {cap['total']['frames_per_s']:,} frames/s aggregate "
+          f"(lost {cap['total']['lost']}); python-can virtual in-process: "
+          f"{results['capacity_virtual_in_process']['frames_per_s']:,} frames/s")
+    print("(c) one-way latency beyond wire time:")
+    for name, r in results["latency_beyond_wire"].items():
+        print(f"    {name:20s} p50 {r['p50_us']:8.1f} µs  p99 {r['p99_us']:8.1f} µs  max {r['max_us']:9.1f} µs")
+
+
+if __name__ == "__main__":
+    main()
