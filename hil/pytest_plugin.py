@@ -4,12 +4,13 @@ The plugin (a ``pytest11`` entry point, so installed with hil) adds ``--hil-rig`
 the steps of a bench, each tearing down what it brought up, on every exit path:
 
 ``hil_rig``        the rig brought up for one test (its buses; the rig's lease is held for the session)
-``hil_deploy``     ``hil_deploy(stack.yaml)`` deploys a stack, starts it, waits until it is ready
+``hil_bench``      ``hil_bench(suite.yaml, name)`` plans a suite's bench on the rig: ``.bench`` (its
+                   stimulus, probes, measurements), ``.stack``, ``.db`` (its DBC files)
+``hil_deploy``     ``hil_deploy(plan.stack)`` deploys a stack, starts it, waits until it is ready
 ``hil_recording``  ``with hil_recording: ...`` records every bus and console; afterwards
-                   ``hil_recording.analyse(bench)`` runs the bench's probes and measurements
-``hil_inject``     ``hil_inject(stimulus)`` plays a stimulus onto the buses (absolute deadlines)
-``hil_bench``      ``hil_bench(suite.yaml, name)`` the bench spec (its stack — the suite default when it
-                   names none —, stimulus, probes and measurements)
+                   ``hil_recording.analyse(plan, replay)`` runs the bench's probes and measurements
+``hil_inject``     ``hil_inject(plan.bench.stimulus, plan.settle_ns)`` plays a stimulus onto the buses
+                   (absolute deadlines), then lets the stack settle
 
 Every measurement ``analyse`` judges goes into the JUnit report as properties
 ``hil.<measurement>`` (value and unit), ``hil.<measurement>.limits`` and ``hil.<measurement>.outcome``.
@@ -45,12 +46,15 @@ class HilRig:
         self.targets: dict[str, Any] = {}
         self.recorder: Any = None  # the recording in progress, which console lines also go to
 
-    def deploy(self, stack_path: str | Path, timeout_ns: int | None = None) -> dict[str, Any]:
-        """Deploy the stack's components to their targets, start them, wait until all are ready."""
-        from hil.spec import load_stack
+    def deploy(self, stack: Any, timeout_ns: int | None = None) -> dict[str, Any]:
+        """Deploy a stack (a stack file, or a loaded Stack such as ``plan.stack``) to its targets,
+        start them, wait until all are ready; returns the targets by name."""
         from hil.targets import components_for, create_target
 
-        stack = load_stack(stack_path).model
+        if isinstance(stack, (str, Path)):
+            from hil.spec import load_stack
+
+            stack = load_stack(stack).model
         for name, spec in self.rig.targets.items():
             components = components_for(stack, name)
             if not components:
@@ -63,9 +67,12 @@ class HilRig:
             target.wait_ready(timeout_ns)
         return dict(self.targets)
 
-    def inject(self, stimulus: Any) -> Any:
-        """Play ``stimulus`` (a suite's Stimulus) onto the buses; returns the ReplayReport. Echoes of
-        the injected frames go into the recording in progress (marked as sent)."""
+    def inject(self, stimulus: Any, settle_ns: int = 0) -> Any:
+        """Play ``stimulus`` (a suite's Stimulus) onto the buses, then let the stack answer for
+        ``settle_ns`` (e.g. ``plan.settle_ns``); returns the ReplayReport. Echoes of the injected
+        frames go into the recording in progress (marked as sent)."""
+        import time
+
         from hil.stimulus.injector import play
         from hil.stimulus.timeline import build_timeline
 
@@ -73,6 +80,7 @@ class HilRig:
         if self.recorder is not None:
             for bus, frames in report.echoes.items():
                 self.recorder.injected(bus, frames)
+        time.sleep(settle_ns / 1e9)
         return report
 
     def stop(self) -> None:
@@ -120,19 +128,18 @@ class HilRecording:
         recorder.close()
         self.recording = load(self.path)
 
-    def analyse(self, bench: Any, replay: Any = None) -> Any:
-        """Run ``bench``'s probes, chains and measurements on the recording; every measurement
-        becomes JUnit properties. ``replay``: the ReplayReport, for replay measurements."""
+    def analyse(self, plan: Any, replay: Any = None) -> Any:
+        """Run the bench's probes, chains and measurements on the recording (``plan`` from
+        ``hil_bench``); every measurement becomes JUnit properties. ``replay``: the ReplayReport,
+        for replay measurements."""
         from hil.analysis.bench import analyse
-        from hil.analysis.signals import Database
 
         if self.recording is None:
             raise RuntimeError("analyse() needs a finished recording: call it after the 'with hil_recording:' block")
-        dbc = bench.stimulus.dbc if bench.stimulus is not None else []
         lateness = None
         if replay is not None:
             lateness = {s: replay.stat(s) for s in ("p50", "p90", "p99", "p99.9", "max", "mean")}
-        result = analyse(bench, self.recording.can, Database(dbc), lateness)
+        result = analyse(plan.bench, self.recording.can, plan.db, lateness)
         for m in result.measurements:
             key = f"hil.{m.name}"
             self._add_property(key, "" if m.value is None else f"{m.value:.6g} {m.unit}".strip())
@@ -190,7 +197,7 @@ def hil_deploy(hil_rig: HilRig) -> Callable[..., dict[str, Any]]:
 
 @pytest.fixture
 def hil_inject(hil_rig: HilRig) -> Callable[[Any], Any]:
-    """``hil_inject(stimulus)``: play a Stimulus onto the rig; returns the ReplayReport."""
+    """``hil_inject(stimulus, settle_ns=0)``: play a Stimulus onto the rig; returns the ReplayReport."""
     return hil_rig.inject
 
 
@@ -202,17 +209,9 @@ def hil_recording(request: pytest.FixtureRequest, hil_rig: HilRig) -> HilRecordi
 
 
 @pytest.fixture
-def hil_bench() -> Callable[[str | Path, str], Any]:
-    """``hil_bench(suite.yaml, bench_name)``: one bench of a suite file (checked by the spec loader)."""
+def hil_bench(pytestconfig: pytest.Config, hil_rig_spec: Any) -> Callable[[str | Path, str], Any]:
+    """``hil_bench(suite.yaml, name)``: the bench planned on the ``--hil-rig`` rig — ``.bench``,
+    ``.stack``, ``.db`` (DBC) — with rig, suite and stack checked by the spec loader."""
+    from hil.bench.plan import plan_bench
 
-    def bench(suite_path: str | Path, name: str) -> Any:
-        from hil.spec import load_suite
-
-        suite = load_suite(suite_path).model
-        found = next((b for b in suite.benches if b.name == name), None)
-        if found is None:
-            known = ", ".join(b.name for b in suite.benches)
-            raise LookupError(f"{suite_path}: no bench {name!r}; the suite has: {known}")
-        return found.model_copy(update={"stack": found.stack or suite.defaults.stack})
-
-    return bench
+    return lambda suite_path, name: plan_bench(pytestconfig.getoption("hil_rig"), suite_path, name)

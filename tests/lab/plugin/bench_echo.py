@@ -6,10 +6,10 @@ HERE = Path(__file__).parent
 
 
 def test_echo_latency(hil_bench, hil_deploy, hil_recording, hil_inject):
-    bench = hil_bench(HERE / "suite.yaml", "echo-latency")
-    hil_deploy(bench.stack)
+    plan = hil_bench(HERE / "suite.yaml", "echo-latency")
+    hil_deploy(plan.stack)
     with hil_recording:
-        replay = hil_inject(bench.stimulus)
-    result = hil_recording.analyse(bench, replay)
+        replay = hil_inject(plan.bench.stimulus, plan.settle_ns)
+    result = hil_recording.analyse(plan, replay)
     assert replay.frames_sent == 20
     assert result.outcome == "pass", [m for m in result.measurements if m.outcome == "fail"]
