@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hil.simbus.bus import Client, SimBus
+from hil.simbus.bus import TX_QUEUE_LIMIT, Client, SimBus
 from hil.simbus.faults import FaultSet
 from hil.simbus.protocol import unix_address
 from hil.simbus.pty import PtyLink
@@ -104,7 +104,8 @@ class Broker:
             rlist: list[Any] = [self._wake_r, *self._listeners]
             wlist: list[Any] = []
             for fd, (client, _bus) in self._clients.items():
-                rlist.append(fd)
+                if len(client.tx) < TX_QUEUE_LIMIT:  # a full queue is read again once the wire drained it
+                    rlist.append(fd)
                 if client.out:
                     wlist.append(fd)
             for link in self.links:

@@ -18,7 +18,7 @@ from typing import Any
 from hil.simbus.faults import FaultEvent, FaultSet
 from hil.simbus.protocol import (
     CONTROL, EVENT, EVENT_CODE, F_ERROR, F_EXTENDED, F_FD, F_OWN, FRAME, HEADER, HELLO, HELLO_EVENTS,
-    HELLO_NO_FRAMES, HELLO_OWN, MAX_RECORD)
+    HELLO_NO_FRAMES, HELLO_OWN, MAX_RECORD, WELCOME_FD)
 from hil.simbus.wire import WireModel, arbitration_key
 
 TX_QUEUE_LIMIT = 1024  # frames a node may have pending before the broker stops reading from it
@@ -113,7 +113,8 @@ class SimBus:
                 client.events = bool(flags & HELLO_EVENTS)
                 client.frames = not flags & HELLO_NO_FRAMES
                 client.name = record[HEADER.size:].decode(errors="replace")
-                client.deliver(HEADER.pack(HELLO, 0, 0, 0, now))  # the node is on the bus from now on
+                # the welcome: the node is on the bus from now on; flags say whether the bus is CAN FD
+                client.deliver(HEADER.pack(HELLO, WELCOME_FD if self.fd else 0, 0, 0, now))
             elif kind == CONTROL:
                 reply = self.control(json.loads(record[HEADER.size:]), now)
                 client.deliver(HEADER.pack(CONTROL, 0, 0, 0, now) + json.dumps(reply).encode())

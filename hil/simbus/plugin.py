@@ -25,7 +25,7 @@ from can import CanOperationError, CanProtocol, Message
 from hil.simbus.faults import FaultEvent
 from hil.simbus.protocol import (
     CONTROL, EVENT, EVENT_KINDS, F_BRS, F_ERROR, F_ESI, F_EXTENDED, F_FD, F_OWN, F_REMOTE, FRAME, HEADER,
-    HELLO, HELLO_EVENTS, HELLO_NO_FRAMES, HELLO_OWN, MAX_RECORD, connect)
+    HELLO, HELLO_EVENTS, HELLO_NO_FRAMES, HELLO_OWN, MAX_RECORD, WELCOME_FD, connect)
 
 NS = 1_000_000_000
 EVENTS_KEPT = 100_000
@@ -74,6 +74,7 @@ class SimCanBus(can.BusABC):
             self._sock.close()
             raise can.CanInitializationError(f"the simbus broker at {self.channel} did not answer within "
                                              f"{JOIN_TIMEOUT_S:.0f} s")
+        self._bus_fd = bool(welcome[1] & WELCOME_FD)
         super().__init__(channel=channel, can_filters=can_filters, **kwargs)
 
     # ---- sending -------------------------------------------------------------------------------
@@ -85,6 +86,11 @@ class SimCanBus(can.BusABC):
         """Queue ``msg`` for the wire at run-clock time ``release_ns`` (now, if that has passed)."""
         if self._state is can.BusState.PASSIVE:
             raise CanOperationError(f"simbus {self.channel}: the bus is in passive (listen-only) state")
+        if msg.is_fd and not self._bus_fd:
+            raise CanOperationError(f"simbus {self.channel}: a CAN FD frame cannot go on this classic CAN bus")
+        if len(msg.data) > (64 if msg.is_fd else 8):
+            raise CanOperationError(f"simbus {self.channel}: expected at most {64 if msg.is_fd else 8} data bytes "
+                                    f"in a {'CAN FD' if msg.is_fd else 'classic'} frame, got {len(msg.data)}")
         self._send_record(pack_frame(msg, release_ns), timeout)
 
     def _send_record(self, record: bytes, timeout: float | None) -> None:

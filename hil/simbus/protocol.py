@@ -10,6 +10,7 @@ python-can's ``fileno()``-based Notifier honest).
 type       direction           meaning of ``id`` / ``t`` / payload
 =========  ==================  =====================================================================
 HELLO      client → broker     flags = HELLO_* options; payload = client name (utf-8)
+HELLO      broker → client     the welcome: the node is on the bus; flags = WELCOME_* (bus is FD)
 FRAME      both                CAN frame; client → broker: ``t`` = release time (0 = now);
                                broker → client: ``t`` = end-of-frame time
 EVENT      broker → client     a fault event; flags = event kind code, payload = JSON detail
@@ -42,6 +43,9 @@ F_OWN = 0x40  # broker → client: the echo of this client's own frame
 HELLO_OWN = 0x01  # receive_own_messages
 HELLO_EVENTS = 0x02  # deliver fault events
 HELLO_NO_FRAMES = 0x04  # a control-only connection: deliver no frames
+
+# welcome (broker → client HELLO) flags
+WELCOME_FD = 0x01  # the bus is a CAN FD bus
 
 # fault event kinds (EVENT flags)
 EVENT_KINDS = ("armed", "cleared", "drop", "delay", "corrupt", "bus_off", "babble")

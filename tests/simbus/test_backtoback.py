@@ -6,6 +6,7 @@ import json
 import random
 
 import can
+import pytest
 
 from .conftest import frames_file, start_node
 
@@ -104,5 +105,33 @@ def test_recv_timeout_returns_none_and_notifier_uses_fileno(rig_buses):
 
         got = asyncio.run(collect())
         assert [m.arbitration_id for m in got] == list(range(20))
+        tx.shutdown()
+        rx.shutdown()
+
+
+def test_frames_the_bus_cannot_carry_are_refused(rig_buses):
+    with rig_buses(chassis={}) as buses:
+        bus = buses.open_can("chassis")
+        with pytest.raises(can.CanOperationError, match="cannot go on this classic CAN bus"):
+            bus.send(can.Message(arbitration_id=1, is_fd=True, data=bytes(12)))
+        with pytest.raises(can.CanOperationError, match="at most 8 data bytes in a classic frame, got 9"):
+            bus.send(can.Message(arbitration_id=1, data=bytes(9), check=False))
+        bus.shutdown()
+
+
+def test_send_periodic_and_fd_flags(rig_buses):
+    with rig_buses(chassis={"fd": True}) as buses:
+        tx, rx = buses.open_can("chassis"), buses.open_can("chassis")
+        task = tx.send_periodic(can.Message(arbitration_id=0x321, data=[1, 2], is_extended_id=False), 0.01)
+        got = [rx.recv(10) for _ in range(5)]
+        task.stop()
+        assert {m.arbitration_id for m in got} == {0x321}
+        stamps = [m.timestamp for m in got]
+        assert stamps == sorted(stamps)
+        tx.send(can.Message(arbitration_id=0x5, is_fd=True, bitrate_switch=True, error_state_indicator=True,
+                            data=bytes(range(48)), is_extended_id=False))
+        while (m := rx.recv(10)).arbitration_id != 0x5:
+            pass
+        assert (m.is_fd, m.bitrate_switch, m.error_state_indicator, bytes(m.data)) == (True, True, True, bytes(range(48)))
         tx.shutdown()
         rx.shutdown()
