@@ -147,7 +147,7 @@ class Recorder:
         """Open bus ``name`` for listening; returns how its timestamps reach the run clock."""
         cfg = self._buses.can_config(name) if self._is_can(name) else None
         if cfg is None:
-            port = self._buses.open_serial(name, side="host")
+            port = self._buses.open_serial(name, side="host", timeout=_POLL_S)
             self._opened.append(port)
             self._threads.append(threading.Thread(target=self._read_serial, args=(name, port), daemon=True))
             return "serial: read time on the run clock"

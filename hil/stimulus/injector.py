@@ -25,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,7 +35,8 @@ from hil.stimulus.events import CanEvent
 from hil.stimulus.report import ReplayReport
 from hil.stimulus.timeline import Timeline
 
-LEAD_NS = 20_000_000  # how far ahead frames are handed to the simbus broker
+LEAD_NS = 200_000_000  # how far ahead frames are handed to the simbus broker ...
+MAX_AHEAD = 512  # ... and at most this many (the broker queues 1024 per node)
 START_MARGIN_NS = 50_000_000  # play starts this long after the child is ready
 PROGRESS_EVERY_NS = 250_000_000
 ECHO_GRACE_NS = 2_000_000_000  # how long to wait for the last echoes after the last send
@@ -288,6 +290,7 @@ class _Replay:
 
         plan, handles, planned = self.plan, self.handles, self.planned
         timed = [b.timed for b in plan.buses]
+        handed: deque[int] = deque(maxlen=MAX_AHEAD)  # release times of the last frames handed over
         waits = {w.index: w for w in plan.waits}
         wait_log: list[dict[str, Any]] = []
         start = now_ns() + START_MARGIN_NS
@@ -320,10 +323,14 @@ class _Replay:
                                   error_state_indicator=bool(flags & 0x20), check=False)
                 planned[b].append(deadline)
                 if timed[b]:
-                    ahead = deadline - eof - plan.lead_ns - now_ns()
-                    if ahead > 0:
+                    release = deadline - eof
+                    hand_over = release - plan.lead_ns
+                    if len(handed) == MAX_AHEAD:
+                        hand_over = max(hand_over, handed[0])
+                    if (ahead := hand_over - now_ns()) > 0:
                         time.sleep(ahead / 1e9)
-                    handles[b].send_at(msg, deadline - eof)
+                    handles[b].send_at(msg, release)
+                    handed.append(release)
                 else:
                     wait_until(deadline - eof)
                     handles[b].send(msg)

@@ -68,9 +68,11 @@ class ReplayReport:
         if self.frames_early:
             out.append(f"{self.frames_early} frame(s) went out early; expected none")
         for name, limit in budget.items():
-            value = abs(self.stat(name)) if name == "span_error" else self.stat(name)
-            if value > limit:
-                out.append(f"replay {name} {value:g} exceeds the budget {limit:g}")
+            if name == "span_error":
+                if abs(self.span_error) > limit:
+                    out.append(f"replay span error {self.span_error:+.4%} exceeds the budget ±{limit:.4%}")
+            elif (value := self.stat(name)) > limit:
+                out.append(f"replay lateness {name} {value / 1000:,.1f} µs exceeds the budget {limit / 1000:,.1f} µs")
         if self.aborted:
             out.append(f"the replay was aborted: {self.aborted}")
         return out

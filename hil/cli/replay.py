@@ -1,0 +1,147 @@
+"""``hil replay STIMULUS... --rig RIG``: inject recorded streams onto a rig's buses and report the
+replay error (lateness p50/p99/p99.9/max, frames early, span error)."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from hil.cli.app import App
+from hil.errors import EXIT_FAILED
+
+
+def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
+    out = {}
+    for v in values:
+        key, sep, val = v.partition("=")
+        if not sep or not key or not val:
+            raise click.BadParameter(f"expected {what}, got {v!r}")
+        out[key] = val
+    return out
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--rig", "rig_file", envvar="HIL_RIG", required=True, type=click.Path(dir_okay=False),
+              help="Rig file (also HIL_RIG).")
+@click.option("--map", "maps", multiple=True, metavar="LOG_CH=BUS", help="Log channel → rig bus (repeatable).")
+@click.option("--format", "fmt", default="auto", show_default=True,
+              type=click.Choice(["auto", "asc", "blf", "trc", "log", "csv", "mf4", "mcap", "serial"]))
+@click.option("--include", "include", multiple=True, metavar="ID", help="Only these CAN ids (repeatable).")
+@click.option("--exclude", "exclude", multiple=True, metavar="ID", help="Leave out these CAN ids (repeatable).")
+@click.option("--start", default="0s", show_default=True, help="Window start after the first event.")
+@click.option("--end", default=None, help="Window end after the first event.")
+@click.option("--rate", type=float, default=1.0, show_default=True, help="Speed factor (2 = twice as fast).")
+@click.option("--loop", type=int, default=1, show_default=True, help="Play the stimulus this many times.")
+@click.option("--skip-gaps-over", default=None, metavar="DURATION", help="Shorten longer gaps to this.")
+@click.option("--dbc", multiple=True, type=click.Path(exists=True, dir_okay=False), help="DBC file(s).")
+@click.option("--record", "record_to", type=click.Path(dir_okay=False), help="Also record every bus to this MCAP.")
+@click.option("--budget", multiple=True, metavar="STAT=LIMIT",
+              help="Replay-error budget, e.g. p99=100us, max=1ms, span_error=0.001; exceeding it exits 1.")
+@click.option("--spin-only", is_flag=True, help="No simbus timed release: sleep-and-spin on every bus.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_obj
+def replay(app: App, files, rig_file, maps, fmt, include, exclude, start, end, rate, loop, skip_gaps_over,
+           dbc, record_to, budget, spin_only, as_json) -> None:
+    """Inject FILES (CAN logs, MCAP recordings, serial captures) onto RIG with exact timing."""
+    import tempfile
+    from pathlib import Path
+
+    from pydantic import ValidationError
+
+    from hil.buses import RigBuses
+    from hil.spec.common import parse_duration_ns
+    from hil.spec.load import load_rig
+    from hil.spec.suite import Stimulus
+    from hil.stimulus.injector import play
+    from hil.stimulus.timeline import build_timeline
+
+    source = {"format": fmt, "map": _pairs(maps, "LOG_CH=BUS"), "exclude_ids": list(exclude), "start": start}
+    if include:
+        source["include_ids"] = list(include)
+    if end is not None:
+        source["end"] = end
+    stim = {"sources": [{"file": f, **source} for f in files], "rate": rate, "loop": loop, "dbc": list(dbc)}
+    if skip_gaps_over is not None:
+        stim["skip_gaps_over"] = skip_gaps_over
+    try:
+        stimulus = Stimulus.model_validate(stim)
+        limits = {}
+        for k, v in _pairs(budget, "STAT=LIMIT").items():
+            limits[k] = float(v) if k == "span_error" else parse_duration_ns(v)
+    except ValidationError as exc:  # before ValueError, its base class
+        app.abort("invalid option: " + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
+    except ValueError as exc:
+        app.abort(f"invalid --budget: {exc}")
+    rig = load_rig(rig_file).model
+    timeline = build_timeline(stimulus, rig)
+    for why, n in timeline.dropped.items():
+        app.print(f"[dim]{n} frame(s) left out: {why}[/]", level=1)
+    with tempfile.TemporaryDirectory(prefix="hil-replay-") as run_dir, RigBuses(rig, Path(run_dir)) as buses:
+        report = _play_with_progress(app, timeline, buses, record_to, rig, not spin_only, play)
+    problems = report.over_budget(limits)
+    if as_json:
+        app.console.print_json(json.dumps({**report.summary(), "budget_problems": problems}))
+    else:
+        app.print(report_table(report), level=-1)
+        for p in problems:
+            app.error(p)
+    if problems:
+        raise click.exceptions.Exit(EXIT_FAILED)
+
+
+def _play_with_progress(app, timeline, buses, record_to, rig, timed, play):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from hil.recording import Recorder
+
+    columns = [TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+               TextColumn("late max {task.fields[late]}"), TimeElapsedColumn()]
+    recorder = None
+    if record_to:
+        recorder = Recorder(record_to, buses, [n for n, b in rig.buses.items() if b.kind == "can" and b.record],
+                            metadata={"rig": rig.name, "command": "hil replay"})
+        recorder.start()
+    try:
+        with Progress(*columns, console=app.err_console, disable=app.verbosity < 0, transient=True) as bar:
+            task = bar.add_task("replay", total=len(timeline.steps), rate="", late="–")
+
+            def update(p) -> None:
+                rate = f"{p.sent / (p.elapsed_ns / 1e9):,.0f} frames/s" if p.elapsed_ns > 0 else ""
+                bar.update(task, completed=p.sent, rate=rate, late=_us(p.late_max_ns))
+
+            report = play(timeline, buses, on_progress=update, timed_release=timed)
+            bar.update(task, completed=report.frames_sent)
+        if recorder is not None:
+            for bus, echoes in report.echoes.items():
+                recorder.injected(bus, echoes)
+    finally:
+        if recorder is not None:
+            recorder.close()
+    return report
+
+
+def _us(ns: float | None) -> str:
+    return "–" if ns is None or ns != ns else f"{ns / 1000:,.1f} µs"
+
+
+def report_table(report):
+    from rich.table import Table
+
+    t = Table(title="replay error", show_header=False, title_justify="left")
+    t.add_column(style="bold")
+    t.add_column(justify="right")
+    t.add_row("frames", f"{report.frames_sent} sent of {report.frames_planned}, {report.frames_echoed} seen back")
+    for k in ("p50", "p99", "p99.9", "max"):
+        t.add_row(f"lateness {k}", _us(report.stat(k)))
+    t.add_row("frames early", f"[{'red' if report.frames_early else 'green'}]{report.frames_early}[/]")
+    t.add_row("span error", f"{report.span_error * 100:+.4f} %")
+    for w in report.waits:
+        t.add_row("wait", f"{w['wait']}: {'met' if w['met'] else 'timed out'} after {_us(w['waited_ns'])}")
+    if report.aborted:
+        t.add_row("aborted", f"[red]{report.aborted}[/]")
+    host = report.host
+    t.add_row("timing", f"timer slack {host.get('timer_slack_ns')} ns · PM QoS {host.get('cpu_dma_latency')} · "
+              f"timed release on {', '.join(host.get('timed_release') or []) or 'no bus'}")
+    return t
