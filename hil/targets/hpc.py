@@ -11,6 +11,7 @@ from typing import Any
 from hil.errors import DeployError
 from hil.spec.rig import HpcTarget
 from hil.spec.stack import Component, ProcessComponent
+from hil.targets.base import State
 from hil.targets.console import ConsoleLog, format_tail
 
 
@@ -54,6 +55,8 @@ def exit_text(code: int) -> str:
     return f"exited with code {code}"
 
 
-def crashed(target: str, name: str, code: int, log: ConsoleLog, when: str = "during start-up") -> DeployError:
+def crashed(target: str, name: str, code: int, log: ConsoleLog, state: State | None = None) -> DeployError:
+    """The error for a component that died: how, when (start-up or after ready), its console tail."""
+    when = "while running" if state is State.READY else "during start-up"
     return DeployError(f"target {target!r}: component {name!r} {exit_text(code)} {when}\n"
                        f"{format_tail(log.tail(name), name)}")

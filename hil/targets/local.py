@@ -118,7 +118,7 @@ class LocalHpcTarget(Target):
             code = proc.poll()
             if code is not None:
                 self._drain(name)
-                raise crashed(self.name, name, code, self.log)
+                raise crashed(self.name, name, code, self.log, self.state)
 
     def _drain(self, name: str, timeout_s: float = 5.0) -> None:
         for thread in self._pumps.get(name, []):

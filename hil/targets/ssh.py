@@ -202,7 +202,7 @@ class SshHpcTarget(Target):
     def _alive(self) -> None:
         for name, code in list(self._exits.items()):
             self._run(self._drain())
-            raise crashed(self.name, name, code, self.log)
+            raise crashed(self.name, name, code, self.log, self.state)
 
     async def _drain(self) -> None:
         if self._pumps:

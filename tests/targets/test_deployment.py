@@ -1,0 +1,53 @@
+"""The Deployment engine: events in order, power cycle before deploy, teardown on errors."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import pytest
+
+from hil.buses import RigBuses
+from hil.errors import DeployError
+from hil.targets import bundle
+from hil.targets.deployment import Deployment
+
+LOG = "import sys; open(sys.argv[1], 'a').write(sys.argv[2] + '\\n')"
+
+
+def test_power_cycle_happens_before_deploy_and_teardown_follows(sf, tmp_path):
+    log = str(tmp_path / "power.log")
+    sf.rig_doc["power"] = {"pdu": {"kind": "command", "on": [sys.executable, "-c", LOG, log, "on"],
+                                   "off": [sys.executable, "-c", LOG, log, "off"], "off_time": "0s"}}
+    sf.rig_doc["targets"]["hpc"]["power"] = "pdu"
+    rig = sf.rig()
+    stack = sf.stack({"svc": {"argv": ["sh", "-c", "echo up; exec sleep 600"], "ready": {"console": "^up$"}}})
+    events = []
+    with RigBuses(rig, tmp_path / "run") as buses:
+        with Deployment(rig, stack, buses, tmp_path / "run", on_event=events.append) as dep:
+            assert dep.drivers() == {"hpc": "hpc-local"}
+            dep.up(power_cycle=True)
+            dep.check_alive()
+    assert (tmp_path / "power.log").read_text() == "off\non\n"
+    assert [e.phase for e in events] == ["power-cycle", "deploying", "deployed", "starting", "started",
+                                         "waiting", "ready", "stopping", "stopped"]
+    assert events[0].detail == "switch pdu"
+    assert events[5].detail == "svc: console line matching '^up$'"
+
+
+def test_a_prebuilt_bundle_is_used_and_a_death_is_reported(sf, tmp_path):
+    sf.file("run.sh", "echo up\nsleep 0.2\nexit 5\n")
+    rig = sf.rig()
+    stack = sf.stack({"svc": {"files": ["run.sh"], "argv": ["sh", "run.sh"], "ready": {"console": "^up$"}}})
+    prebuilt = tmp_path / "b.tar.gz"
+    bundle.build_stack(stack, prebuilt)
+    events = []
+    with RigBuses(rig, tmp_path / "run") as buses:
+        with Deployment(rig, stack, buses, tmp_path / "run", bundle=prebuilt, on_event=events.append) as dep:
+            dep.up()
+            assert not (tmp_path / "run" / "demo-1.0.tar.gz").exists()
+            with pytest.raises(DeployError, match="component 'svc' exited with code 5 while running"):
+                for _ in range(600):  # bounded: the component exits on its own
+                    dep.check_alive()
+                    time.sleep(0.1)
+    assert events[-1].phase == "stopped"
