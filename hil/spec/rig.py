@@ -91,6 +91,8 @@ class SshReach(Spec):
     identity: SpecPath | None = Field(None, description="private key; the SSH agent when absent")
     workdir: str = "/tmp/hil"
     python: str = Field("python3", description="the remote Python that '{python}' in a component's argv names")
+    connect_timeout: Duration = Field(120_000_000_000, description="keep retrying a refused or unreachable "
+                                      "host this long (it may be booting after a power cycle)")
 
 
 Reach = Annotated[Union[LocalReach, SshReach], Field(discriminator="via")]

@@ -212,9 +212,10 @@ def wait_ready(target: str, checks: Mapping[str, Check], log: ConsoleLog,
 class Armed:
     """The armed ready conditions of one target's components, from arming to waiting (or stop)."""
 
-    def __init__(self, components: Mapping[str, Any] = {}, log: ConsoleLog | None = None, buses: Any = None):
+    def __init__(self, components: Mapping[str, Any] | None = None, log: ConsoleLog | None = None,
+                 buses: Any = None):
         self.checks = {name: make_check(c.ready, name, log, buses)
-                       for name, c in components.items() if c.ready is not None}
+                       for name, c in (components or {}).items() if c.ready is not None}
         for check in self.checks.values():
             check.arm()
 

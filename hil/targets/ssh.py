@@ -28,6 +28,7 @@ import asyncssh
 
 from hil import clock
 from hil.errors import BundleError, DeployError
+from hil.spec.common import format_duration
 from hil.spec.rig import HpcTarget, Rig, SshReach
 from hil.spec.stack import Component, ProcessComponent
 from hil.targets import bundle as bundles
@@ -37,7 +38,8 @@ from hil.targets.hpc import component_env, crashed, expand_argv, process_compone
 from hil.targets.ready import Armed
 
 DEFAULT_GRACE_NS = 5_000_000_000
-CONNECT_TIMEOUT_S = 30.0
+CONNECT_TIMEOUT_S = 30.0  # one attempt
+CONNECT_RETRY_S = 1.0
 _SLACK_S = 30.0  # beyond the grace period, for the remote side to report back
 
 WRAPPER = """\
@@ -135,9 +137,16 @@ class SshHpcTarget(Target):
             raise DeployError(f"target {self.name!r}: known_hosts file {r.known_hosts} does not exist; "
                               "hil never connects without checking the host key")
         keys = {"client_keys": [str(r.identity)]} if r.identity is not None else {}
+        deadline = clock.now_ns() + r.connect_timeout
         try:
-            return await asyncssh.connect(r.host, port=r.port, username=r.user, known_hosts=str(r.known_hosts),
-                                          connect_timeout=CONNECT_TIMEOUT_S, **keys)
+            while True:
+                try:
+                    return await asyncssh.connect(r.host, port=r.port, username=r.user, known_hosts=str(r.known_hosts),
+                                                  connect_timeout=CONNECT_TIMEOUT_S, **keys)
+                except OSError:  # refused or unreachable: the host may still be booting
+                    if clock.now_ns() >= deadline:
+                        raise
+                    await asyncio.sleep(CONNECT_RETRY_S)
         except asyncssh.HostKeyNotVerifiable as exc:
             raise DeployError(f"target {self.name!r}: host key of {r.host}:{r.port} is not trusted by "
                               f"{r.known_hosts} ({exc.reason}); refusing to connect") from None
@@ -145,7 +154,8 @@ class SshHpcTarget(Target):
             what = f"key {r.identity}" if r.identity else "the SSH agent's keys"
             raise DeployError(f"target {self.name!r}: {self.where} refused {what}") from None
         except (OSError, asyncssh.Error) as exc:
-            raise DeployError(f"target {self.name!r}: cannot connect to {self.where}: {exc}") from None
+            raise DeployError(f"target {self.name!r}: cannot connect to {self.where} (tried for "
+                              f"{format_duration(r.connect_timeout)}): {exc}") from None
 
     async def _remote(self, what: str, command: str, stdin: str | None = None,
                       error: type[DeployError] = DeployError) -> str:

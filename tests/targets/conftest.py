@@ -113,7 +113,7 @@ class Sshd:
     user: str
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -132,7 +132,7 @@ def sshd(tmp_path_factory) -> Sshd:
     d = tmp_path_factory.mktemp("sshd")
     host_pub = _keygen(d / "host_key")
     (d / "authorized_keys").write_text(_keygen(d / "id_user") + "\n")
-    port = _free_port()
+    port = free_port()
     (d / "sshd_config").write_text(SSHD_CONFIG.format(port=port, dir=d))
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation folder
     known = d / "known_hosts"

@@ -18,7 +18,7 @@ from hil.targets import bundle, create_target
 from hil.targets.base import State
 from hil.targets.ssh import SshHpcTarget
 
-from .conftest import group_members, wait_groups_gone
+from .conftest import free_port, group_members, wait_groups_gone
 
 APP = textwrap.dedent("""\
     echo $$ > "$PIDFILE"
@@ -172,3 +172,12 @@ def test_sigkilled_controller_takes_remote_groups_with_it(ssh_rig, tmp_path):
         ctl.wait()
         ctl.stdout.close()
     assert wait_groups_gone([pgid]) == {}
+
+
+def test_unreachable_host_is_retried_until_connect_timeout(ssh_rig, tmp_path):
+    port = free_port()
+    reach = ssh_rig.rig_doc["targets"]["hpc"]["reach"]
+    reach.update(port=port, connect_timeout="300ms")
+    target, stack, _ = make(ssh_rig, tmp_path, fusion=app(tmp_path, files=[]))
+    with target, pytest.raises(DeployError, match=f"cannot connect to .*@127.0.0.1:{port} \\(tried for 300ms\\)"):
+        target.deploy(ssh_rig.components(stack))
