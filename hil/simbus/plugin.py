@@ -23,6 +23,7 @@ import can
 from can import CanOperationError, CanProtocol, Message
 
 from hil.simbus.faults import FaultEvent
+from hil.simbus.wire import FD_LENGTHS, fd_dlc
 from hil.simbus.protocol import (
     CONTROL, EVENT, EVENT_KINDS, F_BRS, F_ERROR, F_ESI, F_EXTENDED, F_FD, F_OWN, F_REMOTE, FRAME, HEADER,
     HELLO, HELLO_EVENTS, HELLO_NO_FRAMES, HELLO_OWN, MAX_RECORD, WELCOME_FD, connect)
@@ -38,6 +39,8 @@ def pack_frame(msg: Message, release_ns: int = 0) -> bytes:
              | (F_ERROR if msg.is_error_frame else 0) | (F_FD if msg.is_fd else 0)
              | (F_BRS if msg.bitrate_switch else 0) | (F_ESI if msg.error_state_indicator else 0))
     data = b"" if msg.is_remote_frame else bytes(msg.data)
+    if msg.is_fd and len(data) > 8:
+        data = data.ljust(FD_LENGTHS[fd_dlc(len(data))], b"\0")  # as a controller pads it
     return HEADER.pack(FRAME, flags, msg.dlc if msg.is_remote_frame else len(data), msg.arbitration_id,
                        release_ns) + data
 

@@ -25,7 +25,8 @@ _LONG_RUNS = re.compile(r"0{4,}|1{4,}")
 
 
 def fd_dlc(length: int) -> int:
-    """DLC code (0..15) of a payload length; lengths between steps round up as controllers pad."""
+    """CAN FD DLC code (0..15) of a payload length; lengths between steps round up (the controller
+    pads the payload)."""
     for code, n in enumerate(FD_LENGTHS):
         if length <= n:
             return code
@@ -72,7 +73,7 @@ def stuff_bits(bits: str) -> int:
 
 
 def _header(can_id: int, flags: int, dlc: int) -> tuple[str, str]:
-    """(arbitration-phase bits, control bits after it) from SOF to the DLC, unstuffed."""
+    """(arbitration-phase bits, control bits after it) from SOF to the DLC code, unstuffed."""
     rtr = "1" if flags & F_REMOTE else "0"
     if flags & F_FD:
         # FD: RRS=0, then FDF=1, res=0, BRS; the data phase starts at ESI
@@ -96,7 +97,12 @@ def frame_bits(can_id: int, flags: int, dlc: int, data: bytes) -> tuple[int, int
     """(bits at the nominal bitrate, bits at the data bitrate), intermission included."""
     if flags & F_ERROR:
         return ERROR_FRAME_BITS + IFS_BITS, 0
-    arb, ctrl = _header(can_id, flags, dlc)
+    if flags & F_FD:  # the DLC field holds a code; controllers pad the payload to its length
+        code = fd_dlc(len(data))
+        data = data.ljust(FD_LENGTHS[code], b"\0")
+    else:
+        code = min(dlc, 15)
+    arb, ctrl = _header(can_id, flags, code)
     payload = "" if flags & F_REMOTE or not data else format(int.from_bytes(data, "big"), f"0{8 * len(data)}b")
     body = arb + ctrl + payload
     if not flags & F_FD:

@@ -133,5 +133,7 @@ def test_send_periodic_and_fd_flags(rig_buses):
         while (m := rx.recv(10)).arbitration_id != 0x5:
             pass
         assert (m.is_fd, m.bitrate_switch, m.error_state_indicator, bytes(m.data)) == (True, True, True, bytes(range(48)))
+        tx.send(can.Message(arbitration_id=0x6, is_fd=True, data=bytes([9] * 10), is_extended_id=False))
+        assert bytes(rx.recv(10).data) == bytes([9] * 10) + bytes(2)  # padded to the next FD length, 12
         tx.shutdown()
         rx.shutdown()

@@ -12,6 +12,33 @@ from hil.simbus.wire import WireModel, arbitration_key, frame_bits
 from hil.clock import now_ns
 
 
+def _stuffed_length(bits: str) -> int:
+    """Length of ``bits`` after bit stuffing, one bit at a time."""
+    out, last, run = 0, None, 0
+    for b in bits:
+        out += 1
+        run = run + 1 if b == last else 1
+        last = b
+        if run == 5:
+            last = "1" if b == "0" else "0"
+            out += 1
+            run = 1
+    return out
+
+
+def _reference_fd_bits(can_id: int, ext: bool, brs: bool, data: bytes) -> int:
+    """ISO 11898-1 CAN FD frame: dynamic stuffing to the end of the data, fixed-stuffed CRC field."""
+    code = [0, 1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 20, 24, 32, 48, 64].index(len(data))
+    if ext:
+        arb = "0" + format(can_id >> 18, "011b") + "11" + format(can_id & 0x3FFFF, "018b") + "0"
+    else:
+        arb = "0" + format(can_id, "011b") + "0" + "0"
+    bits = arb + "10" + ("1" if brs else "0") + "0" + format(code, "04b") + "".join(format(b, "08b") for b in data)
+    crc = 17 if len(data) <= 16 else 21
+    crc_field = 1 + 4 + crc + (4 + crc) // 4  # leading fixed stuff bit, stuff count, CRC, one every 4 bits
+    return _stuffed_length(bits) + crc_field + 1 + 2 + 7 + 3
+
+
 def _reference_classic_bits(can_id: int, ext: bool, rtr: bool, data: bytes) -> int:
     """ISO 11898-1 classic frame, built and stuffed one bit at a time (independent of hil.simbus.wire)."""
     dlc = format(len(data), "04b")
@@ -28,16 +55,7 @@ def _reference_classic_bits(can_id: int, ext: bool, rtr: bool, data: bytes) -> i
         if top:
             crc ^= 0x4599
     bits += format(crc, "015b")
-    stuffed, last, run = [], None, 0
-    for b in bits:
-        stuffed.append(b)
-        run = run + 1 if b == last else 1
-        last = b
-        if run == 5:
-            last = "1" if b == "0" else "0"
-            stuffed.append(last)
-            run = 1
-    return len(stuffed) + 1 + 2 + 7 + 3  # CRC delimiter, ACK slot + delimiter, EOF, intermission
+    return _stuffed_length(bits) + 1 + 2 + 7 + 3  # CRC delimiter, ACK slot + delimiter, EOF, intermission
 
 
 def test_classic_frame_lengths_match_a_bit_by_bit_reference():
@@ -50,6 +68,19 @@ def test_classic_frame_lengths_match_a_bit_by_bit_reference():
         flags = (F_EXTENDED if ext else 0) | (F_REMOTE if rtr else 0)
         assert frame_bits(can_id, flags, len(data), b"" if rtr else data) == (
             _reference_classic_bits(can_id, ext, rtr, data), 0)
+
+
+def test_fd_frame_lengths_match_a_bit_by_bit_reference():
+    rng = random.Random(5)
+    for _ in range(300):
+        ext, brs = rng.random() < 0.5, rng.random() < 0.5
+        can_id = rng.randint(0, 0x1FFFFFFF if ext else 0x7FF)
+        data = bytes(rng.choice([0, 0xFF, rng.randint(0, 255)]) for _ in range(rng.choice([0, 5, 8, 12, 20, 32, 64])))
+        flags = 0x08 | (F_EXTENDED if ext else 0) | (0x10 if brs else 0)
+        slow, fast = frame_bits(can_id, flags, len(data), data)
+        assert slow + fast == _reference_fd_bits(can_id, ext, brs, data)
+    # between two FD lengths the controller pads: 10 bytes take as long as 12
+    assert frame_bits(0x1, 0x08, 10, bytes(10)) == frame_bits(0x1, 0x08, 12, bytes(12))
 
 
 def test_known_lengths_and_fd_data_phase():
