@@ -59,3 +59,30 @@ def test_long_socket_paths_work(rig_buses, tmp_path, monkeypatch):
         assert b.recv(10).data == bytearray([7])
         a.shutdown()
         b.shutdown()
+
+
+def test_broker_ends_when_its_controller_is_killed(tmp_path):
+    """The broker watches its stdin: a SIGKILLed controller leaves no broker behind."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import sys, time; from pathlib import Path\n"
+        "from hil.buses import RigBuses\n"
+        "from hil.spec.rig import Rig\n"
+        "rig = Rig.model_validate({'name': 'k', 'buses': {'c': {'kind': 'can', 'emulated': True}}})\n"
+        "buses = RigBuses(rig, Path(sys.argv[1])).__enter__()\n"
+        "print(buses._broker.info['pid'], flush=True)\n"
+        "time.sleep(600)\n")
+    controller = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    broker_pid = int(controller.stdout.readline())
+    controller.send_signal(signal.SIGKILL)
+    controller.wait()
+    controller.stdout.close()
+    deadline = time.monotonic() + 60
+    while os.path.exists(f"/proc/{broker_pid}") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not os.path.exists(f"/proc/{broker_pid}")
+    assert not list(tmp_path.glob("simbus/*.sock"))  # it removed its sockets on the way out
