@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from hil.simbus.bus import TX_QUEUE_LIMIT, Client, SimBus
-from hil.simbus.faults import FaultSet
+from hil.simbus.faults import FaultSet, parse_fault
 from hil.simbus.protocol import unix_address
 from hil.simbus.pty import PtyLink
 from hil.simbus.wire import WireModel
@@ -43,10 +43,6 @@ class Broker:
     """Serves the buses and links described by ``config`` (see :func:`hil.simbus.config.broker_config`)."""
 
     def __init__(self, config: dict[str, Any]):
-        from pydantic import TypeAdapter
-
-        from hil.spec.faults import Fault
-
         self.dir = Path(config["dir"])
         self.buses: list[SimBus] = []
         self.links: list[PtyLink] = []
@@ -55,7 +51,6 @@ class Broker:
         self.running = True
         self._wake_r, self._wake_w = os.pipe()  # stop() writes here so a blocked select returns
         os.set_blocking(self._wake_w, False)
-        fault_adapter = TypeAdapter(Fault)
         now = time.monotonic_ns()
         try:
             for spec in config.get("can", []):
@@ -64,7 +59,7 @@ class Broker:
                              FaultSet(config.get("seed", 0)), spec.get("fd", False))
                 bus.since_ns = now
                 for fault in spec.get("faults", []):
-                    bus.faults.arm(fault_adapter.validate_python(fault), now)
+                    bus.faults.arm(parse_fault(fault), now)
                 self._listen(bus)
                 self.buses.append(bus)
             for spec in config.get("serial", []):

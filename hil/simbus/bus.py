@@ -15,7 +15,7 @@ import socket
 from collections import deque
 from typing import Any
 
-from hil.simbus.faults import FaultEvent, FaultSet
+from hil.simbus.faults import FaultEvent, FaultSet, parse_fault
 from hil.simbus.protocol import (
     CONTROL, EVENT, EVENT_CODE, F_ERROR, F_EXTENDED, F_FD, F_OWN, FRAME, HEADER, HELLO, HELLO_EVENTS,
     HELLO_NO_FRAMES, HELLO_OWN, MAX_RECORD, WELCOME_FD)
@@ -115,6 +115,9 @@ class SimBus:
                 client.name = record[HEADER.size:].decode(errors="replace")
                 # the welcome: the node is on the bus from now on; flags say whether the bus is CAN FD
                 client.deliver(HEADER.pack(HELLO, WELCOME_FD if self.fd else 0, 0, 0, now))
+                if client.events:  # faults armed before it joined (the rig's own, for one)
+                    for event in self.faults.armed_events():
+                        client.deliver(event_record(event))
             elif kind == CONTROL:
                 reply = self.control(json.loads(record[HEADER.size:]), now)
                 client.deliver(HEADER.pack(CONTROL, 0, 0, 0, now) + json.dumps(reply).encode())
@@ -237,23 +240,19 @@ class SimBus:
     # ---- events, control ---------------------------------------------------------------------
 
     def event(self, event: FaultEvent) -> None:
-        record = HEADER.pack(EVENT, EVENT_CODE[event.kind], 0, event.id, event.t_ns) + event.detail_json()
+        record = event_record(event)
         for c in self.clients:
             if c.events:
                 c.deliver(record)
 
     def control(self, request: dict, now: int) -> dict:
         """Arm / clear / list faults, or report statistics; errors come back as ``{"error": ...}``."""
-        from pydantic import TypeAdapter, ValidationError
-
-        from hil.spec.faults import Fault
-
         op = request.get("op")
         if op == "arm":
             try:
-                spec = TypeAdapter(Fault).validate_python(request.get("fault"))
-            except ValidationError as exc:
-                return {"error": f"invalid fault: {exc.errors()[0]['msg']} (got {request.get('fault')!r})"}
+                spec = parse_fault(request.get("fault"))
+            except ValueError as exc:
+                return {"error": str(exc)}
             origin = request.get("origin_ns") or now
             fault, event = self.faults.arm(spec, origin)
             self.event(event)
@@ -275,3 +274,7 @@ class SimBus:
                 "clients": sum(1 for c in self.clients if c.frames),
                 "pending": sum(len(c.tx) for c in self.clients) + len(self.delayed),
                 "overruns": sum(c.overruns for c in self.clients)}
+
+
+def event_record(event: FaultEvent) -> bytes:
+    return HEADER.pack(EVENT, EVENT_CODE[event.kind], 0, event.id, event.t_ns) + event.detail_json()

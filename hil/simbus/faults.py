@@ -11,11 +11,29 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
 
 from hil.spec.faults import BabbleFault, BusOffFault, CorruptFault, DelayFault, DropFault, Fault
 
 FOREVER = 1 << 62
+
+
+@lru_cache(maxsize=1)
+def _adapter() -> TypeAdapter:
+    return TypeAdapter(Fault)
+
+
+def parse_fault(data: Any) -> Fault:
+    """A fault spec from its JSON form; ValueError naming the first problem and what came."""
+    try:
+        return _adapter().validate_python(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(map(str, first["loc"]))
+        raise ValueError(f"invalid fault: {where + ': ' if where else ''}{first['msg']} (got {data!r})") from None
 
 
 @dataclass(frozen=True)
@@ -63,6 +81,10 @@ class FaultSet:
 
     def __bool__(self) -> bool:
         return bool(self.armed)
+
+    def armed_events(self) -> list[FaultEvent]:
+        """An ``armed`` event per fault armed now (for a node that joins later)."""
+        return [FaultEvent(f.start_ns, "armed", getattr(f.spec, "id", 0), f.describe()) for f in self.armed]
 
     def arm(self, spec: Fault, origin_ns: int) -> tuple[ArmedFault, FaultEvent]:
         end = FOREVER if spec.end is None else origin_ns + spec.end

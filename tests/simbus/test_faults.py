@@ -38,6 +38,8 @@ def test_rig_drop_fault_by_id_is_always_armed_and_reported(rig_buses):
         assert [m.arbitration_id for m in _drain(tx)] == [0x200, 0x201]  # no echo of a dropped frame
         drops = [e for e in rx.fault_events if e.kind == "drop"]
         assert [e.id for e in drops] == [0x100, 0x100]
+        armed = rx.fault_events[0]  # armed before this node joined: told on joining
+        assert armed.kind == "armed" and armed.detail["spec"]["kind"] == "drop" and armed.detail["end_ns"] is None
         assert buses.stats("chassis")["faulted"] == 2
         tx.shutdown()
         rx.shutdown()
@@ -136,5 +138,5 @@ def test_saturating_babbler_wins_arbitration_for_its_window(rig_buses):
 
 def test_invalid_fault_at_run_time_is_a_spec_error(rig_buses):
     with rig_buses(chassis={}) as buses:
-        with pytest.raises(SpecError, match="invalid fault"):
+        with pytest.raises(SpecError, match=r"bus chassis: invalid fault: drop.probability: Input should be less"):
             buses.faults("chassis").arm({"kind": "drop", "probability": 2})
