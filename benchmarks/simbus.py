@@ -186,10 +186,12 @@ def flood(wire_model: bool, seconds: float, folder: Path) -> dict:
         for s in senders:
             s.stdin.write("go\n")
             s.stdin.flush()
+        cpu_before = _cpu_seconds(buses.broker_pid)
         for s in senders:
             _result(s)
         after = {n: buses.stats(n) for n in names}
         per_bus = {n: _result(r) for n, r in zip(names, receivers)}
+        broker_cpu = _cpu_seconds(buses.broker_pid) - cpu_before
     for n, r in per_bus.items():
         r["frames_per_s"] = round(r["received"] / r["span_s"]) if r["span_s"] else 0
         busy_s = (after[n]["busy_ns"] - before[n]["busy_ns"]) / 1e9  # wire time of the flood's frames
@@ -197,7 +199,14 @@ def flood(wire_model: bool, seconds: float, folder: Path) -> dict:
         r["overruns"] = b["overruns"]
     total = {k: sum(r[k] for r in per_bus.values()) for k in ("sent", "received", "lost", "reordered", "duplicated")}
     total["frames_per_s"] = sum(r["frames_per_s"] for r in per_bus.values())
+    total["broker_cpu_us_per_frame"] = round(broker_cpu * 1e6 / max(1, total["received"]), 1)
     return {"seconds": seconds, "buses": per_bus, "total": total}
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def virtual_capacity(count: int) -> dict:
@@ -301,9 +310,11 @@ def main() -> None:
     for name, r in sat["buses"].items():
         print(f"    {name}: {r['received']:>9,} frames  {r['frames_per_s']:>6,}/s  load {r['bus_load']:.3f}  "
               f"lost {r['lost']}  reordered {r['reordered']}  duplicated {r['duplicated']}")
+    print(f"    broker CPU per frame: {sat['total']['broker_cpu_us_per_frame']} µs")
     print(f"(b) capacity, wire model off: {cap['total']['frames_per_s']:,} frames/s aggregate "
           f"(lost {cap['total']['lost']}); python-can virtual in-process: "
-          f"{results['capacity_virtual_in_process']['frames_per_s']:,} frames/s")
+          f"{results['capacity_virtual_in_process']['frames_per_s']:,} frames/s; "
+          f"broker CPU per frame {cap['total']['broker_cpu_us_per_frame']} µs")
     print("(c) one-way latency beyond wire time:")
     for name, r in results["latency_beyond_wire"].items():
         print(f"    {name:20s} p50 {r['p50_us']:8.1f} µs  p99 {r['p99_us']:8.1f} µs  max {r['max_us']:9.1f} µs")

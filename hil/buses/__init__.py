@@ -52,6 +52,11 @@ class RigBuses:
         if broker is not None:
             broker.__exit__(*exc)
 
+    @property
+    def broker_pid(self) -> int | None:
+        """The simbus broker's process id (None when the rig has no emulated buses)."""
+        return None if self._broker is None else self._broker.info["pid"]
+
     # ---- CAN -----------------------------------------------------------------------------------
 
     def can_config(self, name: str) -> dict[str, Any]:
