@@ -109,10 +109,10 @@ class SerialConsole:
         self.lines = 0
         self._port = port
         self._on_line = on_line
-        self._poll_s = poll_s
         self._partial = bytearray()
         self._lock = threading.Lock()
         self._closed = threading.Event()
+        self._port.timeout = poll_s
         self._drop_buffered()  # whatever sat in the port from before we opened it is stale
         self._thread = threading.Thread(target=self._run, name=f"console-{source}", daemon=True)
         self._thread.start()
@@ -151,7 +151,6 @@ class SerialConsole:
             return waiting
 
     def _run(self) -> None:
-        self._port.timeout = self._poll_s
         while not self._closed.is_set():
             try:
                 chunk = self._port.read(max(1, self._port.in_waiting))

@@ -10,6 +10,7 @@ left after the grace period. Emulated power off kills the groups at once; power 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -62,7 +63,7 @@ class LocalHpcTarget(Target):
             bundles.build(self.name, "unbundled", self._components, bundle)
         manifest = bundles.read(Path(bundle))
         manifest.check_components(self._components, self.name)
-        self.sandbox.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(self.sandbox, ignore_errors=True)  # a redeploy starts from a clean sandbox
         self.manifest = bundles.unpack(Path(bundle), self.sandbox, self._components)
 
     def _start(self) -> None:
@@ -90,7 +91,7 @@ class LocalHpcTarget(Target):
         cwd = self.sandbox / bundles.FILES / name
         cwd.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **component_env(self.name, self.spec, name, comp, self.buses)}
-        argv = [sys.executable, "-I", "-m", "hil.targets.leash", str(os.getpid()), "--",
+        argv = [sys.executable, "-m", "hil.targets.leash", str(os.getpid()), "--",
                 *expand_argv(comp.argv, sys.executable)]
         proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, start_new_session=True)

@@ -252,3 +252,19 @@ def test_sigkilled_controller_takes_every_process_group_with_it(sf, tmp_path):
         ctl.wait()
         ctl.stdout.close()
     assert wait_groups_gone(groups.values()) == {}
+
+
+def test_redeploy_after_stop_starts_from_a_clean_sandbox(sf, tmp_path):
+    sf.file("app/main.py", APP)
+    sf.file("old.txt", "old")
+    target, stack, _ = make(sf, tmp_path, fusion=app_component(files=["app", "old.txt"]))
+    with target:
+        target.deploy(sf.components(stack))
+    assert target.state is State.STOPPED
+    assert (target.sandbox / "files/fusion/old.txt").exists()
+    stack = sf.stack({"fusion": app_component()})
+    with target:
+        target.deploy(sf.components(stack))
+        target.start()
+        target.wait_ready()
+        assert not (target.sandbox / "files/fusion/old.txt").exists()
