@@ -8,7 +8,7 @@ the steps of a bench, each tearing down what it brought up, on every exit path:
                    stimulus, probes, measurements), ``.stack``, ``.db`` (its DBC files)
 ``hil_deploy``     ``hil_deploy(plan.stack)`` deploys a stack, starts it, waits until it is ready
 ``hil_recording``  ``with hil_recording: ...`` records every bus and console; afterwards
-                   ``hil_recording.analyse(plan, replay)`` runs the bench's probes and measurements
+                   ``hil_recording.analyse(plan)`` judges it as ``hil run`` does
 ``hil_inject``     ``hil_inject(plan.bench.stimulus, plan.settle_ns)`` plays a stimulus onto the buses
                    (absolute deadlines), then lets the stack settle
 
@@ -77,9 +77,10 @@ class HilRig:
         from hil.stimulus.timeline import build_timeline
 
         report = play(build_timeline(stimulus, self.rig), self.buses)
-        if self.recorder is not None:
+        if self.recorder is not None:  # as the bench runner records it, so analysis reads the same
             for bus, frames in report.echoes.items():
                 self.recorder.injected(bus, frames)
+            self.recorder.event("replay", {**report.summary(), "lateness": list(report.lateness_ns)})
         time.sleep(settle_ns / 1e9)
         return report
 
@@ -101,51 +102,50 @@ class HilRig:
 
 
 class HilRecording:
-    """``with hil_recording:`` records the rig; then ``.recording`` is the loaded recording and
-    ``.analyse(bench)`` measures it. Measurements go to JUnit as the test's properties (what
+    """``with hil_recording:`` records the rig; then ``.analyse(plan)`` measures the recording
+    (``.path``). Measurements go to JUnit as the test's properties (what
     ``record_property`` does, without its warning under the default ``junit_family``)."""
 
     def __init__(self, rig: HilRig, add_property: Callable[[str, object], None]):
         self.rig = rig
         self.path = rig.run_dir / "recording.mcap"
-        self.recording: Any = None
-        self.replay: Any = None
+        self.result: Any = None
         self._add_property = add_property
 
     def __enter__(self) -> HilRecording:
         from hil.recording.recorder import Recorder
 
-        names = [n for n, b in self.rig.rig.buses.items() if b.record]
+        rig = self.rig.rig  # as the bench runner: consoles arrive as lines, not as serial bytes
+        consoles = {t.console for t in rig.targets.values() if t.console}
+        names = [n for n, b in rig.buses.items() if b.record and (b.kind == "can" or n not in consoles)]
         recorder = Recorder(self.path, self.rig.buses, names, {"rig": self.rig.rig.name, "via": "pytest"})
         recorder.start()
         self.rig.recorder = recorder
         return self
 
     def __exit__(self, *exc: object) -> None:
-        from hil.recording import load
-
         recorder, self.rig.recorder = self.rig.recorder, None
-        recorder.close()
-        self.recording = load(self.path)
+        try:
+            emulated = [n for n, b in self.rig.rig.buses.items() if b.kind == "can" and b.emulated]
+            recorder.event("bus-stats", {name: self.rig.buses.stats(name) for name in emulated})
+        finally:
+            recorder.close()
 
-    def analyse(self, plan: Any, replay: Any = None) -> Any:
-        """Run the bench's probes, chains and measurements on the recording (``plan`` from
-        ``hil_bench``); every measurement becomes JUnit properties. ``replay``: the ReplayReport,
-        for replay measurements."""
-        from hil.analysis.bench import analyse
+    def analyse(self, plan: Any) -> Any:
+        """Judge the recording as ``hil run`` does, for the bench ``plan`` (from ``hil_bench``):
+        probes, chains, measurements (replay and bus figures from the recording), plots. Returns
+        the Analysis; ``.result`` is the BenchResult. Every measurement becomes JUnit properties."""
+        from hil.bench.results import BenchResult
+        from hil.bench.verdict import judge_recording
 
-        if self.recording is None:
-            raise RuntimeError("analyse() needs a finished recording: call it after the 'with hil_recording:' block")
-        lateness = None
-        if replay is not None:
-            lateness = {s: replay.stat(s) for s in ("p50", "p90", "p99", "p99.9", "max", "mean")}
-        result = analyse(plan.bench, self.recording.can, plan.db, lateness)
-        for m in result.measurements:
+        self.result = BenchResult(plan.bench.name, "error", rig=self.rig.rig.name, dir=str(self.rig.run_dir))
+        analysis = judge_recording(plan.bench, plan.db, self.path, self.rig.run_dir, self.result)
+        for m in analysis.measurements:
             key = f"hil.{m.name}"
             self._add_property(key, "" if m.value is None else f"{m.value:.6g} {m.unit}".strip())
             self._add_property(f"{key}.limits", m.limits)
             self._add_property(f"{key}.outcome", m.outcome)
-        return result
+        return analysis
 
 
 # -- fixtures ---------------------------------------------------------------------------------------
@@ -204,7 +204,7 @@ def hil_inject(hil_rig: HilRig) -> Callable[[Any], Any]:
 @pytest.fixture
 def hil_recording(request: pytest.FixtureRequest, hil_rig: HilRig) -> HilRecording:
     """``with hil_recording: ...`` records every recorded bus and console of the rig; then
-    ``hil_recording.analyse(bench, replay)`` measures, and the measurements go to JUnit."""
+    ``hil_recording.analyse(plan)`` measures, and the measurements go to JUnit."""
     return HilRecording(hil_rig, lambda name, value: request.node.user_properties.append((name, value)))
 
 

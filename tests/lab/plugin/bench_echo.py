@@ -10,6 +10,6 @@ def test_echo_latency(hil_bench, hil_deploy, hil_recording, hil_inject):
     hil_deploy(plan.stack)
     with hil_recording:
         replay = hil_inject(plan.bench.stimulus, plan.settle_ns)
-    result = hil_recording.analyse(plan, replay)
+    result = hil_recording.analyse(plan)
     assert replay.frames_sent == 20
     assert result.outcome == "pass", [m for m in result.measurements if m.outcome == "fail"]
