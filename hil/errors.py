@@ -20,6 +20,7 @@ Tree::
     ├── SpecError                exit 2  rig / suite / stack file is invalid (file:line:col)
     ├── UsageError               exit 2  command-line arguments do not make sense together
     ├── RigBusyError                     another holder has the rig's lease
+    ├── RigUnhealthyError                the rig's last health check failed (override: --force)
     ├── ClusterError                     the Dask scheduler is unreachable, or no worker offers a rig
     ├── BusError                         a bus could not be opened or went down
     ├── DeployError                      a stack component could not be deployed or started
@@ -72,6 +73,10 @@ class UsageError(HilError):
 
 class RigBusyError(HilError):
     """The rig's lease is held by someone else."""
+
+
+class RigUnhealthyError(HilError):
+    """The rig's last health check failed; runs refuse it until a health check passes."""
 
 
 class ClusterError(HilError):
