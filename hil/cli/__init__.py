@@ -28,6 +28,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "schema": ("hil.cli.schema:schema", "Print the JSON Schema of a rig, suite or stack file."),
     "simbus": ("hil.cli.simbus:simbus", "Serve a rig's emulated CAN and serial buses by hand (simbus serve)."),
     "deploy": ("hil.cli.deploy:deploy", "Deploy a stack onto a rig's targets and keep it running until Ctrl-C."),
+    "firmware": ("hil.cli.firmware:firmware", "Firmware images: build one from a stub folder, show an image's header."),
+    "flash": ("hil.cli.flash:flash", "Flash an image onto one MCU target of a rig with the rig's flash method."),
     "stack": ("hil.cli.stack:stack", "Stack bundles: build a versioned archive with a checksum manifest."),
     "rig": ("hil.cli.rig:rig", "Rig leases and health: who holds a rig, is it healthy."),
     "worker": ("hil.cli.worker:worker", "Serve this host's rigs to a Dask scheduler (lab hosts)."),

@@ -120,6 +120,7 @@ def flash(port: serial.Serial, image: bytes, address: int = 0x0800_0000, progres
     bl = Stm32Bootloader(port)
     progress("sync", 0, 1)
     bl.sync()
+    progress("sync", 1, 1)
     bl.get()
     device = P.DEVICES.get(bl.get_id())
     if device is None:

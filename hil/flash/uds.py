@@ -53,6 +53,8 @@ class UdsFlasher:
 
     def __init__(self, bus: can.BusABC, spec: UdsFlash, timeout_s: float = RESPONSE_TIMEOUT_S):
         self.spec = spec
+        while bus.recv(0) is not None:  # frames queued before the tester connected are not answers
+            pass
         self._notifier = can.Notifier(bus, [], timeout=0.1)
         address = isotp.Address(isotp.AddressingMode.Normal_11bits, txid=spec.tx_id, rxid=spec.rx_id)
         self._stack = isotp.NotifierBasedCanStack(bus, self._notifier, address=address, params=isotp_params())
@@ -137,6 +139,7 @@ def flash(bus: can.BusABC, spec: UdsFlash, image: Image, address: int = 0x0800_0
         uds.session(EXTENDED)
         uds.session(PROGRAMMING)
         uds.unlock()
+        progress("session", 1, 1)
         progress("erase", 0, 1)
         uds.erase(address, len(data))
         progress("erase", 1, 1)

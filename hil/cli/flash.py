@@ -1,0 +1,54 @@
+"""``hil flash``: flash one image onto one MCU target of a rig, with the rig's flash method."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import click
+
+from hil.cli.app import App
+
+
+@click.command()
+@click.argument("rig_file", metavar="RIG", type=click.Path(dir_okay=False, exists=True))
+@click.argument("target")
+@click.argument("image", type=click.Path(exists=True))
+@click.option("--run-dir", type=click.Path(file_okay=False),
+              help="Folder for bus sockets and an emulated MCU's flash (default: a temporary folder).")
+@click.pass_obj
+def flash(app: App, rig_file: str, target: str, image: str, run_dir: str | None) -> None:
+    """Flash IMAGE (an image file or a stub folder) onto TARGET of RIG, showing progress."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from hil.buses import RigBuses
+    from hil.firmware.build import load_image
+    from hil.spec import load_rig
+    from hil.spec.stack import FirmwareComponent
+    from hil.targets import create_target
+
+    rig = load_rig(rig_file).model
+    spec = rig.targets.get(target)
+    if spec is None or spec.kind != "mcu":
+        mcus = ", ".join(n for n, t in rig.targets.items() if t.kind == "mcu") or "none"
+        app.abort(f"expected an MCU target of rig {rig.name!r} ({mcus}), got {target!r}")
+    version = load_image(image).version
+    comp = FirmwareComponent(kind="firmware", target=target, image=str(Path(image).resolve()), version=version)
+    with tempfile.TemporaryDirectory(prefix="hil-flash-") as tmp, RigBuses(rig, Path(run_dir or tmp)) as buses, \
+            Progress(TextColumn("{task.description:<8}"), BarColumn(), MofNCompleteColumn(),
+                     console=app.console, disable=app.verbosity < 0) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(step: str, done: int, total: int) -> None:
+            if step not in tasks:
+                tasks[step] = bar.add_task(step, total=total)
+            bar.update(tasks[step], completed=done, total=total)
+
+        mcu = create_target(target, spec, rig, buses, Path(run_dir or tmp))
+        mcu.progress = progress
+        try:
+            mcu.deploy({f"{target}-firmware": comp})
+        finally:
+            mcu.stop()
+    method = spec.flash.method if spec.flash else "direct"
+    app.print(f"[green]flashed[/] {target} with {image} ({version}) over {method}", level=-1)

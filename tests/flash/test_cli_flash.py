@@ -1,0 +1,29 @@
+"""`hil flash` against the emulated rig, run as a real process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def hil(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "hil", "--no-color", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_flash_echo_over_the_stm32_bootloader_keeps_the_flash(tmp_path):
+    r = hil(ROOT, "flash", "rigs/sim-minimal.yaml", "echo-mcu", "firmware_stubs/echo", "--run-dir", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[-1] == "flashed echo-mcu with firmware_stubs/echo (1.0.0) over stm32-uart"
+    assert "verify" in r.stdout
+    flash = (tmp_path / "targets" / "echo-mcu" / "flash.bin").read_bytes()
+    assert flash.startswith(b"HILF") and flash[8:12] == b"echo"
+
+
+def test_flash_names_the_mcu_targets_when_given_another(tmp_path):
+    r = hil(ROOT, "flash", "rigs/sim-minimal.yaml", "hpc", "firmware_stubs/echo")
+    assert r.returncode == 2
+    assert r.stderr == "error: expected an MCU target of rig 'sim-minimal' (brake-mcu, echo-mcu), got 'hpc'\n"
