@@ -37,7 +37,7 @@ class Client:
         self.name = ""
         self.own = False
         self.events = False
-        self.frames = True
+        self.frames = False  # until its HELLO: nothing may reach it before the welcome
         self.tx: deque[Pending] = deque()
         self.out: deque[bytes] = deque()
         self.overruns = 0
@@ -103,8 +103,8 @@ class SimBus:
                 return True
             except OSError:
                 return False
-            if not record:
-                return False
+            if len(record) < HEADER.size:
+                return False  # disconnected, or not speaking the protocol: either way it is dropped
             kind, flags, dlc, can_id, t_ns = HEADER.unpack_from(record)
             if kind == FRAME:
                 self._submit(client, (max(now, t_ns), can_id, flags & ~F_OWN, dlc, record[HEADER.size:], client), now)
@@ -119,7 +119,11 @@ class SimBus:
                     for event in self.faults.armed_events():
                         client.deliver(event_record(event))
             elif kind == CONTROL:
-                reply = self.control(json.loads(record[HEADER.size:]), now)
+                try:
+                    request = json.loads(record[HEADER.size:])
+                except ValueError as exc:
+                    request = {"op": f"(not JSON: {exc})"}
+                reply = self.control(request if isinstance(request, dict) else {"op": repr(request)}, now)
                 client.deliver(HEADER.pack(CONTROL, 0, 0, 0, now) + json.dumps(reply).encode())
         return True
 
