@@ -86,3 +86,26 @@ def test_broker_ends_when_its_controller_is_killed(tmp_path):
         time.sleep(0.05)
     assert not os.path.exists(f"/proc/{broker_pid}")
     assert not list(tmp_path.glob("simbus/*.sock"))  # it removed its sockets on the way out
+
+
+def test_a_client_speaking_nonsense_is_dropped_and_the_bus_goes_on(rig_buses):
+    import socket
+
+    from hil.simbus.protocol import CONTROL, HEADER, HELLO, HELLO_NO_FRAMES
+
+    with rig_buses(chassis={}) as buses:
+        path = buses.can_config("chassis")["channel"]
+        confused = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        confused.connect(path)
+        confused.send(HEADER.pack(HELLO, HELLO_NO_FRAMES, 0, 0, 0))
+        assert confused.recv(100)[0] == HELLO
+        confused.send(HEADER.pack(CONTROL, 0, 0, 0, 0) + b"{not json")
+        assert b"unknown control op" in confused.recv(1000)
+        confused.send(b"\x01\x02")  # shorter than a header: the broker hangs up
+        assert confused.recv(100) == b""
+        confused.close()
+        a, b = buses.open_can("chassis"), buses.open_can("chassis")
+        a.send(can.Message(arbitration_id=0x9, data=[9]))
+        assert b.recv(10).arbitration_id == 0x9
+        a.shutdown()
+        b.shutdown()
