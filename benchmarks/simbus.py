@@ -38,9 +38,11 @@ def flood_send(channel: str, seconds: float) -> dict:
     print("ready", flush=True)
     sys.stdin.readline()  # "go": every sender starts at once
     seq, deadline = 0, time.monotonic() + seconds
+    msg = can.Message(arbitration_id=0x100, data=bytes(8), is_extended_id=False)
     while time.monotonic() < deadline:
         for _ in range(100):
-            bus.send(can.Message(arbitration_id=0x100, data=seq.to_bytes(8, "big"), is_extended_id=False))
+            msg.data[:] = seq.to_bytes(8, "big")  # one message object, as a sender loop would reuse it
+            bus.send(msg)
             seq += 1
     bus.send(can.Message(arbitration_id=END_ID, data=seq.to_bytes(8, "big"), is_extended_id=False))
     bus.shutdown()
