@@ -33,13 +33,20 @@ class Database:
     def __init__(self, paths: Iterable[str | Path] = ()):
         import cantools
 
-        self.paths = [Path(p) for p in paths]
+        self.paths: list[Path] = []
         self.db = cantools.database.Database()
-        for path in self.paths:
-            try:
-                self.db.add_dbc_file(str(path))
-            except Exception as exc:  # OSError, or one of cantools' parse errors
-                raise AnalysisError(f"{path}: cannot read DBC: {exc}") from None
+        for path in paths:
+            self.add(path)
+
+    def add(self, path: str | Path) -> None:
+        """Merge one DBC file; AnalysisError says why it cannot be read."""
+        try:
+            self.db.add_dbc_file(str(path))
+        except FileNotFoundError:
+            raise AnalysisError(f"no such DBC file: {path}") from None
+        except Exception as exc:  # OSError, or one of cantools' parse errors
+            raise AnalysisError(f"cannot read DBC {path}: {exc}") from None
+        self.paths.append(Path(path))
 
     def message(self, name_or_id: str | int):
         try:

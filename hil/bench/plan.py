@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hil.analysis import Database, check_bench
-from hil.errors import UsageError
+from hil.errors import AnalysisError, UsageError
 from hil.spec import check_files
 from hil.spec.load import SpecFile
 from hil.spec.rig import Rig
@@ -68,7 +68,20 @@ def bench_database(suite: Suite, index: int) -> tuple[Database, list[tuple[tuple
     """The DBC database of bench ``index`` (suite defaults, bench, stimulus) and the bench's DBC and
     unit problems, located in the suite file."""
     bench = suite.benches[index]
-    db = Database(dict.fromkeys([*suite.defaults.dbc, *bench.dbc, *(bench.stimulus.dbc if bench.stimulus else [])]))
+    located = [(("defaults", "dbc", k), p) for k, p in enumerate(suite.defaults.dbc)]
+    located += [(("benches", index, "dbc", k), p) for k, p in enumerate(bench.dbc)]
+    if bench.stimulus:
+        located += [(("benches", index, "stimulus", "dbc", k), p) for k, p in enumerate(bench.stimulus.dbc)]
+    db, problems, seen = Database(), [], set()
+    for loc, path in located:
+        if path not in seen:
+            seen.add(path)
+            try:
+                db.add(path)
+            except AnalysisError as exc:
+                problems.append((loc, str(exc)))
+    if problems:  # names cannot be checked against a DBC that is not there
+        return db, problems
     return db, [(("benches", index, *loc), msg) for loc, msg in check_bench(bench, db)]
 
 

@@ -129,27 +129,44 @@ class BenchRun:
             self.consoles.recorder = recorder
             teardown.callback(self.consoles.detach)
             self._enter("inject")
-            origin = now_ns()
-            for bus, faults in bench.faults.items():
-                for fault in faults:
-                    buses.faults(bus).arm(fault, origin)
-                    recorder.event("fault", {"bus": bus, **fault.model_dump(mode="json")}, origin)
             if bench.stimulus is not None:
-                self._inject(buses, recorder)
+                origin = self._inject(buses, recorder)
+            else:
+                origin = now_ns()
+                self._arm_faults(buses, recorder, origin)
             self._hold(targets, origin + (bench.duration or 0))
             self._enter("settle")
             self._hold(targets, now_ns() + plan.settle_ns)
             recorder.event("bus-stats", {name: buses.stats(name) for name in self._emulated_can()})
             self._enter("stop")
 
-    def _inject(self, buses: Any, recorder: Any) -> None:
+    def _inject(self, buses: Any, recorder: Any) -> int:
+        """Play the stimulus; arm the bench's faults the moment it starts (their windows count from
+        there). Returns the stimulus start on the run clock."""
         from hil.stimulus.injector import play
         from hil.stimulus.timeline import build_timeline
 
-        report = play(build_timeline(self.plan.bench.stimulus, self.plan.rig), buses)
+        started: list[int] = []
+
+        def on_progress(progress: Any) -> None:
+            if not started:  # the first report comes with the first frame: the start is now exact
+                started.append(now_ns() - progress.elapsed_ns)
+                self._arm_faults(buses, recorder, started[0])
+
+        report = play(build_timeline(self.plan.bench.stimulus, self.plan.rig), buses, on_progress=on_progress)
         for bus, echoes in report.echoes.items():
             recorder.injected(bus, echoes)
         recorder.event("replay", {**report.summary(), "lateness": list(report.lateness_ns)})
+        if not started:  # an empty timeline: nothing was sent, nothing to fault
+            started.append(report.start_ns)
+            self._arm_faults(buses, recorder, report.start_ns)
+        return started[0]
+
+    def _arm_faults(self, buses: Any, recorder: Any, origin_ns: int) -> None:
+        for bus, faults in self.plan.bench.faults.items():
+            for fault in faults:
+                buses.faults(bus).arm(fault, origin_ns)
+                recorder.event("fault", {"bus": bus, **fault.model_dump(mode="json")}, origin_ns)
 
     def _hold(self, targets: dict[str, Any], until_ns: int) -> None:
         """Wait until ``until_ns``, raising at once if a component on a target died meanwhile."""

@@ -1,0 +1,144 @@
+"""The bench and suite runners on a small emulated rig: a real HPC process echoing CAN frames,
+real simbus broker, injector, recorder; and the ways a bench ends in ``error``."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from hil.bench import BenchOptions, SuiteOptions, run_bench, run_suite
+from hil.errors import SpecError, UsageError
+from hil.recording import load
+
+ECHO = textwrap.dedent('''
+    import can
+    from hil.buses import bus_from_env
+    bus = bus_from_env("can")
+    print("echo: ready", flush=True)
+    while True:
+        msg = bus.recv(1.0)
+        if msg is not None and msg.arbitration_id == 0x10:
+            bus.send(can.Message(arbitration_id=0x11, data=msg.data, is_extended_id=False))
+''')
+
+
+@pytest.fixture
+def files(tmp_path, monkeypatch):
+    monkeypatch.setenv("HIL_LOCK_DIR", str(tmp_path / "locks"))
+    (tmp_path / "echo.py").write_text(ECHO)
+    (tmp_path / "rig.yaml").write_text(textwrap.dedent('''
+        name: tiny
+        buses:
+          can: {kind: can, emulated: true}
+        targets:
+          hpc: {kind: hpc, reach: {via: emulated}, buses: [can]}
+    '''))
+    (tmp_path / "stack.yaml").write_text(textwrap.dedent('''
+        name: tiny
+        version: "1"
+        components:
+          echo:
+            kind: process
+            target: hpc
+            files: [echo.py]
+            argv: ["{python}", echo.py]
+            ready: {console: "echo: ready", timeout: 30s}
+    '''))
+    (tmp_path / "broken-stack.yaml").write_text(textwrap.dedent('''
+        name: broken
+        version: "1"
+        components:
+          echo: {kind: process, target: hpc, files: [missing.py], argv: ["{python}", missing.py]}
+    '''))
+    (tmp_path / "stim.log").write_text("".join(f"({1 + i * 0.01:.6f}) can 010#{i:02X}00 R\n" for i in range(50)))
+    return tmp_path
+
+
+def suite(tmp: Path, benches: str) -> Path:
+    path = tmp / "suite.yaml"
+    path.write_text("name: tiny-suite\ndefaults: {stack: stack.yaml, settle: 200ms}\nbenches:\n" + textwrap.dedent(benches))
+    return path
+
+
+ECHO_BENCH = '''
+- name: echo
+  stimulus: {sources: [{file: stim.log}]}
+  probes:
+    - {name: echo, pair: counter, from: {bus: can, id: 0x10, byte: 0}, to: {bus: can, id: 0x11, byte: 0}, window: 500ms}
+  measurements:
+    - {name: echo-missed, probe: echo, stat: missed, le: 0}
+    - {name: echo-p50, probe: echo, stat: p50, unit: ms, le: 250}
+    - {name: echo-frames, frames: 0x11, bus: can, ge: 50}
+'''
+
+
+def test_a_bench_runs_end_to_end_and_leaves_its_folder(files):
+    events = []
+    result = run_suite(files / "rig.yaml", suite(files, ECHO_BENCH),
+                       SuiteOptions(repeat=2, out=files / "run", record_history=False, on_event=events.append))
+    first, again = result.benches
+    assert (first.verdict, again.verdict) == ("pass", "pass"), first.error or first.measurements
+    assert [e.phase for e in events if e.repeat == 0] == ["bring-up", "deploy", "start", "ready", "record",
+                                                          "inject", "settle", "stop", "analyse", "done"]
+    assert [(b.key, b.dir) for b in result.benches] == [("echo", "echo"), ("echo#1", "echo#1")]
+    assert {m.name: m.value for m in first.measurements}["echo-frames"] == 50
+    assert first.probes["echo"]["stats"]["count"] == 50
+    assert first.replay["frames_sent"] == 50
+    rec = load(files / "run" / first.files["recording"], strict=True)
+    assert {e.kind for e in rec.events} >= {"replay", "bus-stats"}
+    assert "echo: ready" in (files / "run" / first.files["consoles"]["echo"]).read_text()
+    assert all((files / "run" / p).is_file() for p in first.files["plots"].values())
+    assert (files / "run" / "echo#1" / "recording.mcap").is_file()
+
+
+def test_run_bench_is_the_unit_a_worker_runs(files):
+    """The cluster dispatcher's view: one call, an absolute bench folder, a picklable result."""
+    import pickle
+
+    result = run_bench(files / "rig.yaml", suite(files, """
+    - name: broken
+      stack: broken-stack.yaml
+    """), "broken", files / "run", BenchOptions(repeat=3))
+    assert Path(result.dir) == files / "run" / "broken#3"
+    assert pickle.loads(pickle.dumps(result)).to_json() == result.to_json()
+
+
+def test_deploy_failure_is_an_error_and_fail_fast_skips_the_rest(files):
+    path = suite(files, '''
+    - name: broken
+      stack: broken-stack.yaml
+    - name: never
+      stack: broken-stack.yaml
+    ''')
+    result = run_suite(files / "rig.yaml", path, SuiteOptions(fail_fast=True, out=files / "run",
+                                                              history=files / "h.sqlite"))
+    broken, never = result.benches
+    assert (broken.verdict, broken.phase, broken.error_kind) == ("error", "deploy", "BundleError")
+    assert "missing.py" in broken.error
+    assert (never.verdict, never.error) == ("skipped", "--fail-fast: broken did not pass")
+    assert (result.verdict, result.exit_code) == ("error", 3)
+    data = json.loads((files / "run" / "results.json").read_text())
+    assert [b["verdict"] for b in data["benches"]] == ["error", "skipped"]
+    assert (files / "run" / "junit.xml").is_file() and (files / "run" / "report.html").is_file()
+
+
+def test_problems_are_found_before_anything_runs(files):
+    dbc = Path(__file__).parents[2] / "firmware_stubs" / "brake_ecu" / "brake.dbc"
+    bad = suite(files, f'''
+    - name: b
+      dbc: [{dbc}, nowhere.dbc]
+      measurements:
+        - {{name: p, signal: BrakeStatus.Pressure, bus: can, le: 1}}
+    ''')
+    with pytest.raises(SpecError, match=r"suite.yaml:6:\d+: benches\[0\]\.dbc\[1\]: no such DBC file: .*nowhere.dbc"):
+        run_suite(files / "rig.yaml", bad, SuiteOptions(out=files / "run", record_history=False))
+    bad.write_text(bad.read_text().replace(", nowhere.dbc", ""))
+    with pytest.raises(SpecError, match=r"suite.yaml:8:\d+: benches\[0\]\.measurements\[0\]\.signal: message "
+                                        r"'BrakeStatus' has no signal 'Pressure'"):
+        run_suite(files / "rig.yaml", bad, SuiteOptions(out=files / "run", record_history=False))
+    assert not (files / "run").exists()
+    with pytest.raises(UsageError, match="suite 'tiny-suite' has no bench 'nope'; it has: b"):
+        run_suite(files / "rig.yaml", bad, SuiteOptions(benches=["nope"], record_history=False))

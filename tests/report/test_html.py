@@ -1,0 +1,32 @@
+"""The HTML report is one self-contained file that holds its plots."""
+
+from __future__ import annotations
+
+import base64
+import re
+
+from hil.report import write_reports
+
+from .results_factory import failing_and_error, suite_result, with_plots
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_embeds_its_plots_and_needs_nothing_outside(tmp_path):
+    result = with_plots(suite_result(extra=failing_and_error()), tmp_path)
+    html = write_reports(result, tmp_path)["html"].read_text()
+    images = re.findall(r"<img alt='([^']*)' src='data:image/png;base64,([A-Za-z0-9+/=]+)'>", html)
+    assert [alt for alt, _ in images] == ["latency p", "replay lateness"]
+    for _, data in images:
+        png = base64.b64decode(data)
+        assert png.startswith(PNG) and len(png) > 1000
+    assert "<script" not in html
+    assert not re.search(r"""(src|href)=['"]?(https?:)?//""", html), "no external resources"
+    assert "<link" not in html
+
+
+def test_report_shows_verdicts_failures_and_errors(tmp_path):
+    html = write_reports(suite_result(extra=failing_and_error()), tmp_path)["html"].read_text()
+    assert "<span class='error'>ERROR</span>" in html
+    assert "12.5 is not ≤ 10" in html
+    assert "ready: target &#x27;hpc&#x27;: component &#x27;planner&#x27; exited with code 1" in html
