@@ -7,12 +7,14 @@ from pathlib import Path
 import click
 
 from hil.cli.app import App
+from hil.cli.lab import lab_options, run_on_rigs
 
 
 @click.command()
 @click.argument("suite", type=click.Path(dir_okay=False))
-@click.option("--rig", envvar="HIL_RIG", required=True, type=click.Path(dir_okay=False),
-              help="Rig file (also HIL_RIG).")
+@click.option("--rig", "rigs", envvar="HIL_RIG", required=True, multiple=True, metavar="RIG",
+              help="Rig file (also HIL_RIG); with --scheduler also a rig name. Repeat it to run the "
+                   "suite on several rigs at once, side by side.")
 @click.option("--bench", "benches", multiple=True, metavar="NAME", help="Run only this bench (repeatable).")
 @click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True,
               help="Run the selected benches N times.")
@@ -22,13 +24,12 @@ from hil.cli.app import App
 @click.option("--history", type=click.Path(dir_okay=False, path_type=Path), envvar="HIL_HISTORY",
               help="History database (default: in the user's data folder; also HIL_HISTORY).")
 @click.option("--no-history", is_flag=True, help="Do not record this run in the history database.")
+@lab_options
 @click.pass_obj
-def run(app: App, suite: str, rig: str, benches: tuple[str, ...], repeat: int, fail_fast: bool,
-        out: Path | None, history: Path | None, no_history: bool) -> int:
+def run(app: App, suite: str, rigs: tuple[str, ...], benches: tuple[str, ...], repeat: int, fail_fast: bool,
+        out: Path | None, history: Path | None, no_history: bool, **lab: object) -> int:
     """Run SUITE on the rig: exit 0 all passed, 1 a bench failed, 3 infrastructure error."""
-    from hil.bench import SuiteOptions, run_suite
-    from hil.bench.lease import Lease
-    from hil.report.console import summary
+    from hil.bench import SuiteOptions
 
     def on_event(event) -> None:
         if event.phase not in ("done",):
@@ -36,12 +37,10 @@ def run(app: App, suite: str, rig: str, benches: tuple[str, ...], repeat: int, f
 
     def on_result(bench) -> None:
         style = {"pass": "green", "fail": "red", "error": "bold red"}.get(bench.verdict, "dim")
-        app.print(f"[{style}]{bench.verdict:7}[/] {bench.key} ({bench.duration_s:.1f} s)")
+        where = f" on {bench.rig}" if len(rigs) > 1 else ""
+        app.print(f"[{style}]{bench.verdict:7}[/] {bench.key}{where} ({bench.duration_s:.1f} s)")
 
     options = SuiteOptions(
         benches=list(benches) or None, repeat=repeat, fail_fast=fail_fast, out=out, history=history,
-        record_history=not no_history, on_event=on_event, on_result=on_result,
-        lease=lambda r: Lease(r.name, command=f"hil run {suite} --rig {rig}"))
-    result = run_suite(rig, suite, options)
-    app.print(summary(result), level=-1)
-    return result.exit_code
+        record_history=not no_history, on_event=on_event, on_result=on_result)
+    return run_on_rigs(app, suite, list(rigs), options, lab)

@@ -1,0 +1,65 @@
+"""The lab options of ``hil run`` (leases, scheduler, retries, health) and the part of the command
+that runs the suite on its rigs and shows the results — one table per rig, then side by side."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from hil.cli.app import App
+
+_OPTIONS = [
+    click.option("--wait", "wait", is_flag=False, flag_value="inf", default=None, metavar="[SECONDS]",
+                 help="Wait for a rig someone else holds (for SECONDS, or as long as it takes) "
+                      "instead of failing at once."),
+    click.option("--scheduler", envvar="HIL_SCHEDULER", metavar="tcp://HOST:8786",
+                 help="Run each bench on the lab host that owns its rig, through this Dask scheduler "
+                      "(also HIL_SCHEDULER); tls://... for TLS (settings from dask config)."),
+    click.option("--fetch-artifacts", is_flag=True,
+                 help="With --scheduler: copy each bench's folder (recording, consoles) back here."),
+    click.option("--retries", type=click.IntRange(min=0), default=0, show_default=True, metavar="N",
+                 help="Run a bench again, up to N times, when its verdict is error (infrastructure); "
+                      "one that then passes is reported flaky."),
+    click.option("--force", is_flag=True, help="Run on a rig whose last health check failed."),
+]
+
+
+def lab_options(command: Callable) -> Callable:
+    for option in reversed(_OPTIONS):
+        command = option(command)
+    return command
+
+
+def run_on_rigs(app: App, suite: str, rigs: list[str], options: Any, lab: dict[str, Any]) -> int:
+    """Run ``suite`` on ``rigs`` with the lab options; print the summaries; return the exit code."""
+    from hil.cluster.lab import LabOptions, run_lab
+    from hil.errors import UsageError
+    from hil.report.console import summary
+
+    if lab["fetch_artifacts"] and not lab["scheduler"]:
+        raise UsageError("--fetch-artifacts needs --scheduler: without one the artifacts are here already")
+    command = f"hil run {suite} " + " ".join(f"--rig {r}" for r in rigs)
+    results = run_lab(suite, rigs, options, LabOptions(
+        scheduler=lab["scheduler"], wait=_seconds(lab["wait"]), retries=lab["retries"], force=lab["force"],
+        fetch_artifacts=lab["fetch_artifacts"], command=command), warn=app.warn)
+    for result in results:
+        app.print(summary(result), level=-1)
+    if len(results) > 1:
+        from hil.cluster.report import side_by_side
+
+        app.print(side_by_side(results), level=-1)
+    return max((r.exit_code for r in results), key=lambda code: (code == 3, code))
+
+
+def _seconds(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise click.BadParameter(f"expected a number of seconds, got {value!r}", param_hint="--wait") from None
+    if seconds < 0:
+        raise click.BadParameter(f"expected a number of seconds ≥ 0, got {value!r}", param_hint="--wait")
+    return seconds

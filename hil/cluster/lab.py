@@ -1,0 +1,146 @@
+"""A suite on one rig or several, here or through the lab's Dask scheduler: what ``hil run`` does
+around the suite runner.
+
+For each rig: resolve it (a rig file; with a scheduler also a rig name, whose file is fetched from
+the worker that owns it), take its lease (here; on a worker the worker takes it per bench), pass
+the health gate, run the suite with retries of ``error`` benches. Several rigs run at the same time,
+each in its own run folder ``OUT/<rig>``; ``OUT`` then holds them side by side (``junit.xml`` with
+every rig's benches, ``rigs.html``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from hil.bench import SuiteOptions, SuiteResult, run_suite
+from hil.cluster.health import FRESH, health_gate
+from hil.cluster.retry import with_retries
+from hil.errors import UsageError
+
+
+@dataclass
+class LabOptions:
+    scheduler: str | None = None  # tcp://HOST:8786 (or tls://); None: run here
+    wait: float | None = None  # seconds to wait for a leased rig (here); None: fail at once
+    retries: int = 0
+    force: bool = False  # run on an unhealthy rig
+    fetch_artifacts: bool = False
+    command: str = "hil run"  # shown to whoever finds the rig leased
+    health_fresh_s: float = FRESH.total_seconds()
+    security: Any = None  # distributed.Security for tls:// schedulers (None: from dask config)
+
+
+def run_lab(suite: str | Path, rigs: list[str], options: SuiteOptions, lab: LabOptions,
+            warn: Callable[[str], None] | None = None) -> list[SuiteResult]:
+    """Run ``suite`` on every rig in ``rigs``; results in the order of ``rigs``."""
+    if len(set(rigs)) != len(rigs):
+        raise UsageError(f"a rig is given twice: {', '.join(rigs)}")
+    started = datetime.now(timezone.utc)
+    out = Path(options.out or Path("runs") / f"{_suite_name(suite)}-{started:%Y%m%d-%H%M%S}")
+    client = _connect(lab) if lab.scheduler else None
+    try:
+        if client is not None:
+            client.require([r for r in rigs if not Path(r).is_file()])
+        jobs = [_RigJob(r, suite, replace(options, out=out if len(rigs) == 1 else out / _label(r)), lab,
+                        client, warn) for r in rigs]
+        if len(jobs) == 1:
+            return [jobs[0].run()]
+        threads = [threading.Thread(target=job.run_caught, name=f"hil-rig-{job.label}") for job in jobs]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for job in jobs:
+            if job.exception is not None:
+                raise job.exception
+        results = [job.result for job in jobs]
+        from hil.cluster.report import write_side_by_side
+
+        write_side_by_side(results, out)
+        return results
+    finally:
+        if client is not None:
+            client.close()
+
+
+class _RigJob:
+    """One rig's share of the run."""
+
+    def __init__(self, rig: str, suite: str | Path, options: SuiteOptions, lab: LabOptions, client: Any,
+                 warn: Callable[[str], None] | None):
+        self.rig, self.suite, self.options, self.lab, self.client, self.warn = rig, suite, options, lab, client, warn
+        self.label = _label(rig)
+        self.result: SuiteResult | None = None
+        self.exception: BaseException | None = None
+
+    def run_caught(self) -> None:
+        try:
+            self.run()
+        except BaseException as exc:  # re-raised by run_lab in the main thread
+            self.exception = exc
+
+    def run(self) -> SuiteResult:
+        from hil.spec import load_rig
+
+        rig_path, runner = self._rig_and_runner()
+        rig = load_rig(rig_path).model
+        options = replace(self.options, run_bench=with_retries(runner, self.lab.retries, self._retrying))
+        with self._lease(rig.name):
+            health_gate(rig_path, rig, replace(options, out=Path(options.out) / "health"), force=self.lab.force,
+                        fresh=_seconds(self.lab.health_fresh_s), warn=self.warn)
+            self.result = run_suite(rig_path, self.suite, options)
+        return self.result
+
+    def _rig_and_runner(self) -> tuple[Path, Callable[..., Any]]:
+        if self.client is None:
+            if not Path(self.rig).is_file():
+                raise UsageError(f"rig file {self.rig!r} not found (a rig name needs --scheduler)")
+            return Path(self.rig), self.options.run_bench
+        name = self.rig
+        if Path(self.rig).is_file():  # a local copy of the rig file: the worker's own is used to run
+            from hil.spec import load_rig
+
+            name = load_rig(self.rig).model.name
+        path = self.client.fetch_rig(name, Path(self.options.out) / "rig")
+        return path, self.client.bench_runner(name, fetch_artifacts=self.lab.fetch_artifacts)
+
+    def _lease(self, rig: str) -> contextlib.AbstractContextManager:
+        if self.client is not None:
+            return contextlib.nullcontext()  # the worker leases the rig for each bench
+        from hil.bench.lease import Lease
+
+        return Lease(rig, wait=self.lab.wait, command=self.lab.command)
+
+    def _retrying(self, result: Any, attempt: int) -> None:
+        if self.warn is not None:
+            self.warn(f"{result.key} on {result.rig or self.label}: error ({result.error}); "
+                      f"retry {attempt} of {self.lab.retries}")
+
+
+def _connect(lab: LabOptions) -> Any:
+    from hil.cluster.dispatch import Lab
+
+    return Lab(lab.scheduler, security=lab.security)
+
+
+def _label(rig: str) -> str:
+    """A rig argument as a folder name: the file's stem, or the name itself."""
+    return Path(rig).stem if rig.endswith((".yaml", ".yml")) else rig
+
+
+def _suite_name(suite: str | Path) -> str:
+    from hil.spec import load_suite
+
+    return load_suite(suite).model.name
+
+
+def _seconds(s: float):
+    from datetime import timedelta
+
+    return timedelta(seconds=s)

@@ -1,0 +1,95 @@
+"""Several rigs side by side: one table of verdicts and latencies per bench with a column per rig
+(terminal and ``rigs.html``), and one JUnit file holding every rig's benches (``junit.xml`` in the
+parent run folder). Each rig's own run folder keeps its full reports."""
+
+from __future__ import annotations
+
+import html
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from hil.bench.results import SuiteResult
+
+STATS = ("p50", "p99", "max")
+
+
+def rows(results: list[SuiteResult]) -> list[tuple[str, str, list[str]]]:
+    """(bench, what, one cell per rig): each bench's verdict, then each probe's and chain's latency
+    (p50 / p99 / max in ms); a rig that did not run a bench shows an empty cell."""
+    keys = list(dict.fromkeys(b.key for r in results for b in r.benches))
+    by_rig = [{b.key: b for b in r.benches} for r in results]
+    out = []
+    for key in keys:
+        benches = [rig.get(key) for rig in by_rig]
+        out.append((key, "verdict", [_verdict(b) for b in benches]))
+        for kind in ("probes", "chains"):
+            names = list(dict.fromkeys(n for b in benches if b is not None for n in getattr(b, kind)))
+            for name in names:
+                cells = [_latency(getattr(b, kind).get(name)) if b is not None else "" for b in benches]
+                out.append((key, f"{name} ms ({'/'.join(STATS)})", cells))
+    return out
+
+
+def side_by_side(results: list[SuiteResult]):
+    """The rich table for the terminal."""
+    from rich.table import Table
+
+    table = Table(title=f"suite {results[0].suite} on {len(results)} rigs", title_justify="left")
+    table.add_column("bench")
+    table.add_column("")
+    for r in results:
+        table.add_column(r.rig, justify="right")
+    for bench, what, cells in rows(results):
+        table.add_row(bench if what == "verdict" else "", what if what != "verdict" else "", *cells)
+    return table
+
+
+def write_side_by_side(results: list[SuiteResult], out: Path) -> dict[str, Path]:
+    """``out/junit.xml`` (every rig's benches) and ``out/rigs.html`` (the side-by-side table)."""
+    from hil.report.junit import junit_xml
+
+    out.mkdir(parents=True, exist_ok=True)
+    root = ET.Element("testsuites", {"name": results[0].suite})
+    for key in ("tests", "failures", "errors"):
+        root.set(key, "0")
+    for r in results:
+        rig_root = junit_xml(r).getroot()
+        for key in ("tests", "failures", "errors"):
+            root.set(key, str(int(root.get(key)) + int(rig_root.get(key, "0"))))
+        for suite in rig_root:
+            suite.set("name", f"{r.rig}.{suite.get('name')}")  # unique across rigs
+            root.append(suite)
+    ET.indent(root)
+    junit = out / "junit.xml"
+    ET.ElementTree(root).write(junit, encoding="utf-8", xml_declaration=True)
+    page = out / "rigs.html"
+    page.write_text(_html(results), encoding="utf-8")
+    return {"junit": junit, "html": page}
+
+
+def _html(results: list[SuiteResult]) -> str:
+    head = "".join(f"<th><a href='{html.escape(Path(r.run_dir).name)}/report.html'>{html.escape(r.rig)}</a></th>"
+                   for r in results)
+    body = "".join(
+        "<tr><td>" + html.escape(bench if what == "verdict" else "") + "</td><td>"
+        + html.escape("" if what == "verdict" else what) + "</td>"
+        + "".join(f"<td class='{html.escape(c.split()[0] if c else '')}'>{html.escape(c)}</td>" for c in cells)
+        + "</tr>" for bench, what, cells in rows(results))
+    return ("<!doctype html><meta charset='utf-8'><title>" + html.escape(results[0].suite) + " on several rigs</title>"
+            "<style>body{font-family:sans-serif}td,th{padding:2px 10px;text-align:right}td:first-child{text-align:left}"
+            ".pass{color:#1a7f37}.fail,.error{color:#cf222e}</style>"
+            f"<h1>{html.escape(results[0].suite)}: rigs side by side</h1>"
+            f"<table><tr><th>bench</th><th></th>{head}</tr>{body}</table>")
+
+
+def _verdict(b) -> str:
+    if b is None:
+        return ""
+    return b.verdict + (" (flaky)" if b.flaky else "")
+
+
+def _latency(entry: dict | None) -> str:
+    if not entry:
+        return ""
+    stats = entry["stats"]
+    return " / ".join("–" if stats.get(s) is None else f"{stats[s] / 1e6:.2f}" for s in STATS)
