@@ -1,28 +1,38 @@
 """Recording → numpy columns per bus, console lines, events and metadata.
 
-Reads the MCAP record stream front to back, so a file whose writer was killed (no summary, a cut
-last chunk) still loads up to its last complete chunk; ``Recording.complete`` says whether the file
+Walks the MCAP records front to back (memory-mapped), so a file whose writer was killed (no
+summary, a cut last chunk) still loads up to its last complete chunk; ``Recording.complete`` says whether the file
 was closed properly. Message payloads are decoded a whole topic at a time (one JSON parse per topic,
 not per frame), which keeps loading fast.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import mmap
+import re
+import struct
+import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from mcap.exceptions import EndOfFile
-from mcap.records import Channel, Footer, Message, Metadata
-from mcap.stream_reader import StreamReader
+from mcap.opcode import Opcode
+from mcap.data_stream import ReadDataStream
+from mcap.records import Channel, Chunk, Footer, Message, Metadata
+from mcap.writer import MCAP0_MAGIC as MAGIC
 
 from hil.errors import RecordingError
 from hil.recording import schema
 from hil.recording.frames import DATA_WIDTH, FLAG_TX, Frames
 from hil.targets.base import ConsoleLine
+
+_RECORD = struct.Struct("<BQ")
+_MESSAGE = struct.Struct("<HIQQ")
+_CHANNEL = struct.Struct("<HHI")
 
 
 @dataclass(frozen=True)
@@ -66,10 +76,12 @@ def load(path: str | Path, strict: bool = False) -> Recording:
     complete = False
     count = 0
     try:
-        with open(path, "rb") as f:
-            for r in StreamReader(f, validate_crcs=True).records:  # chunks come broken up
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as raw:
+            for r in _records(raw, path):
                 count += 1
-                if isinstance(r, Message):
+                if isinstance(r, Chunk):
+                    _read_chunk(r, topics, payloads)
+                elif isinstance(r, Message):
                     payloads[topics[r.channel_id]].append((r.log_time, r.data))
                 elif isinstance(r, Channel):
                     topics[r.id] = r.topic
@@ -77,12 +89,17 @@ def load(path: str | Path, strict: bool = False) -> Recording:
                     metadata = dict(r.metadata)
                 elif isinstance(r, Footer):
                     complete = True
-    except EndOfFile:
-        if strict:
-            raise RecordingError(f"{path}: the file ends inside record {count + 1}; it is truncated") from None
     except FileNotFoundError:
         raise RecordingError(f"{path}: no such recording") from None
-    except Exception as exc:  # a cut or corrupt record: keep what came before it
+    except ValueError as exc:  # mmap of an empty file
+        raise RecordingError(f"{path}: not an MCAP file ({exc})") from None
+    except _Cut as cut:
+        if strict:
+            raise RecordingError(f"{path}: the file ends inside record {count + 1} (at byte {cut.at}); "
+                                 "it is truncated") from None
+    except RecordingError:
+        raise
+    except Exception as exc:  # a corrupt record: keep what came before it
         if strict or count == 0:
             raise RecordingError(f"{path}: record {count + 1}: unreadable MCAP ({type(exc).__name__}: "
                                  f"{exc}); {count} record(s) read before it") from None
@@ -90,6 +107,38 @@ def load(path: str | Path, strict: bool = False) -> Recording:
         raise RecordingError(f"{path}: the file ends after record {count} without an MCAP footer; "
                              "it is truncated")
     return _assemble(path, metadata, complete, payloads)
+
+
+class _Cut(Exception):
+    def __init__(self, at: int):
+        self.at = at
+
+
+_READERS = {Opcode.CHUNK: Chunk.read, Opcode.CHANNEL: Channel.read, Opcode.METADATA: Metadata.read,
+            Opcode.FOOTER: Footer.read}
+
+
+def _records(raw, path: Path):
+    """The top-level records the loader needs, each parsed by the mcap library. Index and summary
+    records are skipped without parsing: they only speed up seeking, and parsing the message
+    indexes costs as much as the messages themselves."""
+    if raw[:len(MAGIC)] != MAGIC:
+        raise RecordingError(f"{path}: not an MCAP file (no MCAP magic at the start)")
+    pos, size = len(MAGIC), len(raw)
+    while pos < size:
+        if pos + _RECORD.size > size:
+            raise _Cut(pos)
+        opcode, length = _RECORD.unpack_from(raw, pos)
+        body = pos + _RECORD.size
+        if body + length > size:
+            raise _Cut(pos)
+        if opcode == Opcode.MESSAGE:
+            yield Message.read(ReadDataStream(io.BytesIO(raw[body:body + length])), length)
+        elif opcode in _READERS:
+            yield _READERS[opcode](ReadDataStream(io.BytesIO(raw[body:body + length])))
+        if opcode == Opcode.FOOTER:
+            return
+        pos = body + length
 
 
 def _assemble(path: Path, metadata: dict[str, str], complete: bool,
@@ -115,6 +164,49 @@ def _assemble(path: Path, metadata: dict[str, str], complete: bool,
     return rec
 
 
+def _read_chunk(chunk: Chunk, topics: dict[int, str], payloads: dict[str, list[tuple[int, bytes]]]) -> None:
+    """Add every message of a chunk to ``payloads`` (and its channel records to ``topics``).
+
+    The mcap library builds an object per record, which dominates loading; the record layout is
+    fixed by the MCAP spec (opcode u8, length u64, then channel u16, sequence u32, log time u64,
+    publish time u64, data), so messages are sliced out directly; schema records are skipped."""
+    raw = _decompress(chunk)
+    if chunk.uncompressed_crc and zlib.crc32(raw) != chunk.uncompressed_crc:
+        raise RecordingError(f"chunk at log time {chunk.message_start_time}: CRC mismatch; the file is corrupt")
+    pos, end, head, msg = 0, len(raw), _RECORD.unpack_from, _MESSAGE.unpack_from
+    lists: dict[int, list] = {}
+    skip = _RECORD.size + _MESSAGE.size
+    while pos < end:
+        opcode, length = head(raw, pos)
+        if opcode == Opcode.MESSAGE:
+            channel_id, _, log_time, _ = msg(raw, pos + _RECORD.size)
+            out = lists.get(channel_id)
+            if out is None:
+                out = lists[channel_id] = payloads[topics[channel_id]]
+            out.append((log_time, raw[pos + skip: pos + _RECORD.size + length]))
+        elif opcode == Opcode.CHANNEL:  # id u16, schema id u16, topic (u32 length + utf-8), ...
+            channel_id, _, n = _CHANNEL.unpack_from(raw, pos + _RECORD.size)
+            start = pos + _RECORD.size + _CHANNEL.size
+            topics[channel_id] = raw[start: start + n].decode()
+        pos += _RECORD.size + length
+    if pos != end:
+        raise RecordingError(f"chunk at log time {chunk.message_start_time}: a record runs past its end")
+
+
+def _decompress(chunk: Chunk) -> bytes:
+    if chunk.compression == "zstd":
+        import zstandard
+
+        return zstandard.ZstdDecompressor().decompress(chunk.data, max_output_size=chunk.uncompressed_size)
+    if chunk.compression == "lz4":
+        import lz4.frame
+
+        return lz4.frame.decompress(chunk.data)
+    if chunk.compression == "":
+        return chunk.data
+    raise RecordingError(f"unsupported chunk compression {chunk.compression!r}")
+
+
 def _times(items: list[tuple[int, bytes]]) -> list[int]:
     return [t for t, _ in items]
 
@@ -126,15 +218,44 @@ def _decode(items: list[tuple[int, bytes]]) -> list[dict]:
 def _frames(bus: str, items: list[tuple[int, bytes]]) -> Frames:
     n = len(items)
     t_ns = np.fromiter((t for t, _ in items), np.int64, n)
+    ids, flags, dlc, data = _columns_fast(items) or _columns_json(items)
+    order = np.argsort(t_ns, kind="stable")
+    return Frames(bus, t_ns[order], ids[order], flags[order], dlc[order], data[order])
+
+
+_CAN_RE = re.compile(rb'\{"id":(\d+),"flags":(\d+),"dlc":(\d+),"data":\[([\d,]*)\]\}')
+
+
+def _columns_fast(items: list[tuple[int, bytes]]):
+    """Columns from payloads in the recorder's own canonical form (one regex pass, numpy for the
+    bytes); None when any payload is not in that form (then JSON decoding does it)."""
+    n = len(items)
+    rows = _CAN_RE.findall(b"\n".join(p for _, p in items))
+    if len(rows) != n:
+        return None
+    ids, flags, dlc, payload = zip(*rows) if rows else ((), (), (), ())
+    dlc_a = np.array(dlc, dtype=np.bytes_).astype(np.int64) if n else np.zeros(0, np.int64)
+    flat = np.fromstring(b",".join(p for p in payload if p), dtype=np.int64, sep=",") if n else np.zeros(0, np.int64)
+    if len(flat) != int(dlc_a.sum()):
+        return None
+    data = np.zeros((n, DATA_WIDTH), np.uint8)
+    row = np.repeat(np.arange(n), dlc_a)
+    col = np.arange(len(flat)) - np.repeat(np.cumsum(dlc_a) - dlc_a, dlc_a)
+    data[row, col] = flat
+    as_int = lambda col: np.array(col, dtype=np.bytes_).astype(np.int64) if n else np.zeros(0, np.int64)
+    return as_int(ids).astype(np.uint32), as_int(flags).astype(np.uint8), dlc_a.astype(np.uint8), data
+
+
+def _columns_json(items: list[tuple[int, bytes]]):
     decoded = _decode(items)
+    n = len(decoded)
     ids = np.fromiter((m["id"] for m in decoded), np.uint32, n)
     flags = np.fromiter((m["flags"] for m in decoded), np.uint8, n)
     dlc = np.fromiter((m["dlc"] for m in decoded), np.uint8, n)
     data = np.zeros((n, DATA_WIDTH), np.uint8)
     for row, m in zip(data, decoded):
         row[:len(m["data"])] = m["data"]
-    order = np.argsort(t_ns, kind="stable")
-    return Frames(bus, t_ns[order], ids[order], flags[order], dlc[order], data[order])
+    return ids, flags, dlc, data
 
 
 def _mark_tx(frames: Frames, injected: Frames | None) -> Frames:

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import json
 import platform
-import queue
 import socket
 import threading
-from collections import Counter
+import time
+from collections import Counter, deque
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,7 @@ CLOCK_MODEL = ("run clock = CLOCK_MONOTONIC in ns, shared by every process of th
                "CAN times are end-of-frame times")
 SIMBUS_CLOCK = "simbus: broker stamps end-of-frame on the run clock"
 _POLL_S = 0.05
-_STOP = object()
+_IDLE_S = 0.005  # the writer's nap when the queue is empty
 
 
 class Recorder:
@@ -52,8 +52,9 @@ class Recorder:
         self._metadata = dict(metadata or {})
         self._flush_interval = flush_interval
         self._chunk_size = chunk_size
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._queue: deque = deque()  # append / popleft are atomic: producers never block
         self._stop = threading.Event()
+        self._closing = threading.Event()
         self._threads: list[threading.Thread] = []
         self._writer_thread: threading.Thread | None = None
         self._opened: list[Any] = []
@@ -67,27 +68,27 @@ class Recorder:
     # -- feeding ---------------------------------------------------------------------------------
     def frame(self, bus: str, t_ns: int, can_id: int, flags: int, data: bytes) -> None:
         """Record one CAN frame on ``bus`` (run-clock ``t_ns``)."""
-        self._queue.put((schema.CAN_PREFIX + bus, t_ns, schema.encode_can(can_id, flags, data)))
+        self._queue.append((schema.CAN_PREFIX + bus, t_ns, schema.encode_can(can_id, flags, data)))
 
     def serial(self, bus: str, t_ns: int, data: bytes) -> None:
-        self._queue.put((schema.SERIAL_PREFIX + bus, t_ns, schema.encode_serial(data)))
+        self._queue.append((schema.SERIAL_PREFIX + bus, t_ns, schema.encode_serial(data)))
 
     def console(self, line: ConsoleLine) -> None:
         """Record one console line (a target's stdout/stderr or a console bus)."""
-        self._queue.put((schema.CONSOLE_TOPIC, line.t_ns,
+        self._queue.append((schema.CONSOLE_TOPIC, line.t_ns,
                          schema.encode_log(line.t_ns, line.source, line.text, line.stream)))
 
     def event(self, kind: str, data: dict[str, Any] | None = None, t_ns: int | None = None) -> None:
         """Record an event: a fault armed or cleared, a bench phase, ..."""
         t = now_ns() if t_ns is None else t_ns
-        self._queue.put((schema.EVENTS_TOPIC, t, schema.encode_event(kind, data or {})))
+        self._queue.append((schema.EVENTS_TOPIC, t, schema.encode_event(kind, data or {})))
 
     def injected(self, bus: str, frames: Iterable[tuple[int, int, int, bytes]]) -> None:
         """Record the injector's echoes ``(t_ns, id, flags, data)``: the loader marks the matching
         frames of ``bus`` with FLAG_TX."""
         topic = schema.INJECTED_PREFIX + bus
         for t, i, fl, data in frames:
-            self._queue.put((topic, t, schema.encode_can(i, fl, data)))
+            self._queue.append((topic, t, schema.encode_can(i, fl, data)))
 
     # -- life cycle ------------------------------------------------------------------------------
     def __enter__(self) -> Recorder:
@@ -126,7 +127,7 @@ class Recorder:
             t.join()
         self._close_buses()
         if self._writer_thread is not None:
-            self._queue.put(_STOP)
+            self._closing.set()
             self._writer_thread.join()
             self._writer_thread = None
             self._writer.finish()
@@ -165,7 +166,7 @@ class Recorder:
 
     def _read_can(self, name: str, bus: Any, clock: AdapterClock | None) -> None:
         topic = schema.CAN_PREFIX + name
-        put = self._queue.put
+        put = self._queue.append
         try:
             while not self._stop.is_set():
                 msg = bus.recv(_POLL_S)
@@ -202,22 +203,22 @@ class Recorder:
         return channel
 
     def _write_loop(self) -> None:
-        writer, q, counts = self._writer, self._queue, self.counts
-        next_flush = now_ns() + int(self._flush_interval * 1e9)
+        """Drain the queue in batches; close a chunk and flush the file every flush interval."""
+        writer, q, counts, channel = self._writer, self._queue, self.counts, self._channel
+        interval = int(self._flush_interval * 1e9)
+        next_flush = now_ns() + interval
         try:
             while True:
-                try:
-                    item = q.get(timeout=self._flush_interval)
-                except queue.Empty:
-                    item = None
-                if item is _STOP:
-                    return
-                if item is not None:
-                    topic, t, payload = item
-                    writer.add_message(self._channel(topic), t, payload, now_ns())
+                if not q:
+                    if self._closing.is_set() and not q:
+                        return
+                    time.sleep(_IDLE_S)
+                while q:
+                    topic, t, payload = q.popleft()
+                    writer.add_message(channel(topic), t, payload, t)
                     counts[topic] += 1
                 if now_ns() >= next_flush:
                     writer.flush()
-                    next_flush = now_ns() + int(self._flush_interval * 1e9)
+                    next_flush = now_ns() + interval
         except Exception as exc:
             self._error = exc

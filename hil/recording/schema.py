@@ -1,9 +1,9 @@
 """The MCAP layout of a recording: topics, JSON schemas, and how one message is encoded.
 
 Every message is JSON with a JSON Schema (``jsonschema`` schema encoding, ``json`` message encoding),
-which Foxglove and the standard MCAP readers decode without plugins. Message ``log_time`` is the run
-clock (ns) of the frame — the end-of-frame time for CAN — and ``publish_time`` the run-clock time
-the recorder got it.
+which Foxglove and the standard MCAP readers decode without plugins. Message ``log_time`` (and
+``publish_time``, the same value) is the run clock (ns) of the frame — the end-of-frame time for
+CAN.
 
 =====================  ==================  =================================================
 topic                  schema              message
@@ -77,9 +77,13 @@ LEVEL_INFO = 2
 LEVEL_WARNING = 3
 
 
+_DECIMAL = tuple(str(i).encode() for i in range(256))
+
+
 def encode_can(can_id: int, flags: int, data: bytes) -> bytes:
+    """The canonical JSON of a frame (the loader's fast path depends on this exact form)."""
     return b'{"id":%d,"flags":%d,"dlc":%d,"data":[%s]}' % (
-        can_id, flags, len(data), ",".join(map(str, data)).encode())
+        can_id, flags, len(data), b",".join([_DECIMAL[b] for b in data]))
 
 
 def encode_serial(data: bytes) -> bytes:

@@ -25,7 +25,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,8 +34,7 @@ from hil.stimulus.events import CanEvent
 from hil.stimulus.report import ReplayReport
 from hil.stimulus.timeline import Timeline
 
-LEAD_NS = 200_000_000  # how far ahead frames are handed to the simbus broker ...
-MAX_AHEAD = 512  # ... and at most this many (the broker queues 1024 per node)
+LEAD_NS = 250_000_000  # how far ahead frames are handed to the simbus broker (it applies back-pressure)
 START_MARGIN_NS = 50_000_000  # play starts this long after the child is ready
 PROGRESS_EVERY_NS = 250_000_000
 ECHO_GRACE_NS = 2_000_000_000  # how long to wait for the last echoes after the last send
@@ -290,7 +288,6 @@ class _Replay:
 
         plan, handles, planned = self.plan, self.handles, self.planned
         timed = [b.timed for b in plan.buses]
-        handed: deque[int] = deque(maxlen=MAX_AHEAD)  # release times of the last frames handed over
         waits = {w.index: w for w in plan.waits}
         wait_log: list[dict[str, Any]] = []
         start = now_ns() + START_MARGIN_NS
@@ -324,13 +321,9 @@ class _Replay:
                 planned[b].append(deadline)
                 if timed[b]:
                     release = deadline - eof
-                    hand_over = release - plan.lead_ns
-                    if len(handed) == MAX_AHEAD:
-                        hand_over = max(hand_over, handed[0])
-                    if (ahead := hand_over - now_ns()) > 0:
+                    if (ahead := release - plan.lead_ns - now_ns()) > 0:
                         time.sleep(ahead / 1e9)
                     handles[b].send_at(msg, release)
-                    handed.append(release)
                 else:
                     wait_until(deadline - eof)
                     handles[b].send(msg)
