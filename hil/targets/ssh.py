@@ -16,6 +16,7 @@ wait for it, so the target offers the same blocking protocol as every other driv
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shlex
 import socket
@@ -81,7 +82,7 @@ class SshHpcTarget(Target):
         self._components: dict[str, ProcessComponent] = {}
         self._procs: dict[str, asyncssh.SSHClientProcess] = {}
         self._exits: dict[str, int] = {}
-        self._pumps: list[asyncio.Task] = []
+        self._pumps: dict[str, list[asyncio.Task]] = {}
         self._ready = Armed()
 
     @property
@@ -188,9 +189,9 @@ class SshHpcTarget(Target):
         for name, comp in self._components.items():
             self._procs[name] = proc = await self._conn.create_process(
                 self._wrapper(name, comp), encoding="utf-8", errors="replace")
-            self._pumps += [asyncio.ensure_future(self._pump(name, proc.stdout, "stdout")),
-                            asyncio.ensure_future(self._pump(name, proc.stderr, "stderr")),
-                            asyncio.ensure_future(self._watch(name, proc))]
+            self._pumps[name] = [asyncio.ensure_future(self._pump(name, proc.stdout, "stdout")),
+                                 asyncio.ensure_future(self._pump(name, proc.stderr, "stderr")),
+                                 asyncio.ensure_future(self._watch(name, proc))]
 
     def _wrapper(self, name: str, comp: ProcessComponent) -> str:
         env = component_env(self.name, self.spec, name, comp, self.buses)
@@ -207,28 +208,31 @@ class SshHpcTarget(Target):
     async def _watch(self, name: str, proc: asyncssh.SSHClientProcess) -> None:
         done = await proc.wait(check=False)
         status = done.exit_status if done.exit_status is not None else 255  # connection lost
-        self._exits[name] = -(status - 128) if status > 128 else status
+        self._exits[name] = -(status - 128) if 128 < status <= 128 + 64 else status  # sh: 128 + signal
 
     def _alive(self) -> None:
         for name, code in list(self._exits.items()):
-            self._run(self._drain())
+            self._run(self._drain([name]))
             raise crashed(self.name, name, code, self.log, self.state)
 
-    async def _drain(self) -> None:
-        if self._pumps:
-            await asyncio.wait(self._pumps, timeout=_SLACK_S)
+    async def _drain(self, names: list[str]) -> None:
+        """Let the console readers (and exit watcher) of ``names`` reach the end of their streams."""
+        tasks = [t for n in names for t in self._pumps.get(n, [])]
+        if tasks:
+            await asyncio.wait(tasks, timeout=_SLACK_S)
 
     async def _stop_all(self) -> None:
         procs, self._procs = self._procs, {}
         for proc in procs.values():
-            proc.stdin.write_eof()
+            with contextlib.suppress(OSError):  # already gone
+                proc.stdin.write_eof()
         for proc in procs.values():
             try:
                 await asyncio.wait_for(proc.wait(check=False), self.grace_ns / 1e9 + _SLACK_S)
             except asyncio.TimeoutError:
                 proc.close()
-        await self._drain()
-        self._pumps = []
+        await self._drain(list(procs))
+        self._pumps = {}
         if self._conn is not None:
             try:
                 parent = shlex.quote(self.remote_dir.rsplit("/", 1)[0])

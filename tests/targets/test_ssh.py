@@ -181,3 +181,14 @@ def test_unreachable_host_is_retried_until_connect_timeout(ssh_rig, tmp_path):
     target, stack, _ = make(ssh_rig, tmp_path, fusion=app(tmp_path, files=[]))
     with target, pytest.raises(DeployError, match=f"cannot connect to .*@127.0.0.1:{port} \\(tried for 300ms\\)"):
         target.deploy(ssh_rig.components(stack))
+
+
+def test_crash_of_one_component_is_reported_while_another_runs(ssh_rig, tmp_path):
+    ssh_rig.file("app.sh", APP)
+    target, stack, _ = make(ssh_rig, tmp_path, fusion=app(tmp_path), seg=app(
+        tmp_path, "seg", files=[], argv=["sh", "-c", "echo dying; kill -SEGV $$"], ready={"console": "never"}))
+    with target:
+        target.deploy(ssh_rig.components(stack))
+        target.start()
+        with pytest.raises(DeployError, match=r"(?s)component 'seg' was killed by SIGSEGV during start-up.*\| dying"):
+            target.wait_ready()
