@@ -44,6 +44,9 @@ _OPS = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.l
 
 @dataclass
 class Progress:
+    """How far a replay is: sent to ``on_progress`` at the play start, then every 250 ms.
+    ``elapsed_ns`` counts from the play start (so ``now − elapsed_ns`` is the start)."""
+
     sent: int
     planned: int
     echoed: int
@@ -329,10 +332,15 @@ class _Replay:
                     handles[b].send(msg)
             sent += 1
             if (now := now_ns()) >= next_progress:
-                self.send(("progress", Progress(sent, len(plan.steps), len(self.lateness), self.late_max,
-                                                     now - start)))
+                self._progress(sent, start, now)
                 next_progress = now + PROGRESS_EVERY_NS
+        if next_progress == start:  # everything was handed over before the start: report it at the start
+            self._progress(sent, start, wait_until(start))
         return start, sent, wait_log, None
+
+    def _progress(self, sent: int, start: int, now: int) -> None:
+        """Tell the parent how far the replay is; the first report comes at or just after the start."""
+        self.send(("progress", Progress(sent, len(self.plan.steps), len(self.lateness), self.late_max, now - start)))
 
     def _await_echoes(self, sent: int) -> None:
         from hil.clock import now_ns

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from hil.buses import RigBuses
+from hil.clock import now_ns
 from hil.recording import Recorder, load
 from hil.recording.export import export
 from hil.recording.frames import FLAG_TX
@@ -184,9 +185,13 @@ def test_blf_replay_record_export_round_trip(buses, tmp_path):
         for m in msgs:
             w.on_message_received(m)
     tl = build_timeline(Stimulus.model_validate({"sources": [{"file": str(src), "map": {"1": "chassis"}}]}), RIG)
+    progress = []
     with Recorder(tmp_path / "r.mcap", buses, ["chassis"]) as rec:
-        report = play(tl, buses)
+        report = play(tl, buses, on_progress=lambda p: progress.append((now_ns(), p)))
         rec.injected("chassis", report.echoes["chassis"])
+    # the first progress report comes at the play start, and tells where the start was
+    assert progress and 0 <= progress[0][0] - progress[0][1].elapsed_ns - report.start_ns
+    assert [p.sent for _, p in progress] == sorted(p.sent for _, p in progress)
     out = tmp_path / "out.blf"
     assert export(tmp_path / "r.mcap", out) == {"chassis": 1}
     back = read_source(out).events
