@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import signal
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from hil.errors import DeployError
 from hil.spec.rig import HpcTarget
 from hil.spec.stack import Component, ProcessComponent
 from hil.targets.base import State
+from hil.targets.bundle import Manifest, build, read
 from hil.targets.console import ConsoleLog, format_tail
 
 
@@ -24,6 +26,19 @@ def process_components(target: str, components: Mapping[str, Component]) -> dict
                               "expected a process")
         out[name] = comp
     return out
+
+
+def checked_bundle(target: str, components: Mapping[str, Component], bundle: Path | None,
+                   scratch: Path) -> tuple[dict[str, ProcessComponent], Path, Manifest]:
+    """The process components, and the bundle holding them — built at ``scratch`` when none is
+    given — read and checked: safe member names, every component present and mapped to ``target``."""
+    procs = process_components(target, components)
+    if bundle is None:
+        bundle = scratch
+        build(target, "unbundled", procs, bundle)
+    manifest = read(Path(bundle))
+    manifest.check_components(procs, target)
+    return procs, Path(bundle), manifest
 
 
 def component_env(target: str, spec: HpcTarget, name: str, comp: ProcessComponent,

@@ -27,7 +27,7 @@ from hil.spec.stack import Component, ProcessComponent
 from hil.targets import bundle as bundles
 from hil.targets.base import Target
 from hil.targets.console import ConsoleLine
-from hil.targets.hpc import component_env, crashed, expand_argv, process_components
+from hil.targets.hpc import checked_bundle, component_env, crashed, expand_argv
 from hil.targets.ready import Armed
 
 DEFAULT_GRACE_NS = 5_000_000_000
@@ -57,14 +57,10 @@ class LocalHpcTarget(Target):
     def _deploy(self, components: Mapping[str, Component], bundle: Path | None = None) -> None:
         if self.spec.console is not None:
             self.capture_console(self.buses, self.spec.console)
-        self._components = process_components(self.name, components)
-        if bundle is None:
-            bundle = self.sandbox.with_name(f"{self.name}.bundle.tar.gz")
-            bundles.build(self.name, "unbundled", self._components, bundle)
-        manifest = bundles.read(Path(bundle))
-        manifest.check_components(self._components, self.name)
+        self._components, archive, _ = checked_bundle(self.name, components, bundle,
+                                                      self.sandbox.with_name(f"{self.name}.bundle.tar.gz"))
         shutil.rmtree(self.sandbox, ignore_errors=True)  # a redeploy starts from a clean sandbox
-        self.manifest = bundles.unpack(Path(bundle), self.sandbox, self._components)
+        self.manifest = bundles.unpack(archive, self.sandbox, self._components)
 
     def _start(self) -> None:
         self._ready = Armed(self._components, self.log, self.buses)

@@ -35,7 +35,7 @@ from hil.spec.stack import Component, ProcessComponent
 from hil.targets import bundle as bundles
 from hil.targets.base import Target
 from hil.targets.console import ConsoleLine
-from hil.targets.hpc import component_env, crashed, expand_argv, process_components
+from hil.targets.hpc import checked_bundle, component_env, crashed, expand_argv
 from hil.targets.ready import Armed
 
 DEFAULT_GRACE_NS = 5_000_000_000
@@ -94,13 +94,10 @@ class SshHpcTarget(Target):
     def _deploy(self, components: Mapping[str, Component], bundle: Path | None = None) -> None:
         if self.spec.console is not None:
             self.capture_console(self.buses, self.spec.console)
-        self._components = process_components(self.name, components)
-        if bundle is None:
-            bundle = self.run_dir / "targets" / f"{self.name}.bundle.tar.gz"
-            bundles.build(self.name, "unbundled", self._components, bundle)
-        manifest = bundles.read(Path(bundle))  # member names and types, before anything is sent
-        manifest.check_components(self._components, self.name)
-        self._run(self._upload_and_verify(Path(bundle), manifest))
+        # member names and types are checked here, before anything is sent
+        self._components, archive, manifest = checked_bundle(
+            self.name, components, bundle, self.run_dir / "targets" / f"{self.name}.bundle.tar.gz")
+        self._run(self._upload_and_verify(archive, manifest))
 
     def _start(self) -> None:
         self._ready = Armed(self._components, self.log, self.buses)
