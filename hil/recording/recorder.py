@@ -23,12 +23,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from mcap.writer import CompressionType, Writer
 
 from hil import __version__
 from hil.clock import AdapterClock, from_seconds, now_ns
 from hil.errors import RecordingError
 from hil.recording import schema
+from hil.recording.mcapwriter import McapWriter
 from hil.recording.frames import message_flags
 from hil.targets.base import ConsoleLine
 
@@ -60,7 +60,7 @@ class Recorder:
         self._opened: list[Any] = []
         self._channels: dict[str, int] = {}
         self._schema_ids: dict[str, int] = {}
-        self._writer: Writer | None = None
+        self._writer: McapWriter | None = None
         self._file = None
         self._error: BaseException | None = None
         self.counts: Counter = Counter()  # topic → messages written
@@ -103,8 +103,8 @@ class Recorder:
             self._file = open(self.path, "wb")
         except OSError as exc:
             raise RecordingError(f"cannot write recording {self.path}: {exc.strerror}") from None
-        self._writer = Writer(self._file, chunk_size=self._chunk_size, compression=CompressionType.ZSTD)
-        self._writer.start(profile="", library=f"hil {__version__}")
+        self._writer = McapWriter(self._file, chunk_size=self._chunk_size, library=f"hil {__version__}")
+        self._writer.start()
         clocks: dict[str, str] = {}
         try:
             for name in self._names:
@@ -215,7 +215,7 @@ class Recorder:
                     time.sleep(_IDLE_S)
                 while q:
                     topic, t, payload = q.popleft()
-                    writer.add_message(channel(topic), t, payload, t)
+                    writer.add_message(channel(topic), t, payload)
                     counts[topic] += 1
                 if now_ns() >= next_flush:
                     writer.flush()
