@@ -104,7 +104,7 @@ def build_timeline(stimulus: Stimulus, rig: Rig, logs: dict[Path, SourceLog] | N
         for w in wait_specs:
             i = bisect.bisect_left(stim_times, w.at)
             t = shift + round(_wait_play_time(play, stim_times, i, w.at) / stimulus.rate)
-            waits.append(Wait(base + i, w.at, t, w.until, _match_id(w.until, db), w.timeout))
+            waits.append(Wait(base + i, w.at, t, w.until, _match_id(w.until, db, rig), w.timeout))
     return Timeline(steps, waits, list(stimulus.dbc), dropped)
 
 
@@ -191,7 +191,11 @@ def _period(play: list[int]) -> int:
     return play[-1] - play[0] + (int(statistics.median(gaps)) if gaps else 1)
 
 
-def _match_id(match: FrameMatch, db) -> int:
+def _match_id(match: FrameMatch, db, rig: Rig) -> int:
+    bus = rig.buses.get(match.bus)
+    if bus is None or bus.kind != "can":
+        raise StimulusError(f"wait on bus {match.bus!r}: expected a CAN bus of rig {rig.name!r} "
+                            f"({', '.join(n for n, b in rig.buses.items() if b.kind == 'can')})")
     if match.id is not None:
         if match.signal is not None:
             raise StimulusError(f"wait on bus {match.bus!r}: a signal condition needs 'message' (DBC), not 'id'")

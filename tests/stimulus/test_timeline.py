@@ -193,3 +193,11 @@ def test_waits_sit_before_the_first_step_at_or_after_their_time(speed_log):
     assert [(w.index, w.id, w.timeout_ns) for w in tl.waits] == [(6, 0x200, 2_000_000_000), (27, 0x200, 2_000_000_000)]
     assert tl.steps[6].t_ns == 50 * MS and tl.steps[5].t_ns == 40 * MS
     assert tl.buses() == ["body", "chassis"]
+
+
+def test_a_wait_must_watch_a_can_bus_of_the_rig(speed_log):
+    path, dbc = speed_log
+    for bus in ("console", "powertrain"):
+        with pytest.raises(StimulusError, match=rf"wait on bus '{bus}': expected a CAN bus of rig 'sim' \(chassis, body\)"):
+            build_timeline(stim(sources=[{"file": str(path), "map": {"can0": "chassis"}}],
+                                waits=[{"at": "10ms", "until": {"bus": bus, "id": 0x200}}]), rig())
