@@ -25,6 +25,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -108,13 +109,16 @@ class Lease:
     """The lease of one rig, as a context manager.
 
     ``wait`` is None to fail at once when the rig is taken (the error names the holder), a number of
-    seconds to queue for it, or ``float('inf')`` to wait as long as it takes.
+    seconds to queue for it, or ``float('inf')`` to wait as long as it takes; ``on_wait`` is told
+    whom it waits for.
     """
 
     def __init__(self, rig: str, *, wait: float | None = None, command: str | None = None,
-                 ci_job: str | None = None, directory: Path | None = None):
+                 ci_job: str | None = None, directory: Path | None = None,
+                 on_wait: Callable[[str], None] | None = None):
         self.rig = rig
         self.wait = wait
+        self.on_wait = on_wait
         self.directory = directory or lock_dir()
         self._command, self._ci_job = command, ci_job
         self._lock = FileLock(self.directory / f"{rig}.lock", mode=0o600, thread_local=False,
@@ -133,8 +137,11 @@ class Lease:
             if self.wait is None or self.wait <= 0:
                 raise RigBusyError(f"rig {self.rig!r} is leased by {_who(holder)}; "
                                    f"wait for it with --wait [SECONDS]")
-            log.info("rig %r is leased by %s; waiting up to %s", self.rig, _who(holder),
-                     "ever" if self.wait == float("inf") else f"{self.wait:g} s")
+            message = (f"rig {self.rig!r} is leased by {_who(holder)}; waiting "
+                       + ("until it is free" if self.wait == float("inf") else f"up to {self.wait:g} s"))
+            log.info("%s", message)
+            if self.on_wait is not None:
+                self.on_wait(message)
             try:
                 self._lock.acquire(timeout=-1 if self.wait == float("inf") else self.wait, poll_interval=0.1)
             except Timeout:

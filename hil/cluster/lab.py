@@ -115,7 +115,7 @@ class _RigJob:
             return contextlib.nullcontext()  # the worker leases the rig for each bench
         from hil.bench.lease import Lease
 
-        return Lease(rig, wait=self.lab.wait, command=self.lab.command)
+        return Lease(rig, wait=self.lab.wait, command=self.lab.command, on_wait=self.warn)
 
     def _retrying(self, result: Any, attempt: int) -> None:
         if self.warn is not None:

@@ -16,7 +16,8 @@ HIL = [sys.executable, "-c", "from hil.cli import main; main()"]
 
 
 def hil(lock_dir: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HIL_LOCK_DIR": str(lock_dir), "NO_COLOR": "1", "COLUMNS": "250"}
+    env = {**os.environ, "HIL_LOCK_DIR": str(lock_dir), "NO_COLOR": "1", "COLUMNS": "250",
+           "HIL_HISTORY": str(lock_dir / "history.sqlite")}
     return subprocess.run([*HIL, *args], capture_output=True, text=True, env=env, timeout=60)
 
 
@@ -26,13 +27,14 @@ def test_status_shows_holder_then_free(tmp_path, root):
     out = hil(tmp_path, "rig", "status", str(root / "rigs" / "sim-minimal.yaml"), "other")
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    assert lines[0].split() == ["rig", "lease", "holder"]
-    assert lines[1].split()[:4] == ["sim-minimal", "held", "pid", str(rec["pid"])]
+    assert lines[0].split() == ["rig", "lease", "health", "holder"]
+    assert lines[1].split()[:5] == ["sim-minimal", "held", "unknown", "pid", str(rec["pid"])]
     assert "running 'lease_holder sim-minimal'" in lines[1] and "CI job nightly#42" in lines[1]
-    assert lines[2].split() == ["other", "free"]
+    assert lines[2].split() == ["other", "free", "—"]
     holder.release()
     out = hil(tmp_path, "rig", "status", "--json")
-    assert json.loads(out.stdout) == [{"rig": "sim-minimal", "held": False, "stale": False, "holder": None}]
+    assert json.loads(out.stdout) == [{"rig": "sim-minimal", "held": False, "stale": False, "holder": None,
+                                       "health": None}]
 
 
 def test_status_of_a_leftover_lease(tmp_path):
@@ -41,7 +43,7 @@ def test_status_of_a_leftover_lease(tmp_path):
     holder.proc.kill()
     holder.finish()
     out = hil(tmp_path, "rig", "status")
-    assert out.stdout.splitlines()[1].split()[:6] == ["sim-a", "free", "left", "over", "from", "pid"]
+    assert out.stdout.splitlines()[1].split()[:7] == ["sim-a", "free", "—", "left", "over", "from", "pid"]
     assert "reclaimed on next use" in out.stdout
     with Lease("sim-a", directory=tmp_path):
         assert json.loads(hil(tmp_path, "rig", "status", "sim-a", "--json").stdout)[0]["holder"]["pid"] == os.getpid()

@@ -1,0 +1,122 @@
+"""``hil run`` lab operations end to end: retries of error verdicts (flaky), the rig health gate,
+two runs on one rig."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from .cluster import RIGS
+from .test_lease import Holder
+
+OPS = Path(__file__).with_name("ops")
+HIL = [sys.executable, "-c", "from hil.cli import main; main()"]
+
+
+@pytest.fixture
+def env(tmp_path):
+    (tmp_path / "flaky").mkdir()
+    (tmp_path / "health").write_text("good")
+    return {**os.environ, "HIL_LOCK_DIR": str(tmp_path / "locks"), "HIL_HISTORY": str(tmp_path / "history.sqlite"),
+            "HIL_FLAKY_DIR": str(tmp_path / "flaky"), "HIL_HEALTH_FILE": str(tmp_path / "health"),
+            "NO_COLOR": "1", "COLUMNS": "200"}
+
+
+def hil(env: dict, *args: str, timeout: float = 280) -> subprocess.CompletedProcess:
+    return subprocess.run([*HIL, *args], capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def test_retries_rerun_only_error_verdicts_and_report_flaky(tmp_path, env):
+    out = tmp_path / "run"
+    r = hil(env, "run", str(OPS / "flaky.yaml"), "--rig", str(RIGS / "sim-lab-a.yaml"), "--retries", "2",
+            "--out", str(out))
+    assert r.returncode == 1, r.stdout + r.stderr  # too-strict really fails: exit 1, not 3
+    assert "hiccup on sim-lab-a: error (" in r.stderr and "retry 1 of 2" in r.stderr
+    assert "too-strict" not in r.stderr  # a fail is not retried
+    results = json.loads((out / "results.json").read_text())
+    hiccup, strict = results["benches"]
+    assert (hiccup["verdict"], hiccup["flaky"]) == ("pass", True)
+    assert hiccup["error"].startswith("passed on attempt 2 after an infrastructure error; attempt 1: ")
+    assert "power glitch" in hiccup["error"] or "exited with code 3" in hiccup["error"]
+    assert (strict["verdict"], strict["flaky"]) == ("fail", False)
+    assert (out / "hiccup.attempt-1").is_dir() and not (out / "too-strict.attempt-1").exists()
+    assert re.search(r"│ hiccup\s+│ pass \(flaky\)", r.stdout), r.stdout
+    props = {p.get("name"): p.get("value") for p in ET.parse(out / "junit.xml").getroot()
+             .find("testsuite[@name='flaky.hiccup']").iter("property")}
+    assert props["flaky"] == "true"
+    with sqlite3.connect(tmp_path / "history.sqlite") as db:
+        assert db.execute("SELECT bench, verdict, flaky FROM benches ORDER BY bench").fetchall() == [
+            ("hiccup", "pass", 1), ("too-strict", "fail", 0)]
+
+
+def test_without_retries_the_error_stands(tmp_path, env):
+    r = hil(env, "run", str(OPS / "flaky.yaml"), "--rig", str(RIGS / "sim-lab-a.yaml"), "--bench", "hiccup",
+            "--out", str(tmp_path / "run"), "--no-history")
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["benches"][0]["verdict"] == "error"
+
+
+def test_health_gate(tmp_path, env):
+    rig = tmp_path / "sim-lab-h.yaml"
+    rig.write_text((RIGS / "sim-lab-a.yaml").read_text().replace("name: sim-lab-a", "name: sim-lab-h")
+                   + f"\nhealth: {OPS / 'health.yaml'}\n")
+    work = ["run", str(OPS / "work.yaml"), "--rig", str(rig)]
+
+    # never checked: the health bench runs first, then the suite
+    r = hil(env, *work, "--out", str(tmp_path / "r1"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (tmp_path / "r1" / "health" / "results.json").is_file()
+
+    # the check fails: the rig is unhealthy in the history ...
+    (tmp_path / "health").write_text("bad")
+    r = hil(env, "rig", "health", str(rig), "--out", str(tmp_path / "h1"))
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert r.stdout.startswith("rig sim-lab-h: unhealthy — health check rig-check, run ")
+    status = json.loads(hil(env, "rig", "status", str(rig), "--json").stdout)[0]["health"]
+    assert (status["state"], status["run_dir"]) == ("unhealthy", str(tmp_path / "h1"))
+
+    # ... so runs refuse it at once, naming the failed check ...
+    r = hil(env, *work, "--out", str(tmp_path / "r2"))
+    assert r.returncode == 3
+    assert r.stderr.startswith("error: rig 'sim-lab-h' is unhealthy: its health check 'rig-check' failed at ")
+    assert f"(run {status['run_id']}, {tmp_path / 'h1'})" in r.stderr
+    assert "or use --force" in r.stderr and not (tmp_path / "r2" / "results.json").exists()
+
+    # ... unless forced ...
+    r = hil(env, *work, "--force", "--out", str(tmp_path / "r3"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "running anyway (--force)" in r.stderr and (tmp_path / "r3" / "results.json").is_file()
+
+    # ... until a health check passes again; then a recent healthy result skips the check
+    (tmp_path / "health").write_text("good")
+    assert hil(env, "rig", "health", str(rig), "--out", str(tmp_path / "h2")).returncode == 0
+    r = hil(env, *work, "--out", str(tmp_path / "r4"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert not (tmp_path / "r4" / "health").exists()
+
+
+def test_second_run_on_a_leased_rig_fails_fast_or_waits(tmp_path, env):
+    holder = Holder(tmp_path / "locks", "sim-lab-a")
+    pid = holder.held()["pid"]
+    run = ["run", str(OPS / "work.yaml"), "--rig", str(RIGS / "sim-lab-a.yaml"), "--no-history"]
+    r = hil(env, *run, "--out", str(tmp_path / "busy"))
+    assert r.returncode == 3
+    assert r.stderr.startswith(f"error: rig 'sim-lab-a' is leased by pid {pid} (")
+    waiting = subprocess.Popen([*HIL, *run, "--wait", "--out", str(tmp_path / "queued")], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert "is leased by pid" in waiting.stderr.readline()  # it says whom it waits for ...
+        holder.release()  # ... and runs once the holder lets go
+        stdout, stderr = waiting.communicate(timeout=280)
+    finally:
+        waiting.kill()
+    assert waiting.returncode == 0, stdout + stderr
+    assert json.loads((tmp_path / "queued" / "results.json").read_text())["verdict"] == "pass"
