@@ -26,46 +26,83 @@ from pathlib import Path
 
 import can
 
+from hil.simbus.protocol import FRAME, HEADER, HELLO, MAX_RECORD
+
 BUSES = 4
 END_ID = 0x7FF
 
 
 # ---- node roles (run as child processes of this script) -----------------------------------------
 
-def flood_send(channel: str, seconds: float) -> dict:
-    """Send sequence-numbered frames as fast as the bus takes them, then an end marker."""
-    bus = can.Bus(interface="simcan", channel=channel)
+def flood_send(channel: str, seconds: float, raw: bool) -> dict:
+    """Send sequence-numbered frames as fast as the bus takes them, then an end marker.
+
+    ``raw``: write protocol records straight to the broker socket (no python-can in the way), to
+    measure the broker rather than the nodes."""
+    if raw:
+        sock = _raw_join(channel)
+        send = lambda can_id, seq: sock.sendall(HEADER.pack(FRAME, 0, 8, can_id, 0) + seq)  # noqa: E731
+    else:
+        bus = can.Bus(interface="simcan", channel=channel)
+        msg = can.Message(arbitration_id=0x100, data=bytes(8), is_extended_id=False)
+
+        def send(can_id: int, seq: bytes) -> None:
+            msg.arbitration_id = can_id
+            msg.data[:] = seq  # one message object, as a sender loop would reuse it
+            bus.send(msg)
     print("ready", flush=True)
     sys.stdin.readline()  # "go": every sender starts at once
-    seq, deadline = 0, time.monotonic() + seconds
-    msg = can.Message(arbitration_id=0x100, data=bytes(8), is_extended_id=False)
+    n, deadline = 0, time.monotonic() + seconds
     while time.monotonic() < deadline:
         for _ in range(100):
-            msg.data[:] = seq.to_bytes(8, "big")  # one message object, as a sender loop would reuse it
-            bus.send(msg)
-            seq += 1
-    bus.send(can.Message(arbitration_id=END_ID, data=seq.to_bytes(8, "big"), is_extended_id=False))
-    bus.shutdown()
-    return {"sent": seq}
+            send(0x100, n.to_bytes(8, "big"))
+            n += 1
+    send(END_ID, n.to_bytes(8, "big"))
+    sock.close() if raw else bus.shutdown()
+    return {"sent": n}
 
 
-def flood_recv(channel: str) -> dict:
-    """Count frames until the end marker; classify every sequence number seen."""
+def _raw_join(channel: str) -> socket.socket:
+    """A blocking protocol-level connection to a broker socket, welcomed as a node."""
+    from hil.simbus.protocol import connect
+
+    sock = connect(channel)
+    sock.setblocking(True)
+    sock.send(HEADER.pack(HELLO, 0, 0, 0, 0))
+    sock.recv(MAX_RECORD)  # the welcome
+    return sock
+
+
+def _frames(channel: str, raw: bool):
+    """(id, data, end-of-frame seconds) of every frame received, from python-can or the raw socket."""
+    if raw:
+        sock = _raw_join(channel)
+        print("ready", flush=True)
+        sock.settimeout(60)
+        while True:
+            record = sock.recv(MAX_RECORD)
+            kind, _flags, _dlc, can_id, t_ns = HEADER.unpack_from(record)
+            if kind == FRAME:
+                yield can_id, record[HEADER.size:], t_ns / 1e9
     bus = can.Bus(interface="simcan", channel=channel)
     print("ready", flush=True)
+    while (msg := bus.recv(60)) is not None:
+        yield msg.arbitration_id, msg.data, msg.timestamp
+    raise SystemExit("receiver: no frame for 60 s")
+
+
+def flood_recv(channel: str, raw: bool) -> dict:
+    """Count frames until the end marker; classify every sequence number seen."""
     seen = bytearray()
     received = duplicated = reordered = 0
     highest = -1
     first = last = None
-    while True:
-        msg = bus.recv(60)
-        if msg is None:
-            raise SystemExit("receiver: no frame for 60 s")
-        seq = int.from_bytes(msg.data, "big")
-        if msg.arbitration_id == END_ID:
+    for can_id, data, timestamp in _frames(channel, raw):
+        seq = int.from_bytes(data, "big")
+        if can_id == END_ID:
             sent = seq
             break
-        last = msg.timestamp
+        last = timestamp
         first = first if first is not None else last
         if seq >= len(seen):
             seen.extend(bytes(seq + 1 - len(seen) + 65536))
@@ -77,7 +114,6 @@ def flood_recv(channel: str) -> dict:
         if seq < highest:
             reordered += 1
         highest = max(highest, seq)
-    bus.shutdown()
     return {"sent": sent, "received": received, "lost": sent - received, "reordered": reordered,
             "duplicated": duplicated, "span_s": (last - first) if received > 1 else 0.0}
 
@@ -172,16 +208,16 @@ def _rig(wire_model: bool):
     return Rig.model_validate({"name": "bench", "buses": buses})
 
 
-def flood(wire_model: bool, seconds: float, folder: Path) -> dict:
+def flood(wire_model: bool, seconds: float, folder: Path, raw: bool = False) -> dict:
     """Every bus flooded at once; per-bus integrity and the aggregate rate."""
     from hil.buses import RigBuses
 
     with RigBuses(_rig(wire_model), folder) as buses:
         names = list(buses.rig.buses)
-        receivers = [_spawn("flood-recv", buses.can_config(n)["channel"]) for n in names]
+        receivers = [_spawn("flood-recv", buses.can_config(n)["channel"], raw) for n in names]
         for r in receivers:
             _await_ready(r)
-        senders = [_spawn("flood-send", buses.can_config(n)["channel"], seconds) for n in names]
+        senders = [_spawn("flood-send", buses.can_config(n)["channel"], seconds, raw) for n in names]
         for s in senders:
             _await_ready(s)
         before = {n: buses.stats(n) for n in names}
@@ -198,7 +234,7 @@ def flood(wire_model: bool, seconds: float, folder: Path) -> dict:
         r["frames_per_s"] = round(r["received"] / r["span_s"]) if r["span_s"] else 0
         busy_s = (after[n]["busy_ns"] - before[n]["busy_ns"]) / 1e9  # wire time of the flood's frames
         r["bus_load"] = round(busy_s / r["span_s"], 3) if r["span_s"] else 0.0  # ... over first to last frame
-        r["overruns"] = b["overruns"]
+        r["overruns"] = after[n]["overruns"]
     total = {k: sum(r[k] for r in per_bus.values()) for k in ("sent", "received", "lost", "reordered", "duplicated")}
     total["frames_per_s"] = sum(r["frames_per_s"] for r in per_bus.values())
     total["broker_cpu_us_per_frame"] = round(broker_cpu * 1e6 / max(1, total["received"]), 1)
@@ -295,6 +331,7 @@ def main() -> None:
         results = {
             "saturation_1mbit": flood(True, saturate_s, folder / "a"),
             "capacity_wire_off": flood(False, capacity_s, folder / "b"),
+            "capacity_wire_off_raw_nodes": flood(False, capacity_s, folder / "b2", raw=True),
             "capacity_virtual_in_process": virtual_capacity(20_000 if args.quick else 200_000),
             "latency_beyond_wire": {
                 "simbus": percentiles(latency_simbus(pings, 1000, folder / "c")),
@@ -317,6 +354,9 @@ def main() -> None:
           f"(lost {cap['total']['lost']}); python-can virtual in-process: "
           f"{results['capacity_virtual_in_process']['frames_per_s']:,} frames/s; "
           f"broker CPU per frame {cap['total']['broker_cpu_us_per_frame']} µs")
+    raw = results["capacity_wire_off_raw_nodes"]["total"]
+    print(f"    with protocol-level nodes (no python-can): {raw['frames_per_s']:,} frames/s aggregate "
+          f"(lost {raw['lost']}); broker CPU per frame {raw['broker_cpu_us_per_frame']} µs")
     print("(c) one-way latency beyond wire time:")
     for name, r in results["latency_beyond_wire"].items():
         print(f"    {name:20s} p50 {r['p50_us']:8.1f} µs  p99 {r['p99_us']:8.1f} µs  max {r['max_us']:9.1f} µs")
