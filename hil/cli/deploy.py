@@ -27,7 +27,7 @@ ALIVE_POLL_S = 0.2
 @click.option("--bundle", type=click.Path(dir_okay=False, exists=True),
               help="A bundle from `hil stack build` (checked against STACK) instead of building one.")
 @click.option("--run-dir", type=click.Path(file_okay=False), default=None,
-              help="Folder for the sandbox, bundle and console logs (default: hil-runs/deploy-UTCTIME).")
+              help="Folder for the sandbox, bundle and console logs (default: runs/deploy-STACK-YYYYmmdd-HHMMSS).")
 @click.option("--power-cycle", is_flag=True, help="Cycle each target's power switch before deploying.")
 @click.option("--timeout", "timeout_s", type=float, default=None,
               help="Cap every ready condition's own timeout at this many seconds.")
@@ -44,7 +44,8 @@ def deploy(app: App, rig_file: str, stack_file: str, bundle: str | None, run_dir
 
     checked = check_files(rig_file, [stack_file])
     rig, stack = checked.rig.model, next(iter(checked.stacks.values())).model
-    folder = Path(run_dir) if run_dir else Path("hil-runs") / datetime.now(timezone.utc).strftime("deploy-%Y%m%d-%H%M%S")
+    started = datetime.now(timezone.utc)
+    folder = Path(run_dir) if run_dir else Path("runs") / f"deploy-{stack.name}-{started:%Y%m%d-%H%M%S}"
     folder.mkdir(parents=True, exist_ok=True)
     consoles = Consoles(folder / "consoles")
     progress = Progress(app)

@@ -147,3 +147,12 @@ def test_a_stack_that_does_not_fit_the_rig_is_a_spec_error(sf, tmp_path):
     r = hil("deploy", "rig.yaml", "stack.yaml", "--run-dir", str(tmp_path / "run"), cwd=sf.root)
     assert r.returncode == 2
     assert "components.fusion.target: unknown target 'orin'; rig 'testrig' has: hpc" in r.stderr
+
+
+def test_default_run_folder_is_under_runs(files):
+    r = hil("deploy", "rig.yaml", "stack.yaml", "--for", "0", cwd=files.root)
+    assert r.returncode == 0, r.stderr
+    (folder,) = (files.root / "runs").iterdir()
+    assert folder.name.startswith("deploy-demo-")
+    assert (folder / "consoles" / "fusion.log").exists()
+    assert r.stdout.splitlines()[-1] == f"torn down; logs in runs/{folder.name}/consoles"
