@@ -35,6 +35,7 @@ from hil.stimulus.report import ReplayReport
 from hil.stimulus.timeline import Timeline
 
 LEAD_NS = 250_000_000  # how far ahead frames are handed to the simbus broker (it applies back-pressure)
+HAND_OVER_BATCH_NS = 10_000_000
 START_MARGIN_NS = 50_000_000  # play starts this long after the child is ready
 PROGRESS_EVERY_NS = 250_000_000
 ECHO_GRACE_NS = 2_000_000_000  # how long to wait for the last echoes after the last send
@@ -284,6 +285,8 @@ class _Replay:
         return w.op is None or _OPS[w.op](value, w.value)
 
     def _send_all(self) -> tuple[int, int, list[dict[str, Any]], str | None]:
+        """The send loop (messages are built before the start); returns start, frames sent, the
+        waits' log and why it stopped early (or None)."""
         import can
 
         from hil.clock import now_ns
@@ -293,11 +296,15 @@ class _Replay:
         timed = [b.timed for b in plan.buses]
         waits = {w.index: w for w in plan.waits}
         wait_log: list[dict[str, Any]] = []
+        messages = [None if can_id < 0 else can.Message(
+            arbitration_id=can_id, data=data, is_extended_id=bool(flags & 0x01), is_remote_frame=bool(flags & 0x02),
+            is_error_frame=bool(flags & 0x04), is_fd=bool(flags & 0x08), bitrate_switch=bool(flags & 0x10),
+            error_state_indicator=bool(flags & 0x20), check=False) for _, _, can_id, flags, data, _ in plan.steps]
         start = now_ns() + START_MARGIN_NS
         offset = 0
         next_progress = start
         sent = 0
-        for k, (t, b, can_id, flags, data, eof) in enumerate(plan.steps):
+        for k, (t, b, can_id, _, data, eof) in enumerate(plan.steps):
             w = waits.get(k)
             if w is not None:
                 begin = wait_until(start + offset + w.t_ns)
@@ -317,19 +324,15 @@ class _Replay:
                 self.lateness.append(late)
                 self.late_max = max(self.late_max, late)
             else:
-                msg = can.Message(arbitration_id=can_id, data=data, is_extended_id=bool(flags & 0x01),
-                                  is_remote_frame=bool(flags & 0x02), is_error_frame=bool(flags & 0x04),
-                                  is_fd=bool(flags & 0x08), bitrate_switch=bool(flags & 0x10),
-                                  error_state_indicator=bool(flags & 0x20), check=False)
                 planned[b].append(deadline)
-                if timed[b]:
+                if timed[b]:  # hand over in batches: one nap per HAND_OVER_BATCH_NS, not one per frame
                     release = deadline - eof
-                    if (ahead := release - plan.lead_ns - now_ns()) > 0:
+                    if (ahead := release - plan.lead_ns - now_ns()) > HAND_OVER_BATCH_NS:
                         time.sleep(ahead / 1e9)
-                    handles[b].send_at(msg, release)
+                    handles[b].send_at(messages[k], release)
                 else:
                     wait_until(deadline - eof)
-                    handles[b].send(msg)
+                    handles[b].send(messages[k])
             sent += 1
             if (now := now_ns()) >= next_progress:
                 self._progress(sent, start, now)

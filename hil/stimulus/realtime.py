@@ -87,12 +87,13 @@ def thaw_gc() -> None:
 
 def wait_until(deadline_ns: int, spin_ns: int = SPIN_NS) -> int:
     """Sleep until ``spin_ns`` before ``deadline_ns`` (run clock), spin the rest; never returns
-    early. Returns the run-clock time on return."""
+    early. Returns the run-clock time on return. The spin yields (``sleep(0)``) so the process's
+    other threads — the echo readers — keep running."""
     now = time.monotonic_ns()
     if deadline_ns - now > spin_ns:
         time.sleep((deadline_ns - now - spin_ns) / 1e9)
     while (now := time.monotonic_ns()) < deadline_ns:
-        pass
+        time.sleep(0)
     return now
 
 
