@@ -51,11 +51,20 @@ class Deployment:
     def __enter__(self) -> Deployment:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        """Stop every target, in reverse order, even when one of them fails to stop."""
+        failed: list[Exception] = []
         for name, target in reversed(list(self.targets.items())):
             self._emit(Event(name, "stopping"))
-            target.stop()
+            try:
+                target.stop()
+            except Exception as err:  # the others must still be stopped
+                failed.append(err)
+                self._emit(Event(name, "failed", _first_line(err)))
+                continue
             self._emit(Event(name, "stopped"))
+        if failed and exc_type is None:
+            raise failed[0]
 
     def drivers(self) -> dict[str, str]:
         """Target name → driver key for every target the stack uses, in rig order."""
@@ -113,7 +122,11 @@ class Deployment:
         try:
             action()
         except BaseException as exc:
-            self._emit(Event(name, "failed", str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
+            self._emit(Event(name, "failed", _first_line(exc)))
             raise
         self._emit(Event(name, done, f"{(now_ns() - t0) / 1e9:.1f}s"))
 
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__

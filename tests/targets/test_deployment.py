@@ -12,6 +12,8 @@ from hil.errors import DeployError
 from hil.targets import bundle
 from hil.targets.deployment import Deployment
 
+from .conftest import wait_groups_gone
+
 LOG = "import sys; open(sys.argv[1], 'a').write(sys.argv[2] + '\\n')"
 
 
@@ -51,3 +53,28 @@ def test_a_prebuilt_bundle_is_used_and_a_death_is_reported(sf, tmp_path):
                     dep.check_alive()
                     time.sleep(0.1)
     assert events[-1].phase == "stopped"
+
+
+def test_a_target_failing_to_stop_does_not_keep_the_others_running(sf, tmp_path):
+    sf.rig_doc["targets"]["hpc2"] = {"kind": "hpc", "reach": {"via": "emulated"}}
+    rig = sf.rig()
+    stack = sf.stack({"a": {"argv": ["sh", "-c", "echo up; exec sleep 600"], "ready": {"console": "^up$"}},
+                      "b": {"argv": ["sh", "-c", "echo up; exec sleep 600"], "ready": {"console": "^up$"},
+                            "target": "hpc2"}})
+    events = []
+    with RigBuses(rig, tmp_path / "run") as buses:
+        with pytest.raises(OSError, match="stop failed on purpose"):
+            with Deployment(rig, stack, buses, tmp_path / "run", on_event=events.append) as dep:
+                dep.up()
+                groups = {**dep.targets["hpc"].pgids(), **dep.targets["hpc2"].pgids()}
+                broken = dep.targets["hpc2"]
+                real_stop = broken._stop
+
+                def stop_then_fail():
+                    real_stop()
+                    raise OSError("stop failed on purpose")
+
+                broken._stop = stop_then_fail
+    assert [(e.target, e.phase) for e in events[-4:]] == [("hpc2", "stopping"), ("hpc2", "failed"),
+                                                         ("hpc", "stopping"), ("hpc", "stopped")]
+    assert wait_groups_gone(groups.values()) == {}
