@@ -42,7 +42,10 @@ class Lab:
     def offers(self) -> dict[str, list[str]]:
         """rig name → addresses of the workers that offer it, as the scheduler knows them now."""
         out: dict[str, list[str]] = {}
-        for addr, info in self.client.scheduler_info(n_workers=-1)["workers"].items():
+        # asked of the scheduler directly: Client.scheduler_info() hands back a cached copy that the
+        # client's own periodic refresh (which lists no workers) may just have replaced
+        identity = self.client.sync(self.client.scheduler.identity, n_workers=-1)
+        for addr, info in identity["workers"].items():
             for res in info.get("resources", {}):
                 if res.startswith("rig-"):
                     out.setdefault(res.removeprefix("rig-"), []).append(addr)

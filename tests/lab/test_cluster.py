@@ -3,6 +3,8 @@ emulated rig."""
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 import threading
@@ -53,7 +55,7 @@ def test_each_worker_offers_its_rig_as_a_resource(lab):
     assert a.banner.endswith(f"serving rig-sim-lab-a=1 to {client.address}\n")
     assert a.banner.startswith("worker ") and "/sim-lab-a at tcp://127.0.0.1:" in a.banner
     resources = {tuple(info["resources"].items())
-                 for info in client.client.scheduler_info(n_workers=-1)["workers"].values()}
+                 for info in client.client.sync(client.client.scheduler.identity, n_workers=-1)["workers"].values()}
     assert resources == {(("rig-sim-lab-a", 1),), (("rig-sim-lab-b", 1),)}
 
 
@@ -157,3 +159,23 @@ def test_a_rig_whose_worker_leaves_ends_in_an_error_verdict(lab, tmp_path):
     assert (result.verdict, result.error_kind, result.phase) == ("error", "ClusterError", "dispatch")
     assert result.error == (f"bench 'first': no worker offers rig 'sim-lab-c' any more "
                             f"(its worker left the scheduler at {client.address})")
+
+
+def test_hil_run_with_a_scheduler_runs_rigs_by_name_on_their_workers(lab, tmp_path):
+    client = lab[0]
+    env = {**os.environ, "HIL_LOCK_DIR": str(tmp_path / "locks"), "NO_COLOR": "1", "COLUMNS": "200"}
+    hil = [sys.executable, "-c", "from hil.cli import main; main()", "run", str(MEET), "--scheduler", client.address,
+           "--no-history", "--bench", "first"]
+    r = subprocess.run([*hil, "--rig", "sim-lab-a", "--rig", "sim-lab-b", "--out", str(tmp_path / "run")],
+                       capture_output=True, text=True, env=env, timeout=280)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "suite meet on 2 rigs" in r.stdout
+    for rig in ("sim-lab-a", "sim-lab-b"):
+        results = json.loads((tmp_path / "run" / rig / "results.json").read_text())
+        assert (results["rig"], results["verdict"]) == (rig, "pass")
+        assert (tmp_path / "run" / rig / "rig" / f"{rig}.yaml").read_text() == (RIGS / f"{rig}.yaml").read_text()
+    r = subprocess.run([*hil, "--rig", "sim-lab-a", "--rig", "sim-lab-z", "--out", str(tmp_path / "nope")],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 3
+    assert r.stderr.startswith(f"error: no worker at {client.address} offers rig 'sim-lab-z'; rigs offered: ")
+    assert not (tmp_path / "nope").exists()

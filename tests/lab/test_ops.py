@@ -120,3 +120,19 @@ def test_second_run_on_a_leased_rig_fails_fast_or_waits(tmp_path, env):
         waiting.kill()
     assert waiting.returncode == 0, stdout + stderr
     assert json.loads((tmp_path / "queued" / "results.json").read_text())["verdict"] == "pass"
+
+
+def test_several_rigs_side_by_side(tmp_path, env):
+    r = hil(env, "run", str(OPS / "work.yaml"), "--rig", str(RIGS / "sim-lab-a.yaml"),
+            "--rig", str(RIGS / "sim-lab-b.yaml"), "--out", str(tmp_path / "run"), "--no-history")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert re.search(r"pass +idle on sim-lab-a", r.stdout) and re.search(r"pass +idle on sim-lab-b", r.stdout)
+    assert re.search(r"│ idle\s+│\s+│\s+pass │\s+pass │", r.stdout), r.stdout
+    root = ET.parse(tmp_path / "run" / "junit.xml").getroot()
+    assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("2", "0", "0")
+    assert [s.get("name") for s in root] == ["sim-lab-a.work.idle", "sim-lab-b.work.idle"]
+    assert [s.find("testcase").get("classname") for s in root] == ["work.sim-lab-a", "work.sim-lab-b"]
+    page = (tmp_path / "run" / "rigs.html").read_text()
+    assert "<a href='sim-lab-a/report.html'>sim-lab-a</a>" in page
+    for rig in ("sim-lab-a", "sim-lab-b"):
+        assert json.loads((tmp_path / "run" / rig / "results.json").read_text())["rig"] == rig
