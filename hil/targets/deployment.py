@@ -107,13 +107,12 @@ class Deployment:
         return self.bundle
 
     def _power_cycle(self) -> None:
-        for target in self.targets.values():
-            if target.serial_console is not None:
-                target.serial_console.step()
+        stale = {name: t.serial_console.step() for name, t in self.targets.items() if t.serial_console is not None}
         for name, switch in switches_for(self.rig, self.targets).items():
             fed = [t for t, spec in self.rig.targets.items() if spec.power == name and t in self.targets]
             for target in fed:
-                self._emit(Event(target, "power-cycle", f"switch {name}"))
+                dropped = f"; {stale[target]} stale console byte(s) dropped" if stale.get(target) else ""
+                self._emit(Event(target, "power-cycle", f"switch {name}{dropped}"))
             switch.cycle()
 
     def _step(self, name: str, doing: str, done: str, action: Callable[[], None], detail: str = "") -> None:
