@@ -11,6 +11,8 @@ from hil.simbus.protocol import F_EXTENDED, F_REMOTE
 from hil.simbus.wire import WireModel, arbitration_key, frame_bits
 from hil.clock import now_ns
 
+LEAD = 1_000_000_000  # frames are handed over well before they are due, even on a busy machine
+
 
 def _stuffed_length(bits: str) -> int:
     """Length of ``bits`` after bit stuffing, one bit at a time."""
@@ -108,7 +110,7 @@ def test_two_pending_frames_lower_id_first_and_back_to_back(rig_buses):
     with rig_buses(chassis={"bitrate": 250_000}) as buses:
         a, b = buses.open_can("chassis"), buses.open_can("chassis")
         rx = buses.open_can("chassis")
-        release = now_ns() + 300_000_000
+        release = now_ns() + LEAD
         a.send_at(can.Message(arbitration_id=0x300, data=[1], is_extended_id=False), release)
         b.send_at(can.Message(arbitration_id=0x200, data=[2], is_extended_id=False), release)
         a.send_at(can.Message(arbitration_id=0x100 << 18, data=[3], is_extended_id=True), release)
@@ -128,7 +130,7 @@ def test_two_pending_frames_lower_id_first_and_back_to_back(rig_buses):
 def test_saturated_bus_spaces_frames_by_their_wire_time(rig_buses):
     with rig_buses(chassis={"bitrate": 1_000_000}) as buses:
         tx, rx = buses.open_can("chassis"), buses.open_can("chassis")
-        release = now_ns() + 300_000_000
+        release = now_ns() + LEAD
         rng = random.Random(1)
         sent = [can.Message(arbitration_id=rng.randint(0, 0x7FF), data=rng.randbytes(rng.randint(0, 8)),
                             is_extended_id=False) for _ in range(300)]
@@ -149,7 +151,7 @@ def test_saturated_bus_spaces_frames_by_their_wire_time(rig_buses):
 def test_timed_release_puts_the_frame_on_the_wire_then(rig_buses):
     with rig_buses(chassis={}) as buses:
         tx, rx = buses.open_can("chassis", receive_own_messages=True), buses.open_can("chassis")
-        release = now_ns() + 200_000_000
+        release = now_ns() + LEAD
         late = now_ns() - 1_000_000_000  # already past: goes out as soon as possible
         tx.send_at(can.Message(arbitration_id=0x10, data=[1], is_extended_id=False), release)
         msg = rx.recv(10)
