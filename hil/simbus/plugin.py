@@ -54,7 +54,6 @@ class SimCanBus(can.BusABC):
                  control_only: bool = False, name: str = "", **kwargs: Any):
         self.channel = str(channel)
         self.channel_info = f"simbus {self.channel}"
-        self._can_protocol = CanProtocol.CAN_FD if fd else CanProtocol.CAN_20
         self.fault_events: deque[FaultEvent] = deque(maxlen=EVENTS_KEPT)
         self._on_fault_event = on_fault_event
         self._send_lock = threading.Lock()
@@ -77,7 +76,8 @@ class SimCanBus(can.BusABC):
             self._sock.close()
             raise can.CanInitializationError(f"the simbus broker at {self.channel} did not answer within "
                                              f"{JOIN_TIMEOUT_S:.0f} s")
-        self._bus_fd = bool(welcome[1] & WELCOME_FD)
+        self._bus_fd = bool(welcome[1] & WELCOME_FD)  # the broker's word; the ``fd`` argument is not needed
+        self._can_protocol = CanProtocol.CAN_FD if self._bus_fd else CanProtocol.CAN_20
         super().__init__(channel=channel, can_filters=can_filters, **kwargs)
 
     # ---- sending -------------------------------------------------------------------------------
