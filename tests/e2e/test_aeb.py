@@ -1,0 +1,166 @@
+"""End to end on the emulated AEB rig, through the real `hil` command: the smoke suite passes, any
+recording can be judged again, a failing limit exits 1 with a JUnit failure, a target killed
+mid-bench is an `error` with exit 3 and an intact recording, and the harness calibrates."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import pytest
+import xmlschema
+
+from hil.recording import load
+
+ROOT = Path(__file__).resolve().parents[2]
+XSD = ROOT / "tests" / "report" / "junit-10.xsd"
+RIG = "rigs/sim-aeb.yaml"
+
+
+def env(tmp: Path) -> dict[str, str]:
+    out = {k: v for k, v in os.environ.items() if k not in ("HIL_RIG", "HIL_HISTORY")}
+    out.update(NO_COLOR="1", HIL_LOCK_DIR=str(tmp / "locks"), COLUMNS="200")
+    return out
+
+
+def hil(tmp: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "hil", *args], cwd=ROOT, env=env(tmp), capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("smoke")
+    r = hil(tmp, "run", "benches/aeb-smoke.yaml", "--rig", RIG, "--out", str(tmp / "run"),
+            "--history", str(tmp / "history.sqlite"))
+    return tmp, r
+
+
+def test_smoke_suite_passes_and_writes_the_run_folder(smoke):
+    tmp, r = smoke
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "suite aeb-smoke on rig sim-aeb" in r.stdout
+    assert re.search(r"│ approach\s+│ pass\s+│", r.stdout)
+    assert re.search(r"^PASS \(1 pass\) in [\d.]+ s — " + re.escape(str(tmp / "run")) + "$", r.stdout, re.M)
+    results = json.loads((tmp / "run" / "results.json").read_text())
+    assert (results["verdict"], results["exit_code"]) == ("pass", 0)
+    bench = results["benches"][0]
+    assert {m["name"] for m in bench["measurements"] if m["outcome"] == "fail"} == set()
+    assert bench["probes"]["radar-to-request"]["stats"]["missed"] == 0
+    xmlschema.XMLSchema(XSD).validate(str(tmp / "run" / "junit.xml"))
+    rec = load(tmp / "run" / bench["files"]["recording"], strict=True)
+    assert {"sensor", "chassis"} <= set(rec.buses)
+    assert any(line.source == "planner" for line in rec.consoles)
+    html = (tmp / "run" / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == len(bench["files"]["plots"]) >= 5
+
+
+def test_analyze_judges_a_recording_again_without_a_rig(smoke, tmp_path):
+    tmp, _ = smoke
+    r = hil(tmp_path, "analyze", str(tmp / "run" / "approach" / "recording.mcap"), "--suite",
+            "benches/aeb-smoke.yaml", "--bench", "approach", "--out", str(tmp_path / "again"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    first = json.loads((tmp / "run" / "results.json").read_text())["benches"][0]["measurements"]
+    again = json.loads((tmp_path / "again" / "results.json").read_text())["benches"][0]["measurements"]
+    assert [(m["name"], m["value"]) for m in again] == [(m["name"], m["value"]) for m in first]
+
+
+def test_a_failing_limit_exits_1_with_a_junit_failure(smoke, tmp_path):
+    tmp, _ = smoke
+    suite = (ROOT / "benches" / "aeb-smoke.yaml").read_text()
+    strict = suite.replace("stat: max, unit: bar, ge: 60}", "stat: max, unit: bar, le: 5}")
+    assert strict != suite
+    for rel in ("aeb/", "../firmware_stubs/"):  # the copy lives elsewhere: make its paths absolute
+        strict = strict.replace(rel, str((ROOT / "benches" / rel).resolve()) + "/")
+    (tmp_path / "strict.yaml").write_text(strict)
+    r = hil(tmp_path, "analyze", str(tmp / "run" / "approach" / "recording.mcap"), "--suite",
+            str(tmp_path / "strict.yaml"), "--bench", "approach", "--out", str(tmp_path / "strict"))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert re.search(r"fail peak-pressure = [\d.]+ bar\s+limits ≤ 5 bar", r.stdout)
+    junit = tmp_path / "strict" / "junit.xml"
+    xmlschema.XMLSchema(XSD).validate(str(junit))
+    failure = ET.parse(junit).getroot().find("testsuite/testcase/failure")
+    assert failure.get("message") == "1 measurement(s) failed: peak-pressure"
+
+
+def test_history_shows_the_run_and_compare_lines_up_measurements(smoke):
+    tmp, _ = smoke
+    r = hil(tmp, "history", "aeb-smoke", "--history", str(tmp / "history.sqlite"))
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"│ approach\s+│ peak-pressure\s+│ ▁\s+│", r.stdout)
+    r = hil(tmp, "compare", str(tmp / "run"), str(tmp / "run" / "results.json"))
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"│ approach\s+│ radar-to-request-p99\s+│\s+[\d.]+ ms │\s+[\d.]+ ms │ \+0 \(\+0\.0%\) │ pass → pass", r.stdout)
+
+
+def _planner(out: Path) -> int | None:
+    """The pid of the planner process running in this run's HPC sandbox."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmd = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+            cwd = os.readlink(f"/proc/{entry}/cwd")
+        except OSError:
+            continue
+        if b"planner.py" in cmd and "leash" not in str(cmd) and cwd.startswith(str(out)):
+            return int(entry)
+    return None
+
+
+def _left_in(out: Path) -> list[int]:
+    left = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.readlink(f"/proc/{entry}/cwd").startswith(str(out)):
+                    left.append(int(entry))
+            except OSError:
+                pass
+    return left
+
+
+def test_a_target_killed_mid_bench_is_an_error_with_an_intact_recording(tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "hil", "run", "benches/aeb-smoke.yaml", "--rig", RIG, "--out",
+                             str(out), "--no-history"], cwd=ROOT, env=env(tmp_path), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and proc.poll() is None:
+            pid = _planner(out)
+            if pid and (out / "approach" / "recording.mcap").exists():
+                time.sleep(1.0)  # into the injection
+                os.kill(pid, signal.SIGKILL)
+                break
+            time.sleep(0.05)
+        stdout, stderr = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 3, stdout + stderr
+    assert re.search(r"│ approach\s+│ error\s+│", stdout)
+    bench = json.loads((out / "results.json").read_text())["benches"][0]
+    assert (bench["verdict"], bench["error_kind"]) == ("error", "DeployError")
+    assert bench["phase"] in ("inject", "settle")
+    assert bench["error"].startswith("target 'hpc': component 'planner' "), bench["error"]
+    rec = load(out / "approach" / "recording.mcap", strict=True)
+    assert len(rec.frames("sensor")) > 0
+    assert _left_in(out) == []
+
+
+def test_calibration_matches_the_configured_delays(tmp_path):
+    r = hil(tmp_path, "run", "benches/calibration.yaml", "--rig", RIG, "--bench", "echo", "--bench", "brake-20ms",
+            "--out", str(tmp_path / "run"), "--no-history")
+    assert r.returncode == 0, r.stdout + r.stderr
+    benches = {b["name"]: b for b in json.loads((tmp_path / "run" / "results.json").read_text())["benches"]}
+    p50 = benches["brake-20ms"]["probes"]["request-to-command"]["stats"]["p50"] / 1e6
+    assert 20.222 <= p50 <= 22.0
