@@ -34,6 +34,14 @@ class Lab:
         from distributed import Client
 
         self.address = address
+        if address.startswith("tls://") and security is None:
+            from distributed.security import Security
+
+            security = Security()  # from dask config: distributed.comm.tls.*
+            if security.tls_ca_file is None or security.tls_client_cert is None:
+                raise ClusterError(f"the scheduler at {address} speaks TLS, but no TLS settings were found: "
+                                   "set distributed.comm.tls.ca-file and .client.cert/.key in the dask "
+                                   "config (see docs/lab.md)")
         try:
             self.client = Client(address, security=security, timeout=timeout, set_as_default=False)
         except (OSError, TimeoutError) as exc:

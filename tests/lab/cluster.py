@@ -17,11 +17,11 @@ STARTUP_S = 120  # a loaded 2-core box can take long to import dask; this only b
 class Scheduler:
     """``dask scheduler`` on 127.0.0.1 with a random port; ``address`` once it listens."""
 
-    def __init__(self, tmp: Path):
+    def __init__(self, tmp: Path, *args: str):
         self.file = tmp / "scheduler.json"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
-             "--no-dashboard", "--scheduler-file", str(self.file)],
+             "--no-dashboard", "--scheduler-file", str(self.file), *args],
             stdout=subprocess.DEVNULL, stderr=open(tmp / "scheduler.log", "w"))
         deadline = time.monotonic() + STARTUP_S
         while not self.file.exists() or not self.file.read_text().strip().endswith("}"):
