@@ -53,6 +53,7 @@ class Mcu:
         self._ticks: list[Callable[[int], None]] = []
         self._periodic: list[_Periodic] = []
         self._delayed: queue.Queue = queue.Queue()
+        self.fault: Exception | None = None
 
     # -- what firmware calls -------------------------------------------------------------------
 
@@ -114,7 +115,10 @@ class Mcu:
         self._dispatch(msg, handlers)
 
     def run(self, stop: threading.Event) -> None:
-        """The main loop: ticks and periodic tasks on absolute deadlines until ``stop`` is set."""
+        """The main loop: ticks and periodic tasks on absolute deadlines until ``stop`` is set.
+
+        A CAN handler that raised stops the loop too; its exception is raised here.
+        """
         worker = threading.Thread(target=self._delay_worker, args=(stop,), daemon=True)
         if self.delay_ns:
             worker.start()
@@ -123,7 +127,7 @@ class Mcu:
             p.due_ns = start
         heapq.heapify(self._periodic)
         deadline = start
-        while not stop.is_set():
+        while not stop.is_set() and self.fault is None:
             with self.lock:
                 for fn in self._ticks:
                     fn(deadline)
@@ -141,9 +145,11 @@ class Mcu:
             _sleep_until(deadline)
         if worker.is_alive():
             worker.join()
+        if self.fault is not None:
+            raise self.fault
 
     def _delay_worker(self, stop: threading.Event) -> None:
-        while not stop.is_set():
+        while not stop.is_set() and self.fault is None:
             try:
                 due, msg, handlers = self._delayed.get(timeout=0.1)
             except queue.Empty:
@@ -153,8 +159,11 @@ class Mcu:
 
     def _dispatch(self, msg: can.Message, handlers: list[FrameHandler]) -> None:
         with self.lock:
-            for handler in handlers:
-                handler(msg)
+            try:
+                for handler in handlers:
+                    handler(msg)
+            except Exception as exc:  # a fault in an "ISR" halts the firmware, as on silicon
+                self.fault = exc
 
 
 def _sleep_until(deadline_ns: int) -> None:

@@ -16,9 +16,9 @@ reset) are the caller's: :class:`UdsServer` only says what happened through :cla
 from __future__ import annotations
 
 import os
-from typing import Any
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from udsoncan.ResponseCode import ResponseCode as NRC
 

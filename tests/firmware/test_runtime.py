@@ -73,3 +73,12 @@ def test_sending_without_a_bus_is_refused():
     mcu = Mcu("m", None, print, {})
     with pytest.raises(RuntimeError, match="MCU 'm' has no CAN bus attached"):
         mcu.send(can.Message(arbitration_id=1))
+
+
+def test_a_raising_handler_halts_the_firmware():
+    mcu = Mcu("m", None, print, {})
+    mcu.on_tick(lambda deadline: None)
+    mcu.on_frame(lambda m: 1 / 0)
+    mcu.receive(can.Message(arbitration_id=1, timestamp=to_seconds(now_ns())))
+    with pytest.raises(ZeroDivisionError):
+        mcu.run(threading.Event())  # returns at once: the fault stops the loop

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -23,6 +24,8 @@ from hil.targets.console import ConsoleLine
 ROOT = Path(__file__).resolve().parents[2]
 STUBS = ROOT / "firmware_stubs"
 BRAKE_DBC = cantools.database.load_file(str(STUBS / "brake_ecu" / "brake.dbc"))
+
+COPY = "import pathlib, sys; print('programmed', pathlib.Path(sys.argv[1]).name, 'into', sys.argv[2])"
 
 RIG = {
     "name": "mcu-test",
@@ -268,3 +271,38 @@ def test_brake_ecu_reports_a_counter_jump(sim, chassis):
     wait_for(lambda: beats.extend(decoded(collect(chassis, 0.2), "BrakeHeartbeat")) or len(beats) > flagged + 1,
              "the next heartbeat")
     assert beats[flagged + 1]["FaultCode"] == 0
+
+
+# -- the real-MCU driver (a board behind a flasher command and a serial console) ---------------------
+
+
+REAL_RIG = {
+    "name": "bench",
+    "buses": {"board-console": {"kind": "serial", "emulated": True}},  # stands in for the board's USB UART
+    "targets": {"board": {"kind": "mcu", "console": "board-console", "flash": {
+        "method": "command", "argv": [sys.executable, "-c", COPY, "{image}", "{target}"], "timeout": "30s"}}},
+}
+
+
+@pytest.fixture
+def real_rig(tmp_path):
+    rig = Rig.model_validate(REAL_RIG)
+    with RigBuses(rig, tmp_path) as buses:
+        yield rig, buses, tmp_path
+
+
+def test_real_mcu_flashes_with_the_command_and_waits_for_its_console(real_rig):
+    rig, buses, run_dir = real_rig
+    lines = []
+    t = create_target("board", rig.targets["board"], rig, buses, run_dir, lines.append)
+    stack = Stack.model_validate({"name": "t", "version": "1", "components": {"fw": {
+        "kind": "firmware", "target": "board", "image": str(STUBS / "echo"), "version": "1.0.0",
+        "ready": {"console": "^app: up$", "timeout": "30s"}}}})
+    with t, buses.open_serial("board-console", side="device") as board:
+        t.deploy(dict(stack.components))
+        assert (run_dir / "targets" / "board" / "flash.log").read_text() == "programmed echo-1.0.0.hilfw into board\n"
+        t.start()
+        board.write(b"boot\r\napp: up\r\n")  # what the board prints after its reset
+        t.wait_ready()
+    assert [line.text for line in lines] == ["boot", "app: up"]
+    assert {line.source for line in lines} == {"board-console"}
