@@ -23,7 +23,8 @@ from hil.bench.plan import BenchPlan, plan_bench
 from hil.bench.results import ERROR, BenchResult
 from hil.bench.verdict import judge_recording
 from hil.clock import now_ns
-from hil.errors import HilError
+from hil.errors import HilError, TargetTimeoutError
+from hil.spec.common import format_duration
 from hil.spec.stack import Component
 
 RECORDING = "recording.mcap"
@@ -72,12 +73,14 @@ class BenchRun:
         self.dir = self.run_dir / bench_folder(plan.bench.name, options.repeat)
         self.phase = "plan"
         self.consoles = Consoles(self.dir / "console")
+        self.deadline_ns: int | None = None
 
     def execute(self) -> BenchResult:
         bench = self.plan.bench
         self.dir.mkdir(parents=True, exist_ok=True)
         result = BenchResult(bench.name, ERROR, self.options.repeat, self.plan.rig.name, str(self.dir), utc_now())
         start = now_ns()
+        self.deadline_ns = start + self.plan.timeout_ns
         try:
             self._on_rig()
             self._enter("analyse")
@@ -173,12 +176,19 @@ class BenchRun:
         while True:
             for target in targets.values():
                 target._alive()  # every driver implements it: raise DeployError naming what died
+            self._check_deadline()
             left = until_ns - now_ns()
             if left <= 0:
                 return
             time.sleep(min(ALIVE_POLL_S, left / 1e9))
 
     # -- helpers ---------------------------------------------------------------------------------
+
+    def _check_deadline(self) -> None:
+        """The bench's ``timeout`` bounds the whole bench; checked between steps and while holding."""
+        if self.deadline_ns is not None and now_ns() > self.deadline_ns:
+            raise TargetTimeoutError(f"bench {self.plan.bench.name!r} ran longer than its timeout of "
+                                     f"{format_duration(self.plan.timeout_ns)} (in phase {self.phase})")
 
     def _components(self, target: str) -> dict[str, Component]:
         """The stack's components for ``target``, with the bench's config overrides applied."""
@@ -205,6 +215,8 @@ class BenchRun:
         return [n for n, b in self.plan.rig.buses.items() if b.kind == "can" and b.emulated]
 
     def _enter(self, phase: str, message: str = "") -> None:
+        if phase in ("start", "ready", "record", "inject", "settle"):
+            self._check_deadline()
         self.phase = phase
         if self.options.on_event is not None:
             self.options.on_event(Event(self.plan.bench.name, self.options.repeat, phase, message))

@@ -142,3 +142,13 @@ def test_problems_are_found_before_anything_runs(files):
     assert not (files / "run").exists()
     with pytest.raises(UsageError, match="suite 'tiny-suite' has no bench 'nope'; it has: b"):
         run_suite(files / "rig.yaml", bad, SuiteOptions(benches=["nope"], record_history=False))
+
+
+def test_a_bench_longer_than_its_timeout_is_an_error(files):
+    path = suite(files, '''
+    - name: slow
+      timeout: 1ms
+    ''')
+    result = run_bench(files / "rig.yaml", path, "slow", files / "run")
+    assert (result.verdict, result.error_kind, result.phase) == ("error", "TargetTimeoutError", "deploy")
+    assert result.error == "bench 'slow' ran longer than its timeout of 1ms (in phase deploy)"
