@@ -136,3 +136,40 @@ def test_several_rigs_side_by_side(tmp_path, env):
     assert "<a href='sim-lab-a/report.html'>sim-lab-a</a>" in page
     for rig in ("sim-lab-a", "sim-lab-b"):
         assert json.loads((tmp_path / "run" / rig / "results.json").read_text())["rig"] == rig
+
+
+def test_sigterm_tears_down_and_frees_the_rig(tmp_path, env):
+    proc = subprocess.Popen([*HIL, "-v", "run", str(OPS / "long.yaml"), "--rig", str(RIGS / "sim-lab-a.yaml"),
+                             "--out", str(tmp_path / "run"), "--no-history"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stdout:
+            if line.strip() == "long: record":
+                break
+        lease = json.loads((tmp_path / "locks" / "sim-lab-a.lease.json").read_text())
+        assert lease["pid"] == proc.pid
+        proc.terminate()  # SIGTERM, as a cancelled CI job gets
+        proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143
+    assert not (tmp_path / "locks" / "sim-lab-a.lease.json").exists()  # released, not left over
+    part = tmp_path / "run" / "long" / "targets"
+    assert part.is_dir()
+    # teardown ran: the component that was running is gone (its leash would also end it, later)
+    assert not [p for p in Path("/proc").iterdir() if p.name.isdigit() and _cmdline(p).endswith("part.py idle")
+                and str(tmp_path) in _cwd(p)]
+
+
+def _cmdline(p: Path) -> str:
+    try:
+        return p.joinpath("cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        return ""
+
+
+def _cwd(p: Path) -> str:
+    try:
+        return os.readlink(p / "cwd")
+    except OSError:
+        return ""
