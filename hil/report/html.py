@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 from html import escape
+from urllib.parse import quote
 from pathlib import Path
 
 from hil.bench.results import BenchResult, SuiteResult
@@ -29,7 +30,7 @@ def html_report(result: SuiteResult, run_dir: Path) -> str:
             f"host {escape(result.host)} · hil {escape(result.hil_version)}"
             + (f" · stack {escape(result.stack.get('name', ''))} {escape(result.stack.get('version', ''))}"
                if result.stack else "") + "</p>")
-    rows = "".join(f"<tr><td><a href='#{escape(b.key)}'>{escape(b.key)}</a></td>"
+    rows = "".join(f"<tr><td><a href='#{_anchor(b.key)}'>{escape(b.key)}</a></td>"
                    f"<td class='{b.verdict}'>{b.verdict}{' (flaky)' if b.flaky else ''}</td>"
                    f"<td class='num'>{b.duration_s:.1f} s</td><td>{escape(_note(b))}</td></tr>"
                    for b in result.benches)
@@ -58,7 +59,7 @@ def _note(b: BenchResult) -> str:
 
 
 def _bench_section(b: BenchResult, run_dir: Path) -> str:
-    parts = [f"<section id='{escape(b.key)}'><h2>{escape(b.key)}: <span class='{b.verdict}'>{b.verdict}</span></h2>"]
+    parts = [f"<section id='{_anchor(b.key)}'><h2>{escape(b.key)}: <span class='{b.verdict}'>{b.verdict}</span></h2>"]
     if b.error:
         parts.append(f"<pre>{escape((b.phase + ': ') if b.phase else '')}{escape(b.error)}</pre>")
     if b.measurements:
@@ -93,8 +94,17 @@ def _bench_section(b: BenchResult, run_dir: Path) -> str:
 
 def _link(kind: str, value: str | dict) -> str:
     if isinstance(value, dict):
-        return " · ".join(f"<a href='{escape(v)}'>{escape(kind)} {escape(k)}</a>" for k, v in value.items())
-    return f"<a href='{escape(value)}'>{escape(kind)}</a>"
+        return " · ".join(f"<a href='{_href(v)}'>{escape(kind)} {escape(k)}</a>" for k, v in value.items())
+    return f"<a href='{_href(value)}'>{escape(kind)}</a>"
+
+
+def _href(path: str) -> str:
+    """A relative file link: quoted, so ``approach#1/`` is a folder and not a fragment."""
+    return escape(quote(path))
+
+
+def _anchor(key: str) -> str:
+    return escape(quote(key, safe=""))
 
 
 def _ms(ns: float | None) -> str:

@@ -30,3 +30,12 @@ def test_report_shows_verdicts_failures_and_errors(tmp_path):
     assert "<span class='error'>ERROR</span>" in html
     assert "12.5 is not ≤ 10" in html
     assert "ready: target &#x27;hpc&#x27;: component &#x27;planner&#x27; exited with code 1" in html
+
+
+def test_links_to_repeated_bench_folders_are_quoted(tmp_path):
+    result = suite_result()
+    result.benches[0].repeat = 1
+    result.benches[0].files = {"recording": "approach#1/recording.mcap"}
+    html = write_reports(result, tmp_path)["html"].read_text()
+    assert "<a href='approach%231/recording.mcap'>recording</a>" in html
+    assert "<section id='approach%231'>" in html and "href='#approach%231'" in html
