@@ -76,18 +76,18 @@ def _raw_join(channel: str) -> socket.socket:
 def _frames(channel: str, raw: bool):
     """(id, data, end-of-frame seconds) of every frame received, from python-can or the raw socket."""
     if raw:
-        sock = _raw_join(channel)
+        with _raw_join(channel) as sock:
+            print("ready", flush=True)
+            sock.settimeout(60)
+            while True:
+                record = sock.recv(MAX_RECORD)
+                kind, _flags, _dlc, can_id, t_ns = HEADER.unpack_from(record)
+                if kind == FRAME:
+                    yield can_id, record[HEADER.size:], t_ns / 1e9
+    with can.Bus(interface="simcan", channel=channel) as bus:
         print("ready", flush=True)
-        sock.settimeout(60)
-        while True:
-            record = sock.recv(MAX_RECORD)
-            kind, _flags, _dlc, can_id, t_ns = HEADER.unpack_from(record)
-            if kind == FRAME:
-                yield can_id, record[HEADER.size:], t_ns / 1e9
-    bus = can.Bus(interface="simcan", channel=channel)
-    print("ready", flush=True)
-    while (msg := bus.recv(60)) is not None:
-        yield msg.arbitration_id, msg.data, msg.timestamp
+        while (msg := bus.recv(60)) is not None:
+            yield msg.arbitration_id, msg.data, msg.timestamp
     raise SystemExit("receiver: no frame for 60 s")
 
 
@@ -97,10 +97,12 @@ def flood_recv(channel: str, raw: bool) -> dict:
     received = duplicated = reordered = 0
     highest = -1
     first = last = None
-    for can_id, data, timestamp in _frames(channel, raw):
+    frames = _frames(channel, raw)
+    for can_id, data, timestamp in frames:
         seq = int.from_bytes(data, "big")
         if can_id == END_ID:
             sent = seq
+            frames.close()  # leaves the with block: the bus is shut down
             break
         last = timestamp
         first = first if first is not None else last

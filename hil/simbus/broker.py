@@ -46,7 +46,7 @@ def _tune_scheduling() -> None:
 
 
 class Broker:
-    """Serves the buses and links described by ``config`` (see :func:`hil.simbus.config.broker_config`)."""
+    """Serves the buses and links described by ``config`` (see :func:`hil.simbus.service.broker_config`)."""
 
     def __init__(self, config: dict[str, Any]):
         self.dir = Path(config["dir"])
@@ -62,7 +62,7 @@ class Broker:
             for spec in config.get("can", []):
                 model = WireModel(spec["bitrate"], spec.get("data_bitrate"), spec.get("wire_model", True))
                 bus = SimBus(spec["name"], str(self.dir / f"{spec['name']}.sock"), model,
-                             FaultSet(config.get("seed", 0)), spec.get("fd", False))
+                             FaultSet(f"{config.get('seed', 0)}:{spec['name']}"), spec.get("fd", False))
                 bus.since_ns = now
                 for fault in spec.get("faults", []):
                     bus.faults.arm(parse_fault(fault), now)

@@ -73,7 +73,7 @@ class ArmedFault:
 class FaultSet:
     """The faults armed on one bus."""
 
-    def __init__(self, seed: int = 0):
+    def __init__(self, seed: int | str = 0):
         self._rng = random.Random(seed)
         self._next_id = 1
         self.armed: list[ArmedFault] = []
