@@ -130,10 +130,9 @@ class UdsFlasher:
                     raise
 
 
-def flash(bus: can.BusABC, spec: UdsFlash, image: Image, address: int = 0x0800_0000,
-          progress: Progress = no_progress) -> str:
-    """Download ``image`` at ``address``, reset, and check F195; returns the version read back."""
-    data = image.to_bytes()
+def flash(bus: can.BusABC, spec: UdsFlash, image: Image, progress: Progress = no_progress) -> str:
+    """Download ``image`` at ``spec.address``, reset, and check F195; returns the version read back."""
+    data, address = image.to_bytes(), spec.address
     with UdsFlasher(bus, spec) as uds:
         progress("session", 0, 1)
         uds.session(EXTENDED)

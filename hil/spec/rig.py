@@ -116,6 +116,7 @@ class UdsFlash(Spec):
     rx_id: CanId = Field(description="ECU → tester response id")
     security_level: int = Field(1, ge=1, le=0x41)
     key: str = Field("xor:0x5A5A5A5A", description="seed→key algorithm: 'xor:SECRET' or 'module:function'")
+    address: int = Field(0x0800_0000, ge=0, le=0xFFFF_FFFF, description="where the image is downloaded to")
 
 
 class CommandFlash(Spec):
