@@ -18,6 +18,7 @@ import json
 import signal
 import sys
 import threading
+import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -224,6 +225,7 @@ class McuProcess:
         while not self.stop.is_set():
             request = self.uds_stack.recv(block=True, timeout=0.1)
             if request is None:
+                self.uds.expire(time.monotonic())
                 continue
             response = self.uds.handle(bytes(request))
             if response is not None:

@@ -7,7 +7,8 @@ F190 VIN, F195 software version), TesterPresent 0x3E. Negative responses follow 
 0x11 service not supported, 0x12 sub-function not supported, 0x13 wrong length or format,
 0x22 conditions not correct, 0x24 request sequence error, 0x31 request out of range, 0x33 security
 access denied, 0x35 invalid key, 0x36 attempts exceeded, 0x72 programming failure, 0x73 wrong
-block sequence counter, 0x7F service not supported in the active session.
+block sequence counter, 0x7F service not supported in the active session. A non-default session
+left without requests for S3 (5 s; TesterPresent keeps it) falls back to the default session.
 
 The transport (ISO-TP over CAN) and the effects on the MCU (stop the application for programming,
 reset) are the caller's: :class:`UdsServer` only says what happened through :class:`EcuHooks`.
@@ -16,6 +17,7 @@ reset) are the caller's: :class:`UdsServer` only says what happened through :cla
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +33,7 @@ DID_BOOT_VERSION, DID_VIN, DID_SOFTWARE_VERSION = 0xF180, 0xF190, 0xF195
 BOOT_VERSION = "hil-boot 1"
 MAX_BLOCK = 0x402  # TransferData: SID + counter + 1024 data bytes
 MAX_ATTEMPTS = 3
+S3_S = 5.0  # a non-default session without requests for this long falls back to default (ISO 14229 S3)
 P2_MS, P2_STAR_10MS = 50, 500  # timing reported by DiagnosticSessionControl
 
 
@@ -69,6 +72,7 @@ class UdsServer:
         self.level = level if level % 2 else level - 1
         self.hooks = hooks
         self.reset_requested = False
+        self.last_request_s = time.monotonic()
         self._reset_state()
         self.services = {0x10: self._session, 0x11: self._ecu_reset, 0x22: self._read_did, 0x27: self._security,
                          0x31: self._routine, 0x34: self._request_download, 0x36: self._transfer_data,
@@ -81,8 +85,14 @@ class UdsServer:
         self.failed_keys = 0
         self.download: _Download | None = None
 
+    def expire(self, now_s: float) -> None:
+        """Called while idle: the S3 timer returns a forgotten session to default (and locks)."""
+        if self.session != DEFAULT and now_s - self.last_request_s > S3_S:
+            self._reset_state()
+
     def handle(self, request: bytes) -> bytes | None:
         """The response to ``request``; None when the positive response is suppressed (bit 0x80)."""
+        self.last_request_s = time.monotonic()
         if not request:
             return None
         sid = request[0]

@@ -125,3 +125,12 @@ def test_read_identifiers_and_tester_present(ecu):
     assert ecu.handle(b"\x3e\x00") == b"\x7e\x00"
     assert ecu.handle(b"\x3e\x80") is None  # suppressed positive response
     assert nrc(ecu, b"\x3e\x01") == 0x12
+
+
+def test_s3_timeout_returns_to_the_default_session_and_locks(ecu):
+    unlock(ecu)
+    ecu.expire(ecu.last_request_s + 4.9)  # within S3: still in the programming session, unlocked
+    assert ecu.session == 0x02 and ecu.unlocked
+    ecu.expire(ecu.last_request_s + 5.1)
+    assert ecu.session == 0x01
+    assert nrc(ecu, b"\x34\x00" + address_size(BASE, 16)) == 0x7F
