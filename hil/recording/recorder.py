@@ -210,7 +210,7 @@ class Recorder:
         try:
             while True:
                 if not q:
-                    if self._closing.is_set() and not q:
+                    if self._closing.is_set():  # set after the readers stopped: nothing more comes
                         return
                     time.sleep(_IDLE_S)
                 while q:

@@ -60,7 +60,8 @@ class _Bus:
     name: str
     kind: str  # "can" | "serial"
     config: dict[str, Any]  # can.Bus kwargs, or {"port", "baudrate"}
-    timed: bool = False  # simbus timed release
+    timed: bool = False  # simbus timed release, frames handed over ahead
+    simcan: bool = False  # an emulated bus: send_at is available
     eof_model: tuple[int, int | None, bool] | None = None  # bitrate, data bitrate, wire model on
 
 
@@ -130,7 +131,8 @@ def make_plan(timeline: Timeline, buses: Any, timed_release: bool = True) -> _Pl
         spec = buses.rig.buses[n]
         if spec.kind == "can":
             cfg = buses.can_config(n)
-            plan_buses.append(_Bus(n, "can", cfg, timed_release and cfg.get("interface") == "simcan",
+            simcan = cfg.get("interface") == "simcan"
+            plan_buses.append(_Bus(n, "can", cfg, timed_release and simcan, simcan,
                                    (spec.bitrate, spec.data_bitrate, spec.wire_model or not spec.emulated)))
         else:
             plan_buses.append(_Bus(n, "serial", {"port": buses.serial_port(n, "host"), "baudrate": spec.baudrate}))
@@ -253,8 +255,7 @@ class _Replay:
 
         bus = self.handles[i]
         name = self.plan.buses[i].name
-        clock = None if self.plan.buses[i].timed or self.plan.buses[i].config.get("interface") == "simcan" \
-            else AdapterClock()
+        clock = None if self.plan.buses[i].simcan else AdapterClock()
         planned, echoes, lateness = self.planned[i], self.echoes[name], self.lateness
         while not self.stop.is_set():
             msg = bus.recv(0.05)
@@ -294,6 +295,7 @@ class _Replay:
 
         plan, handles, planned = self.plan, self.handles, self.planned
         timed = [b.timed for b in plan.buses]
+        simcan = [b.simcan for b in plan.buses]
         waits = {w.index: w for w in plan.waits}
         wait_log: list[dict[str, Any]] = []
         messages = [None if can_id < 0 else can.Message(
@@ -330,6 +332,9 @@ class _Replay:
                     if (ahead := release - plan.lead_ns - now_ns()) > HAND_OVER_BATCH_NS:
                         time.sleep(ahead / 1e9)
                     handles[b].send_at(messages[k], release)
+                elif simcan[b]:  # spin, then send with "now" as the release floor: the broker gives
+                    sent_at = wait_until(deadline - eof)  # a batch it reads one time, which can
+                    handles[b].send_at(messages[k], sent_at)  # precede a late frame's real send
                 else:
                     wait_until(deadline - eof)
                     handles[b].send(messages[k])
