@@ -31,7 +31,7 @@ class Analysis:
     chains: dict[str, tuple[ChainPairing, Stats, dict[str, Stats]]] = field(default_factory=dict)
     measurements: list[MeasurementResult] = field(default_factory=list)
     signals: dict[str, Column] = field(default_factory=dict)
-    budgets: dict[str, int | None] = field(default_factory=dict)
+    budgets: dict[str, int | None] = field(default_factory=dict)  # probe name, or "chain NAME"
 
     @property
     def outcome(self) -> str:
@@ -52,9 +52,9 @@ def analyse(bench: Bench, buses: Mapping[str, Frames], db: Database,
         out.budgets[probe.name] = probe.budget
     for c in bench.chains:
         cp = run_chain(c, {name: p for name, (p, _) in out.probes.items()})
-        budget = next((p.budget for p in bench.probes if p.name == c.probes[-1]), None)
         hops = {name: describe(v) for name, v in cp.hops.items()}
-        out.chains[c.name] = (cp, describe(cp.total_ns, cp.missed, budget), hops)
+        out.chains[c.name] = (cp, describe(cp.total_ns, cp.missed, c.budget), hops)
+        out.budgets[f"chain {c.name}"] = c.budget
     for m in bench.measurements:
         out.measurements.append(_measure(m, out, buses, db, replay or {}, lost or {}))
         if m.signal is not None:

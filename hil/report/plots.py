@@ -32,7 +32,7 @@ def render_bench_plots(analysis: Analysis, lateness_ns: list[int] | None, out_di
         made[f"latency {name}"] = _save(latency_figure(name, pairing.latency_ns, analysis.budgets.get(name), stats.missed),
                                         out_dir / f"latency-{name}.png")
     for name, (cp, stats, _) in analysis.chains.items():
-        made[f"latency chain {name}"] = _save(latency_figure(f"chain {name}", cp.total_ns, None, cp.missed),
+        made[f"latency chain {name}"] = _save(latency_figure(f"chain {name}", cp.total_ns, analysis.budgets.get(f"chain {name}"), cp.missed),
                                               out_dir / f"chain-{name}.png")
     if analysis.signals:
         stim = np.concatenate([p.stimulus_ns for p, _ in analysis.probes.values()]) if analysis.probes else None

@@ -93,6 +93,7 @@ class Chain(Spec):
 
     name: Name
     probes: list[Name] = Field(min_length=2)
+    budget: Duration | None = Field(None, description="end-to-end deadline for deadline-miss counting")
 
 
 class Measurement(Spec):

@@ -118,3 +118,21 @@ def test_check_bench_finds_unit_and_dbc_problems_before_running(db):
     assert [loc for loc, _ in problems] == [("measurements", 0, "unit"), ("measurements", 1, "signal"),
                                             ("probes", 0, "from")]
     assert "no DBC message 'Radr'" in problems[2][1]
+
+
+def test_chain_statistics_count_deadline_misses_against_the_chain_budget(db):
+    sensor = [(i * 10 * MS, 0x100, bytes(8)) for i in range(4)]
+    command = [(i * 10 * MS + 2 * MS, 0x110, bytes(8)) for i in range(4)]
+    actuator = [(i * 10 * MS + 2 * MS + (i + 1) * MS, 0x200, bytes(8)) for i in range(3)]  # 3, 4, 5 ms; one missing
+    bench = Bench.model_validate({
+        "name": "b",
+        "probes": [{"name": "a", "pair": "next", "window": "9ms", "from": {"bus": "can", "id": 0x100}, "to": {"bus": "can", "id": 0x110}},
+                   {"name": "b", "pair": "next", "window": "9ms", "from": {"bus": "can", "id": 0x110}, "to": {"bus": "can", "id": 0x200}}],
+        "chains": [{"name": "e2e", "probes": ["a", "b"], "budget": "4ms"}],
+        "measurements": [{"name": "late", "chain": "e2e", "stat": "deadline_misses", "le": 0}]})
+    a = analyse(bench, {"can": make_frames("can", sensor + command + actuator)}, db)
+    _, total, hops = a.chains["e2e"]
+    assert (total.count, total.missed, total.max) == (3, 1, 5 * MS)
+    assert total.deadline_misses == 2  # the 5 ms chain and the broken one
+    assert hops["b"].max == 3 * MS and hops["a"].max == 2 * MS
+    assert a.measurements[0].outcome == "fail"
