@@ -30,7 +30,7 @@ from hil.firmware.mcu import McuConfig
 from hil.flash import Progress, an3155, no_progress
 from hil.spec.rig import McuTarget, Rig
 from hil.spec.stack import Component, FirmwareComponent
-from hil.targets.base import Target
+from hil.targets.base import State, Target
 from hil.targets.console import ConsoleLine
 from hil.targets.hpc import crashed
 from hil.targets.ready import Check, make_check, wait_ready
@@ -90,9 +90,6 @@ class _McuTarget(Target):
     def _wait_ready(self, timeout_ns: int | None) -> None:
         pending, self._checks = self._checks, {}
         wait_ready(self.name, pending, self.log, self._alive, timeout_ns)
-
-    def _alive(self) -> None:
-        """Raise when the MCU is known to be gone (only an emulated one can tell)."""
 
     def _stop(self) -> None:
         for check in self._checks.values():
@@ -192,8 +189,8 @@ class EmulatedMcuTarget(_McuTarget):
         self._terminate(0)
 
     def _power_on(self) -> None:
-        if self.proc is None and self.flash_path.exists():
-            self._spawn(boot0=False)
+        if self.proc is None and self.state in (State.DEPLOYED, State.RUNNING, State.READY):
+            self._start()  # boots from the flash it kept; wait_ready waits for that boot
 
     def reset(self, boot0: bool = False) -> None:
         """Pull the reset line (BOOT0 as given): the MCU restarts and boots from its flash."""

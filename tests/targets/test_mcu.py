@@ -201,10 +201,15 @@ def test_power_off_and_on(sim):
     pid = t.proc.pid
     t.power_off()
     assert t.proc is None
-    since = t.states_seen
+    boots = lambda: sum(x.startswith("boot: image echo") for x in sim.console("plain-console"))
+    wait_for(lambda: boots() == 1, "the first boot on the console")
     t.power_on()
     assert t.proc.pid != pid
-    assert t.wait_state("app", since, 30)["name"] == "echo"
+    t.wait_ready()  # the boot after power on
+    wait_for(lambda: boots() == 2, "the second boot on the console")
+    t.stop()
+    t.power_on()  # a stopped target stays off
+    assert t.proc is None
 
 
 # -- stubs on the emulated bus --------------------------------------------------------------------
