@@ -27,8 +27,8 @@ try:
                 os.dup2(null, fd)
             time.sleep(600)
             os._exit(0)
-        print(json.dumps({**asdict(lease.record), "child": child}), flush=True)
-        try:
+        try:  # the signal tests send theirs once this line is out: be inside the try by then
+            print(json.dumps({**asdict(lease.record), "child": child}), flush=True)
             sys.stdin.readline()
         finally:
             print("finally ran", file=sys.stderr, flush=True)
