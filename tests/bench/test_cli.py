@@ -1,0 +1,50 @@
+"""`hil run`, `hil analyze`, `hil history`, `hil compare`: usage and spec errors exit 2 before
+anything runs, with the message on stderr."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def hil(tmp: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("HIL_RIG", "HIL_HISTORY")}
+    env.update(NO_COLOR="1", HIL_LOCK_DIR=str(tmp / "locks"), COLUMNS="200")
+    return subprocess.run([sys.executable, "-m", "hil", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_run_with_a_spec_error_names_file_line_col_and_exits_2(tmp_path):
+    suite = (ROOT / "benches" / "aeb-smoke.yaml").read_text().replace("unit: bar, ge: 60", "unit: psi, ge: 60")
+    for rel in ("aeb/", "../firmware_stubs/"):
+        suite = suite.replace(rel, str((ROOT / "benches" / rel).resolve()) + "/")
+    (tmp_path / "bad.yaml").write_text(suite)
+    r = hil(tmp_path, "run", str(tmp_path / "bad.yaml"), "--rig", "rigs/sim-aeb.yaml", "--out", str(tmp_path / "run"))
+    assert r.returncode == 2, r.stderr
+    assert r.stdout == ""
+    line = next(i for i, text in enumerate(suite.splitlines(), 1) if "unit: psi" in text)
+    assert f"bad.yaml:{line}:" in r.stderr
+    assert "benches[0].measurements[5].unit: expected unit 'bar' (the DBC unit of BrakeStatus.MeasuredPressure), got 'psi'" in r.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_run_needs_a_rig_and_a_known_bench(tmp_path):
+    r = hil(tmp_path, "run", "benches/aeb-smoke.yaml")
+    assert r.returncode == 2 and "--rig" in r.stderr
+    r = hil(tmp_path, "run", "benches/aeb-smoke.yaml", "--rig", "rigs/sim-aeb.yaml", "--bench", "nope")
+    assert r.returncode == 2
+    assert "error: suite 'aeb-smoke' has no bench 'nope'; it has: approach" in r.stderr
+
+
+def test_analyze_history_compare_usage(tmp_path):
+    r = hil(tmp_path, "analyze", str(tmp_path / "none.mcap"), "--suite", "benches/aeb-smoke.yaml", "--bench", "x")
+    assert r.returncode == 2 and "has no bench 'x'" in r.stderr
+    r = hil(tmp_path, "history", "--history", str(tmp_path / "h.sqlite"))
+    assert (r.returncode, r.stdout.strip()) == (0, f"no runs in {tmp_path / 'h.sqlite'}")
+    r = hil(tmp_path, "compare", "nope-a", "nope-b", "--history", str(tmp_path / "h.sqlite"))
+    assert r.returncode == 2
+    assert "'nope-a' is neither a run folder nor a results.json, nor one run id in" in r.stderr
