@@ -27,3 +27,13 @@ def test_flash_names_the_mcu_targets_when_given_another(tmp_path):
     r = hil(ROOT, "flash", "rigs/sim-minimal.yaml", "hpc", "firmware_stubs/echo")
     assert r.returncode == 2
     assert r.stderr == "error: expected an MCU target of rig 'sim-minimal' (brake-mcu, echo-mcu), got 'hpc'\n"
+
+
+def test_a_failing_flash_step_exits_3_naming_it(tmp_path):
+    (tmp_path / "rig.yaml").write_text(
+        "name: bench\nbuses:\n  uart: {kind: serial, emulated: true}\n"
+        "targets:\n  board:\n    kind: mcu\n    console: uart\n"
+        "    flash: {method: command, argv: ['false', '{image}']}\n")
+    r = hil(tmp_path, "flash", "rig.yaml", "board", str(ROOT / "firmware_stubs" / "echo"))
+    assert r.returncode == 3
+    assert r.stderr == "error: command 'false': exited with code 1; no output\n"
