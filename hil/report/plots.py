@@ -63,17 +63,18 @@ def latency_figure(title: str, latency_ns: np.ndarray, budget_ns: int | None, mi
 
 
 def signals_figure(analysis: Analysis, stimulus_ns: np.ndarray | None):
+    """Each recorded signal over time; the stretch the stimulus events cover is shaded."""
     plt = _pyplot()
     cols = list(analysis.signals.items())
     t0 = min((int(c.t_ns[0]) for _, c in cols if len(c.t_ns)), default=0)
     fig, axes = plt.subplots(len(cols), 1, figsize=(9, 1.9 * len(cols) + 0.6), sharex=True, squeeze=False)
     for ax, (label, col) in zip(axes[:, 0], cols):
         ax.step((col.t_ns - t0) / 1e9, col.value, where="post", color="#228833")
-        ax.set_ylabel(f"{label}\n({col.unit})" if col.unit else label, fontsize=8)
-        if stimulus_ns is not None and 0 < len(stimulus_ns) <= 200:
-            for t in (stimulus_ns - t0) / 1e9:
-                ax.axvline(t, color="#bbbbbb", linewidth=0.6, zorder=0)
-    axes[-1, 0].set_xlabel("time since first frame (s); grey: stimulus events")
+        ax.set_title(label, fontsize=9, loc="left")
+        ax.set_ylabel(col.unit)
+        if stimulus_ns is not None and len(stimulus_ns):
+            ax.axvspan((stimulus_ns.min() - t0) / 1e9, (stimulus_ns.max() - t0) / 1e9, color="#eeeeee", zorder=0)
+    axes[-1, 0].set_xlabel("time since the first recorded frame (s); shaded: stimulus events")
     fig.tight_layout()
     return fig
 
