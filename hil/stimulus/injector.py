@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hil.errors import BusError, HilError, StimulusError
+from hil.recording.frames import message_flags
 from hil.stimulus.events import CanEvent
 from hil.stimulus.report import ReplayReport
 from hil.stimulus.timeline import Timeline
@@ -264,7 +265,7 @@ class _Replay:
             t = from_seconds(msg.timestamp) if clock is None else clock.to_run_clock(msg.timestamp, now_ns())
             if not msg.is_rx:
                 k = len(echoes)
-                echoes.append((t, msg.arbitration_id, _flags(msg), bytes(msg.data)))
+                echoes.append((t, msg.arbitration_id, message_flags(msg), bytes(msg.data)))
                 late = t - planned[k]
                 lateness.append(late)
                 self.late_max = max(self.late_max, late)
@@ -358,12 +359,6 @@ class _Replay:
         give_up = max(now_ns(), last) + ECHO_GRACE_NS
         while sum(len(e) for e in self.echoes.values()) < expected and now_ns() < give_up:
             time.sleep(0.01)
-
-
-def _flags(msg: Any) -> int:
-    from hil.recording.frames import message_flags
-
-    return message_flags(msg)
 
 
 if __name__ == "__main__":  # run by play(); import by name so pickled classes resolve in the parent
