@@ -74,6 +74,8 @@ def replay(app: App, files, rig_file, maps, fmt, include, exclude, start, end, r
         app.abort("invalid option: " + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
     except ValueError as exc:
         app.abort(f"invalid --budget: {exc}")
+    for loc, msg in stimulus.problems():
+        app.abort(f"invalid option: {'.'.join(map(str, loc))}: {msg}")
     rig = load_rig(rig_file).model
     timeline = build_timeline(stimulus, rig)
     for why, n in timeline.dropped.items():

@@ -63,6 +63,28 @@ class Stimulus(Spec):
     waits: list[WaitFor] = Field(default_factory=list)
     overrides: list[Override] = Field(default_factory=list)
 
+    def problems(self) -> list[Problem]:
+        """Windows that end before they start; overrides and waits that need what is missing."""
+        out: list[Problem] = []
+        for j, src in enumerate(self.sources):
+            if src.end is not None and src.end <= src.start:
+                out.append((("sources", j, "end"), "expected 'end' after 'start'"))
+        if self.overrides and not self.dbc:
+            out.append((("overrides",), "overrides name DBC messages: the stimulus needs 'dbc' files"))
+        for j, ov in enumerate(self.overrides):
+            loc = ("overrides", j)
+            if ov.action != "drop" and ov.signal is None:
+                out.append((loc, f"'{ov.action}' needs 'signal'"))
+            if ov.action in ("set", "scale", "offset") and ov.value is None:
+                out.append((loc, f"'{ov.action}' needs 'value'"))
+            if ov.end is not None and ov.end <= ov.start:
+                out.append((loc + ("end",), "expected 'end' after 'start'"))
+        for j, w in enumerate(self.waits):
+            if w.until.message is not None and not self.dbc:
+                out.append((("waits", j, "until", "message"), "a DBC message needs 'dbc' files in the stimulus"))
+            out += [(("waits", j, "until", *loc), msg) for loc, msg in w.until.problems()]
+        return out
+
 
 class ProbeEnd(Spec):
     """One side of a latency probe: which frames, and for counter/edge pairing which field."""
@@ -182,8 +204,7 @@ class Suite(Spec):
                 if p.pair == "edge" and p.from_.threshold is None:
                     out.append(((*loc, "probes", j, "from"), "edge pairing needs 'signal' and 'threshold'"))
             if b.stimulus:
-                for j, w in enumerate(b.stimulus.waits):
-                    out += [((*loc, "stimulus", "waits", j, "until", *l), msg) for l, msg in w.until.problems()]
+                out += [((*loc, "stimulus", *l), msg) for l, msg in b.stimulus.problems()]
         return out
 
     def problems_on(self, rig: Rig) -> list[Problem]:
