@@ -36,6 +36,12 @@ class PtyBootloader:
     master: MasterPort
     result: dict = field(default_factory=dict)
     log: list[str] = field(default_factory=list)
+    thread: threading.Thread | None = None
+
+    def served(self) -> dict:
+        """What the bootloader ended with, once it has (Go answers ACK before serve() returns)."""
+        self.thread.join(30)
+        return self.result
 
 
 @pytest.fixture
@@ -53,10 +59,10 @@ def pty_bootloader(tmp_path):
         except Stopped:
             rig.result["stopped"] = True
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
+    rig.thread = threading.Thread(target=serve, daemon=True)
+    rig.thread.start()
     yield rig
     stop.set()
-    thread.join(5)
+    rig.thread.join(5)
     os.close(master)
     os.close(slave)

@@ -30,7 +30,7 @@ def test_flash_writes_verifies_and_goes(pty_bootloader):
     assert pty_bootloader.flash.read(BASE, len(image)) == image
     assert pty_bootloader.flash.read(BASE + 5000, 8) == b"\xff" * 8  # beyond the image stays erased
     assert ("verify", 5000, 5000) in steps and steps[-1] == ("go", 1, 1)
-    assert pty_bootloader.result == {"go": BASE}
+    assert pty_bootloader.served() == {"go": BASE}
 
 
 def test_get_commands_version_and_id(client):
@@ -122,4 +122,4 @@ def test_stm32flash_writes_verifies_and_starts(pty_bootloader, tmp_path):
     assert run.returncode == 0, run.stdout + run.stderr
     assert "Device ID    : 0x0414 (STM32F10xxx High-density)" in run.stdout
     assert pty_bootloader.flash.read(BASE, len(image)) == image
-    assert pty_bootloader.result == {"go": BASE}
+    assert pty_bootloader.served() == {"go": BASE}

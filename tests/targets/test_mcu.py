@@ -108,13 +108,21 @@ def wait_for(pred, what: str, timeout_s: float = 30.0):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def collect(bus: can.BusABC, seconds: float) -> list[can.Message]:
-    out, end = [], time.monotonic() + seconds
-    while time.monotonic() < end:
+def gather(bus: can.BusABC, until, what: str, timeout_s: float = 30.0) -> list[can.Message]:
+    """Frames from ``bus`` until ``until(frames)`` holds (bounded wait, not a timing assertion)."""
+    frames: list[can.Message] = []
+    end = time.monotonic() + timeout_s
+    while not until(frames):
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what}")
         msg = bus.recv(0.05)
         if msg is not None:
-            out.append(msg)
-    return out
+            frames.append(msg)
+    return frames
+
+
+def ids(frames: list[can.Message], ident: int) -> list[can.Message]:
+    return [m for m in frames if m.arbitration_id == ident]
 
 
 # -- boot -------------------------------------------------------------------------------------
@@ -161,15 +169,16 @@ def test_stm32_uart_flash_then_echo_and_reset_mid_run(sim, chassis):
     t = sim.up("echo", STUBS / "echo")
     boots = lambda: [x for x in sim.console("echo-uart") if x.startswith("boot: image echo 1.0.0")]
     wait_for(lambda: len(boots()) == 1, "the boot at start")  # the flash tool held the UART before
-    chassis.send(can.Message(arbitration_id=0x510, data=b"\x01\x02\x03", is_extended_id=False))
     chassis.send(can.Message(arbitration_id=0x700, data=b"\x09", is_extended_id=False))  # out of range
-    answers = [m for m in collect(chassis, 1.0) if m.arbitration_id == 0x580]
+    chassis.send(can.Message(arbitration_id=0x510, data=b"\x01\x02\x03", is_extended_id=False))
+    answers = ids(gather(chassis, lambda f: ids(f, 0x580), "the echo"), 0x580)  # frames are handled in order
     assert [bytes(m.data) for m in answers] == [b"\x01\x02\x03"]
     t.reset()  # mid-run: the MCU boots again from the flash it kept
     wait_for(lambda: len(boots()) == 2, "the boot after reset")
     wait_for(lambda: "echo: answering" in sim.console("echo-uart")[-1], "echo set up after reset")
     chassis.send(can.Message(arbitration_id=0x57F, data=b"again", is_extended_id=False))
-    assert [bytes(m.data) for m in collect(chassis, 1.0) if m.arbitration_id == 0x580] == [b"again"]
+    answers = ids(gather(chassis, lambda f: ids(f, 0x580), "the echo after reset"), 0x580)
+    assert [bytes(m.data) for m in answers] == [b"again"]
 
 
 @pytest.mark.skipif(shutil.which("stm32flash") is None, reason="stm32flash (Debian package) not installed")
@@ -222,7 +231,7 @@ def test_echo_processing_delay_is_added(sim, rig_buses):
     for i in range(5):
         chassis.send(can.Message(arbitration_id=0x500 + i, data=bytes([i]), is_extended_id=False))
         time.sleep(0.05)
-    frames = collect(chassis, 1.0)
+    frames = gather(chassis, lambda f: len(ids(f, 0x580)) == 5, "five answers")
     sent = {m.data[0]: m.timestamp for m in frames if m.arbitration_id != 0x580}
     got = {m.data[0]: m.timestamp for m in frames if m.arbitration_id == 0x580}
     assert sorted(got) == [0, 1, 2, 3, 4]
@@ -241,26 +250,25 @@ def decoded(frames: list[can.Message], name: str) -> list[dict]:
 
 
 def test_brake_ecu_controls_pressure_then_goes_safe_when_requests_stop(sim, chassis):
-    sim.up("plain", STUBS / "brake_ecu")
-    frames = []
-    for i in range(60):  # 5 m/s² for ~0.6 s
+    sim.up("plain", STUBS / "brake_ecu", config={"request_timeout": "300ms"})
+    for i in range(60):  # 5 m/s² every ~10 ms
         chassis.send(request(i, 5.0))
-        frames += collect(chassis, 0.01)
+        time.sleep(0.01)
+    frames = gather(chassis, lambda f: len(decoded(f, "BrakeCommand")) == 60, "a BrakeCommand per request")
     commands = decoded(frames, "BrakeCommand")
-    assert [c["RequestCounter"] for c in commands] == [i % 16 for i in range(len(commands))]
-    assert len(commands) >= 55 and all(c["TargetPressure"] == pytest.approx(50.0) for c in commands)
+    assert [c["RequestCounter"] for c in commands] == [i % 16 for i in range(60)]
+    assert all(c["TargetPressure"] == pytest.approx(50.0) for c in commands)
     status = decoded(frames, "BrakeStatus")
     assert status[-1]["BrakeState"] == 1 and status[-1]["MeasuredPressure"] > status[0]["MeasuredPressure"]
     assert [s["StatusCounter"] for s in status] == [(status[0]["StatusCounter"] + i) % 16 for i in range(len(status))]
-    after = collect(chassis, 1.0)  # requests stop
-    beats = decoded(after, "BrakeHeartbeat")
-    assert beats[-1]["BrakeState"] == 2 and beats[-1]["FaultCode"] == 1
-    assert decoded(after, "BrakeStatus")[-1]["BrakeState"] == 2
+    # requests stop: the heartbeat reports the safe state with the request-timeout fault
+    after = gather(chassis, lambda f: any(b["BrakeState"] == 2 for b in decoded(f, "BrakeHeartbeat")), "safe state")
+    beat = next(b for b in decoded(after, "BrakeHeartbeat") if b["BrakeState"] == 2)
+    assert beat["FaultCode"] == 1
     wait_for(lambda: any("request timeout" in text and "safe state" in text for text in sim.console("plain-console")),
              "the timeout on the console")
     chassis.send(request(0, 1.0))  # requests resume: active again
-    wait_for(lambda: any(b["BrakeState"] == 1 for b in decoded(collect(chassis, 0.2), "BrakeStatus")),
-             "active state after requests resume")
+    gather(chassis, lambda f: any(s["BrakeState"] == 1 for s in decoded(f, "BrakeStatus")), "active after resume")
 
 
 def test_brake_ecu_reports_a_counter_jump(sim, chassis):
@@ -268,14 +276,12 @@ def test_brake_ecu_reports_a_counter_jump(sim, chassis):
     for counter in (0, 1, 5):
         chassis.send(request(counter, 2.0))
         time.sleep(0.01)
-    beats = []
-    wait_for(lambda: beats.extend(decoded(collect(chassis, 0.2), "BrakeHeartbeat")) or
-             any(b["FaultCode"] == 2 for b in beats), "a heartbeat reporting the counter error")
-    flagged = next(i for i, b in enumerate(beats) if b["FaultCode"] == 2)
-    assert beats[flagged]["BrakeState"] == 1  # a counter jump is reported, not a reason to go safe
-    wait_for(lambda: beats.extend(decoded(collect(chassis, 0.2), "BrakeHeartbeat")) or len(beats) > flagged + 1,
-             "the next heartbeat")
-    assert beats[flagged + 1]["FaultCode"] == 0
+    frames = gather(chassis, lambda f: any(b["FaultCode"] == 2 for b in decoded(f, "BrakeHeartbeat")),
+                    "a heartbeat reporting the counter error")
+    beats = decoded(frames, "BrakeHeartbeat")
+    assert beats[-1]["BrakeState"] == 1  # a counter jump is reported, not a reason to go safe
+    nxt = decoded(gather(chassis, lambda f: decoded(f, "BrakeHeartbeat"), "the next heartbeat"), "BrakeHeartbeat")
+    assert nxt[0]["FaultCode"] == 0  # reported once
 
 
 # -- the real-MCU driver (a board behind a flasher command and a serial console) ---------------------
