@@ -57,12 +57,14 @@ def run_suite(rig_path: str | Path, suite_path: str | Path, options: SuiteOption
         stack={"name": ", ".join(stacks), "version": ", ".join(stacks.values())} if stacks else {})
     start = now_ns()
     lease = options.lease(rig) if options.lease else contextlib.nullcontext()
+    completed = False
     try:
         with lease:
             _run_benches(rig_path, suite_path, [p.bench.name for p in plans], run_dir, options, result)
-    finally:
+        completed = True
+    finally:  # an interrupted run still gets its reports, but never becomes a history baseline
         result.duration_s = (now_ns() - start) / 1e9
-        _finish(result, run_dir, options)
+        _finish(result, run_dir, options, record=completed and options.record_history)
     return result
 
 
@@ -84,12 +86,12 @@ def _run_benches(rig_path: str | Path, suite_path: str | Path, names: list[str],
                 options.on_result(bench)
 
 
-def _finish(result: SuiteResult, run_dir: Path, options: SuiteOptions) -> None:
+def _finish(result: SuiteResult, run_dir: Path, options: SuiteOptions, record: bool) -> None:
     """Regressions against the history, the history row, the report files."""
     from hil.report import write_reports
     from hil.report.history import History
 
-    if options.record_history and result.benches:
+    if record and result.benches:
         with History(options.history) as history:
             result.regressions = history.regressions(result)
             history.record(result)

@@ -23,6 +23,9 @@ def summary(result: SuiteResult) -> RenderableType:
     for b in result.benches:
         table.add_row(b.key, _verdict(b.verdict, b.flaky), f"{b.duration_s:.1f} s", _tally(b), _note(b))
     parts: list[RenderableType] = [table]
+    latency = _latency_table(result)
+    if latency is not None:
+        parts.append(latency)
     for b in result.benches:
         rows = [m for m in b.measurements if m.outcome != "pass"]
         if rows:
@@ -38,6 +41,26 @@ def summary(result: SuiteResult) -> RenderableType:
     parts.append(Text.from_markup(f"[{STYLE[result.verdict]}]{result.verdict.upper()}[/] ({tally}) "
                                   f"in {result.duration_s:.1f} s — {escape(result.run_dir)}"))
     return Group(*parts)
+
+
+def _latency_table(result: SuiteResult) -> Table | None:
+    """Latency of every probe and chain of every bench run, in ms."""
+    rows = [(b.key, name, entry["stats"]) for b in result.benches
+            for name, entry in [*b.probes.items(), *((f"chain {n}", c) for n, c in b.chains.items())]]
+    if not rows:
+        return None
+    table = Table(title="latency (ms)", title_justify="left")
+    for col in ("bench", "probe"):
+        table.add_column(col)
+    for col in ("count", "missed", "p50", "p99", "max"):
+        table.add_column(col, justify="right")
+    for bench, name, s in rows:
+        table.add_row(bench, name, str(s["count"]), str(s["missed"]), *(_ms(s.get(k)) for k in ("p50", "p99", "max")))
+    return table
+
+
+def _ms(ns: float | None) -> str:
+    return "—" if ns is None else f"{ns / 1e6:.3f}"
 
 
 def _verdict(verdict: str, flaky: bool) -> Text:
