@@ -10,7 +10,6 @@ waits (the worker went away) ends as an ``error`` verdict instead of pending for
 
 from __future__ import annotations
 
-import logging
 import threading
 import uuid
 from pathlib import Path
@@ -19,8 +18,6 @@ from typing import Any
 from hil.cluster.tasks import BenchJob, Placement, pack_dir, rig_file, run_bench_job, unpack_into
 from hil.cluster.worker import resource_name
 from hil.errors import ClusterError, HilError, SpecError
-
-log = logging.getLogger(__name__)
 
 #: How often a waiting submission checks that its rig is still offered, seconds.
 RECHECK_S = 2.0
@@ -95,10 +92,14 @@ class Lab:
 
 
 class RemoteBenchRunner:
-    """``run_bench`` on the worker that owns ``rig``; ``placements`` records where each bench ran."""
+    """``run_bench`` on the worker that owns ``rig``; ``placements`` records where each bench ran.
+
+    On the worker, the run folder is ``--runs/<local run folder name>-<tag>``: the tag keeps runs
+    from different submitters (that may pick the same folder name) apart."""
 
     def __init__(self, lab: Lab, rig: str, fetch_artifacts: bool):
         self.lab, self.rig, self.fetch_artifacts = lab, rig, fetch_artifacts
+        self.tag = uuid.uuid4().hex[:6]
         self.placements: list[Placement] = []
         self._lock = threading.Lock()
 
@@ -112,7 +113,7 @@ class RemoteBenchRunner:
 
             names = Event.__dataclass_fields__  # Dask adds the worker's address to each event
             client.subscribe_topic(topic, lambda ev: on_event(Event(**{k: v for k, v in ev[1].items() if k in names})))
-        job = BenchJob(self.rig, _portable(suite_path), bench, Path(run_dir).name,
+        job = BenchJob(self.rig, _portable(suite_path), bench, f"{Path(run_dir).name}-{self.tag}",
                        repeat=getattr(options, "repeat", 0), topic=topic if on_event else None)
         future = client.submit(run_bench_job, job, resources={resource_name(self.rig): 1}, pure=False,
                                key=f"hil-{self.rig}-{bench}-{uuid.uuid4().hex[:8]}")

@@ -50,7 +50,7 @@ def run_bench_job(job: BenchJob) -> tuple[Any, Placement]:
 
     host, worker = lab_host(), get_worker()
     run_dir = host.runs / job.run_name
-    publish = (lambda event: worker.log_event(job.topic, _plain(event))) if job.topic else None
+    publish = (lambda event: worker.log_event(job.topic, event.to_json())) if job.topic else None
     started = now_ns()
     with Lease(job.rig, wait=host.lease_wait, command=f"hil worker: {job.suite} {job.bench}"):
         result = run_bench(host.rig_path(job.rig), host.suite_path(job.suite), job.bench, run_dir,
@@ -86,15 +86,3 @@ def unpack_into(data: bytes, dest: Path) -> None:
 def _bench_folder(result: Any, run_dir: Path) -> str:
     """The bench's folder, relative to the run folder."""
     return str(Path(result.dir).relative_to(run_dir))
-
-
-def _plain(event: Any) -> Any:
-    """A progress event in a form the scheduler can forward (msgpack: dicts, lists, scalars)."""
-    for attr in ("to_json", "model_dump"):
-        if hasattr(event, attr):
-            return getattr(event, attr)()
-    if hasattr(event, "__dataclass_fields__"):
-        from dataclasses import asdict
-
-        return asdict(event)
-    return event if isinstance(event, (dict, list, str, int, float, bool, type(None))) else str(event)
