@@ -77,10 +77,11 @@ async def serve(scheduler: str, host: LabHost, *, name: str | None = None, liste
                 security: object | None = None, on_ready=None) -> None:
     """Run the worker until the scheduler goes away or SIGTERM / SIGINT arrives."""
     resources = {resource_name(r): 1 for r in host.rigs}
-    worker = Worker(scheduler, nthreads=len(host.rigs) + 1, name=name or f"{host.host}/{'+'.join(host.rigs)}", resources=resources,
-                    plugins=(host,), security=security, host=listen, dashboard=False,
-                    local_directory=str(host.runs / ".dask-worker"), death_timeout=60,
-                    memory_limit=0)
+    # a thread per rig, so every rig can run a bench at once, plus one for small tasks (rig files,
+    # artifacts) that must not queue behind a bench
+    worker = Worker(scheduler, nthreads=len(host.rigs) + 1, name=name or f"{host.host}/{'+'.join(host.rigs)}",
+                    resources=resources, plugins=(host,), security=security, host=listen, dashboard=False,
+                    local_directory=str(host.runs / ".dask-worker"), death_timeout=60, memory_limit=0)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
