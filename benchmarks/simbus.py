@@ -2,6 +2,8 @@
 
 (a) saturation: 4 emulated buses at 1 Mbit/s, each flooded by a sender process and checked by a
     receiver process for lost / reordered / duplicated frames (goal 0, 0, 0) — 60 s, 10 min with --soak;
+    once with python-can nodes, once with nodes that speak the broker protocol directly (cheaper
+    nodes: on a small machine python-can senders cannot keep 4 buses busy);
 (b) capacity: the same 4 buses with the wire model off, aggregate frames/s (goal ≥ 100k), next to
     python-can's in-process ``virtual`` bus;
 (c) one-way latency beyond the modelled wire time, sender and receiver in separate processes
@@ -317,6 +319,13 @@ def percentiles(samples: list[float]) -> dict:
             "mean_us": round(statistics.fmean(s), 1)}
 
 
+def _print_buses(flooded: dict) -> None:
+    for name, r in flooded["buses"].items():
+        print(f"    {name}: {r['received']:>9,} frames  {r['frames_per_s']:>6,}/s  load {r['bus_load']:.3f}  "
+              f"lost {r['lost']}  reordered {r['reordered']}  duplicated {r['duplicated']}")
+    print(f"    broker CPU per frame: {flooded['total']['broker_cpu_us_per_frame']} µs")
+
+
 def main() -> None:
     if len(sys.argv) == 4 and sys.argv[1] == "_node":  # a node of a measurement, in its own process
         print(json.dumps(ROLES[sys.argv[2]](*json.loads(sys.argv[3]))), flush=True)
@@ -334,6 +343,7 @@ def main() -> None:
         folder = Path(tmp)
         results = {
             "saturation_1mbit": flood(True, saturate_s, folder / "a"),
+            "saturation_1mbit_raw_nodes": flood(True, saturate_s, folder / "a2", raw=True),
             "capacity_wire_off": flood(False, capacity_s, folder / "b"),
             "capacity_wire_off_raw_nodes": flood(False, capacity_s, folder / "b2", raw=True),
             "capacity_virtual_in_process": virtual_capacity(20_000 if args.quick else 200_000),
@@ -350,10 +360,9 @@ def main() -> None:
         return
     sat, cap = results["saturation_1mbit"], results["capacity_wire_off"]
     print(f"(a) saturation, {BUSES} buses at 1 Mbit/s for {sat['seconds']:.0f} s:")
-    for name, r in sat["buses"].items():
-        print(f"    {name}: {r['received']:>9,} frames  {r['frames_per_s']:>6,}/s  load {r['bus_load']:.3f}  "
-              f"lost {r['lost']}  reordered {r['reordered']}  duplicated {r['duplicated']}")
-    print(f"    broker CPU per frame: {sat['total']['broker_cpu_us_per_frame']} µs")
+    _print_buses(sat)
+    print("    with protocol-level nodes (no python-can):")
+    _print_buses(results["saturation_1mbit_raw_nodes"])
     print(f"(b) capacity, wire model off: {cap['total']['frames_per_s']:,} frames/s aggregate "
           f"(lost {cap['total']['lost']}); python-can virtual in-process: "
           f"{results['capacity_virtual_in_process']['frames_per_s']:,} frames/s; "
