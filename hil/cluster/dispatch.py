@@ -66,14 +66,18 @@ class Lab:
                                f"rigs offered: {have}")
 
     def fetch_rig(self, rig: str, dest: Path) -> Path:
-        """Copy the rig file the owning worker serves ``rig`` from into ``dest`` (so the suite can be
-        checked against the very rig it will run on); returns its path."""
+        """The rig file the owning worker serves ``rig`` from, so the suite is checked against the
+        very rig it runs on: the same file in this checkout when it is identical (its relative
+        paths, such as ``health:``, then resolve here too), else a copy written into ``dest``."""
         self.require([rig])
         worker = self.offers()[rig][0]
-        name, text = self.client.submit(rig_file, rig, workers=[worker], allow_other_workers=False,
-                                        pure=False).result()
+        where, text = self.client.submit(rig_file, rig, workers=[worker], allow_other_workers=False,
+                                         pure=False).result()
+        local = Path(where)
+        if not local.is_absolute() and local.is_file() and local.read_text(encoding="utf-8") == text:
+            return local
         dest.mkdir(parents=True, exist_ok=True)
-        path = dest / name
+        path = dest / local.name
         path.write_text(text, encoding="utf-8")
         return path
 

@@ -61,11 +61,14 @@ def run_bench_job(job: BenchJob) -> tuple[Any, Placement]:
 
 
 def rig_file(rig: str) -> tuple[str, str]:
-    """The file name and text of the rig file the worker serves ``rig`` from."""
+    """The rig file the worker serves ``rig`` from: its path (relative to the worker's ``--root``
+    when inside it) and its text."""
     from hil.cluster.worker import lab_host
 
-    path = lab_host().rig_path(rig)
-    return path.name, path.read_text(encoding="utf-8")
+    host = lab_host()
+    path = host.rig_path(rig)
+    shown = path.relative_to(host.root) if path.is_relative_to(host.root) else path
+    return str(shown), path.read_text(encoding="utf-8")
 
 
 def pack_dir(path: str, inside: str) -> bytes:

@@ -153,6 +153,8 @@ def test_a_rig_whose_worker_leaves_ends_in_an_error_verdict(lab, tmp_path):
     try:
         client.client.wait_for_workers(3, timeout=120)
         runner = client.bench_runner("sim-lab-c")
+        copy = client.fetch_rig("sim-lab-c", tmp_path / "copy")  # a rig file outside the checkout
+        assert (copy, copy.read_text()) == (tmp_path / "copy" / "sim-lab-c.yaml", rig.read_text())
     finally:
         worker.stop()
     result = runner(rig, MEET, "first", tmp_path / "run", BenchOptions())
@@ -173,7 +175,7 @@ def test_hil_run_with_a_scheduler_runs_rigs_by_name_on_their_workers(lab, tmp_pa
     for rig in ("sim-lab-a", "sim-lab-b"):
         results = json.loads((tmp_path / "run" / rig / "results.json").read_text())
         assert (results["rig"], results["verdict"]) == (rig, "pass")
-        assert (tmp_path / "run" / rig / "rig" / f"{rig}.yaml").read_text() == (RIGS / f"{rig}.yaml").read_text()
+        assert results["rig_path"] == str(RIGS / f"{rig}.yaml")  # the worker's rig file is this checkout's
     r = subprocess.run([*hil, "--rig", "sim-lab-a", "--rig", "sim-lab-z", "--out", str(tmp_path / "nope")],
                        capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 3
