@@ -4,7 +4,8 @@
 Teardown is an ``ExitStack``: the recorder closes first (the recording is complete), then every
 target stops, then the buses and the simbus broker go down — on success, on any error and on
 Ctrl-C alike. Infrastructure errors become the ``error`` verdict with the phase they happened in;
-only spec problems (found before anything starts) and Ctrl-C leave as exceptions.
+only spec problems (found before anything starts) and Ctrl-C leave as exceptions — Ctrl-C as
+:class:`Interrupted` (a ``KeyboardInterrupt``) carrying the bench's result.
 """
 
 from __future__ import annotations
@@ -44,6 +45,14 @@ class Event:
         return asdict(self)
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a bench, raised after its teardown; ``result`` is the bench's ``error`` result."""
+
+    def __init__(self, result: BenchResult):
+        super().__init__(f"bench {result.key!r} interrupted")
+        self.result = result
+
+
 @dataclass
 class BenchOptions:
     repeat: int = 0
@@ -81,10 +90,14 @@ class BenchRun:
         result = BenchResult(bench.name, ERROR, self.options.repeat, self.plan.rig.name, str(self.dir), utc_now())
         start = now_ns()
         self.deadline_ns = start + self.plan.timeout_ns
+        interrupted = False
         try:
             self._on_rig()
             self._enter("analyse")
             judge_recording(self.plan.bench, self.plan.db, self.dir / RECORDING, self.dir, result)
+        except KeyboardInterrupt:  # the rig is torn down by now (ExitStack); report, then pass it on
+            interrupted = True
+            self._fail(result, "interrupted (Ctrl-C); the rig was torn down", "KeyboardInterrupt")
         except HilError as exc:
             self._fail(result, str(exc), type(exc).__name__)
         except Exception as exc:  # a bug in hil itself: still a verdict, with the place it happened
@@ -95,6 +108,8 @@ class BenchRun:
             self.consoles.close()
             result.duration_s = (now_ns() - start) / 1e9
         result.files.update(self._files())
+        if interrupted:
+            raise Interrupted(result)
         self._enter("done", result.verdict)
         return result
 

@@ -16,7 +16,7 @@ from typing import ContextManager
 from hil import __version__
 from hil.bench.plan import plan_suite
 from hil.bench.results import ERROR, FAIL, SKIPPED, BenchResult, SuiteResult
-from hil.bench.runner import BenchOptions, Event, run_bench, utc_now
+from hil.bench.runner import BenchOptions, Event, Interrupted, run_bench, utc_now
 from hil.clock import now_ns
 from hil.errors import UsageError
 from hil.spec.rig import Rig
@@ -76,8 +76,13 @@ def _run_benches(rig_path: str | Path, suite_path: str | Path, names: list[str],
             if stop is not None:
                 bench = BenchResult(name, SKIPPED, repeat, result.rig, error=f"--fail-fast: {stop} did not pass")
             else:
-                bench = options.run_bench(rig_path, suite_path, name, run_dir,
-                                          BenchOptions(repeat=repeat, on_event=options.on_event))
+                try:
+                    bench = options.run_bench(rig_path, suite_path, name, run_dir,
+                                              BenchOptions(repeat=repeat, on_event=options.on_event))
+                except Interrupted as exc:
+                    exc.result.dir = Path(exc.result.dir).name
+                    result.benches.append(exc.result)
+                    raise
                 bench.dir = Path(bench.dir).name  # bench folders sit in the run folder (also remote ones)
                 if options.fail_fast and bench.verdict in (FAIL, ERROR):
                     stop = bench.key

@@ -127,18 +127,20 @@ def _left_in(out: Path) -> list[int]:
     return left
 
 
-def test_a_target_killed_mid_bench_is_an_error_with_an_intact_recording(tmp_path):
-    out = tmp_path / "run"
+def _run_and_strike(tmp: Path, strike) -> tuple[int, str, str, Path]:
+    """Run the smoke suite; once the planner runs and the recording has started, wait a second
+    (into the injection) and call ``strike(cli_process, planner_pid)``."""
+    out = tmp / "run"
     proc = subprocess.Popen([sys.executable, "-m", "hil", "run", "benches/aeb-smoke.yaml", "--rig", RIG, "--out",
-                             str(out), "--no-history"], cwd=ROOT, env=env(tmp_path), stdout=subprocess.PIPE,
+                             str(out), "--no-history"], cwd=ROOT, env=env(tmp), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline and proc.poll() is None:
             pid = _planner(out)
             if pid and (out / "approach" / "recording.mcap").exists():
-                time.sleep(1.0)  # into the injection
-                os.kill(pid, signal.SIGKILL)
+                time.sleep(1.0)
+                strike(proc, pid)
                 break
             time.sleep(0.05)
         stdout, stderr = proc.communicate(timeout=180)
@@ -146,7 +148,12 @@ def test_a_target_killed_mid_bench_is_an_error_with_an_intact_recording(tmp_path
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == 3, stdout + stderr
+    return proc.returncode, stdout, stderr, out
+
+
+def test_a_target_killed_mid_bench_is_an_error_with_an_intact_recording(tmp_path):
+    code, stdout, stderr, out = _run_and_strike(tmp_path, lambda proc, planner: os.kill(planner, signal.SIGKILL))
+    assert code == 3, stdout + stderr
     assert re.search(r"│ approach\s+│ error\s+│", stdout)
     bench = json.loads((out / "results.json").read_text())["benches"][0]
     assert (bench["verdict"], bench["error_kind"]) == ("error", "DeployError")
@@ -154,6 +161,17 @@ def test_a_target_killed_mid_bench_is_an_error_with_an_intact_recording(tmp_path
     assert bench["error"].startswith("target 'hpc': component 'planner' "), bench["error"]
     rec = load(out / "approach" / "recording.mcap", strict=True)
     assert len(rec.frames("sensor")) > 0
+    assert _left_in(out) == []
+
+
+def test_ctrl_c_tears_the_rig_down_and_exits_130(tmp_path):
+    code, stdout, stderr, out = _run_and_strike(tmp_path, lambda proc, planner: proc.send_signal(signal.SIGINT))
+    assert code == 130, stdout + stderr
+    assert "error: interrupted" in stderr
+    bench = json.loads((out / "results.json").read_text())["benches"][0]
+    assert (bench["verdict"], bench["error_kind"]) == ("error", "KeyboardInterrupt")
+    assert bench["error"] == "interrupted (Ctrl-C); the rig was torn down"
+    load(out / "approach" / "recording.mcap", strict=True)
     assert _left_in(out) == []
 
 
