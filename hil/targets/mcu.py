@@ -161,7 +161,10 @@ class EmulatedMcuTarget(_McuTarget):
         self._spawn(boot0=method == "stm32-uart")
         try:
             self._wait_powered(since)
-            self._flash_uds() if method == "uds" else self._flash_stm32()
+            if method == "uds":
+                self._flash_uds()
+            else:
+                self._flash_stm32()
         finally:
             self._terminate(GRACE_S)
             if shared:
