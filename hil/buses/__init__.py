@@ -57,6 +57,13 @@ class RigBuses:
         """The simbus broker's process id (None when the rig has no emulated buses)."""
         return None if self._broker is None else self._broker.info["pid"]
 
+    def open(self, name: str, side: Side = "host", **kw: Any):
+        """Bus ``name`` whatever its kind: a ``can.BusABC`` for CAN (``side`` does not apply), a
+        ``serial.Serial`` at the ``side`` end for serial. Keywords pass through."""
+        if isinstance(self._spec(name, (CanBus, SerialBus)), CanBus):
+            return self.open_can(name, **kw)
+        return self.open_serial(name, side, **kw)
+
     # ---- CAN -----------------------------------------------------------------------------------
 
     def can_config(self, name: str) -> dict[str, Any]:

@@ -96,11 +96,11 @@ def test_real_buses_pass_straight_to_python_can_and_pyserial(tmp_path):
         assert buses.can_config("lab") == {"interface": "virtual", "channel": "hil-test", "bitrate": 250_000,
                                            "fd": False, "receive_own_messages": True}
         assert not (tmp_path / "simbus").exists()  # nothing emulated: no broker
-        bus = buses.open_can("lab")
+        bus = buses.open("lab")
         bus.send(can.Message(arbitration_id=0x42, data=[1]))
         assert bus.recv(5).arbitration_id == 0x42
         bus.shutdown()
-        port = buses.open_serial("uart", timeout=5)
+        port = buses.open("uart", timeout=5)
         port.write(b"ping")
         assert port.read(4) == b"ping"
         port.close()
