@@ -94,18 +94,20 @@ def replay(app: App, files, rig_file, maps, fmt, include, exclude, start, end, r
 
 
 def _play_with_progress(app, timeline, buses, record_to, rig, timed, play):
+    from contextlib import ExitStack
+
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from hil.recording import Recorder
 
     columns = [TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
                TextColumn("late max {task.fields[late]}"), TimeElapsedColumn()]
-    recorder = None
-    if record_to:
-        recorder = Recorder(record_to, buses, [n for n, b in rig.buses.items() if b.kind == "can" and b.record],
-                            metadata={"rig": rig.name, "command": "hil replay"})
-        recorder.start()
-    try:
+    with ExitStack() as stack:
+        recorder = None
+        if record_to:
+            recorder = stack.enter_context(Recorder(
+                record_to, buses, [n for n, b in rig.buses.items() if b.kind == "can" and b.record],
+                metadata={"rig": rig.name, "command": "hil replay"}))
         with Progress(*columns, console=app.err_console, disable=app.verbosity < 0, transient=True) as bar:
             task = bar.add_task("replay", total=len(timeline.steps), rate="", late="–")
 
@@ -118,9 +120,6 @@ def _play_with_progress(app, timeline, buses, record_to, rig, timed, play):
         if recorder is not None:
             for bus, echoes in report.echoes.items():
                 recorder.injected(bus, echoes)
-    finally:
-        if recorder is not None:
-            recorder.close()
     return report
 
 

@@ -95,8 +95,9 @@ class Recorder:
         self.start()
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        # while another error (or Ctrl-C) unwinds, a bus that went down with it is no news
+        self.close(raise_error=exc_type is None)
 
     def start(self) -> None:
         try:
@@ -120,8 +121,10 @@ class Recorder:
         for t in self._threads:
             t.start()
 
-    def close(self) -> None:
-        """Stop the bus readers, write everything queued, finish the MCAP summary."""
+    def close(self, raise_error: bool = True) -> None:
+        """Stop the bus readers, write everything queued, finish the MCAP summary; then raise
+        :class:`RecordingError` if a bus reader or the writer failed (unless ``raise_error`` is
+        False)."""
         self._stop.set()
         for t in self._threads:
             t.join()
@@ -132,7 +135,7 @@ class Recorder:
             self._writer_thread = None
             self._writer.finish()
             self._file.close()
-        if self._error is not None:
+        if self._error is not None and raise_error:
             raise RecordingError(f"recording {self.path} failed: {type(self._error).__name__}: {self._error}")
 
     # -- internals -------------------------------------------------------------------------------

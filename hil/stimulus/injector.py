@@ -21,6 +21,7 @@ from __future__ import annotations
 import operator
 import os
 import pickle
+import signal
 import subprocess
 import sys
 import threading
@@ -171,6 +172,10 @@ def _child_main() -> None:
     """Entry of the injector process: plan on stdin, pickled messages on stdout."""
     out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     sys.stdout = sys.stderr  # nothing else may write into the message stream
+    # Ctrl-C reaches the whole process group: the parent decides, and stops us with SIGTERM,
+    # which unwinds through the cleanup (buses shut down, PM QoS request released)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
 
     def send(message: tuple[str, Any]) -> None:
         pickle.dump(message, out)
@@ -202,6 +207,7 @@ class _Replay:
         self.met = threading.Event()
         self.met_ns = 0
         self.late_max = 0
+        self.reader_error: str | None = None
 
     def run(self) -> ReplayReport:
         from hil.stimulus import realtime
@@ -221,6 +227,8 @@ class _Replay:
             host["gc"] = "frozen"
             start, sent, waits, aborted = self._send_all()
             self._await_echoes(sent)
+            if self.reader_error:
+                raise BusError(f"injector: {self.reader_error}")
         finally:
             realtime.thaw_gc()
             self.stop.set()
@@ -259,7 +267,11 @@ class _Replay:
         clock = None if self.plan.buses[i].simcan else AdapterClock()
         planned, echoes, lateness = self.planned[i], self.echoes[name], self.lateness
         while not self.stop.is_set():
-            msg = bus.recv(0.05)
+            try:
+                msg = bus.recv(0.05)
+            except Exception as exc:  # the bus went down: the send loop reports it
+                self.reader_error = f"bus {name!r} went down: {exc}"
+                return
             if msg is None:
                 continue
             t = from_seconds(msg.timestamp) if clock is None else clock.to_run_clock(msg.timestamp, now_ns())
@@ -357,7 +369,7 @@ class _Replay:
         expected = sum(len(p) for p in self.planned)
         last = max((p[-1] for p in self.planned if p), default=now_ns())
         give_up = max(now_ns(), last) + ECHO_GRACE_NS
-        while sum(len(e) for e in self.echoes.values()) < expected and now_ns() < give_up:
+        while sum(len(e) for e in self.echoes.values()) < expected and now_ns() < give_up and not self.reader_error:
             time.sleep(0.01)
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import can
@@ -101,3 +103,25 @@ def test_doctor_json_has_the_findings(tmp_path):
     assert f["timer_slack_ns"]["lowered_to"] in (1, None)
     assert f["sleep_and_spin_lateness_ns"]["samples"] == 100 and f["sleep_lateness_ns"]["max"] >= 0
     assert isinstance(f["advice"], list) and f["scheduler"].startswith("SCHED_")
+
+
+def test_ctrl_c_stops_the_replay_cleanly_and_keeps_the_recording(tmp_path, rig):
+    long = tmp_path / "long.log"
+    long.write_text("".join(f"({i / 1000:.6f}) can0 100#{i % 256:02X}\n" for i in range(60_000)))
+    proc = subprocess.Popen([*HIL, "replay", str(long), "--rig", str(rig), "--map", "can0=chassis", "--record",
+                             "run.mcap"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # Ctrl-C goes to the whole process group
+    try:
+        while not (tmp_path / "run.mcap").exists() or (tmp_path / "run.mcap").stat().st_size < 4_000:
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.1)  # frames are being recorded: the replay runs
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert err.strip().endswith("error: interrupted") and "Traceback" not in err
+    rec = load(tmp_path / "run.mcap", strict=True)  # finished properly, with its summary
+    assert 0 < len(rec.frames("chassis")) < 60_000
