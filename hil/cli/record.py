@@ -44,19 +44,24 @@ def record(app: App, rig_file: str, duration: str, output: str, names: tuple[str
         app.abort(f"unknown bus {unknown[0]!r}; rig {rig.name} has: {', '.join(sorted(rig.buses))}")
     with tempfile.TemporaryDirectory(prefix="hil-record-") as run_dir, RigBuses(rig, Path(run_dir)) as buses:
         rec = Recorder(output, buses, chosen, metadata={"rig": rig.name, "command": "hil record"})
-        with rec, _progress(app) as bar:
-            if rig.emulated:  # printed once recording runs, so programs that join are recorded
-                app.print(escape(f"HIL_BUSES={buses.env(chosen, side='device')['HIL_BUSES']}"), level=1)
-            task = bar.add_task("record", total=length_ns / 1e9, frames="0", rate="")
-            start = now_ns()
-            try:
+        rec.start()
+        interrupted = False
+        try:
+            with _progress(app) as bar:
+                if rig.emulated:  # printed once recording runs, so programs that join are recorded
+                    app.print(escape(f"HIL_BUSES={buses.env(chosen, side='device')['HIL_BUSES']}"), level=1)
+                task = bar.add_task("record", total=length_ns / 1e9, frames="0", rate="")
+                start = now_ns()
                 while (elapsed := now_ns() - start) < length_ns:
                     time.sleep(min(0.25, (length_ns - elapsed) / 1e9))
                     n = sum(rec.counts.values())
                     bar.update(task, completed=(now_ns() - start) / 1e9, frames=f"{n:,}",
                                rate=f"{n / max((now_ns() - start) / 1e9, 1e-9):,.0f}/s")
-            except KeyboardInterrupt:
-                app.warn("stopped early (Ctrl-C); the recording is complete up to now")
+        except KeyboardInterrupt:
+            interrupted = True
+            app.warn("stopped early (Ctrl-C); the recording is complete up to now")
+        finally:
+            rec.close(raise_error=not interrupted)  # Ctrl-C also stops emulated buses: no news
     per_topic = ", ".join(f"{t} {n:,}" for t, n in sorted(rec.counts.items())) or "nothing arrived"
     app.print(f"[green]recorded[/] {output}: {per_topic}", level=-1)
 
