@@ -17,9 +17,10 @@ from hil.errors import UsageError
 from hil.spec import load_suite
 
 
-def analyse_offline(recording: Path, suite_path: str | Path, bench_name: str, out: Path) -> SuiteResult:
-    """Analyse ``recording`` as bench ``bench_name`` of the suite; write the reports into ``out``."""
-    from hil.recording import load
+def analyse_offline(recording: Path, suite_path: str | Path, bench_name: str, out: Path,
+                    channel_map: dict[str, str] | None = None) -> SuiteResult:
+    """Analyse ``recording`` (a hil MCAP recording or any CAN log python-can reads, its channels
+    renamed by ``channel_map``) as bench ``bench_name`` of the suite; write the reports into ``out``."""
     from hil.report import write_reports
 
     suite_file = load_suite(suite_path)
@@ -35,13 +36,12 @@ def analyse_offline(recording: Path, suite_path: str | Path, bench_name: str, ou
     out = out.resolve()
     bench_dir = out / bench.name
     bench_dir.mkdir(parents=True, exist_ok=True)
-    rig = load(recording).metadata.get("rig", "")
     start = now_ns()
-    result = BenchResult(bench.name, "error", rig=rig, dir=bench.name, started_utc=utc_now())
-    judge_recording(bench, db, Path(recording), bench_dir, result)
+    result = BenchResult(bench.name, "error", dir=bench.name, started_utc=utc_now())
+    judge_recording(bench, db, Path(recording), bench_dir, result, channel_map)
     result.duration_s = (now_ns() - start) / 1e9
     result.files["recording"] = str(Path(recording).resolve())
-    run = SuiteResult(suite=suite.name, rig=rig, suite_path=str(Path(suite_path).resolve()), run_dir=str(out),
+    run = SuiteResult(suite=suite.name, rig="", suite_path=str(Path(suite_path).resolve()), run_dir=str(out),
                       started_utc=result.started_utc, duration_s=result.duration_s, host=platform.node(),
                       hil_version=__version__, benches=[result],
                       run_id=f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}")

@@ -2,34 +2,37 @@
 
 The same path serves ``hil run`` (right after the bench) and ``hil analyze`` (any recording later):
 the injector's replay figures and the bus statistics are read from the recording's events, so
-nothing but the recording is needed.
+nothing but the recording is needed. Besides hil's MCAP recordings, any CAN log python-can reads
+(BLF, ASC, TRC, candump, CSV, MF4 — e.g. from CANoe) can be judged; its channels name the buses,
+or are mapped onto bus names.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import numpy as np
 from typing import Any
 
 from hil.analysis import Analysis, Database, analyse
 from hil.bench.results import BenchResult
 from hil.errors import RecordingError
+from hil.recording.frames import DATA_WIDTH, Frames
 from hil.spec.suite import Bench
 
 
-def judge_recording(bench: Bench, db: Database, recording: Path, out_dir: Path, result: BenchResult) -> Analysis:
+def judge_recording(bench: Bench, db: Database, recording: Path, out_dir: Path, result: BenchResult,
+                    channel_map: dict[str, str] | None = None) -> Analysis:
     """Analyse ``recording`` for ``bench``; set the verdict, measurements, probe and chain
     statistics, replay figures and plots (under ``out_dir/plots``) on ``result``; plot paths are
     relative to ``out_dir``'s parent (the run folder)."""
-    from hil.recording import load
     from hil.report.plots import render_bench_plots
 
-    rec = load(recording)
-    if not rec.complete:
-        raise RecordingError(f"{recording}: the recording is truncated (no MCAP footer); refusing to judge it")
-    replay = _last_event(rec, "replay")
-    bus_stats = _last_event(rec, "bus-stats") or {}
+    buses, events = read_recording(recording, channel_map or {})
+    replay = events.get("replay")
+    bus_stats = events.get("bus-stats") or {}
     lateness = (replay or {}).get("lateness_ns") or {}
-    analysis = analyse(bench, rec.can, db, replay=lateness,
+    analysis = analyse(bench, buses, db, replay=lateness,
                        lost={bus: s.get("overruns", 0) for bus, s in bus_stats.items()})
     result.verdict = analysis.outcome
     result.measurements = analysis.measurements
@@ -44,6 +47,29 @@ def judge_recording(bench: Bench, db: Database, recording: Path, out_dir: Path, 
     return analysis
 
 
-def _last_event(rec: Any, kind: str) -> dict[str, Any] | None:
-    found = [e.data for e in rec.events if e.kind == kind]
-    return found[-1] if found else None
+def read_recording(path: Path, channel_map: dict[str, str]) -> tuple[dict[str, Frames], dict[str, Any]]:
+    """Frames per bus, and the data of the last event of each kind (MCAP recordings only)."""
+    if path.suffix.lower() == ".mcap":
+        from hil.recording import load
+
+        rec = load(path)
+        if not rec.complete:
+            raise RecordingError(f"{path}: the recording is truncated (no MCAP footer); refusing to judge it")
+        buses = {channel_map.get(bus, bus): frames for bus, frames in rec.can.items()}
+        return buses, {e.kind: e.data for e in rec.events}
+    from hil.stimulus.events import CanEvent
+    from hil.stimulus.readers import read_source
+
+    by_bus: dict[str, list[CanEvent]] = {}
+    for ev in read_source(path).events:
+        if isinstance(ev, CanEvent):
+            by_bus.setdefault(channel_map.get(ev.channel, ev.channel), []).append(ev)
+    return {bus: _frames(bus, evs) for bus, evs in by_bus.items()}, {}
+
+
+def _frames(bus: str, events: list) -> Frames:
+    data = np.zeros((len(events), DATA_WIDTH), np.uint8)
+    for i, ev in enumerate(events):  # building the columns once, from the parsed log
+        data[i, : len(ev.data)] = np.frombuffer(ev.data, np.uint8)
+    return Frames.from_arrays(bus, [e.t_ns for e in events], [e.id for e in events],
+                              [e.flags for e in events], [len(e.data) for e in events], data)

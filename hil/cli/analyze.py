@@ -15,12 +15,22 @@ from hil.cli.app import App
 @click.option("--bench", required=True, metavar="NAME", help="Bench whose probes and measurements apply.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the reports (default: analysis-NAME beside the recording).")
+@click.option("--map", "mapping", multiple=True, metavar="CHANNEL=BUS",
+              help="Name a log channel as the bench's bus (repeatable), e.g. --map 1=chassis.")
 @click.pass_obj
-def analyze(app: App, recording: Path, suite: str, bench: str, out: Path | None) -> int:
-    """Re-analyse RECORDING with a bench's probes and limits: exit 0 pass, 1 fail."""
+def analyze(app: App, recording: Path, suite: str, bench: str, out: Path | None, mapping: tuple[str, ...]) -> int:
+    """Re-analyse RECORDING with a bench's probes and limits: exit 0 pass, 1 fail.
+
+    RECORDING is a hil MCAP recording or any CAN log python-can reads (BLF, ASC, TRC, candump .log,
+    CSV, MF4); log channels are the bus names unless mapped with --map."""
     from hil.bench.offline import analyse_offline
     from hil.report.console import summary
 
-    result = analyse_offline(recording, suite, bench, out or recording.parent / f"analysis-{bench}")
+    pairs = [m.partition("=") for m in mapping]
+    bad = [m for m, (ch, eq, bus) in zip(mapping, pairs) if not (ch and eq and bus)]
+    if bad:
+        app.abort(f"expected --map CHANNEL=BUS, got {', '.join(map(repr, bad))}")
+    result = analyse_offline(recording, suite, bench, out or recording.parent / f"analysis-{bench}",
+                             {ch: bus for ch, _, bus in pairs})
     app.print(summary(result), level=-1)
     return result.exit_code
