@@ -21,6 +21,8 @@ from hil.errors import ClusterError, HilError, SpecError
 
 #: How often a waiting submission checks that its rig is still offered, seconds.
 RECHECK_S = 2.0
+#: How long a finished bench's last progress events may trail its result, seconds.
+EVENT_GRACE_S = 10.0
 
 
 class Lab:
@@ -112,11 +114,9 @@ class RemoteBenchRunner:
         client = self.lab.client
         topic = f"hil-progress-{uuid.uuid4().hex}"
         on_event = getattr(options, "on_event", None)
-        if on_event is not None:
-            from hil.bench import Event
-
-            names = Event.__dataclass_fields__  # Dask adds the worker's address to each event
-            client.subscribe_topic(topic, lambda ev: on_event(Event(**{k: v for k, v in ev[1].items() if k in names})))
+        relay = _Relay(on_event) if on_event is not None else None
+        if relay is not None:
+            client.subscribe_topic(topic, relay)
         job = BenchJob(self.rig, _portable(suite_path), bench, f"{Path(run_dir).name}-{self.tag}",
                        repeat=getattr(options, "repeat", 0), topic=topic if on_event else None)
         future = client.submit(run_bench_job, job, resources={resource_name(self.rig): 1}, pure=False,
@@ -129,8 +129,11 @@ class RemoteBenchRunner:
             kind = exc.kind if isinstance(exc, _TaskFailed) else type(exc).__name__
             return BenchResult.error_result(bench, str(exc), repeat=job.repeat, rig=self.rig,
                                             error_kind=kind, phase="dispatch")
+        else:
+            if relay is not None:  # events travel apart from the result: let the last ones arrive
+                relay.wait_for(place.events, EVENT_GRACE_S)
         finally:
-            if on_event is not None:
+            if relay is not None:
                 client.unsubscribe_topic(topic)
         with self._lock:
             self.placements.append(place)
@@ -161,6 +164,28 @@ class RemoteBenchRunner:
         data = self.lab.client.submit(pack_dir, place.run_dir, place.bench_dir, workers=[place.worker],
                                       allow_other_workers=False, pure=False).result()
         unpack_into(data, run_dir)
+
+
+class _Relay:
+    """Hands the progress events of one bench, as Dask delivers them, to ``on_event``."""
+
+    def __init__(self, on_event: Any):
+        from hil.bench import Event
+
+        self.on_event, self.event_class = on_event, Event
+        self.received = 0
+        self._arrived = threading.Condition()
+
+    def __call__(self, event: tuple[float, dict]) -> None:
+        names = self.event_class.__dataclass_fields__  # Dask adds the worker's address to each event
+        self.on_event(self.event_class(**{k: v for k, v in event[1].items() if k in names}))
+        with self._arrived:
+            self.received += 1
+            self._arrived.notify_all()
+
+    def wait_for(self, count: int, timeout: float) -> None:
+        with self._arrived:
+            self._arrived.wait_for(lambda: self.received >= count, timeout)
 
 
 class _TaskFailed(Exception):

@@ -1,7 +1,8 @@
 """Retries for infrastructure errors only: a bench whose verdict is ``error`` runs again (at most N
 more times); a ``fail`` is a real result and never retried. A bench that passes on a retry is
 flagged ``flaky``, and keeps in ``error`` what went wrong before, so results, JUnit and history
-show it. Each failed attempt's folder is kept beside the bench's as ``<bench>.attempt-<n>``."""
+show it. Each failed attempt's folder is kept beside the bench's as ``<bench>.attempt-<n>`` (on a
+worker, the dispatched task sets it aside there)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def with_retries(run_bench: Callable[..., BenchResult], retries: int,
         errors: list[str] = []
         while result.verdict == ERROR and len(errors) < retries:
             errors.append(f"attempt {len(errors) + 1}: {result.error}")
-            _keep_attempt(Path(result.dir), len(errors))
+            set_aside(Path(result.dir))
             if on_retry is not None:
                 on_retry(result, len(errors))
             result = run_bench(rig_path, suite_path, bench, run_dir, options)
@@ -35,7 +36,12 @@ def with_retries(run_bench: Callable[..., BenchResult], retries: int,
     return run
 
 
-def _keep_attempt(bench_dir: Path, attempt: int) -> None:
-    """Move a failed attempt's folder aside (when it is on this host) so the retry starts clean."""
-    if bench_dir.is_absolute() and bench_dir.is_dir():
-        bench_dir.rename(bench_dir.with_name(f"{bench_dir.name}.attempt-{attempt}"))
+def set_aside(bench_dir: Path) -> None:
+    """Move an earlier attempt's bench folder (when it is on this host) to ``<bench>.attempt-<n>``,
+    so the next attempt starts clean and the failed one's consoles and recording are kept."""
+    if not (bench_dir.is_absolute() and bench_dir.is_dir()):
+        return
+    n = 1
+    while bench_dir.with_name(f"{bench_dir.name}.attempt-{n}").exists():
+        n += 1
+    bench_dir.rename(bench_dir.with_name(f"{bench_dir.name}.attempt-{n}"))

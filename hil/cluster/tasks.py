@@ -26,6 +26,7 @@ class Placement:
     bench_dir: str  # the bench's folder inside run_dir
     started_ns: int
     ended_ns: int
+    events: int = 0  # progress events published (the submitter waits for them all)
 
 
 @dataclass(frozen=True)
@@ -46,17 +47,25 @@ def run_bench_job(job: BenchJob) -> tuple[Any, Placement]:
 
     from hil.bench import BenchOptions, run_bench
     from hil.bench.lease import Lease
+    from hil.bench.runner import bench_folder
+    from hil.cluster.retry import set_aside
     from hil.cluster.worker import lab_host
 
     host, worker = lab_host(), get_worker()
     run_dir = host.runs / job.run_name
-    publish = (lambda event: worker.log_event(job.topic, event.to_json())) if job.topic else None
+    set_aside(run_dir / bench_folder(job.bench, job.repeat))  # an earlier attempt's, on a retry
+    published = []
+
+    def publish(event: Any) -> None:
+        worker.log_event(job.topic, event.to_json())
+        published.append(event.phase)
+
     started = now_ns()
     with Lease(job.rig, wait=host.lease_wait, command=f"hil worker: {job.suite} {job.bench}"):
         result = run_bench(host.rig_path(job.rig), host.suite_path(job.suite), job.bench, run_dir,
-                           options=BenchOptions(repeat=job.repeat, on_event=publish))
+                           options=BenchOptions(repeat=job.repeat, on_event=publish if job.topic else None))
     place = Placement(job.bench, job.rig, worker.address, host.host, str(run_dir),
-                      _bench_folder(result, run_dir), started, now_ns())
+                      _bench_folder(result, run_dir), started, now_ns(), len(published))
     return result, place
 
 
