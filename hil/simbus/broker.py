@@ -24,7 +24,7 @@ from typing import Any
 
 from hil.simbus.bus import TX_QUEUE_LIMIT, Client, SimBus
 from hil.simbus.faults import FaultSet, parse_fault
-from hil.simbus.protocol import unix_address
+from hil.simbus.protocol import connect, unix_address
 from hil.simbus.pty import PtyLink
 from hil.simbus.wire import WireModel
 
@@ -75,12 +75,17 @@ class Broker:
             raise
 
     def _listen(self, bus: SimBus) -> None:
+        if os.path.exists(bus.path):
+            try:
+                connect(bus.path).close()
+            except OSError:
+                os.unlink(bus.path)  # left behind by a broker that was killed
+            else:
+                raise RuntimeError(f"another simbus broker already serves {bus.path}")
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         address, fd = unix_address(bus.path)
         old = os.umask(0o177)
         try:
-            if os.path.exists(bus.path):
-                os.unlink(bus.path)
             sock.bind(address)
         finally:
             os.umask(old)

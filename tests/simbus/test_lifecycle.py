@@ -109,3 +109,18 @@ def test_a_client_speaking_nonsense_is_dropped_and_the_bus_goes_on(rig_buses):
         assert b.recv(10).arbitration_id == 0x9
         a.shutdown()
         b.shutdown()
+
+
+def test_a_second_broker_on_the_same_folder_is_refused(rig_buses, tmp_path):
+    from hil.buses import RigBuses
+
+    from .conftest import make_rig
+
+    with rig_buses(chassis={}) as buses:
+        with pytest.raises(BusError, match="another simbus broker already serves .*chassis.sock"):
+            RigBuses(make_rig(chassis={}), tmp_path / "run").__enter__()
+        a, b = buses.open_can("chassis"), buses.open_can("chassis")  # the first one is untouched
+        a.send(can.Message(arbitration_id=0x3, data=[3]))
+        assert b.recv(10).arbitration_id == 0x3
+        a.shutdown()
+        b.shutdown()
