@@ -48,8 +48,7 @@ class BenchResult:
 
     @property
     def key(self) -> str:
-        """Unique within a run: the name, with the repeat index when repeated."""
-        return self.name if self.repeat == 0 else f"{self.name}#{self.repeat}"
+        return run_key(self.name, self.repeat)
 
     def failed_measurements(self) -> list[MeasurementResult]:
         return [m for m in self.measurements if m.outcome == FAIL]
@@ -110,6 +109,11 @@ class SuiteResult:
         kw = {k: v for k, v in d.items() if k in names}
         kw["benches"] = [BenchResult.from_json(b) for b in d["benches"]]
         return cls(**kw)
+
+
+def run_key(name: str, repeat: int) -> str:
+    """A bench run's name within a run (and its folder): the bench name, ``#N`` for repeat N > 0."""
+    return name if repeat == 0 else f"{name}#{repeat}"
 
 
 def suite_verdict(verdicts: list[str]) -> str:

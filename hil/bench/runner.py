@@ -21,7 +21,7 @@ from typing import Any
 
 from hil.bench.consoles import Consoles
 from hil.bench.plan import BenchPlan, plan_bench
-from hil.bench.results import ERROR, BenchResult
+from hil.bench.results import ERROR, BenchResult, run_key
 from hil.bench.verdict import judge_recording
 from hil.clock import now_ns
 from hil.errors import HilError, TargetTimeoutError
@@ -66,7 +66,8 @@ def run_bench(rig_path: str | Path, suite_path: str | Path, bench: str, run_dir:
 
 
 def bench_folder(name: str, repeat: int) -> str:
-    return name if repeat == 0 else f"{name}#{repeat}"
+    """The folder of a bench run inside the run folder: its run key (``name``, ``name#N``)."""
+    return run_key(name, repeat)
 
 
 def utc_now() -> str:
