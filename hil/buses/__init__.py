@@ -31,7 +31,7 @@ class RigBuses:
 
     def __init__(self, rig: Rig, run_dir: Path, seed: int = 0):
         self.rig = rig
-        self.run_dir = Path(run_dir)
+        self.run_dir = Path(run_dir).absolute()  # socket paths must work from any working directory
         self.seed = seed
         self._broker = None
         self._controls: dict[str, Any] = {}

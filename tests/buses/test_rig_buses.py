@@ -130,3 +130,11 @@ def test_bus_from_env_errors_name_what_is_missing():
         bus_from_env("chassis", env={"HIL_BUSES": json.dumps({"body": {"port": "loop://", "baudrate": 9600}})})
     with pytest.raises(BusError, match="cannot open serial port"):
         bus_from_env("x", env={"HIL_BUSES": json.dumps({"x": {"port": "/nonexistent/tty", "baudrate": 9600}})})
+
+
+def test_socket_paths_are_absolute_even_for_a_relative_run_dir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with RigBuses(_rig(chassis={"kind": "can", "emulated": True}), Path("run")) as buses:
+        channel = buses.can_config("chassis")["channel"]
+        assert channel == str(tmp_path / "run" / "simbus" / "chassis.sock")
+
