@@ -12,8 +12,8 @@ end-of-frame (the last EOF bit, where a controller stamps a received frame).
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
+from itertools import product
 
 from hil.simbus.protocol import F_BRS, F_ERROR, F_EXTENDED, F_FD, F_REMOTE
 
@@ -21,7 +21,6 @@ IFS_BITS = 3
 TRAILER_BITS = 1 + 1 + 7  # ACK slot, ACK delimiter, EOF (after the CRC delimiter)
 ERROR_FRAME_BITS = 6 + 8  # error flag + error delimiter
 FD_LENGTHS = (0, 1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 20, 24, 32, 48, 64)
-_LONG_RUNS = re.compile(r"0{4,}|1{4,}")
 
 
 def fd_dlc(length: int) -> int:
@@ -55,23 +54,55 @@ def crc15(bits: str) -> int:
     return crc
 
 
-def stuff_bits(bits: str) -> int:
-    """How many stuff bits a transmitter inserts into ``bits`` (one of the opposite value after
-    every 5 equal bits; the stuff bit itself counts towards the next run).
+_START = 10  # stuffing state before SOF; otherwise state = bit value * 5 + run length (1..4)
 
-    Only runs of 4 or more equal bits can cause stuffing (4 + a stuff bit of the same value in front),
-    so a regex finds those and the loop runs a handful of times per frame.
+
+def _stuff_step(state: int, bit: int) -> tuple[int, int]:
+    """One bit through the stuffing state machine: (next state, stuff bits inserted)."""
+    if state == _START:
+        return bit * 5 + 1, 0
+    value, run = divmod(state, 5)
+    if bit != value:
+        return bit * 5 + 1, 0
+    if run == 4:  # the fifth equal bit: a stuff bit of the other value follows and starts a new run
+        return (1 - value) * 5 + 1, 1
+    return state + 1, 0
+
+
+def _stuff_run(state: int, bits) -> tuple[int, int]:
+    count = 0
+    for bit in bits:
+        state, inserted = _stuff_step(state, bit)
+        count += inserted
+    return state, count
+
+
+@lru_cache(maxsize=1)
+def _stuff_tables() -> tuple[dict[str, tuple[int, int]], list[tuple[int, int]]]:
+    """(the first 0..7 bits from SOF → (state, stuff bits)), (state * 256 + byte → (state, stuff bits))."""
+    head = {"".join(map(str, bits)): _stuff_run(_START, bits) for n in range(8) for bits in product((0, 1), repeat=n)}
+    table = [_stuff_run(s, [(b >> i) & 1 for i in range(7, -1, -1)]) for s in range(_START + 1) for b in range(256)]
+    return head, table
+
+
+def stuff_bits(bits: str) -> int:
+    """How many stuff bits a transmitter inserts into ``bits`` (one of the opposite value after every
+    5 equal bits; the stuff bit itself counts towards the next run), starting at SOF.
+
+    The state machine runs a byte at a time through a table built on first use: a handful of
+    lookups per frame instead of a Python step per bit.
     """
-    total, carry_at = 0, -1  # carry_at: where a run ended with a stuff bit (counts for the next run)
-    for m in _LONG_RUNS.finditer(bits):
-        start, end = m.span()
-        n = end - start + (start == carry_at)
-        stuffed = n // 5
-        total += stuffed
-        carry_at = end if stuffed and n % 5 == 0 else -1
+    head, table = _stuff_tables()
+    n = len(bits) % 8
+    state, total = head[bits[:n]]
+    if len(bits) > n:
+        for byte in int(bits[n:], 2).to_bytes((len(bits) - n) // 8, "big"):
+            state, inserted = table[state * 256 + byte]
+            total += inserted
     return total
 
 
+@lru_cache(maxsize=4096)
 def _header(can_id: int, flags: int, dlc: int) -> tuple[str, str]:
     """(arbitration-phase bits, control bits after it) from SOF to the DLC code, unstuffed."""
     rtr = "1" if flags & F_REMOTE else "0"
