@@ -173,11 +173,12 @@ def unix_send(path: str, count: int, interval_us: int) -> dict:
 
 
 def _paced(count: int, interval_us: int, send) -> None:
+    """``send(now_ns)`` about every ``interval_us``. Plain sleeps, no spinning: each sample carries
+    its real send time, and a spinning sender would take CPU from the path being measured."""
     next_t = time.monotonic_ns()
     for _ in range(count):
         next_t += interval_us * 1000
-        while (now := time.monotonic_ns()) < next_t:
-            time.sleep(max(0.0, (next_t - now) / 1e9 - 0.0002))
+        time.sleep(max(0.0, (next_t - time.monotonic_ns()) / 1e9))
         send(time.monotonic_ns())
 
 

@@ -155,6 +155,7 @@ class WireModel:
     """Frame durations on one bus: nominal and data bitrate, or no wire time at all."""
 
     def __init__(self, bitrate: int, data_bitrate: int | None = None, enabled: bool = True):
+        _stuff_tables()  # built now, not in the middle of the first frame
         self.enabled = enabled
         self.bit_ns = 1e9 / bitrate
         self.data_bit_ns = 1e9 / (data_bitrate or bitrate)
