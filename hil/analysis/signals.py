@@ -33,7 +33,6 @@ class Database:
     def __init__(self, paths: Iterable[str | Path] = ()):
         import cantools
 
-        self.paths: list[Path] = []
         self.db = cantools.database.Database()
         for path in paths:
             self.add(path)
@@ -46,7 +45,6 @@ class Database:
             raise AnalysisError(f"no such DBC file: {path}") from None
         except Exception as exc:  # OSError, or one of cantools' parse errors
             raise AnalysisError(f"cannot read DBC {path}: {exc}") from None
-        self.paths.append(Path(path))
 
     def message(self, name_or_id: str | int):
         try:

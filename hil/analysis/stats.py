@@ -55,6 +55,8 @@ def describe(values: np.ndarray, missed: int = 0, budget: float | None = None,
              bins: int = HISTOGRAM_BINS) -> Stats:
     """Statistics of ``values`` (in time order, for ``first``/``last``); percentiles as numpy's
     default (linear) method."""
+    if values.dtype.kind == "f" and not np.isfinite(values).all():
+        values = values[np.isfinite(values)]  # NaN / inf decoded from raw float bits carry no value
     n = len(values)
     late = None if budget is None else missed + int(np.count_nonzero(values > budget))
     if n == 0:

@@ -54,3 +54,8 @@ def test_json_round_trip_keeps_nan_as_null():
     assert math.isnan(Stats.from_json(d).p50)
     full = describe(np.array([1, 2, 3]), budget=2)
     assert Stats.from_json(full.to_json()) == full
+
+
+def test_non_finite_values_are_left_out():
+    s = describe(np.array([1.0, np.nan, 3.0, np.inf]))
+    assert (s.count, s.min, s.max, s.mean) == (2, 1.0, 3.0, 2.0)
