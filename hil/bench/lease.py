@@ -164,7 +164,7 @@ class Lease:
             log.warning("rig %r: reclaimed the lease of %s (holder %s)", self.rig, left.describe(), state)
         self.record = LeaseRecord.for_this_process(self.rig, self._command, self._ci_job)
         _write_atomic(self.record_path, json.dumps(asdict(self.record), indent=2) + "\n")
-        self._restore_sigterm = _sigterm_raises()
+        self._restore_sigterm = sigterm_raises()
 
     def release(self) -> None:
         if not self._lock.is_locked:
@@ -267,7 +267,7 @@ def _age(seconds: int) -> str:
     return f"{seconds // 3600}h{seconds // 60 % 60:02d}m"
 
 
-def _sigterm_raises():
+def sigterm_raises():
     """Make SIGTERM raise SystemExit(143) while a lease is held; return the undo (or None).
 
     Only the main thread can install handlers; a handler somebody else installed is left alone.

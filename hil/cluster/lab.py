@@ -51,11 +51,7 @@ def run_lab(suite: str | Path, rigs: list[str], options: SuiteOptions, lab: LabO
                         client, warn) for r in rigs]
         if len(jobs) == 1:
             return [jobs[0].run()]
-        threads = [threading.Thread(target=job.run_caught, name=f"hil-rig-{job.label}") for job in jobs]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        _run_side_by_side(jobs)
         for job in jobs:
             if job.exception is not None:
                 raise job.exception
@@ -69,6 +65,40 @@ def run_lab(suite: str | Path, rigs: list[str], options: SuiteOptions, lab: LabO
             client.close()
 
 
+def _run_side_by_side(jobs: list[_RigJob]) -> None:
+    """Run the rigs' jobs in threads. Signals reach only the main thread, so Ctrl-C and SIGTERM are
+    passed on to every rig's thread as KeyboardInterrupt, and their teardowns run before we leave.
+
+    The main thread waits on each job's ``done`` event, not on ``Thread.join``: a join interrupted
+    by a signal marks a live thread as finished (CPython bpo-45274), and then nobody waits for it."""
+    from hil.bench.lease import sigterm_raises
+
+    restore = sigterm_raises()
+    try:
+        for job in jobs:
+            job.thread.start()
+        for job in jobs:
+            job.done.wait()
+    except BaseException:
+        for job in jobs:
+            if job.thread.ident is not None and not job.done.is_set():
+                _interrupt(job.thread)
+        for job in jobs:
+            if job.thread.ident is not None:
+                job.done.wait()
+        raise
+    finally:
+        if restore is not None:
+            restore()
+
+
+def _interrupt(thread: threading.Thread) -> None:
+    """Raise KeyboardInterrupt in ``thread`` (at its next Python instruction)."""
+    import ctypes
+
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(KeyboardInterrupt))
+
+
 class _RigJob:
     """One rig's share of the run."""
 
@@ -78,12 +108,16 @@ class _RigJob:
         self.label = _label(rig)
         self.result: SuiteResult | None = None
         self.exception: BaseException | None = None
+        self.thread = threading.Thread(target=self.run_caught, name=f"hil-rig-{self.label}")
+        self.done = threading.Event()
 
     def run_caught(self) -> None:
         try:
             self.run()
         except BaseException as exc:  # re-raised by run_lab in the main thread
             self.exception = exc
+        finally:
+            self.done.set()
 
     def run(self) -> SuiteResult:
         from hil.spec import load_rig

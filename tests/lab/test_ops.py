@@ -173,3 +173,26 @@ def _cwd(p: Path) -> str:
         return os.readlink(p / "cwd")
     except OSError:
         return ""
+
+
+def test_sigterm_with_several_rigs_tears_each_down(tmp_path, env):
+    rigs = ("sim-lab-a", "sim-lab-b")
+    proc = subprocess.Popen([*HIL, "-v", "run", str(OPS / "long.yaml"), *[f"--rig={RIGS / r}.yaml" for r in rigs],
+                             "--out", str(tmp_path / "run"), "--no-history"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        recording = 0
+        for line in proc.stdout:
+            recording += line.strip() == "long: record"
+            if recording == 2:
+                break
+        proc.terminate()
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, err
+    for rig in rigs:
+        assert not (tmp_path / "locks" / f"{rig}.lease.json").exists(), err
+        assert (tmp_path / "run" / rig / "long" / "targets").is_dir()
+    assert not [p for p in Path("/proc").iterdir() if p.name.isdigit() and _cmdline(p).endswith("part.py idle")
+                and str(tmp_path) in _cwd(p)]
