@@ -78,7 +78,8 @@ def _run_side_by_side(jobs: list[_RigJob]) -> None:
         for job in jobs:
             job.thread.start()
         for job in jobs:
-            job.done.wait()
+            while not job.done.wait(0.2):  # back in Python now and then: a signal that reached
+                pass  # another thread has its handler run only when the main thread runs bytecode
     except BaseException:
         for job in jobs:
             if job.thread.ident is not None and not job.done.is_set():
