@@ -186,3 +186,33 @@ def test_hil_run_with_a_scheduler_runs_rigs_by_name_on_their_workers(lab, tmp_pa
     assert r.returncode == 3
     assert r.stderr.startswith(f"error: no worker at {client.address} offers rig 'sim-lab-z'; rigs offered: ")
     assert not (tmp_path / "nope").exists()
+
+
+def test_health_gate_through_the_scheduler(lab, tmp_path):
+    """A rig with a health suite, on its own worker: the check runs there first, and a failing one
+    refuses the run."""
+    client = lab[0]
+    ops = Path(__file__).with_name("ops")
+    rig = tmp_path / "sim-lab-h.yaml"
+    rig.write_text((RIGS / "sim-lab-a.yaml").read_text().replace("name: sim-lab-a", "name: sim-lab-h")
+                   + f"\nhealth: {ops / 'health.yaml'}\n")
+    health = tmp_path / "health"
+    health.write_text("good")
+    worker = HilWorker(client.address, tmp_path, str(rig), env={"HIL_HEALTH_FILE": str(health)})
+    env = {**os.environ, "HIL_LOCK_DIR": str(tmp_path / "locks"), "NO_COLOR": "1"}
+    hil = [sys.executable, "-c", "from hil.cli import main; main()", "run", str(ops / "work.yaml"),
+           "--scheduler", client.address, "--rig", "sim-lab-h"]
+    try:
+        r = subprocess.run([*hil, "--out", str(tmp_path / "r1"), "--history", str(tmp_path / "h1.sqlite")],
+                           capture_output=True, text=True, env=env, timeout=280)
+        assert r.returncode == 0, r.stdout + r.stderr
+        checked = json.loads((tmp_path / "r1" / "health" / "results.json").read_text())
+        assert (checked["suite"], checked["rig"], checked["verdict"]) == ("rig-check", "sim-lab-h", "pass")
+        health.write_text("bad")
+        r = subprocess.run([*hil, "--out", str(tmp_path / "r2"), "--history", str(tmp_path / "h2.sqlite")],
+                           capture_output=True, text=True, env=env, timeout=280)
+        assert r.returncode == 3, r.stdout + r.stderr
+        assert r.stderr.startswith("error: rig 'sim-lab-h' is unhealthy: its health check 'rig-check' failed")
+        assert not (tmp_path / "r2" / "results.json").exists()
+    finally:
+        worker.stop()
