@@ -15,7 +15,7 @@ def rig() -> None:
     """Rig operations: leases and health."""
 
 
-@rig.command()
+@rig.command(short_help="Who holds each rig's lease; each rig file's health.")
 @click.argument("rigs", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="A JSON list, one object per rig, instead of a table.")
 @click.option("--history", type=click.Path(dir_okay=False, path_type=Path), envvar="HIL_HISTORY",
@@ -62,7 +62,7 @@ def status(app: App, rigs: tuple[str, ...], as_json: bool, history: Path | None)
     app.print(table, level=-1)
 
 
-@rig.command()
+@rig.command(short_help="Run a rig's health check now.")
 @click.argument("rig_file", metavar="RIG", type=click.Path(exists=True, dir_okay=False))
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Run folder of the check (default: runs/SUITE-YYYYmmdd-HHMMSS).")
