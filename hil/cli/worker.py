@@ -21,13 +21,15 @@ from hil.cli.app import App
               help="Checkout that relative suite paths resolve against [default: current folder].")
 @click.option("--lease-wait", type=float, default=0.0, show_default=True, metavar="SECONDS",
               help="How long a bench waits for a rig leased locally on this host (0: error at once).")
+@click.option("--connect-timeout", type=float, default=60.0, show_default=True, metavar="SECONDS",
+              help="Give up when the scheduler cannot be reached for this long (a service manager restarts us).")
 @click.option("--tls-ca-file", type=click.Path(exists=True, dir_okay=False), help="CA certificate (PEM).")
 @click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), help="This worker's certificate (PEM).")
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="This worker's private key (PEM).")
 @click.pass_obj
 def worker(app: App, rigs: tuple[str, ...], scheduler: str, name: str | None, listen: str | None,
-           runs: Path, root: Path, lease_wait: float, tls_ca_file: str | None, tls_cert: str | None,
-           tls_key: str | None) -> None:
+           runs: Path, root: Path, lease_wait: float, connect_timeout: float, tls_ca_file: str | None,
+           tls_cert: str | None, tls_key: str | None) -> None:
     """Serve RIG.yaml... to the scheduler: each rig becomes the resource rig-NAME=1."""
     import asyncio
     import logging
@@ -46,7 +48,8 @@ def worker(app: App, rigs: tuple[str, ...], scheduler: str, name: str | None, li
         app.console.file.flush()
 
     asyncio.run(serve(scheduler, host, name=name, listen=listen,
-                      security=_security(scheduler, tls_ca_file, tls_cert, tls_key), on_ready=ready))
+                      security=_security(scheduler, tls_ca_file, tls_cert, tls_key),
+                      connect_timeout=connect_timeout, on_ready=ready))
     app.print("worker stopped", level=-1)
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from distributed import Worker, WorkerPlugin, get_worker
 
-from hil.errors import UsageError
+from hil.errors import ClusterError, UsageError
 
 PLUGIN_NAME = "hil-lab-host"
 
@@ -74,18 +74,24 @@ def load_rigs(paths: list[str | Path]) -> dict[str, Path]:
 
 
 async def serve(scheduler: str, host: LabHost, *, name: str | None = None, listen: str | None = None,
-                security: object | None = None, on_ready=None) -> None:
-    """Run the worker until the scheduler goes away or SIGTERM / SIGINT arrives."""
+                security: object | None = None, connect_timeout: float = 60, on_ready=None) -> None:
+    """Run the worker until the scheduler goes away or SIGTERM / SIGINT arrives; a scheduler not
+    reached within ``connect_timeout`` seconds is a ClusterError."""
     resources = {resource_name(r): 1 for r in host.rigs}
     # a thread per rig, so every rig can run a bench at once, plus one for small tasks (rig files,
     # artifacts) that must not queue behind a bench
     worker = Worker(scheduler, nthreads=len(host.rigs) + 1, name=name or f"{host.host}/{'+'.join(host.rigs)}",
                     resources=resources, plugins=(host,), security=security, host=listen, dashboard=False,
-                    local_directory=str(host.runs / ".dask-worker"), death_timeout=60, memory_limit=0)
+                    local_directory=str(host.runs / ".dask-worker"), death_timeout=connect_timeout,
+                    memory_limit=0)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    try:
+        await worker
+    except OSError as exc:  # TimeoutError included
+        raise ClusterError(f"cannot reach the Dask scheduler at {scheduler} within {connect_timeout:g} s: {exc}") from None
     async with worker:
         log.info("worker %s at %s owns %s", worker.name, worker.address, ", ".join(resources))
         if on_ready is not None:

@@ -92,6 +92,10 @@ def test_worker_refuses_a_bad_rig_file_and_a_rig_given_twice(tmp_path):
     out = subprocess.run([*hil, str(twice), str(copy)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
     assert f"rig 'sim-lab-a' is given twice: {twice} and {copy}" in out.stderr
+    out = subprocess.run([*hil, "--connect-timeout", "1", "--runs", str(tmp_path / "runs"), str(twice)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 3
+    assert out.stderr.startswith("error: cannot reach the Dask scheduler at tcp://127.0.0.1:1 within 1 s")
 
 
 def test_benches_of_two_rigs_run_in_parallel_and_never_two_on_one_rig(lab, tmp_path):
