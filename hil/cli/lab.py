@@ -40,6 +40,8 @@ def run_on_rigs(app: App, suite: str, rigs: list[str], options: Any, lab: dict[s
 
     if lab["fetch_artifacts"] and not lab["scheduler"]:
         raise UsageError("--fetch-artifacts needs --scheduler: without one the artifacts are here already")
+    if lab["wait"] is not None and lab["scheduler"]:
+        app.warn("--wait has no effect with --scheduler: the workers lease the rigs (see their --lease-wait)")
     command = f"hil run {suite} " + " ".join(f"--rig {r}" for r in rigs)
     results = run_lab(suite, rigs, options, LabOptions(
         scheduler=lab["scheduler"], wait=_seconds(lab["wait"]), retries=lab["retries"], force=lab["force"],
