@@ -196,3 +196,16 @@ def test_sigterm_with_several_rigs_tears_each_down(tmp_path, env):
         assert (tmp_path / "run" / rig / "long" / "targets").is_dir()
     assert not [p for p in Path("/proc").iterdir() if p.name.isdigit() and _cmdline(p).endswith("part.py idle")
                 and str(tmp_path) in _cwd(p)]
+
+
+def test_lab_option_mistakes_are_usage_errors(tmp_path, env):
+    rig = str(RIGS / "sim-lab-a.yaml")
+    r = hil(env, "run", str(OPS / "work.yaml"), "--rig", rig, "--fetch-artifacts")
+    assert (r.returncode, r.stderr) == (2, "error: --fetch-artifacts needs --scheduler: without one the "
+                                           "artifacts are here already\n")
+    r = hil(env, "run", str(OPS / "work.yaml"), "--rig", rig, "--rig", rig)
+    assert (r.returncode, r.stderr) == (2, f"error: a rig is given twice: {rig}, {rig}\n")
+    r = hil(env, "run", str(OPS / "work.yaml"), "--rig", "sim-lab-a")
+    assert (r.returncode, r.stderr) == (2, "error: rig file 'sim-lab-a' not found (a rig name needs --scheduler)\n")
+    r = hil(env, "run", str(OPS / "work.yaml"), "--rig", rig, "--wait", "soon")
+    assert r.returncode == 2 and "expected a number of seconds, got 'soon'" in r.stderr
