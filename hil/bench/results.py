@@ -78,7 +78,7 @@ class SuiteResult:
     duration_s: float = 0.0
     host: str = ""
     hil_version: str = ""
-    stack: dict[str, str] = field(default_factory=dict)
+    stack: dict[str, str] = field(default_factory=dict)  # name → version of every stack deployed
     benches: list[BenchResult] = field(default_factory=list)
     regressions: list[dict[str, Any]] = field(default_factory=list)
     run_id: str = ""
@@ -182,7 +182,7 @@ def json_schema() -> dict[str, Any]:
             "suite": {"type": "string"}, "rig": {"type": "string"}, "suite_path": {"type": "string"},
             "rig_path": {"type": "string"}, "run_dir": {"type": "string"}, "started_utc": {"type": "string"},
             "duration_s": {"type": "number"}, "host": {"type": "string"}, "hil_version": {"type": "string"},
-            "stack": {"type": "object"}, "run_id": {"type": "string"},
+            "stack": {"type": "object", "additionalProperties": {"type": "string"}}, "run_id": {"type": "string"},
             "regressions": {"type": "array", "items": {"type": "object"}},
             "benches": {"type": "array", "items": bench}},
     }

@@ -54,7 +54,7 @@ def run_suite(rig_path: str | Path, suite_path: str | Path, options: SuiteOption
         suite=suite.name, rig=rig.name, suite_path=str(Path(suite_path).resolve()),
         rig_path=str(Path(rig_path).resolve()), run_dir=str(run_dir), started_utc=utc_now(),
         host=platform.node(), hil_version=__version__, run_id=f"{started:%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}",
-        stack={"name": ", ".join(stacks), "version": ", ".join(stacks.values())} if stacks else {})
+        stack=stacks)
     start = now_ns()
     lease = options.lease(rig) if options.lease else contextlib.nullcontext()
     completed = False

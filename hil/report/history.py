@@ -83,7 +83,7 @@ class History:
         with self.db:
             self.db.execute("INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", (
                 run.run_id, run.suite, run.rig, run.started_utc, run.duration_s, run.verdict, run.exit_code,
-                run.host, run.stack.get("name"), run.stack.get("version"), run.run_dir, run.hil_version))
+                run.host, ", ".join(run.stack), ", ".join(run.stack.values()), run.run_dir, run.hil_version))
             for b in run.benches:
                 self.db.execute("INSERT OR REPLACE INTO benches VALUES (?,?,?,?,?,?,?)",
                                 (run.run_id, b.name, b.repeat, b.verdict, b.duration_s, b.error, int(b.flaky)))

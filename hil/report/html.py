@@ -28,8 +28,8 @@ def html_report(result: SuiteResult, run_dir: Path) -> str:
             f"<span class='{result.verdict}'>{result.verdict.upper()}</span></h1>"
             f"<p>{counts} · started {escape(result.started_utc)} · {result.duration_s:.1f} s · "
             f"host {escape(result.host)} · hil {escape(result.hil_version)}"
-            + (f" · stack {escape(result.stack.get('name', ''))} {escape(result.stack.get('version', ''))}"
-               if result.stack else "") + "</p>")
+            + "".join(f" · stack {escape(name)} {escape(version)}" for name, version in result.stack.items())
+            + "</p>")
     rows = "".join(f"<tr><td><a href='#{_anchor(b.key)}'>{escape(b.key)}</a></td>"
                    f"<td class='{b.verdict}'>{b.verdict}{' (flaky)' if b.flaky else ''}</td>"
                    f"<td class='num'>{b.duration_s:.1f} s</td><td>{escape(_note(b))}</td></tr>"

@@ -24,7 +24,7 @@ def suite_result(run_id: str = "r1", p99: float = 4.0, **kw) -> SuiteResult:
     verdict = "fail" if any(m.outcome == "fail" for m in good.measurements) else "pass"
     good.verdict = verdict
     return SuiteResult(suite="aeb", rig="sim", run_dir="/tmp/run", started_utc=kw.pop("started", "2026-11-20T23:00:00+00:00"),
-                       duration_s=9.0, host="lab1", hil_version="0.1.0", stack={"name": "aeb", "version": "1.0.0"},
+                       duration_s=9.0, host="lab1", hil_version="0.1.0", stack={"aeb": "1.0.0"},
                        benches=benches, run_id=run_id, **kw)
 
 
