@@ -31,7 +31,8 @@ import can
 from hil.simbus.protocol import FRAME, HEADER, HELLO, MAX_RECORD
 
 BUSES = 4
-WARMUP = 50  # latency samples left out at the start
+WARMUP = 50  # latency samples left out at the start of each round
+PING_INTERVAL_US = 1000
 END_ID = 0x7FF
 
 
@@ -284,11 +285,10 @@ def latency_simbus(count: int, interval_us: int, folder: Path) -> list[float]:
         return _result(rx)["latency_us"]
 
 
-def latency_unix(count: int, interval_us: int, folder: Path) -> list[float]:
-    path = str(folder / "ping.sock")
-    rx = _spawn("unix-recv", path, count)
+def latency_unix(count: int, interval_us: int, path: Path) -> list[float]:
+    rx = _spawn("unix-recv", str(path), count)
     _await_ready(rx)
-    tx = _spawn("unix-send", path, count, interval_us)
+    tx = _spawn("unix-send", str(path), count, interval_us)
     _result(tx)
     return _result(rx)["latency_us"]
 
@@ -312,9 +312,21 @@ def latency_virtual(count: int, interval_us: int) -> list[float]:
     return out
 
 
+def latencies(rounds: int, per_round: int, folder: Path) -> dict[str, list[float]]:
+    """The three one-way latencies in interleaved rounds, so each sees the same machine load; the
+    first WARMUP samples of every round are left out (first-use costs in every process)."""
+    out: dict[str, list[float]] = {"simbus": [], "virtual_in_process": [], "unix_socket_ping": []}
+    for r in range(rounds):
+        n = WARMUP + per_round
+        out["simbus"] += latency_simbus(n, PING_INTERVAL_US, folder / f"c{r}")[WARMUP:]
+        out["virtual_in_process"] += latency_virtual(n, PING_INTERVAL_US)[WARMUP:]
+        out["unix_socket_ping"] += latency_unix(n, PING_INTERVAL_US, folder / f"ping{r}.sock")[WARMUP:]
+    return out
+
+
 def percentiles(samples: list[float]) -> dict:
-    """p50 / p99 / max / mean, leaving out the first WARMUP samples (first-use costs in every process)."""
-    s = sorted(samples[WARMUP:])
+    """p50 / p99 / max / mean of latency samples (µs)."""
+    s = sorted(samples)
     pick = lambda q: round(s[min(len(s) - 1, int(q * len(s)))], 1)  # noqa: E731
     return {"p50_us": pick(0.5), "p99_us": pick(0.99), "max_us": round(s[-1], 1), "n": len(s),
             "mean_us": round(statistics.fmean(s), 1)}
@@ -339,7 +351,7 @@ def main() -> None:
     args = ap.parse_args()
     saturate_s = 1.0 if args.quick else 600.0 if args.soak else 60.0
     capacity_s = 1.0 if args.quick else 10.0
-    pings = WARMUP + (100 if args.quick else 5000)
+    rounds, per_round = (1, 100) if args.quick else (5, 1000)
     with tempfile.TemporaryDirectory(prefix="hil-bench-") as tmp:
         folder = Path(tmp)
         results = {
@@ -348,11 +360,8 @@ def main() -> None:
             "capacity_wire_off": flood(False, capacity_s, folder / "b"),
             "capacity_wire_off_raw_nodes": flood(False, capacity_s, folder / "b2", raw=True),
             "capacity_virtual_in_process": virtual_capacity(20_000 if args.quick else 200_000),
-            "latency_beyond_wire": {
-                "simbus": percentiles(latency_simbus(pings, 1000, folder / "c")),
-                "virtual_in_process": percentiles(latency_virtual(pings, 1000)),
-                "unix_socket_ping": percentiles(latency_unix(pings, 1000, folder)),
-            },
+            "latency_beyond_wire": {name: percentiles(samples)
+                                    for name, samples in latencies(rounds, per_round, folder).items()},
             "goals": {"saturation lost/reordered/duplicated": [0, 0, 0], "capacity frames/s": 100_000,
                       "latency p50_us": 50, "latency p99_us": 250},
         }
