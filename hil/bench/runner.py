@@ -191,7 +191,7 @@ class BenchRun:
         """Wait until ``until_ns``, raising at once if a component on a target died meanwhile."""
         while True:
             for target in targets.values():
-                target._alive()  # every driver implements it: raise DeployError naming what died
+                target.check_alive()  # raises DeployError naming the component that died
             self._check_deadline()
             left = until_ns - now_ns()
             if left <= 0:
