@@ -26,7 +26,7 @@ from hil.bench.verdict import judge_recording
 from hil.clock import now_ns
 from hil.errors import HilError, TargetTimeoutError
 from hil.spec.common import format_duration
-from hil.spec.stack import Component
+from hil.spec.stack import Stack
 
 RECORDING = "recording.mcap"
 ALIVE_POLL_S = 0.05
@@ -119,28 +119,16 @@ class BenchRun:
     def _on_rig(self) -> None:
         from hil.buses import RigBuses
         from hil.recording import Recorder
-        from hil.targets import create_target
+        from hil.targets.deployment import Deployment
 
         plan, bench = self.plan, self.plan.bench
         with ExitStack() as teardown:
             self._enter("bring-up")
             buses = teardown.enter_context(RigBuses(plan.rig, self.dir))
-            targets, components = {}, {}
-            for name, spec in plan.rig.targets.items():
-                comps = self._components(name)
-                if comps:
-                    targets[name] = create_target(name, spec, plan.rig, buses, self.dir, self.consoles.add)
-                    teardown.callback(targets[name].stop)
-                    components[name] = comps
             self._enter("deploy")
-            for name, target in targets.items():
-                target.deploy(components[name], None)
-            self._enter("start")
-            for target in targets.values():
-                target.start()
-            self._enter("ready")
-            for target in targets.values():
-                target.wait_ready()
+            deployment = teardown.enter_context(Deployment(
+                plan.rig, self._stack(), buses, self.dir, on_event=self._on_target, on_console=self.consoles.add))
+            deployment.up()
             self._enter("record")
             recorder = teardown.enter_context(Recorder(self.dir / RECORDING, buses, self._recorded(), {
                 "suite": plan.suite.name, "bench": bench.name, "rig": plan.rig.name, "repeat": self.options.repeat,
@@ -153,9 +141,9 @@ class BenchRun:
             else:
                 origin = now_ns()
                 self._arm_faults(buses, recorder, origin)
-            self._hold(targets, origin + (bench.duration or 0))
+            self._hold(deployment, origin + (bench.duration or 0))
             self._enter("settle")
-            self._hold(targets, now_ns() + plan.settle_ns)
+            self._hold(deployment, now_ns() + plan.settle_ns)
             recorder.event("bus-stats", {name: buses.stats(name) for name in self._emulated_can()})
             self._enter("stop")
 
@@ -187,11 +175,10 @@ class BenchRun:
                 buses.faults(bus).arm(fault, origin_ns)
                 recorder.event("fault", {"bus": bus, **fault.model_dump(mode="json")}, origin_ns)
 
-    def _hold(self, targets: dict[str, Any], until_ns: int) -> None:
+    def _hold(self, deployment: Any, until_ns: int) -> None:
         """Wait until ``until_ns``, raising at once if a component on a target died meanwhile."""
         while True:
-            for target in targets.values():
-                target.check_alive()  # raises DeployError naming the component that died
+            deployment.check_alive()  # raises DeployError naming the component that died
             self._check_deadline()
             left = until_ns - now_ns()
             if left <= 0:
@@ -206,17 +193,18 @@ class BenchRun:
             raise TargetTimeoutError(f"bench {self.plan.bench.name!r} ran longer than its timeout of "
                                      f"{format_duration(self.plan.timeout_ns)} (in phase {self.phase})")
 
-    def _components(self, target: str) -> dict[str, Component]:
-        """The stack's components for ``target``, with the bench's config overrides applied."""
-        from hil.targets import components_for
+    def _stack(self) -> Stack:
+        """The bench's stack with its ``config`` overrides merged into the components' config."""
+        stack, overrides = self.plan.stack, self.plan.bench.config
+        components = {name: comp.model_copy(update={"config": {**comp.config, **overrides[name]}})
+                      if name in overrides else comp for name, comp in stack.components.items()}
+        return stack.model_copy(update={"components": components})
 
-        if self.plan.stack is None:
-            return {}
-        out = {}
-        for name, comp in components_for(self.plan.stack, target).items():
-            extra = self.plan.bench.config.get(name)
-            out[name] = comp.model_copy(update={"config": {**comp.config, **extra}}) if extra else comp
-        return out
+    def _on_target(self, event: Any) -> None:
+        """Deployment steps (every target deploys, then every target starts, then all wait) → phases."""
+        phase = {"starting": "start", "waiting": "ready"}.get(event.phase)
+        if phase is not None and phase != self.phase:
+            self._enter(phase)
 
     def _recorded(self) -> list[str]:
         """Buses to record: the bench's list, else every recorded CAN bus and every serial bus that
