@@ -16,10 +16,15 @@ class BusControl:
     """Faults and statistics of one emulated bus (``RigBuses.faults(name)``)."""
 
     def __init__(self, name: str, channel: str):
+        import can
+
         from hil.simbus.plugin import SimCanBus
 
         self.name = name
-        self._bus = SimCanBus(channel, control_only=True, name=f"control:{name}")
+        try:
+            self._bus = SimCanBus(channel, control_only=True, name=f"control:{name}")
+        except can.CanError as exc:
+            raise BusError(f"bus {name}: {exc}") from None
         self._lock = threading.Lock()
 
     def arm(self, fault: Any, origin_ns: int | None = None) -> int:
