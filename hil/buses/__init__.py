@@ -153,12 +153,15 @@ def open_serial_port(port: str, baudrate: int, **kw: Any):
 
 
 def open_can_bus(name: str, cfg: dict[str, Any]):
+    """``can.Bus(**cfg)``; whatever the driver raises (drivers raise anything from CanError to
+    NameError when their vendor library is missing) becomes a BusError naming the bus."""
     import can
 
     try:
         return can.Bus(**cfg)
-    except (can.CanError, OSError, ValueError) as exc:
-        raise BusError(f"cannot open CAN bus {name!r} ({cfg['interface']}:{cfg['channel']}): {exc}") from None
+    except Exception as exc:
+        raise BusError(f"cannot open CAN bus {name!r} ({cfg['interface']}:{cfg['channel']}): "
+                       f"{type(exc).__name__}: {exc}") from None
 
 
 def bus_from_env(name: str, env: dict[str, str] | None = None, **kw: Any):

@@ -138,3 +138,10 @@ def test_socket_paths_are_absolute_even_for_a_relative_run_dir(tmp_path, monkeyp
         channel = buses.can_config("chassis")["channel"]
         assert channel == str(tmp_path / "run" / "simbus" / "chassis.sock")
 
+
+def test_a_real_bus_whose_driver_fails_is_a_bus_error(tmp_path):
+    rig = _rig(brake={"kind": "can", "interface": "kvaser", "channel": 0})  # no Kvaser library here
+    with RigBuses(rig, tmp_path) as buses:
+        with pytest.raises(BusError, match=r"cannot open CAN bus 'brake' \(kvaser:0\): "):
+            buses.open_can("brake")
+
