@@ -137,3 +137,20 @@ def test_send_periodic_and_fd_flags(rig_buses):
         assert bytes(rx.recv(10).data) == bytes([9] * 10) + bytes(2)  # padded to the next FD length, 12
         tx.shutdown()
         rx.shutdown()
+
+
+def test_a_full_transmit_queue_holds_the_sender_back(rig_buses):
+    from hil.clock import now_ns
+    from hil.simbus.bus import TX_QUEUE_LIMIT
+
+    with rig_buses(chassis={}) as buses:
+        tx = buses.open_can("chassis")
+        # a frame due in a minute heads the queue: nothing behind it can leave meanwhile
+        tx.send_at(can.Message(arbitration_id=0x1, data=[0], is_extended_id=False), now_ns() + 60_000_000_000)
+        queued = 0
+        with pytest.raises(can.CanOperationError, match="transmit queue full"):
+            while queued < 100 * TX_QUEUE_LIMIT:
+                tx.send(can.Message(arbitration_id=0x2, data=[1], is_extended_id=False), timeout=0.5)
+                queued += 1
+        assert TX_QUEUE_LIMIT <= queued < 100 * TX_QUEUE_LIMIT  # the broker's queue, then the socket's
+        tx.shutdown()
