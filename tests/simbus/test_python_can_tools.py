@@ -36,3 +36,30 @@ def test_player_and_logger_round_trip_an_asc_file(rig_buses, tmp_path):
     _, err = logger.communicate(timeout=60)
     assert "CanOperationError" in err
     assert _asc_frames(out) == _asc_frames(source)
+
+
+def test_viewer_shows_frames_from_simcan(rig_buses):
+    """can.viewer is a curses program: run it on a pty, look for the frame on its screen, press q."""
+    import os
+    import select
+    import time
+
+    with rig_buses(chassis={}) as buses:
+        channel = buses.can_config("chassis")["channel"]
+        master, slave = os.openpty()
+        viewer = subprocess.Popen([sys.executable, "-m", "can.viewer", "-i", "simcan", "-c", channel],
+                                  stdin=slave, stdout=slave, stderr=slave, env={**os.environ, "TERM": "xterm",
+                                                                               "LINES": "40", "COLUMNS": "120"})
+        os.close(slave)
+        tx = buses.open_can("chassis")
+        screen = b""
+        deadline = time.monotonic() + 60
+        while b"7B3" not in screen.upper() and time.monotonic() < deadline:
+            tx.send(can.Message(arbitration_id=0x7B3, data=[0xCA, 0xFE], is_extended_id=False))
+            if select.select([master], [], [], 0.5)[0]:
+                screen += os.read(master, 65536)
+        os.write(master, b"q")
+        assert viewer.wait(30) == 0
+        tx.shutdown()
+        os.close(master)
+    assert b"7B3" in screen.upper() and b"CA FE" in screen.upper()
