@@ -54,7 +54,7 @@ def test_viewer_shows_frames_from_simcan(rig_buses):
         tx = buses.open_can("chassis")
         screen = b""
         deadline = time.monotonic() + 60
-        while b"7B3" not in screen.upper() and time.monotonic() < deadline:
+        while not (b"7B3" in screen.upper() and b"CA FE" in screen.upper()) and time.monotonic() < deadline:
             tx.send(can.Message(arbitration_id=0x7B3, data=[0xCA, 0xFE], is_extended_id=False))
             if select.select([master], [], [], 0.5)[0]:
                 screen += os.read(master, 65536)
