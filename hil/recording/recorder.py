@@ -155,9 +155,16 @@ class Recorder:
             self._opened.append(port)
             self._threads.append(threading.Thread(target=self._read_serial, args=(name, port), daemon=True))
             return "serial: read time on the run clock"
-        bus = self._buses.open_can(name)
+        emulated = cfg.get("interface") == "simcan"
+        if emulated:  # every fault simbus injects on this bus is recorded as an event
+            bus = self._buses.open_can(name, fault_events=True,
+                                       on_fault_event=lambda e, bus_name=name: self.event(
+                                           "fault", {"bus": bus_name, "kind": e.kind, "id": e.id,
+                                                     "detail": e.detail}, e.t_ns))
+        else:
+            bus = self._buses.open_can(name)
         self._opened.append(bus)
-        clock = None if cfg.get("interface") == "simcan" else AdapterClock()
+        clock = None if emulated else AdapterClock()
         self._threads.append(threading.Thread(target=self._read_can, args=(name, bus, clock), daemon=True))
         return SIMBUS_CLOCK if clock is None else f"adapter ({cfg.get('interface')}): {clock.method}"
 

@@ -119,3 +119,29 @@ def test_recording_is_readable_after_sigkill_up_to_the_last_flush(tmp_path):
     assert [int.from_bytes(bytes(r[:4]), "little") for r in f.data[-3:]] == f.t_ns[-3:].tolist()
     with pytest.raises(RecordingError, match="truncated"):
         load(path, strict=True)
+
+
+def test_faults_injected_on_an_emulated_bus_are_recorded_as_events(tmp_path):
+    import can
+
+    from hil.buses import RigBuses
+    from hil.spec.faults import DropFault
+    from hil.spec.rig import Rig
+
+    rig = Rig.model_validate({"name": "sim", "buses": {"chassis": {"kind": "can", "emulated": True}}})
+    with RigBuses(rig, tmp_path / "run") as buses:
+        with Recorder(tmp_path / "r.mcap", buses, ["chassis"]), buses.open_can("chassis") as node:
+            buses.faults("chassis").arm(DropFault(kind="drop", ids=[0x123]))
+            for i in range(3):
+                node.send(can.Message(arbitration_id=0x123, data=[i], is_extended_id=False))
+            node.send(can.Message(arbitration_id=0x7FF, data=[9], is_extended_id=False))
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and buses.stats("chassis").get("frames", 0) < 1:
+                time.sleep(0.05)
+            time.sleep(0.5)  # the recorder's reader passes the events on as it reads them
+    rec = load(tmp_path / "r.mcap")
+    faults = [e for e in rec.events if e.kind == "fault"]
+    assert [(e.data["bus"], e.data["kind"], e.data["id"]) for e in faults if e.data["kind"] == "drop"] == [
+        ("chassis", "drop", 0x123)] * 3
+    assert any(e.data["kind"] == "armed" for e in faults)
+    assert list(rec.frames("chassis").id) == [0x7FF]
