@@ -158,7 +158,7 @@ def test_a_target_killed_mid_bench_is_an_error_with_an_intact_recording(tmp_path
     bench = json.loads((out / "results.json").read_text())["benches"][0]
     assert (bench["verdict"], bench["error_kind"]) == ("error", "DeployError")
     assert bench["phase"] in ("inject", "settle")
-    assert bench["error"].startswith("target 'hpc': component 'planner' "), bench["error"]
+    assert bench["error"].startswith("target 'hpc': component 'planner' was killed by SIGKILL"), bench["error"]
     rec = load(out / "approach" / "recording.mcap", strict=True)
     assert len(rec.frames("sensor")) > 0
     assert _left_in(out) == []

@@ -94,13 +94,14 @@ def test_crash_during_start_is_a_deploy_error_with_console_tail(sf, tmp_path):
     assert "line 29" in msg and "line 10" not in msg  # the last 20 lines only
 
 
-def test_killed_by_signal_is_named(sf, tmp_path):
-    target, stack, _ = make(sf, tmp_path, seg=app_component(files=[], argv=["sh", "-c", "echo x; kill -SEGV $$"],
+@pytest.mark.parametrize("sig", ["SEGV", "KILL"])  # SIGKILL: the leash cannot install a handler for it
+def test_killed_by_signal_is_named(sf, tmp_path, sig):
+    target, stack, _ = make(sf, tmp_path, seg=app_component(files=[], argv=["sh", "-c", f"echo x; kill -{sig} $$"],
                                                             ready={"console": "never"}))
     with target:
         target.deploy(sf.components(stack))
         target.start()
-        with pytest.raises(DeployError, match="'seg' was killed by SIGSEGV"):
+        with pytest.raises(DeployError, match=f"'seg' was killed by SIG{sig}"):
             target.wait_ready()
 
 
