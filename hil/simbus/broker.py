@@ -6,7 +6,7 @@ folder); each serial link is a pair of ptys (see :mod:`hil.simbus.pty`). The loo
 so the broker wakes close to each end-of-frame time.
 
 Run as ``python -m hil.simbus.broker CONFIG.json`` it prints one JSON line when ready (socket paths,
-tty paths) and serves until SIGTERM / SIGINT or until its stdin closes (its parent died).
+tty paths) and serves until SIGTERM or until its stdin closes (its parent died); SIGINT is ignored.
 """
 
 from __future__ import annotations
@@ -200,7 +200,9 @@ def main(argv: list[str]) -> int:
     config = json.loads(Path(argv[0]).read_text())
     broker = Broker(config)
     signal.signal(signal.SIGTERM, broker.stop)
-    signal.signal(signal.SIGINT, broker.stop)
+    # Ctrl-C in a terminal reaches the whole foreground group; the controller then tears the rig
+    # down in order and ends the broker last (SIGTERM or closing our stdin), so SIGINT is not ours.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         print(json.dumps(broker.attach_info()), flush=True)
         broker.serve(watch_fd=sys.stdin.fileno())

@@ -12,6 +12,7 @@ from __future__ import annotations
 import heapq
 import json
 import socket
+import time
 from collections import deque
 from typing import Any
 
@@ -107,6 +108,9 @@ class SimBus:
                 return False  # disconnected, or not speaking the protocol: either way it is dropped
             kind, flags, dlc, can_id, t_ns = HEADER.unpack_from(record)
             if kind == FRAME:
+                # ready when read (a batch spans time: the loop's ``now`` would stamp later frames
+                # before they were sent), or at the requested release time
+                now = time.monotonic_ns()
                 self._submit(client, (max(now, t_ns), can_id, flags & ~F_OWN, dlc, record[HEADER.size:], client), now)
             elif kind == HELLO:
                 client.own = bool(flags & HELLO_OWN)

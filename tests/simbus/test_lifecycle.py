@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
 import stat
+import time
 
 import can
 import pytest
@@ -124,3 +126,33 @@ def test_a_second_broker_on_the_same_folder_is_refused(rig_buses, tmp_path):
         assert b.recv(10).arbitration_id == 0x3
         a.shutdown()
         b.shutdown()
+
+
+def test_ctrl_c_to_the_controllers_group_leaves_the_broker_to_the_controller(rig_buses):
+    """A terminal's Ctrl-C reaches every process of the foreground group, the broker too; the
+    controller tears the rig down in order, so the broker must not go first."""
+    with rig_buses(chassis={}) as buses:
+        os.kill(buses.broker_pid, signal.SIGINT)
+        time.sleep(0.3)
+        with buses.open_can("chassis", receive_own_messages=True) as node:
+            node.send(can.Message(arbitration_id=0x10, data=[1], is_extended_id=False))
+            echo = node.recv(10)
+        assert echo is not None and echo.arbitration_id == 0x10
+
+
+def test_no_frame_is_stamped_before_it_was_sent(rig_buses):
+    """Each frame carries its send time; the broker stamps it when it read it, never earlier, even
+    when it reads a batch of frames in one go."""
+    with rig_buses(chassis={"wire_model": False}) as buses:
+        with buses.open_can("chassis", receive_own_messages=True) as node:
+            for _ in range(2000):
+                node.send(can.Message(arbitration_id=0x20, data=time.monotonic_ns().to_bytes(8, "big"),
+                                      is_extended_id=False))
+            early = []
+            for _ in range(2000):
+                msg = node.recv(10)
+                assert msg is not None
+                sent = int.from_bytes(msg.data, "big")
+                if round(msg.timestamp * 1e9) < sent - 100:
+                    early.append(sent - round(msg.timestamp * 1e9))
+        assert early == []
