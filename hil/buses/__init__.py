@@ -152,6 +152,15 @@ def open_serial_port(port: str, baudrate: int, **kw: Any):
         raise BusError(f"cannot open serial port {port} at {baudrate} baud: {exc}") from None
 
 
+def without_mf4() -> None:
+    """Keep python-can from importing asammdf at ``import can`` (it costs ~0.6 s, seconds on a
+    loaded host) in processes that never read or write MF4: emulated MCUs, the injector. python-can
+    treats the failed import as "MF4 not available". Call before anything imports ``can``."""
+    import sys
+
+    sys.modules.setdefault("asammdf", None)
+
+
 def open_can_bus(name: str, cfg: dict[str, Any]):
     """``can.Bus(**cfg)``; whatever the driver raises (drivers raise anything from CanError to
     NameError when their vendor library is missing) becomes a BusError naming the bus."""

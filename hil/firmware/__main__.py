@@ -2,9 +2,9 @@
 
 import sys
 
-# An MCU never writes MF4 logs: keep python-can from importing asammdf at `import can` (seconds on
-# every MCU boot; can.io.mf4 treats the ImportError as "MF4 not available").
-sys.modules.setdefault("asammdf", None)
+from hil.buses import without_mf4
+
+without_mf4()  # an MCU never writes MF4 logs; every MCU boot would pay for asammdf's import
 
 from hil.firmware.mcu import main  # noqa: E402
 

@@ -374,6 +374,9 @@ class _Replay:
 
 
 if __name__ == "__main__":  # run by play(); import by name so pickled classes resolve in the parent
+    from hil.buses import without_mf4
     from hil.stimulus.injector import _child_main as main
+
+    without_mf4()  # the injector sends frames, it never reads MF4: start in ~0.2 s, not ~1 s
 
     main()
