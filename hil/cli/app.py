@@ -16,6 +16,9 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 
+PIPE_WIDTH = 200
+
+
 class Abort(Exception):
     """Raised by :meth:`App.abort`: ends the command with ``code`` after the message was printed."""
 
@@ -33,15 +36,21 @@ class App:
 
     @cached_property
     def console(self) -> Console:
-        from rich.console import Console
-
-        return Console(no_color=not self.color, highlight=False, soft_wrap=True)
+        return self._make_console(stderr=False)
 
     @cached_property
     def err_console(self) -> Console:
+        return self._make_console(stderr=True)
+
+    def _make_console(self, stderr: bool) -> Console:
+        """A rich console; when output goes to a file or pipe (CI logs) it is wide, so trees and
+        tables are never cut at rich's default 80 columns."""
         from rich.console import Console
 
-        return Console(stderr=True, no_color=not self.color, highlight=False, soft_wrap=True)
+        console = Console(stderr=stderr, no_color=not self.color, highlight=False, soft_wrap=True)
+        if not console.is_terminal:
+            console.width = PIPE_WIDTH
+        return console
 
     def print(self, *objects: object, level: int = 0) -> None:
         """Print to stdout if the verbosity allows (``level`` 1 = only with -v, -1 = also with -q)."""

@@ -36,6 +36,8 @@ def test_check_lab_example_shows_real_interfaces():
     assert r.returncode == 0, r.stderr
     assert "socketcan:can0" in r.stdout
     assert "ssh hil@orin-bench3.lab:22" in r.stdout
+    # piped output (a CI log) is never cut at 80 columns
+    assert "brake-console serial · /dev/serial/by-id/usb-FTDI_FT232R_USB_UART_A50285BI-if00-port0 · 115200 baud" in r.stdout
 
 
 def test_spec_error_exits_2_on_stderr_without_traceback():
