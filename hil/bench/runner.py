@@ -173,7 +173,7 @@ class BenchRun:
         for bus, faults in self.plan.bench.faults.items():
             for fault in faults:
                 buses.faults(bus).arm(fault, origin_ns)
-                recorder.event("fault", {"bus": bus, **fault.model_dump(mode="json")}, origin_ns)
+                recorder.event("fault.armed", {"bus": bus, **fault.model_dump(mode="json")}, origin_ns)
 
     def _hold(self, deployment: Any, until_ns: int) -> None:
         """Wait until ``until_ns``, raising at once if a component on a target died meanwhile."""
