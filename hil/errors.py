@@ -29,6 +29,7 @@ Tree::
     ├── TargetTimeoutError               a target did not become ready in time
     ├── FlashError                       a flashing step failed (which step, which response)
     ├── StimulusError                    a stimulus file is unreadable or corrupt (file, record)
+    │   └── ReplayStoppedError           a replay was stopped at its deadline (the bench's timeout)
     ├── RecordingError                   a recording could not be written or read
     └── AnalysisError                    a probe or measurement cannot be evaluated
 
@@ -109,6 +110,10 @@ class FlashError(HilError):
 
 class StimulusError(HilError):
     """A stimulus source is unreadable, truncated or corrupt."""
+
+
+class ReplayStoppedError(StimulusError):
+    """A replay was stopped because it ran past its deadline (the bench's timeout)."""
 
 
 class RecordingError(HilError):

@@ -24,7 +24,7 @@ from hil.bench.plan import BenchPlan, plan_bench
 from hil.bench.results import ERROR, BenchResult, run_key
 from hil.bench.verdict import judge_recording
 from hil.clock import now_ns
-from hil.errors import HilError, TargetTimeoutError
+from hil.errors import HilError, ReplayStoppedError, TargetTimeoutError
 from hil.spec.common import format_duration
 from hil.spec.stack import Stack
 
@@ -160,7 +160,11 @@ class BenchRun:
                 started.append(now_ns() - progress.elapsed_ns)
                 self._arm_faults(buses, recorder, started[0])
 
-        report = play(build_timeline(self.plan.bench.stimulus, self.plan.rig), buses, on_progress=on_progress)
+        try:
+            report = play(build_timeline(self.plan.bench.stimulus, self.plan.rig), buses,
+                          on_progress=on_progress, deadline_ns=self.deadline_ns)
+        except ReplayStoppedError:
+            raise TargetTimeoutError(f"{self._timeout_message()}: the replay was stopped") from None
         for bus, echoes in report.echoes.items():
             recorder.injected(bus, echoes)
         recorder.event("replay", {**report.summary(), "lateness": list(report.lateness_ns)})
@@ -190,8 +194,11 @@ class BenchRun:
     def _check_deadline(self) -> None:
         """The bench's ``timeout`` bounds the whole bench; checked between steps and while holding."""
         if self.deadline_ns is not None and now_ns() > self.deadline_ns:
-            raise TargetTimeoutError(f"bench {self.plan.bench.name!r} ran longer than its timeout of "
-                                     f"{format_duration(self.plan.timeout_ns)} (in phase {self.phase})")
+            raise TargetTimeoutError(self._timeout_message())
+
+    def _timeout_message(self) -> str:
+        return (f"bench {self.plan.bench.name!r} ran longer than its timeout of "
+                f"{format_duration(self.plan.timeout_ns)} (in phase {self.phase})")
 
     def _stack(self) -> Stack:
         """The bench's stack with its ``config`` overrides merged into the components' config."""

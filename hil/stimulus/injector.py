@@ -30,7 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from hil.errors import BusError, HilError, StimulusError
+from hil.clock import now_ns
+from hil.errors import BusError, HilError, ReplayStoppedError, StimulusError
 from hil.recording.frames import message_flags
 from hil.stimulus.events import CanEvent
 from hil.stimulus.report import ReplayReport
@@ -90,15 +91,28 @@ class _Plan:
 
 
 def play(timeline: Timeline, buses: Any, on_progress: Callable[[Progress], None] | None = None,
-         timed_release: bool = True) -> ReplayReport:
+         timed_release: bool = True, deadline_ns: int | None = None) -> ReplayReport:
     """Play ``timeline`` onto ``buses`` (a :class:`hil.buses.RigBuses`); blocks until done.
     ``timed_release`` False makes emulated buses use the sleep-and-spin path too (for comparison).
+    At ``deadline_ns`` (run clock) the injector is stopped and :class:`ReplayStoppedError` raised,
+    so a replay can never outlive the bench that plays it.
 
     The child is ``python -m hil.stimulus.injector``: the plan goes in on stdin, progress and the
     report come back on stdout (pickled, between trusted processes of one run)."""
     plan = make_plan(timeline, buses, timed_release)
     proc = subprocess.Popen([sys.executable, "-m", "hil.stimulus.injector"], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE)
+    stopped = threading.Event()
+
+    def stop() -> None:
+        stopped.set()
+        proc.terminate()
+
+    timer = None
+    if deadline_ns is not None:
+        timer = threading.Timer(max(0.0, (deadline_ns - now_ns()) / 1e9), stop)
+        timer.daemon = True
+        timer.start()
     try:
         pickle.dump(plan, proc.stdin)
         proc.stdin.close()
@@ -106,6 +120,8 @@ def play(timeline: Timeline, buses: Any, on_progress: Callable[[Progress], None]
             try:
                 kind, payload = pickle.load(proc.stdout)
             except EOFError:
+                if stopped.is_set():
+                    raise ReplayStoppedError("the replay was stopped at its deadline") from None
                 raise StimulusError(f"the injector process ended unexpectedly (exit code {proc.wait()})") from None
             if kind == "progress" and on_progress is not None:
                 on_progress(payload)
@@ -115,6 +131,8 @@ def play(timeline: Timeline, buses: Any, on_progress: Callable[[Progress], None]
             elif kind == "done":
                 return payload
     finally:
+        if timer is not None:
+            timer.cancel()
         if proc.poll() is None:
             proc.terminate()
         proc.wait()

@@ -152,3 +152,19 @@ def test_a_bench_longer_than_its_timeout_is_an_error(files):
     result = run_bench(files / "rig.yaml", path, "slow", files / "run")
     assert (result.verdict, result.error_kind, result.phase) == ("error", "TargetTimeoutError", "deploy")
     assert result.error == "bench 'slow' ran longer than its timeout of 1ms (in phase deploy)"
+
+
+def test_a_replay_running_past_the_bench_timeout_is_stopped(files):
+    """The timeout bounds the replay too: a stimulus longer than the bench may run is cut off, the
+    bench ends in ``error`` and its recording keeps what was sent so far."""
+    (files / "long.log").write_text("".join(f"({1 + i * 1.0:.6f}) can 010#{i % 256:02X}00 R\n" for i in range(120)))
+    path = suite(files, '''
+    - name: long
+      timeout: 15s
+      stimulus: {sources: [{file: long.log}]}
+    ''')
+    result = run_bench(files / "rig.yaml", path, "long", files / "run")
+    assert (result.verdict, result.error_kind, result.phase) == ("error", "TargetTimeoutError", "inject")
+    assert result.error == "bench 'long' ran longer than its timeout of 15s (in phase inject): the replay was stopped"
+    sent = load(Path(result.dir) / "recording.mcap").frames("can").with_id(0x10)
+    assert 0 < len(sent) < 120
