@@ -9,7 +9,7 @@
 (c) one-way latency beyond the modelled wire time, sender and receiver in separate processes
     (goal p50 ≤ 50 µs, p99 ≤ 250 µs), next to the ``virtual`` bus and a bare Unix-socket ping.
 
-    python benchmarks/simbus.py [--quick | --soak] [--json]
+    python benchmarks/simbus.py [--quick | --soak] [--json] [--only saturation,capacity,latency]
 """
 
 from __future__ import annotations
@@ -348,31 +348,49 @@ def main() -> None:
     mode.add_argument("--quick", action="store_true", help="a few seconds per part (checks the benchmark runs)")
     mode.add_argument("--soak", action="store_true", help="10 minutes of saturation instead of 60 s")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
+    ap.add_argument("--only", metavar="PARTS", default="saturation,capacity,latency",
+                    help="comma-separated parts to run: saturation (a), capacity (b), latency (c); default all")
     args = ap.parse_args()
+    parts = set(args.only.split(","))
+    if not parts <= {"saturation", "capacity", "latency"}:
+        ap.error(f"--only: expected saturation, capacity and/or latency, got {args.only!r}")
     saturate_s = 1.0 if args.quick else 600.0 if args.soak else 60.0
     capacity_s = 1.0 if args.quick else 10.0
     rounds, per_round = (1, 100) if args.quick else (5, 1000)
     with tempfile.TemporaryDirectory(prefix="hil-bench-") as tmp:
         folder = Path(tmp)
-        results = {
-            "saturation_1mbit": flood(True, saturate_s, folder / "a"),
-            "saturation_1mbit_raw_nodes": flood(True, saturate_s, folder / "a2", raw=True),
-            "capacity_wire_off": flood(False, capacity_s, folder / "b"),
-            "capacity_wire_off_raw_nodes": flood(False, capacity_s, folder / "b2", raw=True),
-            "capacity_virtual_in_process": virtual_capacity(20_000 if args.quick else 200_000),
-            "latency_beyond_wire": {name: percentiles(samples)
-                                    for name, samples in latencies(rounds, per_round, folder).items()},
-            "goals": {"saturation lost/reordered/duplicated": [0, 0, 0], "capacity frames/s": 100_000,
-                      "latency p50_us": 50, "latency p99_us": 250},
-        }
+        results: dict = {}
+        if "saturation" in parts:
+            results["saturation_1mbit"] = flood(True, saturate_s, folder / "a")
+            results["saturation_1mbit_raw_nodes"] = flood(True, saturate_s, folder / "a2", raw=True)
+        if "capacity" in parts:
+            results["capacity_wire_off"] = flood(False, capacity_s, folder / "b")
+            results["capacity_wire_off_raw_nodes"] = flood(False, capacity_s, folder / "b2", raw=True)
+            results["capacity_virtual_in_process"] = virtual_capacity(20_000 if args.quick else 200_000)
+        if "latency" in parts:
+            results["latency_beyond_wire"] = {name: percentiles(samples)
+                                              for name, samples in latencies(rounds, per_round, folder).items()}
+        results["goals"] = {"saturation lost/reordered/duplicated": [0, 0, 0], "capacity frames/s": 100_000,
+                            "latency p50_us": 50, "latency p99_us": 250}
     if args.json:
         print(json.dumps(results, indent=2))
         return
-    sat, cap = results["saturation_1mbit"], results["capacity_wire_off"]
-    print(f"(a) saturation, {BUSES} buses at 1 Mbit/s for {sat['seconds']:.0f} s:")
-    _print_buses(sat)
-    print("    with protocol-level nodes (no python-can):")
-    _print_buses(results["saturation_1mbit_raw_nodes"])
+    if "saturation" in parts:
+        sat = results["saturation_1mbit"]
+        print(f"(a) saturation, {BUSES} buses at 1 Mbit/s for {sat['seconds']:.0f} s:")
+        _print_buses(sat)
+        print("    with protocol-level nodes (no python-can):")
+        _print_buses(results["saturation_1mbit_raw_nodes"])
+    if "capacity" in parts:
+        _print_capacity(results)
+    if "latency" in parts:
+        print("(c) one-way latency beyond wire time:")
+        for name, r in results["latency_beyond_wire"].items():
+            print(f"    {name:20s} p50 {r['p50_us']:8.1f} µs  p99 {r['p99_us']:8.1f} µs  max {r['max_us']:9.1f} µs")
+
+
+def _print_capacity(results: dict) -> None:
+    cap = results["capacity_wire_off"]
     print(f"(b) capacity, wire model off: {cap['total']['frames_per_s']:,} frames/s aggregate "
           f"(lost {cap['total']['lost']}); python-can virtual in-process: "
           f"{results['capacity_virtual_in_process']['frames_per_s']:,} frames/s; "
@@ -380,9 +398,6 @@ def main() -> None:
     raw = results["capacity_wire_off_raw_nodes"]["total"]
     print(f"    with protocol-level nodes (no python-can): {raw['frames_per_s']:,} frames/s aggregate "
           f"(lost {raw['lost']}); broker CPU per frame {raw['broker_cpu_us_per_frame']} µs")
-    print("(c) one-way latency beyond wire time:")
-    for name, r in results["latency_beyond_wire"].items():
-        print(f"    {name:20s} p50 {r['p50_us']:8.1f} µs  p99 {r['p99_us']:8.1f} µs  max {r['max_us']:9.1f} µs")
 
 
 if __name__ == "__main__":

@@ -106,40 +106,44 @@ class Broker:
         """Run until :meth:`stop` (or a signal) — or until ``watch_fd`` reaches end of file."""
         _tune_scheduling()
         wake: int | None = None
+        clients, buses, links = self._clients, self.buses, self.links
+        # the descriptors always read: the wake pipe, the listeners, the watched fd (fixed once serving)
+        always = [self._wake_r, *self._listeners, *([] if watch_fd is None else [watch_fd])]
+        monotonic_ns = time.monotonic_ns
         while self.running:
-            rlist: list[Any] = [self._wake_r, *self._listeners]
-            wlist: list[Any] = []
-            for fd, (client, _bus) in self._clients.items():
-                if len(client.tx) < TX_QUEUE_LIMIT:  # a full queue is read again once the wire drained it
-                    rlist.append(fd)
-                if client.out:
-                    wlist.append(fd)
-            for link in self.links:
+            # a full transmit queue is read again once the wire drained it
+            rlist = always + [fd for fd, (client, _bus) in clients.items() if len(client.tx) < TX_QUEUE_LIMIT]
+            wlist = [fd for fd, (client, _bus) in clients.items() if client.out]
+            for link in links:
                 rlist += link.readers()
-            if watch_fd is not None:
-                rlist.append(watch_fd)
-            timeout = None if wake is None else max(0.0, (wake - time.monotonic_ns()) / 1e9)
+            timeout = None if wake is None else max(0.0, (wake - monotonic_ns()) / 1e9)
             try:
                 readable, writable, _ = select.select(rlist, wlist, [], timeout)
             except InterruptedError:
                 continue
-            now = time.monotonic_ns()
+            now = monotonic_ns()
             for fd in readable:
-                self._readable(fd, now, watch_fd)
+                entry = clients.get(fd)
+                if entry is None:
+                    self._readable(fd, now, watch_fd)
+                elif not entry[1].receive(entry[0], now):
+                    self._drop(fd)
             for fd in writable:
-                if fd in self._clients:
-                    self._clients[fd][0].flush()
+                entry = clients.get(fd)
+                if entry is not None:
+                    entry[0].flush()
             wake = None
-            for bus in self.buses:
+            for bus in buses:
                 t = bus.advance(now)
                 if t is not None and (wake is None or t < wake):
                     wake = t
-            for link in self.links:
+            for link in links:
                 t = link.pump(now)
                 if t is not None and (wake is None or t < wake):
                     wake = t
 
     def _readable(self, fd: int, now: int, watch_fd: int | None) -> None:
+        """Anything readable but a client: a new connection, the watched fd, the wake pipe, a pty."""
         if fd in self._listeners:
             sock, bus = self._listeners[fd]
             try:
@@ -150,10 +154,6 @@ class Broker:
             client = Client(conn)
             bus.clients.append(client)
             self._clients[conn.fileno()] = (client, bus)
-        elif fd in self._clients:
-            client, bus = self._clients[fd]
-            if not bus.receive(client, now):
-                self._drop(fd)
         elif fd == watch_fd:
             if not os.read(fd, 4096):
                 self.running = False

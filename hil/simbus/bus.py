@@ -19,8 +19,11 @@ from typing import Any
 from hil.simbus.faults import FaultEvent, FaultSet, parse_fault
 from hil.simbus.protocol import (
     CONTROL, EVENT, EVENT_CODE, F_ERROR, F_EXTENDED, F_FD, F_OWN, FRAME, HEADER, HELLO, HELLO_EVENTS,
-    HELLO_NO_FRAMES, HELLO_OWN, MAX_RECORD, WELCOME_FD)
+    HEADER_SIZE, HELLO_NO_FRAMES, HELLO_OWN, MAX_RECORD, WELCOME_FD)
 from hil.simbus.wire import WireModel, arbitration_key
+
+_unpack = HEADER.unpack_from
+_monotonic_ns = time.monotonic_ns
 
 TX_QUEUE_LIMIT = 1024  # frames a node may have pending before the broker stops reading from it
 RX_QUEUE_LIMIT = 100_000  # records waiting for a slow reader before it overruns (records are dropped)
@@ -94,45 +97,58 @@ class SimBus:
     # ---- input -------------------------------------------------------------------------------
 
     def receive(self, client: Client, now: int) -> bool:
-        """Read up to a batch of records from ``client``; False when it disconnected."""
+        """Read up to a batch of records from ``client``; False when it disconnected.
+
+        The hot path (a FRAME, no fault armed) is kept to a few steps: one ``recv``, one unpack, the
+        arrival stamp and an append to the sender's queue."""
+        recv, tx, faults = client.sock.recv, client.tx, self.faults
         for _ in range(READ_BATCH):
-            if len(client.tx) >= TX_QUEUE_LIMIT:
+            if len(tx) >= TX_QUEUE_LIMIT:
                 return True
             try:
-                record = client.sock.recv(MAX_RECORD)
+                record = recv(MAX_RECORD)
             except BlockingIOError:
                 return True
             except OSError:
                 return False
-            if len(record) < HEADER.size:
+            if len(record) < HEADER_SIZE:
                 return False  # disconnected, or not speaking the protocol: either way it is dropped
-            kind, flags, dlc, can_id, t_ns = HEADER.unpack_from(record)
+            kind, flags, dlc, can_id, t_ns = _unpack(record)
             if kind == FRAME:
                 # ready when read (a batch spans time: the loop's ``now`` would stamp later frames
                 # before they were sent), or at the requested release time
-                now = time.monotonic_ns()
-                self._submit(client, (max(now, t_ns), can_id, flags & ~F_OWN, dlc, record[HEADER.size:], client), now)
-            elif kind == HELLO:
-                client.own = bool(flags & HELLO_OWN)
-                client.events = bool(flags & HELLO_EVENTS)
-                client.frames = not flags & HELLO_NO_FRAMES
-                client.name = record[HEADER.size:].decode(errors="replace")
-                # the welcome: the node is on the bus from now on; flags say whether the bus is CAN FD
-                client.deliver(HEADER.pack(HELLO, WELCOME_FD if self.fd else 0, 0, 0, now))
-                if client.events:  # faults armed before it joined (the rig's own, for one)
-                    for event in self.faults.armed_events():
-                        client.deliver(event_record(event))
-            elif kind == CONTROL:
-                try:
-                    request = json.loads(record[HEADER.size:])
-                except ValueError as exc:
-                    request = {"op": f"(not JSON: {exc})"}
-                reply = self.control(request if isinstance(request, dict) else {"op": repr(request)}, now)
-                client.deliver(HEADER.pack(CONTROL, 0, 0, 0, now) + json.dumps(reply).encode())
+                now = _monotonic_ns()
+                frame = (t_ns if t_ns > now else now, can_id, flags & ~F_OWN, dlc, record[HEADER_SIZE:], client)
+                if faults.armed:
+                    self._submit(client, frame, now)
+                else:
+                    tx.append(frame)
+            else:
+                self._request(client, kind, flags, record, now)
         return True
 
+    def _request(self, client: Client, kind: int, flags: int, record: bytes, now: int) -> None:
+        """A HELLO (join) or CONTROL record (anything else is ignored)."""
+        if kind == HELLO:
+            client.own = bool(flags & HELLO_OWN)
+            client.events = bool(flags & HELLO_EVENTS)
+            client.frames = not flags & HELLO_NO_FRAMES
+            client.name = record[HEADER_SIZE:].decode(errors="replace")
+            # the welcome: the node is on the bus from now on; flags say whether the bus is CAN FD
+            client.deliver(HEADER.pack(HELLO, WELCOME_FD if self.fd else 0, 0, 0, now))
+            if client.events:  # faults armed before it joined (the rig's own, for one)
+                for event in self.faults.armed_events():
+                    client.deliver(event_record(event))
+        elif kind == CONTROL:
+            try:
+                request = json.loads(record[HEADER_SIZE:])
+            except ValueError as exc:
+                request = {"op": f"(not JSON: {exc})"}
+            reply = self.control(request if isinstance(request, dict) else {"op": repr(request)}, now)
+            client.deliver(HEADER.pack(CONTROL, 0, 0, 0, now) + json.dumps(reply).encode())
+
     def _submit(self, client: Client, frame: Pending, now: int) -> None:
-        if self.faults:
+        if self.faults.armed:
             by, event = self.faults.delay(frame[1], now)
             if by:
                 self.event(event)
@@ -156,6 +172,7 @@ class SimBus:
 
         Returns the run-clock time something next happens on this bus (None: nothing pending).
         """
+        clients, faults = self.clients, self.faults
         while True:
             if self.on_wire is not None:
                 eof, frame = self.on_wire
@@ -163,37 +180,54 @@ class SimBus:
                     return eof
                 self.on_wire = None
                 self._deliver(frame, eof)
+            # the earliest ready time among the heads of the queues, the delayed frames, a babbler
             t0 = None
-            for c in self.clients:
-                if c.tx and (t0 is None or c.tx[0][0] < t0):
-                    t0 = c.tx[0][0]
-            if self.delayed and (t0 is None or self.delayed[0][0] < t0):
-                t0 = self.delayed[0][0]
-            babbler = self.faults.babble_ready() if self.faults.babblers else None
+            for c in clients:
+                tx = c.tx
+                if tx and (t0 is None or tx[0][0] < t0):
+                    t0 = tx[0][0]
+            delayed = self.delayed
+            if delayed and (t0 is None or delayed[0][0] < t0):
+                t0 = delayed[0][0]
+            babbler = faults.babble_ready() if faults.babblers else None
             if babbler is not None and (t0 is None or babbler.next_ns < t0):
                 t0 = babbler.next_ns
             if t0 is None:
                 return None
-            start = max(self.free_at, t0)
+            start = self.free_at if self.free_at > t0 else t0
             if start > now:
                 return start
             self._start(self._arbitrate(start, babbler), start)
 
     def _arbitrate(self, start: int, babbler) -> Pending:
-        """Remove and return the frame that wins arbitration among those ready at ``start``."""
+        """Remove and return the frame that wins arbitration among those ready at ``start``.
+
+        Arbitration keys are only computed when a second frame competes (one sender is the usual case)."""
         best: Client | list | None = None
+        best_head: Pending | None = None
         best_key = None
         for c in self.clients:
-            if c.tx and c.tx[0][0] <= start:
-                key = arbitration_key(c.tx[0][1], c.tx[0][2])
-                if best_key is None or key < best_key:
-                    best, best_key = c, key
-        if self.delayed and self.delayed[0][0] <= start:
+            tx = c.tx
+            if tx and tx[0][0] <= start:
+                head = tx[0]
+                if best is None:
+                    best, best_head = c, head
+                    continue
+                if best_key is None:
+                    best_key = arbitration_key(best_head[1], best_head[2])
+                key = arbitration_key(head[1], head[2])
+                if key < best_key:
+                    best, best_head, best_key = c, head, key
+        delayed = self.delayed and self.delayed[0][0] <= start
+        babbling = babbler is not None and babbler.next_ns <= start
+        if best is not None and best_key is None and (delayed or babbling):
+            best_key = arbitration_key(best_head[1], best_head[2])
+        if delayed:
             frame = self.delayed[0][2]
             key = arbitration_key(frame[1], frame[2])
             if best_key is None or key < best_key:
                 best, best_key = self.delayed, key
-        if babbler is not None and babbler.next_ns <= start:
+        if babbling:
             frame = self._babble_frame(babbler)
             key = arbitration_key(frame[1], frame[2])
             if best_key is None or key < best_key:
@@ -210,7 +244,7 @@ class SimBus:
     def _start(self, frame: Pending, start: int) -> None:
         _, can_id, flags, dlc, data, _sender = frame
         duration, eof_offset = self.model.timing(can_id, flags, dlc, data)
-        if self.faults:
+        if self.faults.armed:
             event = self.faults.on_wire(can_id, start)
             if event is not None:
                 self.event(event)

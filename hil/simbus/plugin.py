@@ -26,11 +26,18 @@ from hil.simbus.faults import FaultEvent
 from hil.simbus.wire import FD_LENGTHS, fd_dlc
 from hil.simbus.protocol import (
     CONTROL, EVENT, EVENT_KINDS, F_BRS, F_ERROR, F_ESI, F_EXTENDED, F_FD, F_OWN, F_REMOTE, FRAME, HEADER,
-    HELLO, HELLO_EVENTS, HELLO_NO_FRAMES, HELLO_OWN, MAX_RECORD, WELCOME_FD, connect)
+    HEADER_SIZE, HELLO, HELLO_EVENTS, HELLO_NO_FRAMES, HELLO_OWN, MAX_RECORD, WELCOME_FD, connect)
 
 NS = 1_000_000_000
 EVENTS_KEPT = 100_000
 JOIN_TIMEOUT_S = 30.0  # the broker's welcome: after it, every frame on the bus reaches this node
+
+_unpack = HEADER.unpack_from
+
+# FRAME flags → Message fields (is_extended_id, is_remote_frame, is_error_frame, is_fd, bitrate_switch,
+# error_state_indicator, is_rx), looked up once per received frame instead of seven tests
+_FLAG_FIELDS = [(bool(f & F_EXTENDED), bool(f & F_REMOTE), bool(f & F_ERROR), bool(f & F_FD), bool(f & F_BRS),
+                 bool(f & F_ESI), not f & F_OWN) for f in range(256)]
 
 
 def pack_frame(msg: Message, release_ns: int = 0) -> bytes:
@@ -118,14 +125,13 @@ class SimCanBus(can.BusABC):
         record = self._recv_record(timeout)
         if record is None:
             return None, False
-        kind, flags, dlc, can_id, t_ns = HEADER.unpack_from(record)
+        kind, flags, dlc, can_id, t_ns = _unpack(record)
         if kind == FRAME:
+            ext, rtr, err, fd, brs, esi, rx = _FLAG_FIELDS[flags]
             return Message(
-                timestamp=t_ns / NS, arbitration_id=can_id, is_extended_id=bool(flags & F_EXTENDED),
-                is_remote_frame=bool(flags & F_REMOTE), is_error_frame=bool(flags & F_ERROR),
-                is_fd=bool(flags & F_FD), bitrate_switch=bool(flags & F_BRS),
-                error_state_indicator=bool(flags & F_ESI), dlc=dlc, data=record[HEADER.size:],
-                is_rx=not flags & F_OWN, channel=self.channel, check=False), False
+                timestamp=t_ns / NS, arbitration_id=can_id, is_extended_id=ext, is_remote_frame=rtr,
+                is_error_frame=err, is_fd=fd, bitrate_switch=brs, error_state_indicator=esi, dlc=dlc,
+                data=record[HEADER_SIZE:], is_rx=rx, channel=self.channel, check=False), False
         if kind == EVENT:
             event = FaultEvent(t_ns, EVENT_KINDS[flags], can_id, json.loads(record[HEADER.size:]))
             self.fault_events.append(event)
