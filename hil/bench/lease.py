@@ -164,14 +164,18 @@ class Lease:
             log.warning("rig %r: reclaimed the lease of %s (holder %s)", self.rig, left.describe(), state)
         self.record = LeaseRecord.for_this_process(self.rig, self._command, self._ci_job)
         _write_atomic(self.record_path, json.dumps(asdict(self.record), indent=2) + "\n")
-        self._restore_sigterm = sigterm_raises()
+        self._restore_sigterm = sigterm_raises(on_overdue=self._drop_record)
+
+    def _drop_record(self) -> None:
+        """Remove this holder's lease record (the lock itself goes with the process)."""
+        if self.record is not None and read_record(self.record_path) == self.record:
+            self.record_path.unlink(missing_ok=True)
 
     def release(self) -> None:
         if not self._lock.is_locked:
             return
         try:
-            if read_record(self.record_path) == self.record:
-                self.record_path.unlink(missing_ok=True)
+            self._drop_record()
         finally:
             self._lock.release()
             self.record = None
@@ -267,8 +271,13 @@ def _age(seconds: int) -> str:
     return f"{seconds // 3600}h{seconds // 60 % 60:02d}m"
 
 
-def sigterm_raises():
+def sigterm_raises(on_overdue: Callable[[], None] | None = None):
     """Make SIGTERM raise SystemExit(143) while a lease is held; return the undo (or None).
+
+    Teardown after SIGTERM is bounded: a cancelled CI job must end. If the process is still alive
+    ``HIL_TEARDOWN_GRACE_S`` (default 60) seconds after the signal, ``on_overdue`` runs (it removes
+    the lease record) and the process exits with 143 anyway; its targets end with it through their
+    leashes, and the kernel drops its lock.
 
     Only the main thread can install handlers; a handler somebody else installed is left alone.
     """
@@ -278,7 +287,19 @@ def sigterm_raises():
         return None
 
     def on_sigterm(signum: int, frame: object) -> None:
+        threading.Thread(target=_exit_when_overdue, args=(128 + signum, on_overdue), daemon=True,
+                         name="hil-teardown-watchdog").start()
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, on_sigterm)
     return lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _exit_when_overdue(code: int, on_overdue: Callable[[], None] | None) -> None:
+    time.sleep(float(os.environ.get("HIL_TEARDOWN_GRACE_S", "60")))
+    sys.stderr.write(f"error: teardown did not finish within {os.environ.get('HIL_TEARDOWN_GRACE_S', '60')} s "
+                     f"of SIGTERM; exiting (targets end with their leashes)\n")
+    sys.stderr.flush()
+    if on_overdue is not None:
+        on_overdue()
+    os._exit(code)

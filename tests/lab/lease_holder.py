@@ -1,8 +1,9 @@
 """A process that holds a rig's lease until told to let go: the other side of the lease tests.
 
-Usage: python lease_holder.py RIG [WAIT_SECONDS] [fork]
+Usage: python lease_holder.py RIG [WAIT_SECONDS] [fork] [hang]
 Prints one JSON line once the lease is held, then waits for a line on stdin (or EOF) and releases it.
-With ``fork`` it first forks a child that sleeps on (to show the child does not keep the lock).
+With ``fork`` it first forks a child that sleeps on (to show the child does not keep the lock); with
+``hang`` its teardown never finishes (to show that SIGTERM still ends it).
 """
 
 import json
@@ -32,6 +33,8 @@ try:
             sys.stdin.readline()
         finally:
             print("finally ran", file=sys.stderr, flush=True)
+            while "hang" in sys.argv[3:]:
+                time.sleep(1)
 except RigBusyError as exc:
     print(f"busy: {exc}", file=sys.stderr, flush=True)
     sys.exit(exc.exit_code)

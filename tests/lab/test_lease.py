@@ -106,6 +106,21 @@ def test_signals_release_the_lease(lock_dir, sig, code):
     assert not st.held and st.record is None  # released, and the record removed: nothing to reclaim
 
 
+def test_sigterm_ends_a_holder_whose_teardown_hangs(lock_dir, monkeypatch):
+    """A cancelled CI job must end: after the grace period the process exits 143 anyway and the
+    lease record goes with it."""
+    monkeypatch.setenv("HIL_TEARDOWN_GRACE_S", "1")
+    holder = Holder(lock_dir, "sim-a", None, "hang")
+    holder.held()
+    holder.proc.send_signal(signal.SIGTERM)
+    rc, err = holder.finish()
+    assert rc == 143
+    assert "finally ran" in err
+    assert "error: teardown did not finish within 1 s of SIGTERM; exiting" in err
+    st = status("sim-a")
+    assert not st.held and st.record is None
+
+
 def test_error_inside_the_lease_releases_it(lock_dir):
     with pytest.raises(ZeroDivisionError), Lease("sim-a"):
         1 / 0
