@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import IO, Any
 
 from hil import clock
-from hil.errors import DeployError
 from hil.spec.rig import HpcTarget, Rig
 from hil.spec.stack import Component, ProcessComponent
 from hil.targets import bundle as bundles
