@@ -1,7 +1,8 @@
 """``command``: flash with an external tool (openocd, pyocd, esptool, st-flash, stm32flash).
 
-The rig gives an argv template; ``{image}`` (the image file) and ``{target}`` (the rig target name)
-are substituted, nothing else is interpreted — there is no shell. The tool runs in its own process
+The rig gives an argv template; ``{image}`` (the image file), ``{target}`` (the rig target name) and,
+when the rig names the flasher's serial bus, ``{port}`` and ``{baudrate}`` are substituted; nothing
+else is interpreted — there is no shell. The tool runs in its own process
 group with a time-out (the whole group is killed when it runs out); its output is kept and returned,
 and quoted in the :class:`FlashError` when it fails.
 """
@@ -9,6 +10,7 @@ and quoted in the :class:`FlashError` when it fails.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 from pathlib import Path
@@ -21,13 +23,19 @@ from hil.spec.rig import CommandFlash
 OUTPUT_TAIL = 2000
 
 
-def expand(argv: list[str], image: Path, target: str) -> list[str]:
-    return [a.replace("{image}", str(image)).replace("{target}", target) for a in argv]
+def expand(argv: list[str], fields: dict[str, str]) -> list[str]:
+    """``argv`` with each ``{name}`` of ``fields`` replaced in one pass (a value is never expanded again)."""
+    if not fields:
+        return list(argv)
+    pattern = re.compile("|".join(re.escape("{" + name + "}") for name in fields))
+    return [pattern.sub(lambda m: fields[m.group(0)[1:-1]], a) for a in argv]
 
 
-def flash(spec: CommandFlash, image: Path, target: str, progress: Progress = no_progress) -> str:
-    """Run the flasher; return its combined output. Raises FlashError on start failure, time-out or exit ≠ 0."""
-    argv = expand(spec.argv, image, target)
+def flash(spec: CommandFlash, fields: dict[str, str], progress: Progress = no_progress) -> str:
+    """Run the flasher with ``fields`` put into its argv; return its combined output.
+
+    Raises FlashError on start failure, time-out or exit ≠ 0."""
+    argv = expand(spec.argv, fields)
     progress("command", 0, 1)
     try:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,

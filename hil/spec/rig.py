@@ -120,10 +120,13 @@ class UdsFlash(Spec):
 
 
 class CommandFlash(Spec):
-    """An external flasher (openocd, pyocd, esptool, st-flash): argv template, no shell."""
+    """An external flasher (openocd, pyocd, esptool, st-flash, stm32flash): argv template, no shell."""
 
     method: Literal["command"]
-    argv: list[str] = Field(min_length=1, description="'{image}' is replaced by the image path")
+    argv: list[str] = Field(min_length=1, description="'{image}' is replaced by the image path, '{target}' by "
+                                                      "the target's name, '{port}' and '{baudrate}' by the bus's")
+    bus: Name | None = Field(None, description="the serial bus the flasher talks on; a console on it is "
+                                               "released while the command runs")
     timeout: Duration = 120_000_000_000
 
 
@@ -193,10 +196,18 @@ class Rig(Spec):
             out += self._expect_bus(loc + ("console",), t.console, "serial")
         if t.power is not None and t.power not in self.power:
             out.append(((*loc, "power"), self._unknown("power switch", t.power, "power")))
-        if isinstance(t, McuTarget) and t.flash is not None and hasattr(t.flash, "bus"):
-            kind = "serial" if t.flash.method == "stm32-uart" else "can"
-            out += self._expect_bus(loc + ("flash", "bus"), t.flash.bus, kind)
+        if isinstance(t, McuTarget) and t.flash is not None:
+            out += self._flash_problems(loc + ("flash",), t.flash)
         return out
+
+    def _flash_problems(self, loc: Loc, flash: Stm32UartFlash | UdsFlash | CommandFlash) -> list[Problem]:
+        if isinstance(flash, CommandFlash) and flash.bus is None:
+            uses = [i for i, a in enumerate(flash.argv) if "{port}" in a or "{baudrate}" in a]
+            return [((*loc, "argv", uses[0]), "'{port}' and '{baudrate}' need the flash 'bus' they come from")
+                    ] if uses else []
+        if flash.bus is None:
+            return []
+        return self._expect_bus(loc + ("bus",), flash.bus, "can" if flash.method == "uds" else "serial")
 
     def _expect_bus(self, loc: Loc, name: str, kind: str) -> list[Problem]:
         bus = self.buses.get(name)

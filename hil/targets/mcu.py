@@ -10,6 +10,7 @@ at once with the console's reason), and the component's own ready condition, if 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -17,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -100,6 +101,16 @@ class _McuTarget(Target):
     def _power_down(self) -> None:
         """Whatever stop does beyond closing the checks."""
 
+    def _flash(self, image_path: Path) -> None:
+        """Flash with the rig's method; the MCU is already powered the way the method needs."""
+        method = self.spec.flash.method
+        if method == "uds":
+            self._flash_uds()
+        elif method == "command":
+            self._flash_command(image_path)
+        else:
+            self._flash_stm32()
+
     def _flash_uds(self) -> None:
         from hil.flash import uds
 
@@ -118,11 +129,27 @@ class _McuTarget(Target):
         finally:
             port.close()
 
-    def _flash_command(self, image_path: Path, target: str) -> None:
+    def _flash_command(self, image_path: Path) -> None:
         from hil.flash import command
 
-        output = command.flash(self.spec.flash, image_path, target, progress=self.progress)
+        fields = {"image": str(image_path), "target": self.name}
+        if self.spec.flash.bus is not None:
+            fields["port"] = self.buses.serial_port(self.spec.flash.bus, side="host")
+            fields["baudrate"] = str(self.rig.buses[self.spec.flash.bus].baudrate)
+        output = command.flash(self.spec.flash, fields, progress=self.progress)
         (self.dir / "flash.log").write_text(output)
+
+    @contextlib.contextmanager
+    def _flash_uart(self) -> Iterator[None]:
+        """While flashing over the console's own UART, the flasher is its only reader."""
+        shared = self.spec.console is not None and self.spec.flash.bus == self.spec.console
+        if shared:
+            self.release_console()
+        try:
+            yield
+        finally:
+            if shared:
+                self.capture_console(self.buses, self.spec.console)
 
 
 class EmulatedMcuTarget(_McuTarget):
@@ -142,33 +169,29 @@ class EmulatedMcuTarget(_McuTarget):
         image_path = self._prepare(self.name, components)
         if self.spec.console is not None:
             self.capture_console(self.buses, self.spec.console)
-        method = self.spec.flash.method if self.spec.flash else None
-        if method is None:  # no flashing protocol: programmed directly, as a debug probe would
-            flash = FlashMemory(self.flash_path, an3155.DEVICES[an3155.DEFAULT_PID])
-            flash.mass_erase()
-            flash.program(flash.device.flash_start, self.image.to_bytes())
-        elif method == "command":
-            self._flash_command(image_path, self.name)
+        flash = self.spec.flash
+        if flash is None:  # no flashing protocol: programmed directly, as a debug probe would
+            memory = FlashMemory(self.flash_path, an3155.DEVICES[an3155.DEFAULT_PID])
+            memory.mass_erase()
+            memory.program(memory.device.flash_start, self.image.to_bytes())
+        elif flash.method == "command" and flash.bus is None:  # runs with the MCU off
+            self._flash_command(image_path)
         else:
-            self._flash_live(method)
+            self._flash_live(image_path)
 
-    def _flash_live(self, method: str) -> None:
-        """Boot the MCU in the mode the method needs, flash through its bootloader, power it off."""
-        shared = method == "stm32-uart" and self.spec.flash.bus == self.spec.console
-        if shared:
-            self.release_console()  # the bootloader owns the UART while flashing
+    def _flash_live(self, image_path: Path) -> None:
+        """Boot the MCU in the mode the method needs, flash through its bootloader, power it off.
+
+        Every method but UDS talks to the AN3155 bootloader on a UART, so the MCU comes up with
+        BOOT0 high (what ``enter: rts-dtr`` or a jumper does on a real board)."""
         since = self.states_seen
-        self._spawn(boot0=method == "stm32-uart")
-        try:
-            self._wait_powered(since)
-            if method == "uds":
-                self._flash_uds()
-            else:
-                self._flash_stm32()
-        finally:
-            self._terminate(GRACE_S)
-            if shared:
-                self.capture_console(self.buses, self.spec.console)
+        with self._flash_uart():
+            self._spawn(boot0=self.spec.flash.method != "uds")
+            try:
+                self._wait_powered(since)
+                self._flash(image_path)
+            finally:
+                self._terminate(GRACE_S)
 
     def _wait_powered(self, since: int) -> None:
         """Until the MCU process reports its first state (its bootloaders listen from then on)."""
@@ -229,7 +252,7 @@ class EmulatedMcuTarget(_McuTarget):
             uds = {"bus": spec.flash.bus, "rx_id": spec.flash.tx_id, "tx_id": spec.flash.rx_id,
                    "key": spec.flash.key, "level": spec.flash.security_level}
         bootloader_port = None
-        if spec.flash is not None and spec.flash.method == "stm32-uart":
+        if spec.flash is not None and spec.flash.method != "uds" and spec.flash.bus is not None:
             bootloader_port = self.buses.serial_port(spec.flash.bus, side="device")
         console = self.buses.serial_port(spec.console, side="device") if spec.console else None
         return McuConfig(name=self.name, flash_path=str(self.flash_path), work_dir=str(self.dir), boot0=boot0,
@@ -329,30 +352,20 @@ class RealMcuTarget(_McuTarget):
             raise DeployError(f"target {self.name!r}: a real MCU needs a 'flash' method in the rig")
         if self.spec.console is not None:
             self.capture_console(self.buses, self.spec.console)
-        method = self.spec.flash.method
-        if method == "command":
-            self._flash_command(image_path, self.name)
-        elif method == "uds":
-            self._flash_uds()
-        else:
-            self._flash_real_uart()
+        with self._flash_uart():
+            self._flash(image_path)
 
-    def _flash_real_uart(self) -> None:
+    def _flash_stm32(self) -> None:
+        """Into the bootloader as the rig says (RTS/DTR or by hand), then the AN3155 client."""
         flash = self.spec.flash
-        if flash.bus == self.spec.console:
-            self.release_console()
-        try:
-            if flash.enter == "rts-dtr":
-                self._boot_pins(bootloader=True)
-            elif flash.enter == "emulated":
-                raise FlashError(f"stm32-uart on target {self.name!r}: enter 'emulated' needs an emulated MCU; "
-                                 "use 'rts-dtr' or 'manual' for a real one")
-            self._flash_stm32()
-            if flash.enter == "rts-dtr":
-                self._boot_pins(bootloader=False)
-        finally:
-            if flash.bus == self.spec.console:
-                self.capture_console(self.buses, self.spec.console)
+        if flash.enter == "rts-dtr":
+            self._boot_pins(bootloader=True)
+        elif flash.enter == "emulated":
+            raise FlashError(f"stm32-uart on target {self.name!r}: enter 'emulated' needs an emulated MCU; "
+                             "use 'rts-dtr' or 'manual' for a real one")
+        super()._flash_stm32()
+        if flash.enter == "rts-dtr":
+            self._boot_pins(bootloader=False)
 
     def _boot_pins(self, bootloader: bool) -> None:
         """The usual adapter wiring: RTS drives BOOT0, DTR drives NRST (both active low on the wire)."""

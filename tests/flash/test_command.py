@@ -19,23 +19,29 @@ def test_image_is_substituted_and_no_shell_is_involved(tmp_path):
     image = tmp_path / "fw; rm -rf x.bin"  # would be two commands in a shell
     image.write_bytes(b"\x01\x02")
     out = command.flash(spec(sys.executable, "-c", "import sys; print(open(sys.argv[1],'rb').read().hex(), sys.argv[2])",
-                             "{image}", "{target}"), image, "brake")
+                             "{image}", "{target}"), {"image": str(image), "target": "brake"})
     assert out == "0102 brake\n"
 
 
-def test_exit_code_and_output_are_in_the_error(tmp_path):
+def test_fields_are_put_in_once_and_unknown_braces_are_kept():
+    argv = ["-w", "{image}", "--dev={port}@{baudrate}", "{other}"]
+    fields = {"image": "/x/{port}.bin", "port": "/dev/ttyUSB0", "baudrate": "115200"}
+    assert command.expand(argv, fields) == ["-w", "/x/{port}.bin", "--dev=/dev/ttyUSB0@115200", "{other}"]
+
+
+def test_exit_code_and_output_are_in_the_error():
     with pytest.raises(FlashError, match=r"exited with code 3; output:\nError: target not halted"):
         command.flash(spec(sys.executable, "-c", "print('Error: target not halted'); raise SystemExit(3)"),
-                      tmp_path / "x", "t")
+                      {})
 
 
 def test_missing_tool_is_named(tmp_path):
     with pytest.raises(FlashError, match=r"command 'no-such-flasher-tool': cannot run: No such file"):
-        command.flash(spec("no-such-flasher-tool", "{image}"), tmp_path / "x", "t")
+        command.flash(spec("no-such-flasher-tool", "{image}"), {"image": str(tmp_path / "x")})
 
 
-def test_timeout_kills_the_tool_and_its_children(tmp_path):
+def test_timeout_kills_the_tool_and_its_children():
     code = "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); " \
            "print('programming...', flush=True); time.sleep(60)"
     with pytest.raises(FlashError, match=r"still running after 500ms, killed; output:\nprogramming\.\.\."):
-        command.flash(spec(sys.executable, "-c", code, timeout="500ms"), tmp_path / "x", "t")
+        command.flash(spec(sys.executable, "-c", code, timeout="500ms"), {})

@@ -3,9 +3,11 @@ reset and power, and the echo / brake_ecu stubs on the emulated CAN bus."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -14,7 +16,7 @@ import cantools
 import pytest
 
 from hil.buses import RigBuses
-from hil.errors import DeployError
+from hil.errors import DeployError, FlashError
 from hil.firmware.build import build
 from hil.spec.rig import Rig
 from hil.spec.stack import Stack
@@ -34,6 +36,7 @@ RIG = {
         "brake-console": {"kind": "serial", "emulated": True},
         "echo-uart": {"kind": "serial", "emulated": True},
         "plain-console": {"kind": "serial", "emulated": True},
+        "tool-uart": {"kind": "serial", "emulated": True},
     },
     "targets": {
         "brake": {"kind": "mcu", "emulated": True, "buses": ["chassis"], "console": "brake-console",
@@ -41,6 +44,9 @@ RIG = {
         "echo": {"kind": "mcu", "emulated": True, "buses": ["chassis"], "console": "echo-uart",
                  "flash": {"method": "stm32-uart", "bus": "echo-uart"}},
         "plain": {"kind": "mcu", "emulated": True, "buses": ["chassis"], "console": "plain-console"},
+        "tool": {"kind": "mcu", "emulated": True, "buses": ["chassis"], "console": "tool-uart",
+                 "flash": {"method": "command", "bus": "tool-uart", "timeout": "120s",
+                           "argv": ["stm32flash", "-m", "8n1", "-b", "{baudrate}", "-w", "{image}", "-v", "{port}"]}},
     },
 }
 
@@ -121,6 +127,11 @@ def gather(bus: can.BusABC, until, what: str, timeout_s: float = 30.0) -> list[c
     return frames
 
 
+def echo_set_up(sim: Sim, console: str) -> None:
+    """Until the echo stub's last console line (its set-up message) has arrived."""
+    wait_for(lambda: any("echo: answering" in x for x in sim.console(console)[-1:]), "echo set up")
+
+
 def ids(frames: list[can.Message], ident: int) -> list[can.Message]:
     return [m for m in frames if m.arbitration_id == ident]
 
@@ -169,44 +180,42 @@ def test_stm32_uart_flash_then_echo_and_reset_mid_run(sim, chassis):
     t = sim.up("echo", STUBS / "echo")
     boots = lambda: [x for x in sim.console("echo-uart") if x.startswith("boot: image echo 1.0.0")]
     wait_for(lambda: len(boots()) == 1, "the boot at start")  # the flash tool held the UART before
+    echo_set_up(sim, "echo-uart")  # a reset cuts a line on its way out: the fragment starts the next line
     chassis.send(can.Message(arbitration_id=0x700, data=b"\x09", is_extended_id=False))  # out of range
     chassis.send(can.Message(arbitration_id=0x510, data=b"\x01\x02\x03", is_extended_id=False))
     answers = ids(gather(chassis, lambda f: ids(f, 0x580), "the echo"), 0x580)  # frames are handled in order
     assert [bytes(m.data) for m in answers] == [b"\x01\x02\x03"]
     t.reset()  # mid-run: the MCU boots again from the flash it kept
     wait_for(lambda: len(boots()) == 2, "the boot after reset")
-    wait_for(lambda: "echo: answering" in sim.console("echo-uart")[-1], "echo set up after reset")
+    echo_set_up(sim, "echo-uart")
     chassis.send(can.Message(arbitration_id=0x57F, data=b"again", is_extended_id=False))
     answers = ids(gather(chassis, lambda f: ids(f, 0x580), "the echo after reset"), 0x580)
     assert [bytes(m.data) for m in answers] == [b"again"]
 
 
 @pytest.mark.skipif(shutil.which("stm32flash") is None, reason="stm32flash (Debian package) not installed")
-def test_stm32flash_flashes_the_emulated_mcu(sim, tmp_path):
-    t = sim.up("echo", STUBS / "echo")
-    image = build(STUBS / "echo").to_bytes()
-    (tmp_path / "echo.bin").write_bytes(image)
-    t.power_off()
-    t.flash_path.write_bytes(b"\x00" * t.flash_path.stat().st_size)  # garbage: stm32flash must erase
-    port = sim.buses.serial_port("echo-uart", side="host")
-    argv = ["stm32flash", "-m", "8n1", "-b", "115200", "-w", str(tmp_path / "echo.bin"), "-v", port]
-    for _ in range(3):  # stm32flash gives up after 0.5 s without a byte; a loaded CI host can stall that long
-        since = t.states_seen
-        t.reset(boot0=True)
-        assert t.wait_state("stm32-bootloader", since, 30)["state"] == "stm32-bootloader"
-        run = subprocess.run(argv, capture_output=True, text=True, timeout=300)
-        if run.returncode == 0:
+def test_stm32flash_as_the_flash_command_on_the_console_uart(sim):
+    for attempt in range(3):  # stm32flash gives up after 0.5 s without a byte; a loaded CI host can stall that long
+        t, components = sim.target("tool", STUBS / "echo")
+        try:
+            t.deploy(components)
             break
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert "Device ID    : 0x0414 (STM32F10xxx High-density)" in run.stdout
-    since = t.states_seen
-    t.reset()
-    event = t.wait_state("app", since, 30)
-    assert (event["state"], event["name"], event["version"]) == ("app", "echo", "1.0.0")
+        except FlashError as exc:
+            t.stop()
+            if attempt == 2 or "exited with code 1" not in str(exc):
+                raise
+    log = (t.dir / "flash.log").read_text()
+    assert "Device ID    : 0x0414 (STM32F10xxx High-density)" in log
+    assert re.search(r"Wrote and verified address 0x0800[0-9a-f]{4} \(100\.00%\) Done\.", log)
+    t.start()
+    t.wait_ready()  # the image stm32flash wrote boots
+    wait_for(lambda: any(x.startswith("boot: image echo 1.0.0") for x in sim.console("tool-uart")),
+             "the boot line on the console captured again after flashing")
 
 
 def test_power_off_and_on(sim):
     t = sim.up("plain", STUBS / "echo")
+    echo_set_up(sim, "plain-console")  # nothing left on its way out
     pid = t.proc.pid
     t.power_off()
     assert t.proc is None
@@ -287,11 +296,21 @@ def test_brake_ecu_reports_a_counter_jump(sim, chassis):
 # -- the real-MCU driver (a board behind a flasher command and a serial console) ---------------------
 
 
+# a flasher that talks on the port: 5 requests, each answered in full (the board echoes); it reads
+# each answer only 0.1 s later, so any other reader of the port would have taken it by then
+LOOPBACK = ("import serial, sys, time; p = serial.Serial(sys.argv[1], int(sys.argv[2]), timeout=10); "
+            "got = sum(p.write(bytes([i]) * 16) and not time.sleep(0.1) and p.read(16) == bytes([i]) * 16 "
+            "for i in range(5)); print('echoed', got, 'of', 5); sys.exit(got != 5)")
+
 REAL_RIG = {
     "name": "bench",
-    "buses": {"board-console": {"kind": "serial", "emulated": True}},  # stands in for the board's USB UART
+    "buses": {"board-console": {"kind": "serial", "emulated": True},  # stands in for the board's USB UART
+              "boot-uart": {"kind": "serial", "emulated": True, "baudrate": 921600}},
     "targets": {"board": {"kind": "mcu", "console": "board-console", "flash": {
-        "method": "command", "argv": [sys.executable, "-c", COPY, "{image}", "{target}"], "timeout": "30s"}}},
+                    "method": "command", "argv": [sys.executable, "-c", COPY, "{image}", "{target}"], "timeout": "30s"}},
+                "uart-board": {"kind": "mcu", "console": "boot-uart", "flash": {
+                    "method": "command", "bus": "boot-uart", "timeout": "30s",
+                    "argv": [sys.executable, "-c", LOOPBACK, "{port}", "{baudrate}"]}}},
 }
 
 
@@ -317,3 +336,27 @@ def test_real_mcu_flashes_with_the_command_and_waits_for_its_console(real_rig):
         t.wait_ready()
     assert [line.text for line in lines] == ["boot", "app: up"]
     assert {line.source for line in lines} == {"board-console"}
+
+
+def test_a_flash_command_on_the_console_uart_is_its_only_reader(real_rig):
+    rig, buses, run_dir = real_rig
+    t = create_target("uart-board", rig.targets["uart-board"], rig, buses, run_dir, lambda line: None)
+    stack = Stack.model_validate({"name": "t", "version": "1", "components": {"fw": {
+        "kind": "firmware", "target": "uart-board", "image": str(STUBS / "echo"), "version": "1.0.0"}}})
+    stop = threading.Event()
+
+    def board() -> None:  # the board's bootloader echoes what the flasher sends
+        with buses.open_serial("boot-uart", side="device", timeout=0.05) as port:
+            while not stop.is_set():
+                port.write(port.read(max(1, port.in_waiting)))
+
+    echo = threading.Thread(target=board)
+    echo.start()
+    try:
+        with t:
+            t.deploy(dict(stack.components))  # the console reader would take some of the echo
+            assert t.serial_console is not None  # captured again once the flasher is done
+    finally:
+        stop.set()
+        echo.join()
+    assert (run_dir / "targets" / "uart-board" / "flash.log").read_text() == "echoed 5 of 5\n"
