@@ -10,7 +10,9 @@ counted instead of being glued onto the first new line.
 from __future__ import annotations
 
 import re
+import select
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -18,6 +20,7 @@ from hil.clock import now_ns
 
 TAIL_LINES = 20
 KEEP_LINES = 10_000
+URL_POLL_S = 0.002  # ports without a file descriptor are polled this often
 
 
 @dataclass(frozen=True)
@@ -99,8 +102,11 @@ class SerialConsole:
     Open it before any reset, flash or power step. :meth:`step` marks the start of such a step: bytes
     received before it that did not yet form a whole line (and anything still buffered in the port)
     are dropped and counted in :attr:`stale_bytes`. Each line is stamped when its newline arrives.
+    The reader waits for bytes without taking them, then takes what is waiting under the same lock
+    a step holds, so a step never lands between taking bytes and keeping them.
     The port object is anything with pyserial's ``read``, ``in_waiting``, ``reset_input_buffer``
-    and ``close`` (``serial.Serial`` from :meth:`RigBuses.open_serial`).
+    and ``close`` (``serial.Serial`` from :meth:`RigBuses.open_serial`); with a ``fileno`` the
+    reader sleeps in ``select``, without one (pyserial URL ports) it polls.
     """
 
     def __init__(self, port, source: str, on_line: Callable[[ConsoleLine], None], poll_s: float = 0.05):
@@ -109,21 +115,26 @@ class SerialConsole:
         self.lines = 0
         self._port = port
         self._on_line = on_line
+        self._poll_s = poll_s
         self._partial = bytearray()
         self._lock = threading.Lock()
         self._closed = threading.Event()
-        self._port.timeout = poll_s
-        self._drop_buffered()  # whatever sat in the port from before we opened it is stale
+        try:
+            self._fd: int | None = port.fileno()
+        except (AttributeError, OSError, ValueError):
+            self._fd = None
+        self.step()  # whatever sat in the port from before we opened it is stale
         self._thread = threading.Thread(target=self._run, name=f"console-{source}", daemon=True)
         self._thread.start()
 
     def step(self) -> int:
         """Call right before a reset / flash / power step; returns how many stale bytes it dropped."""
         with self._lock:
-            dropped = len(self._partial)
+            dropped = len(self._partial) + self._port.in_waiting
             self._partial.clear()
+            self._port.reset_input_buffer()
             self.stale_bytes += dropped
-        return dropped + self._drop_buffered()
+        return dropped
 
     def close(self) -> None:
         """Stop reading; a last unterminated line is still handed out. Closes the port."""
@@ -143,28 +154,30 @@ class SerialConsole:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _drop_buffered(self) -> int:
-        with self._lock:
-            waiting = self._port.in_waiting
-            self._port.reset_input_buffer()
-            self.stale_bytes += waiting
-            return waiting
-
     def _run(self) -> None:
         while not self._closed.is_set():
             try:
-                chunk = self._port.read(max(1, self._port.in_waiting))
+                self._wait_readable()
+                with self._lock:
+                    waiting = self._port.in_waiting
+                    chunk = self._port.read(waiting) if waiting else b""
+                    if chunk:
+                        self._keep(chunk, now_ns())
             except (OSError, ValueError, TypeError):  # port closed under us, or device gone
                 return
-            if not chunk:
-                continue
-            t_ns = now_ns()
-            with self._lock:
-                self._partial += chunk
-                *whole, rest = self._partial.split(b"\n")
-                self._partial = bytearray(rest)
-                for raw in whole:
-                    self._emit(raw, t_ns)
+
+    def _wait_readable(self) -> None:
+        if self._fd is None:
+            time.sleep(URL_POLL_S)
+        else:
+            select.select([self._fd], [], [], self._poll_s)
+
+    def _keep(self, chunk: bytes, t_ns: int) -> None:
+        self._partial += chunk
+        *whole, rest = self._partial.split(b"\n")
+        self._partial = bytearray(rest)
+        for raw in whole:
+            self._emit(raw, t_ns)
 
     def _emit(self, raw: bytes, t_ns: int) -> None:
         self.lines += 1

@@ -88,6 +88,38 @@ def test_step_drops_a_partial_line(pty):
         assert console.stale_bytes == 9
 
 
+def test_steps_while_a_device_prints_never_end_the_capture_or_glue_lines(pty):
+    device, path = pty
+    got = Collect()
+    stop = threading.Event()
+
+    def print_lines() -> None:  # whole lines, one write each, as fast as the pty takes them
+        n = 0
+        while not stop.is_set():
+            os.write(device, b"line-%d\n" % n)
+            n += 1
+
+    with SerialConsole(_port(path), "c", got) as console:
+        printer = threading.Thread(target=print_lines)
+        printer.start()
+        try:
+            for _ in range(300):  # resets while the device prints
+                console.step()
+                time.sleep(0.001)
+        finally:
+            stop.set()
+            printer.join()
+        console.step()
+        os.write(device, b"final\n")
+        texts = got.wait(1)
+        while texts[-1] != "final":
+            texts = got.wait(len(texts) + 1)
+    assert console.stale_bytes > 0
+    # a step cuts a line the device is printing, so a line may start mid-way; it never carries bytes
+    # from before the step in front of it ("li" + "line-42" would read "liline-42")
+    assert [t for t in texts if not re.fullmatch(r"(?:line-|ine-|ne-|e-|-)?\d*|final", t)] == []
+
+
 def test_close_hands_out_an_unterminated_last_line(pty):
     device, path = pty
     got = Collect()
