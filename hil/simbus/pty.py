@@ -5,11 +5,21 @@ pyserial opens: the host (controller) end and the device (emulated target) end. 
 pty pairs; the broker copies bytes between the two masters. With pacing, a byte is handed on no
 earlier than one character time (10 bits at 8N1) after the previous one, so bytes never flow faster
 than the configured baud rate, in either direction.
+
+Bytes the link holds back for pacing are still in the sender's UART, not yet on the line. The masters
+run in packet mode, so the broker sees the ttys' flushes: discarding a tty's receive queue
+(``tcflush(TCIFLUSH)``: pyserial's ``reset_input_buffer``, also done when pyserial opens a port)
+discards the bytes still on their way to it, and discarding its transmit queue (``TCOFLUSH``)
+discards the bytes it wrote that were not yet sent. So a console that drops stale bytes before a
+reset does not get the rest of the old line after it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
+import struct
+import termios
 import tty
 
 PENDING_LIMIT = 1 << 16  # bytes held per direction before the writer is held back
@@ -41,6 +51,7 @@ class PtyLink:
         master, slave = os.openpty()
         self._fds += [master, slave]  # the slave stays open here, so the master never sees EIO
         tty.setraw(slave)
+        fcntl.ioctl(master, termios.TIOCPKT, struct.pack("i", 1))
         os.set_blocking(master, False)
         return master, os.ttyname(slave)
 
@@ -48,15 +59,25 @@ class PtyLink:
         return [d.src for d in self.directions if len(d.pending) < PENDING_LIMIT]
 
     def read(self, fd: int, now: int) -> None:
-        for d in self.directions:
-            if d.src == fd:
-                try:
-                    data = os.read(fd, 65536)
-                except OSError:
-                    return
-                if not d.pending and d.line_free < now:
-                    d.line_free = now  # the line was idle: the first byte starts now
-                d.pending += data
+        """One packet from master ``fd``: bytes its tty wrote, or the news that the tty flushed."""
+        if fd not in (d.src for d in self.directions):
+            return
+        try:
+            packet = os.read(fd, 65536)
+        except OSError:
+            return
+        if not packet:
+            return
+        if packet[0] != termios.TIOCPKT_DATA:
+            for d in self.directions:
+                if (d.dst == fd and packet[0] & termios.TIOCPKT_FLUSHREAD
+                        or d.src == fd and packet[0] & termios.TIOCPKT_FLUSHWRITE):
+                    d.pending.clear()
+            return
+        d = next(d for d in self.directions if d.src == fd)
+        if not d.pending and d.line_free < now:
+            d.line_free = now  # the line was idle: the first byte starts now
+        d.pending += packet[1:]
 
     def pump(self, now: int) -> int | None:
         """Write every byte whose time has come; return when the next one is due (None: idle)."""

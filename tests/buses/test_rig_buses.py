@@ -70,6 +70,27 @@ def test_pacing_never_outruns_the_baud_rate(tmp_path):
             device.close()
 
 
+def test_a_flush_also_discards_the_bytes_the_paced_link_still_holds(tmp_path):
+    rig = _rig(slow={"kind": "serial", "emulated": True, "baudrate": 9600})
+    with RigBuses(rig, tmp_path) as buses:
+        host, device = buses.open_serial("slow", timeout=30), buses.open_serial("slow", side="device", timeout=30)
+        device.write(b"old" * 100)  # 300 bytes: 0.31 s on the line at 9600 baud
+        assert host.read(3) == b"old"
+        host.reset_input_buffer()  # what a console does before a reset: nothing of the old output after it
+        time.sleep(0.05)  # the broker sees the flush before the next bytes (not a timing assertion)
+        device.write(b"fresh\n")
+        assert host.readline() == b"fresh\n"
+        device.write(b"old" * 100)
+        assert host.read(3) == b"old"
+        device.reset_output_buffer()  # the sender drops what it has not sent yet
+        time.sleep(0.05)
+        device.write(b"fresh\n")
+        line = host.readline()
+        assert line.endswith(b"fresh\n") and len(line) < 100, line
+        host.close()
+        device.close()
+
+
 def test_child_process_joins_an_emulated_can_bus_from_env(tmp_path):
     rig = _rig(chassis={"kind": "can", "emulated": True, "fd": True, "data_bitrate": 2_000_000})
     with RigBuses(rig, tmp_path) as buses:
