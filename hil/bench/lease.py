@@ -16,6 +16,7 @@ child that outlives the holder never keeps the rig locked.
 
 from __future__ import annotations
 
+import faulthandler
 import getpass
 import json
 import logging
@@ -164,9 +165,9 @@ class Lease:
             log.warning("rig %r: reclaimed the lease of %s (holder %s)", self.rig, left.describe(), state)
         self.record = LeaseRecord.for_this_process(self.rig, self._command, self._ci_job)
         _write_atomic(self.record_path, json.dumps(asdict(self.record), indent=2) + "\n")
-        self._restore_sigterm = sigterm_raises(on_overdue=self._drop_record)
+        self._restore_sigterm = sigterm_raises(on_overdue=self.drop_record)
 
-    def _drop_record(self) -> None:
+    def drop_record(self) -> None:
         """Remove this holder's lease record (the lock itself goes with the process)."""
         if self.record is not None and read_record(self.record_path) == self.record:
             self.record_path.unlink(missing_ok=True)
@@ -175,7 +176,7 @@ class Lease:
         if not self._lock.is_locked:
             return
         try:
-            self._drop_record()
+            self.drop_record()
         finally:
             self._lock.release()
             self.record = None
@@ -298,8 +299,9 @@ def sigterm_raises(on_overdue: Callable[[], None] | None = None):
 def _exit_when_overdue(code: int, on_overdue: Callable[[], None] | None) -> None:
     time.sleep(float(os.environ.get("HIL_TEARDOWN_GRACE_S", "60")))
     sys.stderr.write(f"error: teardown did not finish within {os.environ.get('HIL_TEARDOWN_GRACE_S', '60')} s "
-                     f"of SIGTERM; exiting (targets end with their leashes)\n")
+                     f"of SIGTERM; exiting (targets end with their leashes). Where each thread was:\n")
     sys.stderr.flush()
+    faulthandler.dump_traceback(sys.stderr, all_threads=True)
     if on_overdue is not None:
         on_overdue()
     os._exit(code)

@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from hil import cancel
 from hil.bench.consoles import Consoles
 from hil.bench.plan import BenchPlan, plan_bench
 from hil.bench.results import ERROR, BenchResult, run_key
@@ -182,6 +183,7 @@ class BenchRun:
     def _hold(self, deployment: Any, until_ns: int) -> None:
         """Wait until ``until_ns``, raising at once if a component on a target died meanwhile."""
         while True:
+            cancel.check()
             deployment.check_alive()  # raises DeployError naming the component that died
             self._check_deadline()
             left = until_ns - now_ns()
@@ -226,6 +228,7 @@ class BenchRun:
         return [n for n, b in self.plan.rig.buses.items() if b.kind == "can" and b.emulated]
 
     def _enter(self, phase: str, message: str = "") -> None:
+        cancel.check()
         if phase in ("start", "ready", "record", "inject", "settle"):
             self._check_deadline()
         self.phase = phase

@@ -43,16 +43,20 @@ def run_on_rigs(app: App, suite: str, rigs: list[str], options: Any, lab: dict[s
     if lab["wait"] is not None and lab["scheduler"]:
         app.warn("--wait has no effect with --scheduler: the workers lease the rigs (see their --lease-wait)")
     command = f"hil run {suite} " + " ".join(f"--rig {r}" for r in rigs)
-    results = run_lab(suite, rigs, options, LabOptions(
+    run = run_lab(suite, rigs, options, LabOptions(
         scheduler=lab["scheduler"], wait=_seconds(lab["wait"]), retries=lab["retries"], force=lab["force"],
         fetch_artifacts=lab["fetch_artifacts"], command=command), warn=app.warn)
-    for result in results:
+    for result in run.results:
         app.print(summary(result), level=-1)
-    if len(results) > 1:
+    if len(run.results) > 1:
         from hil.cluster.report import side_by_side
 
-        app.print(side_by_side(results), level=-1)
-    return max((r.exit_code for r in results), key=lambda code: (code == 3, code))
+        app.print(side_by_side(run.results), level=-1)
+    for rig, exc in run.errors.items():
+        for problem in getattr(exc, "problems", None) or [str(exc)]:
+            app.error(f"rig {rig}: {problem}")
+    codes = [r.exit_code for r in run.results] + [exc.exit_code for exc in run.errors.values()]
+    return max(codes, key=lambda code: (code == 3, code))
 
 
 def _seconds(value: str | None) -> float | None:

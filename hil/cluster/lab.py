@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -21,7 +22,10 @@ from typing import Any
 from hil.bench import SuiteOptions, SuiteResult, run_suite
 from hil.cluster.health import FRESH, health_gate
 from hil.cluster.retry import with_retries
-from hil.errors import UsageError
+from hil.errors import HilError, UsageError
+
+
+CANCEL_GRACE_S = 10.0  # after Ctrl-C or SIGTERM, how long a rig's run has to reach a cancel check
 
 
 @dataclass
@@ -36,9 +40,19 @@ class LabOptions:
     security: Any = None  # distributed.Security for tls:// schedulers (None: from dask config)
 
 
+@dataclass
+class LabRun:
+    """The suite's result on each rig that ran it (in the order of the rigs), and the error that
+    kept each other rig from running it (busy, unhealthy, unreachable...)."""
+
+    results: list[SuiteResult]
+    errors: dict[str, HilError]
+
+
 def run_lab(suite: str | Path, rigs: list[str], options: SuiteOptions, lab: LabOptions,
-            warn: Callable[[str], None] | None = None) -> list[SuiteResult]:
-    """Run ``suite`` on every rig in ``rigs``; results in the order of ``rigs``."""
+            warn: Callable[[str], None] | None = None) -> LabRun:
+    """Run ``suite`` on every rig in ``rigs``. With one rig its error is raised; with several, a
+    rig's error does not cost the other rigs their results."""
     if len(set(rigs)) != len(rigs):
         raise UsageError(f"a rig is given twice: {', '.join(rigs)}")
     started = datetime.now(timezone.utc)
@@ -50,30 +64,33 @@ def run_lab(suite: str | Path, rigs: list[str], options: SuiteOptions, lab: LabO
         jobs = [_RigJob(r, suite, replace(options, out=out if len(rigs) == 1 else out / _label(r)), lab,
                         client, warn) for r in rigs]
         if len(jobs) == 1:
-            return [jobs[0].run()]
+            return LabRun([jobs[0].run()], {})
         _run_side_by_side(jobs)
         for job in jobs:
-            if job.exception is not None:
-                raise job.exception
-        results = [job.result for job in jobs]
+            if job.exception is not None and not isinstance(job.exception, HilError):
+                raise job.exception  # a bug or an interrupt ends the command as before
+        run = LabRun([job.result for job in jobs if job.result is not None],
+                     {job.label: job.exception for job in jobs if job.exception is not None})
         from hil.cluster.report import write_side_by_side
 
-        write_side_by_side(results, out)
-        return results
+        write_side_by_side(_suite_name(suite), run.results, out, run.errors)
+        return run
     finally:
         if client is not None:
             client.close()
 
 
 def _run_side_by_side(jobs: list[_RigJob]) -> None:
-    """Run the rigs' jobs in threads. Signals reach only the main thread, so Ctrl-C and SIGTERM are
-    passed on to every rig's thread as KeyboardInterrupt, and their teardowns run before we leave.
+    """Run the rigs' jobs in threads. Signals reach only the main thread, so Ctrl-C and SIGTERM
+    cancel every rig's run (:mod:`hil.cancel`), and their teardowns run before we leave. A
+    rig that does not reach a cancel check within ``CANCEL_GRACE_S`` gets KeyboardInterrupt forced
+    into its thread.
 
     The main thread waits on each job's ``done`` event, not on ``Thread.join``: a join interrupted
     by a signal marks a live thread as finished (CPython bpo-45274), and then nobody waits for it."""
     from hil.bench.lease import sigterm_raises
 
-    restore = sigterm_raises()
+    restore = sigterm_raises(on_overdue=lambda: [job.drop_lease_record() for job in jobs])
     try:
         for job in jobs:
             job.thread.start()
@@ -81,12 +98,15 @@ def _run_side_by_side(jobs: list[_RigJob]) -> None:
             while not job.done.wait(0.2):  # back in Python now and then: a signal that reached
                 pass  # another thread has its handler run only when the main thread runs bytecode
     except BaseException:
-        for job in jobs:
-            if job.thread.ident is not None and not job.done.is_set():
+        started = [job for job in jobs if job.thread.ident is not None]
+        for job in started:
+            job.cancel.set()
+        deadline = time.monotonic() + CANCEL_GRACE_S
+        for job in started:
+            if not job.done.wait(max(0.0, deadline - time.monotonic())):
                 _interrupt(job.thread)
-        for job in jobs:
-            if job.thread.ident is not None:
-                job.done.wait()
+        for job in started:
+            job.done.wait()
         raise
     finally:
         if restore is not None:
@@ -111,8 +131,13 @@ class _RigJob:
         self.exception: BaseException | None = None
         self.thread = threading.Thread(target=self.run_caught, name=f"hil-rig-{self.label}")
         self.done = threading.Event()
+        self.cancel = threading.Event()
+        self.lease: Any = None
 
     def run_caught(self) -> None:
+        from hil import cancel
+
+        cancel.install(self.cancel)
         try:
             self.run()
         except BaseException as exc:  # re-raised by run_lab in the main thread
@@ -150,7 +175,13 @@ class _RigJob:
             return contextlib.nullcontext()  # the worker leases the rig for each bench
         from hil.bench.lease import Lease
 
-        return Lease(rig, wait=self.lab.wait, command=self.lab.command, on_wait=self.warn)
+        self.lease = Lease(rig, wait=self.lab.wait, command=self.lab.command, on_wait=self.warn)
+        return self.lease
+
+    def drop_lease_record(self) -> None:
+        """When teardown overran after SIGTERM: nobody should find this rig leased by us."""
+        if self.lease is not None:
+            self.lease.drop_record()
 
     def _retrying(self, result: Any, attempt: int) -> None:
         if self.warn is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import xml.etree.ElementTree as ET
+from collections.abc import Mapping
 from pathlib import Path
 
 from hil.bench.results import SuiteResult
@@ -44,30 +45,45 @@ def side_by_side(results: list[SuiteResult]):
     return table
 
 
-def write_side_by_side(results: list[SuiteResult], out: Path) -> dict[str, Path]:
-    """``out/junit.xml`` (every rig's benches) and ``out/rigs.html`` (the side-by-side table)."""
+def write_side_by_side(suite: str, results: list[SuiteResult], out: Path,
+                       errors: Mapping[str, Exception] | None = None) -> dict[str, Path]:
+    """``out/junit.xml`` (every rig's benches) and ``out/rigs.html`` (the side-by-side table).
+
+    A rig in ``errors`` did not run the suite (busy, unhealthy, unreachable): it is one testcase
+    ``rig`` in error in the JUnit file, and listed under the table, so CI shows it."""
     from hil.report.junit import junit_xml
 
+    errors = errors or {}
     out.mkdir(parents=True, exist_ok=True)
-    root = ET.Element("testsuites", {"name": results[0].suite})
+    root = ET.Element("testsuites", {"name": suite})
     for key in ("tests", "failures", "errors"):
         root.set(key, "0")
-    for r in results:
-        rig_root = junit_xml(r).getroot()
+    rig_roots = [(r.rig, junit_xml(r).getroot()) for r in results]
+    rig_roots += [(rig, _rig_error(suite, rig, exc)) for rig, exc in errors.items()]
+    for rig, rig_root in rig_roots:
         for key in ("tests", "failures", "errors"):
             root.set(key, str(int(root.get(key)) + int(rig_root.get(key, "0"))))
-        for suite in rig_root:
-            suite.set("name", f"{r.rig}.{suite.get('name')}")  # unique across rigs
-            root.append(suite)
+        for testsuite in rig_root:
+            testsuite.set("name", f"{rig}.{testsuite.get('name')}")  # unique across rigs
+            root.append(testsuite)
     ET.indent(root)
     junit = out / "junit.xml"
     ET.ElementTree(root).write(junit, encoding="utf-8", xml_declaration=True)
     page = out / "rigs.html"
-    page.write_text(_html(results), encoding="utf-8")
+    page.write_text(_html(suite, results, errors), encoding="utf-8")
     return {"junit": junit, "html": page}
 
 
-def _html(results: list[SuiteResult]) -> str:
+def _rig_error(suite: str, rig: str, exc: Exception) -> ET.Element:
+    """A JUnit root holding one errored testcase for a rig that did not run the suite."""
+    root = ET.Element("testsuites", {"tests": "1", "failures": "0", "errors": "1"})
+    testsuite = ET.SubElement(root, "testsuite", {"name": "rig", "tests": "1", "failures": "0", "errors": "1"})
+    case = ET.SubElement(testsuite, "testcase", {"name": "rig", "classname": f"{suite}.{rig}"})
+    ET.SubElement(case, "error", {"type": type(exc).__name__, "message": str(exc)}).text = str(exc)
+    return root
+
+
+def _html(suite: str, results: list[SuiteResult], errors: Mapping[str, Exception]) -> str:
     head = "".join(f"<th><a href='{html.escape(Path(r.run_dir).name)}/report.html'>{html.escape(r.rig)}</a></th>"
                    for r in results)
     body = "".join(
@@ -75,11 +91,14 @@ def _html(results: list[SuiteResult]) -> str:
         + html.escape("" if what == "verdict" else what) + "</td>"
         + "".join(f"<td class='{html.escape(c.split()[0] if c else '')}'>{html.escape(c)}</td>" for c in cells)
         + "</tr>" for bench, what, cells in rows(results))
-    return ("<!doctype html><meta charset='utf-8'><title>" + html.escape(results[0].suite) + " on several rigs</title>"
+    missing = "".join(f"<li><b>{html.escape(rig)}</b>: <span class='error'>{html.escape(str(exc))}</span></li>"
+                      for rig, exc in errors.items())
+    return ("<!doctype html><meta charset='utf-8'><title>" + html.escape(suite) + " on several rigs</title>"
             "<style>body{font-family:sans-serif}td,th{padding:2px 10px;text-align:right}td:first-child{text-align:left}"
             ".pass{color:#1a7f37}.fail,.error{color:#cf222e}</style>"
-            f"<h1>{html.escape(results[0].suite)}: rigs side by side</h1>"
-            f"<table><tr><th>bench</th><th></th>{head}</tr>{body}</table>")
+            f"<h1>{html.escape(suite)}: rigs side by side</h1>"
+            f"<table><tr><th>bench</th><th></th>{head}</tr>{body}</table>"
+            + (f"<h2>Rigs that did not run the suite</h2><ul>{missing}</ul>" if missing else ""))
 
 
 def _verdict(b) -> str:

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from hil import cancel
 from hil.clock import now_ns
 from hil.errors import BusError, HilError, ReplayStoppedError, StimulusError
 from hil.recording.frames import message_flags
@@ -117,6 +118,7 @@ def play(timeline: Timeline, buses: Any, on_progress: Callable[[Progress], None]
         pickle.dump(plan, proc.stdin)
         proc.stdin.close()
         while True:
+            cancel.check()
             try:
                 kind, payload = pickle.load(proc.stdout)
             except EOFError:

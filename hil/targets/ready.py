@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from hil import cancel
 from hil.clock import now_ns
 from hil.errors import DeployError, TargetTimeoutError
 from hil.spec.common import format_duration
@@ -193,6 +194,7 @@ def wait_ready(target: str, checks: Mapping[str, Check], log: ConsoleLog,
                for name, c in checks.items()]
     try:
         while pending:
+            cancel.check()
             alive()
             for p in list(pending):
                 if p.check.poll(POLL_S / len(pending)):

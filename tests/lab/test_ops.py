@@ -209,3 +209,24 @@ def test_lab_option_mistakes_are_usage_errors(tmp_path, env):
     assert (r.returncode, r.stderr) == (2, "error: rig file 'sim-lab-a' not found (a rig name needs --scheduler)\n")
     r = hil(env, "run", str(OPS / "work.yaml"), "--rig", rig, "--wait", "soon")
     assert r.returncode == 2 and "expected a number of seconds, got 'soon'" in r.stderr
+
+
+def test_a_busy_rig_does_not_cost_the_other_rigs_their_results(tmp_path, env):
+    holder = Holder(tmp_path / "locks", "sim-lab-a")
+    pid = holder.held()["pid"]
+    try:
+        r = hil(env, "run", str(OPS / "work.yaml"), "--rig", str(RIGS / "sim-lab-a.yaml"),
+                "--rig", str(RIGS / "sim-lab-b.yaml"), "--out", str(tmp_path / "run"), "--no-history")
+    finally:
+        holder.release()
+    assert r.returncode == 3, r.stdout + r.stderr  # infrastructure: one rig could not run
+    assert re.search(r"pass +idle on sim-lab-b", r.stdout), r.stdout
+    assert f"error: rig sim-lab-a: rig 'sim-lab-a' is leased by pid {pid} (" in r.stderr
+    root = ET.parse(tmp_path / "run" / "junit.xml").getroot()
+    assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("2", "0", "1")
+    assert [s.get("name") for s in root] == ["sim-lab-b.work.idle", "sim-lab-a.rig"]
+    error = root.find("testsuite[@name='sim-lab-a.rig']/testcase/error")
+    assert error.get("type") == "RigBusyError" and f"leased by pid {pid}" in error.get("message")
+    page = (tmp_path / "run" / "rigs.html").read_text()
+    assert "Rigs that did not run the suite" in page and f"is leased by pid {pid}" in page
+    assert json.loads((tmp_path / "run" / "sim-lab-b" / "results.json").read_text())["verdict"] == "pass"
