@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from hil import cancel
 from hil.cluster.tasks import BenchJob, Placement, pack_dir, rig_file, run_bench_job, unpack_into
 from hil.cluster.worker import resource_name
 from hil.errors import ClusterError, HilError, SpecError
@@ -144,6 +145,7 @@ class RemoteBenchRunner:
     def _wait(self, future: Any, bench: str) -> tuple[Any, Placement]:
         try:
             while True:
+                cancel.check()  # Ctrl-C or SIGTERM with several rigs: the task is cancelled below
                 try:
                     return future.result(timeout=RECHECK_S)
                 except TimeoutError:
