@@ -23,6 +23,9 @@ _OPTIONS = [
                  help="Run a bench again, up to N times, when its verdict is error (infrastructure); "
                       "one that then passes is reported flaky."),
     click.option("--force", is_flag=True, help="Run on a rig whose last health check failed."),
+    click.option("--health-fresh", default="1h", show_default=True, metavar="DURATION",
+                 help="Trust a passing health check younger than this instead of checking again "
+                      "(0 checks before every run)."),
 ]
 
 
@@ -45,7 +48,8 @@ def run_on_rigs(app: App, suite: str, rigs: list[str], options: Any, lab: dict[s
     command = f"hil run {suite} " + " ".join(f"--rig {r}" for r in rigs)
     run = run_lab(suite, rigs, options, LabOptions(
         scheduler=lab["scheduler"], wait=_seconds(lab["wait"]), retries=lab["retries"], force=lab["force"],
-        fetch_artifacts=lab["fetch_artifacts"], command=command), warn=app.warn)
+        fetch_artifacts=lab["fetch_artifacts"], command=command,
+        health_fresh_s=_duration_s(lab["health_fresh"], "--health-fresh")), warn=app.warn)
     for result in run.results:
         app.print(summary(result), level=-1)
     if len(run.results) > 1:
@@ -57,6 +61,15 @@ def run_on_rigs(app: App, suite: str, rigs: list[str], options: Any, lab: dict[s
             app.error(f"rig {rig}: {problem}")
     codes = [r.exit_code for r in run.results] + [exc.exit_code for exc in run.errors.values()]
     return max(codes, key=lambda code: (code == 3, code))
+
+
+def _duration_s(value: str, option: str) -> float:
+    from hil.spec.common import parse_duration_ns
+
+    try:
+        return parse_duration_ns(value) / 1e9
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from None
 
 
 def _seconds(value: str | None) -> float | None:

@@ -33,11 +33,11 @@ _UNITS_NS = {
     "min": 60_000_000_000,
     "h": 3_600_000_000_000,
 }
-_DURATION_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(ns|us|µs|ms|s|min|h)\s*$")
+_DURATION_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(ns|us|µs|ms|s|min|h)?\s*$")
 
 
 def parse_duration_ns(value: Any) -> int:
-    """``"250ms"`` / ``"1.5 s"`` / ``30`` (seconds) → integer nanoseconds, never negative."""
+    """``"250ms"`` / ``"1.5 s"`` / ``30`` or ``"30"`` (seconds) → integer nanoseconds, never negative."""
     if isinstance(value, bool):
         raise ValueError(f"expected a duration such as '250ms' or '2s', got {value!r}")
     if isinstance(value, (int, float)):
@@ -47,7 +47,7 @@ def parse_duration_ns(value: Any) -> int:
     if isinstance(value, str):
         m = _DURATION_RE.match(value)
         if m:
-            return int(round(float(m.group(1)) * _UNITS_NS[m.group(2)]))
+            return int(round(float(m.group(1)) * _UNITS_NS[m.group(2) or "s"]))
     raise ValueError(
         f"expected a duration such as '250ms', '2s' or a number of seconds, got {value!r}"
     )

@@ -101,6 +101,12 @@ def test_health_gate(tmp_path, env):
     r = hil(env, *work, "--out", str(tmp_path / "r4"))
     assert r.returncode == 0, r.stdout + r.stderr
     assert not (tmp_path / "r4" / "health").exists()
+    # ... unless the user trusts no earlier check
+    r = hil(env, *work, "--health-fresh", "0", "--out", str(tmp_path / "r5"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (tmp_path / "r5" / "health").is_dir()
+    r = hil(env, *work, "--health-fresh", "soon", "--out", str(tmp_path / "r6"))
+    assert r.returncode == 2 and "--health-fresh" in r.stderr and "'soon'" in r.stderr, r.stderr
 
 
 def test_second_run_on_a_leased_rig_fails_fast_or_waits(tmp_path, env):

@@ -16,6 +16,7 @@ FILES = Path(__file__).parent / "files"
 @pytest.mark.parametrize("text,ns", [
     ("250ms", 250_000_000), ("1.5 s", 1_500_000_000), ("200us", 200_000), ("200µs", 200_000),
     ("10ns", 10), ("2min", 120_000_000_000), (30, 30_000_000_000), (0.001, 1_000_000), ("1h", 3_600 * 10**9),
+    ("30", 30_000_000_000), ("0", 0),  # on the command line a plain number is seconds too
 ])
 def test_durations(text, ns):
     assert parse_duration_ns(text) == ns
