@@ -17,9 +17,9 @@ FAR_M = 45.0  # 60 m ahead at 15 m/s: braking starts at TTC 2.5 s, 37.5 m
 
 def test_approach_brakes_in_time(hil_bench, hil_deploy, hil_recording, hil_inject):
     plan = hil_bench(SUITE, "approach")
-    hil_deploy(plan.stack)
+    hil_deploy(plan)  # the bench's stack, with its config
     with hil_recording:
-        hil_inject(plan.bench.stimulus, plan.settle_ns)
+        hil_inject(plan)  # its stimulus and faults, then its settle time
     result = hil_recording.analyse(plan)
 
     distance = result.signals["sensor:RadarObject.ObjectDistance"]

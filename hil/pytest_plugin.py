@@ -47,11 +47,15 @@ class HilRig:
         self.recorder: Any = None  # the recording in progress, which console lines also go to
 
     def deploy(self, stack: Any, timeout_ns: int | None = None) -> dict[str, Any]:
-        """Deploy a stack (a stack file, or a loaded Stack such as ``plan.stack``) to its targets,
-        start them, wait until all are ready; returns the targets by name."""
+        """Deploy a stack to its targets, start them, wait until all are ready; returns the targets
+        by name. ``stack`` is a bench plan (its stack with the bench's ``config``), a stack file,
+        or a loaded Stack."""
+        from hil.bench.plan import BenchPlan
         from hil.targets import components_for, create_target
 
-        if isinstance(stack, (str, Path)):
+        if isinstance(stack, BenchPlan):
+            stack = stack.deployed_stack
+        elif isinstance(stack, (str, Path)):
             from hil.spec import load_stack
 
             stack = load_stack(stack).model
@@ -67,20 +71,19 @@ class HilRig:
             target.wait_ready(timeout_ns)
         return dict(self.targets)
 
-    def inject(self, stimulus: Any, settle_ns: int = 0) -> Any:
-        """Play ``stimulus`` (a suite's Stimulus) onto the buses, then let the stack answer for
-        ``settle_ns`` (e.g. ``plan.settle_ns``); returns the ReplayReport. Echoes of the injected
-        frames go into the recording in progress (marked as sent)."""
+    def inject(self, stimulus: Any, settle_ns: int = 0, faults: Any = None) -> Any:
+        """Play ``stimulus`` onto the buses, arming ``faults`` (bus → faults) as it starts, then let
+        the stack answer for ``settle_ns``; returns the ReplayReport. ``stimulus`` may be a bench
+        plan: its stimulus, faults and settle time, as ``hil run`` plays them. Echoes of the
+        injected frames and armed faults go into the recording in progress."""
         import time
 
-        from hil.stimulus.injector import play
-        from hil.stimulus.timeline import build_timeline
+        from hil.bench.inject import inject
+        from hil.bench.plan import BenchPlan
 
-        report = play(build_timeline(stimulus, self.rig), self.buses)
-        if self.recorder is not None:  # as the bench runner records it, so analysis reads the same
-            for bus, frames in report.echoes.items():
-                self.recorder.injected(bus, frames)
-            self.recorder.event("replay", {**report.summary(), "lateness": list(report.lateness_ns)})
+        if isinstance(stimulus, BenchPlan):
+            stimulus, settle_ns, faults = stimulus.bench.stimulus, stimulus.settle_ns, stimulus.bench.faults
+        _, report = inject(stimulus, faults or {}, self.rig, self.buses, self.recorder)
         time.sleep(settle_ns / 1e9)
         return report
 
@@ -191,13 +194,15 @@ def hil_rig(request: pytest.FixtureRequest, hil_rig_spec: Any, hil_lease: Any,
 
 @pytest.fixture
 def hil_deploy(hil_rig: HilRig) -> Callable[..., dict[str, Any]]:
-    """``hil_deploy(stack.yaml)``: deploy, start and wait ready; the targets stop at teardown."""
+    """``hil_deploy(plan)`` (or a stack file or Stack): deploy, start and wait ready; the targets
+    stop at teardown."""
     return hil_rig.deploy
 
 
 @pytest.fixture
 def hil_inject(hil_rig: HilRig) -> Callable[[Any], Any]:
-    """``hil_inject(stimulus, settle_ns=0)``: play a Stimulus onto the rig; returns the ReplayReport."""
+    """``hil_inject(plan)`` (or ``hil_inject(stimulus, settle_ns=0, faults=None)``): play the
+    stimulus with the bench's faults, then settle; returns the ReplayReport."""
     return hil_rig.inject
 
 

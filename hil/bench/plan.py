@@ -39,6 +39,16 @@ class BenchPlan:
     def timeout_ns(self) -> int:
         return self.bench.timeout if self.bench.timeout is not None else self.suite.defaults.timeout
 
+    @property
+    def deployed_stack(self) -> Stack | None:
+        """The stack as this bench deploys it: its ``config`` merged into the components' config."""
+        stack, overrides = self.stack, self.bench.config
+        if stack is None:
+            return None
+        components = {name: comp.model_copy(update={"config": {**comp.config, **overrides[name]}})
+                      if name in overrides else comp for name, comp in stack.components.items()}
+        return stack.model_copy(update={"components": components})
+
 
 def plan_suite(rig_path: str | Path, suite_path: str | Path, benches: list[str] | None = None) -> list[BenchPlan]:
     """Load and cross-check rig, suite and stacks; plan the selected benches (all when None)."""

@@ -21,13 +21,13 @@ from typing import Any
 
 from hil import cancel
 from hil.bench.consoles import Consoles
+from hil.bench.inject import inject
 from hil.bench.plan import BenchPlan, plan_bench
 from hil.bench.results import ERROR, BenchResult, run_key
 from hil.bench.verdict import judge_recording
 from hil.clock import now_ns
 from hil.errors import HilError, ReplayStoppedError, TargetTimeoutError
 from hil.spec.common import format_duration
-from hil.spec.stack import Stack
 
 RECORDING = "recording.mcap"
 ALIVE_POLL_S = 0.05
@@ -128,7 +128,7 @@ class BenchRun:
             buses = teardown.enter_context(RigBuses(plan.rig, self.dir))
             self._enter("deploy")
             deployment = teardown.enter_context(Deployment(
-                plan.rig, self._stack(), buses, self.dir, on_event=self._on_target, on_console=self.consoles.add))
+                plan.rig, plan.deployed_stack, buses, self.dir, on_event=self._on_target, on_console=self.consoles.add))
             deployment.up()
             self._enter("record")
             recorder = teardown.enter_context(Recorder(self.dir / RECORDING, buses, self._recorded(), {
@@ -137,11 +137,7 @@ class BenchRun:
             self.consoles.recorder = recorder
             teardown.callback(self.consoles.detach)
             self._enter("inject")
-            if bench.stimulus is not None:
-                origin = self._inject(buses, recorder)
-            else:
-                origin = now_ns()
-                self._arm_faults(buses, recorder, origin)
+            origin = self._inject(buses, recorder)
             self._hold(deployment, origin + (bench.duration or 0))
             self._enter("settle")
             self._hold(deployment, now_ns() + plan.settle_ns)
@@ -149,36 +145,13 @@ class BenchRun:
             self._enter("stop")
 
     def _inject(self, buses: Any, recorder: Any) -> int:
-        """Play the stimulus; arm the bench's faults the moment it starts (their windows count from
-        there). Returns the stimulus start on the run clock."""
-        from hil.stimulus.injector import play
-        from hil.stimulus.timeline import build_timeline
-
-        started: list[int] = []
-
-        def on_progress(progress: Any) -> None:
-            if not started:  # the first report comes with the first frame: the start is now exact
-                started.append(now_ns() - progress.elapsed_ns)
-                self._arm_faults(buses, recorder, started[0])
-
+        """Play the stimulus, arming the faults as it starts; returns the start on the run clock."""
+        bench = self.plan.bench
         try:
-            report = play(build_timeline(self.plan.bench.stimulus, self.plan.rig), buses,
-                          on_progress=on_progress, deadline_ns=self.deadline_ns)
+            origin, _ = inject(bench.stimulus, bench.faults, self.plan.rig, buses, recorder, self.deadline_ns)
         except ReplayStoppedError:
             raise TargetTimeoutError(f"{self._timeout_message()}: the replay was stopped") from None
-        for bus, echoes in report.echoes.items():
-            recorder.injected(bus, echoes)
-        recorder.event("replay", {**report.summary(), "lateness": list(report.lateness_ns)})
-        if not started:  # an empty timeline: nothing was sent, nothing to fault
-            started.append(report.start_ns)
-            self._arm_faults(buses, recorder, report.start_ns)
-        return started[0]
-
-    def _arm_faults(self, buses: Any, recorder: Any, origin_ns: int) -> None:
-        for bus, faults in self.plan.bench.faults.items():
-            for fault in faults:
-                buses.faults(bus).arm(fault, origin_ns)
-                recorder.event("fault.armed", {"bus": bus, **fault.model_dump(mode="json")}, origin_ns)
+        return origin
 
     def _hold(self, deployment: Any, until_ns: int) -> None:
         """Wait until ``until_ns``, raising at once if a component on a target died meanwhile."""
@@ -201,13 +174,6 @@ class BenchRun:
     def _timeout_message(self) -> str:
         return (f"bench {self.plan.bench.name!r} ran longer than its timeout of "
                 f"{format_duration(self.plan.timeout_ns)} (in phase {self.phase})")
-
-    def _stack(self) -> Stack:
-        """The bench's stack with its ``config`` overrides merged into the components' config."""
-        stack, overrides = self.plan.stack, self.plan.bench.config
-        components = {name: comp.model_copy(update={"config": {**comp.config, **overrides[name]}})
-                      if name in overrides else comp for name, comp in stack.components.items()}
-        return stack.model_copy(update={"components": components})
 
     def _on_target(self, event: Any) -> None:
         """Deployment steps (every target deploys, then every target starts, then all wait) → phases."""

@@ -92,8 +92,11 @@ class _Plan:
 
 
 def play(timeline: Timeline, buses: Any, on_progress: Callable[[Progress], None] | None = None,
-         timed_release: bool = True, deadline_ns: int | None = None) -> ReplayReport:
+         timed_release: bool = True, deadline_ns: int | None = None,
+         on_start: Callable[[int], None] | None = None) -> ReplayReport:
     """Play ``timeline`` onto ``buses`` (a :class:`hil.buses.RigBuses`); blocks until done.
+    ``on_start`` learns the play start (run clock) ``START_MARGIN_NS`` before it comes, before any
+    frame is sent: time enough to arm what must hold from the first frame on.
     ``timed_release`` False makes emulated buses use the sleep-and-spin path too (for comparison).
     At ``deadline_ns`` (run clock) the injector is stopped and :class:`ReplayStoppedError` raised,
     so a replay can never outlive the bench that plays it.
@@ -125,7 +128,9 @@ def play(timeline: Timeline, buses: Any, on_progress: Callable[[Progress], None]
                 if stopped.is_set():
                     raise ReplayStoppedError("the replay was stopped at its deadline") from None
                 raise StimulusError(f"the injector process ended unexpectedly (exit code {proc.wait()})") from None
-            if kind == "progress" and on_progress is not None:
+            if kind == "start" and on_start is not None:
+                on_start(payload)
+            elif kind == "progress" and on_progress is not None:
                 on_progress(payload)
             elif kind == "error":
                 cls = {"BusError": BusError, "StimulusError": StimulusError}.get(payload[0], StimulusError)
@@ -336,6 +341,7 @@ class _Replay:
             is_error_frame=bool(flags & 0x04), is_fd=bool(flags & 0x08), bitrate_switch=bool(flags & 0x10),
             error_state_indicator=bool(flags & 0x20), check=False) for _, _, can_id, flags, data, _ in plan.steps]
         start = now_ns() + START_MARGIN_NS
+        self.send(("start", start))
         offset = 0
         next_progress = start
         sent = 0

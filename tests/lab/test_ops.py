@@ -18,6 +18,7 @@ from .cluster import RIGS
 from .test_lease import Holder
 
 OPS = Path(__file__).with_name("ops")
+PLUGIN = Path(__file__).with_name("plugin")
 HIL = [sys.executable, "-c", "from hil.cli import main; main()"]
 
 
@@ -236,3 +237,12 @@ def test_a_busy_rig_does_not_cost_the_other_rigs_their_results(tmp_path, env):
     page = (tmp_path / "run" / "rigs.html").read_text()
     assert "Rigs that did not run the suite" in page and f"is leased by pid {pid}" in page
     assert json.loads((tmp_path / "run" / "sim-lab-b" / "results.json").read_text())["verdict"] == "pass"
+
+
+def test_a_fault_from_the_start_hits_the_first_answer_too(tmp_path, env):
+    # every 0x201 answer is delayed 50 ms from the stimulus start on: the smallest latency too
+    r = hil(env, "run", str(PLUGIN / "faults.yaml"), "--rig", str(RIGS / "sim-lab-a.yaml"),
+            "--out", str(tmp_path / "run"), "--no-history")
+    assert r.returncode == 0, r.stdout + r.stderr
+    latency = json.loads((tmp_path / "run" / "results.json").read_text())["benches"][0]["measurements"][0]
+    assert latency["name"] == "echo_latency" and latency["value"] >= 50

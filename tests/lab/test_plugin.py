@@ -28,15 +28,15 @@ def run_pytest(bench_dir: Path, *args: str) -> subprocess.CompletedProcess:
         cwd=bench_dir, capture_output=True, text=True, timeout=240)
 
 
-def properties(junit: Path) -> dict[str, str]:
-    case = ET.parse(junit).getroot().find(".//testcase")
+def properties(junit: Path, test: str) -> dict[str, str]:
+    case = ET.parse(junit).getroot().find(f".//testcase[@name='{test}']")
     return {p.get("name"): p.get("value") for p in case.iter("property")}
 
 
 def test_skips_with_a_precise_reason_without_a_rig(tmp_path):
     out = run_pytest(tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "1 skipped" in out.stdout
+    assert "2 skipped" in out.stdout
     assert f"bench_echo.py:8: {NO_RIG}" in out.stdout
 
 
@@ -45,14 +45,19 @@ def test_runs_the_bench_and_reports_measurements_as_junit_properties(tmp_path, m
     runs = tmp_path / "runs"
     out = run_pytest(tmp_path / "bench", "--hil-rig", str(RIGS / "sim-lab-a.yaml"), "--hil-runs", str(runs))
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "1 passed" in out.stdout and "warning" not in out.stdout
-    props = properties(tmp_path / "bench" / "junit.xml")
+    assert "2 passed" in out.stdout and "warning" not in out.stdout
+    props = properties(tmp_path / "bench" / "junit.xml", "test_echo_latency")
     assert props["hil.echoes"] == "20" and props["hil.echoes.outcome"] == "pass"
     assert props["hil.echoes.limits"] == "[20, 20]"
     value, unit = props["hil.echo_latency"].split()
     assert unit == "ms" and 0 < float(value) <= 5000
     assert props["hil.echo_latency.outcome"] == "pass"
     assert (runs / "test_echo_latency" / "recording.mcap").stat().st_size > 0
+    # a bench's config and faults apply as under hil run: answers on 0x201, each delayed 50 ms
+    props = properties(tmp_path / "bench" / "junit.xml", "test_echo_with_the_benchs_config_and_faults")
+    assert props["hil.echoes"] == "20" and props["hil.echoes.outcome"] == "pass"
+    value, unit = props["hil.echo_latency"].split()
+    assert unit == "ms" and float(value) >= 50 and props["hil.echo_latency.outcome"] == "pass"
 
 
 def test_a_leased_rig_is_an_error_naming_the_holder(tmp_path, monkeypatch):
@@ -60,7 +65,7 @@ def test_a_leased_rig_is_an_error_naming_the_holder(tmp_path, monkeypatch):
     with Lease("sim-lab-a", command="hil run nightly"):
         out = run_pytest(tmp_path / "bench", "--hil-rig", str(RIGS / "sim-lab-a.yaml"))
     assert out.returncode == 1
-    assert "1 error" in out.stdout
+    assert "2 errors" in out.stdout  # each test, at its rig fixture
     assert "RigBusyError: rig 'sim-lab-a' is leased by pid" in out.stdout
     assert "running 'hil run nightly'" in out.stdout
 
@@ -78,7 +83,7 @@ def test_the_example_aeb_bench_runs_on_the_sim_aeb_rig(tmp_path, root):
     report = out.stdout + out.stderr
     assert out.returncode in (0, 1), report
     assert "1 passed" in out.stdout or "AssertionError: measurements out of limits" in out.stdout, report
-    props = properties(tmp_path / "junit.xml")
+    props = properties(tmp_path / "junit.xml", "test_approach_brakes_in_time")
     names = {k for k in props if k.startswith("hil.") and k.count(".") == 1}
     assert names == {f"hil.{n}" for n in (
         "radar-to-request-p99", "radar-to-request-missed", "request-to-command-p99", "radar-to-brake-p99",

@@ -1,0 +1,47 @@
+"""A bench's stimulus onto the rig, and its faults armed the moment the stimulus starts (their
+windows count from there). Shared by the bench runner and the pytest plugin, so a bench behaves
+the same written either way."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from hil.clock import now_ns
+
+
+def arm_faults(faults: Mapping[str, list[Any]], buses: Any, recorder: Any, origin_ns: int) -> None:
+    """Arm each bus's faults with their windows starting at ``origin_ns``; record each as ``fault.armed``."""
+    for bus, items in faults.items():
+        for fault in items:
+            buses.faults(bus).arm(fault, origin_ns)
+            if recorder is not None:
+                recorder.event("fault.armed", {"bus": bus, **fault.model_dump(mode="json")}, origin_ns)
+
+
+def inject(stimulus: Any, faults: Mapping[str, list[Any]], rig: Any, buses: Any, recorder: Any,
+           deadline_ns: int | None = None) -> tuple[int, Any]:
+    """Play ``stimulus`` (None: nothing to play) and arm ``faults`` for its start, before its first frame.
+
+    Returns the start on the run clock and the ReplayReport (None without a stimulus). The
+    injected frames' echoes and the replay figures go into ``recorder`` (when there is one), as
+    analysis expects them. Raises ReplayStoppedError when ``deadline_ns`` stopped the replay."""
+    from hil.stimulus.injector import play
+    from hil.stimulus.timeline import build_timeline
+
+    if stimulus is None:
+        origin = now_ns()
+        arm_faults(faults, buses, recorder, origin)
+        return origin, None
+    started: list[int] = []
+
+    def on_start(start_ns: int) -> None:  # before the first frame: faults hold from it on
+        started.append(start_ns)
+        arm_faults(faults, buses, recorder, start_ns)
+
+    report = play(build_timeline(stimulus, rig), buses, on_start=on_start, deadline_ns=deadline_ns)
+    if recorder is not None:
+        for bus, echoes in report.echoes.items():
+            recorder.injected(bus, echoes)
+        recorder.event("replay", {**report.summary(), "lateness": list(report.lateness_ns)})
+    return started[0], report
