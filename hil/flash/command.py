@@ -13,7 +13,6 @@ import os
 import re
 import signal
 import subprocess
-from pathlib import Path
 
 from hil.errors import FlashError
 from hil.flash import Progress, no_progress
