@@ -212,7 +212,8 @@ class McuProcess:
         import isotp
 
         u = self.cfg.uds
-        hooks = EcuHooks(software_version=self._valid_version, enter_programming=self._enter_programming)
+        hooks = EcuHooks(software_version=self._valid_version, enter_programming=self._enter_programming,
+                         send=lambda response: self.uds_stack.send(response))
         self.uds = UdsServer(self.flash, key_function(u["key"]), u["level"], hooks)
         bus = self.buses[u["bus"]]
         notifier = self.notifiers[list(self.buses).index(u["bus"])]

@@ -9,6 +9,9 @@ F190 VIN, F195 software version), TesterPresent 0x3E. Negative responses follow 
 access denied, 0x35 invalid key, 0x36 attempts exceeded, 0x72 programming failure, 0x73 wrong
 block sequence counter, 0x7F service not supported in the active session. A non-default session
 left without requests for S3 (5 s; TesterPresent keeps it) falls back to the default session.
+Erasing takes the time flash takes (20 ms a page, 40 ms for a mass erase, as an STM32F1's
+datasheet gives): when that outlasts P2 the server answers 0x78 response pending first, again
+every second, then the result.
 
 The transport (ISO-TP over CAN) and the effects on the MCU (stop the application for programming,
 reset) are the caller's: :class:`UdsServer` only says what happened through :class:`EcuHooks`.
@@ -35,6 +38,8 @@ MAX_BLOCK = 0x402  # TransferData: SID + counter + 1024 data bytes
 MAX_ATTEMPTS = 3
 S3_S = 5.0  # a non-default session without requests for this long falls back to default (ISO 14229 S3)
 P2_MS, P2_STAR_10MS = 50, 500  # timing reported by DiagnosticSessionControl
+PAGE_ERASE_S, MASS_ERASE_S = 0.020, 0.040
+PENDING_FIRST_S, PENDING_EVERY_S = 0.040, 1.0  # 0x78 well inside P2, then well inside P2*
 
 
 def isotp_params() -> dict[str, Any]:
@@ -54,6 +59,7 @@ class EcuHooks:
 
     software_version: Callable[[], str | None]  # version of the valid image in flash, or None
     enter_programming: Callable[[], None] = lambda: None  # stop the application ("jump to boot")
+    send: Callable[[bytes], None] = lambda response: None  # a response before the final one (0x78)
     vin: str = "HILEMULATEDECU001"
 
 
@@ -187,14 +193,29 @@ class UdsServer:
             raise Negative(NRC.ConditionsNotCorrect)
         self._require_unlocked()
         if len(req) == 4:
+            self._take(MASS_ERASE_S)
             self.flash.mass_erase()
         else:
             address, size = _address_and_size(req[4:])
             if size == 0 or not self.flash.contains(address, size):
                 raise Negative(NRC.RequestOutOfRange)
             dev = self.flash.device
-            self.flash.erase_pages(list(range(dev.page_of(address), dev.page_of(address + size - 1) + 1)))
+            pages = list(range(dev.page_of(address), dev.page_of(address + size - 1) + 1))
+            self._take(len(pages) * PAGE_ERASE_S)
+            self.flash.erase_pages(pages)
         return req[1:4] + b"\x00"  # routine status: done, no error
+
+    def _take(self, seconds: float) -> None:
+        """Be busy for ``seconds``, telling the tester the response is pending while it lasts."""
+        end = time.monotonic() + seconds
+        nap = PENDING_FIRST_S
+        while (left := end - time.monotonic()) > 0:
+            if left <= nap:
+                time.sleep(left)
+                return
+            time.sleep(nap)
+            self.hooks.send(bytes([0x7F, 0x31, NRC.RequestCorrectlyReceived_ResponsePending]))
+            nap = PENDING_EVERY_S
 
     def _request_download(self, req: bytes) -> bytes:
         self._require_programming()

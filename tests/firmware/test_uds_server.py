@@ -21,10 +21,11 @@ def flash(tmp_path):
 @pytest.fixture
 def ecu(flash):
     version = {"v": None}
-    programming = []
+    programming, sent = [], []
     server = UdsServer(flash, KEY, 1, EcuHooks(software_version=lambda: version["v"],
-                                               enter_programming=lambda: programming.append(True)))
-    server.version, server.programming = version, programming
+                                               enter_programming=lambda: programming.append(True),
+                                               send=sent.append))
+    server.version, server.programming, server.sent = version, programming, sent
     return server
 
 
@@ -54,6 +55,16 @@ def test_download_programs_flash(ecu, flash):
     assert ecu.handle(b"\x36\x02def") == b"\x76\x02"
     assert ecu.handle(b"\x37") == b"\x77"
     assert flash.read(BASE, 8) == b"abcdef\xff\xff"
+
+
+def test_an_erase_longer_than_p2_answers_response_pending_first(ecu, flash):
+    unlock(ecu)
+    flash.program(BASE, b"old")
+    assert ecu.handle(b"\x31\x01\xff\x00" + address_size(BASE, 2048)) == b"\x71\x01\xff\x00\x00"
+    assert ecu.sent == []  # one page: 20 ms, inside P2 (50 ms)
+    assert ecu.handle(b"\x31\x01\xff\x00" + address_size(BASE, 5 * 2048)) == b"\x71\x01\xff\x00\x00"
+    assert ecu.sent == [b"\x7f\x31\x78"]  # five pages: 100 ms, so 0x78 before P2 runs out
+    assert flash.read(BASE, 3) == b"\xff\xff\xff"
 
 
 def test_wrong_block_sequence_counter(ecu):

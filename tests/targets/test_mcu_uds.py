@@ -63,8 +63,9 @@ def test_wrong_security_key(sim, tester):
         f.reset()
 
 
-def test_session_security_and_block_sequence_counter(sim, tester):
+def test_session_security_and_block_sequence_counter(sim, tester, rig_buses):
     sim.up("brake", STUBS / "brake_ecu")
+    listener = rig_buses[1].open_can("chassis")
     with flasher(sim, tester) as f:
         with pytest.raises(FlashError, match="RequestDownload .*: negative response 0x7f ServiceNotSupportedInActiveSession"):
             f.request_download(BASE, 16)
@@ -73,7 +74,13 @@ def test_session_security_and_block_sequence_counter(sim, tester):
         with pytest.raises(FlashError, match="RoutineControl erase .*: negative response 0x33 SecurityAccessDenied"):
             f.erase(BASE, 16)
         f.unlock()
-        f.erase(BASE, 4096)
+        try:
+            f.erase(BASE, 10 * 2048)  # 200 ms of erasing: the ECU answers 0x78 first, the tester waits on
+            answers = [bytes(m.data[1:1 + m.data[0]]) for m in iter(lambda: listener.recv(0), None)
+                       if m.arbitration_id == 0x7E8]  # single frames: a length byte, then the payload
+        finally:
+            listener.shutdown()
+        assert answers[-2:] == [b"\x7f\x31\x78", b"\x71\x01\xff\x00\x00"]
         assert f.request_download(BASE, 4096) == 1024
         with pytest.raises(FlashError, match=r"^uds TransferData block counter 2: negative response 0x73 "
                                              r"WrongBlockSequenceCounter$"):
