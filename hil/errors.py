@@ -51,6 +51,10 @@ class HilError(Exception):
 
     exit_code = EXIT_INFRA
 
+    def lines(self) -> list[str]:
+        """What the user is told, one line per problem."""
+        return [str(self)]
+
 
 class SpecError(HilError):
     """A rig, suite or stack file is invalid.
@@ -64,6 +68,9 @@ class SpecError(HilError):
     def __init__(self, problems: list[str] | str):
         self.problems = [problems] if isinstance(problems, str) else list(problems)
         super().__init__("\n".join(self.problems))
+
+    def lines(self) -> list[str]:
+        return list(self.problems)
 
 
 class UsageError(HilError):

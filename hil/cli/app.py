@@ -95,7 +95,7 @@ def run_guarded(group: click.Group, argv: list[str] | None) -> int:
     except HilError as exc:
         if debug:
             raise
-        for problem in getattr(exc, "problems", None) or [str(exc)]:
+        for problem in exc.lines():
             app.error(problem)
         return exc.exit_code
     except Exception as exc:  # the one place an unexpected error becomes an exit code

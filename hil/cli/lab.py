@@ -57,7 +57,7 @@ def run_on_rigs(app: App, suite: str, rigs: list[str], options: Any, lab: dict[s
 
         app.print(side_by_side(run.results), level=-1)
     for rig, exc in run.errors.items():
-        for problem in getattr(exc, "problems", None) or [str(exc)]:
+        for problem in exc.lines():
             app.error(f"rig {rig}: {problem}")
     codes = [r.exit_code for r in run.results] + [exc.exit_code for exc in run.errors.values()]
     return max(codes, key=lambda code: (code == 3, code))
