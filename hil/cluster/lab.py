@@ -24,7 +24,6 @@ from hil.cluster.health import FRESH, health_gate
 from hil.cluster.retry import with_retries
 from hil.errors import HilError, UsageError
 
-
 CANCEL_GRACE_S = 10.0  # after Ctrl-C or SIGTERM, how long a rig's run has to reach a cancel check
 
 
@@ -90,7 +89,11 @@ def _run_side_by_side(jobs: list[_RigJob]) -> None:
     by a signal marks a live thread as finished (CPython bpo-45274), and then nobody waits for it."""
     from hil.bench.lease import sigterm_raises
 
-    restore = sigterm_raises(on_overdue=lambda: [job.drop_lease_record() for job in jobs])
+    def drop_lease_records() -> None:
+        for job in jobs:
+            job.drop_lease_record()
+
+    restore = sigterm_raises(on_overdue=drop_lease_records)
     try:
         for job in jobs:
             job.thread.start()

@@ -2,9 +2,9 @@
 
 The rig gives an argv template; ``{image}`` (the image file), ``{target}`` (the rig target name) and,
 when the rig names the flasher's serial bus, ``{port}`` and ``{baudrate}`` are substituted; nothing
-else is interpreted — there is no shell. The tool runs in its own process
-group with a time-out (the whole group is killed when it runs out); its output is kept and returned,
-and quoted in the :class:`FlashError` when it fails.
+else is interpreted — there is no shell. The tool runs in its own process group with a time-out
+(the whole group is killed when it runs out); its output is kept and returned, and quoted in the
+:class:`FlashError` when it fails.
 """
 
 from __future__ import annotations

@@ -60,7 +60,8 @@ class PtyLink:
 
     def read(self, fd: int, now: int) -> None:
         """One packet from master ``fd``: bytes its tty wrote, or the news that the tty flushed."""
-        if fd not in (d.src for d in self.directions):
+        d = next((d for d in self.directions if d.src == fd), None)
+        if d is None:  # another link's master
             return
         try:
             packet = os.read(fd, 65536)
@@ -69,12 +70,11 @@ class PtyLink:
         if not packet:
             return
         if packet[0] != termios.TIOCPKT_DATA:
-            for d in self.directions:
-                if (d.dst == fd and packet[0] & termios.TIOCPKT_FLUSHREAD
-                        or d.src == fd and packet[0] & termios.TIOCPKT_FLUSHWRITE):
-                    d.pending.clear()
+            if packet[0] & termios.TIOCPKT_FLUSHWRITE:  # what this tty wrote and was not sent yet
+                d.pending.clear()
+            if packet[0] & termios.TIOCPKT_FLUSHREAD:  # what was on its way to this tty
+                next(o for o in self.directions if o.dst == fd).pending.clear()
             return
-        d = next(d for d in self.directions if d.src == fd)
         if not d.pending and d.line_free < now:
             d.line_free = now  # the line was idle: the first byte starts now
         d.pending += packet[1:]

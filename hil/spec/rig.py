@@ -201,10 +201,11 @@ class Rig(Spec):
         return out
 
     def _flash_problems(self, loc: Loc, flash: Stm32UartFlash | UdsFlash | CommandFlash) -> list[Problem]:
+        """The flash bus is of the kind the method needs; a command's ``{port}`` needs a bus at all."""
         if isinstance(flash, CommandFlash) and flash.bus is None:
-            uses = [i for i, a in enumerate(flash.argv) if "{port}" in a or "{baudrate}" in a]
-            return [((*loc, "argv", uses[0]), "'{port}' and '{baudrate}' need the flash 'bus' they come from")
-                    ] if uses else []
+            for i, arg in enumerate(flash.argv):
+                if "{port}" in arg or "{baudrate}" in arg:
+                    return [((*loc, "argv", i), "'{port}' and '{baudrate}' need the flash 'bus' they come from")]
         if flash.bus is None:
             return []
         return self._expect_bus(loc + ("bus",), flash.bus, "can" if flash.method == "uds" else "serial")
