@@ -3,6 +3,8 @@
 Signals reach only the main thread. It sets the rig thread's cancel event; the run checks it where
 it waits — holding a bench, entering a phase, waiting for targets to be ready, replaying — and
 raises ``KeyboardInterrupt`` there, so the bench's teardown runs as after Ctrl-C with one rig.
+A bench on a lab host's Dask worker is cancelled the same way: the submitter sets a Dask event,
+and a watcher thread on the worker sets the cancel event of the thread that runs the bench.
 Raising at a chosen place matters: an exception forced into a thread at an arbitrary instruction
 can land inside an import and leave the interpreter's import lock held, and every other thread
 that imports then waits for ever.
@@ -11,13 +13,22 @@ that imports then waits for ever.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 _local = threading.local()
 
 
-def install(event: threading.Event) -> None:
-    """Make ``event`` the calling thread's cancel event."""
+@contextmanager
+def cancelled_by(event: threading.Event) -> Iterator[None]:
+    """Within the block, ``event`` is the calling thread's cancel event (pool threads are reused:
+    the thread's previous event is back afterwards)."""
+    previous = getattr(_local, "event", None)
     _local.event = event
+    try:
+        yield
+    finally:
+        _local.event = previous
 
 
 def check() -> None:

@@ -5,7 +5,9 @@ the signature of :func:`hil.bench.run_bench`, so the suite runner uses it unchan
 (``SuiteOptions(run_bench=...)``): each call submits one task with the rig's resource, relays the
 bench's progress events as they happen, and returns the worker's ``BenchResult``. A rig that no
 worker offers is an error before anything is submitted, and a task whose rig disappears while it
-waits (the worker went away) ends as an ``error`` verdict instead of pending forever.
+waits (the worker went away) ends as an ``error`` verdict instead of pending forever. Ctrl-C (or
+a cancelled rig thread) cancels the bench on the worker, which tears the rig down as it would
+locally, and ends the suite with that bench's ``error`` result.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from hil.errors import ClusterError, HilError, SpecError
 RECHECK_S = 2.0
 #: How long a finished bench's last progress events may trail its result, seconds.
 EVENT_GRACE_S = 10.0
+#: How long Ctrl-C waits for a remote bench's teardown and its result, seconds.
+REMOTE_TEARDOWN_S = 60.0
 
 
 class Lab:
@@ -119,11 +123,12 @@ class RemoteBenchRunner:
         if relay is not None:
             client.subscribe_topic(topic, relay)
         job = BenchJob(self.rig, _portable(suite_path), bench, f"{Path(run_dir).name}-{self.tag}",
-                       repeat=getattr(options, "repeat", 0), topic=topic if on_event else None)
+                       repeat=getattr(options, "repeat", 0), topic=topic if on_event else None,
+                       cancel=f"hil-cancel-{uuid.uuid4().hex}")
         future = client.submit(run_bench_job, job, resources={resource_name(self.rig): 1}, pure=False,
                                key=f"hil-{self.rig}-{bench}-{uuid.uuid4().hex[:8]}")
         try:
-            result, place = self._wait(future, bench)
+            result, place, interrupted = self._wait(future, bench, job.cancel)
         except (ClusterError, _TaskFailed) as exc:
             from hil.bench import BenchResult
 
@@ -140,26 +145,49 @@ class RemoteBenchRunner:
             self.placements.append(place)
         if self.fetch_artifacts:
             self._fetch(place, Path(run_dir))
+        if interrupted:
+            from hil.bench.runner import Interrupted
+
+            raise Interrupted(result)
         return result
 
-    def _wait(self, future: Any, bench: str) -> tuple[Any, Placement]:
+    def _wait(self, future: Any, bench: str, cancel_event: str) -> tuple[Any, Placement, bool]:
+        """The bench's result, where it ran, and whether Ctrl-C cut it short."""
         try:
             while True:
-                cancel.check()  # Ctrl-C or SIGTERM with several rigs: the task is cancelled below
+                cancel.check()  # Ctrl-C or SIGTERM with several rigs: the bench is cancelled below
                 try:
-                    return future.result(timeout=RECHECK_S)
+                    return *future.result(timeout=RECHECK_S), False
                 except TimeoutError:
                     if future.done():  # the task itself raised TimeoutError
                         raise
                 if future.status == "pending" and self.rig not in self.lab.offers():
                     raise ClusterError(f"bench {bench!r}: no worker offers rig {self.rig!r} any more "
                                        f"(its worker left the scheduler at {self.lab.address})")
-        except (SpecError, ClusterError, KeyboardInterrupt):
+        except KeyboardInterrupt:
+            return *self._cancel(future, cancel_event), True
+        except (SpecError, ClusterError):
             future.cancel()
             raise
         except Exception as exc:
             what = str(exc) if isinstance(exc, HilError) else f"{type(exc).__name__}: {exc}"
             raise _TaskFailed(f"bench {bench!r} on rig {self.rig!r}: {what}", type(exc).__name__) from None
+
+    def _cancel(self, future: Any, name: str) -> tuple[Any, Placement]:
+        """Ctrl-C while the bench runs remotely: cancel it on the worker and wait (at most
+        ``REMOTE_TEARDOWN_S``; a second Ctrl-C stops waiting) for its teardown and its result."""
+        from distributed import Event
+
+        event = Event(name, client=self.lab.client)
+        event.set()
+        try:
+            result, place = future.result(timeout=REMOTE_TEARDOWN_S)
+        except BaseException:  # no result in time, a second Ctrl-C, or the task failed
+            future.cancel()
+            raise KeyboardInterrupt from None
+        finally:
+            event.clear()  # a cleared event nobody waits on is gone from the scheduler
+        return result, place
 
     def _fetch(self, place: Placement, run_dir: Path) -> None:
         """Copy the bench's folder from the worker's run folder into the local one."""

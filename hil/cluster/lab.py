@@ -140,9 +140,9 @@ class _RigJob:
     def run_caught(self) -> None:
         from hil import cancel
 
-        cancel.install(self.cancel)
         try:
-            self.run()
+            with cancel.cancelled_by(self.cancel):
+                self.run()
         except BaseException as exc:  # re-raised by run_lab in the main thread
             self.exception = exc
         finally:

@@ -7,11 +7,18 @@ from __future__ import annotations
 
 import io
 import tarfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hil import cancel
 from hil.clock import now_ns
+
+#: How long the watcher of a bench's cancel event waits in the scheduler at a time, seconds.
+CANCEL_POLL_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,7 @@ class BenchJob:
     run_name: str
     repeat: int = 0
     topic: str | None = None  # Dask event topic that progress events are published on
+    cancel: str | None = None  # Dask Event that the submitter sets to cancel the bench
 
 
 def run_bench_job(job: BenchJob) -> tuple[Any, Placement]:
@@ -47,7 +55,7 @@ def run_bench_job(job: BenchJob) -> tuple[Any, Placement]:
 
     from hil.bench import BenchOptions, run_bench
     from hil.bench.lease import Lease
-    from hil.bench.runner import bench_folder
+    from hil.bench.runner import Interrupted, bench_folder
     from hil.cluster.retry import set_aside
     from hil.cluster.worker import lab_host
 
@@ -61,12 +69,46 @@ def run_bench_job(job: BenchJob) -> tuple[Any, Placement]:
         published.append(event.phase)
 
     started = now_ns()
-    with Lease(job.rig, wait=host.lease_wait, command=f"hil worker: {job.suite} {job.bench}"):
-        result = run_bench(host.rig_path(job.rig), host.suite_path(job.suite), job.bench, run_dir,
-                           options=BenchOptions(repeat=job.repeat, on_event=publish if job.topic else None))
+    with _cancelled_from_afar(job.cancel), \
+            Lease(job.rig, wait=host.lease_wait, command=f"hil worker: {job.suite} {job.bench}"):
+        try:
+            result = run_bench(host.rig_path(job.rig), host.suite_path(job.suite), job.bench, run_dir,
+                               options=BenchOptions(repeat=job.repeat, on_event=publish if job.topic else None))
+        except Interrupted as exc:  # torn down; a KeyboardInterrupt must not escape into Dask's thread
+            result = exc.result
     place = Placement(job.bench, job.rig, worker.address, host.host, str(run_dir),
                       _bench_folder(result, run_dir), started, now_ns(), len(published))
     return result, place
+
+
+@contextmanager
+def _cancelled_from_afar(name: str | None) -> Iterator[None]:
+    """Within the block, setting the Dask Event ``name`` cancels this thread's bench (:mod:`hil.cancel`):
+    a watcher thread waits on the event in the scheduler and passes it on."""
+    if name is None:
+        yield
+        return
+    from distributed import Event, get_client
+
+    remote, local, over = Event(name, client=get_client()), threading.Event(), threading.Event()
+
+    def watch() -> None:
+        try:
+            while not over.is_set():
+                if remote.wait(timeout=CANCEL_POLL_S):
+                    local.set()
+                    return
+        except Exception:  # noqa: BLE001 - the worker is shutting down: nobody is left to cancel
+            return
+
+    watcher = threading.Thread(target=watch, name=f"hil-cancel-{name}", daemon=True)
+    watcher.start()
+    try:
+        with cancel.cancelled_by(local):
+            yield
+    finally:
+        over.set()
+        watcher.join()
 
 
 def rig_file(rig: str) -> tuple[str, str]:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -220,3 +222,41 @@ def test_health_gate_through_the_scheduler(lab, tmp_path):
         assert not (tmp_path / "r2" / "results.json").exists()
     finally:
         worker.stop()
+
+
+def test_ctrl_c_cancels_the_bench_on_the_worker_and_waits_for_its_teardown(lab, tmp_path, meet_dir):
+    """Ctrl-C while a bench runs on a lab host: the bench is torn down there (its process is gone),
+    its `error` result comes back into the run folder, hil exits 130, and the rig is free again."""
+    client = lab[0]
+    (meet_dir / "elsewhere-1").touch()  # the meet component need not wait for another rig
+    suite = tmp_path / "long.yaml"
+    suite.write_text(f"name: long\ndefaults: {{stack: {MEET.with_name('stack.yaml')}, settle: 0s}}\n"
+                     "benches:\n  - {name: long, duration: 10min}\n")
+    before = set(meet_dir.glob("a-*"))
+    env = {**os.environ, "HIL_LOCK_DIR": str(tmp_path / "locks"), "NO_COLOR": "1"}
+    hil = [sys.executable, "-c", "from hil.cli import main; main()", "run", "--scheduler", client.address,
+           "--rig", "sim-lab-a", "--no-history"]
+    proc = subprocess.Popen([*hil, str(suite), "--out", str(tmp_path / "run")], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while not (started := set(meet_dir.glob("a-*")) - before) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert started, "the bench's component never started on worker a"
+        (marker,) = started
+        pid = int(marker.name.removeprefix("a-"))
+        time.sleep(1.0)  # into the bench's 10 minutes
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 130, stdout + stderr
+    assert "error: interrupted" in stderr
+    bench = json.loads((tmp_path / "run" / "results.json").read_text())["benches"][0]
+    assert (bench["name"], bench["verdict"], bench["error_kind"]) == ("long", "error", "KeyboardInterrupt")
+    assert bench["error"] == "interrupted (Ctrl-C); the rig was torn down"
+    assert not Path(f"/proc/{pid}").exists(), "the bench's process still runs on the worker"
+    r = subprocess.run([*hil, str(MEET), "--bench", "first", "--out", str(tmp_path / "again")],
+                       capture_output=True, text=True, env=env, timeout=280)
+    assert r.returncode == 0, r.stdout + r.stderr  # the rig's lease and resource are free again
