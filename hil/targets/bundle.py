@@ -21,6 +21,7 @@ import io
 import json
 import os
 import posixpath
+import shlex
 import stat
 import tarfile
 from collections.abc import Iterable, Mapping
@@ -319,6 +320,20 @@ def verify_tree(dest: Path, manifest: Manifest, components: Iterable[str] | None
     if bad:
         raise BundleError(f"bundle {manifest.name} {manifest.version}: checksum verification failed "
                           f"for {len(bad)} file(s):\n  " + "\n  ".join(bad))
+
+
+def link_checks(manifest: Manifest, components: Iterable[str]) -> str:
+    """An ``sh`` script (run in the bundle's root) that names each link of ``components`` that is
+    missing or points elsewhere than the manifest says, and then fails; empty without links."""
+    links = [(manifest.member(c, p), e.link) for c in components
+             for p, e in sorted(manifest.components[c].files.items()) if e.link is not None]
+    if not links:
+        return ""
+    return "".join(["bad=0\n",
+                    'check() { [ -L "$1" ] && [ "$(readlink -- "$1")" = "$2" ] || '
+                    '{ printf \'%s: expected a link to %s\\n\' "$1" "$2"; bad=1; }; }\n',
+                    *(f"check {shlex.quote(m)} {shlex.quote(t)}\n" for m, t in links),
+                    "exit $bad\n"])
 
 
 def sha256sums(manifest: Manifest, components: Iterable[str]) -> str:

@@ -2,9 +2,10 @@
 
 Deploy connects with key authentication, checks the host key against the rig's ``known_hosts``
 (always; a missing file is an error, never a reason to skip the check), uploads the bundle with
-SFTP into ``WORKDIR/RUN-ID/TARGET``, checks the upload's sha256 and then every file's sha256 *on the
-remote host* (``sha256sum -c``) before anything starts. Each component runs under a small ``sh``
-wrapper in its own session (``setsid``), its stdout/stderr streamed back line by line. The SSH
+SFTP into ``WORKDIR/RUN-ID/TARGET``, checks the upload's sha256 and then every file's sha256 and
+every link's target *on the remote host* (``sha256sum -c``, ``readlink``) before anything starts.
+Each component runs under a small ``sh`` wrapper in its own session (``setsid``), its
+stdout/stderr streamed back line by line. The SSH
 channel's stdin is the leash: when it closes — stop, or the controller dying with its connection —
 the wrapper sends SIGTERM to the component's process group and SIGKILL after the grace period.
 Stop also removes the remote folder.
@@ -180,6 +181,10 @@ class SshHpcTarget(Target):
         if sums:
             await self._remote(f"checksum verification of bundle {manifest.name} {manifest.version}",
                                f"cd {d}/bundle && sha256sum -c --strict --quiet -", sums, BundleError)
+        links = bundles.link_checks(manifest, self._components)
+        if links:
+            await self._remote(f"link verification of bundle {manifest.name} {manifest.version}",
+                               f"cd {d}/bundle && sh -s", links, BundleError)
 
     async def _start_all(self) -> None:
         self._exits = {}

@@ -192,3 +192,27 @@ def test_crash_of_one_component_is_reported_while_another_runs(ssh_rig, tmp_path
         target.start()
         with pytest.raises(DeployError, match=r"(?s)component 'seg' was killed by SIGSEGV during start-up.*\| dying"):
             target.wait_ready()
+
+
+
+def test_links_are_verified_on_the_remote_side(ssh_rig, tmp_path):
+    """The links check runs on the remote host after unpacking; a tree whose links differ from the
+    manifest (as a remote tar or file system may leave it) fails it, naming each link."""
+    ssh_rig.file("app.sh", APP)
+    ssh_rig.file("lib/real.txt", "real\n")
+    (ssh_rig.root / "lib" / "current").symlink_to("real.txt")
+    (ssh_rig.root / "lib" / "also").symlink_to("real.txt")
+    target, stack, _ = make(ssh_rig, tmp_path, fusion=app(tmp_path, files=["app.sh", "lib"]))
+    manifest = bundle.build_stack(stack, tmp_path / "good.tar.gz")
+    script = bundle.link_checks(manifest, ["fusion"])
+    with target:
+        target.deploy(ssh_rig.components(stack), tmp_path / "good.tar.gz")  # the true links pass
+        remote = Path(target.remote_dir) / "bundle"
+        assert (remote / "files/fusion/lib/current").readlink() == Path("real.txt")
+        (remote / "files/fusion/lib/current").unlink()
+        (remote / "files/fusion/lib/current").symlink_to("other.txt")
+        (remote / "files/fusion/lib/also").unlink()
+        checked = subprocess.run(["sh", "-s"], input=script, cwd=remote, capture_output=True, text=True)
+    assert checked.returncode == 1
+    assert checked.stdout.splitlines() == ["files/fusion/lib/also: expected a link to real.txt",
+                                           "files/fusion/lib/current: expected a link to real.txt"]
