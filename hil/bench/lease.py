@@ -34,11 +34,14 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
+from hil import cancel
 from hil.clock import now_ns
 from hil.errors import RigBusyError
 
 log = logging.getLogger(__name__)
 
+#: How often a run queued for a busy rig tries the lock again, seconds.
+POLL_S = 0.1
 #: Environment variables naming the CI job that holds a lease (first one set wins).
 CI_JOB_VARS = ("HIL_CI_JOB", "CI_JOB_URL", "BUILD_URL", "CI_JOB_ID", "BUILD_TAG", "GITHUB_RUN_ID")
 
@@ -143,11 +146,13 @@ class Lease:
             log.info("%s", message)
             if self.on_wait is not None:
                 self.on_wait(message)
-            try:
-                self._lock.acquire(timeout=-1 if self.wait == float("inf") else self.wait, poll_interval=0.1)
-            except Timeout:
-                raise RigBusyError(f"rig {self.rig!r} is still leased by {_who(read_record(self.record_path))} "
-                                   f"after waiting {self.wait:g} s") from None
+            deadline = time.monotonic() + self.wait
+            while not _try_lock(self._lock):
+                cancel.check()  # a rig thread of a cancelled run stops queueing
+                if time.monotonic() >= deadline:
+                    raise RigBusyError(f"rig {self.rig!r} is still leased by "
+                                       f"{_who(read_record(self.record_path))} after waiting {self.wait:g} s")
+                time.sleep(POLL_S)
         try:
             self._take_over()
         except BaseException:

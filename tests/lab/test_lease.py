@@ -7,10 +7,12 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
+from hil import cancel
 from hil.bench.lease import Lease, LeaseRecord, known_rigs, status
 from hil.errors import EXIT_INFRA, RigBusyError
 
@@ -78,6 +80,31 @@ def test_wait_times_out_naming_the_holder(lock_dir):
     with pytest.raises(RigBusyError, match=rf"still leased by pid {rec['pid']} .* after waiting 0.2 s"):
         Lease("sim-a", wait=0.2).acquire()
     first.release()
+
+
+def test_a_cancelled_run_stops_waiting_for_the_lease(lock_dir):
+    """With several rigs, Ctrl-C cancels each rig's thread (hil.cancel): one queued for a busy rig
+    stops waiting at once instead of when the other holder lets go."""
+    first = Holder(lock_dir, "sim-a")
+    first.held()
+    cancelled, outcome = threading.Event(), []
+
+    def queued() -> None:
+        with cancel.cancelled_by(cancelled):
+            try:
+                Lease("sim-a", wait=float("inf")).acquire()
+                outcome.append("leased")
+            except KeyboardInterrupt:
+                outcome.append("cancelled")
+
+    thread = threading.Thread(target=queued)
+    thread.start()
+    cancelled.set()
+    thread.join(30)
+    alive = thread.is_alive()
+    first.release()
+    thread.join()
+    assert (alive, outcome) == (False, ["cancelled"])
 
 
 def test_sigkilled_holder_is_reclaimed_and_logged(lock_dir, caplog):
