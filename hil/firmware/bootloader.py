@@ -1,10 +1,14 @@
 """The device side of the STM32 system bootloader (AN3155) on a serial port.
 
 Runs while the emulated MCU is held in bootloader mode (BOOT0 high at reset). It waits for the
-0x7F sync byte, then serves Get, Get Version, Get ID, Read Memory, Go, Write Memory, Erase and
-Extended Erase against the MCU's :class:`FlashMemory` (and a RAM array), answering ACK 0x79 or
-NACK 0x1F exactly where the application note says the silicon does. Like the silicon it has no
-command time-outs: it waits for bytes until told to stop. :meth:`serve` returns the Go address.
+0x7F sync byte, then serves Get, Get Version, Get ID, Read Memory, Go, Write Memory, Erase,
+Extended Erase, Write Protect/Unprotect and Readout Protect/Unprotect against the MCU's
+:class:`FlashMemory` (and a RAM array), answering ACK 0x79 or NACK 0x1F exactly where the
+application note says the silicon does. While readout protection is active, every command that
+reads, writes, erases or runs the flash is NACKed; Readout Unprotect erases all of the flash.
+The four protection commands end in a system reset (:class:`SystemReset`), as on the silicon.
+Like the silicon it has no command time-outs: it waits for bytes until told to stop.
+:meth:`serve` returns the Go address.
 """
 
 from __future__ import annotations
@@ -15,15 +19,21 @@ from collections.abc import Callable
 import serial
 
 from hil.flash import an3155 as P
-from hil.firmware.flashmem import FlashMemory
+from hil.firmware.flashmem import FlashMemory, OptionBytes
 
 # Get lists one erase command, as the silicon does: v3.x bootloaders offer Extended Erase.
-GET_COMMANDS = (P.GET, P.GET_VERSION, P.GET_ID, P.READ_MEMORY, P.GO, P.WRITE_MEMORY, P.EXTENDED_ERASE)
+GET_COMMANDS = (P.GET, P.GET_VERSION, P.GET_ID, P.READ_MEMORY, P.GO, P.WRITE_MEMORY, P.EXTENDED_ERASE,
+                P.WRITE_PROTECT, P.WRITE_UNPROTECT, P.READOUT_PROTECT, P.READOUT_UNPROTECT)
 RAM_BASE = 0x2000_0000
 
 
 class Stopped(Exception):
     """The MCU is being reset or powered off while the bootloader waited for bytes."""
+
+
+class SystemReset(Exception):
+    """The option bytes changed: the MCU resets to apply them (into the bootloader again while
+    BOOT0 stays high)."""
 
 
 class Bootloader:
@@ -37,7 +47,9 @@ class Bootloader:
         self.log = log
         self.handlers = {P.GET: self._get, P.GET_VERSION: self._get_version, P.GET_ID: self._get_id,
                          P.READ_MEMORY: self._read_memory, P.GO: self._go, P.WRITE_MEMORY: self._write_memory,
-                         P.ERASE: self._erase, P.EXTENDED_ERASE: self._extended_erase}
+                         P.ERASE: self._erase, P.EXTENDED_ERASE: self._extended_erase,
+                         P.WRITE_PROTECT: self._write_protect, P.WRITE_UNPROTECT: self._write_unprotect,
+                         P.READOUT_PROTECT: self._readout_protect, P.READOUT_UNPROTECT: self._readout_unprotect}
 
     def serve(self) -> int:
         """Sync, then serve commands until Go; return the Go address. Raises Stopped on stop."""
@@ -48,7 +60,8 @@ class Bootloader:
         while True:
             code, complement = self._read(2)
             handler = self.handlers.get(code)
-            if handler is None or complement != code ^ 0xFF:
+            if handler is None or complement != code ^ 0xFF or (
+                    code in P.REFUSED_WHEN_PROTECTED and self.flash.options.read_protected):
                 self._send(P.NACK)
                 continue
             self._send(P.ACK)
@@ -106,9 +119,7 @@ class Bootloader:
             if self._read(1)[0] != 0x00:
                 self._send(P.NACK)
                 return
-            self.flash.mass_erase()
-            self.log("bootloader: mass erase")
-            self._send(P.ACK)
+            self._mass_erase()
             return
         pages = self._read(n + 1)
         if self._read(1)[0] != P.xor(bytes([n]) + pages):
@@ -123,9 +134,7 @@ class Bootloader:
             if self._read(1)[0] != P.xor(head) or n != P.MASS_ERASE:
                 self._send(P.NACK)  # bank erases (0xFFFE/0xFFFD): this part has one bank
                 return
-            self.flash.mass_erase()
-            self.log("bootloader: mass erase")
-            self._send(P.ACK)
+            self._mass_erase()
             return
         raw = self._read(2 * (n + 1))
         if self._read(1)[0] != P.xor(head + raw):
@@ -133,15 +142,53 @@ class Bootloader:
             return
         self._erase_pages([int.from_bytes(raw[i:i + 2], "big") for i in range(0, len(raw), 2)])
 
+    def _write_protect(self) -> None:
+        n = self._read(1)[0]
+        pages = self._read(n + 1)
+        if self._read(1)[0] != P.xor(bytes([n]) + pages) or max(pages) >= self.device.pages:
+            self._send(P.NACK)
+            return
+        options = self.flash.options
+        self._reset_with(OptionBytes(options.read_protected, sorted({*options.write_protected, *pages})),
+                         f"write-protected page(s) {', '.join(map(str, pages))}")
+
+    def _write_unprotect(self) -> None:
+        self._reset_with(OptionBytes(self.flash.options.read_protected, []), "write protection removed")
+
+    def _readout_protect(self) -> None:
+        self._reset_with(OptionBytes(True, self.flash.options.write_protected), "readout protection on")
+
+    def _readout_unprotect(self) -> None:
+        self.flash.remove_readout_protection()
+        self.log("bootloader: readout protection off, flash erased")
+        self._send(P.ACK)
+        raise SystemReset()
+
     # -- helpers -------------------------------------------------------------------------------
+
+    def _reset_with(self, options: OptionBytes, what: str) -> None:
+        """Program the option bytes, ACK, and reset to apply them."""
+        self.flash.set_options(options)
+        self.log(f"bootloader: {what}")
+        self._send(P.ACK)
+        raise SystemReset()
 
     def _erase_pages(self, pages: list[int]) -> None:
         try:
             self.flash.erase_pages(pages)
-        except ValueError:
+        except ValueError:  # a page out of range or write-protected
             self._send(P.NACK)
             return
         self.log(f"bootloader: erased {len(pages)} page(s)")
+        self._send(P.ACK)
+
+    def _mass_erase(self) -> None:
+        try:
+            self.flash.mass_erase()
+        except ValueError:  # a write-protected page
+            self._send(P.NACK)
+            return
+        self.log("bootloader: mass erase")
         self._send(P.ACK)
 
     def _address(self, executable: bool = False) -> int | None:
@@ -170,7 +217,10 @@ class Bootloader:
 
     def _store(self, address: int, data: bytes) -> bool:
         if self.flash.contains(address, len(data)):
-            self.flash.program(address, data)
+            try:
+                self.flash.program(address, data)
+            except ValueError:  # a write-protected page
+                return False
             return True
         if self.device.ram_start <= address and address + len(data) <= self.device.ram_end:
             self.ram[address - RAM_BASE:address - RAM_BASE + len(data)] = data

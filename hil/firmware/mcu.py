@@ -28,7 +28,7 @@ import can
 import serial
 
 from hil.clock import now_ns
-from hil.firmware.bootloader import Bootloader, Stopped
+from hil.firmware.bootloader import Bootloader, Stopped, SystemReset
 from hil.firmware.flashmem import FlashMemory
 from hil.firmware.image import Image, ImageError, parse
 from hil.firmware.runtime import Mcu
@@ -145,6 +145,9 @@ class McuProcess:
         try:
             address = Bootloader(port, self.flash, self.phase).serve()
         except Stopped:
+            return False
+        except SystemReset:  # new option bytes: the run loop boots again
+            emit("state", state="reset", reason="option bytes changed", boot=self.boots)
             return False
         finally:
             self.console.muted = False

@@ -193,8 +193,8 @@ class UdsServer:
             raise Negative(NRC.ConditionsNotCorrect)
         self._require_unlocked()
         if len(req) == 4:
+            pages = list(range(self.flash.device.pages))
             self._take(MASS_ERASE_S)
-            self.flash.mass_erase()
         else:
             address, size = _address_and_size(req[4:])
             if size == 0 or not self.flash.contains(address, size):
@@ -202,7 +202,10 @@ class UdsServer:
             dev = self.flash.device
             pages = list(range(dev.page_of(address), dev.page_of(address + size - 1) + 1))
             self._take(len(pages) * PAGE_ERASE_S)
+        try:
             self.flash.erase_pages(pages)
+        except (OSError, ValueError):  # a write-protected page
+            raise Negative(NRC.GeneralProgrammingFailure) from None
         return req[1:4] + b"\x00"  # routine status: done, no error
 
     def _take(self, seconds: float) -> None:

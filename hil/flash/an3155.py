@@ -25,9 +25,18 @@ GO = 0x21
 WRITE_MEMORY = 0x31
 ERASE = 0x43
 EXTENDED_ERASE = 0x44
+WRITE_PROTECT = 0x63
+WRITE_UNPROTECT = 0x73
+READOUT_PROTECT = 0x82
+READOUT_UNPROTECT = 0x92
 
 COMMAND_NAMES = {GET: "Get", GET_VERSION: "Get Version", GET_ID: "Get ID", READ_MEMORY: "Read Memory",
-                 GO: "Go", WRITE_MEMORY: "Write Memory", ERASE: "Erase", EXTENDED_ERASE: "Extended Erase"}
+                 GO: "Go", WRITE_MEMORY: "Write Memory", ERASE: "Erase", EXTENDED_ERASE: "Extended Erase",
+                 WRITE_PROTECT: "Write Protect", WRITE_UNPROTECT: "Write Unprotect",
+                 READOUT_PROTECT: "Readout Protect", READOUT_UNPROTECT: "Readout Unprotect"}
+# What the bootloader NACKs while readout protection (RDP) is active.
+REFUSED_WHEN_PROTECTED = frozenset({READ_MEMORY, GO, WRITE_MEMORY, ERASE, EXTENDED_ERASE, WRITE_PROTECT,
+                                    WRITE_UNPROTECT, READOUT_PROTECT})
 BOOTLOADER_VERSION = 0x31  # protocol version 3.1
 MAX_BLOCK = 256
 MASS_ERASE = 0xFFFF  # Extended Erase special code; Erase uses the single byte 0xFF

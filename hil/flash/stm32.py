@@ -14,6 +14,8 @@ from hil.flash import Progress, no_progress
 from hil.flash import an3155 as P
 
 REPLY_TIMEOUT_S = 1.0
+RDP_HINT = ("; the part refuses the command itself: its readout protection (RDP) is on. Readout "
+            "Unprotect (stm32flash -k PORT) lifts it and erases the flash")
 ERASE_TIMEOUT_S = 40.0  # a real mass erase of 1 MiB takes tens of seconds
 
 
@@ -34,10 +36,18 @@ class Stm32Bootloader:
         self.version = 0
 
     def sync(self) -> None:
-        """Send 0x7F; a NACK means the bootloader was already synchronised (as stm32flash accepts)."""
+        """Send 0x7F; a NACK means the bootloader was already synchronised (as stm32flash accepts).
+        A bootloader left synchronised by an earlier session takes 0x7F for a command byte and
+        says nothing: a second 0x7F completes that command, and the NACK for it comes back."""
         self.port.reset_input_buffer()
         self.port.write(bytes([P.SYNC]))
-        self._reply("sync", accept_nack=True)
+        self.port.timeout = REPLY_TIMEOUT_S
+        byte = self.port.read(1)
+        if not byte:
+            self.port.write(bytes([P.SYNC]))
+            byte = self._read("sync", 1)
+        if byte[0] not in (P.ACK, P.NACK):
+            raise FlashError(f"stm32-uart sync: expected ACK (0x79), got {byte[0]:#04x}")
 
     def get(self) -> tuple[int, tuple[int, ...]]:
         self._command(P.GET)
@@ -93,17 +103,19 @@ class Stm32Bootloader:
     # -- wire ----------------------------------------------------------------------------------
 
     def _command(self, code: int) -> None:
-        self._send(P.COMMAND_NAMES[code], P.command(code))
+        self.port.write(P.command(code))
+        self._reply(P.COMMAND_NAMES[code], if_nacked=RDP_HINT if code in P.REFUSED_WHEN_PROTECTED else "")
 
     def _send(self, step: str, data: bytes, timeout: float = REPLY_TIMEOUT_S) -> None:
         self.port.write(data)
         self._reply(step, timeout=timeout)
 
-    def _reply(self, step: str, accept_nack: bool = False, timeout: float = REPLY_TIMEOUT_S) -> None:
+    def _reply(self, step: str, accept_nack: bool = False, timeout: float = REPLY_TIMEOUT_S,
+               if_nacked: str = "") -> None:
         byte = self._read(step, 1, timeout)[0]
         if byte == P.ACK or (accept_nack and byte == P.NACK):
             return
-        got = "NACK (0x1f)" if byte == P.NACK else f"{byte:#04x}"
+        got = f"NACK (0x1f){if_nacked}" if byte == P.NACK else f"{byte:#04x}"
         raise FlashError(f"stm32-uart {step}: expected ACK (0x79), got {got}")
 
     def _read(self, step: str, n: int, timeout: float = REPLY_TIMEOUT_S) -> bytes:

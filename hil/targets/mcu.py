@@ -172,8 +172,11 @@ class EmulatedMcuTarget(_McuTarget):
         flash = self.spec.flash
         if flash is None:  # no flashing protocol: programmed directly, as a debug probe would
             memory = FlashMemory(self.flash_path, an3155.DEVICES[an3155.DEFAULT_PID])
-            memory.mass_erase()
-            memory.program(memory.device.flash_start, self.image.to_bytes())
+            try:
+                memory.mass_erase()
+                memory.program(memory.device.flash_start, self.image.to_bytes())
+            except ValueError as exc:  # a write-protected page
+                raise FlashError(f"target {self.name!r}: programming the flash failed: {exc}") from None
         elif flash.method == "command" and flash.bus is None:  # runs with the MCU off
             self._flash_command(image_path)
         else:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hil.firmware.flashmem import FlashMemory
+from hil.firmware.flashmem import FlashMemory, OptionBytes
 from hil.firmware.uds import EcuHooks, UdsServer
 from hil.flash import an3155
 from hil.flash.seedkey import key_function
@@ -65,6 +65,16 @@ def test_an_erase_longer_than_p2_answers_response_pending_first(ecu, flash):
     assert ecu.handle(b"\x31\x01\xff\x00" + address_size(BASE, 5 * 2048)) == b"\x71\x01\xff\x00\x00"
     assert ecu.sent == [b"\x7f\x31\x78"]  # five pages: 100 ms, so 0x78 before P2 runs out
     assert flash.read(BASE, 3) == b"\xff\xff\xff"
+
+
+def test_write_protected_pages_fail_erase_and_download(ecu, flash):
+    """Pages write-protected through the AN3155 bootloader's option bytes: 0x72 generalProgrammingFailure."""
+    unlock(ecu)
+    flash.set_options(OptionBytes(write_protected=[1]))
+    assert nrc(ecu, b"\x31\x01\xff\x00" + address_size(BASE, 4096)) == 0x72
+    assert nrc(ecu, b"\x31\x01\xff\x00") == 0x72  # a mass erase too
+    assert ecu.handle(b"\x34\x00" + address_size(BASE + 2048, 4))[:1] == b"\x74"
+    assert nrc(ecu, b"\x36\x01abcd") == 0x72
 
 
 def test_wrong_block_sequence_counter(ecu):

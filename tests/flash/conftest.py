@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from hil.firmware.bootloader import Bootloader, Stopped
+from hil.firmware.bootloader import Bootloader, Stopped, SystemReset
 from hil.firmware.flashmem import FlashMemory
 from hil.flash import an3155
 
@@ -51,13 +51,17 @@ def pty_bootloader(tmp_path):
     stop = threading.Event()
     port = MasterPort(master)
     rig = PtyBootloader(os.ttyname(slave), flash, port)
-    bl = Bootloader(port, flash, stop, rig.log.append)
 
-    def serve():
-        try:
-            rig.result["go"] = bl.serve()
-        except Stopped:
-            rig.result["stopped"] = True
+    def serve():  # BOOT0 stays high: a system reset comes back into the bootloader
+        while True:
+            try:
+                rig.result["go"] = Bootloader(port, flash, stop, rig.log.append).serve()
+                return
+            except SystemReset:
+                rig.result["resets"] = rig.result.get("resets", 0) + 1
+            except Stopped:
+                rig.result["stopped"] = True
+                return
 
     rig.thread = threading.Thread(target=serve, daemon=True)
     rig.thread.start()

@@ -48,9 +48,18 @@ def test_second_sync_is_answered_with_nack_like_silicon(client, pty_bootloader):
     assert client.port.read(1) == bytes([P.NACK])
 
 
+def test_sync_completes_the_command_of_a_bootloader_left_synchronised(client, pty_bootloader):
+    client.sync()  # an earlier session that ended without Go (an interrupted flash, stm32flash -r)
+    client.port.close()
+    with stm32.open_port(pty_bootloader.tty) as port:
+        again = stm32.Stm32Bootloader(port)
+        again.sync()  # the first 0x7F is taken as a command byte; the second completes it
+        assert again.get_id() == 0x414
+
+
 def test_unknown_command_is_nacked(client):
     client.sync()
-    client.port.write(P.command(0x63))  # Write Protect: not offered by this part's Get
+    client.port.write(P.command(0x03))  # Get Version & Read Protection Status: an AN2662-era command
     assert client.port.read(1) == bytes([P.NACK])
 
 
@@ -123,3 +132,64 @@ def test_stm32flash_writes_verifies_and_starts(pty_bootloader, tmp_path):
     assert "Device ID    : 0x0414 (STM32F10xxx High-density)" in run.stdout
     assert pty_bootloader.flash.read(BASE, len(image)) == image
     assert pty_bootloader.served() == {"go": BASE}
+
+
+def stm32flash(tty: str, *args: str) -> subprocess.CompletedProcess:
+    # 8n1: Linux refuses PARENB on a pty; on a real UART stm32flash's default 8e1 is right.
+    return subprocess.run(["stm32flash", "-m", "8n1", "-b", "115200", *args, tty],
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.skipif(shutil.which("stm32flash") is None, reason="stm32flash (Debian package) not installed")
+def test_readout_protection_refuses_access_until_unprotect_erases_the_flash(client, pty_bootloader, tmp_path):
+    secret = os.urandom(256)
+    client.sync()
+    client.get()
+    client.erase([0])
+    client.write_memory(BASE, secret)
+    client.port.close()
+    protect = stm32flash(pty_bootloader.tty, "-j")
+    assert protect.returncode == 0, protect.stdout + protect.stderr
+    assert pty_bootloader.flash.options.read_protected and pty_bootloader.result["resets"] == 1
+    read = stm32flash(pty_bootloader.tty, "-r", str(tmp_path / "out.bin"), "-S", f"{BASE:#x}:256")
+    assert read.returncode != 0 and "Failed to read memory" in read.stderr + read.stdout
+    with stm32.open_port(pty_bootloader.tty) as port, pytest.raises(
+            FlashError, match=r"stm32-uart Extended Erase: expected ACK \(0x79\), got NACK \(0x1f\); the part "
+                              r"refuses the command itself: its readout protection \(RDP\) is on"):
+        stm32.flash(port, secret, BASE)
+    assert pty_bootloader.flash.read(BASE, 256) == secret  # kept, but unreadable
+    unprotect = stm32flash(pty_bootloader.tty, "-k")
+    assert unprotect.returncode == 0, unprotect.stdout + unprotect.stderr
+    assert not pty_bootloader.flash.options.read_protected and pty_bootloader.result["resets"] == 2
+    assert pty_bootloader.flash.read(BASE, 256) == b"\xff" * 256  # lifting RDP erased the secret
+    with stm32.open_port(pty_bootloader.tty) as port:
+        stm32.flash(port, secret, BASE)
+    assert pty_bootloader.served() == {"go": BASE, "resets": 2}
+
+
+@pytest.mark.skipif(shutil.which("stm32flash") is None, reason="stm32flash (Debian package) not installed")
+def test_write_protected_pages_refuse_erase_until_write_unprotect(client, pty_bootloader):
+    client.sync()
+    client.get()
+    assert {P.WRITE_PROTECT, P.WRITE_UNPROTECT, P.READOUT_PROTECT, P.READOUT_UNPROTECT} <= set(client.commands)
+    client.write_memory(BASE + 5 * 2048, b"\x00" * 4)
+    client.port.write(P.command(P.WRITE_PROTECT))  # sectors 5 and 6 (one page each on this part)
+    assert client.port.read(1) == bytes([P.ACK])
+    client.port.write(P.with_checksum(bytes([1, 5, 6])))
+    assert client.port.read(1) == bytes([P.ACK])  # then the part resets
+    assert pty_bootloader.flash.options.write_protected == [5, 6]
+    client.sync()
+    client.get()
+    for pages in ([4, 5], None):  # some pages, and a mass erase
+        with pytest.raises(FlashError, match=r"stm32-uart Erase: expected ACK \(0x79\), got NACK \(0x1f\)$"):
+            client.erase(pages)
+    with pytest.raises(FlashError, match=r"Write Memory at 0x08003000 \(data\): expected ACK"):
+        client.write_memory(BASE + 6 * 2048, b"\x00" * 4)
+    assert pty_bootloader.flash.read(BASE + 5 * 2048, 4) == b"\x00" * 4  # neither erased nor written
+    assert pty_bootloader.flash.read(BASE + 6 * 2048, 4) == b"\xff" * 4
+    unprotect = stm32flash(pty_bootloader.tty, "-u")
+    assert unprotect.returncode == 0, unprotect.stdout + unprotect.stderr
+    assert pty_bootloader.flash.options.write_protected == [] and pty_bootloader.result["resets"] == 2
+    client.sync()
+    client.erase([4, 5])
+    assert pty_bootloader.flash.read(BASE + 5 * 2048, 4) == b"\xff" * 4

@@ -17,6 +17,8 @@ import pytest
 from hil.buses import RigBuses
 from hil.errors import DeployError, FlashError
 from hil.firmware.build import build
+from hil.firmware.flashmem import FlashMemory, OptionBytes
+from hil.flash import an3155
 from hil.spec.rig import Rig
 from hil.spec.stack import Stack
 from hil.targets import create_target
@@ -158,6 +160,18 @@ def test_a_corrupt_image_file_is_refused_at_deploy(sim, tmp_path):
     t, components = sim.target("plain", tmp_path / "echo.hilfw")
     with pytest.raises(DeployError, match=r"echo.hilfw is invalid: payload CRC32 mismatch: header says 0x"):
         t.deploy(components)
+
+
+def test_write_protected_flash_refuses_direct_programming(sim):
+    t, components = sim.target("plain", STUBS / "echo")
+    t.flash_path.parent.mkdir(parents=True, exist_ok=True)
+    memory = FlashMemory(t.flash_path, an3155.DEVICES[an3155.DEFAULT_PID])
+    memory.set_options(OptionBytes(write_protected=[0]))  # as the AN3155 Write Protect command leaves it
+    try:
+        with pytest.raises(FlashError, match=r"target 'plain': programming the flash failed: page 0 is write-protected"):
+            t.deploy(components)
+    finally:
+        memory.options_path.unlink()
 
 
 def test_the_stack_version_must_match_the_image(sim):
