@@ -43,7 +43,7 @@ class LocalHpcTarget(Target):
         self.spec = spec
         self.rig = rig
         self.buses = buses
-        self.sandbox = Path(run_dir) / "targets" / name
+        self.sandbox = Path(run_dir).resolve() / "targets" / name  # its processes run in there
         self.grace_ns = grace_ns
         self.manifest: bundles.Manifest | None = None
         self._components: dict[str, ProcessComponent] = {}

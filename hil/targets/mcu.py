@@ -67,7 +67,7 @@ class _McuTarget(Target):
         self.spec = spec
         self.rig = rig
         self.buses = buses
-        self.dir = Path(run_dir) / "targets" / name
+        self.dir = Path(run_dir).resolve() / "targets" / name  # its process runs in there
         self.progress = progress
         self._checks: dict[str, Check] = {}
 

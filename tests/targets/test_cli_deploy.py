@@ -156,3 +156,14 @@ def test_default_run_folder_is_under_runs(files):
     assert folder.name.startswith("deploy-demo-")
     assert (folder / "consoles" / "fusion.log").exists()
     assert r.stdout.splitlines()[-1] == f"torn down; logs in runs/{folder.name}/consoles"
+
+
+def test_the_demo_rig_deploys_into_a_relative_run_folder(tmp_path):
+    """Relative run folders (the default `runs/...` is one) used to break every emulated MCU: its
+    process was started in its own folder and given a path relative to ours."""
+    root = Path(__file__).resolve().parents[2]
+    r = hil("deploy", str(root / "rigs" / "sim-aeb.yaml"), str(root / "benches" / "aeb" / "stack.yaml"),
+            "--run-dir", "run", "--for", "0.5", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "brake-mcu: ready" in r.stdout
+    assert (tmp_path / "run" / "targets" / "brake-mcu" / "flash.bin").is_file()
