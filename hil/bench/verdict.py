@@ -15,6 +15,7 @@ import numpy as np
 from typing import Any
 
 from hil.analysis import Analysis, Database, analyse
+from hil.analysis.measure import FAIL, MeasurementResult
 from hil.bench.results import BenchResult
 from hil.errors import RecordingError
 from hil.recording.frames import DATA_WIDTH, Frames
@@ -34,6 +35,7 @@ def judge_recording(bench: Bench, db: Database, recording: Path, out_dir: Path, 
     lateness = (replay or {}).get("lateness_ns") or {}
     analysis = analyse(bench, buses, db, replay=lateness,
                        lost={bus: s.get("overruns", 0) for bus, s in bus_stats.items()})
+    analysis.measurements.extend(replay_faults(replay or {}))
     result.verdict = analysis.outcome
     result.measurements = analysis.measurements
     result.probes = {name: {"stats": s.to_json(), "duplicates": p.duplicates, "unit": "ns"}
@@ -45,6 +47,27 @@ def judge_recording(bench: Bench, db: Database, recording: Path, out_dir: Path, 
     plots = render_bench_plots(analysis, (replay or {}).get("lateness"), out_dir / "plots")
     result.files["plots"] = {title: f"{out_dir.name}/plots/{name}" for title, name in plots.items()}
     return analysis
+
+
+def replay_faults(replay: dict[str, Any]) -> list[MeasurementResult]:
+    """The replay's own promises, judged whatever the bench measures: no frame early, every planned
+    frame sent (a closed-loop wait that timed out ends the replay), every sent frame seen on the
+    bus (its send time is known). Each broken one is a failed measurement; none when all hold."""
+    out = []
+    early = replay.get("frames_early", 0)
+    if early:
+        out.append(MeasurementResult("replay-early", "replay", "early", float(early), "frames", "= 0", FAIL,
+                                     f"{early} frame(s) went out before their time"))
+    planned, sent = replay.get("frames_planned", 0), replay.get("frames_sent", 0)
+    if replay.get("aborted"):
+        out.append(MeasurementResult("replay-aborted", "replay", "count", float(sent), "frames",
+                                     f"= {planned}", FAIL, f"the replay was aborted: {replay['aborted']}"))
+    unseen = sent - replay.get("frames_echoed", sent)
+    if unseen > 0:
+        out.append(MeasurementResult("replay-unseen", "replay", "count", float(unseen), "frames", "= 0", FAIL,
+                                     f"{unseen} of {sent} frame(s) sent were never seen on the bus, so "
+                                     "when they went out is unknown"))
+    return out
 
 
 def read_recording(path: Path, channel_map: dict[str, str]) -> tuple[dict[str, Frames], dict[str, Any]]:

@@ -75,6 +75,9 @@ class ReplayReport:
                 out.append(f"replay lateness {name} {value / 1000:,.1f} µs exceeds the budget {limit / 1000:,.1f} µs")
         if self.aborted:
             out.append(f"the replay was aborted: {self.aborted}")
+        if self.frames_echoed < self.frames_sent:  # their lateness is unknown, not within budget
+            out.append(f"{self.frames_sent - self.frames_echoed} of {self.frames_sent} frame(s) sent were "
+                       "never seen on the bus")
         return out
 
     def summary(self) -> dict[str, Any]:

@@ -46,3 +46,26 @@ def test_a_foreign_log_is_judged_with_its_channel_mapped(tmp_path, name, writer,
     assert bench.verdict == "pass", bench.measurements
     assert bench.probes["echo"]["stats"]["count"] == 19 and bench.probes["echo"]["stats"]["missed"] == 1
     assert (tmp_path / "out" / "results.json").is_file()
+
+
+def test_a_replay_that_broke_its_promises_fails_whatever_the_bench_measures(tmp_path):
+    """Frames sent early, a closed-loop wait that timed out, frames never seen on the bus: each is a
+    failed measurement of its own, though the bench's own measurements pass."""
+    from hil.recording import Recorder
+
+    (tmp_path / "suite.yaml").write_text(SUITE)
+    with Recorder(tmp_path / "rec.mcap") as rec:
+        for msg in messages("chassis"):
+            rec.frame("chassis", int(msg.timestamp * 1e9), msg.arbitration_id, 0, bytes(msg.data))
+        rec.event("replay", {"frames_planned": 100, "frames_sent": 26, "frames_echoed": 25, "frames_early": 2,
+                             "aborted": "wait at 0.051 s for Ack on chassis: not seen within 0.3 s",
+                             "lateness_ns": {"p50": 0.0, "p99": 0.0, "max": 0.0}, "span_error": 0.0})
+    bench = analyse_offline(tmp_path / "rec.mcap", tmp_path / "suite.yaml", "echo", tmp_path / "out").benches[0]
+    assert bench.verdict == "fail"
+    failed = {m.name: (m.value, m.limits, m.detail) for m in bench.measurements if m.outcome == "fail"}
+    assert failed == {
+        "replay-early": (2.0, "= 0", "2 frame(s) went out before their time"),
+        "replay-aborted": (26.0, "= 100", "the replay was aborted: wait at 0.051 s for Ack on chassis: "
+                                          "not seen within 0.3 s"),
+        "replay-unseen": (1.0, "= 0", "1 of 26 frame(s) sent were never seen on the bus, so when they "
+                                      "went out is unknown")}

@@ -25,6 +25,7 @@ from hil.stimulus import serialcap
 from hil.stimulus.events import SerialEvent
 from hil.stimulus.injector import play
 from hil.stimulus.readers import read_source
+from hil.stimulus.report import ReplayReport
 from hil.stimulus.timeline import build_timeline
 
 MS = 1_000_000
@@ -155,6 +156,13 @@ def test_a_wait_that_times_out_aborts_the_replay_and_says_why(buses, files, tmp_
     assert report.frames_sent == 26 and len(rec.frames("chassis")) == 26
     assert report.waits[0]["met"] is False
     assert report.over_budget({}) == [f"the replay was aborted: {report.aborted}"]
+
+
+def test_frames_never_seen_on_the_bus_are_over_any_budget():
+    """A real adapter that loses or does not echo frames: their lateness is unknown, not zero."""
+    report = ReplayReport(frames_planned=10, frames_sent=10, frames_echoed=0, lateness_ns=[],
+                          span_planned_ns=9, span_actual_ns=0, start_ns=0)
+    assert report.over_budget({"p99": 1000.0}) == ["10 of 10 frame(s) sent were never seen on the bus"]
 
 
 def test_serial_capture_reaches_the_device_end_on_time(buses, tmp_path):
