@@ -14,9 +14,15 @@ from hil.cli.app import App
 @click.pass_obj
 def check(app: App, files: tuple[str, ...], rig: str | None) -> None:
     """Validate RIG [SUITE|STACK...]: exit 0 when every file is valid, 2 with every problem listed."""
+    from pathlib import Path
+
     from hil.spec import check_files
+    from hil.spec.check import is_rig_file
 
     files_list = list(files)
+    from_env = click.get_current_context().get_parameter_source("rig") is click.core.ParameterSource.ENVIRONMENT
+    if from_env and files_list and is_rig_file(Path(files_list[0])):
+        rig = None  # a rig named on the command line wins over HIL_RIG
     if rig is None:
         if not files_list:
             app.abort("expected a rig file: hil check RIG [SUITE...] (or --rig / HIL_RIG)")

@@ -54,11 +54,20 @@ def check_files(rig_path: str | Path, paths: list[str | Path] = ()) -> Checked:
 
 def is_stack_file(path: Path) -> bool:
     """A spec file whose top level has ``components`` is a stack; anything else is read as a suite."""
+    return "components" in _top_keys(path)
+
+
+def is_rig_file(path: Path) -> bool:
+    """A spec file whose top level has ``buses`` is a rig."""
+    return "buses" in _top_keys(path)
+
+
+def _top_keys(path: Path) -> set[str]:
     try:
         doc = parse_yaml(path)
     except SpecError:
-        return False  # let the suite loader report it
-    return isinstance(doc, dict) and "components" in doc
+        return set()  # let the loader that reads it report it
+    return set(doc) if isinstance(doc, dict) else set()
 
 
 def _cross(spec: SpecFile, rig: Rig) -> list[str]:

@@ -60,6 +60,15 @@ def test_rig_from_environment():
     assert "rig sim-minimal" in r.stdout
 
 
+def test_a_rig_on_the_command_line_wins_over_the_environment():
+    r = hil("check", "rigs/lab-example.yaml", env={"HIL_RIG": "rigs/sim-minimal.yaml"})
+    assert r.returncode == 0, r.stderr  # it was read as a suite against sim-minimal
+    assert "rig lab-example" in r.stdout
+    r = hil("check", "benches/aeb-smoke.yaml", env={"HIL_RIG": "rigs/sim-aeb.yaml"})
+    assert r.returncode == 0, r.stderr  # HIL_RIG names the rig; the files are suites
+    assert "rig sim-aeb" in r.stdout and "suite aeb-smoke" in r.stdout
+
+
 def test_check_without_rig_is_a_usage_error():
     r = hil("check")
     assert r.returncode == 2
