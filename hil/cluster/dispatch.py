@@ -159,8 +159,9 @@ class RemoteBenchRunner:
                 try:
                     return *future.result(timeout=RECHECK_S), False
                 except TimeoutError:
-                    if future.done():  # the task itself raised TimeoutError
+                    if future.status == "error":  # the task itself raised TimeoutError
                         raise
+                    # else still running, or it finished just as the wait timed out: ask again
                 if future.status == "pending" and self.rig not in self.lab.offers():
                     raise ClusterError(f"bench {bench!r}: no worker offers rig {self.rig!r} any more "
                                        f"(its worker left the scheduler at {self.lab.address})")
