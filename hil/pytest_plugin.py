@@ -78,12 +78,12 @@ class HilRig:
         injected frames and armed faults go into the recording in progress."""
         import time
 
-        from hil.bench.inject import inject
+        from hil.bench.inject import inject, read_stimulus
         from hil.bench.plan import BenchPlan
 
         if isinstance(stimulus, BenchPlan):
             stimulus, settle_ns, faults = stimulus.bench.stimulus, stimulus.settle_ns, stimulus.bench.faults
-        _, report = inject(stimulus, faults or {}, self.rig, self.buses, self.recorder)
+        _, report = inject(read_stimulus(stimulus, self.rig), faults or {}, self.buses, self.recorder)
         time.sleep(settle_ns / 1e9)
         return report
 

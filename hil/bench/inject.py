@@ -19,17 +19,26 @@ def arm_faults(faults: Mapping[str, list[Any]], buses: Any, recorder: Any, origi
                 recorder.event("fault.armed", {"bus": bus, **fault.model_dump(mode="json")}, origin_ns)
 
 
-def inject(stimulus: Any, faults: Mapping[str, list[Any]], rig: Any, buses: Any, recorder: Any,
+def read_stimulus(stimulus: Any, rig: Any) -> Any:
+    """The bench's stimulus (None: nothing to play) read and checked in full — every source file,
+    channel map and override — as the timeline to :func:`inject`. Called before the rig is brought
+    up, so a corrupt file costs no deploy. Raises StimulusError naming the file and record."""
+    from hil.stimulus.timeline import build_timeline
+
+    return None if stimulus is None else build_timeline(stimulus, rig)
+
+
+def inject(timeline: Any, faults: Mapping[str, list[Any]], buses: Any, recorder: Any,
            deadline_ns: int | None = None) -> tuple[int, Any]:
-    """Play ``stimulus`` (None: nothing to play) and arm ``faults`` for its start, before its first frame.
+    """Play ``timeline`` (from :func:`read_stimulus`; None: nothing to play) and arm ``faults`` for
+    its start, before its first frame.
 
     Returns the start on the run clock and the ReplayReport (None without a stimulus). The
     injected frames' echoes and the replay figures go into ``recorder`` (when there is one), as
     analysis expects them. Raises ReplayStoppedError when ``deadline_ns`` stopped the replay."""
     from hil.stimulus.injector import play
-    from hil.stimulus.timeline import build_timeline
 
-    if stimulus is None:
+    if timeline is None:
         origin = now_ns()
         arm_faults(faults, buses, recorder, origin)
         return origin, None
@@ -39,7 +48,7 @@ def inject(stimulus: Any, faults: Mapping[str, list[Any]], rig: Any, buses: Any,
         started.append(start_ns)
         arm_faults(faults, buses, recorder, start_ns)
 
-    report = play(build_timeline(stimulus, rig), buses, on_start=on_start, deadline_ns=deadline_ns)
+    report = play(timeline, buses, on_start=on_start, deadline_ns=deadline_ns)
     if recorder is not None:
         for bus, echoes in report.echoes.items():
             recorder.injected(bus, echoes)

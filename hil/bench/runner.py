@@ -21,7 +21,7 @@ from typing import Any
 
 from hil import cancel
 from hil.bench.consoles import Consoles
-from hil.bench.inject import inject
+from hil.bench.inject import inject, read_stimulus
 from hil.bench.plan import BenchPlan, plan_bench
 from hil.bench.results import ERROR, BenchResult, run_key
 from hil.bench.verdict import judge_recording
@@ -85,6 +85,7 @@ class BenchRun:
         self.phase = "plan"
         self.consoles = Consoles(self.dir / "console")
         self.deadline_ns: int | None = None
+        self.timeline = None  # the stimulus, read before the rig is brought up
 
     def execute(self) -> BenchResult:
         bench = self.plan.bench
@@ -94,6 +95,7 @@ class BenchRun:
         self.deadline_ns = start + self.plan.timeout_ns
         interrupted = False
         try:
+            self.timeline = read_stimulus(bench.stimulus, self.plan.rig)  # a bad file costs no bring-up
             self._on_rig()
             self._enter("analyse")
             judge_recording(self.plan.bench, self.plan.db, self.dir / RECORDING, self.dir, result)
@@ -148,7 +150,7 @@ class BenchRun:
         """Play the stimulus, arming the faults as it starts; returns the start on the run clock."""
         bench = self.plan.bench
         try:
-            origin, _ = inject(bench.stimulus, bench.faults, self.plan.rig, buses, recorder, self.deadline_ns)
+            origin, _ = inject(self.timeline, bench.faults, buses, recorder, self.deadline_ns)
         except ReplayStoppedError:
             raise TargetTimeoutError(f"{self._timeout_message()}: the replay was stopped") from None
         return origin

@@ -144,6 +144,17 @@ def test_problems_are_found_before_anything_runs(files):
         run_suite(files / "rig.yaml", bad, SuiteOptions(benches=["nope"], record_history=False))
 
 
+def test_a_corrupt_stimulus_is_an_error_before_the_rig_is_brought_up(files):
+    (files / "stim.log").write_text("(1.000000) can 010#0100 R\n(1.010000) can 010#02")  # cut off
+    events = []
+    result = run_bench(files / "rig.yaml", suite(files, ECHO_BENCH), "echo", files / "run",
+                       BenchOptions(on_event=events.append))
+    assert (result.verdict, result.error_kind, result.phase) == ("error", "StimulusError", "plan")
+    assert "stim.log" in result.error and "line 2" in result.error, result.error
+    assert [e.phase for e in events] == ["done"]  # no bring-up, deploy or recording first
+    assert not (files / "run" / "echo" / "recording.mcap").exists()
+
+
 def test_a_bench_longer_than_its_timeout_is_an_error(files):
     path = suite(files, '''
     - name: slow
