@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -31,6 +32,7 @@ from hil.firmware.mcu import McuConfig
 from hil.flash import Progress, an3155, no_progress
 from hil.spec.rig import McuTarget, Rig
 from hil.spec.stack import Component, FirmwareComponent
+from hil.targets import bundle as bundles
 from hil.targets.base import State, Target
 from hil.targets.console import ConsoleLine
 from hil.targets.hpc import crashed
@@ -71,10 +73,18 @@ class _McuTarget(Target):
         self.progress = progress
         self._checks: dict[str, Check] = {}
 
-    def _prepare(self, name: str, components: Mapping[str, Component]) -> Path:
+    def _prepare(self, name: str, components: Mapping[str, Component], bundle: Path | None) -> Path:
+        """The image to flash, written into the target's folder. From ``bundle`` when given: the
+        component's files are unpacked and every checksum verified first (BundleError)."""
         self.comp_name, self.comp = firmware_component(name, components)
-        self.image = checked_image(name, self.comp_name, self.comp)
         self.dir.mkdir(parents=True, exist_ok=True)
+        comp = self.comp
+        if bundle is not None:
+            unpacked = self.dir / "bundle"
+            shutil.rmtree(unpacked, ignore_errors=True)
+            bundles.unpack(bundle, unpacked, [self.comp_name])
+            comp = comp.model_copy(update={"image": unpacked / bundles.FILES / self.comp_name / comp.image.name})
+        self.image = checked_image(name, self.comp_name, comp)
         path = self.dir / f"{self.image.name}-{self.image.version}.hilfw"
         path.write_bytes(self.image.to_bytes())
         return path
@@ -166,7 +176,7 @@ class EmulatedMcuTarget(_McuTarget):
     # -- life cycle hooks ----------------------------------------------------------------------
 
     def _deploy(self, components: Mapping[str, Component], bundle: Path | None = None) -> None:
-        image_path = self._prepare(self.name, components)
+        image_path = self._prepare(self.name, components, bundle)
         if self.spec.console is not None:
             self.capture_console(self.buses, self.spec.console)
         flash = self.spec.flash
@@ -350,7 +360,7 @@ class RealMcuTarget(_McuTarget):
     """A microcontroller on the bench: flashed over its UART bootloader, UDS or a flasher command."""
 
     def _deploy(self, components: Mapping[str, Component], bundle: Path | None = None) -> None:
-        image_path = self._prepare(self.name, components)
+        image_path = self._prepare(self.name, components, bundle)
         if self.spec.flash is None:
             raise DeployError(f"target {self.name!r}: a real MCU needs a 'flash' method in the rig")
         if self.spec.console is not None:

@@ -3,8 +3,10 @@ reset and power, and the echo / brake_ecu stubs on the emulated CAN bus."""
 
 from __future__ import annotations
 
+import io
 import re
 import shutil
+import tarfile
 import sys
 import threading
 import time
@@ -15,13 +17,13 @@ import cantools
 import pytest
 
 from hil.buses import RigBuses
-from hil.errors import DeployError, FlashError
+from hil.errors import BundleError, DeployError, FlashError
 from hil.firmware.build import build
 from hil.firmware.flashmem import FlashMemory, OptionBytes
 from hil.flash import an3155
 from hil.spec.rig import Rig
 from hil.spec.stack import Stack
-from hil.targets import create_target
+from hil.targets import bundle, create_target
 from hil.targets.console import ConsoleLine
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -172,6 +174,26 @@ def test_write_protected_flash_refuses_direct_programming(sim):
             t.deploy(components)
     finally:
         memory.options_path.unlink()
+
+
+def test_firmware_is_flashed_from_the_bundle_after_its_checksums(sim, tmp_path):
+    t, components = sim.target("plain", STUBS / "echo")
+    good = tmp_path / "good.tar.gz"
+    bundle.build("t", "1", components, good)
+    bad = tmp_path / "bad.tar.gz"  # one byte of the stub changed after the manifest was written
+    with tarfile.open(good) as tin, tarfile.open(bad, "w:gz") as tout:
+        for m in tin.getmembers():
+            data = tin.extractfile(m).read() if m.isfile() else None
+            if m.name.endswith("/echo.py"):
+                data = data.replace(b"echo", b"ecHo", 1)
+            tout.addfile(m, io.BytesIO(data) if data is not None else None)
+    with pytest.raises(BundleError, match=r"checksum verification failed for 1 file\(s\):\n  files/plain-fw/echo/echo.py"):
+        t.deploy(components, bad)
+    t, components = sim.target("plain", STUBS / "echo")
+    t.deploy(components, good)
+    t.start()
+    t.wait_ready()  # the image built from the bundle's files boots
+    assert (t.dir / "bundle" / "files" / "plain-fw" / "echo" / "echo.py").is_file()
 
 
 def test_the_stack_version_must_match_the_image(sim):
