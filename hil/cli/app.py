@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 from functools import cached_property
+from collections.abc import Callable
 from typing import TYPE_CHECKING, NoReturn
 
 import click
@@ -68,6 +69,26 @@ class App:
     def abort(self, message: str, code: int = EXIT_USAGE) -> NoReturn:
         self.error(message)
         raise Abort(code)
+
+
+def lease_wait_option(command: Callable) -> Callable:
+    """``--wait [SECONDS]`` (as ``lease_wait``, seconds or None) for a command that takes a rig's
+    lease: fail at once naming the holder (default), queue that long, or as long as it takes."""
+    return click.option("--wait", "lease_wait", is_flag=False, flag_value="inf", default=None, metavar="[SECONDS]",
+                        callback=_seconds, help="Wait for a rig someone else holds (for SECONDS, or as long "
+                        "as it takes) instead of failing at once.")(command)
+
+
+def _seconds(_ctx: click.Context, _param: click.Parameter, value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise click.BadParameter(f"expected a number of seconds, got {value!r}") from None
+    if seconds < 0:
+        raise click.BadParameter(f"expected a number of seconds ≥ 0, got {value!r}")
+    return seconds
 
 
 def run_guarded(group: click.Group, argv: list[str] | None) -> int:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from hil.cli.app import App
+from hil.cli.app import App, lease_wait_option
 
 ALIVE_POLL_S = 0.2
 
@@ -33,11 +33,13 @@ ALIVE_POLL_S = 0.2
               help="Cap every ready condition's own timeout at this many seconds.")
 @click.option("--for", "hold_s", type=float, default=None,
               help="Tear down after this many seconds instead of waiting for Ctrl-C.")
+@lease_wait_option
 @click.pass_obj
 def deploy(app: App, rig_file: str, stack_file: str, bundle: str | None, run_dir: str | None,
-           power_cycle: bool, timeout_s: float | None, hold_s: float | None) -> None:
+           power_cycle: bool, timeout_s: float | None, hold_s: float | None, lease_wait: float | None) -> None:
     """Deploy STACK onto RIG's targets, start it, wait until ready, and keep it running until Ctrl-C."""
     from hil.bench.consoles import Consoles
+    from hil.bench.lease import Lease
     from hil.buses import RigBuses
     from hil.spec import check_files
     from hil.targets.deployment import Deployment
@@ -54,10 +56,10 @@ def deploy(app: App, rig_file: str, stack_file: str, bundle: str | None, run_dir
         consoles.add(line)
         app.print(f"[dim]{line.source}[/] {line.text}", level=1)
 
-    _sigterm_is_interrupt()
+    _sigterm_is_interrupt()  # before the lease, which then leaves SIGTERM to us
     up = False
     try:
-        with RigBuses(rig, folder) as buses, Deployment(rig, stack, buses, folder, on_console=on_console,
+        with Lease(rig.name, wait=lease_wait), RigBuses(rig, folder) as buses, Deployment(rig, stack, buses, folder, on_console=on_console,
                                                          bundle=Path(bundle) if bundle else None,
                                                          on_event=progress.event) as dep:
             progress.start(dep.drivers())

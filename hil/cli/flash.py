@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from hil.cli.app import App
+from hil.cli.app import App, lease_wait_option
 
 
 @click.command()
@@ -16,11 +16,13 @@ from hil.cli.app import App
 @click.argument("image", type=click.Path(exists=True))
 @click.option("--run-dir", type=click.Path(file_okay=False),
               help="Folder for bus sockets and an emulated MCU's flash (default: a temporary folder).")
+@lease_wait_option
 @click.pass_obj
-def flash(app: App, rig_file: str, target: str, image: str, run_dir: str | None) -> None:
+def flash(app: App, rig_file: str, target: str, image: str, run_dir: str | None, lease_wait: float | None) -> None:
     """Flash IMAGE (an image file or a stub folder) onto TARGET of RIG, showing progress."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+    from hil.bench.lease import Lease
     from hil.buses import RigBuses
     from hil.firmware.build import load_image
     from hil.spec import load_rig
@@ -34,7 +36,8 @@ def flash(app: App, rig_file: str, target: str, image: str, run_dir: str | None)
         app.abort(f"expected an MCU target of rig {rig.name!r} ({mcus}), got {target!r}")
     version = load_image(image).version
     comp = FirmwareComponent(kind="firmware", target=target, image=str(Path(image).resolve()), version=version)
-    with tempfile.TemporaryDirectory(prefix="hil-flash-") as tmp, RigBuses(rig, Path(run_dir or tmp)) as buses, \
+    with Lease(rig.name, wait=lease_wait), tempfile.TemporaryDirectory(prefix="hil-flash-") as tmp, \
+            RigBuses(rig, Path(run_dir or tmp)) as buses, \
             Progress(TextColumn("{task.description:<8}"), BarColumn(), MofNCompleteColumn(),
                      console=app.console, disable=app.verbosity < 0) as bar:
         tasks: dict[str, int] = {}

@@ -8,12 +8,10 @@ from typing import Any
 
 import click
 
-from hil.cli.app import App
+from hil.cli.app import App, lease_wait_option
 
 _OPTIONS = [
-    click.option("--wait", "wait", is_flag=False, flag_value="inf", default=None, metavar="[SECONDS]",
-                 help="Wait for a rig someone else holds (for SECONDS, or as long as it takes) "
-                      "instead of failing at once."),
+    lease_wait_option,
     click.option("--scheduler", envvar="HIL_SCHEDULER", metavar="tcp://HOST:8786",
                  help="Run each bench on the lab host that owns its rig, through this Dask scheduler "
                       "(also HIL_SCHEDULER); tls://... for TLS (settings from dask config)."),
@@ -43,11 +41,11 @@ def run_on_rigs(app: App, suite: str, rigs: list[str], options: Any, lab: dict[s
 
     if lab["fetch_artifacts"] and not lab["scheduler"]:
         raise UsageError("--fetch-artifacts needs --scheduler: without one the artifacts are here already")
-    if lab["wait"] is not None and lab["scheduler"]:
+    if lab["lease_wait"] is not None and lab["scheduler"]:
         app.warn("--wait has no effect with --scheduler: the workers lease the rigs (see their --lease-wait)")
     command = f"hil run {suite} " + " ".join(f"--rig {r}" for r in rigs)
     run = run_lab(suite, rigs, options, LabOptions(
-        scheduler=lab["scheduler"], wait=_seconds(lab["wait"]), retries=lab["retries"], force=lab["force"],
+        scheduler=lab["scheduler"], wait=lab["lease_wait"], retries=lab["retries"], force=lab["force"],
         fetch_artifacts=lab["fetch_artifacts"], command=command,
         health_fresh_s=_duration_s(lab["health_fresh"], "--health-fresh")), warn=app.warn)
     for result in run.results:
@@ -70,15 +68,3 @@ def _duration_s(value: str, option: str) -> float:
         return parse_duration_ns(value) / 1e9
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint=option) from None
-
-
-def _seconds(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise click.BadParameter(f"expected a number of seconds, got {value!r}", param_hint="--wait") from None
-    if seconds < 0:
-        raise click.BadParameter(f"expected a number of seconds ≥ 0, got {value!r}", param_hint="--wait")
-    return seconds

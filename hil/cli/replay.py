@@ -7,7 +7,7 @@ import json
 
 import click
 
-from hil.cli.app import App
+from hil.cli.app import App, lease_wait_option
 from hil.errors import EXIT_FAILED
 
 
@@ -41,15 +41,17 @@ def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
               help="Replay-error budget, e.g. p99=100us, max=1ms, span_error=0.001; exceeding it exits 1.")
 @click.option("--spin-only", is_flag=True, help="No simbus timed release: sleep-and-spin on every bus.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@lease_wait_option
 @click.pass_obj
 def replay(app: App, files, rig_file, maps, fmt, include, exclude, start, end, rate, loop, skip_gaps_over,
-           dbc, record_to, budget, spin_only, as_json) -> None:
+           dbc, record_to, budget, spin_only, as_json, lease_wait) -> None:
     """Inject FILES (CAN logs, MCAP recordings, serial captures) onto RIG with exact timing."""
     import tempfile
     from pathlib import Path
 
     from pydantic import ValidationError
 
+    from hil.bench.lease import Lease
     from hil.buses import RigBuses
     from hil.spec.common import parse_duration_ns
     from hil.spec.load import load_rig
@@ -80,7 +82,8 @@ def replay(app: App, files, rig_file, maps, fmt, include, exclude, start, end, r
     timeline = build_timeline(stimulus, rig)
     for why, n in timeline.dropped.items():
         app.print(f"[dim]{n} frame(s) left out: {why}[/]", level=1)
-    with tempfile.TemporaryDirectory(prefix="hil-replay-") as run_dir, RigBuses(rig, Path(run_dir)) as buses:
+    with Lease(rig.name, wait=lease_wait), tempfile.TemporaryDirectory(prefix="hil-replay-") as run_dir, \
+            RigBuses(rig, Path(run_dir)) as buses:
         report = _play_with_progress(app, timeline, buses, record_to, rig, not spin_only, play)
     problems = report.over_budget(limits)
     if as_json:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from hil.cli.app import App
+from hil.cli.app import App, lease_wait_option
 
 
 @click.group()
@@ -68,9 +68,9 @@ def status(app: App, rigs: tuple[str, ...], as_json: bool, history: Path | None)
               help="Run folder of the check (default: runs/SUITE-YYYYmmdd-HHMMSS).")
 @click.option("--history", type=click.Path(dir_okay=False, path_type=Path), envvar="HIL_HISTORY",
               help="History database the result goes to (default: the user's; also HIL_HISTORY).")
-@click.option("--wait", type=float, default=None, metavar="SECONDS", help="Wait this long for the rig's lease.")
+@lease_wait_option
 @click.pass_obj
-def health(app: App, rig_file: str, out: Path | None, history: Path | None, wait: float | None) -> int:
+def health(app: App, rig_file: str, out: Path | None, history: Path | None, lease_wait: float | None) -> int:
     """Run RIG's health check now: exit 0 healthy (runs may use the rig again), 3 unhealthy."""
     from hil.bench import SuiteOptions
     from hil.bench.lease import Lease
@@ -81,7 +81,7 @@ def health(app: App, rig_file: str, out: Path | None, history: Path | None, wait
     spec = load_rig(rig_file).model
     if spec.health is None:
         raise UsageError(f"rig {spec.name!r} names no health suite (key 'health' in {rig_file})")
-    with Lease(spec.name, wait=wait, command=f"hil rig health {rig_file}"):
+    with Lease(spec.name, wait=lease_wait, command=f"hil rig health {rig_file}"):
         result = check_health(rig_file, spec, SuiteOptions(out=out, history=history))
     style = "green" if result.state == "healthy" else "red"
     app.print(f"rig {spec.name}: [{style}]{result.state}[/] — health check {result.suite}, run {result.run_id}, "

@@ -178,3 +178,26 @@ def test_status_and_record_in_process(lock_dir):
             Lease("sim-b").acquire()
     assert known_rigs() == ["sim-b"]
     assert not status("sim-b").held
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("command", [
+    ["deploy", "rigs/sim-aeb.yaml", "benches/aeb/stack.yaml", "--for", "0"],
+    ["flash", "rigs/sim-aeb.yaml", "brake-mcu", "firmware_stubs/brake_ecu"],
+    ["replay", "benches/aeb/stimulus/echo.log", "--rig", "rigs/sim-aeb.yaml"],
+], ids=["deploy", "flash", "replay"])
+def test_commands_that_use_a_rig_take_its_lease(lock_dir, command):
+    """A deploy, flash or replay in the middle of someone's run would pull the rig from under it."""
+    first = Holder(lock_dir, "sim-aeb")
+    rec = first.held()
+    env = {**os.environ, "HIL_LOCK_DIR": str(lock_dir), "NO_COLOR": "1"}
+    try:
+        r = subprocess.run([sys.executable, "-m", "hil", *command], cwd=ROOT, env=env, capture_output=True,
+                           text=True, timeout=120)
+    finally:
+        first.release()
+    assert r.returncode == EXIT_INFRA, r.stdout + r.stderr
+    assert r.stderr.startswith(f"error: rig 'sim-aeb' is leased by pid {rec['pid']}"), r.stderr
+    assert "--wait" in r.stderr
