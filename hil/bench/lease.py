@@ -23,6 +23,7 @@ import logging
 import os
 import signal
 import socket
+import stat
 import sys
 import threading
 import time
@@ -36,7 +37,7 @@ from filelock import FileLock, Timeout
 
 from hil import cancel
 from hil.clock import now_ns
-from hil.errors import RigBusyError
+from hil.errors import RigBusyError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +126,7 @@ class Lease:
         self.on_wait = on_wait
         self.directory = directory or lock_dir()
         self._command, self._ci_job = command, ci_job
-        self._lock = FileLock(self.directory / f"{rig}.lock", mode=0o600, thread_local=False,
+        self._lock = FileLock(self.directory / f"{rig}.lock", mode=_file_mode(self.directory), thread_local=False,
                               preserve_lock_file=True)
         self._restore_sigterm: Any = None
         self.record: LeaseRecord | None = None
@@ -203,7 +204,8 @@ def status(rig: str, directory: Path | None = None) -> LeaseStatus:
     record = read_record(directory / f"{rig}.lease.json")
     if not (directory / f"{rig}.lock").exists():
         return LeaseStatus(rig, held=False, record=record)
-    probe = FileLock(directory / f"{rig}.lock", mode=0o600, thread_local=False, preserve_lock_file=True)
+    probe = FileLock(directory / f"{rig}.lock", mode=_file_mode(directory), thread_local=False,
+                     preserve_lock_file=True)
     if _try_lock(probe):
         probe.release()
         return LeaseStatus(rig, held=False, record=record)
@@ -233,6 +235,10 @@ def _try_lock(lock: FileLock) -> bool:
         lock.acquire(blocking=False)
     except Timeout:
         return False
+    except PermissionError:
+        raise UsageError(f"cannot open the lease file {lock.lock_file}: permission denied. Everyone who "
+                         "shares a rig needs read and write access to the lock directory and its files: make it "
+                         "group-writable with the setgid bit (see docs/lab.md)") from None
     return True
 
 
@@ -242,10 +248,18 @@ def _who(record: LeaseRecord | None) -> str:
 
 def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    mode = _file_mode(path.parent)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    os.fchmod(fd, mode)  # whatever the umask: the other lab accounts must be able to replace it
     with os.fdopen(fd, "w") as f:
         f.write(text)
     os.replace(tmp, path)
+
+
+def _file_mode(directory: Path) -> int:
+    """Lease files are the user's own (0600), or the group's too (0660) in a group-writable lock
+    directory: the one a lab host shares between its accounts."""
+    return 0o660 if directory.stat().st_mode & stat.S_IWGRP else 0o600
 
 
 def _pid_alive(pid: int) -> bool:

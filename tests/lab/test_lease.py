@@ -201,3 +201,16 @@ def test_commands_that_use_a_rig_take_its_lease(lock_dir, command):
     assert r.returncode == EXIT_INFRA, r.stdout + r.stderr
     assert r.stderr.startswith(f"error: rig 'sim-aeb' is leased by pid {rec['pid']}"), r.stderr
     assert "--wait" in r.stderr
+
+
+def test_a_group_writable_lock_directory_gets_group_writable_lease_files(tmp_path):
+    """A lab host shares one lock directory between its accounts: their leases must open each
+    other's files (they were created 0600, and the second account failed with PermissionError)."""
+    shared, private = tmp_path / "shared", tmp_path / "private"
+    shared.mkdir(mode=0o2770)
+    shared.chmod(0o2770)
+    private.mkdir(mode=0o700)
+    for directory, mode in ((shared, 0o660), (private, 0o600)):
+        with Lease("sim-a", directory=directory):
+            assert (directory / "sim-a.lease.json").stat().st_mode & 0o777 == mode
+        assert (directory / "sim-a.lock").stat().st_mode & 0o777 == mode
