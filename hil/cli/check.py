@@ -28,11 +28,26 @@ def check(app: App, files: tuple[str, ...], rig: str | None) -> None:
             app.abort("expected a rig file: hil check RIG [SUITE...] (or --rig / HIL_RIG)")
         rig = files_list.pop(0)
     checked = check_files(rig, files_list)
+    _check_dbc_names(checked.suites)
     app.print(topology_tree(checked.rig.model), level=-1)
     for suite in checked.suites:
         s = suite.model
         app.print(f"suite [bold]{s.name}[/]: {len(s.benches)} bench(es) — ok", level=-1)
     app.print(f"[green]ok[/] {rig}" + "".join(f", {f}" for f in files_list), level=-1)
+
+
+def _check_dbc_names(suites) -> None:
+    """The DBC names and units the benches use, as ``hil run`` checks them before it starts."""
+    from hil.bench.plan import bench_database
+    from hil.errors import SpecError
+
+    problems = []
+    for suite in suites:
+        found = [p for i in range(len(suite.model.benches)) for p in bench_database(suite.model, i)[1]]
+        if found:
+            problems += suite.error(found).problems
+    if problems:
+        raise SpecError(problems)
 
 
 def topology_tree(rig):

@@ -119,3 +119,13 @@ def test_schema_rejects_unknown_keys():
     schema = json.loads(hil("schema", "rig").stdout)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"name": "r", "buses": {"a": {"kind": "can", "bogus": 1}}}, schema)
+
+
+def test_check_finds_what_run_would_refuse_in_the_dbc(tmp_path):
+    suite = tmp_path / "s.yaml"
+    suite.write_text("name: s\ndefaults: {stack: " + str(ROOT / "benches" / "aeb" / "stack.yaml") + "}\n"
+                     "benches:\n  - name: b\n    measurements:\n      - {name: p, signal: Nope.Sig, bus: chassis, le: 1}\n")
+    r = hil("check", "rigs/sim-aeb.yaml", str(suite))
+    assert r.returncode == 2
+    assert r.stderr == (f"error: {suite}:6:27: benches[0].measurements[0].signal: no DBC message 'Nope'; "
+                        "known messages: none (no DBC loaded)\n")
