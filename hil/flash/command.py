@@ -13,6 +13,7 @@ import os
 import re
 import signal
 import subprocess
+from pathlib import Path
 
 from hil.errors import FlashError
 from hil.flash import Progress, no_progress
@@ -30,8 +31,10 @@ def expand(argv: list[str], fields: dict[str, str]) -> list[str]:
     return [pattern.sub(lambda m: fields[m.group(0)[1:-1]], a) for a in argv]
 
 
-def flash(spec: CommandFlash, fields: dict[str, str], progress: Progress = no_progress) -> str:
-    """Run the flasher with ``fields`` put into its argv; return its combined output.
+def flash(spec: CommandFlash, fields: dict[str, str], progress: Progress = no_progress,
+          log: Path | None = None) -> str:
+    """Run the flasher with ``fields`` put into its argv; return its combined output, which also
+    goes whole into ``log`` — when it fails too: the start of a tool's output often says why.
 
     Raises FlashError on start failure, time-out or exit ≠ 0."""
     argv = expand(spec.argv, fields)
@@ -43,17 +46,20 @@ def flash(spec: CommandFlash, fields: dict[str, str], progress: Progress = no_pr
         raise FlashError(f"command {argv[0]!r}: cannot run: {exc.strerror or exc}") from None
     try:
         out, _ = proc.communicate(timeout=spec.timeout / 1e9)
+        failure = None if proc.returncode == 0 else f"exited with code {proc.returncode}"
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         out, _ = proc.communicate()
-        raise FlashError(f"command {argv[0]!r}: still running after {format_duration(spec.timeout)}, killed"
-                         + _tail(out)) from None
-    if proc.returncode != 0:
-        raise FlashError(f"command {argv[0]!r}: exited with code {proc.returncode}" + _tail(out))
+        failure = f"still running after {format_duration(spec.timeout)}, killed"
+    if log is not None:
+        log.write_bytes(out)
+    if failure is not None:
+        raise FlashError(f"command {argv[0]!r}: {failure}" + _tail(out, log))
     progress("command", 1, 1)
     return out.decode("utf-8", errors="replace")
 
 
-def _tail(out: bytes) -> str:
+def _tail(out: bytes, log: Path | None) -> str:
     text = out.decode("utf-8", errors="replace").strip()
-    return f"; output:\n{text[-OUTPUT_TAIL:]}" if text else "; no output"
+    kept = f" (all of it in {log})" if log is not None and len(text) > OUTPUT_TAIL else ""
+    return f"; output{kept}:\n{text[-OUTPUT_TAIL:]}" if text else "; no output"

@@ -146,8 +146,7 @@ class _McuTarget(Target):
         if self.spec.flash.bus is not None:
             fields["port"] = self.buses.serial_port(self.spec.flash.bus, side="host")
             fields["baudrate"] = str(self.rig.buses[self.spec.flash.bus].baudrate)
-        output = command.flash(self.spec.flash, fields, progress=self.progress)
-        (self.dir / "flash.log").write_text(output)
+        command.flash(self.spec.flash, fields, progress=self.progress, log=self.dir / "flash.log")
 
     @contextlib.contextmanager
     def _flash_uart(self) -> Iterator[None]:

@@ -35,6 +35,15 @@ def test_exit_code_and_output_are_in_the_error():
                       {})
 
 
+def test_a_failing_tools_whole_output_is_kept_in_the_log(tmp_path):
+    code = "print('Open On-Chip Debugger: no device found'); print('x' * 3000); raise SystemExit(1)"
+    log = tmp_path / "flash.log"
+    with pytest.raises(FlashError, match=rf"exited with code 1; output \(all of it in {log}\):\nx+$") as err:
+        command.flash(spec(sys.executable, "-c", code), {}, log=log)
+    assert "no device found" not in str(err.value)  # the error quotes only the tail ...
+    assert log.read_text().startswith("Open On-Chip Debugger: no device found\n")  # ... the log has it all
+
+
 def test_missing_tool_is_named(tmp_path):
     with pytest.raises(FlashError, match=r"command 'no-such-flasher-tool': cannot run: No such file"):
         command.flash(spec("no-such-flasher-tool", "{image}"), {"image": str(tmp_path / "x")})
