@@ -100,7 +100,7 @@ class _McuTarget(Target):
 
     def _wait_ready(self, timeout_ns: int | None) -> None:
         pending, self._checks = self._checks, {}
-        wait_ready(self.name, pending, self.log, self._alive, timeout_ns)
+        wait_ready(self.name, pending, self.log, self._alive, timeout_ns, console=self.spec.console)
 
     def _stop(self) -> None:
         for check in self._checks.values():

@@ -182,12 +182,14 @@ class _Pending:
 
 
 def wait_ready(target: str, checks: Mapping[str, Check], log: ConsoleLog,
-               alive: Callable[[], None] = lambda: None, timeout_ns: int | None = None) -> None:
+               alive: Callable[[], None] = lambda: None, timeout_ns: int | None = None,
+               console: str | None = None) -> None:
     """Poll ``checks`` (component name → check) until all hold.
 
     ``alive`` is called between polls and raises (DeployError) when a component died. Each check
     has its own timeout counted from now, capped by ``timeout_ns``; the first to run out raises
-    :class:`TargetTimeoutError` with that component's console tail. Checks are closed either way.
+    :class:`TargetTimeoutError` with the console tail of ``console`` (an MCU's serial console),
+    else of that component. Checks are closed either way.
     """
     start = now_ns()
     pending = [_Pending(name, c, start + min(c.timeout_ns, timeout_ns or c.timeout_ns))
@@ -203,7 +205,8 @@ def wait_ready(target: str, checks: Mapping[str, Check], log: ConsoleLog,
                     waited = format_duration(p.deadline_ns - start)
                     raise TargetTimeoutError(
                         f"target {target!r}: component {p.name!r} not ready after {waited}: "
-                        f"expected {p.check.describe()}, none came\n{format_tail(log.tail(p.name), p.name)}")
+                        f"expected {p.check.describe()}, none came\n"
+                        f"{format_tail(log.tail(console or p.name), console or p.name)}")
         alive()
     finally:
         for c in checks.values():

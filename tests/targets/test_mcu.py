@@ -17,7 +17,7 @@ import cantools
 import pytest
 
 from hil.buses import RigBuses
-from hil.errors import BundleError, DeployError, FlashError
+from hil.errors import BundleError, DeployError, FlashError, TargetTimeoutError
 from hil.firmware.build import build
 from hil.firmware.flashmem import FlashMemory, OptionBytes
 from hil.flash import an3155
@@ -371,6 +371,21 @@ def test_real_mcu_flashes_with_the_command_and_waits_for_its_console(real_rig):
         t.wait_ready()
     assert [line.text for line in lines] == ["boot", "app: up"]
     assert {line.source for line in lines} == {"board-console"}
+
+
+def test_a_board_that_never_gets_ready_is_quoted_from_its_serial_console(real_rig):
+    rig, buses, run_dir = real_rig
+    t = create_target("board", rig.targets["board"], rig, buses, run_dir, lambda line: None)
+    stack = Stack.model_validate({"name": "t", "version": "1", "components": {"fw": {
+        "kind": "firmware", "target": "board", "image": str(STUBS / "echo"), "version": "1.0.0",
+        "ready": {"console": "^app: up$", "timeout": "1s"}}}})
+    with t, buses.open_serial("board-console", side="device") as board:
+        t.deploy(dict(stack.components))
+        t.start()
+        board.write(b"boot\r\npanic: flash ECC error\r\n")
+        with pytest.raises(TargetTimeoutError, match=r"(?s)component 'fw' not ready after 1s: .*last 2 console "
+                                                     r"line\(s\) of board-console:\n  \| boot\n  \| panic: flash ECC error"):
+            t.wait_ready()
 
 
 def test_a_flash_command_on_the_console_uart_is_its_only_reader(real_rig):
