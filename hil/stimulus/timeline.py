@@ -6,7 +6,7 @@ Times are worked out in three stages:
 2. **stimulus time** — each source's window (``start``/``end`` from its first event) starts at 0,
    then the source is placed at its ``offset``. Waits (``at``) and override windows are stimulus
    time. ``start: first-event`` drops the silence before the earliest event of all sources;
-   ``immediately`` keeps it;
+   ``immediately`` keeps it (it is the earliest ``offset``: a window counts from its first event);
 3. **play time** — gaps longer than ``skip_gaps_over`` shrink to that length, everything is divided
    by ``rate``, the timeline is repeated ``loop`` times (each repetition one period later: the span
    plus the median gap between events), and ``delay`` is added. The injector sends step ``i`` at
