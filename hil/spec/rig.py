@@ -192,6 +192,9 @@ class Rig(Spec):
         for i, bus in enumerate(t.buses):
             if bus not in self.buses:
                 out.append(((*loc, "buses", i), self._unknown("bus", bus)))
+            elif isinstance(t, McuTarget) and t.emulated and not self.buses[bus].emulated:
+                out.append(((*loc, "buses", i), f"an emulated MCU runs on the run clock and needs emulated "
+                                                f"buses; {bus!r} is a real one"))
         if t.console is not None:
             out += self._expect_bus(loc + ("console",), t.console, "serial")
         if t.power is not None and t.power not in self.power:
