@@ -39,8 +39,9 @@ def info(app: App, image: str) -> None:
 
     try:
         img = parse(Path(image).read_bytes())
+        files = img.files()
     except ImageError as exc:
         app.abort(f"{image}: {exc}")
     app.print(f"{img.name} {img.version}: payload {len(img.payload)} bytes, crc32 {img.crc32:#010x} ok", level=-1)
-    for name, data in img.files().items():
+    for name, data in files.items():
         app.print(f"  {name} ({len(data)} bytes)")

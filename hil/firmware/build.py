@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import Field
 
 from hil.errors import SpecError
-from hil.firmware.image import Image
+from hil.firmware.image import FIELD_LEN, Image
 from hil.spec.common import Name, Spec
 
 MANIFEST = "firmware.yaml"
@@ -43,6 +43,9 @@ def load_manifest(folder: Path) -> FirmwareManifest:
     spec = load(folder / MANIFEST, FirmwareManifest)
     problems = [(("dbc", i), f"file {name!r} not found in {folder}")
                 for i, name in enumerate(spec.model.dbc) if not (folder / name).is_file()]
+    problems += [((key,), f"at most {FIELD_LEN} bytes of UTF-8 fit the image header, got "
+                          f"{len(getattr(spec.model, key).encode())}")
+                 for key in ("name", "version") if len(getattr(spec.model, key).encode()) > FIELD_LEN]
     module = spec.model.entry.split(":")[0]
     if not (folder / f"{module}.py").is_file():
         problems.append((("entry",), f"module {module!r} needs {module}.py in {folder}"))
@@ -67,7 +70,7 @@ def build(folder: str | Path) -> Image:
 
 def _files(folder: Path) -> list[Path]:
     return [p for p in folder.rglob("*")
-            if p.is_file() and p.name != MANIFEST and not p.name.startswith(".")
+            if p.is_file() and p.name != MANIFEST and not p.name.startswith(".") and p.suffix != ".hilfw"
             and not SKIP_DIRS.intersection(p.relative_to(folder).parts)]
 
 

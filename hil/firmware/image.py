@@ -50,9 +50,12 @@ class Image:
         return zlib.crc32(self.payload)
 
     def files(self) -> dict[str, bytes]:
-        """The payload's archive members."""
-        with zipfile.ZipFile(io.BytesIO(self.payload)) as zf:
-            return {n: zf.read(n) for n in zf.namelist()}
+        """The payload's archive members (ImageError when the payload is no archive)."""
+        try:
+            with zipfile.ZipFile(io.BytesIO(self.payload)) as zf:
+                return {n: zf.read(n) for n in zf.namelist()}
+        except zipfile.BadZipFile as exc:
+            raise ImageError(f"the payload is not a firmware archive: {exc}") from None
 
 
 def pack_header(name: str, version: str, payload: bytes) -> bytes:

@@ -64,6 +64,26 @@ def test_other_format_version_is_refused(stub):
         image.parse(bytes(raw))
 
 
+def test_a_name_or_version_too_long_for_the_header_is_a_manifest_error(stub):
+    (stub / "firmware.yaml").write_text("name: " + "b" * 40 + "\nversion: 1.0.3-rc.ünïcödé-ßüffïx-lönger\nentry: blink:setup\n")
+    with pytest.raises(SpecError) as err:
+        build(stub)
+    assert str(err.value).splitlines() == [
+        f"{stub / 'firmware.yaml'}:1:7: name: at most 32 bytes of UTF-8 fit the image header, got 40",
+        f"{stub / 'firmware.yaml'}:2:10: version: at most 32 bytes of UTF-8 fit the image header, got 38"]
+
+
+def test_a_built_image_in_the_folder_is_not_packed_again(stub):
+    first = build(stub)
+    (stub / "blink-1.0.3.hilfw").write_bytes(first.to_bytes())  # hil firmware build run inside the folder
+    assert build(stub).to_bytes() == first.to_bytes()
+
+
+def test_a_payload_that_is_no_archive_is_an_image_error():
+    with pytest.raises(image.ImageError, match="the payload is not a firmware archive"):
+        image.Image("x", "1", b"not a zip").files()
+
+
 def test_name_too_long_is_refused():
     with pytest.raises(image.ImageError, match="image name must be 1..32 bytes"):
         image.Image("x" * 33, "1", b"").to_bytes()
