@@ -169,7 +169,11 @@ def _walk(component: str, source: Path) -> Iterable[tuple[str, Path, Entry]]:
             rel = PurePosixPath(source.name, path.relative_to(source)).as_posix()
             if path.is_symlink():
                 target = Path(os.readlink(path))
-                resolved = (path.parent / target).resolve()
+                try:
+                    resolved = (path.parent / target).resolve()
+                except (RuntimeError, OSError):  # a loop of links
+                    raise BundleError(f"component {component!r}: symbolic link {path} -> {target} "
+                                      "never reaches a file (a loop)") from None
                 if target.is_absolute() or not resolved.is_relative_to(root):
                     raise BundleError(f"component {component!r}: symbolic link {path} -> {target} "
                                       f"leaves {source}")

@@ -93,6 +93,15 @@ def test_build_refuses_a_symlink_leaving_the_folder(sf, tmp_path):
         bundle.build_stack(stack, tmp_path / "b.tar.gz")
 
 
+def test_build_refuses_a_loop_of_links(sf, tmp_path):
+    sf.file("app/a.txt", "a")
+    os.symlink("loop-b", sf.root / "app" / "loop-a")
+    os.symlink("loop-a", sf.root / "app" / "loop-b")
+    stack = sf.stack({"x": {"files": ["app"], "argv": ["true"]}})
+    with pytest.raises(BundleError, match=r"symbolic link .*loop-a -> loop-b never reaches a file \(a loop\)"):
+        bundle.build_stack(stack, tmp_path / "b.tar.gz")
+
+
 def test_build_refuses_two_files_landing_on_one_path(sf, tmp_path):
     sf.file("a/cfg.json", "1")
     sf.file("b/cfg.json", "2")
