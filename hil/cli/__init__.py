@@ -58,7 +58,7 @@ class LazyGroup(click.Group):
 @click.version_option(__version__, "--version", prog_name="hil")
 @click.option("-v", "--verbose", count=True, help="More output (repeatable).")
 @click.option("-q", "--quiet", count=True, help="Less output (repeatable).")
-@click.option("--no-color", is_flag=True, envvar="NO_COLOR", help="No colours (also NO_COLOR=1).")
+@click.option("--no-color", is_flag=True, help="No colours (also NO_COLOR set to anything but empty).")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.pass_context
 def cli(ctx: click.Context, verbose: int, quiet: int, no_color: bool, debug: bool) -> None:

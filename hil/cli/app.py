@@ -32,7 +32,7 @@ class App:
 
     def __init__(self, verbosity: int = 0, color: bool = True, debug: bool = False):
         self.verbosity = verbosity
-        self.color = color and "NO_COLOR" not in os.environ
+        self.color = color and not os.environ.get("NO_COLOR")  # no-color.org: set and not empty
         self.debug = debug
 
     @cached_property

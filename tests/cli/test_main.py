@@ -93,11 +93,13 @@ def test_quiet_suppresses_topology_but_keeps_errors():
 
 
 def test_no_color_env_and_flag_give_plain_output():
-    for args, env in ((("--no-color",), {}), ((), {"NO_COLOR": "1"})):
+    for args, env in ((("--no-color",), {}), ((), {"NO_COLOR": "1"}), ((), {"NO_COLOR": "yes please"})):
         r = hil(*args, "check", "tests/spec/files/bad/rig-unknown-key.yaml", env={**env, "FORCE_COLOR": "1"})
+        assert r.returncode == 2 and "unknown key" in r.stderr, r.stderr  # any value: no-color.org
         assert "\x1b[" not in r.stderr, (args, env)
-    r = hil("check", "tests/spec/files/bad/rig-unknown-key.yaml", env={"FORCE_COLOR": "1"})
-    assert "\x1b[" in r.stderr
+    for env in ({}, {"NO_COLOR": ""}):  # unset or empty: colours
+        r = hil("check", "tests/spec/files/bad/rig-unknown-key.yaml", env={**env, "FORCE_COLOR": "1"})
+        assert "\x1b[" in r.stderr
 
 
 @pytest.mark.parametrize("kind,files", [
