@@ -57,6 +57,7 @@ def replay(app: App, files, rig_file, maps, fmt, include, exclude, start, end, r
     from hil.spec.load import load_rig
     from hil.spec.suite import Stimulus
     from hil.stimulus.injector import play
+    from hil.stimulus.report import STATISTICS
     from hil.stimulus.timeline import build_timeline
 
     source = {"format": fmt, "map": _pairs(maps, "LOG_CH=BUS"), "exclude_ids": list(exclude), "start": start}
@@ -71,6 +72,8 @@ def replay(app: App, files, rig_file, maps, fmt, include, exclude, start, end, r
         stimulus = Stimulus.model_validate(stim)
         limits = {}
         for k, v in _pairs(budget, "STAT=LIMIT").items():
+            if k not in STATISTICS:
+                raise ValueError(f"unknown statistic {k!r}; expected one of {', '.join(STATISTICS)}")
             limits[k] = float(v) if k == "span_error" else parse_duration_ns(v)
     except ValidationError as exc:  # before ValueError, its base class
         app.abort("invalid option: " + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))

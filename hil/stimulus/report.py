@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p99.9": 99.9}
+STATISTICS = (*PERCENTILES, "max", "min", "mean", "std", "early", "span_error", "count")  # what stat() knows
 
 
 @dataclass
@@ -57,8 +58,7 @@ class ReplayReport:
             return float(np.percentile(a, PERCENTILES[name]))
         funcs = {"max": a.max, "min": a.min, "mean": a.mean, "std": a.std}
         if name not in funcs:
-            raise KeyError(f"unknown replay statistic {name!r}; expected one of "
-                           f"{', '.join([*PERCENTILES, *funcs, 'early', 'span_error', 'count'])}")
+            raise KeyError(f"unknown replay statistic {name!r}; expected one of {', '.join(STATISTICS)}")
         return float(funcs[name]())
 
     def over_budget(self, budget: dict[str, float]) -> list[str]:
