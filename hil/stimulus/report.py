@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p99.9": 99.9}
-STATISTICS = (*PERCENTILES, "max", "min", "mean", "std", "early", "span_error", "count")  # what stat() knows
+LATENESS = (*PERCENTILES, "max", "min", "mean", "std")  # lateness statistics, in the summary
+STATISTICS = (*LATENESS, "early", "span_error", "count")  # what stat() knows
 
 
 @dataclass
@@ -85,5 +86,5 @@ class ReplayReport:
         d = {k: v for k, v in asdict(self).items() if k not in ("lateness_ns", "echoes")}
         d["frames_early"] = self.frames_early
         d["span_error"] = self.span_error
-        d["lateness_ns"] = {k: (None if not self.lateness_ns else self.stat(k)) for k in ("p50", "p99", "p99.9", "max", "mean")}
+        d["lateness_ns"] = {k: (None if not self.lateness_ns else self.stat(k)) for k in LATENESS}
         return d
