@@ -33,6 +33,7 @@ PROGRAMMING, EXTENDED = 0x02, 0x03
 HARD_RESET = 0x01
 RESPONSE_TIMEOUT_S = 2.0
 REBOOT_TIMEOUT_S = 10.0
+RETRY_PAUSE_S = 0.1  # between version reads while the ECU reboots
 
 
 class _Text(udsoncan.DidCodec):
@@ -128,6 +129,7 @@ class UdsFlasher:
             except FlashError:
                 if time.monotonic() >= deadline:
                     raise
+                time.sleep(RETRY_PAUSE_S)  # a quick "not now" (a negative response) must not flood the bus
 
 
 def flash(bus: can.BusABC, spec: UdsFlash, image: Image, progress: Progress = no_progress) -> str:
