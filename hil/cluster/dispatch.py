@@ -143,6 +143,8 @@ class RemoteBenchRunner:
                 client.unsubscribe_topic(topic)
         with self._lock:
             self.placements.append(place)
+        result.files["remote"] = {"worker": place.worker, "host": place.host,  # where its recording stays
+                                  "folder": str(Path(place.run_dir) / place.bench_dir)}
         if self.fetch_artifacts:
             self._fetch(place, Path(run_dir))
         if interrupted:

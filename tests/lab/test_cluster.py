@@ -149,6 +149,9 @@ def test_fetch_artifacts_copies_the_bench_folder(lab, tmp_path, meet_dir):
     assert result.verdict == "pass", result.error
     assert (tmp_path / "run" / "second#2" / "recording.mcap").stat().st_size > 0
     assert runner.placements[0].bench_dir == "second#2"
+    place = runner.placements[0]  # results.json says where the worker keeps the bench's folder
+    assert result.files["remote"] == {"worker": place.worker, "host": place.host,
+                                      "folder": f"{place.run_dir}/second#2"}
     # the same bench again (as a retry does): the worker sets the earlier folder aside first
     assert runner(rig_file, MEET, "second", tmp_path / "run", BenchOptions(repeat=2)).verdict == "pass"
     there = Path(runner.placements[1].run_dir)
