@@ -188,3 +188,12 @@ def test_calibration_matches_the_configured_delays(tmp_path):
     assert all(name.endswith("-p50") for name in failed), r.stdout
     p50 = benches["brake-20ms"]["probes"]["request-to-command"]["stats"]["p50"] / 1e6
     assert 20.222 <= p50 < 30  # the configured 20 ms, not the 1 or 5 ms of the other stubs
+
+
+def test_the_shipped_health_check_passes_on_the_demo_rig(tmp_path):
+    rig = tmp_path / "sim-aeb.yaml"  # the demo rig with the health check docs/lab.md shows
+    rig.write_text((ROOT / RIG).read_text() + f"\nhealth: {ROOT / 'benches' / 'rig-check.yaml'}\n")
+    r = hil(tmp_path, "rig", "health", str(rig), "--out", str(tmp_path / "run"),
+            "--history", str(tmp_path / "h.sqlite"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.startswith("rig sim-aeb: healthy — health check rig-check, run ")
