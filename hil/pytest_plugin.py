@@ -167,12 +167,26 @@ def hil_rig_spec(pytestconfig: pytest.Config) -> Any:
 
 @pytest.fixture(scope="session")
 def hil_lease(pytestconfig: pytest.Config, hil_rig_spec: Any) -> Iterator[Any]:
-    """The rig's lease, held for the whole pytest session."""
+    """The rig's lease, held for the whole pytest session. SIGTERM (a cancelled CI job) ends the
+    session as Ctrl-C does: the test in progress is torn down, no other test runs on the rig, the
+    lease is freed. (Raised as SystemExit, pytest would fail one test and go on with the next.)"""
+    import signal
+    import threading
+
     from hil.bench.lease import Lease
 
-    with Lease(hil_rig_spec.name, wait=pytestconfig.getoption("hil_wait"),
-               command="pytest --hil-rig") as lease:
-        yield lease
+    def interrupt(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt("SIGTERM")
+
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, interrupt) if main else None
+    try:
+        with Lease(hil_rig_spec.name, wait=pytestconfig.getoption("hil_wait"),
+                   command="pytest --hil-rig") as lease:
+            yield lease
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
 
 
 @pytest.fixture

@@ -97,3 +97,46 @@ def test_the_example_aeb_bench_skips_without_a_rig(tmp_path, root):
                           "-p", "no:cacheprovider", "-rs"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "1 skipped" in out.stdout and NO_RIG in out.stdout
+
+
+SLOW = '''
+import time
+from pathlib import Path
+
+
+def test_one(hil_rig):
+    Path("one-started").touch()
+    time.sleep(120)
+
+
+def test_two(hil_rig):
+    Path("two-ran").touch()
+'''
+
+
+def test_sigterm_ends_the_session_and_frees_the_rig(tmp_path, monkeypatch):
+    """A cancelled CI job: no further test runs on the rig (SystemExit used to fail one test and
+    let the others carry on), the rig is torn down and its lease freed."""
+    import signal
+    import time
+
+    from hil.bench.lease import status
+
+    monkeypatch.setenv("HIL_LOCK_DIR", str(tmp_path / "locks"))
+    (tmp_path / "test_slow.py").write_text(SLOW)
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "test_slow.py", "-p", "no:cacheprovider",
+                             "--hil-rig", str(RIGS / "sim-lab-a.yaml")], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "one-started").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not (tmp_path / "two-ran").exists(), out
+    assert proc.returncode == 2, out  # pytest's "interrupted"
+    assert "KeyboardInterrupt" in out
+    assert not status("sim-lab-a", tmp_path / "locks").held
