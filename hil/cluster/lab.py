@@ -54,6 +54,11 @@ def run_lab(suite: str | Path, rigs: list[str], options: SuiteOptions, lab: LabO
     rig's error does not cost the other rigs their results."""
     if len(set(rigs)) != len(rigs):
         raise UsageError(f"a rig is given twice: {', '.join(rigs)}")
+    labels = [_label(r) for r in rigs]
+    if len(set(labels)) != len(labels):  # each rig's results go into OUT/LABEL
+        raise UsageError("two rigs would share a results folder: " + ", ".join(
+            f"{r} → {label}/" for r, label in zip(rigs, labels) if labels.count(label) > 1)
+            + "; give the rig files different names")
     started = datetime.now(timezone.utc)
     out = Path(options.out or Path("runs") / f"{_suite_name(suite)}-{started:%Y%m%d-%H%M%S}")
     client = _connect(lab) if lab.scheduler else None

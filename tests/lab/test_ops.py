@@ -212,6 +212,13 @@ def test_lab_option_mistakes_are_usage_errors(tmp_path, env):
                                            "artifacts are here already\n")
     r = hil(env, "run", str(OPS / "work.yaml"), "--rig", rig, "--rig", rig)
     assert (r.returncode, r.stderr) == (2, f"error: a rig is given twice: {rig}, {rig}\n")
+    other = tmp_path / "other" / "sim-lab-a.yaml"  # another rig in a file of the same name
+    other.parent.mkdir()
+    other.write_text((RIGS / "sim-lab-b.yaml").read_text())
+    r = hil(env, "run", str(OPS / "work.yaml"), "--rig", rig, "--rig", str(other), "--out", str(tmp_path / "o"))
+    assert (r.returncode, r.stderr) == (2, f"error: two rigs would share a results folder: {rig} → sim-lab-a/, "
+                                           f"{other} → sim-lab-a/; give the rig files different names\n")
+    assert not (tmp_path / "o").exists()
     r = hil(env, "run", str(OPS / "work.yaml"), "--rig", "sim-lab-a")
     assert (r.returncode, r.stderr) == (2, "error: rig file 'sim-lab-a' not found (a rig name needs --scheduler)\n")
     r = hil(env, "run", str(OPS / "work.yaml"), "--rig", rig, "--wait", "soon")
