@@ -197,6 +197,8 @@ class Rig(Spec):
                                                 f"buses; {bus!r} is a real one"))
         if t.console is not None:
             out += self._expect_bus(loc + ("console",), t.console, "serial")
+            if isinstance(t, McuTarget) and t.emulated and not getattr(self.buses.get(t.console), "emulated", True):
+                out.append(((*loc, "console"), f"an emulated MCU's console is a pty: {t.console!r} is a real port"))
         if t.power is not None and t.power not in self.power:
             out.append(((*loc, "power"), self._unknown("power switch", t.power, "power")))
         if isinstance(t, McuTarget) and t.flash is not None:
