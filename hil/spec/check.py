@@ -1,5 +1,6 @@
 """Whole-setup validation: a rig, its suites, and the stacks those suites deploy, checked against
-each other. Every problem in every file is collected before anything is raised."""
+each other. Structural problems of every file are collected before anything is raised; references
+between files are checked once each file is structurally valid."""
 
 from __future__ import annotations
 
@@ -24,8 +25,12 @@ def check_files(rig_path: str | Path, paths: list[str | Path] = ()) -> Checked:
     """Load ``rig_path``, then every suite or stack in ``paths`` (a file with ``components`` is a
     stack) and the stacks the suites name; raise one SpecError listing every problem."""
     problems: list[str] = []
-    rig = load_rig(rig_path)  # nothing else can be checked without the rig
-    checked = Checked(rig)
+    try:
+        rig = load_rig(rig_path)
+    except SpecError as exc:  # the other files are still read, only not checked against the rig
+        rig, problems = None, list(exc.problems)
+    suites: list[SpecFile[Suite]] = []
+    loaded: dict[Path, SpecFile[Stack]] = {}
     stacks: list[Path] = []
     for path in paths:
         if is_stack_file(Path(path)):
@@ -36,8 +41,8 @@ def check_files(rig_path: str | Path, paths: list[str | Path] = ()) -> Checked:
         except SpecError as exc:
             problems += exc.problems
             continue
-        checked.suites.append(suite)
-        problems += _cross(suite, rig.model)
+        suites.append(suite)
+        problems += _cross(suite, rig)
         stacks += _stack_paths(suite.model)
     for stack_path in dict.fromkeys(stacks):
         try:
@@ -45,11 +50,11 @@ def check_files(rig_path: str | Path, paths: list[str | Path] = ()) -> Checked:
         except SpecError as exc:
             problems += exc.problems
             continue
-        checked.stacks[stack_path] = stack
-        problems += _cross(stack, rig.model)
+        loaded[stack_path] = stack
+        problems += _cross(stack, rig)
     if problems:
         raise SpecError(problems)
-    return checked
+    return Checked(rig, suites, loaded)
 
 
 def is_stack_file(path: Path) -> bool:
@@ -70,8 +75,8 @@ def _top_keys(path: Path) -> set[str]:
     return set(doc) if isinstance(doc, dict) else set()
 
 
-def _cross(spec: SpecFile, rig: Rig) -> list[str]:
-    problems = spec.model.problems_on(rig)
+def _cross(spec: SpecFile, rig: SpecFile[Rig] | None) -> list[str]:
+    problems = spec.model.problems_on(rig.model) if rig is not None else []
     return spec.error(problems).problems if problems else []
 
 

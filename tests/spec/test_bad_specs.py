@@ -85,3 +85,11 @@ def test_problems_across_suite_and_stack_are_all_listed(capsys):
     assert code == 2
     assert len(lines) == 2
     assert "suite-unknown-bus.yaml:8:19:" in lines[0] and "stack-unknown-target.yaml:6:13:" in lines[1]
+
+
+def test_a_broken_rig_does_not_hide_the_suites_own_problems(capsys):
+    bad = FILES / "bad"
+    code, lines = check(capsys, bad / "rig-unknown-key.yaml", bad / "suite-duplicate-bench.yaml")
+    assert code == 2
+    assert [Path(line.split(":")[1].strip()).name for line in lines] == [
+        "rig-unknown-key.yaml", "suite-duplicate-bench.yaml"], lines
