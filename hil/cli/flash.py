@@ -16,10 +16,14 @@ from hil.cli.app import App, lease_wait_option
 @click.argument("image", type=click.Path(exists=True))
 @click.option("--run-dir", type=click.Path(file_okay=False),
               help="Folder for bus sockets and an emulated MCU's flash (default: a temporary folder).")
+@click.option("--version", "version", default=None,
+              help="The version a raw .bin image is (the ECU must report it over UDS after flashing).")
 @lease_wait_option
 @click.pass_obj
-def flash(app: App, rig_file: str, target: str, image: str, run_dir: str | None, lease_wait: float | None) -> None:
-    """Flash IMAGE (an image file or a stub folder) onto TARGET of RIG, showing progress."""
+def flash(app: App, rig_file: str, target: str, image: str, run_dir: str | None, version: str | None,
+          lease_wait: float | None) -> None:
+    """Flash IMAGE (a .hilfw image, a stub folder, or a real board's raw .bin) onto TARGET of RIG,
+    showing progress."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from hil.bench.lease import Lease
@@ -34,7 +38,9 @@ def flash(app: App, rig_file: str, target: str, image: str, run_dir: str | None,
     if spec is None or spec.kind != "mcu":
         mcus = ", ".join(n for n, t in rig.targets.items() if t.kind == "mcu") or "none"
         app.abort(f"expected an MCU target of rig {rig.name!r} ({mcus}), got {target!r}")
-    version = load_image(image).version
+    version = version or load_image(image).version
+    if not version:
+        app.abort(f"{image} is a raw image: nothing in it says its version; give --version")
     comp = FirmwareComponent(kind="firmware", target=target, image=str(Path(image).resolve()), version=version)
     with Lease(rig.name, wait=lease_wait), tempfile.TemporaryDirectory(prefix="hil-flash-") as tmp, \
             RigBuses(rig, Path(run_dir or tmp)) as buses, \

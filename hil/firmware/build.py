@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import Field
 
 from hil.errors import SpecError
-from hil.firmware.image import FIELD_LEN, Image
+from hil.firmware.image import FIELD_LEN, Image, RawImage
 from hil.spec.common import Name, Spec
 
 MANIFEST = "firmware.yaml"
@@ -81,8 +81,9 @@ def _add(zf: zipfile.ZipFile, name: str, data: bytes) -> None:
     zf.writestr(info, data)
 
 
-def load_image(path: str | Path) -> Image:
-    """An image from a built ``.hilfw`` file, or built on the fly from a stub folder."""
+def load_image(path: str | Path) -> Image | RawImage:
+    """An image from a built ``.hilfw`` file, built on the fly from a stub folder, or a real MCU's
+    raw ``.bin`` (its version unknown: ``""``)."""
     from hil.errors import DeployError
     from hil.firmware.image import ImageError, parse
 
@@ -90,6 +91,8 @@ def load_image(path: str | Path) -> Image:
     if path.is_dir():
         return build(path)
     try:
+        if path.suffix.lower() == RawImage.suffix:
+            return RawImage(path.stem, "", path.read_bytes())
         return parse(path.read_bytes())
     except OSError as exc:
         raise DeployError(f"cannot read firmware image {path}: {exc.strerror or exc}") from None

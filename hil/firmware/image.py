@@ -41,6 +41,7 @@ class Image:
     name: str
     version: str
     payload: bytes
+    suffix = ".hilfw"
 
     def to_bytes(self) -> bytes:
         return pack_header(self.name, self.version, self.payload) + self.payload
@@ -56,6 +57,20 @@ class Image:
                 return {n: zf.read(n) for n in zf.namelist()}
         except zipfile.BadZipFile as exc:
             raise ImageError(f"the payload is not a firmware archive: {exc}") from None
+
+
+@dataclass(frozen=True)
+class RawImage:
+    """Machine code for a real MCU, as the toolchain wrote it (``objcopy -O binary``): flashed byte
+    for byte at the flash method's address. Nothing inside names its version: it is the stack's."""
+
+    name: str
+    version: str
+    data: bytes
+    suffix = ".bin"
+
+    def to_bytes(self) -> bytes:
+        return self.data
 
 
 def pack_header(name: str, version: str, payload: bytes) -> bytes:

@@ -23,7 +23,7 @@ from udsoncan.exceptions import NegativeResponseException, TimeoutException, Une
 from udsoncan.exceptions import InvalidResponseException
 
 from hil.errors import FlashError
-from hil.firmware.image import Image
+from hil.firmware.image import Image, RawImage
 from hil.firmware.uds import DID_BOOT_VERSION, DID_SOFTWARE_VERSION, DID_VIN, ERASE_MEMORY, isotp_params
 from hil.flash import Progress, no_progress
 from hil.flash.seedkey import key_function
@@ -132,7 +132,7 @@ class UdsFlasher:
                 time.sleep(RETRY_PAUSE_S)  # a quick "not now" (a negative response) must not flood the bus
 
 
-def flash(bus: can.BusABC, spec: UdsFlash, image: Image, progress: Progress = no_progress) -> str:
+def flash(bus: can.BusABC, spec: UdsFlash, image: Image | RawImage, progress: Progress = no_progress) -> str:
     """Download ``image`` at ``spec.address``, reset, and check F195; returns the version read back."""
     data, address = image.to_bytes(), spec.address
     with UdsFlasher(bus, spec) as uds:

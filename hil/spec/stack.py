@@ -75,7 +75,8 @@ class FirmwareComponent(Spec):
 
     kind: Literal["firmware"]
     target: Name
-    image: SpecPath = Field(description="a built image, or a firmware_stubs/NAME folder to build")
+    image: SpecPath = Field(description="a built .hilfw image, a firmware_stubs/NAME folder to build, or a "
+                                        "real board's raw .bin")
     version: str
     ready: Ready | None = None
     config: dict[str, Any] = Field(default_factory=dict, description="firmware parameters")

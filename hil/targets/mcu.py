@@ -11,6 +11,7 @@ at once with the console's reason), and the component's own ready condition, if 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -27,7 +28,7 @@ from hil import clock
 from hil.errors import DeployError, FlashError
 from hil.firmware.build import load_image
 from hil.firmware.flashmem import FlashMemory
-from hil.firmware.image import Image
+from hil.firmware.image import Image, RawImage
 from hil.firmware.mcu import McuConfig
 from hil.flash import Progress, an3155, no_progress
 from hil.spec.rig import McuTarget, Rig
@@ -51,9 +52,11 @@ def firmware_component(target: str, components: Mapping[str, Component]) -> tupl
     return next(iter(firmware.items()))
 
 
-def checked_image(target: str, name: str, comp: FirmwareComponent) -> Image:
-    """The component's image; its version must be the one the stack names."""
+def checked_image(target: str, name: str, comp: FirmwareComponent) -> Image | RawImage:
+    """The component's image; its version must be the one the stack names (a raw image's is)."""
     image = load_image(comp.image)
+    if isinstance(image, RawImage):
+        return dataclasses.replace(image, version=comp.version)
     if image.version != comp.version:
         raise DeployError(f"target {target!r}: component {name!r} expects firmware version {comp.version!r}, "
                           f"but {comp.image} is {image.name} {image.version!r}")
@@ -85,7 +88,7 @@ class _McuTarget(Target):
             bundles.unpack(bundle, unpacked, [self.comp_name])
             comp = comp.model_copy(update={"image": unpacked / bundles.FILES / self.comp_name / comp.image.name})
         self.image = checked_image(name, self.comp_name, comp)
-        path = self.dir / f"{self.image.name}-{self.image.version}.hilfw"
+        path = self.dir / f"{self.image.name}-{self.image.version}{self.image.suffix}"
         path.write_bytes(self.image.to_bytes())
         return path
 
@@ -176,6 +179,9 @@ class EmulatedMcuTarget(_McuTarget):
 
     def _deploy(self, components: Mapping[str, Component], bundle: Path | None = None) -> None:
         image_path = self._prepare(self.name, components, bundle)
+        if isinstance(self.image, RawImage):
+            raise DeployError(f"target {self.name!r}: an emulated MCU runs hil firmware (a .hilfw image or a "
+                              f"stub folder); {image_path.name} is machine code for a real board")
         if self.spec.console is not None:
             self.capture_console(self.buses, self.spec.console)
         flash = self.spec.flash

@@ -37,3 +37,13 @@ def test_a_failing_flash_step_exits_3_naming_it(tmp_path):
     r = hil(tmp_path, "flash", "rig.yaml", "board", str(ROOT / "firmware_stubs" / "echo"))
     assert r.returncode == 3
     assert r.stderr == "error: command 'false': exited with code 1; no output\n"
+
+
+def test_a_raw_binary_needs_its_version_and_runs_only_on_real_boards(tmp_path):
+    (tmp_path / "app.bin").write_bytes(b"\x00\x50\x00\x20" * 64)
+    r = hil(ROOT, "flash", "rigs/sim-minimal.yaml", "echo-mcu", str(tmp_path / "app.bin"))
+    assert r.returncode == 2
+    assert r.stderr == f"error: {tmp_path / 'app.bin'} is a raw image: nothing in it says its version; give --version\n"
+    r = hil(ROOT, "flash", "rigs/sim-minimal.yaml", "echo-mcu", str(tmp_path / "app.bin"), "--version", "2.4.1")
+    assert r.returncode == 3
+    assert "an emulated MCU runs hil firmware" in r.stderr

@@ -373,6 +373,27 @@ def test_real_mcu_flashes_with_the_command_and_waits_for_its_console(real_rig):
     assert {line.source for line in lines} == {"board-console"}
 
 
+def test_a_real_boards_raw_binary_is_flashed_byte_for_byte(real_rig, tmp_path):
+    rig, buses, run_dir = real_rig
+    app = tmp_path / "app.bin"  # what objcopy -O binary makes: no header, no version inside
+    app.write_bytes(bytes(range(256)) * 40)
+    t = create_target("board", rig.targets["board"], rig, buses, run_dir, lambda line: None)
+    stack = Stack.model_validate({"name": "t", "version": "1", "components": {"fw": {
+        "kind": "firmware", "target": "board", "image": str(app), "version": "2.4.1"}}})
+    with t:
+        t.deploy(dict(stack.components))
+    assert (run_dir / "targets" / "board" / "flash.log").read_text() == "programmed app-2.4.1.bin into board\n"
+    assert (run_dir / "targets" / "board" / "app-2.4.1.bin").read_bytes() == app.read_bytes()
+
+
+def test_an_emulated_mcu_refuses_a_raw_binary(sim, tmp_path):
+    (tmp_path / "app.bin").write_bytes(b"\x00\x50\x00\x20" * 64)
+    t, components = sim.target("plain", tmp_path / "app.bin", version="2.4.1")
+    with pytest.raises(DeployError, match=r"an emulated MCU runs hil firmware .*; app-2.4.1.bin is machine code "
+                                          r"for a real board"):
+        t.deploy(components)
+
+
 def test_a_board_that_never_gets_ready_is_quoted_from_its_serial_console(real_rig):
     rig, buses, run_dir = real_rig
     t = create_target("board", rig.targets["board"], rig, buses, run_dir, lambda line: None)
