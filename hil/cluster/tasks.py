@@ -9,7 +9,7 @@ import io
 import tarfile
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,16 +81,37 @@ def run_bench_job(job: BenchJob) -> tuple[Any, Placement]:
     return result, place
 
 
+_running: set[threading.Event] = set()  # the cancel events of the benches this worker process runs
+
+
+def cancel_running() -> int:
+    """Cancel every bench this worker process runs (it is stopping); returns how many there were."""
+    running = list(_running)
+    for event in running:
+        event.set()
+    return len(running)
+
+
 @contextmanager
 def _cancelled_from_afar(name: str | None) -> Iterator[None]:
-    """Within the block, setting the Dask Event ``name`` cancels this thread's bench (:mod:`hil.cancel`):
-    a watcher thread waits on the event in the scheduler and passes it on."""
-    if name is None:
-        yield
-        return
+    """Within the block, this thread's bench is cancelled (:mod:`hil.cancel`) by the worker
+    stopping (:func:`cancel_running`) or by the submitter setting the Dask Event ``name``, which a
+    watcher thread waits on in the scheduler."""
+    local = threading.Event()
+    _running.add(local)
+    try:
+        with cancel.cancelled_by(local), (_watching(name, local) if name else nullcontext()):
+            yield
+    finally:
+        _running.discard(local)
+
+
+@contextmanager
+def _watching(name: str, local: threading.Event) -> Iterator[None]:
+    """A watcher thread that sets ``local`` once the Dask Event ``name`` is set."""
     from distributed import Event, get_client
 
-    remote, local, over = Event(name, client=get_client()), threading.Event(), threading.Event()
+    remote, over = Event(name, client=get_client()), threading.Event()
 
     def watch() -> None:
         try:
@@ -104,8 +125,7 @@ def _cancelled_from_afar(name: str | None) -> Iterator[None]:
     watcher = threading.Thread(target=watch, name=f"hil-cancel-{name}", daemon=True)
     watcher.start()
     try:
-        with cancel.cancelled_by(local):
-            yield
+        yield
     finally:
         over.set()
         watcher.join()

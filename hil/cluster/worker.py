@@ -17,6 +17,7 @@ from pathlib import Path
 
 from distributed import Worker, WorkerPlugin, get_worker
 
+from hil.cluster.tasks import cancel_running
 from hil.errors import ClusterError, UsageError
 
 PLUGIN_NAME = "hil-lab-host"
@@ -99,5 +100,7 @@ async def serve(scheduler: str, host: LabHost, *, name: str | None = None, liste
         finished = asyncio.ensure_future(worker.finished())
         await asyncio.wait([finished, asyncio.ensure_future(stop.wait())],
                            return_when=asyncio.FIRST_COMPLETED)
+        if stop.is_set() and (n := cancel_running()):  # torn down now, not after their last minute
+            log.info("stopping: cancelled %d running bench(es); their rigs are torn down first", n)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.remove_signal_handler(sig)

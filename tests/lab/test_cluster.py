@@ -227,14 +227,30 @@ def test_health_gate_through_the_scheduler(lab, tmp_path):
         worker.stop()
 
 
+def long_suite(tmp_path: Path) -> Path:
+    """A suite whose one bench holds its rig for 10 minutes (the meet component, already met)."""
+    suite = tmp_path / "long.yaml"
+    suite.write_text(f"name: long\ndefaults: {{stack: {MEET.with_name('stack.yaml')}, settle: 0s}}\n"
+                     "benches:\n  - {name: long, duration: 10min}\n")
+    return suite
+
+
+def started_component(meet_dir: Path, host: str, before: set[Path]) -> int:
+    """The pid of the meet component a bench on ``host`` started (waits for its marker)."""
+    deadline = time.monotonic() + 120
+    while not (started := set(meet_dir.glob(f"{host}-*")) - before) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert started, f"the bench's component never started on worker {host}"
+    (marker,) = started
+    return int(marker.name.removeprefix(f"{host}-"))
+
+
 def test_ctrl_c_cancels_the_bench_on_the_worker_and_waits_for_its_teardown(lab, tmp_path, meet_dir):
     """Ctrl-C while a bench runs on a lab host: the bench is torn down there (its process is gone),
     its `error` result comes back into the run folder, hil exits 130, and the rig is free again."""
     client = lab[0]
     (meet_dir / "elsewhere-1").touch()  # the meet component need not wait for another rig
-    suite = tmp_path / "long.yaml"
-    suite.write_text(f"name: long\ndefaults: {{stack: {MEET.with_name('stack.yaml')}, settle: 0s}}\n"
-                     "benches:\n  - {name: long, duration: 10min}\n")
+    suite = long_suite(tmp_path)
     before = set(meet_dir.glob("a-*"))
     env = {**os.environ, "HIL_LOCK_DIR": str(tmp_path / "locks"), "NO_COLOR": "1"}
     hil = [sys.executable, "-c", "from hil.cli import main; main()", "run", "--scheduler", client.address,
@@ -242,12 +258,7 @@ def test_ctrl_c_cancels_the_bench_on_the_worker_and_waits_for_its_teardown(lab, 
     proc = subprocess.Popen([*hil, str(suite), "--out", str(tmp_path / "run")], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env)
     try:
-        deadline = time.monotonic() + 120
-        while not (started := set(meet_dir.glob("a-*")) - before) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert started, "the bench's component never started on worker a"
-        (marker,) = started
-        pid = int(marker.name.removeprefix("a-"))
+        pid = started_component(meet_dir, "a", before)
         time.sleep(1.0)  # into the bench's 10 minutes
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=120)
@@ -263,3 +274,31 @@ def test_ctrl_c_cancels_the_bench_on_the_worker_and_waits_for_its_teardown(lab, 
     r = subprocess.run([*hil, str(MEET), "--bench", "first", "--out", str(tmp_path / "again")],
                        capture_output=True, text=True, env=env, timeout=280)
     assert r.returncode == 0, r.stdout + r.stderr  # the rig's lease and resource are free again
+
+
+def test_stopping_a_worker_tears_down_its_running_bench_first(lab, tmp_path, meet_dir):
+    """SIGTERM to a worker (systemd stop) mid-bench: the bench is torn down and the worker exits on
+    its own, instead of running the bench to its end and being killed."""
+    client = lab[0]
+    rig = tmp_path / "sim-lab-s.yaml"
+    rig.write_text((RIGS / "sim-lab-a.yaml").read_text().replace("sim-lab-a", "sim-lab-s"))
+    (meet_dir / "elsewhere-2").touch()
+    before = set(meet_dir.glob("s-*"))
+    worker = HilWorker(client.address, tmp_path, str(rig), env={"HIL_MEET_DIR": str(meet_dir), "HIL_MEET_HOST": "s"})
+    outcome = []
+    try:
+        client.client.wait_for_workers(3, timeout=120)
+        runner = client.bench_runner("sim-lab-s")
+        thread = threading.Thread(target=lambda: outcome.append(
+            runner(rig, long_suite(tmp_path), "long", tmp_path / "run", BenchOptions())))
+        thread.start()
+        pid = started_component(meet_dir, "s", before)
+        worker.stop()
+        assert worker.proc.returncode == 0, (worker.log.read_text())[-3000:]
+        assert not Path(f"/proc/{pid}").exists(), "the bench's process outlived its worker"
+        thread.join(120)
+        assert not thread.is_alive()
+    finally:
+        worker.stop()
+    (result,) = outcome
+    assert result.verdict == "error", result
