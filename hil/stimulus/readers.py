@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,10 @@ _SUFFIXES = {".asc": "asc", ".blf": "blf", ".trc": "trc", ".log": "log", ".csv":
 _CAN_READERS = {"asc": can.ASCReader, "blf": can.BLFReader, "trc": can.TRCReader,
                 "log": can.CanutilsLogReader, "csv": can.CSVReader, "mf4": can.MF4Reader}
 _TEXT = ("asc", "trc", "log", "csv")
+# candump -L: (TIME) IFACE ID#DATA | ID#R[DLC] | ID##FLAGS+DATA, whole bytes only; ID 3 or 8 hex digits
+# (error frames carry the 0x20000000 flag in an 8-digit id); an optional trailing R/T direction
+CANDUMP_LINE = re.compile(r"^\(\d+\.\d+\)\s+\S+\s+([0-9A-Fa-f]{3}|[0-9A-Fa-f]{8})"
+                          r"#(R[0-9A-Fa-f]?|(?:[0-9A-Fa-f]{2})*|#[0-9A-Fa-f](?:[0-9A-Fa-f]{2})*)(\s+[RT])?$")
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,11 @@ def _check_text(path: Path, fmt: str) -> None:
     if fmt == "asc" and "end triggerblock" not in text[-200:].lower():
         raise StimulusError(f"{path}: line {text.count(chr(10)) + 1}: expected 'End TriggerBlock' at the "
                             "end; the file is truncated")
+    if fmt == "log":  # python-can's reader skips or reinterprets a malformed line instead of failing
+        for n, line in enumerate(text.splitlines(), 1):
+            if line.strip() and not CANDUMP_LINE.match(line.strip()):
+                raise _fail(path, n, f"expected a candump frame such as '(1700000000.000000) can0 123#11223344', "
+                                     f"got {line.strip()[:80]!r}")
 
 
 def _check_blf(path: Path, reader: can.BLFReader) -> None:

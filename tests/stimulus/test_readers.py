@@ -85,6 +85,23 @@ def test_bad_line_in_text_log_names_the_record(tmp_path, fmt, old, new):
         read_source(path)
 
 
+@pytest.mark.parametrize("line", ["(1.010000) can0 102#0203A", "(1.010000) can0 garbage", "(1.0x0000) can0 102#02",
+                                  "(1.010000) can0 1022#02", "can0 102#02"])
+def test_a_malformed_candump_line_is_refused_not_skipped(tmp_path, line):
+    """python-can's reader skips such a line, or reads 0203A as 02 03 0A: the stimulus would change."""
+    path = tmp_path / "s.log"
+    path.write_text(f"(1.000000) can0 101#01\n{line}\n(1.020000) can0 103#03 R\n")
+    with pytest.raises(StimulusError, match=rf"^{path}: record 2: expected a candump frame such as "):
+        read_source(path)
+
+
+def test_candump_remote_fd_and_error_frames_are_accepted(tmp_path):
+    path = tmp_path / "s.log"
+    path.write_text("(1.000000) can0 101#R\n(1.001000) can0 102#R4\n(1.002000) can1 12345678##3AABB\n"
+                    "(1.003000) can0 20000080#0000000000000000\n")
+    assert len(read_source(path).events) == 4
+
+
 def test_classic_frame_longer_than_8_bytes_is_refused(tmp_path):
     path = tmp_path / "s.log"
     path.write_text("(1.000000) can0 123#0102\n(1.001000) can0 124#010203040506070809\n")
