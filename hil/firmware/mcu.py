@@ -180,8 +180,10 @@ class McuProcess:
             return
         finally:
             self.app = None
-        if self.reason == "programming":
-            self._halt("boot: programming session, application stopped")
+        if self.reason == "programming":  # stay stopped until a reset (ECUReset, session end, power)
+            self.phase.clear()
+            if not self.stop.is_set():
+                self._halt("boot: programming session, application stopped")
 
     def _load(self, image: Image) -> Mcu:
         """Unpack the payload, import the entry module from it and call its setup(mcu)."""
@@ -230,15 +232,13 @@ class McuProcess:
             request = self.uds_stack.recv(block=True, timeout=0.1)
             if request is None:
                 self.uds.expire(time.monotonic())
-                continue
-            response = self.uds.handle(bytes(request))
-            if response is not None:
+            elif (response := self.uds.handle(bytes(request))) is not None:
                 self.uds_stack.send(response)
             if self.uds.reset_requested:
-                self.uds.reset_requested = False
+                why, self.uds.reset_requested = self.uds.reset_requested, None
                 self._wait_sent()
                 self.reason = "reset"
-                self.console.line("boot: ECUReset")
+                self.console.line(f"boot: {why}")
                 self.phase.set()
 
     def _wait_sent(self) -> None:

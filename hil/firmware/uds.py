@@ -77,7 +77,7 @@ class UdsServer:
         self.key = key
         self.level = level if level % 2 else level - 1
         self.hooks = hooks
-        self.reset_requested = False
+        self.reset_requested: str | None = None  # why the ECU must restart (it does, then clears this)
         self.last_request_s = time.monotonic()
         self._reset_state()
         self.services = {0x10: self._session, 0x11: self._ecu_reset, 0x22: self._read_did, 0x27: self._security,
@@ -94,6 +94,8 @@ class UdsServer:
     def expire(self, now_s: float) -> None:
         """Called while idle: the S3 timer returns a forgotten session to default (and locks)."""
         if self.session != DEFAULT and now_s - self.last_request_s > S3_S:
+            if self.session == PROGRAMMING:
+                self.reset_requested = "programming session timed out (S3)"
             self._reset_state()
 
     def handle(self, request: bytes) -> bytes | None:
@@ -124,6 +126,8 @@ class UdsServer:
             self.unlocked, self.seed, self.download = False, None, None
         if session == PROGRAMMING:
             self.hooks.enter_programming()
+        elif self.session == PROGRAMMING:  # the bootloader hands back to the application by a reset
+            self.reset_requested = "programming session ended"
         self.session = session
         return bytes([session]) + P2_MS.to_bytes(2, "big") + P2_STAR_10MS.to_bytes(2, "big")
 
@@ -132,7 +136,7 @@ class UdsServer:
         if req[1] & 0x7F not in (0x01, 0x03):
             raise Negative(NRC.SubFunctionNotSupported)
         self._reset_state()
-        self.reset_requested = True
+        self.reset_requested = "ECUReset"
         return bytes([req[1] & 0x7F])
 
     def _read_did(self, req: bytes) -> bytes:

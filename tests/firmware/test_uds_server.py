@@ -112,6 +112,15 @@ def test_security(ecu):
     assert ecu.handle(b"\x27\x01") == b"\x67\x01\x00\x00\x00\x00"  # already unlocked: zero seed
 
 
+def test_leaving_the_programming_session_restarts_the_ecu(ecu):
+    """The application stopped for programming comes back: a tester that gives up (a wrong key,
+    say) must not leave the ECU halted in its bootloader until someone resets it."""
+    assert ecu.handle(b"\x10\x03")[:2] == b"\x50\x03" and ecu.reset_requested is None  # no reset for this
+    assert ecu.handle(b"\x10\x02")[:2] == b"\x50\x02" and ecu.programming == [True]
+    assert ecu.handle(b"\x10\x01")[:2] == b"\x50\x01"
+    assert ecu.reset_requested == "programming session ended"
+
+
 def test_session_rules(ecu):
     assert nrc(ecu, b"\x34\x00" + address_size(BASE, 16)) == 0x7F
     assert nrc(ecu, b"\x36\x01ab") == 0x7F
@@ -154,4 +163,5 @@ def test_s3_timeout_returns_to_the_default_session_and_locks(ecu):
     assert ecu.session == 0x02 and ecu.unlocked
     ecu.expire(ecu.last_request_s + 5.1)
     assert ecu.session == 0x01
+    assert ecu.reset_requested == "programming session timed out (S3)"  # back to the application
     assert nrc(ecu, b"\x34\x00" + address_size(BASE, 16)) == 0x7F

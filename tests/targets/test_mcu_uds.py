@@ -112,3 +112,17 @@ def test_interrupted_transfer_then_reflash(sim, tester):
     since = t.states_seen
     assert uds.flash(tester, spec, image) == "1.0.0"
     assert t.wait_state("app", since, 30)["state"] == "app"
+
+
+def test_a_tester_that_gives_up_leaves_the_application_running_again(sim, tester):
+    t = sim.up("brake", STUBS / "brake_ecu")
+    since = t.states_seen
+    with flasher(sim, tester) as f:
+        f.session(uds.PROGRAMMING)  # the application stops for programming ...
+        stopped = t.wait_state("app", since, 30)
+        assert (stopped["state"], stopped["reason"]) == ("bootloader", "boot: programming session, application stopped")
+        since = t.states_seen
+        assert t.wait_state("app", since, 0.5) is None  # ... and stays stopped (it used to boot again at once) ...
+        f.session(0x01)  # ... until the tester gives up: back to the default session
+    assert t.wait_state("app", since, 30)["state"] == "app"
+    wait_for(lambda: "boot: programming session ended" in sim.console("brake-console"), "why it restarted")
