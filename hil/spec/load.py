@@ -10,6 +10,7 @@ sees the data.
 from __future__ import annotations
 
 import difflib
+import stat
 import types
 import typing
 from dataclasses import dataclass
@@ -80,7 +81,10 @@ def load(path: str | Path, model: type[M]) -> SpecFile[M]:
 def parse_yaml(path: Path) -> Any:
     """Read ``path`` as YAML safely: size, encoding, duplicate keys, tabs, alias bombs, depth."""
     try:
-        size = path.stat().st_size
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):  # a FIFO or a device would block or never end
+            raise SpecError(f"{path}:1:1: expected a regular file")
+        size = st.st_size
         if size > MAX_BYTES:
             raise SpecError(f"{path}:1:1: file is {size / 1e6:.1f} MB; spec files are limited to "
                             f"{MAX_BYTES // 1024} KiB")
@@ -103,7 +107,7 @@ def parse_yaml(path: Path) -> Any:
     except MarkedYAMLError as exc:
         raise SpecError(_format_yaml_error(path, exc)) from None
     except YAMLError as exc:
-        raise SpecError(f"{path}:1:1: {exc}") from None
+        raise SpecError(_format_reader_error(path, text, exc)) from None
     except RecursionError:
         raise SpecError(f"{path}:1:1: nesting is deeper than {MAX_DEPTH} levels") from None
     _check_size(path, doc)
@@ -124,6 +128,18 @@ def _format_yaml_error(path: Path, exc: MarkedYAMLError) -> str:
     elif exc.context:
         problem = f"{exc.context.strip()}: {problem}"
     return f"{path}:{line}:{col}: invalid YAML: {problem}"
+
+
+def _format_reader_error(path: Path, text: str, exc: YAMLError) -> str:
+    """Errors without a mark (a control character): the position is an offset into the text."""
+    pos = getattr(exc, "position", None)
+    if pos is None:
+        return f"{path}:1:1: invalid YAML: " + " ".join(str(exc).split())
+    line = text.count("\n", 0, pos) + 1
+    col = pos - (text.rfind("\n", 0, pos) + 1) + 1
+    char = getattr(exc, "character", None)
+    what = f"control character {char:#04x}" if isinstance(char, int) else "unacceptable character"
+    return f"{path}:{line}:{col}: invalid YAML: {what}; YAML text may not contain it"
 
 
 def _check_size(path: Path, doc: Any) -> None:

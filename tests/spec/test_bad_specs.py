@@ -3,6 +3,7 @@ exactly the expected first message line (file:line:col: field: message)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -93,3 +94,10 @@ def test_a_broken_rig_does_not_hide_the_suites_own_problems(capsys):
     assert code == 2
     assert [Path(line.split(":")[1].strip()).name for line in lines] == [
         "rig-unknown-key.yaml", "suite-duplicate-bench.yaml"], lines
+
+
+def test_a_fifo_is_refused_instead_of_blocking(capsys, tmp_path):
+    fifo = tmp_path / "rig.yaml"
+    os.mkfifo(fifo)
+    code, lines = check(capsys, fifo)
+    assert (code, lines) == (2, [f"error: {fifo}:1:1: expected a regular file"])
