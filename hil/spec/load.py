@@ -19,7 +19,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from hil.errors import SpecError
@@ -265,6 +265,8 @@ _CTX_KEY = {"greater_than": "gt", "greater_than_equal": "ge", "less_than": "lt",
 def _message(err: dict) -> str:
     """pydantic's message in the project's voice: what was expected, and what came."""
     kind, ctx, got = err["type"], err.get("ctx") or {}, _show(err.get("input"))
+    if kind == "string_type" and isinstance(err.get("input"), (int, float)) and not isinstance(err.get("input"), bool):
+        return f"expected a string, got the number {got} (quote it: YAML reads 1.10 unquoted as the number 1.1)"
     if kind in _EXPECTED:
         return f"expected {_EXPECTED[kind]}, got {got}"
     if kind in _COMPARE:
@@ -285,6 +287,8 @@ def _message(err: dict) -> str:
 def _show(value: Any) -> str:
     if isinstance(value, (dict, list)):
         return f"a {_yaml_kind(value) if isinstance(value, list) else 'mapping'}"
+    if isinstance(value, TaggedScalar):  # a custom YAML tag: hil's specs use none
+        return f"the tagged value {value.tag.value} {value.value!r}"
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
