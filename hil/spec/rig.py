@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import Field, field_validator
+from pydantic import Field, StrictBool, StrictInt, field_validator
 
 from hil.spec.common import CanId, Duration, Name, Spec, SpecPath
 from hil.spec.faults import Fault
@@ -20,16 +20,16 @@ class CanBus(Spec):
     """A CAN or CAN FD bus: a python-can interface + channel, or emulated by simbus."""
 
     kind: Literal["can"]
-    emulated: bool = False
+    emulated: StrictBool = False
     interface: str | None = Field(None, description="python-can interface name (socketcan, pcan, ...)")
     channel: str | int | None = None
-    bitrate: int = Field(500_000, description="nominal bitrate, bit/s")
-    fd: bool = False
-    data_bitrate: int | None = Field(None, description="CAN FD data-phase bitrate, bit/s")
-    wire_model: bool = Field(True, description="emulated: model frame duration and arbitration")
+    bitrate: StrictInt = Field(500_000, description="nominal bitrate, bit/s")
+    fd: StrictBool = False
+    data_bitrate: StrictInt | None = Field(None, description="CAN FD data-phase bitrate, bit/s")
+    wire_model: StrictBool = Field(True, description="emulated: model frame duration and arbitration")
     faults: list[Fault] = Field(default_factory=list, description="emulated: faults always armed")
     options: dict[str, Any] = Field(default_factory=dict, description="extra python-can Bus kwargs")
-    record: bool = True
+    record: StrictBool = True
 
     @field_validator("bitrate")
     @classmethod
@@ -44,11 +44,11 @@ class SerialBus(Spec):
     """A serial link: a pyserial port, or an emulated pty pair."""
 
     kind: Literal["serial"]
-    emulated: bool = False
+    emulated: StrictBool = False
     port: str | None = Field(None, description="pyserial port (path or URL)")
-    baudrate: int = Field(115_200, gt=0, le=12_000_000)
-    pace: bool = Field(True, description="emulated: never faster than the baud rate")
-    record: bool = True
+    baudrate: StrictInt = Field(115_200, gt=0, le=12_000_000)
+    pace: StrictBool = Field(True, description="emulated: never faster than the baud rate")
+    record: StrictBool = True
 
 
 Bus = Annotated[Union[CanBus, SerialBus], Field(discriminator="kind")]
@@ -86,7 +86,7 @@ class SshReach(Spec):
     via: Literal["ssh"]
     host: str
     user: str
-    port: int = Field(22, ge=1, le=65535)
+    port: StrictInt = Field(22, ge=1, le=65535)
     known_hosts: SpecPath
     identity: SpecPath | None = Field(None, description="private key; the SSH agent when absent")
     workdir: str = "/tmp/hil"
@@ -147,7 +147,7 @@ class McuTarget(Spec):
     """A microcontroller that runs a firmware image."""
 
     kind: Literal["mcu"]
-    emulated: bool = False
+    emulated: StrictBool = False
     buses: list[Name] = Field(default_factory=list)
     console: Name | None = None
     power: Name | None = None
