@@ -29,13 +29,15 @@ def judge_recording(bench: Bench, db: Database, recording: Path, out_dir: Path, 
     relative to ``out_dir``'s parent (the run folder)."""
     from hil.report.plots import render_bench_plots
 
-    buses, events = read_recording(recording, channel_map or {})
+    buses, recorded = read_recording(recording, channel_map or {})
+    events = {kind: data for kind, data in recorded}  # the last event of each kind
     replay = events.get("replay")
     bus_stats = events.get("bus-stats") or {}
     lateness = (replay or {}).get("lateness_ns") or {}
     analysis = analyse(bench, buses, db, replay=lateness,
                        lost={bus: s.get("overruns", 0) for bus, s in bus_stats.items()})
-    analysis.measurements.extend(replay_faults(replay or {}))
+    eaten = sum(1 for kind, data in recorded if kind == "fault" and data.get("kind") in WIRE_EATS)
+    analysis.measurements.extend(replay_faults(replay or {}, eaten))
     result.verdict = analysis.outcome
     result.measurements = analysis.measurements
     result.probes = {name: {"stats": s.to_json(), "duplicates": p.duplicates, "unit": "ns"}
@@ -49,10 +51,15 @@ def judge_recording(bench: Bench, db: Database, recording: Path, out_dir: Path, 
     return analysis
 
 
-def replay_faults(replay: dict[str, Any]) -> list[MeasurementResult]:
+WIRE_EATS = ("drop", "bus_off", "corrupt")  # fault events after which a frame never reaches the wire whole
+
+
+def replay_faults(replay: dict[str, Any], eaten: int = 0) -> list[MeasurementResult]:
     """The replay's own promises, judged whatever the bench measures: no frame early, every planned
     frame sent (a closed-loop wait that timed out ends the replay), every sent frame seen on the
-    bus (its send time is known). Each broken one is a failed measurement; none when all hold."""
+    bus (its send time is known) but those the bench's faults took off the wire (``eaten``: a
+    deliberate dropout is no broken promise). Each broken one is a failed measurement; none when
+    all hold."""
     out = []
     early = replay.get("frames_early", 0)
     if early:
@@ -62,7 +69,7 @@ def replay_faults(replay: dict[str, Any]) -> list[MeasurementResult]:
     if replay.get("aborted"):
         out.append(MeasurementResult("replay-aborted", "replay", "count", float(sent), "frames",
                                      f"= {planned}", FAIL, f"the replay was aborted: {replay['aborted']}"))
-    unseen = sent - replay.get("frames_echoed", sent)
+    unseen = sent - replay.get("frames_echoed", sent) - eaten
     if unseen > 0:
         out.append(MeasurementResult("replay-unseen", "replay", "count", float(unseen), "frames", "= 0", FAIL,
                                      f"{unseen} of {sent} frame(s) sent were never seen on the bus, so "
@@ -70,8 +77,8 @@ def replay_faults(replay: dict[str, Any]) -> list[MeasurementResult]:
     return out
 
 
-def read_recording(path: Path, channel_map: dict[str, str]) -> tuple[dict[str, Frames], dict[str, Any]]:
-    """Frames per bus, and the data of the last event of each kind (MCAP recordings only)."""
+def read_recording(path: Path, channel_map: dict[str, str]) -> tuple[dict[str, Frames], list[tuple[str, Any]]]:
+    """Frames per bus, and every event as (kind, data) in time order (MCAP recordings only)."""
     if path.suffix.lower() == ".mcap":
         from hil.recording import load
 
@@ -79,7 +86,7 @@ def read_recording(path: Path, channel_map: dict[str, str]) -> tuple[dict[str, F
         if not rec.complete:
             raise RecordingError(f"{path}: the recording is truncated (no MCAP footer); refusing to judge it")
         buses = {channel_map.get(bus, bus): frames for bus, frames in rec.can.items()}
-        return buses, {e.kind: e.data for e in rec.events}
+        return buses, [(e.kind, e.data) for e in rec.events]
     from hil.stimulus.events import CanEvent
     from hil.stimulus.readers import read_source
 
@@ -87,7 +94,7 @@ def read_recording(path: Path, channel_map: dict[str, str]) -> tuple[dict[str, F
     for ev in read_source(path).events:
         if isinstance(ev, CanEvent):
             by_bus.setdefault(channel_map.get(ev.channel, ev.channel), []).append(ev)
-    return {bus: _frames(bus, evs) for bus, evs in by_bus.items()}, {}
+    return {bus: _frames(bus, evs) for bus, evs in by_bus.items()}, []
 
 
 def _frames(bus: str, events: list) -> Frames:

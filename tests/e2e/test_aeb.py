@@ -197,3 +197,14 @@ def test_the_shipped_health_check_passes_on_the_demo_rig(tmp_path):
             "--history", str(tmp_path / "h.sqlite"))
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.startswith("rig sim-aeb: healthy — health check rig-check, run ")
+
+
+def test_a_deliberate_radar_dropout_is_no_broken_replay_promise(tmp_path):
+    """The nightly dropout bench drops 300 ms of radar frames on the wire: those frames are never
+    seen on the bus, by design, and must not fail the bench as unseen."""
+    r = hil(tmp_path, "run", "benches/aeb-nightly.yaml", "--rig", RIG, "--bench", "radar-dropout",
+            "--out", str(tmp_path / "run"), "--no-history")
+    bench = json.loads((tmp_path / "run" / "results.json").read_text())["benches"][0]
+    failed = [(m["name"], m["detail"]) for m in bench["measurements"] if m["outcome"] == "fail"]
+    assert failed == [] and r.returncode == 0, failed or (r.stdout + r.stderr)
+    assert bench["replay"]["frames_sent"] - bench["replay"]["frames_echoed"] == 15  # 300 ms at 20 ms
