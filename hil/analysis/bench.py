@@ -136,4 +136,4 @@ def _signal_def(m: Measurement, db: Database):
 
 def _signal(m: Measurement, buses: Mapping[str, Frames], db: Database) -> Column:
     msg, sig = _signal_def(m, db)
-    return signal_column(frames_with_id(buses, m.bus, msg.frame_id), sig)
+    return signal_column(frames_with_id(buses, m.bus, msg.frame_id), sig, message=msg)

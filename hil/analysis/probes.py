@@ -195,5 +195,5 @@ def field_column(end: ProbeEnd, frames: Frames, db: Database) -> Column:
     if end.signal is None:
         raise AnalysisError(f"bus {end.bus!r}: expected 'signal' or 'byte' to read a value from")
     message = end.message if end.message is not None else end.id
-    _, sig = db.signal(message, end.signal)
-    return signal_column(frames, sig, raw=False)
+    msg, sig = db.signal(message, end.signal)
+    return signal_column(frames, sig, raw=False, message=msg)

@@ -79,15 +79,15 @@ def byte_column(frames: Frames, byte: int) -> Column:
     return Column(frames.t_ns[keep], frames.data[keep, byte].astype(np.int64))
 
 
-def signal_column(frames: Frames, signal, raw: bool = False) -> Column:
-    """Decode a cantools ``signal`` from every frame (scaled unless ``raw``)."""
-    positions = bit_positions(signal.start, signal.length, signal.byte_order)
-    lo, hi = min(positions) // 8, max(positions) // 8 + 1
-    keep = frames.dlc >= hi
-    bits = np.unpackbits(frames.data[keep, lo:hi], axis=1, bitorder="little").astype(np.uint64)
-    value = np.zeros(int(keep.sum()), np.uint64)
-    for weight, pos in enumerate(positions):  # ≤ 64 vector operations, whatever the frame count
-        value |= bits[:, pos - 8 * lo] << np.uint64(weight)
+def signal_column(frames: Frames, signal, raw: bool = False, message=None) -> Column:
+    """Decode a cantools ``signal`` from every frame (scaled unless ``raw``). A multiplexed signal
+    (``message`` names its multiplexer) is read only from the frames whose multiplexer selects it:
+    the other frames carry other signals in those bits."""
+    keep, value = _raw_bits(frames, signal)
+    if signal.multiplexer_ids and message is not None:
+        selected, selector = _raw_bits(frames, message.get_signal_by_name(signal.multiplexer_signal))
+        keep &= selected & np.isin(selector, np.asarray(signal.multiplexer_ids, np.uint64))
+    value = value[keep]
     if signal.is_float:
         out = value.astype(np.uint32).view(np.float32).astype(np.float64) if signal.length == 32 \
             else value.view(np.float64)
@@ -101,6 +101,17 @@ def signal_column(frames: Frames, signal, raw: bool = False) -> Column:
     if not raw:
         out = out * float(signal.scale) + float(signal.offset)
     return Column(frames.t_ns[keep], out, signal.unit or "")
+
+
+def _raw_bits(frames: Frames, signal) -> tuple[np.ndarray, np.ndarray]:
+    """Which frames are long enough to hold ``signal``, and its raw bits in each frame (as uint64)."""
+    positions = bit_positions(signal.start, signal.length, signal.byte_order)
+    lo, hi = min(positions) // 8, max(positions) // 8 + 1
+    bits = np.unpackbits(frames.data[:, lo:hi], axis=1, bitorder="little").astype(np.uint64)
+    value = np.zeros(len(frames.t_ns), np.uint64)
+    for weight, pos in enumerate(positions):  # ≤ 64 vector operations, whatever the frame count
+        value |= bits[:, pos - 8 * lo] << np.uint64(weight)
+    return frames.dlc >= hi, value
 
 
 def bit_positions(start: int, length: int, byte_order: str) -> list[int]:

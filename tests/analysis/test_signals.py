@@ -62,3 +62,31 @@ def test_unknown_names_say_what_exists(db):
         db.signal("Radar", "Dist")
     with pytest.raises(AnalysisError, match=r"bus 'x' is not in the recording; it has: b"):
         frames_with_id({"b": make_frames("b", [])}, "x", 1)
+
+
+MUX_DBC = """VERSION ""
+BS_:
+BU_: RADAR
+BO_ 1280 Objects: 8 RADAR
+ SG_ Mux M : 0|8@1+ (1,0) [0|255] "" Vector__XXX
+ SG_ Distance m0 : 8|16@1+ (0.01,0) [0|655] "m" Vector__XXX
+ SG_ Speed m1 : 8|16@1+ (0.1,0) [0|6553] "km/h" Vector__XXX
+"""
+
+
+def test_a_multiplexed_signal_is_read_only_where_its_multiplexer_selects_it(tmp_path):
+    """Radar object lists are multiplexed: Distance and Speed share bits 8..23. Reading Distance
+    from a Speed frame gave 6000 m for 600 km/h."""
+    from hil.analysis import Database
+
+    (tmp_path / "mux.dbc").write_text(MUX_DBC)
+    db = Database([tmp_path / "mux.dbc"])
+    msg, distance = db.signal("Objects", "Distance")
+    payloads = [bytes([0]) + (5000).to_bytes(2, "little"), bytes([1]) + (6000).to_bytes(2, "little"),
+                bytes([0]) + (5100).to_bytes(2, "little")]
+    frames = make_frames("b", [(i, msg.frame_id, p + bytes(5)) for i, p in enumerate(payloads)])
+    col = signal_column(frames, distance, message=msg)
+    assert (col.t_ns.tolist(), col.value.tolist()) == ([0, 2], pytest.approx([50.0, 51.0]))
+    speed = signal_column(frames, msg.get_signal_by_name("Speed"), message=msg)
+    assert (speed.t_ns.tolist(), speed.value.tolist()) == ([1], pytest.approx([600.0]))
+    assert [msg.decode(p + bytes(5))["Distance"] for p in payloads[::2]] == pytest.approx([50.0, 51.0])
