@@ -97,6 +97,8 @@ def check_bench(bench: Bench, db: Database) -> list[Problem]:
 
 def _measure(m: Measurement, a: Analysis, buses: Mapping[str, Frames], db: Database,
              replay: Mapping[str, float], lost: Mapping[str, int]) -> MeasurementResult:
+    if m.probe is not None and m.stat == "duplicates":  # a frozen counter: answered once, sent many times
+        return judge(m, float(a.probes[m.probe][0].duplicates), f"probe {m.probe}")
     if m.probe is not None:
         return _from_stats(m, a.probes[m.probe][1], f"probe {m.probe}")
     if m.chain is not None:

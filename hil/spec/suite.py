@@ -14,9 +14,9 @@ from hil.spec.rig import Rig
 Problem = tuple[tuple, str]
 TIME_UNITS = ("ns", "us", "µs", "ms", "s")
 COUNT_UNITS = ("", "frames", "count")
-COUNT_STATS = ("count", "missed", "deadline_misses")
+COUNT_STATS = ("count", "missed", "deadline_misses", "duplicates")
 Stat = Literal["count", "missed", "min", "p50", "p90", "p99", "p99.9", "max", "mean", "std",
-               "deadline_misses", "last", "first"]
+               "deadline_misses", "duplicates", "last", "first"]
 
 
 class Override(Spec):
@@ -240,6 +240,9 @@ def _measurement_problems(loc: tuple, m: Measurement, probes: set[str], chains: 
         out.append((loc + ("probe",), f"unknown probe {m.probe!r}; this bench has: {', '.join(sorted(probes)) or 'none'}"))
     if m.chain is not None and m.chain not in chains:
         out.append((loc + ("chain",), f"unknown chain {m.chain!r}"))
+    if m.stat == "duplicates" and src != ["probe"]:
+        out.append((loc + ("stat",), "'duplicates' (stimuli repeating a counter before its answer) is a "
+                                     f"probe's; got {src[0] if src else 'no source'}"))
     if any(k in src for k in ("signal", "frames", "cycle", "lost")) and m.bus is None:
         out.append((loc, f"'{src[0]}' needs 'bus'"))
     counted = m.stat in COUNT_STATS or (src and src[0] in ("frames", "lost"))

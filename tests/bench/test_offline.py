@@ -69,3 +69,32 @@ def test_a_replay_that_broke_its_promises_fails_whatever_the_bench_measures(tmp_
                                           "not seen within 0.3 s"),
         "replay-unseen": (1.0, "= 0", "1 of 26 frame(s) sent were never seen on the bus, so when they "
                                       "went out is unknown")}
+
+
+FROZEN = textwrap.dedent('''
+    name: frozen
+    defaults: {stack: none.yaml}
+    benches:
+      - name: echo
+        probes:
+          - {name: echo, pair: counter, window: 1s, from: {bus: chassis, id: 0x500, byte: 0}, to: {bus: chassis, id: 0x580, byte: 0}}
+        measurements:
+          - {name: missed, probe: echo, stat: missed, le: 0}
+          - {name: repeats, probe: echo, stat: duplicates, le: 0}
+''')
+
+
+def test_a_frozen_counter_is_caught_by_a_duplicates_limit(tmp_path):
+    """Ten stimuli all carrying counter 5, one answer: nothing is 'missed' (the repeats count as
+    duplicates), so only a limit on duplicates catches the stuck counter."""
+    (tmp_path / "suite.yaml").write_text(FROZEN)
+    with can.CanutilsLogWriter(tmp_path / "log.log") as w:
+        for i in range(10):
+            w.on_message_received(can.Message(timestamp=10 + i * 0.01, arbitration_id=0x500, data=[5],
+                                              channel="can0", is_extended_id=False))
+        w.on_message_received(can.Message(timestamp=10.095, arbitration_id=0x580, data=[5], channel="can0",
+                                          is_extended_id=False))  # after them all: each could claim it
+    bench = analyse_offline(tmp_path / "log.log", tmp_path / "suite.yaml", "echo", tmp_path / "out",
+                            {"can0": "chassis"}).benches[0]
+    judged = {m.name: (m.value, m.outcome) for m in bench.measurements}
+    assert judged == {"missed": (0.0, "pass"), "repeats": (9.0, "fail")}
