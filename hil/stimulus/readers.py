@@ -94,9 +94,10 @@ def _check_text(path: Path, fmt: str) -> None:
                             "end; the file is truncated")
     if fmt == "log":  # python-can's reader skips or reinterprets a malformed line instead of failing
         for n, line in enumerate(text.splitlines(), 1):
-            if line.strip() and not CANDUMP_LINE.match(line.strip()):
+            line = line.strip()
+            if line and not CANDUMP_LINE.match(line):
                 raise _fail(path, n, f"expected a candump frame such as '(1700000000.000000) can0 123#11223344', "
-                                     f"got {line.strip()[:80]!r}")
+                                     f"got {line[:80]!r}")
 
 
 def _check_blf(path: Path, reader: can.BLFReader) -> None:
