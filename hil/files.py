@@ -42,7 +42,7 @@ def open_regular(path: str | Path, limit: int, what: str = "file") -> Iterator[B
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise FileRefused(f"{what} {path} is not a regular file ({_kind(st.st_mode)})")
+            raise FileRefused(f"{what} {path} is not a regular file ({kind_text(st.st_mode)})")
         if st.st_size > limit:
             raise FileRefused(f"{what} {path} is {size_text(st.st_size)}; at most {size_text(limit)} is accepted")
         os.set_blocking(fd, True)
@@ -92,7 +92,8 @@ def name_problem(text: str) -> str | None:
     return None
 
 
-def _kind(mode: int) -> str:
+def kind_text(mode: int) -> str:
+    """What a file that is not a regular one is, for messages: "a FIFO", "a character device", …"""
     for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
                        (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
         if test(mode):

@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import Field
 
 from hil.errors import SpecError
-from hil.files import FileRefused, name_problem, read_bytes
+from hil.files import FileRefused, kind_text, name_problem, read_bytes
 from hil.firmware.image import FIELD_LEN, FILE_LIMIT, PAYLOAD, Image, ImageError, RawImage
 from hil.spec.common import Name, Spec
 
@@ -100,7 +100,8 @@ def _files(folder: Path) -> list[Path]:
                 raise SpecError(f"{folder}: {path.relative_to(folder)} is a symbolic link to {to}, which is not "
                                 "a file in the folder; refused")
             if not stat.S_ISREG(mode) and not stat.S_ISLNK(mode):
-                raise SpecError(f"{folder}: {path.relative_to(folder)} is not a regular file; refused")
+                raise SpecError(f"{folder}: {path.relative_to(folder)} is not a regular file ({kind_text(mode)}); "
+                                "refused")
             found.append(path)
     return sorted(found)
 

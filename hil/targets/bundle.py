@@ -39,7 +39,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from hil.errors import BundleError
-from hil.files import GiB, MiB, FileRefused, name_problem, open_regular, size_text
+from hil.files import GiB, MiB, FileRefused, kind_text, name_problem, open_regular, size_text
 from hil.spec.stack import Component, Stack
 
 FORMAT = "hil-bundle/1"
@@ -348,12 +348,7 @@ def _walk(component: str, source: Path) -> Iterable[tuple[str, Path, str | None]
                 yield rel, path, None
             else:
                 raise BundleError(f"component {component!r}: {path} is not a regular file "
-                                  f"({_kind(mode)}); bundles hold only files, folders and symbolic links")
-
-
-def _kind(mode: int) -> str:
-    return {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
-            stat.S_IFSOCK: "a socket"}.get(stat.S_IFMT(mode), "a special file")
+                                  f"({kind_text(mode)}); bundles hold only files, folders and symbolic links")
 
 
 def _entry(component: str, rel: str, path: Path, limits: Limits,
@@ -642,7 +637,7 @@ def _landed_problem(path: Path, entry: Entry, root: str) -> str | None:
             return f"link leads to {to}, outside its component"
         return None
     if not stat.S_ISREG(mode):
-        return "missing" if stat.S_ISLNK(mode) else f"expected a regular file, found {_kind(mode)}"
+        return "missing" if stat.S_ISLNK(mode) else f"expected a regular file, found {kind_text(mode)}"
     if (size := path.stat().st_size) != entry.size:
         return f"sha256 differs: {size:,} bytes, manifest {entry.size:,}"
     try:

@@ -191,7 +191,7 @@ def test_a_fifo_in_the_stub_is_refused_not_read(stub):
     os.mkfifo(stub / "pipe")
     with pytest.raises(SpecError) as exc:
         build(stub)
-    assert str(exc.value) == f"{stub}: pipe is not a regular file; refused"
+    assert str(exc.value) == f"{stub}: pipe is not a regular file (a FIFO); refused"
 
 
 def test_a_huge_file_in_the_stub_is_refused_unread(stub):
