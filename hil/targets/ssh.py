@@ -3,8 +3,8 @@
 Deploy connects with key authentication, checks the host key against the rig's ``known_hosts``
 (always; a missing file is an error, never a reason to skip the check), uploads the bundle with
 SFTP into ``WORKDIR/RUN-ID/TARGET``, checks the upload's sha256, then on the remote host that every
-file is a regular file and every link resolves completely inside its component (``readlink -e``),
-and every file's sha256 (``sha256sum -c``), before anything starts. Each component runs under a
+folder is a real folder, every file a regular file and every link resolves completely inside its
+component (``readlink -e``), and every file's sha256 (``sha256sum -c``), before anything starts. Each component runs under a
 small ``sh`` launch script in its own session (``setsid``), its stdout/stderr streamed back line by
 line. The SSH channel's stdin is the leash: when it closes — stop, or the controller dying with its
 connection — the script sends SIGTERM to the component's process group and SIGKILL after the grace
