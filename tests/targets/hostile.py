@@ -1,4 +1,5 @@
-"""Stack content a shell would run, split or expand — for the HPC drivers' command building.
+"""Stack content a shell would run, split or expand — for the HPC drivers' command building — and
+bundles whose links lead out.
 
 Every value here must reach the component exactly as written; ``marker`` is the file an injection
 would create (its absence is the proof nothing ran).
@@ -6,7 +7,12 @@ would create (its absence is the proof nothing ran).
 
 from __future__ import annotations
 
+import io
+import json
+import tarfile
 from pathlib import Path
+
+from hil.targets import bundle
 
 # prints its argv and every T_* variable as one JSON line, then "ready"
 SHOW = ("import json, os, sys; print(json.dumps({'argv': sys.argv[1:], 'env': {k: v for k, v in os.environ.items() "
@@ -30,3 +36,22 @@ def argv(marker: Path) -> list[str]:
 def bad_names(marker: Path) -> list[str]:
     m = str(marker)
     return [f"X=1; touch {m}; Y", "1X", "A-B", "A B", "", "A\nB", f"$(touch {m})", "PATH=/x", "ü"]
+
+
+def with_links(good: Path, evil: Path, component: str, links: dict[str, str]) -> Path:
+    """``good`` with ``links`` added to ``component``, in the manifest too (so only the rules refuse it)."""
+    with tarfile.open(good) as tin:
+        members = [(m, tin.extractfile(m).read() if m.isfile() else None) for m in tin.getmembers()]
+    doc = json.loads(members[0][1])
+    doc["components"][component]["files"].update({p: {"link": to} for p, to in links.items()})
+    with tarfile.open(evil, "w:gz") as tout:
+        for m, data in members:
+            if m.name == bundle.MANIFEST:
+                data = json.dumps(doc).encode()
+                m.size = len(data)
+            tout.addfile(m, io.BytesIO(data) if data is not None else None)
+        for path, to in links.items():
+            info = tarfile.TarInfo(f"{bundle.FILES}/{component}/{path}")
+            info.type, info.linkname = tarfile.SYMTYPE, to
+            tout.addfile(info)
+    return evil

@@ -256,22 +256,9 @@ def test_the_remote_check_resolves_links_completely(ssh_rig, tmp_path):
 def test_a_bundle_with_a_chain_of_links_out_is_refused_before_upload(ssh_rig, tmp_path):
     ssh_rig.file("app.sh", APP)
     target, stack, _ = make(ssh_rig, tmp_path, fusion=app(tmp_path))
-    evil = tmp_path / "evil.tar.gz"
-    manifest = bundle.build_stack(stack, tmp_path / "good.tar.gz")
-    doc = json.loads(manifest.to_json())
-    doc["components"]["fusion"]["files"].update({"a/b/l": {"link": "../.."}, "z": {"link": "a/b/l/../../.."}})
-    data = json.dumps(doc).encode()
-    with tarfile.open(tmp_path / "good.tar.gz") as tin, tarfile.open(evil, "w:gz") as tout:
-        for m in tin.getmembers():
-            if m.name == "manifest.json":
-                m.size = len(data)
-                tout.addfile(m, io.BytesIO(data))
-            else:
-                tout.addfile(m, tin.extractfile(m) if m.isfile() else None)
-        for name, to in (("files/fusion/z", "a/b/l/../../.."), ("files/fusion/a/b/l", "../..")):
-            info = tarfile.TarInfo(name)
-            info.type, info.linkname = tarfile.SYMTYPE, to
-            tout.addfile(info)
+    bundle.build_stack(stack, tmp_path / "good.tar.gz")
+    evil = hostile.with_links(tmp_path / "good.tar.gz", tmp_path / "evil.tar.gz", "fusion",
+                              {"z": "a/b/l/../../..", "a/b/l": "../.."})
     with target, pytest.raises(BundleError) as exc:
         target.deploy(ssh_rig.components(stack), evil)
     assert str(exc.value) == (f"{evil}: manifest.json: component 'fusion': symbolic link 'z' -> 'a/b/l/../../..' "
