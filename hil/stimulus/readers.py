@@ -39,6 +39,7 @@ FILE_LIMIT = 256 * MiB  # a stimulus file on disk
 EXPAND_LIMIT = 1024 * MiB  # what a .gz, BLF containers, MF4 blocks or MCAP chunks may expand to
 LINE_LIMIT = 64 * 1024  # one line of a text log
 FRAME_LIMIT = 5_000_000  # frames read for one stimulus (all its files)
+MF4_MISSING = "reading MF4 needs asammdf, which is not installed: pip install 'hil[mf4]'"
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,7 @@ def read_source(path: str | Path, fmt: str = "auto", lenient: bool = False,
     except RecordError as exc:
         raise StimulusError(f"{path}: {exc.where + ': ' if exc.where else ''}{exc}") from None
     except _Unpacked as exc:
-        raise StimulusError(f"{path}: {out.unit} {out.at + 1}: {exc}") from None
+        raise StimulusError(f"{path}: byte {exc.at:,} of its content: {exc}") from None
     return out.finish(fmt)
 
 
@@ -119,14 +120,12 @@ class _Collector:
         self.records = array("q")
         self.skipped: Counter = Counter()
         self.last: dict[tuple[type, str], int] = {}  # (kind, channel) → last log time
-        self.at = 0  # the record being read
 
     def add_all(self, items: Iterator[tuple[int, Event | str]]) -> None:
         for record, item in items:
             self.add(record, item)
 
     def add(self, record: int, item: Event | str) -> None:
-        self.at = record
         if isinstance(item, str):
             self.skipped[item] += 1
             return
@@ -164,6 +163,7 @@ def _read_text(stream: BinaryIO, fmt: str, out: _Collector, lenient: bool) -> No
     from hil.stimulus.textlogs import READERS
 
     reader = READERS[fmt]()
+    n = 0
     for n, line in _lines(stream):
         try:
             if isinstance(line, UnicodeDecodeError):
@@ -179,7 +179,7 @@ def _read_text(stream: BinaryIO, fmt: str, out: _Collector, lenient: bool) -> No
     try:
         reader.end()
     except ValueError as exc:
-        raise RecordError(f"line {out.at + 1}", str(exc)) from None
+        raise RecordError(f"line {n + 1}", str(exc)) from None
 
 
 def _lines(stream: BinaryIO) -> Iterator[tuple[int, str | UnicodeDecodeError]]:
@@ -187,7 +187,10 @@ def _lines(stream: BinaryIO) -> Iterator[tuple[int, str | UnicodeDecodeError]]:
     UTF-8. A byte-order mark is dropped; CRLF line ends are accepted."""
     n = 0
     while True:
-        raw = stream.readline(LINE_LIMIT + 1)
+        try:
+            raw = stream.readline(LINE_LIMIT + 1)
+        except _Unpacked as exc:
+            raise RecordError(f"line {n + 1}", str(exc)) from None
         if not raw:
             return
         n += 1
@@ -206,7 +209,11 @@ def _lines(stream: BinaryIO) -> Iterator[tuple[int, str | UnicodeDecodeError]]:
 # ---- compressed files ----------------------------------------------------------------------------
 
 class _Unpacked(Exception):
-    """A .gz stream that is corrupt, cut or too large; ``str()`` says which."""
+    """A .gz stream that is corrupt, cut or too large after ``at`` bytes; ``str()`` says which."""
+
+    def __init__(self, message: str, at: int):
+        super().__init__(message)
+        self.at = at
 
 
 class _Inflated(io.BufferedReader):
@@ -228,10 +235,12 @@ class _GzipRaw(io.RawIOBase):
             n = self.gz.readinto(b)
         except (gzip.BadGzipFile, EOFError, zlib.error, OSError) as exc:
             cut = isinstance(exc, EOFError)
-            raise _Unpacked(f"the gzip stream is {'cut short; the file is truncated' if cut else f'corrupt ({exc})'}") from None
+            raise _Unpacked(f"the gzip stream is {'cut short; the file is truncated' if cut else f'corrupt ({exc})'}",
+                            self.total) from None
         self.total += n
         if self.total > EXPAND_LIMIT:
-            raise _Unpacked(f"the gzip stream expands to more than {EXPAND_LIMIT // MiB} MiB; refusing to inflate more")
+            raise _Unpacked(f"the gzip stream expands to more than {EXPAND_LIMIT // MiB} MiB; refusing to inflate more",
+                            self.total)
         return n
 
 
@@ -247,7 +256,7 @@ def _read_mf4(stream: BinaryIO, path: Path) -> Iterator[tuple[int, Event | str]]
         from asammdf import MDF, Source
         from asammdf.blocks.v4_constants import FLAG_CG_BUS_EVENT
     except ImportError:
-        raise RecordError("", "reading MF4 needs asammdf, which is not installed: pip install 'hil[mf4]'") from None
+        raise RecordError("", MF4_MISSING) from None
     content = stream.read(FILE_LIMIT + 1)
     if len(content) > FILE_LIMIT:
         raise RecordError("", f"the MF4 content is larger than {FILE_LIMIT // MiB} MiB")
@@ -272,7 +281,7 @@ def _read_mf4(stream: BinaryIO, path: Path) -> Iterator[tuple[int, Event | str]]
     except RecordError:
         raise
     except NotImplementedError:  # python-can found no asammdf when it was imported
-        raise RecordError("", "reading MF4 needs asammdf, which is not installed: pip install 'hil[mf4]'") from None
+        raise RecordError("", MF4_MISSING) from None
     except Exception as exc:  # asammdf raises whatever its parser meets
         raise RecordError("", f"unreadable MF4 ({type(exc).__name__}: {exc}); the file is corrupt") from None
     n = 0

@@ -28,15 +28,18 @@ Parsed = Event | str | None
 MS = decimal.Decimal(1_000_000)
 DAY = decimal.Decimal(86_400) * 1_000_000_000
 TRC_EPOCH_NS = 25_569 * 86_400 * 1_000_000_000  # ;$STARTTIME counts days from 1899-12-30, not 1970-01-01
-HEX_BYTE = re.compile(r"[0-9A-Fa-f]{2}")
 HEX_DIGITS, DEC_DIGITS = re.compile(r"[0-9A-Fa-f]{1,16}"), re.compile(r"[0-9]{1,20}")
 
 
-def _hex_bytes(tokens: list[str], n: int, what: str = "data bytes") -> bytes:
-    """Exactly ``n`` two-digit hex bytes."""
-    if len(tokens) != n or not all(HEX_BYTE.fullmatch(t) for t in tokens):
-        raise ValueError(f"expected {n} {what} as two hex digits each, got {' '.join(tokens)[:80]!r}")
-    return bytes(int(t, 16) for t in tokens)
+def _hex_bytes(tokens: list[str], n: int) -> bytes:
+    """Exactly ``n`` data bytes, two hex digits each."""
+    text = " ".join(tokens)
+    if len(tokens) == n and all(len(t) == 2 for t in tokens):
+        try:
+            return bytes.fromhex(text)
+        except ValueError:
+            pass
+    raise ValueError(f"expected {n} data bytes as two hex digits each, got {text[:80]!r}")
 
 
 def _number(token: str, base: int, what: str, limit: int) -> int:

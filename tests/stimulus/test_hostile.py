@@ -3,9 +3,10 @@ in the stimulus, or reading stops with the file, the record and what was expecte
 silent loss, a hang, or unbounded memory. Each case is generated here from a good file written by
 python-can (or by hand) and one deliberate defect; each expects its exact error.
 
-Before these readers, every case below was read without an error (frames dropped, changed, or an
-error naming no file), hung, or exhausted memory; the few marked "guard" were already refused and
-stay here so they stay refused.
+Before these readers, every case below was read without an error (frames dropped or changed, an
+error naming no file, an internal error), or could not be read at all (.gz); the cases marked
+"guard" were already refused (often as "unreadable", naming no record) and stay here so they stay
+refused.
 """
 
 from __future__ import annotations
@@ -54,13 +55,13 @@ def refused(path: Path, pattern: str, **kw) -> str:
 ASC_CASES = [  # (what was done to frame line 7 of 20, the error)
     ("garbage", lambda line: "x7#%$ garbage",
      r"line 12: expected a time, got 'x7#%\$'"),
-    ("overwritten with spaces and letters", lambda line: "   0.060000 1  QQQQ Rx d 2 00 AA",
+    ("guard: overwritten with letters", lambda line: "   0.060000 1  QQQQ Rx d 2 00 AA",
      r"line 12: expected a CAN id \(hex, ≤ FFFFFFFF\), got 'QQQQ'"),
-    ("data bytes short of the DLC", lambda line: line.replace("d 2 06 AA", "d 4 06 AA"),
+    ("guard: data bytes short of the DLC", lambda line: line.replace("d 2 06 AA", "d 4 06 AA"),
      r"line 12: expected 4 data bytes as two hex digits each, got '06 AA Length ='"),
     ("a data byte beyond the DLC", lambda line: line.replace("d 2 06 AA", "d 2 06 AA 55"),
      r"line 12: expected 'Name = value' attributes after the data, got '55 Length = 228000 BitCount = 117'"),
-    ("a classic DLC over 8", lambda line: line.replace("d 2 06 AA", "d C 06 AA"),
+    ("guard: a classic DLC over 8", lambda line: line.replace("d 2 06 AA", "d C 06 AA"),
      r"line 12: expected a classic DLC \(hex, ≤ 8\), got 'C'"),
     ("a one-digit data byte", lambda line: line.replace("06 AA", "6 AA"),
      r"line 12: expected 2 data bytes as two hex digits each, got '6 AA'"),
@@ -94,7 +95,8 @@ def test_a_damaged_asc_line_is_refused_with_its_line(tmp_path, damage, expected)
     (asc(asc_frames()).replace("timestamps absolute", "timestamps relative"),
      r"line 2: ASC with relative timestamps is not supported; log with absolute timestamps"),
     (asc(asc_frames())[:-40], r"line 25: the last line has no line end; the file is truncated"),
-], ids=["no End TriggerBlock", "frames after the end", "two trigger blocks", "relative timestamps", "cut mid-line"])
+], ids=["guard: no End TriggerBlock", "frames after the end", "two trigger blocks", "relative timestamps",
+        "guard: cut mid-line"])
 def test_asc_structure_is_checked(tmp_path, text, expected):
     path = tmp_path / "drive.asc"
     path.write_text(text)
@@ -138,6 +140,7 @@ def test_lenient_asc_skips_what_it_cannot_read_and_says_how_much(tmp_path):
 
 
 def test_binary_garbage_in_a_text_log_names_line_and_byte(tmp_path):
+    """Guard: refused before too (it now names the column, not the file offset)."""
     path = tmp_path / "drive.asc"
     raw = asc(asc_frames()).encode()
     at = raw.index(b"0.070000")
@@ -146,6 +149,7 @@ def test_binary_garbage_in_a_text_log_names_line_and_byte(tmp_path):
 
 
 def test_an_enormous_line_is_refused_without_reading_it_whole(tmp_path):
+    """Guard in part: refused before too, but only after reading the whole line into memory."""
     path = tmp_path / "drive.log"
     path.write_bytes(b"(1.000000) can0 123#11\n(1.000001) can0 123#" + b"11" * 100_000 + b"\n")
     refused(path, r"line 2: longer than 65,536 bytes; not a log line \(the file is corrupt\)")
@@ -162,7 +166,8 @@ def test_an_enormous_line_is_refused_without_reading_it_whole(tmp_path):
     ("(1.000100) can0 800#11", r"expected a standard id ≤ 0x7ff, got 0x800"),
     ("(1000000000000.000000) can0 123#11", r"expected a time between 0 and 4\.61e\+09 s, got '1000000000000\.000000'"),
     ("(0.500000) can0 123#11", r"time goes back on channel 'can0': 0\.500000000 s after 1\.000000000 s; .*"),
-], ids=["id over 29 bits", "error flag on a data frame", "FD flags", "FD length", "remote DLC 9", "standard id 0x800",
+], ids=["id over 29 bits", "error flag on a data frame", "FD flags", "guard: FD length", "remote DLC 9",
+        "guard: standard id 0x800",
         "time 1e12 s", "time goes back"])
 def test_a_bad_candump_frame_is_refused(tmp_path, line, expected):
     path = tmp_path / "s.log"
@@ -192,7 +197,8 @@ TRC = (";$FILEVERSION=2.1\n;$STARTTIME=45992.5\n;$COLUMNS=N,O,T,B,I,d,R,L,D\n;\n
                                                r"got '9\.9'"),
     ("N,O,T,B,I,d,R,L,D", "N,O,T,B,I,d,R,L", r"line 5: expected ';\$COLUMNS=' with N, O, T, I, d, L or l, and D last "
                                              r"in a TRC 2\.x header"),
-], ids=["a line missing", "a byte missing", "a byte too many", "unknown type", "unknown version", "no data column"])
+], ids=["a line missing", "a byte missing", "a byte too many", "guard: unknown type", "guard: unknown version",
+        "guard: no data column"])
 def test_trc_damage_is_refused(tmp_path, old, new, expected):
     path = tmp_path / "s.trc"
     assert old in TRC
@@ -214,7 +220,8 @@ CSV = "timestamp,arbitration_id,extended,remote,error,dlc,data\n" + "".join(
     ("1.05,0x105,0,0,0,2,ESI=", "1e400,0x105,0,0,0,2,ESI=", r"line 7: expected a time between 0 and 4\.61e\+09 s, "
                                                             r"got '1e400'"),
     ("1.05,0x105,0,0,0,2,ESI=", "1.05,0x105,0,0,0,2", r"line 7: expected 7 comma-separated fields \(.*\), got 6"),
-], ids=["header missing", "bad base64", "dlc and data disagree", "flag 2", "time 1e400", "a field missing"])
+], ids=["header missing", "bad base64", "dlc and data disagree", "flag 2", "guard: time 1e400",
+        "guard: a field missing"])
 def test_csv_damage_is_refused(tmp_path, old, new, expected):
     path = tmp_path / "s.csv"
     assert old in CSV
@@ -265,13 +272,13 @@ def patched(raw: bytes, at: int, fmt: str, value: int) -> bytes:
 
 
 BLF_CASES = [
-    ("an object size corrupt (larger)", lambda r: patched(r, obj(30) + 8, "<L", 4000),
+    ("guard: an object size corrupt (larger)", lambda r: patched(r, obj(30) + 8, "<L", 4000),
      r"object 30: expected a CAN_MESSAGE object of 48 bytes, got 4000; the file is corrupt"),
-    ("an object size corrupt (smaller)", lambda r: patched(r, obj(30) + 8, "<L", 20),
+    ("guard: an object size corrupt (smaller)", lambda r: patched(r, obj(30) + 8, "<L", 20),
      r"object 30: expected an object size of 32\.\.16777216 bytes, got 20"),
     ("an object size off by a frame", lambda r: patched(r, obj(30) + 8, "<L", 96),
      r"object 30: expected a CAN_MESSAGE object of 48 bytes, got 96; the file is corrupt"),
-    ("a signature bit flipped", lambda r: patched(r, obj(30), "<B", ord("M")),
+    ("guard: a signature bit flipped", lambda r: patched(r, obj(30), "<B", ord("M")),
      r"object 30: expected the object signature 'LOBJ', got b'MOBJ'; the previous object's size or the data is corrupt"),
     ("the header's object count lies", lambda r: patched(r, 4 + 4 + 8 + 8 + 8, "<L", 351),
      r"file header: counts 351 objects, the file holds 350; objects are missing or the file is corrupt"),
@@ -281,7 +288,7 @@ BLF_CASES = [
      r"object 30: expected timestamp flags 1 \(10 µs\) or 2 \(1 ns\), got 7"),
     ("a classic DLC of 12", lambda r: patched(r, obj(30) + 32 + 3, "<B", 12),
      r"object 30: CAN_MESSAGE: expected a classic DLC ≤ 8, got 12"),
-    ("an extended id over 29 bits is masked, a standard one over 11 refused",
+    ("guard: a standard id over 11 bits",
      lambda r: patched(r, obj(30) + 32 + 4, "<L", 0x800),
      r"object 30: expected a standard id ≤ 0x7ff, got 0x800"),
     ("an unknown compression method", lambda r: patched(r, 144 + 16, "<H", 5),
@@ -292,8 +299,8 @@ BLF_CASES = [
      r"container at byte 144: expected a log container \(type 10\), got type 1"),
     ("the header size absurd", lambda r: patched(r, 4, "<L", 1 << 30),
      r"file header: expected a header size of 72\.\.4096 bytes, got 1073741824"),
-    ("not a BLF at all", lambda r: b"LOGX" + r[4:], r"byte 0: expected the BLF signature 'LOGG', got b'LOGX'; not a BLF file"),
-    ("trailing garbage", lambda r: r + b"\x00" * 64,
+    ("guard: not a BLF at all", lambda r: b"LOGX" + r[4:], r"byte 0: expected the BLF signature 'LOGG', got b'LOGX'; not a BLF file"),
+    ("guard: trailing garbage", lambda r: r + b"\x00" * 64,
      r"container at byte 16976: expected the object signature 'LOBJ', got b'\\x00\\x00\\x00\\x00'; the file is corrupt"),
 ]
 
@@ -334,6 +341,7 @@ def test_a_cut_blf_with_its_size_patched_is_refused(tmp_path):
 
 @pytest.mark.parametrize("cut", [0, 50, 144, 150, 144 + 16, 144 + 32, 144 + 32 + 48 * 100 + 7, -1])
 def test_blf_cut_at_every_structural_boundary_is_refused(tmp_path, cut):
+    """Guard: the header's file size caught these before too."""
     path = tmp_path / "drive.blf"
     raw = blf(path)
     path.write_bytes(raw[:cut])
@@ -342,6 +350,7 @@ def test_blf_cut_at_every_structural_boundary_is_refused(tmp_path, cut):
 
 
 def test_a_corrupt_zlib_container_is_refused(tmp_path):
+    """Guard: refused before too (as "unreadable", naming record 1)."""
     path = tmp_path / "drive.blf"
     raw = bytearray(blf(path, level=6))
     raw[144 + 32 + 40] ^= 0xFF
@@ -394,6 +403,16 @@ def test_a_damaged_gzip_is_refused(tmp_path, damage, expected):
     path = tmp_path / "drive.log.gz"
     path.write_bytes(damage(gzip.compress("".join(f"({i}.000000) can0 123#11\n" for i in range(1, 2000)).encode())))
     refused(path, expected)
+
+
+def test_a_cut_gzipped_blf_names_where_its_content_ends(tmp_path):
+    plain = tmp_path / "drive.blf"
+    packed = tmp_path / "drive.blf.gz"
+    raw = gzip.compress(blf(plain, level=6))
+    packed.write_bytes(raw[: len(raw) // 2])
+    refused(packed, r"byte [\d,]+ of its content: the gzip stream is cut short; the file is truncated")
+    packed.write_bytes(raw)
+    assert read_source(packed).events == read_source(plain).events
 
 
 # ---- MCAP and MF4 --------------------------------------------------------------------------------
@@ -481,6 +500,7 @@ def test_mf4_without_asammdf_says_what_to_install(tmp_path):
 # ---- what a stimulus file may be -----------------------------------------------------------------
 
 def test_a_fifo_is_refused_at_once_not_read(tmp_path):
+    """Guard: refused before too, but as "no such file"."""
     path = tmp_path / "drive.log"
     os.mkfifo(path)
     with pytest.raises(StimulusError, match=rf"^stimulus file {re.escape(str(path))} is not a regular file \(a FIFO\)$"):
@@ -489,6 +509,7 @@ def test_a_fifo_is_refused_at_once_not_read(tmp_path):
 
 @pytest.mark.parametrize("target, kind", [("/dev/zero", "a character device"), ("/dev/urandom", "a character device")])
 def test_a_device_behind_a_link_is_refused(tmp_path, target, kind):
+    """Guard: refused before too, but as "no such file"."""
     path = tmp_path / "drive.blf"
     path.symlink_to(target)
     with pytest.raises(StimulusError, match=rf"^stimulus file {re.escape(str(path))} is not a regular file \({kind}\)$"):
