@@ -14,7 +14,8 @@ inflated without limit. Here:
 * their content is a stream of objects that follow each other exactly — after padding of
   ``size % 4`` bytes where Vector's writers pad, or zero padding python-can's writer adds — each
   with the ``LOBJ`` signature, header version 1 or 2 and a size that fits its type;
-* CAN and CAN FD frames and error frames become events; every other object is counted by its type.
+* CAN and CAN FD frames and error frames become events; every other object is counted by its type
+  (restore points, type 115, are structure).
 
 Errors name the object ("object 12", counting from 1 in the stream of objects inside the
 containers) or the container ("container at byte 144").
@@ -46,7 +47,8 @@ PADDED = frozenset((6, 7, 8, 9, 10, 32, 33, 65, 69, 71, 72, 76, 77, 78, 79, 80, 
                     102, 117))
 # object size after the header: exact for fixed layouts (CAN_FD_MESSAGE: python-can writes 84, CANoe 88)
 BODY_SIZES = {CAN_MESSAGE: (CAN_MSG_STRUCT.size,), CAN_MESSAGE2: (CAN_MSG_STRUCT.size + 8,),
-              CAN_ERROR_EXT: (CAN_ERROR_EXT_STRUCT.size,), CAN_FD_MESSAGE: (CAN_FD_MSG_STRUCT.size, CAN_FD_MSG_STRUCT.size + 4)}
+              CAN_ERROR_EXT: (CAN_ERROR_EXT_STRUCT.size,),
+              CAN_FD_MESSAGE: (CAN_FD_MSG_STRUCT.size, CAN_FD_MSG_STRUCT.size + 4)}
 MIN_BODY = {CAN_FD_MESSAGE_64: CAN_FD_MSG_64_STRUCT.size, CAN_ERROR: 2, CAN_FD_ERROR_64: 2}  # variable layouts
 NAMES = {CAN_ERROR: "CAN_ERROR", 3: "CAN_OVERLOAD", 4: "CAN_STATISTIC", 5: "APP_TRIGGER", 6: "ENV_INTEGER",
          7: "ENV_DOUBLE", 8: "ENV_STRING", 9: "ENV_DATA", 11: "LIN_MESSAGE", 31: "CAN_DRIVER_ERROR",
@@ -85,7 +87,8 @@ class _Reader:
             raise RecordError("byte 0", f"expected the BLF signature 'LOGG', got {fields[0]!r}; not a BLF file")
         header_size, file_size, count = fields[1], fields[10], fields[12]
         if not FILE_HEADER_STRUCT.size <= header_size <= 4096:
-            raise RecordError("file header", f"expected a header size of {FILE_HEADER_STRUCT.size}..4096 bytes, got {header_size}")
+            raise RecordError("file header", f"expected a header size of {FILE_HEADER_STRUCT.size}..4096 bytes, "
+                              f"got {header_size}")
         self._read(header_size - FILE_HEADER_STRUCT.size, "file header", "the header")
         self.start_ns = round(systemtime_to_timestamp(fields[14:22]) * 1000) * 1_000_000  # ms resolution
         tail = bytearray()  # object bytes carried over from the previous container
@@ -175,9 +178,9 @@ class _Reader:
             if pos + size > len(buf):
                 return pos, pending
             self.number += 1
-            if kind != RESTORE_POINT:
+            if kind != RESTORE_POINT:  # structure CANoe appends, not counted in the header either
                 self.counted += 1
-            yield self.number, self._object(buf, pos, version, size, kind, where)
+                yield self.number, self._object(buf, pos, version, size, kind, where)
             pos += size
             pending = (size % 4, kind in PADDED)
 
@@ -228,7 +231,8 @@ def _frame(kind: int, buf: bytearray, at: int, body: int, header: int, t: int) -
         return _fd_event(t, channel, can_id, dlc, valid, data, bool(fd_flags & 0x1), bool(fd_flags & 0x2),
                          bool(fd_flags & 0x4), bool(flags & REMOTE_FLAG))
     fields = CAN_FD_MSG_64_STRUCT.unpack_from(buf, at)  # CAN_FD_MESSAGE_64
-    channel, dlc, valid, can_id, fd_flags, ext_offset = fields[0], fields[1], fields[2], fields[4], fields[6], fields[13]
+    channel, dlc, valid, can_id = fields[0], fields[1], fields[2], fields[4]
+    fd_flags, ext_offset = fields[6], fields[13]
     room = body - CAN_FD_MSG_64_STRUCT.size  # bytes after the fixed fields
     end = ext_offset - header - CAN_FD_MSG_64_STRUCT.size if ext_offset else room
     if not 0 <= end <= room:
@@ -259,5 +263,6 @@ def _id_flags(can_id: int) -> int:
 
 def _name(kind: int) -> str:
     return {CAN_MESSAGE: "CAN_MESSAGE", CAN_MESSAGE2: "CAN_MESSAGE2", CAN_ERROR_EXT: "CAN_ERROR_EXT",
-            CAN_FD_MESSAGE: "CAN_FD_MESSAGE", CAN_FD_MESSAGE_64: "CAN_FD_MESSAGE_64", CAN_FD_ERROR_64: "CAN_FD_ERROR_64",
-            LOG_CONTAINER: "LOG_CONTAINER", RESTORE_POINT: "RESTORE_POINT"}.get(kind) or NAMES.get(kind, f"type {kind}")
+            CAN_FD_MESSAGE: "CAN_FD_MESSAGE", CAN_FD_MESSAGE_64: "CAN_FD_MESSAGE_64",
+            CAN_FD_ERROR_64: "CAN_FD_ERROR_64",
+            LOG_CONTAINER: "LOG_CONTAINER"}.get(kind) or NAMES.get(kind, f"type {kind}")

@@ -293,7 +293,8 @@ def _read_mf4(stream: BinaryIO, path: Path) -> Iterator[tuple[int, Event | str]]
         except RecordError:
             raise
         except Exception as exc:
-            raise RecordError(f"frame {n + 1}", f"unreadable ({type(exc).__name__}: {exc}); the file is corrupt") from None
+            raise RecordError(f"frame {n + 1}", f"unreadable ({type(exc).__name__}: {exc}); "
+                              "the file is corrupt") from None
     if n != declared:
         raise RecordError("", f"its CAN channel groups declare {declared} frames, {n} could be read; "
                           "the file is corrupt")

@@ -265,16 +265,16 @@ class TrcReader:
         field = dict(zip(cols, tok))
         t = self.start_ns + log_ns(field.get("O", ""), MS)
         kind = field.get("T", "Rx")
-        channel = str(_number(field["B"], 10, "a bus number", 255)) if "B" in field else "1"
-        if kind in TRC_OTHER:
+        if kind in TRC_OTHER:  # their other columns may be blank
             return TRC_OTHER[kind]
-        if kind == "ER" and not v1:
-            return CanEvent(t, channel, 0, FLAG_ERROR, b"")
         frames = TRC_V1_FRAMES if v1 else TRC_V2_FRAMES
-        if kind not in frames:
+        if kind not in frames and not (kind == "ER" and not v1):
             raise ValueError(f"expected a TRC {self.version} record type ({', '.join(frames)}), got {kind[:10]!r}")
         if len(tok) < len(cols) - 1:
             raise ValueError(f"expected the columns {','.join(cols)}, got {len(tok)} field(s)")
+        channel = str(_number(field["B"], 10, "a bus number", 255)) if "B" in field else "1"
+        if kind == "ER":
+            return CanEvent(t, channel, 0, FLAG_ERROR, b"")
         if v1 and "T" not in cols and field["I"] == "FFFFFFFF":
             return "TRC bus status lines"
         flags = frames[kind] | (FLAG_EXTENDED if len(field["I"]) > 4 else 0)
@@ -313,7 +313,8 @@ class CandumpReader:
             return None
         m = CANDUMP.fullmatch(s)
         if m is None:
-            raise ValueError(f"expected a candump frame such as '(1700000000.000000) can0 123#11223344', got {s[:80]!r}")
+            raise ValueError("expected a candump frame such as '(1700000000.000000) can0 123#11223344', "
+                             f"got {s[:80]!r}")
         t, channel, ident, remote_dlc, fd_flags, fd_data, data = m.groups()
         can_id = int(ident, 16)
         flags = FLAG_EXTENDED if len(ident) == 8 else 0
@@ -372,7 +373,8 @@ class CsvReader:
             data = base64.b64decode(b64, validate=True)
         except (binascii.Error, ValueError):
             raise ValueError(f"expected the data as base64, got {b64[:40]!r}") from None
-        flags = (FLAG_EXTENDED if ext == "1" else 0) | (FLAG_REMOTE if rtr == "1" else 0) | (FLAG_ERROR if err == "1" else 0)
+        flags = ((FLAG_EXTENDED if ext == "1" else 0) | (FLAG_REMOTE if rtr == "1" else 0)
+                 | (FLAG_ERROR if err == "1" else 0))
         if flags & FLAG_REMOTE:
             if data:
                 raise ValueError("a remote frame carries no data")

@@ -370,6 +370,17 @@ def test_blf_frames_of_other_buses_are_counted_not_lost(tmp_path):
     assert [log.where(i) for i in range(2)] == ["drive.blf object 1", "drive.blf object 3"]
 
 
+def test_canoe_restore_points_are_structure_not_counted(tmp_path):
+    """CANoe ends a file with a container of restore-point objects (type 115) its count leaves out."""
+    path = tmp_path / "drive.blf"
+    raw = blf(path, n=3)
+    points = b"".join(struct.pack("<4sHHLL", b"LOBJ", 32, 1, size, 115) + bytes(size - 16) for size in (56, 60))
+    container = struct.pack("<4sHHLL", b"LOBJ", 16, 1, 32 + len(points), 10) + struct.pack("<H6xL4x", 0, len(points))
+    path.write_bytes(patched(raw + container + points, 4 + 4 + 8, "<Q", len(raw) + len(container) + len(points)))
+    log = read_source(path)
+    assert len(log.events) == 3 and not log.skipped
+
+
 def test_blf_containers_expand_only_to_the_limit(tmp_path, monkeypatch):
     monkeypatch.setattr(readers, "EXPAND_LIMIT", 64 * 1024)
     path = tmp_path / "bomb.blf"
