@@ -251,6 +251,8 @@ def _fd_event(t: int, channel: int, can_id: int, dlc: int, valid: int, data: byt
     flags = _id_flags(can_id) | (FLAG_FD if edl else 0) | (FLAG_BRS if brs else 0) | (FLAG_ESI if esi else 0)
     if remote and not edl:
         return CanEvent(t, str(channel - 1), can_id & 0x1FFFFFFF, flags | FLAG_REMOTE, bytes(min(dlc, CLASSIC_MAX)))
+    if not edl and dlc > CLASSIC_MAX:
+        raise ValueError(f"expected a classic DLC ≤ 8, got {dlc}")
     expected = FD_LENGTHS[dlc] if edl else dlc
     if valid != expected:
         raise ValueError(f"DLC {dlc} means {expected} bytes, the object holds {valid}")

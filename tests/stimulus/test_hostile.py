@@ -370,6 +370,23 @@ def test_blf_frames_of_other_buses_are_counted_not_lost(tmp_path):
     assert [log.where(i) for i in range(2)] == ["drive.blf object 1", "drive.blf object 3"]
 
 
+@pytest.mark.parametrize("fd_flags, expected", [
+    (0x2, r"object 1: bit rate switch / error state flags on a classic frame \(they need CAN FD\)"),
+    (0x1, r"object 1: CAN_FD_MESSAGE: DLC 9 means 12 bytes, the object holds 8"),
+], ids=["BRS on a classic frame", "FD length lies"])
+def test_blf_fd_flags_and_lengths_are_checked(tmp_path, fd_flags, expected):
+    path = tmp_path / "fd.blf"
+    writer = can.BLFWriter(path, compression_level=0)
+    writer.on_message_received(can.Message(timestamp=1.0, arbitration_id=0x10, is_extended_id=False, is_fd=True,
+                                           bitrate_switch=True, data=bytes(12)))
+    writer.stop()
+    body = 144 + 32 + 32  # the object's fields: channel, flags, dlc, id, frame length, bit count, FD flags, valid bytes
+    raw = patched(path.read_bytes(), body + 13, "<B", fd_flags)
+    raw = patched(raw, body + 14, "<B", 8)  # 8 valid bytes
+    path.write_bytes(patched(raw, body + 3, "<B", 8) if fd_flags == 0x2 else raw)  # DLC 8 for the classic frame
+    refused(path, expected)
+
+
 def test_canoe_restore_points_are_structure_not_counted(tmp_path):
     """CANoe ends a file with a container of restore-point objects (type 115) its count leaves out."""
     path = tmp_path / "drive.blf"
