@@ -29,7 +29,7 @@ from typing import Any
 from hil.harness import ErrorHistogram
 from hil.simbus.faults import FaultEvent, FaultSet, parse_fault
 from hil.simbus.protocol import (
-    CONTROL, EVENT, EVENT_CODE, F_ERROR, F_EXTENDED, F_FD, F_OWN, FRAME, HEADER, HELLO, HELLO_EVENTS,
+    CONTROL, EVENT, EVENT_CODE, F_BRS, F_ERROR, F_EXTENDED, F_FD, F_OWN, FRAME, HEADER, HELLO, HELLO_EVENTS,
     HEADER_SIZE, HELLO_NO_FRAMES, HELLO_OWN, MAX_RECORD, WELCOME_FD)
 from hil.simbus.wire import WireModel, arbitration_key
 
@@ -39,7 +39,7 @@ _monotonic_ns = time.monotonic_ns
 TX_QUEUE_LIMIT = 1024  # frames a node may have pending before the broker stops reading from it
 RX_QUEUE_LIMIT = 100_000  # records waiting for a slow reader before it overruns (records are dropped)
 READ_BATCH = 64  # records read from one client per loop turn (fairness)
-COMMIT_HORIZON_NS = 20_000  # how long after a slot's start the broker waits for frames written before it
+COMMIT_HORIZON_NS = 50_000  # at most this long after a slot's start the broker waits for frames written before it
 
 # a pending frame: (ready_ns, can_id, flags, dlc, data, sender)
 Pending = tuple[int, int, int, int, bytes, Any]
@@ -100,7 +100,7 @@ class SimBus:
         self.model = model
         self.faults = faults
         self.fd = fd
-        self.horizon = horizon_ns if model.enabled else 0  # no wire time: nothing to wait for
+        self.horizon = commit_horizon(model, horizon_ns)
         self.clients: list[Client] = []
         self.free_at = 0  # run-clock time the wire is free again (after intermission)
         self.last_start = 0  # the latest slot given away, and to whom
@@ -369,6 +369,16 @@ class SimBus:
                 delivery.merge(c.delivery)
         return {"delivery": delivery.to_json(), "send": self.send_error.to_json(),
                 "broker": self.broker_error.to_json()}
+
+
+def commit_horizon(model: WireModel, limit_ns: int = COMMIT_HORIZON_NS) -> int:
+    """How long after a slot's start its frame is decided: ``limit_ns``, but at most half the
+    shortest frame's wire time, so a frame forwarded then still has half its wire time to reach the
+    nodes before its end of frame; 0 without a wire model (there is no wire time to wait in)."""
+    if not model.enabled:
+        return 0
+    shortest = min(model.wire_duration(0, 0, 0, b""), model.wire_duration(0, F_FD | F_BRS, 0, b""))
+    return min(limit_ns, shortest // 2)
 
 
 def event_record(event: FaultEvent) -> bytes:
