@@ -129,6 +129,8 @@ class SimBus:
                 record = recv(MAX_RECORD)
             except BlockingIOError:
                 return True
+            except ConnectionResetError:  # it closed with frames unread; what it sent is still queued
+                continue
             except OSError:
                 return False
             if len(record) < HEADER_SIZE:
