@@ -171,6 +171,8 @@ def answer(channel: str, count: int, delay_us: int) -> dict:
     for _ in range(count):
         msg = bus.recv(60)
         got = time.monotonic_ns()
+        if msg is None:
+            raise SystemExit(f"answer: no 0x500 for 60 s after {len(log)} of {count}")
         reply.data[0] = msg.data[0]
         sent = wait_until(got + delay_us * 1000, spin_ns=100_000) if delay_us else time.monotonic_ns()
         bus.send(reply)

@@ -167,7 +167,9 @@ class Recorder:
         emulated = cfg.get("interface") == "simcan"
         if emulated:  # every fault simbus injects on this bus is recorded as an event
             self._emulated.append(name)
-            bus = self._buses.open_can(name, fault_events=True,
+            # hold=False: frames as they arrive (it keeps their end-of-frame stamps, so waiting for
+            # each end of frame would only cost the controller CPU)
+            bus = self._buses.open_can(name, fault_events=True, hold=False,
                                        on_fault_event=lambda e, bus_name=name: self.event(
                                            "fault", {"bus": bus_name, "kind": e.kind, "id": e.id,
                                                      "detail": e.detail}, e.t_ns))

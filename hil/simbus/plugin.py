@@ -12,7 +12,8 @@ put a frame on the wire at a run-clock time.
 Each node measures its own delivery error (:mod:`hil.harness`): when ``recv`` handed a frame out
 minus the earliest it could have, the later of the frame's end of frame and the moment ``recv`` was
 entered; it reports the histogram (``bus.harness``) to the broker every 0.25 s while it receives,
-and at shutdown. With ``fault_events=True`` the broker also reports every injected fault:
+and at shutdown. A node opened with ``hold=False`` (the recorder: it needs only the stamps) gets
+frames as they arrive, before their end of frame, and measures nothing. With ``fault_events=True`` the broker also reports every injected fault:
 they are kept in ``bus.fault_events`` (and passed to ``on_fault_event`` if given) as
 :class:`~hil.simbus.faults.FaultEvent` objects; they are never returned by ``recv``.
 
@@ -91,7 +92,7 @@ class SimCanBus(can.BusABC):
     def __init__(self, channel: str, can_filters=None, receive_own_messages: bool = False,
                  fd: bool = False, fault_events: bool = False,
                  on_fault_event: Callable[[FaultEvent], None] | None = None,
-                 control_only: bool = False, name: str = "", **kwargs: Any):
+                 control_only: bool = False, name: str = "", hold: bool = True, **kwargs: Any):
         self.channel = str(channel)
         self.channel_info = f"simbus {self.channel}"
         self.fault_events: deque[FaultEvent] = deque(maxlen=EVENTS_KEPT)
@@ -99,6 +100,7 @@ class SimCanBus(can.BusABC):
         self._send_lock = threading.Lock()
         self._state = can.BusState.ACTIVE
         self.harness = ErrorHistogram()  # delivery error of the frames recv handed out (kind "delivery")
+        self._hold = hold  # False: frames are handed out as they arrive (a recorder needs only their stamps)
         self._eof_ns = 0  # end of frame of the frame _recv_internal returned last
         self._report_at = _monotonic_ns() + REPORT_EVERY_NS
         try:
@@ -164,7 +166,7 @@ class SimCanBus(can.BusABC):
         error goes into :attr:`harness`."""
         entered = _monotonic_ns()
         msg = super().recv(timeout)
-        if msg is not None:
+        if msg is not None and self._hold:
             now = _monotonic_ns()
             eof = self._eof_ns
             self.harness.add(now - (eof if eof > entered else entered))
@@ -194,7 +196,7 @@ class SimCanBus(can.BusABC):
             return None, False
         kind, flags, dlc, can_id, t_ns = _unpack(record)
         if kind == FRAME:
-            if t_ns > _monotonic_ns():
+            if self._hold and t_ns > _monotonic_ns():
                 hold_until(t_ns)
             self._eof_ns = t_ns
             ext, rtr, err, fd, brs, esi, rx = _FLAG_FIELDS[flags]

@@ -60,6 +60,17 @@ def test_recv_hands_a_frame_out_at_its_end_of_frame_not_before(rig_buses):
         rx.shutdown()
 
 
+def test_a_node_that_does_not_hold_gets_frames_as_they_come_and_measures_nothing(rig_buses):
+    with rig_buses(chassis={"bitrate": 10_000, "fd": True}) as buses:
+        tx, logger = buses.open_can("chassis"), buses.open_can("chassis", hold=False)
+        tx.send(can.Message(arbitration_id=0x21, data=bytes(64), is_fd=True, is_extended_id=False))
+        msg = logger.recv(10)
+        assert now_ns() < round(msg.timestamp * 1e9)  # its 70 ms of wire time are not over yet
+        assert logger.harness.count == 0
+        tx.shutdown()
+        logger.shutdown()
+
+
 def test_a_frame_waiting_when_recv_is_called_is_handed_out_at_once(rig_buses):
     """The delivery error counts from when the application asked, not from the end of frame: a
     busy application's own delay is not the harness's."""
