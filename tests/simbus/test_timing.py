@@ -120,3 +120,44 @@ def test_a_frame_read_after_its_slot_was_given_away_is_displaced(rig_buses):
         a.close()
         b.shutdown()
         rx.shutdown()
+
+
+def test_frames_written_before_a_slot_compete_for_it_until_its_horizon():
+    """The broker's bus in-process, on a clock the test sets: a frame read after another but
+    written before it (within the commit horizon) still takes the slot first."""
+    import socket
+
+    from hil.simbus.bus import Client, SimBus
+    from hil.simbus.faults import FaultSet
+    from hil.simbus.protocol import FRAME, HEADER, HELLO
+
+    model = WireModel(1_000_000)
+    bus = SimBus("chassis", "unused", model, FaultSet(), fd=False)
+    ends = {}
+    for name in ("a", "b", "rx"):
+        ours, broker_side = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        broker_side.setblocking(False)
+        client = Client(broker_side)
+        bus.clients.append(client)
+        ours.send(HEADER.pack(HELLO, 0, 0, 0, 0))
+        bus.receive(client, 0)
+        ours.recv(100)  # the welcome
+        ends[name] = (ours, client)
+    s = now_ns() + 10_000_000_000  # release times well ahead: no send error, the test sets the clock
+    (a, ca), (b, cb), (rx, _) = ends["a"], ends["b"], ends["rx"]
+    a.send(HEADER.pack(FRAME, 0, 1, 0x300, s) + b"\x03")
+    bus.receive(ca, 0)
+    assert bus.advance(s + 1_000) == s + bus.horizon  # the slot at s is not decided yet
+    b.send(HEADER.pack(FRAME, 0, 1, 0x100, s - 5_000) + b"\x01")  # written before s, read after it
+    bus.receive(cb, 0)
+    bus.advance(s + bus.horizon + 1_000)
+    first = HEADER.unpack_from(rx.recv(100))
+    second_eof = s - 5_000 + model.timing(0x100, 0, 1, b"\x01")[0] + model.timing(0x300, 0, 1, b"\x03")[1]
+    assert (first[3], first[4]) == (0x100, s - 5_000 + model.timing(0x100, 0, 1, b"\x01")[1])
+    bus.advance(second_eof)
+    second = HEADER.unpack_from(rx.recv(100))
+    assert (second[3], second[4]) == (0x300, second_eof)
+    assert bus.stats["displaced"] == 0
+    for ours, client in ends.values():
+        ours.close()
+        client.sock.close()
