@@ -160,7 +160,7 @@ def ping_recv(channel: str, count: int) -> dict:
 
 
 def answer(channel: str, count: int, delay_us: int) -> dict:
-    """The stack under test: answers each 0x500 with 0x580 (same first byte) after ``delay_us``, timed
+    """The stack under test: answers each 0x500 with 0x580 (same first two bytes) after ``delay_us``, timed
     by itself (sleep, then spin), and logs when recv returned and when it called send."""
     from hil.stimulus.realtime import wait_until
 
@@ -173,20 +173,20 @@ def answer(channel: str, count: int, delay_us: int) -> dict:
         got = time.monotonic_ns()
         if msg is None:
             raise SystemExit(f"answer: no 0x500 for 60 s after {len(log)} of {count}")
-        reply.data[0] = msg.data[0]
+        reply.data[:2] = msg.data[:2]
         sent = wait_until(got + delay_us * 1000, spin_ns=100_000) if delay_us else time.monotonic_ns()
         bus.send(reply)
-        log.append((msg.data[0], got, sent))
+        log.append((int.from_bytes(msg.data[:2], "big"), got, sent))
     bus.shutdown()
     return {"log": log}
 
 
 def stimulate(channel: str, count: int, interval_us: int) -> dict:
-    """0x500 frames numbered in their first byte, one every ``interval_us``."""
+    """0x500 frames numbered in their first two bytes, one every ``interval_us``."""
     bus = can.Bus(interface="simcan", channel=channel)
     sent = iter(range(count))
-    _paced(count, interval_us, lambda t: bus.send(can.Message(arbitration_id=0x500, data=[next(sent) & 0xFF] + [0] * 7,
-                                                                is_extended_id=False)))
+    _paced(count, interval_us, lambda t: bus.send(can.Message(
+        arbitration_id=0x500, data=next(sent).to_bytes(2, "big") + bytes(6), is_extended_id=False)))
     bus.shutdown()
     return {}
 
@@ -419,7 +419,7 @@ def excess(count: int, interval_us: int, delay_us: int, folder: Path, bitrate: i
         stimulus = _spawn("stimulate", channel, count, interval_us)
         stamps: dict[tuple[int, int], int] = {}
         while len(stamps) < 2 * count and (msg := listener.recv(10)) is not None:
-            stamps[msg.arbitration_id, msg.data[0]] = round(msg.timestamp * 1e9)
+            stamps[msg.arbitration_id, int.from_bytes(msg.data[:2], "big")] = round(msg.timestamp * 1e9)
         _result(stimulus)
         log = _result(stack)["log"]
         listener.shutdown()
