@@ -13,8 +13,10 @@ Each node measures its own delivery error (:mod:`hil.harness`): when ``recv`` ha
 minus the earliest it could have, the later of the frame's end of frame and the moment ``recv`` was
 entered; it reports the histogram (``bus.harness``) to the broker every 0.25 s while it receives,
 and at shutdown. A node opened with ``hold=False`` (the recorder: it needs only the stamps) gets
-frames as they arrive, before their end of frame, and measures nothing. With ``fault_events=True`` the broker also reports every injected fault:
-they are kept in ``bus.fault_events`` (and passed to ``on_fault_event`` if given) as
+frames as they arrive, before their end of frame, and measures nothing.
+
+With ``fault_events=True`` the broker also reports every injected fault: they are kept in
+``bus.fault_events`` (and passed to ``on_fault_event`` if given) as
 :class:`~hil.simbus.faults.FaultEvent` objects; they are never returned by ``recv``.
 
 If the broker goes away, the next ``send`` or ``recv`` raises :class:`can.CanOperationError`.
@@ -22,7 +24,6 @@ If the broker goes away, the next ``send`` or ``recv`` raises :class:`can.CanOpe
 
 from __future__ import annotations
 
-import ctypes
 import json
 import select
 import threading
@@ -33,6 +34,7 @@ from typing import Any, Callable
 import can
 from can import CanOperationError, CanProtocol, Message
 
+from hil.clock import fine_timer_slack
 from hil.harness import ErrorHistogram
 from hil.simbus.faults import FaultEvent
 from hil.simbus.wire import FD_LENGTHS, fd_dlc
@@ -45,7 +47,6 @@ EVENTS_KEPT = 100_000
 JOIN_TIMEOUT_S = 30.0  # the broker's welcome: after it, every frame on the bus reaches this node
 SPIN_NS = 30_000  # the last stretch before a frame's end of frame is spun, not slept
 REPORT_EVERY_NS = 250_000_000  # how often a receiving node reports its delivery error to the broker
-PR_SET_TIMERSLACK = 29
 
 _unpack = HEADER.unpack_from
 _monotonic_ns = time.monotonic_ns
@@ -63,10 +64,7 @@ def hold_until(t_ns: int) -> None:
     lead = t_ns - _monotonic_ns()
     if lead > SPIN_NS:
         if not getattr(_fine_timers, "set", False):
-            try:
-                ctypes.CDLL(None, use_errno=True).prctl(PR_SET_TIMERSLACK, 1, 0, 0, 0)
-            except (OSError, AttributeError):
-                pass
+            fine_timer_slack()
             _fine_timers.set = True
         time.sleep((lead - SPIN_NS) / NS)
     while _monotonic_ns() < t_ns:
