@@ -136,10 +136,16 @@ def flood_recv(channel: str, raw: bool) -> dict:
 
 
 def ping_send(channel: str, count: int, interval_us: int) -> dict:
-    """Frames carrying their send time (run clock, ns), one every ``interval_us``."""
+    """Frames carrying their send time (run clock, ns), one every ``interval_us``; the message is
+    built once, so the time is taken right before ``send``, as a stack would stamp its own log."""
     bus = can.Bus(interface="simcan", channel=channel)
-    _paced(count, interval_us, lambda t: bus.send(can.Message(arbitration_id=0x10, data=t.to_bytes(8, "big"),
-                                                                is_extended_id=False)))
+    msg = can.Message(arbitration_id=0x10, data=bytes(8), is_extended_id=False)
+
+    def send(t: int) -> None:
+        msg.data[:] = t.to_bytes(8, "big")
+        bus.send(msg)
+
+    _paced(count, interval_us, send)
     bus.shutdown()
     return {}
 

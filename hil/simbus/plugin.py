@@ -126,11 +126,16 @@ class SimCanBus(can.BusABC):
     # ---- sending -------------------------------------------------------------------------------
 
     def send(self, msg: Message, timeout: float | None = None) -> None:
-        self.send_at(msg, 0, timeout)
+        """Queue ``msg`` for the wire, stamped with the moment ``send`` was called."""
+        self._send_frame(msg, _monotonic_ns(), timeout)
 
     def send_at(self, msg: Message, release_ns: int, timeout: float | None = None) -> None:
         """Queue ``msg`` for the wire at run-clock time ``release_ns`` (now, if that has passed: the
         record carries the later of the two, so a late release goes out from when it was written)."""
+        now = _monotonic_ns()
+        self._send_frame(msg, release_ns if release_ns > now else now, timeout)
+
+    def _send_frame(self, msg: Message, ready_ns: int, timeout: float | None) -> None:
         if self._state is can.BusState.PASSIVE:
             raise CanOperationError(f"simbus {self.channel}: the bus is in passive (listen-only) state")
         if msg.is_fd and not self._bus_fd:
@@ -138,8 +143,7 @@ class SimCanBus(can.BusABC):
         if len(msg.data) > (64 if msg.is_fd else 8):
             raise CanOperationError(f"simbus {self.channel}: expected at most {64 if msg.is_fd else 8} data bytes "
                                     f"in a {'CAN FD' if msg.is_fd else 'classic'} frame, got {len(msg.data)}")
-        now = _monotonic_ns()
-        self._send_record(pack_frame(msg, release_ns if release_ns > now else now), timeout)
+        self._send_record(pack_frame(msg, ready_ns), timeout)
 
     def _send_record(self, record: bytes, timeout: float | None) -> None:
         with self._send_lock:
