@@ -412,14 +412,14 @@ def latencies(rounds: int, per_round: int, folder: Path, bitrate: int) -> dict:
 
 def excess(count: int, interval_us: int, delay_us: int, folder: Path, bitrate: int) -> dict:
     """hil's latency of an answering stack minus what the stack itself logged and the answer's
-    modelled wire time; the delivery error the nodes reported beside it."""
+    modelled wire time; beside it the delivery error the stack's node reported."""
     from hil.buses import RigBuses
     from hil.harness import ErrorHistogram
     from hil.simbus.wire import WireModel
 
     with RigBuses(_one_bus(bitrate), folder) as buses:
         channel = buses.can_config("lat")["channel"]
-        listener = buses.open_can("lat")
+        listener = buses.open_can("lat", hold=False)  # like hil's recorder: it needs only the stamps
         stack = _spawn("answer", channel, count, delay_us)
         _await_ready(stack)
         stimulus = _spawn("stimulate", channel, count, interval_us)
@@ -438,7 +438,7 @@ def excess(count: int, interval_us: int, delay_us: int, folder: Path, bitrate: i
         if request is not None and answer_ is not None:
             out.append(((answer_ - request) - (sent - got) - wire) / 1000)
     return {"delay_us": delay_us, "answer_wire_us": wire / 1000, "excess": percentiles(out),
-            "nodes_delivery_reported": {k: (v / 1000 if k.endswith("_ns") and v is not None else v)
+            "stack_delivery_reported": {k: (v / 1000 if k.endswith("_ns") and v is not None else v)
                                         for k, v in reported.items()}}
 
 
