@@ -158,6 +158,7 @@ def test_a_corrupt_stimulus_is_an_error_before_the_rig_is_brought_up(files):
 def test_a_bench_longer_than_its_timeout_is_an_error(files):
     path = suite(files, '''
     - name: slow
+      settle: 0s
       timeout: 1ms
     ''')
     result = run_bench(files / "rig.yaml", path, "slow", files / "run")
