@@ -28,22 +28,34 @@ def check(app: App, files: tuple[str, ...], rig: str | None) -> None:
             app.abort("expected a rig file: hil check RIG [SUITE...] (or --rig / HIL_RIG)")
         rig = files_list.pop(0)
     checked = check_files(rig, files_list)
-    _check_dbc_names(checked.suites)
+    _check_contents(checked)
     app.print(topology_tree(checked.rig.model), level=-1)
     for suite in checked.suites:
         s = suite.model
         app.print(f"suite [bold]{s.name}[/]: {len(s.benches)} bench(es) — ok", level=-1)
+    if checked.health is not None:
+        app.print(f"health suite [bold]{checked.health.model.name}[/] — ok", level=-1)
     app.print(f"[green]ok[/] {rig}" + "".join(f", {f}" for f in files_list), level=-1)
 
 
-def _check_dbc_names(suites) -> None:
-    """The DBC names and units the benches use, as ``hil run`` checks them before it starts."""
-    from hil.bench.plan import bench_database
-    from hil.errors import SpecError
+def _check_contents(checked) -> None:
+    """What ``hil run`` refuses before it touches a rig, from the files' contents: every stack's
+    firmware images and ready conditions, every bench's DBC names and units, and every bench's
+    stimulus read and checked in full (its problem at the bench's ``stimulus``)."""
+    from hil.bench.inject import read_stimulus
+    from hil.bench.plan import bench_database, stack_problems
+    from hil.errors import SpecError, StimulusError
 
-    problems = []
-    for suite in suites:
-        found = [p for i in range(len(suite.model.benches)) for p in bench_database(suite.model, i)[1]]
+    rig = checked.rig.model
+    problems = [line for stack in checked.stacks.values() for line in stack_problems(stack, rig)]
+    for suite in checked.suites + ([checked.health] if checked.health else []):
+        found = []
+        for i, bench in enumerate(suite.model.benches):
+            found += bench_database(suite.model, i)[1]
+            try:
+                read_stimulus(bench.stimulus, rig)
+            except StimulusError as exc:
+                found.append((("benches", i, "stimulus"), str(exc)))
         if found:
             problems += suite.error(found).problems
     if problems:

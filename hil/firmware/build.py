@@ -17,7 +17,8 @@ from pydantic import Field
 
 from hil.errors import SpecError
 from hil.firmware.image import FIELD_LEN, Image, RawImage
-from hil.spec.common import Name, Spec
+from hil.files import FileRefused, read_bytes
+from hil.spec.common import FIRMWARE_IMAGE, Name, Spec
 
 MANIFEST = "firmware.yaml"
 ZIP_DATE = (2020, 1, 1, 0, 0, 0)
@@ -63,7 +64,10 @@ def build(folder: str | Path) -> Image:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         for path in sorted(_files(folder)):
-            _add(zf, path.relative_to(folder).as_posix(), path.read_bytes())
+            try:
+                _add(zf, path.relative_to(folder).as_posix(), _read(path))
+            except FileRefused as exc:
+                raise SpecError(f"{folder}: {exc}") from None
         _add(zf, "manifest.json", json.dumps(manifest.model_dump(), sort_keys=True).encode())
     return Image(manifest.name, manifest.version, buf.getvalue())
 
@@ -72,6 +76,11 @@ def _files(folder: Path) -> list[Path]:
     return [p for p in folder.rglob("*")
             if p.is_file() and p.name != MANIFEST and not p.name.startswith(".") and p.suffix != ".hilfw"
             and not SKIP_DIRS.intersection(p.relative_to(folder).parts)]
+
+
+def _read(path: Path) -> bytes:
+    """A firmware file, within the image limit (never a FIFO, a device, or a file that keeps growing)."""
+    return read_bytes(path, FIRMWARE_IMAGE.limit, FIRMWARE_IMAGE.what)
 
 
 def _add(zf: zipfile.ZipFile, name: str, data: bytes) -> None:
@@ -92,9 +101,9 @@ def load_image(path: str | Path) -> Image | RawImage:
         return build(path)
     try:
         if path.suffix.lower() == RawImage.suffix:
-            return RawImage(path.stem, "", path.read_bytes())
-        return parse(path.read_bytes())
-    except OSError as exc:
-        raise DeployError(f"cannot read firmware image {path}: {exc.strerror or exc}") from None
+            return RawImage(path.stem, "", _read(path))
+        return parse(_read(path))
+    except FileRefused as exc:
+        raise DeployError(str(exc)) from None
     except ImageError as exc:
         raise DeployError(f"firmware image {path} is invalid: {exc}") from None

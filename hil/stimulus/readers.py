@@ -18,12 +18,11 @@ from pathlib import Path
 import can
 
 from hil.errors import RecordingError, StimulusError
+from hil.spec.suite import STIMULUS_FORMATS, STIMULUS_SUFFIXES, stimulus_format
 from hil.stimulus import serialcap
 from hil.stimulus.events import CanEvent, Event, SerialEvent
 
-FORMATS = ("asc", "blf", "trc", "log", "csv", "mf4", "mcap", "serial")
-_SUFFIXES = {".asc": "asc", ".blf": "blf", ".trc": "trc", ".log": "log", ".csv": "csv", ".mf4": "mf4",
-             ".mcap": "mcap", ".serial": "serial", ".scap": "serial"}
+FORMATS = STIMULUS_FORMATS
 _CAN_READERS = {"asc": can.ASCReader, "blf": can.BLFReader, "trc": can.TRCReader,
                 "log": can.CanutilsLogReader, "csv": can.CSVReader, "mf4": can.MF4Reader}
 _TEXT = ("asc", "trc", "log", "csv")
@@ -47,10 +46,10 @@ class SourceLog:
 
 
 def detect_format(path: Path) -> str:
-    fmt = _SUFFIXES.get(path.suffix.lower())
+    fmt = stimulus_format(path)
     if fmt is None:
         raise StimulusError(f"{path}: cannot tell the format from the suffix {path.suffix!r}; "
-                            f"expected one of {', '.join(sorted(_SUFFIXES))} or an explicit format")
+                            f"expected one of {', '.join(sorted(STIMULUS_SUFFIXES))} or an explicit format")
     return fmt
 
 
