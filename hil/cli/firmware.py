@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from hil.cli.app import App
+from hil.cli.app import App, plain
 
 
 @click.group()
@@ -26,8 +26,8 @@ def build(app: App, folder: str, output: str | None) -> None:
     image = build_image(folder)
     path = Path(output or f"{image.name}-{image.version}.hilfw")
     path.write_bytes(image.to_bytes())
-    app.print(f"built {path}: {image.name} {image.version}, {len(image.to_bytes())} bytes, "
-              f"crc32 {image.crc32:#010x}", level=-1)
+    app.print(plain(f"built {path}: {image.name} {image.version}, {len(image.to_bytes())} bytes, "
+                    f"crc32 {image.crc32:#010x}"), level=-1)
 
 
 @firmware.command()
@@ -35,13 +35,17 @@ def build(app: App, folder: str, output: str | None) -> None:
 @click.pass_obj
 def info(app: App, image: str) -> None:
     """Verify IMAGE and show its header and files (exit 2 when it would not boot)."""
+    from hil.files import FileRefused, read_bytes
     from hil.firmware.image import ImageError, parse
+    from hil.spec.common import FIRMWARE_IMAGE
 
     try:
-        img = parse(Path(image).read_bytes())
+        img = parse(read_bytes(image, FIRMWARE_IMAGE.limit, FIRMWARE_IMAGE.what))
         files = img.files()
+    except FileRefused as exc:
+        app.abort(str(exc))
     except ImageError as exc:
         app.abort(f"{image}: {exc}")
-    app.print(f"{img.name} {img.version}: payload {len(img.payload)} bytes, crc32 {img.crc32:#010x} ok", level=-1)
+    app.print(plain(f"{img.name} {img.version}: payload {len(img.payload)} bytes, crc32 {img.crc32:#010x} ok"), level=-1)
     for name, data in files.items():
-        app.print(f"  {name} ({len(data)} bytes)")
+        app.print(plain(f"  {name} ({len(data)} bytes)"))

@@ -10,6 +10,8 @@ import click
 
 from hil.cli.app import App, lease_wait_option
 
+MAX_RETRIES = 100
+
 _OPTIONS = [
     lease_wait_option,
     click.option("--scheduler", envvar="HIL_SCHEDULER", metavar="tcp://HOST:8786",
@@ -17,7 +19,7 @@ _OPTIONS = [
                       "(also HIL_SCHEDULER); tls://... for TLS (settings from dask config)."),
     click.option("--fetch-artifacts", is_flag=True,
                  help="With --scheduler: copy each bench's folder (recording, consoles) back here."),
-    click.option("--retries", type=click.IntRange(min=0), default=0, show_default=True, metavar="N",
+    click.option("--retries", type=click.IntRange(min=0, max=MAX_RETRIES), default=0, show_default=True, metavar="N",
                  help="Run a bench again, up to N times, when its verdict is error (infrastructure); "
                       "one that then passes is reported flaky."),
     click.option("--force", is_flag=True, help="Run on a rig whose last health check failed."),
