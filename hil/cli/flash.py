@@ -31,6 +31,7 @@ def flash(app: App, rig_file: str, target: str, image: str, run_dir: str | None,
     from hil.buses import RigBuses
     from hil.firmware.build import load_image
     from hil.spec import load_rig
+    from hil.spec.load import error_message
     from hil.spec.stack import FirmwareComponent
     from hil.targets import create_target
 
@@ -45,7 +46,7 @@ def flash(app: App, rig_file: str, target: str, image: str, run_dir: str | None,
     try:
         comp = FirmwareComponent(kind="firmware", target=target, image=str(Path(image).resolve()), version=version)
     except ValidationError as exc:
-        app.abort(f"invalid --version {version!r}: {exc.errors()[0]['msg'].removeprefix('Value error, ')}")
+        app.abort(f"invalid --version: {error_message(exc.errors()[0])}")
     with Lease(rig.name, wait=lease_wait), tempfile.TemporaryDirectory(prefix="hil-flash-") as tmp, \
             RigBuses(rig, Path(run_dir or tmp)) as buses, \
             Progress(TextColumn("{task.description:<8}"), BarColumn(), MofNCompleteColumn(),

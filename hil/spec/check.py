@@ -67,6 +67,8 @@ def check_files(rig_path: str | Path, paths: list[str | Path] = ()) -> Checked:
         if stack is not None:
             stacks[stack_path] = stack
             problems += _references(stack, rig)
+    for suite in [*suites, health] if health is not None else suites:
+        problems += _config_problems(suite, stacks)
     if problems:
         raise SpecError(list(dict.fromkeys(problems)))  # a file named twice is reported once
     return Checked(rig, suites, stacks, health)
@@ -91,6 +93,19 @@ def _references(spec: SpecFile, rig: SpecFile[Rig] | None) -> list[str]:
     if isinstance(model, Rig):
         found += _key_problems(model)
     return spec.error(found).problems if found else []
+
+
+def _config_problems(suite: SpecFile[Suite], stacks: dict[Path, SpecFile[Stack]]) -> list[str]:
+    """A bench's ``config`` for a component its stack lacks would be dropped without a word."""
+    found: list[Problem] = []
+    for i, bench in enumerate(suite.model.benches):
+        stack = stacks.get(bench.stack or suite.model.defaults.stack)
+        if stack is None:
+            continue
+        known = stack.model.components
+        found += [(("benches", i, "config", name), f"stack {stack.model.name!r} has no component {name!r}; it has: "
+                                                    f"{', '.join(known)}") for name in bench.config if name not in known]
+    return suite.error(found).problems if found else []
 
 
 def is_stack_file(path: Path) -> bool:

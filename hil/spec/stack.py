@@ -132,6 +132,11 @@ class Stack(Spec):
                             f"a {comp.kind} component needs an {want} target, but {comp.target!r} is {target.kind}"))
             if isinstance(comp.ready, FrameReady) and comp.ready.frame.bus not in rig.buses:
                 out.append(((*loc, "ready", "frame", "bus"), f"unknown bus {comp.ready.frame.bus!r}"))
+        firmware: dict[str, str] = {}
+        for name, comp in self.components.items():
+            if comp.kind == "firmware" and firmware.setdefault(comp.target, name) != name:
+                out.append((("components", name, "target"), f"an MCU runs one firmware image; target {comp.target!r} "
+                                                           f"already runs component {firmware[comp.target]!r}"))
         return out
 
     def problems(self) -> list[Problem]:

@@ -210,6 +210,10 @@ class Suite(Spec):
             if b.stack is None and self.defaults.stack is None:
                 out.append((loc, "no stack: set 'stack' here or in 'defaults'"))
             out += self._time_problems(loc, b)
+            if b.record is not None:
+                out += [((*loc, *at), f"bus {bus!r} is analysed but not recorded: add it to 'record' "
+                                      f"({', '.join(b.record) or 'empty'})")
+                        for at, bus in _bus_refs(b) if at[0] in ("probes", "measurements") and bus not in b.record]
             probes = {p.name for p in b.probes}
             chains = {c.name for c in b.chains}
             for j, c in enumerate(b.chains):

@@ -41,6 +41,7 @@ def test_escape_sequences_in_a_message_are_shown_not_obeyed_and_colours_stay(tmp
 
 
 def test_a_command_line_is_quoted_escaped_in_usage_errors():
+    """Regression guard: click quoted the name with repr() before; it must stay escaped."""
     r = hil(f"frob{TITLE_AND_CLEAR}")
     assert r.returncode == 2
     assert "No such command 'frob\\x1b]0;owned\\x07\\x1b[2J'" in r.stderr
@@ -86,6 +87,7 @@ def test_every_console_shows_controls_escaped_whatever_prints():
     (["run", "S", "--rig", "R", "--repeat", "1000000000"], "1000000000 is not in the range 1<=x<=10000"),
     (["run", "S", "--rig", "R", "--retries", "99999"], "99999 is not in the range 0<=x<=100"),
     (["history", "--last", "100000000000000000000"], "is not in the range 1<=x<=100000"),
+    # regression guard: a string "1e400" was never a duration
     (["record", "--rig", "R", "-o", "x.mcap", "--duration", "1e400"], "invalid --duration: expected a duration such"),
     (["record", "--rig", "R", "-o", "x.mcap", "--duration", "1000000h"], "expected a duration of at most 168h"),
 ])
@@ -145,3 +147,12 @@ def test_mf4_without_asammdf_says_what_to_install(tmp_path):
     r = hil("replay", str(mf4), "--rig", str(rig), prelude=blocked, env={"NO_COLOR": "1"})
     assert (r.returncode, r.stderr) == (2, f"error: FILES: stimulus file {mf4}: MF4 needs asammdf, which is not "
                                            "installed: pip install 'hil[mf4]'\n")
+
+
+def test_flash_version_is_a_version(capsys):
+    """`hil flash --version` names the image like a stack's version (it was taken as it came)."""
+    code = run_guarded(cli, ["--no-color", "flash", str(GOOD / "rig.yaml"), "ecu", str(ROOT / "firmware_stubs" / "brake_ecu"),
+                             "--version", "../../x"])
+    err = capsys.readouterr().err
+    assert (code, err) == (2, "error: invalid --version: expected a version (letter or digit first, then letters, "
+                              "digits, . _ + ~ -; at most 32; it names files), got '../../x'\n")
