@@ -41,11 +41,17 @@ def deploy(app: App, rig_file: str, stack_file: str, bundle: str | None, run_dir
     from hil.bench.consoles import Consoles
     from hil.bench.lease import Lease
     from hil.buses import RigBuses
+    from hil.bench.plan import stack_problems
+    from hil.errors import SpecError
     from hil.spec import check_files
     from hil.targets.deployment import Deployment
 
     checked = check_files(rig_file, [stack_file])
-    rig, stack = checked.rig.model, next(iter(checked.stacks.values())).model
+    rig, stack_spec = checked.rig.model, checked.stacks[Path(stack_file)]
+    problems = stack_problems(stack_spec, rig)  # what deploying would refuse, before a bus is up
+    if problems:
+        raise SpecError(problems)
+    stack = stack_spec.model
     started = datetime.now(timezone.utc)
     folder = Path(run_dir) if run_dir else Path("runs") / f"deploy-{stack.name}-{started:%Y%m%d-%H%M%S}"
     folder.mkdir(parents=True, exist_ok=True)

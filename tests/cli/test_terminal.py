@@ -156,3 +156,16 @@ def test_flash_version_is_a_version(capsys):
     err = capsys.readouterr().err
     assert (code, err) == (2, "error: invalid --version: expected a version (letter or digit first, then letters, "
                               "digits, . _ + ~ -; at most 32; it names files), got '../../x'\n")
+
+
+def test_several_rigs_name_their_results_folders_safely(tmp_path, capsys):
+    """With several rigs, results go to OUT/<rig file stem>: a file named '...yaml' wrote to OUT/..,
+    and a scheduler rig name '../x' outside OUT."""
+    dots = tmp_path / "...yaml"
+    dots.write_text((GOOD / "rig.yaml").read_text())
+    for rigs in ([str(dots), str(GOOD / "rig.yaml")], ["../x", "sim-lab-a"]):
+        code = run_guarded(cli, ["--no-color", "run", str(GOOD / "suite.yaml"), *[a for r in rigs for a in ("--rig", r)],
+                                 "--out", str(tmp_path / "out"), "--no-history"])
+        err = capsys.readouterr().err
+        assert code == 2 and err.startswith(f"error: --rig {rigs[0]!r}: with several rigs each names"), err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "results.json").exists()
