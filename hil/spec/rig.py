@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from typing import Annotated, Literal, Union
 
@@ -17,6 +18,7 @@ Problem = tuple[Loc, str]
 CLASSIC_BITRATES = (10_000, 1_000_000)
 HOST_RE = r"^[A-Za-z0-9_][A-Za-z0-9_.:%-]{0,252}$"  # a host name, an IPv4 or IPv6 address; never an option
 USER_RE = r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$"
+FLASH_FIELDS = ("image", "target", "port", "baudrate")  # what a command flasher's argv may name
 KEY_MODULE_RE = r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*"
 DATA_BITRATES = (10_000, 12_000_000)
 
@@ -241,7 +243,15 @@ class Rig(Spec):
         return out
 
     def _flash_problems(self, loc: Loc, flash: Stm32UartFlash | UdsFlash | CommandFlash) -> list[Problem]:
-        """The flash bus is of the kind the method needs; a command's ``{port}`` needs a bus at all."""
+        """The flash bus is of the kind the method needs; a command's ``{port}`` needs a bus at all,
+        and a placeholder that is nearly one of the fields is a typo (it would be passed on as it is)."""
+        if isinstance(flash, CommandFlash):
+            for i, arg in enumerate(flash.argv):
+                for word in re.findall(r"\{([A-Za-z_]+)\}", arg):
+                    near = difflib.get_close_matches(word, FLASH_FIELDS, n=1, cutoff=0.6)
+                    if word not in FLASH_FIELDS and near:
+                        return [((*loc, "argv", i), f"unknown placeholder '{{{word}}}'; did you mean '{{{near[0]}}}'? "
+                                                     f"the flasher gets: {', '.join('{' + f + '}' for f in FLASH_FIELDS)}")]
         if isinstance(flash, CommandFlash) and flash.bus is None:
             for i, arg in enumerate(flash.argv):
                 if "{port}" in arg or "{baudrate}" in arg:

@@ -142,6 +142,11 @@ class Stack(Spec):
     def problems(self) -> list[Problem]:
         out: list[Problem] = []
         for name, comp in self.components.items():
+            landed: dict[str, int] = {}  # a shipped file or folder lands in the bundle under its own name
+            for j, path in enumerate(getattr(comp, "files", [])):
+                if landed.setdefault(path.name, j) != j:
+                    out.append((("components", name, "files", j), f"{path.name!r} would land where files[{landed[path.name]}] "
+                                                                   "does in the bundle: rename one"))
             if isinstance(comp.ready, FrameReady):
                 frame = comp.ready.frame
                 out += [(("components", name, "ready", "frame", *loc), msg) for loc, msg in frame.problems()]

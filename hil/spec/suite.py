@@ -247,16 +247,23 @@ class Suite(Spec):
                         f"{format_duration(timeout)}: it can never finish in time")]
 
     def problems_on(self, rig: Rig) -> list[Problem]:
-        """Buses named by benches that ``rig`` lacks; rig tags the suite requires."""
+        """Buses named by benches that ``rig`` lacks, or of the wrong kind (probes, measurements and
+        faults are CAN's; faults need an emulated bus); rig tags the suite requires."""
         out: list[Problem] = []
         missing = [t for t in self.requires if t not in rig.tags]
         if missing:
             out.append((("requires",), f"rig {rig.name!r} lacks tags {missing}; it has {rig.tags}"))
         for i, b in enumerate(self.benches):
             for loc, bus in _bus_refs(b):
-                if bus not in rig.buses:
+                spec = rig.buses.get(bus)
+                if spec is None:
                     known = ", ".join(sorted(rig.buses))
                     out.append((("benches", i, *loc), f"unknown bus {bus!r}; rig {rig.name!r} has: {known}"))
+                elif loc[0] in ("probes", "measurements", "faults") and spec.kind != "can":
+                    out.append((("benches", i, *loc), f"expected a CAN bus, but {bus!r} is a {spec.kind} bus"))
+                elif loc[0] == "faults" and not spec.emulated:
+                    out.append((("benches", i, *loc), f"faults can only be injected on emulated buses; {bus!r} is "
+                                                      f"{spec.interface}:{spec.channel}"))
             for bus, faults in b.faults.items():
                 fd = getattr(rig.buses.get(bus), "fd", True)
                 out += [(("benches", i, "faults", bus, *at), msg) for at, msg in fault_problems(faults, fd)]

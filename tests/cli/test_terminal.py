@@ -147,6 +147,10 @@ def test_mf4_without_asammdf_says_what_to_install(tmp_path):
     r = hil("replay", str(mf4), "--rig", str(rig), prelude=blocked, env={"NO_COLOR": "1"})
     assert (r.returncode, r.stderr) == (2, f"error: FILES: stimulus file {mf4}: MF4 needs asammdf, which is not "
                                            "installed: pip install 'hil[mf4]'\n")
+    r = hil("analyze", str(mf4), "--suite", str(GOOD / "suite.yaml"), "--bench", "latency", prelude=blocked,
+            env={"NO_COLOR": "1"})
+    assert (r.returncode, r.stderr) == (2, f"error: cannot read {mf4}: MF4 needs asammdf, which is not installed: "
+                                           "pip install 'hil[mf4]'\n")
 
 
 def test_flash_version_is_a_version(capsys):
