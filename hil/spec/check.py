@@ -48,16 +48,18 @@ def check_files(rig_path: str | Path, paths: list[str | Path] = ()) -> Checked:
         problems += _references(rig, None)
     suite_paths = [Path(p) for p in paths if not is_stack_file(Path(p))]
     stack_paths = [Path(p) for p in paths if is_stack_file(Path(p))]
-    health_path = rig.model.health if rig is not None and _readable(rig.model.health) else None
+    health_path = rig.model.health if rig is not None else None
+    if health_path is not None and (not _readable(health_path) or health_path in {p.resolve() for p in suite_paths}):
+        health_path = None  # refused by file_problems, or checked as one of the suites
     suites: list[SpecFile[Suite]] = []
     health = None
-    for path in [*suite_paths, health_path] if health_path is not None else suite_paths:
+    for path in suite_paths + ([health_path] if health_path is not None else []):
         suite = _load(load_suite, path, problems)
         if suite is None:
             continue
         problems += _references(suite, rig)
         stack_paths += [p for p in _stack_paths(suite.model) if _readable(p)]
-        if path == health_path and health is None:
+        if path == health_path:
             health = suite
         else:
             suites.append(suite)
@@ -67,7 +69,7 @@ def check_files(rig_path: str | Path, paths: list[str | Path] = ()) -> Checked:
         if stack is not None:
             stacks[stack_path] = stack
             problems += _references(stack, rig)
-    for suite in [*suites, health] if health is not None else suites:
+    for suite in suites + ([health] if health is not None else []):
         problems += _config_problems(suite, stacks)
     if problems:
         raise SpecError(list(dict.fromkeys(problems)))  # a file named twice is reported once

@@ -156,6 +156,8 @@ def test_a_broken_health_suite_is_reported_with_the_rig(tmp_path, capsys):
     checked = check_files(rig)
     assert (checked.health.model.name, checked.suites) == ("h", [])
     assert list(checked.stacks) == [GOOD / "stack.yaml"]
+    checked = check_files(rig, [Path(os.path.relpath(health))])  # run as a suite of its own
+    assert (checked.health, [s.model.name for s in checked.suites]) == (None, ["h"])
 
 
 @pytest.fixture
