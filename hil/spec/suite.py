@@ -146,6 +146,15 @@ class Measurement(Spec):
             k for k in ("replay", "lost") if getattr(self, k)]
 
 
+class HarnessBudget(Spec):
+    """How far the harness (emulated buses, injector) may stray from its model before a bench's
+    measurements say nothing about the stack: each harness error on each bus, and the replay's
+    lateness, at p99 and on any single frame. Breaking it makes the bench an ``error``."""
+
+    p99: Duration = Field(1_000_000, description="p99 of every harness error and of the replay lateness")
+    max: Duration = Field(20_000_000, description="any single frame's harness error or replay lateness")
+
+
 class Bench(Spec):
     name: Name
     description: str = ""
@@ -161,6 +170,7 @@ class Bench(Spec):
     probes: list[Probe] = Field(default_factory=list)
     chains: list[Chain] = Field(default_factory=list)
     measurements: list[Measurement] = Field(default_factory=list)
+    harness: HarnessBudget = Field(default_factory=HarnessBudget, description="the fields set here override defaults.harness")
 
 
 class Defaults(Spec):
@@ -168,6 +178,7 @@ class Defaults(Spec):
     dbc: list[SpecPath] = Field(default_factory=list, description="DBC files every bench decodes with")
     settle: Duration = 500_000_000
     timeout: Duration = 120_000_000_000
+    harness: HarnessBudget = Field(default_factory=HarnessBudget)
 
 
 class Suite(Spec):
@@ -206,6 +217,11 @@ class Suite(Spec):
             if b.stimulus:
                 out += [((*loc, "stimulus", *l), msg) for l, msg in b.stimulus.problems()]
         return out
+
+    def harness_budget(self, bench: Bench) -> HarnessBudget:
+        """``bench``'s harness budget: the fields it sets, over the suite's defaults."""
+        own = bench.harness
+        return self.defaults.harness.model_copy(update={k: getattr(own, k) for k in own.model_fields_set})
 
     def problems_on(self, rig: Rig) -> list[Problem]:
         """Buses named by benches that ``rig`` lacks; rig tags the suite requires."""
