@@ -7,6 +7,8 @@
   states (needs root or a udev rule giving the group write access).
 * the garbage collector, frozen and disabled, cannot pause a replay.
 * :func:`wait_until` sleeps coarsely and spins the last stretch to an absolute deadline.
+* :func:`host_load` says how busy the host is (recorded around every injection, so a bench whose
+  harness broke its budget can show whether the host was overloaded).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import os
 import struct
 import time
 from dataclasses import dataclass
+from typing import Any
 
 PR_SET_TIMERSLACK = 29
 PR_GET_TIMERSLACK = 30
@@ -95,6 +98,18 @@ def wait_until(deadline_ns: int, spin_ns: int = SPIN_NS) -> int:
     while (now := time.monotonic_ns()) < deadline_ns:
         pass
     return now
+
+
+def host_load() -> dict[str, Any]:
+    """How busy the host is now: CPU pressure (PSI ``some avg10``: the percentage of the last 10 s
+    in which some runnable task waited for a CPU; None without PSI), load averages and CPUs."""
+    try:
+        with open("/proc/pressure/cpu") as f:
+            fields = dict(kv.split("=", 1) for kv in f.readline().split()[1:])
+        pressure = float(fields["avg10"])
+    except (OSError, ValueError, KeyError):
+        pressure = None
+    return {"cpu_some_avg10": pressure, "loadavg": list(os.getloadavg()), "cpus": os.cpu_count()}
 
 
 def scheduler() -> str:
