@@ -1,0 +1,176 @@
+"""The harness's own error on one bench, from its recording: per bus, judged against the bench's
+harness budget, and bounded for every probe and chain.
+
+The emulated buses and the injector measure how far they strayed from their model (see
+:mod:`hil.harness`) and the recording carries it: ``harness`` events (per bus, ``{kind: histogram}``,
+cumulative: the last one wins), the ``replay`` event (lateness of the injected frames) and
+``host-load`` events (how busy the host was as the injection started and ended). A recording
+without harness figures — real buses, a log from another tool, a recording older than the
+measurement — says so: its harness error is *not measured*, never zero.
+
+What can enter a probe's latency (stimulus on bus A, response on bus B): the stack got its stimulus
+late (``delivery`` on A) and its answer was stamped late (``send`` on B). The bound given per probe
+adds those errors' p99 (and their maxima); a chain adds its probes' bounds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from hil.harness import KINDS, ErrorHistogram, merge_json
+from hil.spec.suite import Bench, HarnessBudget
+
+NOT_MEASURED = ("not measured: the recording holds no harness figures (real buses, a log from another "
+                "tool, or a recording made before hil measured its harness)")
+BUSY_PRESSURE = 20.0  # % of time some task waited for a CPU (PSI some avg10): the host was overloaded
+
+
+@dataclass
+class Harness:
+    """The harness's error on one bench: histograms per bus and kind, the replay's figures, the
+    host's load, and the budget broken (``breaches``, empty when within it)."""
+
+    budget: HarnessBudget
+    buses: dict[str, dict[str, ErrorHistogram]] = field(default_factory=dict)
+    unmeasured: list[str] = field(default_factory=list)  # recorded buses without harness figures
+    replay: dict[str, Any] | None = None  # lateness p99/max, early, unseen
+    host: dict[str, dict[str, Any]] = field(default_factory=dict)  # "inject-start"/"inject-end" → load
+    breaches: list[str] = field(default_factory=list)
+
+    @property
+    def measured(self) -> bool:
+        return bool(self.buses) or self.replay is not None
+
+    def bound(self, from_bus: str, to_bus: str) -> dict[str, Any]:
+        """The harness error that can enter a latency from ``from_bus`` to ``to_bus``."""
+        return combine([_part(self.buses, "delivery", from_bus), _part(self.buses, "send", to_bus)])
+
+    def message(self) -> str:
+        """The bench's error message: what broke the budget, and the host's load as corroboration."""
+        busy = any(_busy(load) for load in self.host.values())
+        head = "host overloaded" if busy else "harness over budget"
+        load = "; ".join(f"{at.replace('-', ' ')}: {load_text(v)}" for at, v in self.host.items())
+        return f"{head}: {'; '.join(self.breaches)}" + (f" (host load — {load})" if load else "")
+
+    def to_json(self) -> dict[str, Any]:
+        budget = {"p99_ns": self.budget.p99, "max_ns": self.budget.max}
+        if not self.measured:
+            return {"measured": False, "note": NOT_MEASURED, "budget": budget, "host": self.host,
+                    "breaches": self.breaches}
+        return {"measured": True, "budget": budget,
+                "buses": {bus: {kind: {**h.summary(), "over": h.over(self.budget.p99)} for kind, h in kinds.items()}
+                          for bus, kinds in self.buses.items()},
+                "unmeasured": self.unmeasured, "replay": self.replay, "host": self.host, "breaches": self.breaches}
+
+
+def judge_harness(events: Iterable[tuple[str, Any]], budget: HarnessBudget, recorded: Iterable[str],
+                  eaten: int = 0) -> Harness:
+    """The harness of one bench from the recording's ``events`` (kind, data) in time order;
+    ``recorded`` names the recorded buses, ``eaten`` counts the frames the bench's faults took off
+    the wire (never seen on the bus by design). Breaches: any bus's error (any kind) over the
+    budget at p99 or max, and the replay's broken promises — frames early, frames sent but never
+    seen on the bus, lateness over the budget."""
+    last: dict[str, Any] = {}
+    out = Harness(budget)
+    for kind, data in events:
+        last[kind] = data
+        if kind == "host-load":
+            out.host[data.get("at", "?")] = {k: v for k, v in data.items() if k != "at"}
+    figures = (last.get("harness") or {}).get("buses") or {}
+    out.buses = {bus: merge_json([kinds]) for bus, kinds in sorted(figures.items())}
+    out.unmeasured = sorted(set(recorded) - set(out.buses))
+    for bus, kinds in out.buses.items():
+        for kind in KINDS:
+            if kind in kinds:
+                out.breaches += _over(f"harness {kind} error", kinds[kind].quantile(0.99), kinds[kind].max_ns,
+                                      budget, f" on bus {bus}")
+    if "replay" in last:
+        out.replay = replay_figures(last["replay"], eaten, budget)
+        out.breaches += replay_breaches(out.replay, budget)
+    return out
+
+
+def replay_figures(replay: Mapping[str, Any], eaten: int, budget: HarnessBudget) -> dict[str, Any]:
+    """What the harness promised about the injected frames: lateness p50/p99/max (ns) and frames
+    over the p99 budget, frames early, and frames sent but never seen on the bus that no fault of
+    the bench took off the wire."""
+    stats = replay.get("lateness_ns") or {}
+    sent = replay.get("frames_sent", 0)
+    return {"p50_ns": stats.get("p50"), "p99_ns": stats.get("p99"), "max_ns": stats.get("max"),
+            "over": sum(1 for late in replay.get("lateness") or () if late > budget.p99),
+            "early": replay.get("frames_early", 0), "unseen": max(0, sent - replay.get("frames_echoed", sent) - eaten),
+            "sent": sent}
+
+
+def replay_breaches(figures: Mapping[str, Any], budget: HarnessBudget) -> list[str]:
+    out = []
+    if figures["early"]:
+        out.append(f"{figures['early']} replay frame(s) went out before their time")
+    if figures["unseen"]:
+        out.append(f"{figures['unseen']} of {figures['sent']} replay frame(s) sent were never seen on the bus, "
+                   "so when they went out is unknown")
+    return out + _over("replay lateness", figures["p99_ns"], figures["max_ns"], budget)
+
+
+def combine(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Bounds added up (parts of one path, or the probes of a chain); not measured when any part
+    is not."""
+    known = all(p["p99_ns"] is not None for p in parts)
+    return {"p99_ns": sum(p["p99_ns"] for p in parts) if known else None,
+            "max_ns": sum(p["max_ns"] for p in parts) if known else None,
+            "parts": [name for p in parts for name in p["parts"]]}
+
+
+def probe_bounds(bench: Bench, harness: Harness) -> tuple[dict[str, dict], dict[str, dict]]:
+    """The harness bound of each probe and each chain of ``bench``."""
+    probes = {p.name: harness.bound(p.from_.bus, p.to.bus) for p in bench.probes}
+    return probes, {c.name: combine([probes[name] for name in c.probes]) for c in bench.chains}
+
+
+def duration_text(ns: float) -> str:
+    """A duration for people: ``480 µs``, ``3.2 ms``, ``1.5 s``."""
+    if ns >= 1e9:
+        return f"{ns / 1e9:.3g} s"
+    if ns >= 1e6:
+        return f"{ns / 1e6:.3g} ms"
+    return f"{ns / 1e3:.3g} µs"
+
+
+def bound_text(bound: dict | None, fmt) -> str:
+    """A probe's harness bound for a report cell: its p99 in ``fmt``, ``not measured``, or ``—``
+    (results older than the measurement)."""
+    if bound is None:
+        return "—"
+    return "not measured" if bound["p99_ns"] is None else fmt(bound["p99_ns"])
+
+
+def _part(buses: Mapping[str, Mapping[str, ErrorHistogram]], kind: str, bus: str) -> dict[str, Any]:
+    h = buses.get(bus, {}).get(kind)
+    if h is None:
+        return {"p99_ns": None, "max_ns": None, "parts": [f"{kind} on {bus}"]}
+    return {"p99_ns": h.quantile(0.99) or 0, "max_ns": h.max_ns, "parts": [f"{kind} on {bus}"]}
+
+
+def _over(what: str, p99: float | None, worst: float | None, budget: HarnessBudget, where: str = "") -> list[str]:
+    out = []
+    if p99 is not None and p99 > budget.p99:
+        out.append(f"{what} p99 {duration_text(p99)}{where}, budget {duration_text(budget.p99)}")
+    if worst is not None and worst > budget.max:
+        out.append(f"{what} max {duration_text(worst)}{where}, budget {duration_text(budget.max)}")
+    return out
+
+
+def _busy(load: Mapping[str, Any]) -> bool:
+    pressure, avg, cpus = load.get("cpu_some_avg10"), load.get("loadavg") or [0.0], load.get("cpus") or 1
+    return (pressure is not None and pressure >= BUSY_PRESSURE) or avg[0] >= cpus
+
+
+def load_text(load: Mapping[str, Any]) -> str:
+    pressure = load.get("cpu_some_avg10")
+    avg = (load.get("loadavg") or [None])[0]
+    parts = [] if pressure is None else [f"CPU pressure {pressure:.0f} %"]
+    if avg is not None:
+        parts.append(f"load {avg:.2f} on {load.get('cpus')} CPUs")
+    return ", ".join(parts) or "unknown"
