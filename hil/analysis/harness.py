@@ -55,7 +55,7 @@ class Harness:
         return f"{head}: {'; '.join(self.breaches)}" + (f" (host load — {load})" if load else "")
 
     def to_json(self) -> dict[str, Any]:
-        budget = {"p99_ns": self.budget.p99, "max_ns": self.budget.max}
+        budget = {"p50_ns": self.budget.p50, "p99_ns": self.budget.p99, "max_ns": self.budget.max}
         if not self.measured:
             return {"measured": False, "note": NOT_MEASURED, "budget": budget, "host": self.host,
                     "breaches": self.breaches}
@@ -83,9 +83,10 @@ def judge_harness(events: Iterable[tuple[str, Any]], budget: HarnessBudget, reco
     out.unmeasured = sorted(set(recorded) - set(out.buses))
     for bus, kinds in out.buses.items():
         for kind in KINDS:
-            if kind in kinds:
-                out.breaches += _over(f"harness {kind} error", kinds[kind].quantile(0.99), kinds[kind].max_ns,
-                                      budget, f" on bus {bus}")
+            if kind in kinds and kinds[kind].count:
+                h = kinds[kind]
+                out.breaches += _over(f"harness {kind} error", (h.quantile(0.5), h.quantile(0.99), h.max_ns), budget,
+                                      f" on bus {bus}")
     if "replay" in last:
         out.replay = replay_figures(last["replay"], eaten, budget)
         out.breaches += replay_breaches(out.replay, budget)
@@ -111,7 +112,7 @@ def replay_breaches(figures: Mapping[str, Any], budget: HarnessBudget) -> list[s
     if figures["unseen"]:
         out.append(f"{figures['unseen']} of {figures['sent']} replay frame(s) sent were never seen on the bus, "
                    "so when they went out is unknown")
-    return out + _over("replay lateness", figures["p99_ns"], figures["max_ns"], budget)
+    return out + _over("replay lateness", (figures["p50_ns"], figures["p99_ns"], figures["max_ns"]), budget)
 
 
 def combine(parts: list[dict[str, Any]]) -> dict[str, Any]:
@@ -138,6 +139,12 @@ def duration_text(ns: float) -> str:
     return f"{ns / 1e3:.3g} µs"
 
 
+def budget_text(budget: Mapping[str, Any]) -> str:
+    """A budget from results.json for people: ``p99 1 ms, max 20 ms`` (with p50 when it has one)."""
+    return ", ".join(f"{k[:-3]} {duration_text(budget[k])}" for k in ("p50_ns", "p99_ns", "max_ns")
+                     if budget.get(k) is not None)
+
+
 def bound_text(bound: dict | None, fmt) -> str:
     """A probe's harness bound for a report cell: its p99 in ``fmt``, ``not measured``, or ``—``
     (results older than the measurement)."""
@@ -153,13 +160,11 @@ def _part(buses: Mapping[str, Mapping[str, ErrorHistogram]], kind: str, bus: str
     return {"p99_ns": h.quantile(0.99) or 0, "max_ns": h.max_ns, "parts": [f"{kind} on {bus}"]}
 
 
-def _over(what: str, p99: float | None, worst: float | None, budget: HarnessBudget, where: str = "") -> list[str]:
-    out = []
-    if p99 is not None and p99 > budget.p99:
-        out.append(f"{what} p99 {duration_text(p99)}{where}, budget {duration_text(budget.p99)}")
-    if worst is not None and worst > budget.max:
-        out.append(f"{what} max {duration_text(worst)}{where}, budget {duration_text(budget.max)}")
-    return out
+def _over(what: str, figures: tuple[float | None, ...], budget: HarnessBudget, where: str = "") -> list[str]:
+    """``figures`` (p50, p99, max) against the budget's, each broken one as a sentence."""
+    return [f"{what} {stat} {duration_text(value)}{where}, budget {duration_text(limit)}"
+            for stat, value, limit in zip(("p50", "p99", "max"), figures, (budget.p50, budget.p99, budget.max))
+            if value is not None and limit is not None and value > limit]
 
 
 def _busy(load: Mapping[str, Any]) -> bool:

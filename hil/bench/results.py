@@ -165,7 +165,8 @@ def json_schema() -> dict[str, Any]:
         "properties": {
             "measured": {"type": "boolean"}, "note": {"type": "string"},
             "budget": {"type": "object", "required": ["p99_ns", "max_ns"],
-                       "properties": {"p99_ns": {"type": "integer"}, "max_ns": {"type": "integer"}}},
+                       "properties": {"p50_ns": {"type": ["integer", "null"]}, "p99_ns": {"type": "integer"},
+                                      "max_ns": {"type": "integer"}}},
             "buses": {"type": "object", "additionalProperties": {
                 "type": "object", "propertyNames": {"enum": ["delivery", "send", "broker"]},
                 "additionalProperties": error}},

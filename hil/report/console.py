@@ -8,7 +8,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from hil.analysis.harness import bound_text, duration_text
+from hil.analysis.harness import bound_text, budget_text, duration_text
 from hil.bench.results import BenchResult, SuiteResult
 from hil.harness import KINDS
 
@@ -72,12 +72,13 @@ def _harness_table(result: SuiteResult) -> Table | None:
         h = b.harness
         if h is None:
             continue
-        budget = f"{duration_text(h['budget']['p99_ns'])} / {duration_text(h['budget']['max_ns'])}"
+        budget = budget_text(h["budget"])
         if not h["measured"]:
             rows.append((b.key, "—", "not measured", "", "", "", budget))
         for bus, kinds in (h.get("buses") or {}).items():
             cells = [_figures(kinds.get(kind)) for kind in KINDS]
             rows.append((b.key, bus, *cells, str(sum(k["over"] for k in kinds.values())), budget))
+        rows += [(b.key, bus, "not measured", "", "", "", budget) for bus in h.get("unmeasured") or ()]
         if h.get("replay") is not None:  # the injected frames: their lateness is their delivery error
             r = h["replay"]
             rows.append((b.key, "replay", _figures({"count": r["sent"], **r}), "—", "—", str(r["over"]), budget))
@@ -86,7 +87,7 @@ def _harness_table(result: SuiteResult) -> Table | None:
     table = Table(title="harness error (µs: p50 / p99 / max; over: frames over the p99 budget)", title_justify="left")
     for col in ("bench", "bus"):
         table.add_column(col, no_wrap=True)
-    for col in (*KINDS, "over", "budget p99 / max"):
+    for col in (*KINDS, "over", "budget"):
         table.add_column(col, justify="right", no_wrap=True)
     for row in rows:
         table.add_row(*row)

@@ -9,7 +9,7 @@ from html import escape
 from urllib.parse import quote
 from pathlib import Path
 
-from hil.analysis.harness import bound_text, duration_text, load_text
+from hil.analysis.harness import bound_text, budget_text, duration_text, load_text
 from hil.bench.results import BenchResult, SuiteResult
 
 CSS = """
@@ -100,8 +100,7 @@ def _bench_section(b: BenchResult, run_dir: Path) -> str:
 
 def _harness_section(h: dict) -> str:
     """The harness error of one bench: per bus and kind, the replay, the budget, the host's load."""
-    budget = f"budget p99 {duration_text(h['budget']['p99_ns'])}, max {duration_text(h['budget']['max_ns'])}"
-    parts = [f"<h3>Harness error</h3><p>{budget}</p>"]
+    parts = [f"<h3>Harness error</h3><p>budget {escape(budget_text(h['budget']))}</p>"]
     if not h["measured"]:
         parts.append(f"<p class='unjudged'>{escape(h['note'])}</p>")
     rows = [(bus, kind, e) for bus, kinds in (h.get("buses") or {}).items() for kind, e in kinds.items()]

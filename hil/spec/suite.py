@@ -151,6 +151,7 @@ class HarnessBudget(Spec):
     measurements say nothing about the stack: each harness error on each bus, and the replay's
     lateness, at p99 and on any single frame. Breaking it makes the bench an ``error``."""
 
+    p50: Duration | None = Field(None, description="p50 of every harness error and of the replay lateness")
     p99: Duration = Field(1_000_000, description="p99 of every harness error and of the replay lateness")
     max: Duration = Field(20_000_000, description="any single frame's harness error or replay lateness")
 

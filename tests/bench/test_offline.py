@@ -130,7 +130,7 @@ def test_a_harness_over_its_budget_makes_hil_analyze_exit_3_not_1(tmp_path):
     assert r.returncode == 1, r.stdout + r.stderr
     bench = json.loads((tmp_path / "again" / "results.json").read_text())["benches"][0]
     assert (bench["verdict"], bench["harness"]["breaches"]) == ("fail", [])
-    assert bench["harness"]["budget"] == {"p99_ns": 5_000_000, "max_ns": 20_000_000}  # max from the default
+    assert bench["harness"]["budget"] == {"p50_ns": None, "p99_ns": 5_000_000, "max_ns": 20_000_000}  # max: default
 
 
 def test_each_latency_carries_the_harness_error_that_can_enter_it(tmp_path):
