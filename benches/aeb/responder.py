@@ -5,11 +5,13 @@ gets: ``HIL_BUSES`` (JSON: bus name -> ``can.Bus`` keyword arguments) and ``HIL_
 It answers every frame 0x500 with 0x580 carrying the same payload, exactly ``delay_us`` after its
 ``recv()`` returned (sleeps, then spins the last stretch), and logs for every frame, on stdout::
 
-    responder: frame COUNTER stamp_ns=T recv_ns=R send_ns=S
+    responder: frame COUNTER stamp_ns=T wait_ns=W recv_ns=R send_ns=S
 
-``T`` is the stimulus frame's timestamp as the bus gave it (its end of frame, run clock), ``R``
-when ``recv()`` returned and ``S`` when it called ``send()`` (``time.monotonic_ns()``: the run
-clock every process of a run shares). The log line is written after the answer is sent.
+``T`` is the stimulus frame's timestamp as the bus gave it (its end of frame, run clock), ``W``
+when it called the ``recv()`` that returned the frame (later than ``T`` when it was still busy
+with earlier frames: then the frame waited for it, not for the bus), ``R`` when ``recv()``
+returned and ``S`` when it called ``send()`` (``time.monotonic_ns()``: the run clock every process
+of a run shares). The log line is written after the answer is sent.
 """
 
 import json
@@ -30,6 +32,7 @@ def main() -> int:
     print(f"responder: ready, delay {delay_ns / 1e6:g} ms", flush=True)
     try:
         while True:
+            waiting = time.monotonic_ns()
             msg = bus.recv(1.0)
             received = time.monotonic_ns()
             if msg is None or msg.arbitration_id != 0x500 or msg.is_error_frame or msg.is_remote_frame:
@@ -42,8 +45,8 @@ def main() -> int:
             answer.data = msg.data
             answer.dlc = msg.dlc
             bus.send(answer)
-            print(f"responder: frame {msg.data[0]} stamp_ns={round(msg.timestamp * 1e9)} recv_ns={received} "
-                  f"send_ns={sent}", flush=True)
+            print(f"responder: frame {msg.data[0]} stamp_ns={round(msg.timestamp * 1e9)} wait_ns={waiting} "
+                  f"recv_ns={received} send_ns={sent}", flush=True)
     except KeyboardInterrupt:
         return 0
     finally:
