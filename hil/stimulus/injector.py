@@ -43,6 +43,7 @@ HAND_OVER_BATCH_NS = 10_000_000
 START_MARGIN_NS = 50_000_000  # play starts this long after the child is ready
 PROGRESS_EVERY_NS = 250_000_000
 ECHO_GRACE_NS = 2_000_000_000  # how long to wait for the last echoes after the last send
+ECHO_LOOKAHEAD = 4096  # how many frames an echo may be behind the next expected one (faults took them)
 _OPS = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt,
         ">=": operator.ge}
 
@@ -225,6 +226,8 @@ class _Replay:
         self.send = send
         self.handles: list[Any] = []
         self.planned: list[list[int]] = [[] for _ in plan.buses]  # per bus, planned times in send order
+        self.sent: list[list[tuple[int, bytes]]] = [[] for _ in plan.buses]  # per bus, (id, data) in send order
+        self.echoed: list[int] = [0 for _ in plan.buses]  # per bus, the planned frame the next echo may be
         self.lateness: list[int] = []
         self.echoes: dict[str, list[tuple[int, int, int, bytes]]] = {b.name: [] for b in plan.buses}
         self.stop = threading.Event()
@@ -301,7 +304,7 @@ class _Replay:
                 continue
             t = from_seconds(msg.timestamp) if clock is None else clock.to_run_clock(msg.timestamp, now_ns())
             if not msg.is_rx:
-                k = len(echoes)
+                k = self._sent_index(i, msg.arbitration_id, bytes(msg.data))
                 echoes.append((t, msg.arbitration_id, message_flags(msg), bytes(msg.data)))
                 late = t - planned[k]
                 lateness.append(late)
@@ -310,6 +313,15 @@ class _Replay:
                 self.met_ns = t
                 self.armed = None
                 self.met.set()
+
+    def _sent_index(self, i: int, can_id: int, data: bytes) -> int:
+        """Which frame sent on bus ``i`` an echo is: the next one with its id and data. Frames a
+        fault took off the wire are never echoed and are passed over, so they do not shift the
+        lateness of the frames after them (one node's frames reach the wire in the order sent)."""
+        sent, k = self.sent[i], self.echoed[i]
+        k = next((j for j in range(k, min(len(sent), k + ECHO_LOOKAHEAD)) if sent[j] == (can_id, data)), k)
+        self.echoed[i] = k + 1
+        return k
 
     @staticmethod
     def _matches(w: _WaitPlan, msg: Any) -> bool:
@@ -366,6 +378,7 @@ class _Replay:
                 self.late_max = max(self.late_max, late)
             else:
                 planned[b].append(deadline)
+                self.sent[b].append((can_id, data))
                 if timed[b]:  # hand over in batches: one nap per HAND_OVER_BATCH_NS, not one per frame
                     release = deadline - eof
                     if (ahead := release - plan.lead_ns - now_ns()) > HAND_OVER_BATCH_NS:
