@@ -50,7 +50,7 @@ class Harness:
     def message(self) -> str:
         """The bench's error message: what broke the budget, and the host's load as corroboration."""
         busy = any(_busy(load) for load in self.host.values())
-        head = "host overloaded" if busy else "harness over budget"
+        head = "host overloaded, harness over budget" if busy else "harness over budget"
         load = "; ".join(f"{at.replace('-', ' ')}: {load_text(v)}" for at, v in self.host.items())
         return f"{head}: {'; '.join(self.breaches)}" + (f" (host load — {load})" if load else "")
 
@@ -85,7 +85,7 @@ def judge_harness(events: Iterable[tuple[str, Any]], budget: HarnessBudget, reco
         for kind in KINDS:
             if kind in kinds and kinds[kind].count:
                 h = kinds[kind]
-                out.breaches += _over(f"harness {kind} error", (h.quantile(0.5), h.quantile(0.99), h.max_ns), budget,
+                out.breaches += _over(f"{kind} error", (h.quantile(0.5), h.quantile(0.99), h.max_ns), budget,
                                       f" on bus {bus}")
     if "replay" in last:
         out.replay = replay_figures(last["replay"], eaten, budget)

@@ -119,7 +119,7 @@ def test_a_harness_over_its_budget_makes_hil_analyze_exit_3_not_1(tmp_path):
     r = hil(tmp_path, "analyze", str(rec), "--suite", "suite.yaml", "--bench", "echo", "--out", "out")
     assert r.returncode == 3, r.stdout + r.stderr
     bench = json.loads((tmp_path / "out" / "results.json").read_text())["benches"][0]
-    assert bench["error"].startswith("host overloaded: harness delivery error p99 3.2 ms on bus chassis, budget 1 ms "
+    assert bench["error"].startswith("host overloaded, harness over budget: delivery error p99 3.2 ms on bus chassis, budget 1 ms "
                                      "(host load — inject start: CPU pressure 87 %, load 4.10 on 2 CPUs;")
     assert [m["outcome"] for m in bench["measurements"]] == ["unjudged", "unjudged"]
     assert re.search(r"unjudged p50 = 300 us ± harness 3\.2\d* ms\s+limits \[100, 200\] us", r.stdout), r.stdout

@@ -21,11 +21,11 @@ suite aeb on rig sim
 │ dropout    │ error   │ 0.5 s │            — │ ready: target 'hpc': component 'planner' exited    │
 │            │         │       │              │ with code 1 during start-up                        │
 │ cruise     │ skipped │ 0.0 s │            — │ --fail-fast: dropout did not pass                  │
-│ overloaded │ error   │ 2.0 s │   1 unjudged │ analyse: host overloaded: harness delivery error   │
-│            │         │       │              │ p99 3.2 ms on bus chassis, budget 1 ms (host load  │
-│            │         │       │              │ — inject start: CPU pressure 87 %, load 4.10 on 2  │
-│            │         │       │              │ CPUs; inject end: CPU pressure 87 %, load 4.10 on  │
-│            │         │       │              │ 2 CPUs)                                            │
+│ overloaded │ error   │ 2.0 s │   1 unjudged │ analyse: host overloaded, harness over budget:     │
+│            │         │       │              │ delivery error p99 3.2 ms on bus chassis, budget 1 │
+│            │         │       │              │ ms (host load — inject start: CPU pressure 87 %,   │
+│            │         │       │              │ load 4.10 on 2 CPUs; inject end: CPU pressure 87   │
+│            │         │       │              │ %, load 4.10 on 2 CPUs)                            │
 └────────────┴─────────┴───────┴──────────────┴────────────────────────────────────────────────────┘
 harness error (µs: p50 / p99 / max; over: frames over the p99 budget)
 ┏━━━━━━━━━━━━┳━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━┳━━━━━━━━━━━┳━━━━━━┳━━━━━━━━━━━━━━━━━━━━━┓

@@ -46,7 +46,7 @@ def test_every_bench_result_carries_its_harness_error(tmp_path):
     assert approach["harness"]["breaches"] == [] and approach["harness"]["measured"] is True
     assert approach["harness"]["host"]["inject-start"]["cpus"] == 2
     assert overloaded["harness"]["buses"]["chassis"]["delivery"]["over"] == 10
-    assert overloaded["harness"]["breaches"] == ["harness delivery error p99 3.2 ms on bus chassis, budget 1 ms"]
+    assert overloaded["harness"]["breaches"] == ["delivery error p99 3.2 ms on bus chassis, budget 1 ms"]
     assert (overloaded["verdict"], overloaded["error_kind"]) == ("error", "HarnessError")
     assert overloaded["measurements"][0]["outcome"] == "unjudged"
 
