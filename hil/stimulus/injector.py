@@ -7,7 +7,8 @@ buses itself (python-can / pyserial, from :meth:`RigBuses.can_config`) and then:
 
 * on an emulated bus, hands each frame to the simbus broker ahead of time with ``send_at`` and a
   release time, so the wire — not a Python wake-up — decides when it goes out;
-* on a real bus, sleeps coarsely to an absolute deadline, spins the last stretch and sends.
+* on a real bus, sleeps to an absolute deadline, spins the last stretch (only as long as its own
+  sleeps have shown necessary: :class:`~hil.stimulus.realtime.Waker`) and sends.
 
 Deadlines are ``start + offset + step.t_ns`` — never a sum of sleeps — where ``offset`` only grows
 when a closed-loop wait held the timeline. A frame is released ``eof`` before its planned time,
@@ -236,6 +237,7 @@ class _Replay:
         self.met_ns = 0
         self.late_max = 0
         self.reader_error: str | None = None
+        self.waker: Any = None  # the send loop's Waker
 
     def run(self) -> ReplayReport:
         from hil.stimulus import realtime
@@ -254,6 +256,7 @@ class _Replay:
             realtime.freeze_gc()
             host["gc"] = "frozen"
             start, sent, waits, aborted = self._send_all()
+            host["wake"] = self.waker.summary()
             self._await_echoes(sent)
             if self.reader_error:
                 raise BusError(f"injector: {self.reader_error}")
@@ -341,9 +344,11 @@ class _Replay:
         import can
 
         from hil.clock import now_ns
-        from hil.stimulus.realtime import wait_until
+        from hil.stimulus.realtime import Waker
 
         plan, handles, planned = self.plan, self.handles, self.planned
+        self.waker = waker = Waker()
+        wait_until = waker.wait
         timed = [b.timed for b in plan.buses]
         simcan = [b.simcan for b in plan.buses]
         waits = {w.index: w for w in plan.waits}

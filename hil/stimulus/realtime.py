@@ -6,7 +6,8 @@
 * PM QoS: holding ``/dev/cpu_dma_latency`` open with a 0 µs request keeps CPUs out of deep idle
   states (needs root or a udev rule giving the group write access).
 * the garbage collector, frozen and disabled, cannot pause a replay.
-* :func:`wait_until` sleeps coarsely and spins the last stretch to an absolute deadline.
+* :func:`wait_until` sleeps coarsely and spins a fixed last stretch to an absolute deadline;
+  :class:`Waker` spins only the stretch its own sleeps have shown necessary (the injector's).
 * :func:`host_load` says how busy the host is (recorded around every injection, so a bench whose
   harness broke its budget can show whether the host was overloaded).
 """
@@ -18,14 +19,19 @@ import ctypes.util
 import gc
 import os
 import struct
+import resource
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
 PR_SET_TIMERSLACK = 29
 PR_GET_TIMERSLACK = 30
 DMA_LATENCY = "/dev/cpu_dma_latency"
-SPIN_NS = 200_000  # the last stretch before a deadline is spun, not slept
+SPIN_NS = 200_000  # the last stretch before a deadline is spun, not slept (wait_until; Waker's start)
+MIN_SPIN_NS, MAX_SPIN_NS = 20_000, 2_000_000  # the stretch a Waker spins stays within these
+LEARN_EVERY = 32  # a Waker sets its stretch again after this many sleeps ...
+RECENT_SLEEPS = 512  # ... from how late this many recent ones woke
 
 
 def _libc():
@@ -110,6 +116,66 @@ def host_load() -> dict[str, Any]:
     except (OSError, ValueError, KeyError):
         pressure = None
     return {"cpu_some_avg10": pressure, "loadavg": list(os.getloadavg()), "cpus": os.cpu_count()}
+
+
+class Waker:
+    """Wakes at absolute run-clock deadlines, never early, spinning no longer than needed.
+
+    It sleeps until ``spin_ns`` before each deadline and spins the rest. The stretch is learned
+    from its own sleeps: how late they woke (p99 of the last :data:`RECENT_SLEEPS`, plus a quarter),
+    between :data:`MIN_SPIN_NS` and :data:`MAX_SPIN_NS`; a sleep that woke later than the stretch
+    widens it at once, and a deadline too close to sleep for narrows it by 1/64 (else a stretch as
+    long as the gaps between deadlines would never be slept, so never learned again). So a quiet
+    host spins tens of µs per deadline and gets its CPU back between them (on 2 CPUs, the processes
+    a replay feeds must run), and a busy host is still met on time."""
+
+    def __init__(self, spin_ns: int = SPIN_NS):
+        self.spin_ns = spin_ns
+        self.spun_ns = 0  # time spent spinning
+        self.overslept = 0  # sleeps that woke later than the stretch (their deadline may have passed)
+        self._late: deque[int] = deque(maxlen=RECENT_SLEEPS)
+        self._sleeps = 0
+        self._began = time.monotonic_ns()
+        self._cpu = _cpu_ns()
+
+    def wait(self, deadline_ns: int) -> int:
+        """Return at ``deadline_ns`` (run clock) or just after; returns the run-clock time then."""
+        now = time.monotonic_ns()
+        target = deadline_ns - self.spin_ns
+        if target > now:
+            time.sleep((target - now) / 1e9)
+            now = time.monotonic_ns()
+            self._learn(now - target)
+        elif self.spin_ns > MIN_SPIN_NS:
+            self.spin_ns -= self.spin_ns >> 6
+        began = now
+        while now < deadline_ns:
+            now = time.monotonic_ns()
+        self.spun_ns += now - began
+        return now
+
+    def _learn(self, late_ns: int) -> None:
+        self._late.append(late_ns)
+        self._sleeps += 1
+        if late_ns > self.spin_ns:
+            self.overslept += 1
+            self.spin_ns = min(MAX_SPIN_NS, late_ns + late_ns // 4)
+        elif self._sleeps % LEARN_EVERY == 0:
+            recent = sorted(self._late)
+            p99 = recent[(len(recent) - 1) * 99 // 100]
+            self.spin_ns = max(MIN_SPIN_NS, min(MAX_SPIN_NS, p99 + p99 // 4))
+
+    def summary(self) -> dict[str, Any]:
+        """How it went: the stretch it ended with, the share of the time spent spinning, the
+        process's CPU share meanwhile, and the sleeps that overslept their stretch."""
+        wall = max(1, time.monotonic_ns() - self._began)
+        return {"spin_us": self.spin_ns / 1e3, "spinning": self.spun_ns / wall,
+                "cpu": (_cpu_ns() - self._cpu) / wall, "sleeps": self._sleeps, "overslept": self.overslept}
+
+
+def _cpu_ns() -> int:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return int((usage.ru_utime + usage.ru_stime) * 1e9)
 
 
 def scheduler() -> str:
