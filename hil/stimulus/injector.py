@@ -3,7 +3,8 @@
 The parent (:func:`play`) turns the timeline into a compact plan and starts a child process, so
 the replay shares nothing with the controller's threads, garbage or locks. The child minimises its
 timer slack, holds ``/dev/cpu_dma_latency`` when permitted, freezes the garbage collector, opens the
-buses itself (python-can / pyserial, from :meth:`RigBuses.can_config`) and then:
+buses itself (python-can / pyserial, from :meth:`RigBuses.can_config`), asks for a short time slice
+(so it runs soon after each wake-up on a busy host) and then:
 
 * on an emulated bus, hands each frame to the simbus broker ahead of time with ``send_at`` and a
   release time, so the wire — not a Python wake-up — decides when it goes out;
@@ -242,7 +243,7 @@ class _Replay:
     def run(self) -> ReplayReport:
         from hil.stimulus import realtime
 
-        host = {"timer_slack_ns": realtime.set_timer_slack(1)}
+        host = {"timer_slack_ns": realtime.set_timer_slack(1), "slice": realtime.request_short_slice()}
         dma = realtime.hold_cpu_dma_latency(0)
         host["cpu_dma_latency"] = dma.why
         host["timed_release"] = [b.name for b in self.plan.buses if b.timed]

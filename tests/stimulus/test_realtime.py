@@ -3,9 +3,11 @@ widened at once by a sleep that overslept it, narrowed again when the host calms
 
 from __future__ import annotations
 
+import threading
 import time
 
-from hil.stimulus.realtime import LEARN_EVERY, MAX_SPIN_NS, MIN_SPIN_NS, RECENT_SLEEPS, Waker, host_load
+from hil.stimulus.realtime import (LEARN_EVERY, MAX_SPIN_NS, MIN_SPIN_NS, RECENT_SLEEPS, Waker, host_load,
+                                  request_short_slice)
 
 US = 1_000
 
@@ -47,3 +49,11 @@ def test_host_load_says_how_busy_the_host_is():
     load = host_load()
     assert load["cpus"] >= 1 and len(load["loadavg"]) == 3
     assert load["cpu_some_avg10"] is None or 0 <= load["cpu_some_avg10"] <= 100
+
+
+def test_a_short_slice_is_granted_or_the_reason_is_said():
+    said = []
+    t = threading.Thread(target=lambda: said.append(request_short_slice(200_000)))  # this thread only
+    t.start()
+    t.join()
+    assert said[0] == "200 µs" or said[0].startswith(("not honoured by this kernel", "refused: ", "not asked: "))
