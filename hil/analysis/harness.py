@@ -131,12 +131,11 @@ def probe_bounds(bench: Bench, harness: Harness) -> tuple[dict[str, dict], dict[
 
 
 def duration_text(ns: float) -> str:
-    """A duration for people: ``480 µs``, ``3.2 ms``, ``1.5 s``."""
-    if ns >= 1e9:
-        return f"{ns / 1e9:.3g} s"
-    if ns >= 1e6:
-        return f"{ns / 1e6:.3g} ms"
-    return f"{ns / 1e3:.3g} µs"
+    """A duration for people: ``480 µs``, ``3.2 ms``, ``1.5 s``, ``800 ns``."""
+    for unit, scale in (("s", 1e9), ("ms", 1e6), ("µs", 1e3)):
+        if ns >= scale:
+            return f"{ns / scale:.3g} {unit}"
+    return f"{ns:.3g} ns"
 
 
 def budget_text(budget: Mapping[str, Any]) -> str:
