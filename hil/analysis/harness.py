@@ -24,6 +24,7 @@ from hil.spec.suite import Bench, HarnessBudget
 
 NOT_MEASURED = ("not measured: the recording holds no harness figures (real buses, a log from another "
                 "tool, or a recording made before hil measured its harness)")
+MESSAGE_BREACHES = 3  # breaches named in the message (all are in results.json: harness.breaches)
 BUSY_PRESSURE = 20.0  # % of time some task waited for a CPU (PSI some avg10): the host was overloaded
 
 
@@ -52,7 +53,10 @@ class Harness:
         busy = any(_busy(load) for load in self.host.values())
         head = "host overloaded, harness over budget" if busy else "harness over budget"
         load = "; ".join(f"{at.replace('-', ' ')}: {load_text(v)}" for at, v in self.host.items())
-        return f"{head}: {'; '.join(self.breaches)}" + (f" (host load — {load})" if load else "")
+        shown = self.breaches[:MESSAGE_BREACHES]
+        if len(self.breaches) > len(shown):
+            shown.append(f"{len(self.breaches) - len(shown)} more")
+        return f"{head}: {'; '.join(shown)}" + (f" (host load — {load})" if load else "")
 
     def to_json(self) -> dict[str, Any]:
         budget = {"p50_ns": self.budget.p50, "p99_ns": self.budget.p99, "max_ns": self.budget.max}

@@ -176,3 +176,15 @@ def test_a_frozen_counter_is_caught_by_a_duplicates_limit(tmp_path):
                             {"can0": "chassis"}).benches[0]
     judged = {m.name: (m.value, m.outcome) for m in bench.measurements}
     assert judged == {"missed": (0.0, "pass"), "repeats": (9.0, "fail")}
+
+
+def test_the_message_names_the_first_breaches_and_counts_the_rest(tmp_path):
+    (tmp_path / "suite.yaml").write_text(SUITE)
+    replay = {**REPLAY, "frames_sent": 26, "frames_echoed": 25, "frames_early": 2,
+              "lateness_ns": {"p50": 1000.0, "p99": 2e6, "max": 30e6}}
+    rec = _record(tmp_path / "rec.mcap", [("replay", replay)])
+    bench = analyse_offline(rec, tmp_path / "suite.yaml", "echo", tmp_path / "out").benches[0]
+    assert len(bench.harness["breaches"]) == 4
+    assert bench.error == ("harness over budget: 2 replay frame(s) went out before their time; 1 of 26 replay "
+                           "frame(s) sent were never seen on the bus, so when they went out is unknown; replay "
+                           "lateness p99 2 ms, budget 1 ms; 1 more")
