@@ -11,9 +11,9 @@ its ``PYTHONPATH``.
 
 Lateness is the kernel's arrival stamp (mapped onto the run clock) minus the planned send time:
 the injector's (its start + the frame's time − its modelled end-of-frame offset), or for
-MessageSync its start + the frame's log offset (it sends a frame due within 100 µs at once: early). Meanwhile a bystander process sleeps to 1 kHz
-deadlines and measures how late it wakes: whether the sender starves the other processes of the
-host (on 2 CPUs, those the replay feeds). Goals: 0 early; p99 at least 5× better than MessageSync.
+MessageSync its start + the frame's log offset (it sends a frame due within 100 µs at once: early).
+Meanwhile a bystander process sleeps to 1 kHz deadlines and measures how late it wakes: whether the
+sender starves the other processes of the host (on 2 CPUs, those the replay feeds). Goals: 0 early; p99 at least 5× better than MessageSync.
 
     python benchmarks/replay_fidelity.py [--quick] [--json]
 """

@@ -36,7 +36,7 @@ class Harness:
     budget: HarnessBudget
     buses: dict[str, dict[str, ErrorHistogram]] = field(default_factory=dict)
     unmeasured: list[str] = field(default_factory=list)  # recorded buses without harness figures
-    replay: dict[str, Any] | None = None  # lateness p99/max, early, unseen
+    replay: dict[str, Any] | None = None  # lateness p50/p99/max, over budget, early, unseen, sent
     host: dict[str, dict[str, Any]] = field(default_factory=dict)  # "inject-start"/"inject-end" → load
     breaches: list[str] = field(default_factory=list)
 
@@ -74,8 +74,9 @@ def judge_harness(events: Iterable[tuple[str, Any]], budget: HarnessBudget, reco
     """The harness of one bench from the recording's ``events`` (kind, data) in time order;
     ``recorded`` names the recorded buses, ``eaten`` counts the frames the bench's faults took off
     the wire (never seen on the bus by design). Breaches: any bus's error (any kind) over the
-    budget at p99 or max, and the replay's broken promises — frames early, frames sent but never
-    seen on the bus, lateness over the budget."""
+    budget (p50 when it has one, p99, max), a frame handed out before its end of frame, and the
+    replay's broken promises — frames early, frames sent but never seen on the bus, lateness over
+    the budget."""
     last: dict[str, Any] = {}
     out = Harness(budget)
     for kind, data in events:
@@ -91,6 +92,8 @@ def judge_harness(events: Iterable[tuple[str, Any]], budget: HarnessBudget, reco
                 h = kinds[kind]
                 out.breaches += _over(f"{kind} error", (h.quantile(0.5), h.quantile(0.99), h.max_ns), budget,
                                       f" on bus {bus}")
+        if "delivery" in kinds and kinds["delivery"].early:
+            out.breaches.append(f"{kinds['delivery'].early} frame(s) handed out before their end of frame on bus {bus}")
     if "replay" in last:
         out.replay = replay_figures(last["replay"], eaten, budget)
         out.breaches += replay_breaches(out.replay, budget)
@@ -176,6 +179,7 @@ def _busy(load: Mapping[str, Any]) -> bool:
 
 
 def load_text(load: Mapping[str, Any]) -> str:
+    """A ``host-load`` figure for people: ``CPU pressure 87 %, load 4.10 on 2 CPUs``."""
     pressure = load.get("cpu_some_avg10")
     avg = (load.get("loadavg") or [None])[0]
     parts = [] if pressure is None else [f"CPU pressure {pressure:.0f} %"]

@@ -54,7 +54,8 @@ def judge_recording(bench: Bench, budget: HarnessBudget, db: Database, recording
     harness.breaches += [f"replay measurement {m.name} = {m.value:.6g} {m.unit}, limits {m.limits}"
                          for m, own in judged if own and m.outcome == FAIL and m.value is not None]
     if harness.breaches:  # the stack's figures are not judged against a harness out of budget
-        result.verdict, result.error, result.error_kind, result.phase = ERROR, harness.message(), HARNESS_ERROR, "analyse"
+        result.verdict, result.error, result.error_kind = ERROR, harness.message(), HARNESS_ERROR
+        result.phase = "analyse"
         judged = [(m if own else unjudged(m), own) for m, own in judged]
     else:
         result.verdict = FAIL if any(m.outcome == FAIL for m, _ in judged) else PASS

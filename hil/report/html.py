@@ -16,7 +16,8 @@ CSS = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1100px}
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left}
 th{background:#f3f3f3}.pass{color:#1a7f37}.fail{color:#cf222e}.error{color:#cf222e;font-weight:bold}
-.marginal{color:#9a6700}.skipped{color:#888}.unjudged{color:#888;font-style:italic}.num{text-align:right;font-variant-numeric:tabular-nums}
+.marginal{color:#9a6700}.skipped{color:#888}.unjudged{color:#888;font-style:italic}
+.num{text-align:right;font-variant-numeric:tabular-nums}
 section{border-top:2px solid #ddd;margin-top:1.5em}img{max-width:100%;display:block;margin:.5em 0}
 pre{background:#f6f8fa;padding:.5em;white-space:pre-wrap}
 """
@@ -116,7 +117,8 @@ def _harness_section(h: dict) -> str:
     if h.get("unmeasured"):
         parts.append(f"<p>not measured on: {escape(', '.join(h['unmeasured']))}</p>")
     if h.get("host"):
-        parts.append("<p>host load: " + escape("; ".join(f"{at}: {load_text(v)}" for at, v in h["host"].items())) + "</p>")
+        loads = "; ".join(f"{at}: {load_text(v)}" for at, v in h["host"].items())
+        parts.append(f"<p>host load: {escape(loads)}</p>")
     if h["breaches"]:
         parts.append("<ul>" + "".join(f"<li class='error'>{escape(x)}</li>" for x in h["breaches"]) + "</ul>")
     return "".join(parts)

@@ -2,8 +2,9 @@
 
 The widely used Jenkins schema allows properties on a testsuite but not on a testcase, so each bench
 gets its own ``<testsuite>`` whose ``<properties>`` are its measurements (``value unit``, with the
-outcome and limits in a second property) and its harness error per bus and kind. A failed bench has a ``<failure>`` listing the failed
-measurements; an infrastructure problem is an ``<error>`` with the error kind as its type.
+outcome and limits in a second property) and its harness error per bus and kind. A failed bench has
+a ``<failure>`` listing the failed measurements; an infrastructure problem (or the harness over its
+budget) is an ``<error>`` with the error kind as its type.
 """
 
 from __future__ import annotations
@@ -77,7 +78,8 @@ def _harness(h: dict | None) -> list[tuple[str, str]]:
     if not h["measured"]:
         return [("harness", "not measured")]
     return [(f"harness.{bus}.{kind}", ", ".join(f"{k[:-3]} {duration_text(e[k])}" for k in ("p50_ns", "p99_ns", "max_ns")
-                                                 if e[k] is not None) + f", {e['over']} over budget")
+                                                 if e[k] is not None)
+             + f", {e['over']} over budget")
             for bus, kinds in (h.get("buses") or {}).items() for kind, e in kinds.items()]
 
 

@@ -171,7 +171,8 @@ class Bench(Spec):
     probes: list[Probe] = Field(default_factory=list)
     chains: list[Chain] = Field(default_factory=list)
     measurements: list[Measurement] = Field(default_factory=list)
-    harness: HarnessBudget = Field(default_factory=HarnessBudget, description="the fields set here override defaults.harness")
+    harness: HarnessBudget = Field(default_factory=HarnessBudget,
+                                   description="the fields set here override defaults.harness")
 
 
 class Defaults(Spec):

@@ -119,8 +119,8 @@ def test_a_harness_over_its_budget_makes_hil_analyze_exit_3_not_1(tmp_path):
     r = hil(tmp_path, "analyze", str(rec), "--suite", "suite.yaml", "--bench", "echo", "--out", "out")
     assert r.returncode == 3, r.stdout + r.stderr
     bench = json.loads((tmp_path / "out" / "results.json").read_text())["benches"][0]
-    assert bench["error"].startswith("host overloaded, harness over budget: delivery error p99 3.2 ms on bus chassis, budget 1 ms "
-                                     "(host load — inject start: CPU pressure 87 %, load 4.10 on 2 CPUs;")
+    assert bench["error"].startswith("host overloaded, harness over budget: delivery error p99 3.2 ms on bus "
+                                     "chassis, budget 1 ms (host load — inject start: CPU pressure 87 %, load 4.10 on 2 CPUs;")
     assert [m["outcome"] for m in bench["measurements"]] == ["unjudged", "unjudged"]
     assert re.search(r"unjudged p50 = 300 us ± harness 3\.2\d* ms\s+limits \[100, 200\] us", r.stdout), r.stdout
 
@@ -188,3 +188,14 @@ def test_the_message_names_the_first_breaches_and_counts_the_rest(tmp_path):
     assert bench.error == ("harness over budget: 2 replay frame(s) went out before their time; 1 of 26 replay "
                            "frame(s) sent were never seen on the bus, so when they went out is unknown; replay "
                            "lateness p99 2 ms, budget 1 ms; 1 more")
+
+
+def test_a_frame_handed_out_before_its_end_of_frame_breaks_the_harness_promise(tmp_path):
+    (tmp_path / "suite.yaml").write_text(SUITE)
+    events = harness_events([20, 30], [3])
+    early = json.loads(json.dumps(events[1][1]))
+    early["buses"]["chassis"]["delivery"]["early"] = 2
+    rec = _record(tmp_path / "rec.mcap", [("replay", REPLAY), events[0], ("harness", early)])
+    bench = analyse_offline(rec, tmp_path / "suite.yaml", "echo", tmp_path / "out").benches[0]
+    assert bench.verdict == "error"
+    assert bench.harness["breaches"] == ["2 frame(s) handed out before their end of frame on bus chassis"]

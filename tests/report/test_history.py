@@ -99,7 +99,8 @@ def test_a_database_from_an_older_hil_gains_the_new_columns(tmp_path):
             CREATE TABLE measurements (run_id TEXT NOT NULL, bench TEXT NOT NULL, repeat INTEGER NOT NULL,
                 name TEXT NOT NULL, value REAL, unit TEXT, outcome TEXT NOT NULL, limits TEXT, worse TEXT,
                 PRIMARY KEY (run_id, bench, repeat, name));
-            INSERT INTO runs VALUES ('old', 'aeb', 'sim', '2026-01-01T00:00:00+00:00', 1, 'pass', 0, 'h', '', '', '', '0');
+            INSERT INTO runs VALUES ('old', 'aeb', 'sim', '2026-01-01T00:00:00+00:00', 1, 'pass', 0, 'h', '', '', '',
+                                     '0');
         """)
     old.close()
     with History(path) as db:

@@ -58,5 +58,5 @@ def test_harness_error_per_bus_is_a_property_and_a_breach_is_an_error(tmp_path):
     assert props["harness.chassis.delivery"] == "p50 30.2 µs, p99 85 µs, max 85 µs, 0 over budget"
     err = overloaded.find("testcase/error")
     assert err.get("type") == "HarnessError"
-    assert err.get("message").startswith("host overloaded, harness over budget: delivery error p99 3.2 ms on bus chassis")
+    assert err.get("message").startswith("host overloaded, harness over budget: delivery error p99 3.2 ms on bus")
     assert overloaded.find("testcase/failure") is None

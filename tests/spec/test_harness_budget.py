@@ -14,8 +14,9 @@ GOOD = Path(__file__).parent / "files" / "good" / "suite.yaml"
 
 
 def suite(tmp_path: Path, defaults: str = "", bench: str = "") -> Path:
+    root = str(Path(__file__).parents[2]) + "/"
     text = GOOD.read_text().replace("defaults:\n", f"defaults:\n{defaults}").replace(
-        "    duration: 2s\n", f"    duration: 2s\n{bench}").replace("../../../../", str(Path(__file__).parents[2]) + "/")
+        "    duration: 2s\n", f"    duration: 2s\n{bench}").replace("../../../../", root)
     path = tmp_path / "suite.yaml"
     path.write_text(text)
     return path
