@@ -2,8 +2,8 @@
 
 The injector's sleep-and-spin path (what it does on a real bus) and the anchor, python-can's
 ``can.MessageSync`` + ``bus.send`` (as ``can.player`` does), send through the same python-can bus
-class: :class:`SinkBus` writes each frame as a UDP datagram to 127.0.0.1, where a separate sink
-process reads them. The kernel stamps each datagram as it arrives (``SO_TIMESTAMPNS``; on loopback
+class (``udp_sink.py``): each frame is a UDP datagram to 127.0.0.1, where a separate sink process
+reads them. The kernel stamps each datagram as it arrives (``SO_TIMESTAMPNS``; on loopback
 that is inside the sender's ``send``), so when the sink process gets to read does not matter: the
 measurement costs the senders nothing and is not the Python broker's. The injector finds the bus
 class as any python-can interface, through an entry point (``can.interface``) in a folder put on
@@ -23,9 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import queue
-import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -35,68 +32,13 @@ from pathlib import Path
 import can
 import numpy as np
 
+from udp_sink import INTERFACE, Sink, SinkBus, plugin_path
+
 BITRATE = 1_000_000
 RATE_HZ = 8_000
-FRAME = struct.Struct("<IB")  # id, length; then the data
-SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
-INTERFACE = "hil-bench-sink"
-HERE = Path(__file__).resolve().parent
 
 
-class SinkBus(can.BusABC):
-    """A python-can bus whose frames are UDP datagrams to ``channel`` ("127.0.0.1:PORT"); with
-    ``receive_own_messages`` each sent frame comes back from ``recv`` as its echo, stamped when
-    ``send`` returned (``time.monotonic()``)."""
-
-    def __init__(self, channel: str, receive_own_messages: bool = False, **kwargs):
-        host, port = channel.rsplit(":", 1)
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self._sock.connect((host, int(port)))
-        self._echo = receive_own_messages
-        self._echoes: queue.SimpleQueue = queue.SimpleQueue()
-        self.channel_info = f"UDP sink {channel}"
-        super().__init__(channel=channel, **kwargs)
-
-    def send(self, msg: can.Message, timeout: float | None = None) -> None:
-        self._sock.send(FRAME.pack(msg.arbitration_id, len(msg.data)) + bytes(msg.data))
-        if self._echo:
-            self._echoes.put(can.Message(timestamp=time.monotonic(), arbitration_id=msg.arbitration_id,
-                                         data=msg.data, is_extended_id=msg.is_extended_id, is_rx=False))
-
-    def _recv_internal(self, timeout: float | None):
-        try:
-            return self._echoes.get(timeout=timeout), False
-        except queue.Empty:
-            return None, False
-
-    def shutdown(self) -> None:
-        self._sock.close()
-        super().shutdown()
-
-
-# ---- the sink and the bystander (child processes of this script) ---------------------------------
-
-def sink() -> None:
-    """Read datagrams until ``END``; print each one's counter and kernel arrival on the run clock."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 << 20)
-    sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-    sock.bind(("127.0.0.1", 0))
-    print(sock.getsockname()[1], flush=True)
-    before = time.clock_gettime_ns(time.CLOCK_REALTIME) - time.monotonic_ns()
-    got = []
-    while True:
-        data, anc, _, _ = sock.recvmsg(128, socket.CMSG_SPACE(16))
-        if data == b"END":
-            break
-        stamp = next(struct.unpack("qq", d[:16]) for level, kind, d in anc if kind == SO_TIMESTAMPNS)
-        got.append((int.from_bytes(data[FRAME.size:FRAME.size + 2], "little"), stamp[0] * 1_000_000_000 + stamp[1]))
-    after = time.clock_gettime_ns(time.CLOCK_REALTIME) - time.monotonic_ns()
-    if abs(after - before) > 20_000:
-        print(json.dumps({"error": f"the wall clock moved {(after - before) / 1e3:.0f} µs against the run clock"}))
-        return
-    print(json.dumps({"frames": [(c, t - (before + after) // 2) for c, t in got]}))
-
+# ---- the bystander (a child process of this script) ----------------------------------------------
 
 def bystander(seconds: float) -> None:
     """Sleep to 1 kHz absolute deadlines for ``seconds``; print how late each wake-up was (ns)."""
@@ -113,23 +55,15 @@ class Round:
     """One sender measured: the sink and the bystander run around it."""
 
     def __init__(self, seconds: float):
-        self.sink = subprocess.Popen([sys.executable, __file__, "--sink"], stdout=subprocess.PIPE, text=True)
-        self.port = int(self.sink.stdout.readline())
+        self.sink = Sink()
+        self.channel = self.sink.channel
         self.bystander = subprocess.Popen([sys.executable, __file__, "--bystander", str(seconds)],
                                           stdout=subprocess.PIPE, text=True)
 
-    @property
-    def channel(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
     def finish(self) -> tuple[dict[int, int], list[int]]:
-        """Counter → arrival (run clock) of every frame the sink got; the bystander's lateness."""
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.sendto(b"END", ("127.0.0.1", self.port))
-        out = json.loads(self.sink.communicate(timeout=60)[0])
-        if "error" in out:
-            raise SystemExit(f"sink: {out['error']}")
-        return dict(out["frames"]), json.loads(self.bystander.communicate(timeout=60)[0])
+        """Frame number → arrival (run clock) of every frame the sink got; the bystander's lateness."""
+        arrivals = {int.from_bytes(data[:2], "little"): t for t, _, data in self.sink.finish()}
+        return arrivals, json.loads(self.bystander.communicate(timeout=60)[0])
 
 
 # ---- the senders -------------------------------------------------------------------------------
@@ -140,16 +74,6 @@ def write_stimulus(path: Path, n: int) -> list[can.Message]:
     path.write_text("".join(f"({m.timestamp:.6f}) can0 {m.arbitration_id:03X}#{bytes(m.data).hex().upper()}\n"
                             for m in msgs))
     return msgs
-
-
-def plugin_path(folder: Path) -> str:
-    """A folder that makes :class:`SinkBus` a python-can interface for any process with it (and
-    this script's folder) on its ``PYTHONPATH``."""
-    info = folder / "hil_bench_sink-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: hil-bench-sink\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text(f"[can.interface]\n{INTERFACE} = replay_fidelity:SinkBus\n")
-    return os.pathsep.join([str(folder), str(HERE), *filter(None, [os.environ.get("PYTHONPATH")])])
 
 
 def run_hil(stim: Path, n: int, seconds: float) -> dict:
@@ -213,11 +137,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="2,000 frames instead of 20,000")
     ap.add_argument("--json", action="store_true", help="print JSON instead of text")
-    ap.add_argument("--sink", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--bystander", type=float, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.sink:
-        return sink()
     if args.bystander is not None:
         return bystander(args.bystander)
     n = 2_000 if args.quick else 20_000
