@@ -306,6 +306,7 @@ class _Replay:
             batched = clock is not None and self.armed is None
             try:
                 msg = bus.recv(0 if batched else 0.05)
+                delivered = now_ns()
             except Exception as exc:  # the bus went down: the send loop reports it
                 self.reader_error = f"bus {name!r} went down: {exc}"
                 return
@@ -313,7 +314,7 @@ class _Replay:
                 if batched:
                     time.sleep(ECHO_BATCH_S)
                 continue
-            t = from_seconds(msg.timestamp) if clock is None else clock.to_run_clock(msg.timestamp, now_ns())
+            t = from_seconds(msg.timestamp) if clock is None else clock.to_run_clock(msg.timestamp, delivered)
             if not msg.is_rx:
                 k = self._sent_index(i, msg.arbitration_id, bytes(msg.data))
                 echoes.append((t, msg.arbitration_id, message_flags(msg), bytes(msg.data)))
