@@ -45,7 +45,6 @@ HAND_OVER_BATCH_NS = 10_000_000
 START_MARGIN_NS = 50_000_000  # play starts this long after the child is ready
 PROGRESS_EVERY_NS = 250_000_000
 ECHO_GRACE_NS = 2_000_000_000  # how long to wait for the last echoes after the last send
-ECHO_BATCH_S = 0.005  # how often echoes of a real bus are read while no closed-loop wait is armed
 ECHO_LOOKAHEAD = 4096  # how many frames an echo may be behind the next expected one (faults took them)
 _OPS = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt,
         ">=": operator.ge}
@@ -292,10 +291,9 @@ class _Replay:
                 raise BusError(f"injector cannot open bus {b.name!r}: {exc}") from None
 
     def _read(self, i: int) -> None:
-        """Collect echoes (own frames) and watch for the armed wait's frame on bus ``i``. A real
-        adapter stamps its echoes itself, so while no wait is armed they are read in batches, one
-        wake-up every :data:`ECHO_BATCH_S` rather than one per frame (which took CPU, and the GIL,
-        from the send loop); a simcan node's echo is measured when it is read, so it is read at once."""
+        """Collect echoes (own frames) and watch for the armed wait's frame on bus ``i``. Echoes are
+        read as they come (read in batches, each batch held the GIL for a millisecond and more
+        while the send loop waited for it)."""
         from hil.clock import AdapterClock, from_seconds, now_ns
 
         bus = self.handles[i]
@@ -303,16 +301,13 @@ class _Replay:
         clock = None if self.plan.buses[i].simcan else AdapterClock()
         planned, echoes, lateness = self.planned[i], self.echoes[name], self.lateness
         while not self.stop.is_set():
-            batched = clock is not None and self.armed is None
             try:
-                msg = bus.recv(0 if batched else 0.05)
+                msg = bus.recv(0.05)
                 delivered = now_ns()
             except Exception as exc:  # the bus went down: the send loop reports it
                 self.reader_error = f"bus {name!r} went down: {exc}"
                 return
             if msg is None:
-                if batched:
-                    time.sleep(ECHO_BATCH_S)
                 continue
             t = from_seconds(msg.timestamp) if clock is None else clock.to_run_clock(msg.timestamp, delivered)
             if not msg.is_rx:
