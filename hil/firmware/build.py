@@ -82,8 +82,10 @@ def _add(zf: zipfile.ZipFile, name: str, data: bytes) -> None:
 
 
 def load_image(path: str | Path) -> Image | RawImage:
-    """An image from a built ``.hilfw`` file, built on the fly from a stub folder, or a real MCU's
-    raw ``.bin`` (its version unknown: ``""``)."""
+    """An image from a built ``.hilfw`` file, built on the fly from a stub folder, or an MCU's
+    machine code: a raw ``.bin`` or the ``.elf`` the linker wrote (its version unknown: ``""``)."""
+    from hil.cortexm.elf import ElfImageError, flash_bytes
+    from hil.cortexm.part import PART
     from hil.errors import DeployError
     from hil.firmware.image import ImageError, parse
 
@@ -93,8 +95,10 @@ def load_image(path: str | Path) -> Image | RawImage:
     try:
         if path.suffix.lower() == RawImage.suffix:
             return RawImage(path.stem, "", path.read_bytes())
+        if path.suffix.lower() == ".elf":
+            return RawImage(path.stem, "", flash_bytes(path.read_bytes(), PART.flash_start, PART.flash_size))
         return parse(path.read_bytes())
     except OSError as exc:
         raise DeployError(f"cannot read firmware image {path}: {exc.strerror or exc}") from None
-    except ImageError as exc:
+    except (ImageError, ElfImageError) as exc:
         raise DeployError(f"firmware image {path} is invalid: {exc}") from None
