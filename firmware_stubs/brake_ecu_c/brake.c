@@ -7,6 +7,7 @@
  *
  * Every handler runs at one priority, so they never preempt each other (like the stub's lock). */
 #include "can.h"
+#include "clock.h"
 #include "console.h"
 #include "hil_config.h"
 #include "stm32f103.h"
@@ -225,21 +226,6 @@ void systick_handler(void)
 }
 
 /* -- set-up ---------------------------------------------------------------------------------------- */
-
-static void clock_72mhz(void)
-{
-    RCC->CR |= RCC_CR_HSEON;
-    while (!(RCC->CR & RCC_CR_HSERDY))
-        ;
-    FLASH->ACR = FLASH_ACR_PRFTBE | FLASH_ACR_LATENCY_2;
-    RCC->CFGR = RCC_CFGR_PLLSRC_HSE | RCC_CFGR_PLLMUL9 | RCC_CFGR_PPRE1_DIV2; /* 8 MHz x 9; APB1 36 MHz */
-    RCC->CR |= RCC_CR_PLLON;
-    while (!(RCC->CR & RCC_CR_PLLRDY))
-        ;
-    RCC->CFGR |= RCC_CFGR_SW_PLL;
-    while ((RCC->CFGR & RCC_CFGR_SWS_PLL) != RCC_CFGR_SWS_PLL)
-        ;
-}
 
 static uint32_t ticks_of(uint32_t us)
 {

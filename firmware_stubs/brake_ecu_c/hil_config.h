@@ -27,8 +27,8 @@ struct hil_entry {
 #define HIL_REAL(name, number) { name, HIL_FLOAT, { .f = (number) } }
 
 /* The block: magic, version, entry count, then the entries (declared by the application). */
-#define HIL_CONFIG_BLOCK(type, var, count) \
-    const volatile struct type { uint32_t magic; uint16_t version; uint16_t count; struct hil_entry entry[count]; } \
+#define HIL_CONFIG_BLOCK(type, var, entries) \
+    const volatile struct type { uint32_t magic; uint16_t version; uint16_t count; struct hil_entry entry[entries]; } \
     var __attribute__((section(".hil_config"), used))
 
 /* A parameter's value in the unit asked for; numbers given without a unit are seconds. */

@@ -104,6 +104,7 @@ static inline void nvic_enable(int irq, uint8_t priority)
 
 static inline void wfi(void) { __asm volatile("wfi"); }
 static inline void irq_enable(void) { __asm volatile("cpsie i" ::: "memory"); }
+static inline void irq_disable(void) { __asm volatile("cpsid i" ::: "memory"); }
 
 /* Mask interrupts; returns the PRIMASK to restore (callable from handlers and thread alike). */
 static inline uint32_t irq_save(void)

@@ -26,6 +26,7 @@ handler is not run, so the report shows the faulting context itself.
 from __future__ import annotations
 
 import ctypes
+import re
 import struct
 import threading
 from collections import deque
@@ -33,7 +34,8 @@ from collections.abc import Callable
 from typing import Any
 
 import can
-from unicorn import UC_ARCH_ARM, UC_HOOK_INTR, UC_HOOK_MEM_INVALID, UC_MODE_MCLASS, UC_MODE_THUMB, Uc, UcError
+from unicorn import (
+    UC_ARCH_ARM, UC_HOOK_CODE, UC_HOOK_INTR, UC_HOOK_MEM_INVALID, UC_MODE_MCLASS, UC_MODE_THUMB, Uc, UcError)
 from unicorn import unicorn_const as U
 from unicorn.arm_const import (
     UC_ARM_REG_BASEPRI, UC_ARM_REG_CONTROL, UC_ARM_REG_FAULTMASK, UC_ARM_REG_IPSR, UC_ARM_REG_LR, UC_ARM_REG_MSP,
@@ -44,6 +46,7 @@ from hil.clock import now_ns
 from hil.cortexm import faults, part as P
 from hil.cortexm.bxcan import BxCan
 from hil.cortexm.elf import Symbols
+from hil.cortexm.gdb import SIGSEGV, Debugger
 from hil.cortexm.gpio import Afio, Gpio
 from hil.cortexm.iwdg import Iwdg
 from hil.cortexm.mmio import Peripheral
@@ -54,7 +57,7 @@ from hil.cortexm.usart import Usart
 from hil.firmware.flashmem import FlashMemory
 
 SLICE_NS = 100_000  # longest slice of core time: the most a busy core delays an input
-MASKED_SLICE_NS = 5_000  # while an exception waits for a mask to drop (CPSIE is invisible to us)
+MASKED_SLICE_NS = 5_000  # while an exception waits for a mask to drop (code run from RAM is not watched)
 POLL_S = 0.05  # a sleeping core looks at its stop event this often
 FRAME = struct.Struct("<8I")
 STACKED = [UC_ARM_REG_R0, UC_ARM_REG_R1, UC_ARM_REG_R2, UC_ARM_REG_R3, UC_ARM_REG_R12, UC_ARM_REG_LR,
@@ -62,9 +65,20 @@ STACKED = [UC_ARM_REG_R0, UC_ARM_REG_R1, UC_ARM_REG_R2, UC_ARM_REG_R3, UC_ARM_RE
 MASKS = [UC_ARM_REG_PRIMASK, UC_ARM_REG_FAULTMASK, UC_ARM_REG_BASEPRI]
 EXC_RETURNS = {0xFFFF_FFF1: (False, False), 0xFFFF_FFF9: (True, False), 0xFFFF_FFFD: (True, True)}  # thread?, psp?
 WFI, WFE, LOOP = 0xBF30, 0xBF20, 0xE7FE  # Thumb encodings (LOOP: "b ." — a default handler)
+CPSIE = re.compile(rb"[\x61\x62]\xb6", re.DOTALL)  # cpsie f, cpsie i (little-endian half-words)
+MSR_MASKS = re.compile(rb"[\x80-\x8f]\xf3[\x10-\x13]\x88", re.DOTALL)  # msr PRIMASK/BASEPRI/BASEPRI_MAX/FAULTMASK, rN
 INTR_UDEF, INTR_SWI, INTR_BKPT, INTR_EXCEPTION_EXIT = 1, 2, 7, 8
 SYSTEM_MEMORY = 0x1FFF_F000  # system memory and option bytes: the device signature lives here
 UID = bytes.fromhex("3dff6d064e57343827582243")
+
+
+def unmasking_sites(flash: bytes) -> list[int]:
+    """Flash offsets just after every instruction that can unmask interrupts (CPSIE, MSR to a mask
+    register): unicorn does not tell when they run, so the machine looks there. A data word that
+    happens to look like one only costs a check if it is ever executed, which it is not."""
+    cpsie = [m.end() for m in CPSIE.finditer(flash) if m.start() % 2 == 0]
+    msr = [m.end() for m in MSR_MASKS.finditer(flash) if m.start() % 2 == 0]
+    return sorted(cpsie + msr)
 
 
 class Machine:
@@ -74,14 +88,13 @@ class Machine:
                  console: Callable[[bytes], None] | None = None, console_baud: int | None = None,
                  diagnostic: Callable[[str], None] = lambda text: None,
                  can_bus: can.BusABC | None = None, can_bitrate: int | None = None,
-                 symbols: Symbols | None = None):
+                 symbols: Symbols | None = None, gdb_port: int | None = None):
         self.flash = flash
         self.part = part
         self.symbols = symbols
         self._diagnostic = diagnostic
         self.inbox: deque[tuple[str, Any]] = deque()
         self.wake = threading.Event()
-        self.debugger: Any = None  # hil.cortexm.gdb.Debugger, when one serves this machine
         self.rcc = Rcc(self, P.RCC)
         self.flash_if = FlashInterface(self, P.FLASH_IF, "FLASH")
         self.scs = Scs(self, P.PPB_START)
@@ -116,6 +129,9 @@ class Machine:
         self._intr: int | None = None
         self._bad_access: tuple[int, int, int, int] | None = None
         self.fault: faults.Fault | None = None
+        self.debugger = Debugger(self, gdb_port) if gdb_port is not None else None
+        if self.debugger is not None:
+            self.diagnostic(f"gdb server on 127.0.0.1:{self.debugger.port} (target remote 127.0.0.1:{self.debugger.port})")
 
     # -- what the MCU process and peripherals call -----------------------------------------------
 
@@ -171,37 +187,108 @@ class Machine:
 
     # -- life ------------------------------------------------------------------------------------
 
-    def run(self, stop: threading.Event) -> faults.Fault | None:
-        """Power on and run until ``stop`` is set (None) or the firmware faults (the fault)."""
+    def run(self, stop: threading.Event, on_fault: Callable[[faults.Fault], None] = lambda fault: None
+            ) -> faults.Fault | None:
+        """Power on and run until ``stop`` is set; return the fault that stopped the core, if one
+        did. ``on_fault`` hears of it at once; the core then stays halted (a debugger can inspect
+        it) until ``stop``."""
         self.flash_changed_all()
         self._reset()
-        while not stop.is_set():
-            if self.debugger is not None and self.debugger.holds():
-                self.debugger.serve(stop)
-                continue
-            self._inputs()
-            if self._reset_why is not None:
+        try:
+            while not stop.is_set():
+                if self.fault is not None or (self.debugger is not None and self.debugger.holds()):
+                    self._halted(stop)
+                    continue
+                self._inputs()
+                if self._reset_why is not None:
+                    self._system_reset()
+                    continue
+                self._step_time(stop)
+                if self.fault is not None:
+                    on_fault(self.fault)
+                    if self.debugger is not None:
+                        self.debugger.halt(SIGSEGV)
+        finally:
+            if self.debugger is not None:
+                self.debugger.close()
+        return self.fault
+
+    def _step_time(self, stop: threading.Event) -> None:
+        """Service what is due, take an exception if one preempts, then sleep or run a slice."""
+        now = self.now()
+        for p in self.timed:
+            due = p.due()
+            if due is not None and due <= now:
+                p.service(now)
+        if self._reset_why is not None:
+            return
+        exc = self._preempting()
+        if exc is not None:
+            self.sleeping = False
+            self._enter(exc)
+        elif self.sleeping:
+            self._sleep(self._next_due(), stop)
+            return
+        if self.fault is None:
+            self._slice(now)
+
+    def _halted(self, stop: threading.Event) -> None:
+        if self.debugger is not None:
+            self.debugger.serve(stop)
+            if self._reset_why is not None and self.fault is None:
                 self._system_reset()
-                continue
-            now = self.now()
-            for p in self.timed:
-                due = p.due()
-                if due is not None and due <= now:
-                    p.service(now)
-            if self._reset_why is not None:
-                continue
-            exc = self._preempting()
-            if exc is not None:
-                self.sleeping = False
-                self._enter(exc)
-            elif self.sleeping:
-                self._sleep(self._next_due(), stop)
-                continue
-            if self.fault is None:
-                self._slice(now)
-            if self.fault is not None:
-                return self.fault
-        return None
+        else:
+            stop.wait(POLL_S)
+
+    # -- what the debugger calls on the core's thread --------------------------------------------
+
+    def step(self) -> None:
+        """Execute one instruction (or enter the exception that preempts it)."""
+        if self.fault is not None:
+            return
+        exc = self._preempting()
+        if exc is not None:
+            self._enter(exc)
+            return
+        self._intr = None
+        try:
+            self.uc.emu_start(self.uc.reg_read(UC_ARM_REG_PC) | 1, 0xFFFF_FFFF, count=1)
+        except UcError as exc:
+            self._memory_error(exc)
+            return
+        if self._intr is not None:
+            self._exception(self._intr)
+        elif self._replay is not None:
+            self._finish_store()
+
+    def read_memory(self, address: int, length: int) -> bytes | None:
+        """Memory as the debugger sees it (peripheral registers read as the core would)."""
+        try:
+            return bytes(self.uc.mem_read(address, length))
+        except UcError:
+            pass
+        out = bytearray()
+        for a in range(address, address + length):
+            if P.PERIPH_START <= a < P.PERIPH_END:
+                out.append(self._periph_read(self.uc, a - P.PERIPH_START, 1, None))
+            elif P.PPB_START <= a < P.PPB_START + P.PPB_SIZE:
+                out.append(self._ppb_read(self.uc, a - P.PPB_START, 1, None))
+            else:
+                return None
+        return bytes(out)
+
+    def write_memory(self, address: int, data: bytes) -> bool:
+        """RAM only: flash is programmed through its interface or a bootloader, as on the board."""
+        if not self._in_ram(address, len(data)):
+            return False
+        self.uc.mem_write(address, data)
+        return True
+
+    def reset(self, why: str) -> None:
+        """System reset now (the debugger's ``monitor reset``); a fault is cleared by it."""
+        self.fault = None
+        self._reset_why = (why, False)
+        self._system_reset()
 
     def flash_changed_all(self) -> None:
         ctypes.memmove(self._flash_mem, self.flash.image_area(), self.part.flash_size)
@@ -221,6 +308,9 @@ class Machine:
         uc.mmio_map(P.PPB_START, P.PPB_SIZE, self._ppb_read, None, self._ppb_write, None)
         uc.hook_add(UC_HOOK_INTR, self._on_intr)
         uc.hook_add(UC_HOOK_MEM_INVALID, self._on_invalid)
+        for after in unmasking_sites(self._flash_mem.raw):
+            uc.hook_add(UC_HOOK_CODE, self._on_unmasked, begin=self.part.flash_start + after,
+                        end=self.part.flash_start + after)
         for p, _ in self.peripherals.values():
             p.reset()
         self.scs.reset()
@@ -279,6 +369,8 @@ class Machine:
         except UcError as exc:
             self._memory_error(exc)
             return
+        if self.debugger is not None and self.debugger.halted:
+            return  # a breakpoint
         if self._intr is not None:
             self._exception(self._intr)
             return
@@ -494,6 +586,11 @@ class Machine:
 
     def _is_flash(self, address: int) -> bool:
         return self.part.flash_start <= address < self.part.flash_start + self.part.flash_size
+
+    def _on_unmasked(self, uc: Uc, address: int, size: int, _: Any) -> None:
+        """Just after an instruction that may have lowered PRIMASK, FAULTMASK or BASEPRI."""
+        if self.nvic.pending and self._preempting() is not None:
+            uc.emu_stop()  # before the next instruction: the exception is taken first, as on silicon
 
     def _on_intr(self, uc: Uc, intno: int, _: Any) -> None:
         self._intr = intno

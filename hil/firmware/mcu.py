@@ -56,6 +56,7 @@ class McuConfig:
     uds: dict[str, Any] | None = None  # bus, rx_id (tester → ECU), tx_id, key, level
     config: dict[str, Any] = field(default_factory=dict)  # the component's firmware parameters
     elf: str | None = None  # the machine-code image's ELF: symbols for fault reports and gdb
+    gdb_port: int | None = 0  # a machine's GDB server on 127.0.0.1 (0: any free port; None: none)
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__, indent=1)
@@ -191,23 +192,23 @@ class McuProcess:
         machine = Machine(self.flash, console=self.console.write, console_baud=cfg.baudrate,
                           diagnostic=self.console.line, can_bus=self.buses.get(bus_name),
                           can_bitrate=cfg.can[bus_name].get("bitrate") if bus_name else None,
-                          symbols=Symbols.from_file(cfg.elf) if cfg.elf else None)
+                          symbols=Symbols.from_file(cfg.elf) if cfg.elf else None, gdb_port=cfg.gdb_port)
         done = threading.Event()
         reader = threading.Thread(target=self._console_input, args=(machine, done), daemon=True, name="console-rx")
         self.app = machine
         emit("state", state="app", name="cortex-m", version="", boot=self.boots)
         reader.start()
         try:
-            fault = machine.run(self.phase)
+            machine.run(self.phase, on_fault=self._on_fault)  # a faulted core stays halted until reset
         finally:
             self.app = None
             done.set()
             reader.join()
-        if fault is not None:  # the core stays stopped until a reset
-            for line in fault.lines:
-                self.console.line(line)
-            emit("state", state="fault", reason=fault.summary, boot=self.boots)
-            self.phase.wait()
+
+    def _on_fault(self, fault: Any) -> None:
+        for line in fault.lines:
+            self.console.line(line)
+        emit("state", state="fault", reason=fault.summary, boot=self.boots)
 
     def _console_input(self, machine: Any, done: threading.Event) -> None:
         """What is typed into the console reaches the machine's USART."""
