@@ -1,5 +1,5 @@
-/* The console on USART1 (PA9 TX), 115200 8N1, transmitted from a ring buffer by the TXE interrupt,
- * so printing never holds up the control loop. */
+/* The console on USART1 (PA9 TX, PA10 RX), 115200 8N1, transmitted from a ring buffer by the TXE
+ * interrupt, so printing never holds up the control loop; received bytes go to console_received. */
 #include <stdarg.h>
 #include "console.h"
 #include "stm32f103.h"
@@ -14,12 +14,18 @@ void console_init(void)
     RCC->APB2ENR |= RCC_APB2ENR_IOPAEN | RCC_APB2ENR_USART1EN;
     GPIOA->CRH = (GPIOA->CRH & ~0xF0u) | 0xB0u; /* PA9: alternate function push-pull, 50 MHz */
     USART1->BRR = 72000000u / 115200u;
-    USART1->CR1 = USART_CR1_UE | USART_CR1_TE;
+    USART1->CR1 = USART_CR1_UE | USART_CR1_TE | USART_CR1_RE | USART_CR1_RXNEIE;
     nvic_enable(USART1_IRQn, 0x40);
 }
 
+__attribute__((weak)) void console_received(char c) { (void)c; }
+
 void usart1_handler(void)
 {
+    if (USART1->SR & USART_SR_RXNE)
+        console_received((char)USART1->DR);
+    if (!(USART1->CR1 & USART_CR1_TXEIE) || !(USART1->SR & USART_SR_TXE))
+        return;
     if (tail == head) {
         USART1->CR1 &= ~USART_CR1_TXEIE;
         return;

@@ -65,7 +65,10 @@ typedef struct { REG CPUID, ICSR, VTOR, AIRCR, SCR, CCR, SHPR[3], SHCSR, CFSR, H
 #define FLASH_ACR_PRFTBE (1u << 4)
 
 /* USART */
+#define USART_SR_RXNE (1u << 5)
 #define USART_SR_TXE (1u << 7)
+#define USART_CR1_RE (1u << 2)
+#define USART_CR1_RXNEIE (1u << 5)
 #define USART_CR1_UE (1u << 13)
 #define USART_CR1_TXEIE (1u << 7)
 #define USART_CR1_TE (1u << 3)

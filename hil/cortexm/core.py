@@ -130,8 +130,6 @@ class Machine:
         self._bad_access: tuple[int, int, int, int] | None = None
         self.fault: faults.Fault | None = None
         self.debugger = Debugger(self, gdb_port) if gdb_port is not None else None
-        if self.debugger is not None:
-            self.diagnostic(f"gdb server on 127.0.0.1:{self.debugger.port} (target remote 127.0.0.1:{self.debugger.port})")
 
     # -- what the MCU process and peripherals call -----------------------------------------------
 
@@ -194,6 +192,9 @@ class Machine:
         it) until ``stop``."""
         self.flash_changed_all()
         self._reset()
+        if self.debugger is not None:
+            port = self.debugger.port
+            self.diagnostic(f"gdb server on 127.0.0.1:{port} (target remote 127.0.0.1:{port})")
         try:
             while not stop.is_set():
                 if self.fault is not None or (self.debugger is not None and self.debugger.holds()):
@@ -250,11 +251,7 @@ class Machine:
         if exc is not None:
             self._enter(exc)
             return
-        self._intr = None
-        try:
-            self.uc.emu_start(self.uc.reg_read(UC_ARM_REG_PC) | 1, 0xFFFF_FFFF, count=1)
-        except UcError as exc:
-            self._memory_error(exc)
+        if not self._execute(1):
             return
         if self._intr is not None:
             self._exception(self._intr)
@@ -361,14 +358,9 @@ class Machine:
         if due is not None:
             budget = min(budget, max(due - now, 0))
         count = max(1, budget * hclk // 1_000_000_000)
-        uc = self.uc
-        self._intr = None
-        pc = uc.reg_read(UC_ARM_REG_PC)
-        try:
-            uc.emu_start(pc | 1, 0xFFFF_FFFF, count=count)
-        except UcError as exc:
-            self._memory_error(exc)
+        if not self._execute(count):
             return
+        uc = self.uc
         if self.debugger is not None and self.debugger.halted:
             return  # a breakpoint
         if self._intr is not None:
@@ -388,13 +380,18 @@ class Machine:
 
     def _finish_store(self) -> None:
         """Complete the store the machine stopped in (its repeat dropped) before anything else."""
-        while self._replay is not None and self.fault is None:
-            self._intr = None
-            try:
-                self.uc.emu_start(self.uc.reg_read(UC_ARM_REG_PC) | 1, 0xFFFF_FFFF, count=1)
-            except UcError as exc:
-                self._memory_error(exc)
-                return
+        while self._replay is not None and self.fault is None and self._execute(1):
+            pass
+
+    def _execute(self, count: int) -> bool:
+        """Up to ``count`` instructions from PC; False when one faulted (handled already)."""
+        self._intr = None
+        try:
+            self.uc.emu_start(self.uc.reg_read(UC_ARM_REG_PC) | 1, 0xFFFF_FFFF, count=count)
+        except UcError as exc:
+            self._memory_error(exc)
+            return False
+        return True
 
     def _pace(self, start: int, core_ns: int) -> None:
         """A slice that ran all its instructions: never faster than HCLK; if the host was slower,

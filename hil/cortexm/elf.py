@@ -48,7 +48,11 @@ class Symbols:
 
     def __init__(self, entries: list[tuple[int, int, str]]):
         self.entries = sorted(entries)
-        self.sized = [e for e in self.entries if e[1]]
+        sized: dict[int, tuple[int, int, str]] = {}
+        for entry in entries:  # one name per address: the first given (aliases come after)
+            if entry[1]:
+                sized.setdefault(entry[0], entry)
+        self.sized = sorted(sized.values())
         self.starts = [e[0] for e in self.sized]
 
     @classmethod
@@ -58,10 +62,11 @@ class Symbols:
             table = elf.get_section_by_name(".symtab")
             if table is None:
                 return cls([])
-            entries = [(s["st_value"] & ~1 if s["st_info"]["type"] == "STT_FUNC" else s["st_value"],
-                        s["st_size"], s.name) for s in table.iter_symbols()
-                       if s.name and s["st_info"]["type"] in ("STT_FUNC", "STT_OBJECT")]
-        return cls(entries)
+            symbols = sorted((s["st_info"]["bind"] == "STB_WEAK", s.name, s) for s in table.iter_symbols()
+                             if s.name and s["st_info"]["type"] in ("STT_FUNC", "STT_OBJECT"))
+        # strong symbols first, so a weak alias (startup code's handler names) never hides its target
+        return cls([(s["st_value"] & ~1 if s["st_info"]["type"] == "STT_FUNC" else s["st_value"], s["st_size"], name)
+                    for _, name, s in symbols])
 
     def address(self, name: str) -> int | None:
         return next((addr for addr, _, n in self.entries if n == name), None)

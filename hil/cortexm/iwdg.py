@@ -42,14 +42,11 @@ class Iwdg(Peripheral):
         elif offset == RLR and self.unlocked:
             self.rlr = value & 0xFFF
 
-    def expired(self) -> bool:
-        return self.expires is not None and self.machine.core_now() >= self.expires
-
     def due(self) -> int | None:
-        if self.expires is None:
-            return None
-        return self.machine.now() + max(0, self.expires - self.machine.core_now())
+        """On the run clock: when the core will have had the time left (if the host keeps up)."""
+        return None if self.expires is None else self.expires + self.machine.stolen_ns
 
     def service(self, now: int) -> None:
-        if self.expired():
+        if self.expires is not None and now - self.machine.stolen_ns >= self.expires:
+            self.expires = None
             self.machine.request_reset("independent watchdog (IWDG) expired", watchdog=True)
