@@ -23,6 +23,7 @@ from typing import Any
 
 import can
 
+from hil.clock import now_ns
 from hil.cortexm.mmio import Peripheral, w1c
 from hil.cortexm.part import CAN1_RX0_IRQ, CAN1_RX1_IRQ, CAN1_SCE_IRQ, CAN1_TX_IRQ
 
@@ -267,7 +268,11 @@ class BxCan(Peripheral):
             self._complete(ok=True)
             return
         self.in_flight = (box, msg)
-        self.bus.send(msg)
+        when, send_at = self.machine.now(), getattr(self.bus, "send_at", None)
+        if send_at is not None and when > now_ns():
+            send_at(msg, when)  # the core runs ahead of the run clock: the bus releases it on time
+        else:
+            self.bus.send(msg)
 
     def _abort(self, box: int) -> None:
         if self.tx[box].ir & TXRQ and (self.in_flight is None or self.in_flight[0] != box):

@@ -6,14 +6,22 @@ PSP (aligned to 8 bytes with xPSR bit 9), EXC_RETURN in LR, handler mode in IPSR
 from them when a handler branches to EXC_RETURN (unicorn stops there), tail-chaining into a
 pending exception that preempts what would be resumed instead of unstacking.
 
-Time is the run clock. The core runs in slices that end at the next event any peripheral has
-planned (a SysTick zero, a timer compare, a character leaving the USART); a slice is at most
-``SLICE_NS`` of core time, so a frame arriving from the bus waits at most that long while the core
-is busy. ``WFI``/``WFE`` stop the slice and the core sleeps on the run clock until the next event
-or input. A busy core is paced to HCLK: a slice of N instructions takes at least N cycles of
-it, so a counted delay loop takes as long as on the board (one instruction per cycle is assumed).
-A host slower than HCLK gives the core fewer instructions, never a slower clock; the watchdog
-counts only the core time the host gave (``core_now``).
+Time follows the run clock. Core time — what SysTick, the timers and every peripheral count — is
+set each time the core wakes from ``WFI``/``WFE``, to the time of what woke it. A frame wakes the
+core at its end-of-frame time (the simbus stamp), so its interrupt is taken when it arrived however
+late the host delivered it; core time then runs with the run clock, that much behind it (at most
+``MAX_LAG_NS``). A timer event wakes the core ``LEAD_NS`` early, at the event's time, and core time
+holds there until the run clock catches up: the handler runs as on an infinitely fast core, and a
+frame it sends is released by the bus at its core time — so a 1 kHz task's frames leave on a 1 kHz
+grid, not at the host's wake-up jitter. The price: a frame arriving in those ``LEAD_NS`` is taken
+at the event's time, up to ``LEAD_NS`` late. Core time never runs backwards.
+
+The core runs in slices that end at the next planned event (a SysTick zero, a timer compare, a
+character leaving the USART), at most ``SLICE_NS`` long, so an input waits at most that long
+while the core is busy. A busy core is paced to HCLK: a slice of N instructions takes at least N
+cycles of it, so a counted delay loop takes as long as on the board (one instruction per cycle is
+assumed). A host slower than HCLK gives the core fewer instructions, never a slower clock; the
+watchdog counts only the core time the host gave (``core_now``).
 
 A store that makes an exception take effect (enabling a pending interrupt, pending one) stops
 unicorn inside the store; unicorn then executes that store again on resume, so the machine drops
@@ -50,6 +58,7 @@ from hil.cortexm.gdb import SIGSEGV, Debugger
 from hil.cortexm.gpio import Afio, Gpio
 from hil.cortexm.iwdg import Iwdg
 from hil.cortexm.mmio import Peripheral
+from hil.cortexm.regs import RegisterSet
 from hil.cortexm.rcc import APB1ENR, APB2ENR, IWDG_RESET, SOFTWARE_RESET, FlashInterface, Rcc
 from hil.cortexm.scs import BUSFAULT, EXTERNAL, HARDFAULT, SVCALL, USAGEFAULT, Scs, exception_name
 from hil.cortexm.timer import Timer
@@ -59,10 +68,16 @@ from hil.firmware.flashmem import FlashMemory
 SLICE_NS = 100_000  # longest slice of core time: the most a busy core delays an input
 MASKED_SLICE_NS = 5_000  # while an exception waits for a mask to drop (code run from RAM is not watched)
 POLL_S = 0.05  # a sleeping core looks at its stop event this often
+LEAD_NS = 300_000  # a sleeping core wakes this early for its next event: what it sends then is on time
+MAX_LAG_NS = 5_000_000  # the most core time trails the run clock (a host stalled longer skips ahead)
 FRAME = struct.Struct("<8I")
 STACKED = [UC_ARM_REG_R0, UC_ARM_REG_R1, UC_ARM_REG_R2, UC_ARM_REG_R3, UC_ARM_REG_R12, UC_ARM_REG_LR,
            UC_ARM_REG_PC, UC_ARM_REG_XPSR]
 MASKS = [UC_ARM_REG_PRIMASK, UC_ARM_REG_FAULTMASK, UC_ARM_REG_BASEPRI]
+MASK_SET = RegisterSet(MASKS)
+PC_SET = RegisterSet([UC_ARM_REG_PC])
+ENTRY_SET = RegisterSet(STACKED + [UC_ARM_REG_CONTROL, UC_ARM_REG_IPSR, UC_ARM_REG_SP])
+RETURN_SET = RegisterSet([UC_ARM_REG_IPSR, UC_ARM_REG_XPSR, UC_ARM_REG_PSP, UC_ARM_REG_MSP, UC_ARM_REG_CONTROL, *MASKS])
 EXC_RETURNS = {0xFFFF_FFF1: (False, False), 0xFFFF_FFF9: (True, False), 0xFFFF_FFFD: (True, True)}  # thread?, psp?
 WFI, WFE, LOOP = 0xBF30, 0xBF20, 0xE7FE  # Thumb encodings (LOOP: "b ." — a default handler)
 CPSIE = re.compile(rb"[\x61\x62]\xb6", re.DOTALL)  # cpsie f, cpsie i (little-endian half-words)
@@ -121,8 +136,11 @@ class Machine:
         self._ram = ctypes.create_string_buffer(part.ram_size)
         self._system = ctypes.create_string_buffer(0x1000)
         self._unclocked: set[str] = set()
+        self._register_sets: dict[tuple[int, ...], RegisterSet] = {}
         self.uc: Uc | None = None
-        self.stolen_ns = 0  # run-clock time the host kept from the core (late slices)
+        self.floor = 0  # core time at the last wake-up (ahead of the run clock: it holds until reached)
+        self.offset = 0  # core time − run clock after a wake-up behind the run clock (≤ 0)
+        self.stolen_ns = 0  # core time the host kept from the core (slices it ran late)
         self.sleeping = False
         self._replay: tuple[int, int, int] | None = None
         self._reset_why: tuple[str, bool] | None = None
@@ -133,13 +151,13 @@ class Machine:
 
     # -- what the MCU process and peripherals call -----------------------------------------------
 
-    @staticmethod
-    def now() -> int:
-        return now_ns()
+    def now(self) -> int:
+        """Core time (see the module's docstring)."""
+        return max(self.floor, now_ns() + self.offset)
 
     def core_now(self) -> int:
-        """Run-clock time less what the host kept from the core: the watchdog's time base."""
-        return now_ns() - self.stolen_ns
+        """Core time less what the host kept from the core: the watchdog's time base."""
+        return self.now() - self.stolen_ns
 
     def receive(self, msg: can.Message) -> None:
         """A frame from the bus (called on the bus's receive thread)."""
@@ -343,13 +361,31 @@ class Machine:
         return min(dues) if dues else None
 
     def _sleep(self, until: int | None, stop: threading.Event) -> None:
-        """Until ``until`` on the run clock, an input, or a reset request — whichever comes first."""
+        """WFI: until the next event at core time ``until`` (woken ``LEAD_NS`` early), an input,
+        or a reset request. The core wakes at the time of what woke it: an event at its due time,
+        a frame at its end of frame (so its interrupt is taken when it arrived, however late the
+        host delivered it), within ``MAX_LAG_NS`` behind and ``LEAD_NS`` ahead of the run clock."""
         self.wake.clear()
-        if self.inbox or self._reset_why is not None or stop.is_set():
-            return
-        left = POLL_S if until is None else min(POLL_S, (until - self.now()) / 1e9)
-        if left > 0:
-            self.wake.wait(left)
+        asleep = self.now()
+        if not (self.inbox or self._reset_why is not None or stop.is_set()):
+            left = POLL_S if until is None else min(POLL_S, (until - LEAD_NS - now_ns()) / 1e9)
+            if left > 0:
+                self.wake.wait(left)
+        if self.inbox:
+            self._wake_at(asleep, min(self._input_time(kind, item) for kind, item in list(self.inbox)))
+        elif until is not None and now_ns() >= until - LEAD_NS:
+            self._wake_at(asleep, until)
+
+    def _wake_at(self, asleep: int, target: int) -> None:
+        run = now_ns()
+        self.floor = max(asleep, min(max(target, run - MAX_LAG_NS), run + LEAD_NS))
+        self.offset = min(0, self.floor - run)
+
+    def _input_time(self, kind: str, item: Any) -> int:
+        """When an input happened: a frame's end of frame, a fault's time; typed bytes now."""
+        if kind == "can":
+            return round(item.timestamp * 1e9)
+        return item[2] if kind == "fault" else self.now()
 
     def _slice(self, now: int) -> None:
         hclk = self.rcc.hclk
@@ -371,7 +407,7 @@ class Machine:
         if self._replay is not None:
             self._finish_store()
             return
-        pc = uc.reg_read(UC_ARM_REG_PC)
+        pc = PC_SET.read(uc)[0]
         last = struct.unpack("<H", uc.mem_read(pc - 2, 2))[0] if pc >= 2 else 0
         if last in (WFI, WFE):
             self.sleeping = True
@@ -387,7 +423,7 @@ class Machine:
         """Up to ``count`` instructions from PC; False when one faulted (handled already)."""
         self._intr = None
         try:
-            self.uc.emu_start(self.uc.reg_read(UC_ARM_REG_PC) | 1, 0xFFFF_FFFF, count=count)
+            self.uc.emu_start(PC_SET.read(self.uc)[0] | 1, 0xFFFF_FFFF, count=count)
         except UcError as exc:
             self._memory_error(exc)
             return False
@@ -417,8 +453,16 @@ class Machine:
 
     # -- exceptions ------------------------------------------------------------------------------
 
-    def _masks(self) -> tuple[int, int, int]:
-        return tuple(self.uc.reg_read_batch(MASKS))
+    def _masks(self) -> list[int]:
+        return MASK_SET.read(self.uc)
+
+    def _write(self, *pairs: tuple[int, int]) -> None:
+        """Registers written in the order given (the SP banking depends on it), in one call."""
+        ids = tuple(reg for reg, _ in pairs)
+        regs = self._register_sets.get(ids)
+        if regs is None:
+            regs = self._register_sets[ids] = RegisterSet(ids)
+        regs.write(self.uc, [value for _, value in pairs])
 
     def _preempting(self) -> int | None:
         """The exception to take now; an exception waiting for a mask wakes a sleeping core."""
@@ -434,33 +478,27 @@ class Machine:
 
     def _enter(self, exc: int, frame_pc: int | None = None) -> None:
         """Exception entry: stack the frame on the current stack, switch to handler mode on MSP."""
-        uc = self.uc
-        values = list(uc.reg_read_batch(STACKED))
+        values = ENTRY_SET.read(self.uc)
+        control, ipsr, sp = values[8:]
+        values = values[:8]
         if frame_pc is not None:
             values[6] = frame_pc
-        control, ipsr = uc.reg_read(UC_ARM_REG_CONTROL), uc.reg_read(UC_ARM_REG_IPSR)
         psp = not ipsr and control & 2
-        sp = uc.reg_read(UC_ARM_REG_SP)
         frame = sp - 32
-        xpsr = values[7]
         if frame & 4:
             frame -= 4
-            xpsr |= 1 << 9
-        values[7] = xpsr
+            values[7] |= 1 << 9
         if not self._in_ram(frame, 32):
             self._stop(faults.stack_overflow(self, exc, frame))
             return
-        uc.mem_write(frame, FRAME.pack(*values))
-        if psp:
-            uc.reg_write(UC_ARM_REG_PSP, frame)
-            uc.reg_write(UC_ARM_REG_CONTROL, control & ~2)
-        else:
-            uc.reg_write(UC_ARM_REG_SP, frame)
-        uc.reg_write(UC_ARM_REG_LR, 0xFFFF_FFF1 if ipsr else 0xFFFF_FFFD if psp else 0xFFFF_FFF9)
-        self._vector(exc, xpsr)
+        self.uc.mem_write(frame, FRAME.pack(*values))
+        stack = [(UC_ARM_REG_PSP, frame), (UC_ARM_REG_CONTROL, control & ~2)] if psp else [(UC_ARM_REG_SP, frame)]
+        lr = 0xFFFF_FFF1 if ipsr else 0xFFFF_FFFD if psp else 0xFFFF_FFF9
+        self._vector(exc, values[7], *stack, (UC_ARM_REG_LR, lr))
 
-    def _vector(self, exc: int, xpsr: int) -> None:
-        """Handler mode for ``exc`` at its vector (a null or endless-loop vector is unhandled)."""
+    def _vector(self, exc: int, xpsr: int, *writes: tuple[int, int]) -> None:
+        """Handler mode for ``exc`` at its vector (a null or endless-loop vector is unhandled),
+        after ``writes`` (the stack pointer and LR of the entry)."""
         uc = self.uc
         try:
             vector = struct.unpack("<I", uc.mem_read(self.scs.vtor + 4 * exc, 4))[0]
@@ -468,46 +506,43 @@ class Machine:
         except UcError:
             vector, first = 0, None
         if first is None or first == LOOP or not vector & 1:
+            self._write(*writes)
             self._stop(faults.unhandled(self, exc, vector, first == LOOP))
             return
-        uc.reg_write(UC_ARM_REG_XPSR, xpsr & 0xF800_0000 | 0x0100_0000 | exc)
-        uc.reg_write(UC_ARM_REG_PC, vector & ~1)
+        self._write(*writes, (UC_ARM_REG_XPSR, xpsr & 0xF800_0000 | 0x0100_0000 | exc), (UC_ARM_REG_PC, vector & ~1))
         self.nvic.activate(exc)
 
     def _return(self, exc_return: int) -> None:
         """Exception return: deactivate, tail-chain into a pending exception or unstack."""
         uc = self.uc
-        active = uc.reg_read(UC_ARM_REG_IPSR)
+        active, xpsr, psp_now, msp_now, control, *masks = RETURN_SET.read(uc)
         if not active or exc_return not in EXC_RETURNS:
             self._fault(USAGEFAULT, faults.INVPC, detail=f"EXC_RETURN {exc_return:#010x} "
                         f"{'in thread mode' if not active else 'is not a valid return value'}")
             return
         self.nvic.deactivate(active)
         to_thread, psp = EXC_RETURNS[exc_return]
-        masks = self._masks()
         nxt = self.nvic.preempting(*masks)
         if nxt is not None:  # tail-chain: the frame stays, the next handler runs at once
-            uc.reg_write(UC_ARM_REG_LR, exc_return)
-            self._vector(nxt, uc.reg_read(UC_ARM_REG_XPSR))
+            self._vector(nxt, xpsr, (UC_ARM_REG_LR, exc_return))
             return
-        frame = uc.reg_read(UC_ARM_REG_PSP if psp else UC_ARM_REG_MSP)
+        frame = psp_now if psp else msp_now
         if not self._in_ram(frame, 32):
             self._stop(faults.stack_overflow(self, active, frame, unstacking=True))
             return
         values = list(FRAME.unpack(uc.mem_read(frame, 32)))
         sp = frame + 32 + (4 if values[7] & 1 << 9 else 0)
-        uc.reg_write(UC_ARM_REG_XPSR, values[7] & ~(1 << 9))
-        if psp:
-            uc.reg_write(UC_ARM_REG_CONTROL, uc.reg_read(UC_ARM_REG_CONTROL) | 2)
-        uc.reg_write(UC_ARM_REG_SP, sp)
-        uc.reg_write_batch(list(zip(STACKED[:7], values[:6] + [values[6] & ~1])))
+        mode = [(UC_ARM_REG_XPSR, values[7] & ~(1 << 9))]
+        if psp:  # back in thread mode first, then onto the process stack
+            mode.append((UC_ARM_REG_CONTROL, control | 2))
+        self._write(*mode, (UC_ARM_REG_SP, sp), *zip(STACKED[:6], values[:6]), (UC_ARM_REG_PC, values[6] & ~1))
         if to_thread != (values[7] & 0x1FF == 0):
             self._fault(USAGEFAULT, faults.INVPC, detail="the stacked xPSR does not match EXC_RETURN")
 
     def _exception(self, intno: int) -> None:
         """unicorn stopped on an exception it does not model."""
         uc = self.uc
-        pc = uc.reg_read(UC_ARM_REG_PC)
+        pc = PC_SET.read(uc)[0]
         if intno == INTR_EXCEPTION_EXIT:
             self._return(pc | 1)
         elif intno == INTR_SWI:
@@ -537,7 +572,7 @@ class Machine:
         access, address, size, value = bad
         if access == U.UC_MEM_WRITE_PROT and self.flash_if.programming and self._is_flash(address):
             self.flash_if.program(address, size, value)  # the store programmed flash: step past it
-            pc = uc.reg_read(UC_ARM_REG_PC)
+            pc = PC_SET.read(uc)[0]
             first = struct.unpack("<H", uc.mem_read(pc, 2))[0]
             uc.reg_write(UC_ARM_REG_PC, pc + (4 if first >> 11 in (0x1D, 0x1E, 0x1F) else 2))
             return
@@ -639,7 +674,7 @@ class Machine:
         """Stop inside the store when it made an exception take effect or asked for a reset."""
         if self._reset_why is None and not (self.nvic.changed and self._preempting() is not None):
             return
-        self._replay = (uc.reg_read(UC_ARM_REG_PC), address, value)
+        self._replay = (PC_SET.read(uc)[0], address, value)
         uc.emu_stop()
 
     def _replayed(self, uc: Uc, address: int, value: int) -> bool:
@@ -647,4 +682,4 @@ class Machine:
         if self._replay is None:
             return False
         replay, self._replay = self._replay, None
-        return replay == (uc.reg_read(UC_ARM_REG_PC), address, value)
+        return replay == (PC_SET.read(uc)[0], address, value)

@@ -10,7 +10,7 @@ from hil.cortexm.core import unmasking_sites
 
 def test_exceptions_preempt_tail_chain_and_mask_by_priority(run_image, programs):
     run = run_image(programs / "exceptions.elf")
-    order = run.wait_for(r"exceptions: (\S+)").group(1)
+    order = run.wait_for(r"exceptions: (\S+)\r\n").group(1)
     # L (prio 0x80) is preempted by H (0x40) it pends; after CPSIE, H and T (equal priority, lower
     # number first) and L tail-chain; BASEPRI 0x60 holds L back until cleared; SVC #5 sees its
     # immediate; PendSV; an interrupt taken from a thread on PSP returns to the PSP
