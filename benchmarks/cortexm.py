@@ -23,7 +23,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -32,7 +31,6 @@ from pathlib import Path
 import can
 
 from hil.buses import RigBuses
-from hil.clock import now_ns
 from hil.cortexm import config as cortexm_config
 from hil.cortexm.core import Machine
 from hil.cortexm.elf import flash_bytes

@@ -19,7 +19,6 @@ only see errors).
 from __future__ import annotations
 
 from collections import deque
-from typing import Any
 
 import can
 
@@ -160,7 +159,6 @@ class BxCan(Peripheral):
             if self.mcr & NART:
                 self._complete(ok=False)
             else:
-                box, msg = self.in_flight
                 self.in_flight = None
                 self.retry_at = retry_at
                 self._send_next()
@@ -427,6 +425,3 @@ class BxCan(Peripheral):
         error = bool(ier & 1 << 15 and self.msr & ERRI and (
             self.esr & (ier >> 8 & 7) or (ier & 1 << 11 and self.lec)))
         machine.irq(CAN1_SCE_IRQ, error or bool(ier & 1 << 16 and self.msr & 8) or bool(ier & 1 << 17 and self.msr & 16))
-
-    def stats(self) -> dict[str, Any]:
-        return {"tec": self.tec, "rec": self.rec, "bus_off": bool(self.esr & BOFF)}

@@ -60,7 +60,7 @@ from hil.cortexm.iwdg import Iwdg
 from hil.cortexm.mmio import Peripheral
 from hil.cortexm.regs import RegisterSet
 from hil.cortexm.rcc import APB1ENR, APB2ENR, IWDG_RESET, SOFTWARE_RESET, FlashInterface, Rcc
-from hil.cortexm.scs import BUSFAULT, EXTERNAL, HARDFAULT, SVCALL, USAGEFAULT, Scs, exception_name
+from hil.cortexm.scs import BUSFAULT, EXTERNAL, HARDFAULT, SVCALL, USAGEFAULT, Scs
 from hil.cortexm.timer import Timer
 from hil.cortexm.usart import Usart
 from hil.firmware.flashmem import FlashMemory

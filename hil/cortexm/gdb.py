@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from unicorn import UC_HOOK_CODE, Uc, UcError
+from unicorn import UC_HOOK_CODE, Uc
 from unicorn.arm_const import UC_ARM_REG_PC, UC_ARM_REG_R0, UC_ARM_REG_SP, UC_ARM_REG_LR, UC_ARM_REG_XPSR
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ class Debugger:
     def attach(self, uc: Uc) -> None:
         """A new core (after reset): put the breakpoints on it."""
         for address in list(self.breakpoints):
-            self.breakpoints[address] = self._hook(uc, address)
+            self.breakpoints[address] = self.hook(uc, address)
 
     def breakpoint(self, pc: int) -> bool:
         """A BKPT instruction: halt for the client if one is attached."""
@@ -93,12 +93,12 @@ class Debugger:
         self.halted = True
         self.stopped.set()
 
-    def _hook(self, uc: Uc, address: int) -> Any:
+    def hook(self, uc: Uc, address: int) -> Any:
         handle = uc.hook_add(UC_HOOK_CODE, self._on_code, begin=address, end=address)
         uc.ctl_remove_cache(address, address + 4)  # code translated before has no hook in it
         return handle
 
-    def _unhook(self, uc: Uc, address: int) -> None:
+    def unhook(self, uc: Uc, address: int) -> None:
         uc.hook_del(self.breakpoints.pop(address))
         uc.ctl_remove_cache(address, address + 4)
 
@@ -130,12 +130,12 @@ class Debugger:
                 client.close()
                 self.halted = True  # the core stops to have its breakpoints taken off, then runs on
                 try:
-                    self._on_core(self._remove_all)
+                    self.on_core(self._remove_all)
                 except TimeoutError:
                     pass
                 self.halted = False
 
-    def _on_core(self, job: Callable[[], Any]) -> Any:
+    def on_core(self, job: Callable[[], Any]) -> Any:
         """Run ``job`` on the core's thread (the core is halted) and return its result."""
         reply: queue.Queue = queue.Queue()
         self.work.put((job, reply))
@@ -149,7 +149,7 @@ class Debugger:
 
     def _remove_all(self) -> None:
         for address in list(self.breakpoints):
-            self._unhook(self.machine.uc, address)
+            self.unhook(self.machine.uc, address)
 
 
 class Session:
@@ -212,7 +212,7 @@ class Session:
     # -- commands --------------------------------------------------------------------------------
 
     def _handle(self, p: str) -> str | None:
-        dbg, core = self.dbg, self.dbg._on_core
+        core = self.dbg.on_core
         if p == "?":
             return self._stop_reply()
         if p.startswith("qSupported"):
@@ -274,17 +274,17 @@ class Session:
     def _breakpoint(self, address: int, insert: bool) -> None:
         dbg, uc = self.dbg, self.machine.uc
         if insert and address not in dbg.breakpoints:
-            dbg.breakpoints[address] = dbg._hook(uc, address)
+            dbg.breakpoints[address] = dbg.hook(uc, address)
         elif not insert and address in dbg.breakpoints:
-            dbg._unhook(uc, address)
+            dbg.unhook(uc, address)
 
     def _resume(self, step: bool) -> None:
         dbg = self.dbg
-        pc = dbg._on_core(lambda: self.machine.uc.reg_read(UC_ARM_REG_PC))
+        pc = dbg.on_core(lambda: self.machine.uc.reg_read(UC_ARM_REG_PC))
         dbg.skip = pc if pc in dbg.breakpoints else None
         dbg.stopped.clear()
         if step:
-            dbg._on_core(self.machine.step)
+            dbg.on_core(self.machine.step)
             dbg.halt(SIGSEGV if self.machine.fault is not None else SIGTRAP)
         elif self.machine.fault is not None:
             dbg.halt(SIGSEGV)  # a faulted core does not run again until reset
@@ -294,6 +294,6 @@ class Session:
 
     def _monitor(self, command: str) -> str:
         if command == "reset":
-            self.dbg._on_core(lambda: self.machine.reset("reset by the debugger (monitor reset)"))
+            self.dbg.on_core(lambda: self.machine.reset("reset by the debugger (monitor reset)"))
             return "4f4b0a"  # "OK\n", hex-encoded console output
         return "".join(f"{b:02x}" for b in f"unknown monitor command {command!r}; try: reset\n".encode())

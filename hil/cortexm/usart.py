@@ -1,5 +1,6 @@
 """USART: the console. Transmit and receive paced at the baud rate BRR gives, with the flags and
-interrupts a driver uses (TXE, TC, RXNE, ORE, IDLE not modelled) — RM0008 §27.
+interrupts a driver uses — TXE, TC, RXNE, ORE (IDLE, parity and framing errors are not modelled),
+RM0008 §27.
 
 A character takes 10 bit times (11 with ``M``) on the run clock: DR → shift register at once when
 it is idle (TXE stays set), else held until the shift register is free; TC when the last one is

@@ -21,7 +21,7 @@ def test_a_fault_stops_the_core_with_its_pc_symbol_and_status(run_image, program
     assert fault.summary.startswith(f"{headline} at pc {fault.pc:#010x} <{symbol}")
     assert fault.symbol.split("+")[0] == symbol
     assert fault.lines[0] == f"fault: {fault.summary}"
-    assert any(line.startswith(f"  CFSR 0x") and cfsr in line for line in fault.lines)
+    assert any(line.startswith("  CFSR 0x") and cfsr in line for line in fault.lines)
     assert fault.lines[-1] == "fault: core stopped; it stays halted until reset"
     assert run.text.startswith(f"faults: {which}")
 
