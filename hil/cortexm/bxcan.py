@@ -112,20 +112,22 @@ class BxCan(Peripheral):
 
     # -- from the bus (the core thread, in order) ------------------------------------------------
 
-    def frame(self, msg: can.Message) -> None:
-        """A frame the bus delivered: another node's, or the echo of our own."""
+    def frame(self, msg: can.Message) -> bool:
+        """A frame the bus delivered: another node's, or the echo of our own. True when it went
+        into a receive FIFO."""
         if not msg.is_rx:
             self._echo(msg)
-            return
+            return False
         if not self.active or self.btr & (1 << 30):  # loop-back ignores the bus
-            return
+            return False
         if msg.is_error_frame:
             self._error(rx=True, lec=LEC_CRC)
-            return
+            return False
         if self.rec:
             self.rec = 120 if self.rec > 127 else self.rec - 1
-        self._receive(msg)
+        accepted = self._receive(msg)
         self._flags()
+        return accepted
 
     def fault_event(self, kind: str, can_id: int, t_ns: int) -> None:
         """A fault the bus injected on our frame in flight: lost (``drop``) or unacknowledged."""
@@ -190,10 +192,10 @@ class BxCan(Peripheral):
 
     # -- receive ---------------------------------------------------------------------------------
 
-    def _receive(self, msg: can.Message) -> None:
+    def _receive(self, msg: can.Message) -> bool:
         match = self._filter(msg)
         if match is None:
-            return
+            return False
         fifo, fmi = match
         queue = self.fifo[fifo]
         box = Mailbox()
@@ -201,9 +203,10 @@ class BxCan(Peripheral):
         if len(queue) == 3:
             self.rfr[fifo] |= 1 << 4  # FOVR
             if self.mcr & RFLM:
-                return
+                return False
             queue.pop()  # not locked: the newest message is overwritten
         queue.append(box)
+        return True
 
     def _filter(self, msg: can.Message) -> tuple[int, int] | None:
         """(FIFO, filter match index) of the filter that accepts ``msg``; exact list entries win."""

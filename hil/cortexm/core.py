@@ -445,8 +445,10 @@ class Machine:
             self.paced -= ahead
 
     def _inputs(self) -> None:
-        """Inputs into the peripherals; never at a core time before the input happened (a core
-        trailing the run clock catches up to it)."""
+        """Inputs into the peripherals, in order; never at a core time before the input happened (a
+        core trailing the run clock catches up to it). After a frame the controller accepted, the
+        rest wait: the core takes that one first, as it would have before the next arrived (a
+        host that stalled must not overrun the receive FIFO with frames that came apart)."""
         while self.inbox:
             kind, item = self.inbox.popleft()
             if kind != "uart":
@@ -455,7 +457,8 @@ class Machine:
                     self.offset = max(self.offset, min(0, at - now_ns()))
                     self.floor = max(self.floor, at)
             if kind == "can":
-                self.can1.frame(item)
+                if self.can1.frame(item):
+                    return
             elif kind == "fault":
                 self.can1.fault_event(*item)
             else:

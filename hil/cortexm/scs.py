@@ -203,6 +203,7 @@ class Scs(Peripheral):
         if o == ICTR:
             return (nvic.count - EXTERNAL - 1) // 32
         if o == STCSR:
+            self.service(self.machine.now())  # a zero crossing during this slice sets COUNTFLAG
             value = self.st_csr
             self.st_csr &= ~(1 << 16)
             return value

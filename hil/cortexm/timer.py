@@ -105,6 +105,7 @@ class Timer(Peripheral):
     # -- registers -------------------------------------------------------------------------------
 
     def read(self, offset: int) -> int:
+        self.service(self.machine.now())  # a wrap during this slice shows in CNT and UIF together
         if offset == CNT:
             return self.counter(self.machine.now())
         if offset in CCR:
@@ -114,6 +115,7 @@ class Timer(Peripheral):
 
     def write(self, offset: int, value: int, mask: int) -> None:
         now = self.machine.now()
+        self.service(now)
         if offset == CR1:
             count = self.counter(now)
             self.cr1 = value & 0x3FF
