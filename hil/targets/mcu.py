@@ -30,7 +30,7 @@ from hil.cortexm.part import is_machine_code
 from hil.errors import DeployError, FlashError
 from hil.firmware.build import load_image
 from hil.firmware.flashmem import FlashMemory
-from hil.firmware.image import Image, RawImage
+from hil.firmware.image import Image, ImageError, RawImage
 from hil.firmware.mcu import McuConfig
 from hil.flash import Progress, an3155, no_progress
 from hil.spec.rig import McuTarget, Rig
@@ -61,9 +61,9 @@ def checked_image(target: str, name: str, comp: FirmwareComponent) -> Image | Ra
     if isinstance(image, RawImage):
         try:
             data = cortexm_config.apply(image.data, comp.config, comp.image.name)
-        except cortexm_config.ConfigError as exc:
+            return dataclasses.replace(image, version=comp.version, data=data)
+        except (ImageError, cortexm_config.ConfigError) as exc:  # the version names the file written
             raise DeployError(f"target {target!r}: component {name!r}: {exc}") from None
-        return dataclasses.replace(image, version=comp.version, data=data)
     if image.version != comp.version:
         raise DeployError(f"target {target!r}: component {name!r} expects firmware version {comp.version!r}, "
                           f"but {comp.image} is {image.name} {image.version!r}")
