@@ -86,8 +86,7 @@ def stack_problems(stack_file: SpecFile[Stack], rig: Rig) -> list[str]:
     image that cannot be built or read, whose version is not the stack's, or that is a board's raw
     .bin for an emulated MCU; a frame ready condition naming what its DBC lacks."""
     from hil.firmware.build import MANIFEST
-    from hil.firmware.image import RawImage
-    from hil.targets.mcu import checked_image
+    from hil.targets.mcu import checked_image, emulated_image_problem
     from hil.targets.ready import FrameCheck
 
     lines: list[str] = []
@@ -105,9 +104,9 @@ def stack_problems(stack_file: SpecFile[Stack], rig: Rig) -> list[str]:
             except DeployError as exc:
                 found.append(((*loc, "image"), str(exc)))
             else:
-                if isinstance(image, RawImage) and getattr(rig.targets.get(comp.target), "emulated", False):
-                    found.append(((*loc, "image"), f"target {comp.target!r} is an emulated MCU, which runs hil "
-                                                   f"firmware (a .hilfw image or a stub folder), not a raw .bin"))
+                why = emulated_image_problem(image, comp.image.name)
+                if why is not None and getattr(rig.targets.get(comp.target), "emulated", False):
+                    found.append(((*loc, "image"), f"target {comp.target!r} is an emulated MCU: {why}"))
         if isinstance(comp.ready, FrameReady) and comp.ready.dbc is not None:
             try:
                 FrameCheck(comp.ready, None)

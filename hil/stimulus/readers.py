@@ -68,7 +68,7 @@ def detect_format(path: Path) -> str:
     """The format from the suffix (the one before ``.gz`` for a compressed file)."""
     fmt = stimulus_format(path)
     if fmt is None:
-        raise StimulusError(f"{path}: cannot tell the format from the suffix {name.suffix!r}; "
+        raise StimulusError(f"{path}: cannot tell the format from the suffix {path.suffix!r}; "
                             f"expected one of {', '.join(sorted(STIMULUS_SUFFIXES))} (optionally + .gz) or an explicit format")
     return fmt
 

@@ -54,6 +54,15 @@ def firmware_component(target: str, components: Mapping[str, Component]) -> tupl
     return next(iter(firmware.items()))
 
 
+def emulated_image_problem(image: Image | RawImage, name: str) -> str | None:
+    """Why an emulated MCU cannot run ``image`` (None: it can): a raw image must be Cortex-M machine
+    code for the emulated part."""
+    if isinstance(image, RawImage) and not is_machine_code(image.data):
+        return (f"{name} is neither hil firmware nor a Cortex-M image for the emulated STM32F103 (no vector "
+                "table at its start: initial SP in RAM, reset vector in flash)")
+    return None
+
+
 def checked_image(target: str, name: str, comp: FirmwareComponent) -> Image | RawImage:
     """The component's image; its version must be the one the stack names (a raw image's is).
     Machine code gets the component's ``config`` written into its configuration block."""
@@ -188,10 +197,8 @@ class EmulatedMcuTarget(_McuTarget):
 
     def _deploy(self, components: Mapping[str, Component], bundle: Path | None = None) -> None:
         image_path = self._prepare(self.name, components, bundle)
-        if isinstance(self.image, RawImage) and not is_machine_code(self.image.data):
-            raise DeployError(f"target {self.name!r}: {image_path.name} is neither hil firmware nor a Cortex-M image "
-                              "for the emulated STM32F103 (no vector table at its start: initial SP in RAM, "
-                              "reset vector in flash)")
+        if (why := emulated_image_problem(self.image, image_path.name)) is not None:
+            raise DeployError(f"target {self.name!r}: {why}")
         if self.spec.console is not None:
             self.capture_console(self.buses, self.spec.console)
         flash = self.spec.flash

@@ -548,7 +548,7 @@ def test_a_file_over_the_size_limit_is_refused_before_reading(tmp_path):
     path = tmp_path / "huge.log"
     with open(path, "wb") as f:
         f.truncate(readers.FILE_LIMIT + 1)  # sparse: no disk, no reading
-    with pytest.raises(StimulusError, match=rf"^stimulus file {re.escape(str(path))} is 256\.0 MiB; at most 256\.0 MiB "
+    with pytest.raises(StimulusError, match=rf"^stimulus file {re.escape(str(path))} is 1\.0 GiB; at most 1\.0 GiB "
                                             r"is accepted$"):
         read_source(path)
 

@@ -65,12 +65,15 @@ class StackFiles:
         path.chmod(mode)
         return path
 
-    def stack(self, components: dict, name: str = "demo", version: str = "1.0"):
+    def stack_file(self, components: dict, name: str = "demo", version: str = "1.0") -> Path:
+        """stack.yaml with ``components`` (process components on ``hpc`` unless they say), unchecked."""
         for comp in components.values():
             comp.setdefault("kind", "process")
             comp.setdefault("target", "hpc")
-        path = write_yaml(self.root / "stack.yaml", {"name": name, "version": version, "components": components})
-        return load_stack(path).model
+        return write_yaml(self.root / "stack.yaml", {"name": name, "version": version, "components": components})
+
+    def stack(self, components: dict, name: str = "demo", version: str = "1.0"):
+        return load_stack(self.stack_file(components, name, version)).model
 
     def rig(self):
         return load_rig(write_yaml(self.root / "rig.yaml", self.rig_doc)).model

@@ -237,7 +237,7 @@ def test_a_component_name_cannot_climb_out_of_the_bundle(sf, tmp_path):
 
 def test_hil_stack_build_refuses_a_climbing_version_and_writes_nothing_outside(sf, tmp_path):
     sf.file("a.txt", "a")
-    sf.stack({"x": {"files": ["a.txt"], "argv": ["true"]}}, version="../../escape")
+    sf.stack_file({"x": {"files": ["a.txt"], "argv": ["true"]}}, version="../../escape")
     cwd = tmp_path / "a" / "b"
     cwd.mkdir(parents=True)
     r = subprocess.run([sys.executable, "-m", "hil", "--no-color", "stack", "build", str(sf.root / "stack.yaml")],
