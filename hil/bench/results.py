@@ -41,6 +41,7 @@ class BenchResult:
     replay: dict[str, Any] | None = None
     files: dict[str, Any] = field(default_factory=dict)
     flaky: bool = False
+    warnings: list[str] = field(default_factory=list)  # e.g. a recording judged although it was cut
 
     @classmethod
     def error_result(cls, name: str, message: str, **kw: Any) -> BenchResult:
@@ -154,7 +155,7 @@ def json_schema() -> dict[str, Any]:
                        "worse": {"enum": ["higher", "lower", ""]}}}
     bench = {
         "type": "object", "additionalProperties": False,
-        "required": [f.name for f in fields(BenchResult)],
+        "required": [f.name for f in fields(BenchResult) if f.name != "warnings"],  # added within version 1
         "properties": {
             "name": {"type": "string"}, "verdict": {"enum": list(VERDICTS)}, "repeat": {"type": "integer"},
             "rig": {"type": "string"}, "dir": {"type": "string"}, "started_utc": {"type": "string"},
@@ -169,7 +170,8 @@ def json_schema() -> dict[str, Any]:
                 "properties": {"stats": stats, "hops": {"type": "object", "additionalProperties": stats}}}},
             "replay": {"type": ["object", "null"]},
             "files": {"type": "object"},
-            "flaky": {"type": "boolean"}}}
+            "flaky": {"type": "boolean"},
+            "warnings": {"type": "array", "items": {"type": "string"}}}}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": f"hil results.json, version {SCHEMA_VERSION}",
