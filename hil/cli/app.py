@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, NoReturn
 import click
 
 from hil.errors import EXIT_INFRA, EXIT_INTERRUPTED, EXIT_USAGE, HilError
+from hil.lifecycle.signals import stopped
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -92,7 +93,8 @@ def _seconds(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
 
 
 def run_guarded(group: click.Group, argv: list[str] | None) -> int:
-    """Run the CLI; map HilError to its exit code, Ctrl-C to 130, anything else to 3.
+    """Run the CLI; map HilError to its exit code, a stop to 128 + its signal (Ctrl-C 130,
+    SIGTERM 143), anything else to 3.
 
     The App exists before arguments are parsed (global flags are pre-scanned), so even a usage
     error honours ``--no-color``; the group's callback then completes it.
@@ -110,9 +112,11 @@ def run_guarded(group: click.Group, argv: list[str] | None) -> int:
     except click.ClickException as exc:
         exc.show()
         return EXIT_USAGE
-    except (KeyboardInterrupt, click.exceptions.Abort):
-        app.error("interrupted")
-        return EXIT_INTERRUPTED
+    except (KeyboardInterrupt, click.exceptions.Abort) as exc:  # Ctrl-C, SIGTERM, SIGHUP; torn down by now
+        cause = exc.__context__ if isinstance(exc, click.exceptions.Abort) else exc  # click wraps the stop
+        stop = stopped(cause if isinstance(cause, KeyboardInterrupt) else KeyboardInterrupt())
+        app.error("interrupted" if stop.exit_code == EXIT_INTERRUPTED else str(stop))
+        return stop.exit_code
     except HilError as exc:
         if debug:
             raise

@@ -1,0 +1,85 @@
+"""A component's daemon that left with ``setsid`` and a double fork — a session and process group of
+its own, reparented away from the component — survives neither the teardown, nor a killed
+controller, nor a killed leash; and when the controller and the leash are killed at once, the
+next hil that starts a child ends it (its controller is gone)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from hil.lifecycle import procfs
+
+from .procs import PATIENCE_S, ROOT, Hil, marked, survivors, wait_find
+
+pytestmark = pytest.mark.timeout(600)
+
+SUITE = Path(__file__).with_name("escape") / "suite.yaml"
+RIG = ROOT / "tests" / "lab" / "rigs" / "sim-lab-a.yaml"
+
+
+def run(tmp: Path, bench: str, out: str = "run") -> Hil:
+    return Hil(tmp, "-v", "run", str(SUITE), "--rig", str(RIG), "--bench", bench, "--out", str(tmp / out),
+               "--no-history")
+
+
+def daemon(token: str) -> int:
+    """The escaped daemon: an escaper.py process in a session other than its parent's."""
+    end = time.monotonic() + PATIENCE_S
+    while time.monotonic() < end:
+        for pid in marked(token):
+            s = procfs.stat(pid)
+            parent = procfs.stat(s.ppid) if s else None
+            if s and parent and "escaper.py" in procfs.cmdline(pid) and s.sid != parent.sid and s.sid != pid:
+                return pid
+        time.sleep(0.05)
+    raise AssertionError("the escaper's daemon never showed up")
+
+
+def test_teardown_ends_the_daemon(tmp_path):
+    hil = run(tmp_path, "hold")
+    pid = daemon(hil.token)
+    code, out, err = hil.finish()
+    assert code == 0, out + err
+    assert survivors(hil.token) == [] and not procfs.alive(pid)
+
+
+def test_a_killed_controller_takes_the_daemon_with_it(tmp_path):
+    hil = run(tmp_path, "long")
+    pid = daemon(hil.token)
+    hil.signal(signal.SIGKILL)
+    hil.finish()
+    assert survivors(hil.token) == [] and not procfs.alive(pid)
+
+
+def test_a_killed_leash_takes_the_daemon_with_it(tmp_path):
+    hil = run(tmp_path, "long")
+    pid = daemon(hil.token)
+    os.kill(wait_find(hil.token, "escaper.py", leash=True), signal.SIGKILL)
+    code, out, err = hil.finish()
+    assert code == 3, out + err
+    bench = json.loads((tmp_path / "run" / "results.json").read_text())["benches"][0]
+    assert bench["error"].startswith("target 'hpc': component 'escaper' lost its leash (the supervising process "
+                                     "was killed by SIGKILL) and was stopped with it while running"), bench
+    assert survivors(hil.token) == [] and not procfs.alive(pid)
+
+
+def test_a_tree_whose_controller_and_leash_died_at_once_is_ended_by_the_next_hil(tmp_path):
+    first = run(tmp_path, "long")
+    pid = daemon(first.token)
+    leash = wait_find(first.token, "escaper.py", leash=True)
+    os.kill(first.proc.pid, signal.SIGKILL)
+    os.kill(leash, signal.SIGKILL)
+    first.finish()
+    time.sleep(1.0)
+    assert procfs.alive(pid)  # nobody is left to end it ...
+    second = run(tmp_path, "hold", out="again")  # ... until hil starts a child again
+    code, out, err = second.finish()
+    assert code == 0, out + err
+    assert not procfs.alive(pid)
+    assert survivors(first.token) == [] and survivors(second.token) == []
