@@ -32,9 +32,10 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
-from hil.lifecycle import SUPERVISOR_ENV, TREE_ENV, procfs
+from hil.lifecycle import SUPERVISOR_ENV, TREE_ENV, cgroup, procfs
 _KILL_POLL_S = 0.01
 STUCK_S = 30.0  # a process that SIGKILL has not ended by then is stuck in the kernel
 
@@ -152,17 +153,22 @@ class Child:
 
     def component_status(self) -> int | None:
         """A leashed component's return code as its leash reported it (None: the leash died first)."""
-        if self._status_fd is not None and self.proc.poll() is not None:
+        value = self._reported("exited")
+        return None if value is None else os.waitstatus_to_exitcode(int(value))
+
+    def _reported(self, kind: str) -> str | None:
+        """What the leash reported on its status pipe as ``kind VALUE`` (so far)."""
+        if self._status_fd is not None:
             os.set_blocking(self._status_fd, False)
             try:
-                while chunk := os.read(self._status_fd, 64):
+                while chunk := os.read(self._status_fd, 4096):
                     self._status += chunk
             except BlockingIOError:
                 pass
         for line in self._status.decode().splitlines():
-            kind, _, value = line.partition(" ")
-            if kind == "exited":
-                return os.waitstatus_to_exitcode(int(value))
+            key, _, value = line.partition(" ")
+            if key == kind:
+                return value
         return None
 
     def terminate(self) -> None:
@@ -194,6 +200,9 @@ class Child:
     def _end_tree(self) -> None:
         """SIGKILL the child and every process of its tree until none is left (a process stuck in
         the kernel cannot die: after ``STUCK_S`` it is named in the log and left)."""
+        group = self._reported("cgroup")
+        if group is not None:  # the leash normally removes it; not when it was killed
+            cgroup.kill(Path(group))
         deadline = time.monotonic() + STUCK_S
         while True:
             procs = procfs.processes()
@@ -241,7 +250,10 @@ def _below(pid: int, root: int) -> bool:
 
 def sweep_leftovers() -> int:
     """SIGKILL every process of a tree whose supervising controller is gone (a controller and its
-    leash killed at once leave such a tree behind); returns how many there were."""
+    leash killed at once leave such a tree behind), and every cgroup whose leash is gone; returns
+    how many processes there were (outside such cgroups)."""
+    for group in cgroup.leftovers():
+        cgroup.kill(group)
     count = 0
     for pid, tree in procfs.marked(TREE_ENV).items():
         owner, _, rest = tree.partition(".")

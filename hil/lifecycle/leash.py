@@ -6,13 +6,16 @@ MCU), in a session of its own. The leash
 
 * is a child subreaper (``PR_SET_CHILD_SUBREAPER``): whatever the component starts stays below the
   leash even when it double-forks or calls ``setsid``, so the leash finds all of it in /proc;
+  where the host lets it, the component is also born in a cgroup of its own
+  (:mod:`hil.lifecycle.cgroup`), which nothing it starts can leave;
 * starts ARGV with ``PR_SET_PDEATHSIG`` = SIGKILL: if the leash itself is killed, the component
   dies with it (what the component left behind is reparented to the supervisor, marked with
   ``HIL_TREE``, and ended there);
 * waits for whichever comes first: the supervisor exits (watched through a pidfd; SIGKILL
   included) — then it kills everything below it and exits; or the component exits — then it
-  reports the component's status on STATUS_FD, kills what the component left behind and exits
-  with the component's status (dying of the same signal);
+  reports the component's status on STATUS_FD (``exited WAITSTATUS``; its cgroup, if any, was
+  reported there first: ``cgroup PATH``), kills what the component left behind and exits with the
+  component's status (dying of the same signal);
 * forwards SIGTERM to every process below it, so a graceful stop reaches even a daemon the
   component detached; SIGINT and SIGHUP are not the leash's business (its supervisor decides).
 
@@ -28,8 +31,9 @@ import resource
 import select
 import signal
 import sys
+from pathlib import Path
 
-from hil.lifecycle import SUPERVISOR_ENV, procfs
+from hil.lifecycle import SUPERVISOR_ENV, cgroup, procfs
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
@@ -67,8 +71,11 @@ def reap(keep: int | None = None) -> None:
         os.waitpid(info.si_pid, 0)
 
 
-def end_all_below() -> None:
-    """SIGKILL everything below the leash until nothing is left (orphans come to us: we reap)."""
+def end_all_below(group: Path | None) -> None:
+    """SIGKILL everything below the leash — its cgroup at once, if it has one — until nothing is
+    left (orphans come to us: we reap)."""
+    if group is not None:
+        cgroup.kill(group)
     me = os.getpid()
     while signal_below(me, signal.SIGKILL):
         try:
@@ -79,8 +86,9 @@ def end_all_below() -> None:
     reap()
 
 
-def start(cmd: list[str]) -> int:
-    """Fork and exec ``cmd`` tied to this process's life; the child reports a failed exec itself."""
+def start(cmd: list[str], group: Path | None) -> int:
+    """Fork and exec ``cmd`` (in cgroup ``group``) tied to this process's life; the child reports a
+    failed exec itself."""
     me = os.getpid()
     os.environ[SUPERVISOR_ENV] = str(me)  # the component's supervisor is the leash
     pid = os.fork()  # the leash is single-threaded: fork is safe here
@@ -89,6 +97,8 @@ def start(cmd: list[str]) -> int:
             prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
             if os.getppid() != me:  # the leash died before the request took hold
                 os._exit(137)
+            if group is not None:
+                cgroup.join(group)
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
                 signal.signal(sig, signal.SIG_DFL)
             os.execvp(cmd[0], cmd)
@@ -98,6 +108,14 @@ def start(cmd: list[str]) -> int:
         except BaseException:
             os._exit(126)
     return pid
+
+
+def report(status_fd: int, line: str) -> None:
+    """One line for the supervisor on the status pipe."""
+    try:
+        os.write(status_fd, f"{line}\n".encode())
+    except OSError:  # nobody reads it any more
+        pass
 
 
 def main(argv: list[str]) -> int:
@@ -113,10 +131,13 @@ def main(argv: list[str]) -> int:
         return 137
     os.set_inheritable(status_fd, False)  # the supervisor's alone: the component must not hold it open
     prctl(PR_SET_CHILD_SUBREAPER, 1)
+    group = cgroup.create()
+    if group is not None:
+        report(status_fd, f"cgroup {group}")
     signal.signal(signal.SIGTERM, lambda *_: signal_below(os.getpid(), signal.SIGTERM))
     for sig in (signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
-    pid = start(cmd)
+    pid = start(cmd, group)
     component = os.pidfd_open(pid)
     signal.signal(signal.SIGCHLD, lambda *_: reap(keep=pid))  # orphans that end below us
     while True:
@@ -125,15 +146,12 @@ def main(argv: list[str]) -> int:
             break
         if watch in ready:  # the supervisor is gone: so is everything it supervised
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            end_all_below()
+            end_all_below(group)
             return 137
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     _, status = os.waitpid(pid, 0)
-    try:
-        os.write(status_fd, f"exited {status}\n".encode())
-    except OSError:  # nobody reads it any more
-        pass
-    end_all_below()
+    report(status_fd, f"exited {status}")
+    end_all_below(group)
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
