@@ -1,4 +1,5 @@
-"""Shared fixtures: repository paths, and a guard that no test leaves a child process behind."""
+"""Shared fixtures: repository paths, state kept in temporary folders, and a guard that no test
+leaves a child process behind."""
 
 from __future__ import annotations
 
@@ -22,6 +23,16 @@ def _children() -> set[int]:
     """Live (non-zombie) child processes of this pytest process, from /proc."""
     me = os.getpid()
     return {s.pid for s in procfs.processes().values() if s.ppid == me and not s.zombie}
+
+
+@pytest.fixture(autouse=True)
+def private_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test's leases and history live in a temporary folder of its own, never in the user's
+    (a test took the lease of a rig in the user's lock folder, where another run on the host held
+    it); hil commands a test starts inherit them."""
+    state = tmp_path_factory.mktemp("state")
+    monkeypatch.setenv("HIL_LOCK_DIR", str(state / "locks"))
+    monkeypatch.setenv("HIL_HISTORY", str(state / "history.sqlite"))
 
 
 @pytest.fixture(autouse=True)
