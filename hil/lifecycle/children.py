@@ -32,10 +32,12 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from hil.lifecycle import SUPERVISOR_ENV, TREE_ENV, cgroup, procfs
+
 _KILL_POLL_S = 0.01
 STUCK_S = 30.0  # a process that SIGKILL has not ended by then is stuck in the kernel
 
@@ -206,7 +208,9 @@ class Child:
         deadline = time.monotonic() + STUCK_S
         while True:
             procs = procfs.processes()
-            live = [p for p in ([self.pid] if self.proc.poll() is None else []) + procfs.descendants(self.pid, procs)
+            # the child's pid names it (and its descendants) only while it is not reaped
+            root = self.pid if self.proc.poll() is None else None
+            live = [p for p in ([root, *procfs.descendants(root, procs)] if root else [])
                     if p in procs and not procs[p].zombie]
             live += [p for p in procfs.marked(TREE_ENV, self.tree) if p not in live]
             if not live:
@@ -216,57 +220,51 @@ class Child:
                             "; ".join(f"{p} {procfs.cmdline(p)}" for p in live))
                 return
             for pid in live:
-                _kill(pid, self.tree, self.pid)
+                _kill_if(pid, lambda pid=pid: pid == root or self._in_tree(pid, root))
             time.sleep(_KILL_POLL_S)
 
+    def _in_tree(self, pid: int, root: int | None) -> bool:
+        if procfs.environ(pid).get(TREE_ENV) == self.tree:
+            return True
+        while root is not None and (s := procfs.stat(pid)) is not None and s.ppid > 1:
+            if s.ppid == root:
+                return True
+            pid = s.ppid
+        return False
 
-def _kill(pid: int, tree: str, root: int) -> None:
-    """SIGKILL ``pid`` if it still belongs to the tree (checked through a pidfd, so a pid reused
-    meanwhile is never hit)."""
+
+def _kill_if(pid: int, belongs: Callable[[], bool]) -> bool:
+    """SIGKILL ``pid`` if ``belongs()`` — asked with a pidfd of it held, so a pid reused between
+    the question and the signal is never hit. True when it was signalled."""
     try:
         fd = os.pidfd_open(pid)
-    except (ProcessLookupError, OSError):
-        return
+    except OSError:  # gone (ProcessLookupError), or not ours to open
+        return False
     try:
-        env = procfs.environ(pid)
-        if pid == root or env.get(TREE_ENV) == tree or _below(pid, root):
+        if belongs():
             signal.pidfd_send_signal(fd, signal.SIGKILL)
+            return True
     except ProcessLookupError:
         pass
     finally:
         os.close(fd)
-
-
-def _below(pid: int, root: int) -> bool:
-    while pid > 1:
-        s = procfs.stat(pid)
-        if s is None:
-            return False
-        if s.ppid == root:
-            return True
-        pid = s.ppid
     return False
 
 
-def sweep_leftovers() -> int:
-    """SIGKILL every process of a tree whose supervising controller is gone (a controller and its
-    leash killed at once leave such a tree behind), and every cgroup whose leash is gone; returns
-    how many processes there were (outside such cgroups)."""
+def sweep_leftovers() -> None:
+    """SIGKILL every process of a tree whose supervising controller is gone, and every cgroup whose
+    leash is gone: a controller and a leash killed at once leave them behind."""
     for group in cgroup.leftovers():
+        log.warning("ending %s: its leash is gone", group)
         cgroup.kill(group)
-    count = 0
     for pid, tree in procfs.marked(TREE_ENV).items():
         owner, _, rest = tree.partition(".")
         start = rest.partition(".")[0]
         if not (owner.isdigit() and start.isdigit()) or procfs.alive(int(owner), int(start)):
             continue
-        if procfs.environ(pid).get(TREE_ENV) == tree:
-            try:
-                os.kill(pid, signal.SIGKILL)
-                count += 1
-            except ProcessLookupError:
-                pass
-    return count
+        command = procfs.cmdline(pid)
+        if _kill_if(pid, lambda pid=pid, tree=tree: procfs.environ(pid).get(TREE_ENV) == tree):
+            log.warning("ended pid %d %r: left by hil controller pid %s, which is gone", pid, command, owner)
 
 
 def watch_supervisor() -> None:

@@ -83,9 +83,8 @@ def test_a_tree_whose_controller_and_leash_died_at_once_is_ended_by_the_next_hil
     os.kill(first.proc.pid, signal.SIGKILL)
     os.kill(leash, signal.SIGKILL)
     first.finish()
-    time.sleep(1.0)
-    assert procfs.alive(pid)  # nobody is left to end it ...
-    second = run(tmp_path, "hold", out="again")  # ... until hil starts a child again
+    # nobody is left to end it until a hil on this host starts a child (another one may be first)
+    second = run(tmp_path, "hold", out="again")
     code, out, err = second.finish()
     assert code == 0, out + err
     assert not procfs.alive(pid)
