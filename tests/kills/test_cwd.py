@@ -23,5 +23,6 @@ def test_a_bench_runs_from_the_folder_above_a_clone(tmp_path):
     bench = json.loads((tmp_path / "run" / "results.json").read_text())["benches"][0]
     assert bench["verdict"] in ("pass", "fail"), bench["error"]  # judged: every child started
     assert code in (0, 1), out + err
+    assert "Traceback" not in err and "Exception ignored" not in err, err  # the injector's exit too
     assert survivors(run.token) == []
 
