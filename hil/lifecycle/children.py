@@ -115,9 +115,14 @@ def spawn(argv: list[str], *, what: str, leash: bool = False, env: dict[str, str
 
 
 def kill_all() -> None:
-    """SIGKILL every child this process supervises, with its tree (the watchdog's last act)."""
-    with _supervisor.lock:
+    """SIGKILL every child this process supervises, with its tree (the watchdog's last act: it
+    does not wait for a lock a hung thread might hold)."""
+    locked = _supervisor.lock.acquire(timeout=1.0)
+    try:
         children = list(_supervisor.children)
+    finally:
+        if locked:
+            _supervisor.lock.release()
     for child in children:
         child.stop(0)
 

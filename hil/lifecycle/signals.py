@@ -64,6 +64,7 @@ class _Policy:
         self.finished = False
         self.noted = False
         self.grace_s = DEFAULT_GRACE_S
+        self.wake = -1  # the watchdog's pipe: a handler may write to a pipe, not take a lock
 
 
 _policy = _Policy()
@@ -78,6 +79,9 @@ def install() -> None:
         except ValueError:
             sys.stderr.write(f"warning: HIL_TEARDOWN_GRACE_S={grace!r} is not a number of seconds; "
                              f"using {DEFAULT_GRACE_S:g}\n")
+    if _policy.wake < 0:
+        wait, _policy.wake = os.pipe()
+        threading.Thread(target=_watchdog, args=(wait,), name="hil-teardown-watchdog", daemon=True).start()
     for sig in STOP_SIGNALS:
         signal.signal(sig, _on_signal)
 
@@ -116,7 +120,7 @@ def _on_signal(signum: int, _frame: object) -> None:
             _say(f"hil: {describe(signum)} again: still tearing down (at most {_policy.grace_s:g} s)\n")
         return
     _policy.signum = signum
-    threading.Thread(target=_watchdog, args=(signum,), name="hil-teardown-watchdog", daemon=True).start()
+    os.write(_policy.wake, bytes([signum]))  # starts the watchdog's clock
     if _policy.finished:
         return
     if _policy.shield:
@@ -125,7 +129,9 @@ def _on_signal(signum: int, _frame: object) -> None:
     raise Stopped(signum)
 
 
-def _watchdog(signum: int) -> None:
+def _watchdog(wait: int) -> None:
+    """Waits (from install on) for the first stop, then bounds the teardown it starts."""
+    signum = os.read(wait, 1)[0]
     time.sleep(_policy.grace_s)
     _say(f"error: teardown did not finish within {_policy.grace_s:g} s of {signal.Signals(signum).name}; "
          "exiting. Where each thread was:\n")

@@ -46,9 +46,11 @@ MOMENTS = {
 }
 RECORDING = ("inject", "settle", "analyse", "report")  # moments by which the recording has started
 STOPS = {signal.SIGINT: "interrupted (Ctrl-C)", signal.SIGTERM: "stopped by SIGTERM", signal.SIGHUP: "stopped by SIGHUP"}
-CASES = ([(m, signal.SIGTERM, False) for m in MOMENTS] + [(m, signal.SIGKILL, False) for m in MOMENTS]
-         + [(m, signal.SIGINT, True) for m in ("deploy", "inject", "analyse", "report")]
-         + [("ready", signal.SIGHUP, False), ("inject", signal.SIGKILL, True)])
+#: (moment, signal, to the whole group, how many times)
+CASES = ([(m, signal.SIGTERM, False, 1) for m in MOMENTS] + [(m, signal.SIGKILL, False, 1) for m in MOMENTS]
+         + [(m, signal.SIGINT, True, 1) for m in ("deploy", "inject", "analyse", "report")]
+         + [("ready", signal.SIGHUP, False, 1), ("inject", signal.SIGKILL, True, 1),
+            ("inject", signal.SIGINT, True, 2), ("settle", signal.SIGTERM, False, 2)])  # impatient: twice
 
 
 @dataclass
@@ -64,13 +66,15 @@ class Strike:
     analyze: tuple[int, str] | None
 
 
-def strike(tmp: Path, moment: str, sig: int, group: bool) -> Strike:
+def strike(tmp: Path, moment: str, sig: int, group: bool, times: int) -> Strike:
     line, delay, _ = MOMENTS[moment]
     run = Hil(tmp, "-v", "run", SUITE, "--rig", RIG, "--out", str(tmp / "run"))
     try:
         run.wait_for(lambda text: text.startswith(line), line)
         time.sleep(delay)
-        run.signal(sig, group=group)
+        for _ in range(times):  # a second one lands in the teardown the first started
+            run.signal(sig, group=group)
+            time.sleep(0.05)
     finally:
         code, out, err = run.finish()
     left = survivors(run.token)
@@ -92,10 +96,9 @@ def strike(tmp: Path, moment: str, sig: int, group: bool) -> Strike:
 
 
 @pytest.fixture(scope="module")
-def struck(tmp_path_factory) -> dict[tuple[str, int, bool], Strike]:
-    def one(case: tuple[str, int, bool]) -> Strike:
-        moment, sig, group = case
-        return strike(tmp_path_factory.mktemp(f"{moment}-{signal.Signals(sig).name}"), *case)
+def struck(tmp_path_factory) -> dict[tuple[str, int, bool, int], Strike]:
+    def one(case: tuple[str, int, bool, int]) -> Strike:
+        return strike(tmp_path_factory.mktemp(ids(case)), *case)
 
     return side_by_side(CASES, one)
 
@@ -115,14 +118,14 @@ def check_common(s: Strike, moment: str) -> None:
             assert "was not closed (its writer was killed?): it holds what was written up to " in text
 
 
-def ids(case: tuple[str, int, bool]) -> str:
-    moment, sig, group = case
-    return f"{moment}-{signal.Signals(sig).name}{'-group' if group else ''}"
+def ids(case: tuple[str, int, bool, int]) -> str:
+    moment, sig, group, times = case
+    return f"{moment}-{signal.Signals(sig).name}{'-group' if group else ''}{'-twice' if times > 1 else ''}"
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c[1] != signal.SIGKILL], ids=ids)
 def test_a_stop_signal_records_the_running_bench_as_error(struck, case):
-    moment, sig, _ = case
+    moment, sig, _, _ = case
     s = struck[case]
     check_common(s, moment)
     results = json.loads((s.run / "results.json").read_text())
@@ -138,11 +141,13 @@ def test_a_stop_signal_records_the_running_bench_as_error(struck, case):
         assert bench["error"] == f"{STOPS[sig]}; the rig was torn down"
         assert (results["verdict"], results["exit_code"]) == ("error", 3)
         assert s.err.splitlines()[-1] == ("error: interrupted" if sig == signal.SIGINT else f"error: {STOPS[sig]}")
+        if case[3] > 1:  # the second signal was noted, and cut nothing short
+            assert f"hil: {STOPS[sig]} again: still tearing down" in s.err
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c[1] == signal.SIGKILL], ids=ids)
 def test_sigkill_leaves_a_readable_recording_and_nothing_running(struck, case):
-    moment, _, _ = case
+    moment, _, _, _ = case
     s = struck[case]
     assert s.code == -signal.SIGKILL
     check_common(s, moment)
