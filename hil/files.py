@@ -6,18 +6,23 @@ checked on the open descriptor (no race between the check and the read: the chec
 one read), and read no further than its limit (a file that grows, or ``/dev/zero`` behind a link,
 cannot exhaust memory). Errors are :class:`FileRefused` with the path and the reason, so callers
 raise them as their own kind (a spec error at the field's position, a stimulus error, …).
+
+:func:`name_problem` is the other direction: spec text (a stack version, a component name) that
+becomes a file name must stay one name in its folder and print as what it is.
 """
 
 from __future__ import annotations
 
 import os
 import stat
+import unicodedata
 from contextlib import contextmanager
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 MiB = 1 << 20
+GiB = 1 << 30
 
 
 class FileRefused(Exception):
@@ -37,9 +42,9 @@ def open_regular(path: str | Path, limit: int, what: str = "file") -> Iterator[B
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise FileRefused(f"{what} {path} is not a regular file ({_kind(st.st_mode)})")
+            raise FileRefused(f"{what} {path} is not a regular file ({kind_text(st.st_mode)})")
         if st.st_size > limit:
-            raise FileRefused(f"{what} {path} is {_size(st.st_size)}; at most {_size(limit)} is accepted")
+            raise FileRefused(f"{what} {path} is {size_text(st.st_size)}; at most {size_text(limit)} is accepted")
         os.set_blocking(fd, True)
         f = os.fdopen(fd, "rb")
     except BaseException:
@@ -54,7 +59,7 @@ def read_bytes(path: str | Path, limit: int, what: str = "file") -> bytes:
     with open_regular(path, limit, what) as f:
         data = f.read(limit + 1)
     if len(data) > limit:
-        raise FileRefused(f"{what} {path} grew beyond {_size(limit)} while it was read")
+        raise FileRefused(f"{what} {path} grew beyond {size_text(limit)} while it was read")
     return data
 
 
@@ -67,7 +72,28 @@ def read_text(path: str | Path, limit: int, what: str = "file") -> str:
         raise FileRefused(f"{what} {path} is not UTF-8 text (byte {exc.start})") from None
 
 
-def _kind(mode: int) -> str:
+def name_problem(text: str) -> str | None:
+    """Why ``text`` cannot be (part of) one file name, or None: it must be non-empty, not ``.`` or
+    ``..``, without ``/``, NUL or other control characters (a newline or a terminal escape), valid
+    UTF-8 and at most 255 bytes, so that it names one entry of its folder and prints as itself."""
+    if not text:
+        return "is empty"
+    if text in (".", ".."):
+        return f"is {text!r}, which names a folder, not a file"
+    if "/" in text:
+        return "contains '/'"
+    for c in text:
+        if unicodedata.category(c) == "Cs":  # an undecodable byte, as os.fsdecode keeps it
+            return "is not valid UTF-8"
+        if unicodedata.category(c) == "Cc":
+            return f"contains the control character {c!r}"
+    if (size := len(text.encode())) > 255:
+        return f"is {size} bytes; a file name holds at most 255"
+    return None
+
+
+def kind_text(mode: int) -> str:
+    """What a file that is not a regular one is, for messages: "a FIFO", "a character device", …"""
     for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
                        (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
         if test(mode):
@@ -75,5 +101,8 @@ def _kind(mode: int) -> str:
     return "not a plain file"
 
 
-def _size(n: int) -> str:
+def size_text(n: int) -> str:
+    """A byte count as people read it: 4,096 bytes, 12.5 MiB."""
+    if n >= GiB:
+        return f"{n / GiB:,.1f} GiB"
     return f"{n / MiB:,.1f} MiB" if n >= MiB else f"{n:,} bytes"

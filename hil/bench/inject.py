@@ -35,7 +35,8 @@ def inject(timeline: Any, faults: Mapping[str, list[Any]], buses: Any, recorder:
 
     Returns the start on the run clock and the ReplayReport (None without a stimulus). The
     injected frames' echoes and the replay figures go into ``recorder`` (when there is one), as
-    analysis expects them. Raises ReplayStoppedError when ``deadline_ns`` stopped the replay."""
+    analysis expects them, and what the timeline left out (reason → count) goes into the replay
+    event, hence the bench result. Raises ReplayStoppedError when ``deadline_ns`` stopped the replay."""
     from hil.stimulus.injector import play
 
     if timeline is None:
@@ -52,5 +53,6 @@ def inject(timeline: Any, faults: Mapping[str, list[Any]], buses: Any, recorder:
     if recorder is not None:
         for bus, echoes in report.echoes.items():
             recorder.injected(bus, echoes)
-        recorder.event("replay", {**report.summary(), "lateness": list(report.lateness_ns)})
+        recorder.event("replay", {**report.summary(), "left_out": dict(timeline.dropped),
+                                  "lateness": list(report.lateness_ns)})
     return started[0], report

@@ -35,11 +35,14 @@ def build(app: App, folder: str, output: str | None) -> None:
 @click.pass_obj
 def info(app: App, image: str) -> None:
     """Verify IMAGE and show its header and files (exit 2 when it would not boot)."""
-    from hil.firmware.image import ImageError, parse
+    from hil.files import FileRefused, read_bytes
+    from hil.firmware.image import FILE_LIMIT, ImageError, parse
 
     try:
-        img = parse(Path(image).read_bytes())
+        img = parse(read_bytes(image, FILE_LIMIT, "firmware image"))
         files = img.files()
+    except FileRefused as exc:
+        app.abort(str(exc))
     except ImageError as exc:
         app.abort(f"{image}: {exc}")
     app.print(f"{img.name} {img.version}: payload {len(img.payload)} bytes, crc32 {img.crc32:#010x} ok", level=-1)

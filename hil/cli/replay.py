@@ -35,6 +35,9 @@ def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
 @click.option("--rate", type=float, default=1.0, show_default=True, help="Speed factor (2 = twice as fast).")
 @click.option("--loop", type=int, default=1, show_default=True, help="Play the stimulus this many times.")
 @click.option("--skip-gaps-over", default=None, metavar="DURATION", help="Shorten longer gaps to this.")
+@click.option("--max-gap", default=None, metavar="DURATION",
+              help="Longest silence allowed (default 1 min); a longer gap is refused unless shortened.")
+@click.option("--lenient", is_flag=True, help="Text logs: skip lines not understood (counted) instead of refusing.")
 @click.option("--dbc", multiple=True, type=click.Path(exists=True, dir_okay=False), help="DBC file(s).")
 @click.option("--record", "record_to", type=click.Path(dir_okay=False), help="Also record every bus to this MCAP.")
 @click.option("--budget", multiple=True, metavar="STAT=LIMIT",
@@ -44,7 +47,7 @@ def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
 @lease_wait_option
 @click.pass_obj
 def replay(app: App, files, rig_file, maps, fmt, include, exclude, start, end, rate, loop, skip_gaps_over,
-           dbc, record_to, budget, spin_only, as_json, lease_wait) -> None:
+           max_gap, lenient, dbc, record_to, budget, spin_only, as_json, lease_wait) -> None:
     """Inject FILES (CAN logs, MCAP recordings, serial captures) onto RIG with exact timing."""
     import tempfile
     from pathlib import Path
@@ -60,7 +63,8 @@ def replay(app: App, files, rig_file, maps, fmt, include, exclude, start, end, r
     from hil.stimulus.report import STATISTICS
     from hil.stimulus.timeline import build_timeline
 
-    source = {"format": fmt, "map": _pairs(maps, "LOG_CH=BUS"), "exclude_ids": list(exclude), "start": start}
+    source = {"format": fmt, "map": _pairs(maps, "LOG_CH=BUS"), "exclude_ids": list(exclude), "start": start,
+              "lenient": lenient}
     if include:
         source["include_ids"] = list(include)
     if end is not None:
@@ -68,6 +72,8 @@ def replay(app: App, files, rig_file, maps, fmt, include, exclude, start, end, r
     stim = {"sources": [{"file": f, **source} for f in files], "rate": rate, "loop": loop, "dbc": list(dbc)}
     if skip_gaps_over is not None:
         stim["skip_gaps_over"] = skip_gaps_over
+    if max_gap is not None:
+        stim["max_gap"] = max_gap
     try:
         stimulus = Stimulus.model_validate(stim)
         limits = {}
@@ -83,14 +89,18 @@ def replay(app: App, files, rig_file, maps, fmt, include, exclude, start, end, r
         app.abort(f"invalid option: {'.'.join(map(str, loc))}: {msg}")
     rig = load_rig(rig_file).model
     timeline = build_timeline(stimulus, rig)
-    for why, n in timeline.dropped.items():
-        app.print(f"[dim]{n} frame(s) left out: {why}[/]", level=1)
+    if not as_json:  # the JSON report carries them
+        from rich.markup import escape
+
+        for why, n in timeline.dropped.items():
+            app.print(f"[dim]left out: {n} {escape(why)}[/]")
     with Lease(rig.name, wait=lease_wait), tempfile.TemporaryDirectory(prefix="hil-replay-") as run_dir, \
             RigBuses(rig, Path(run_dir)) as buses:
         report = _play_with_progress(app, timeline, buses, record_to, rig, not spin_only, play)
     problems = report.over_budget(limits)
     if as_json:
-        app.console.print_json(json.dumps({**report.summary(), "budget_problems": problems}))
+        app.console.print_json(json.dumps({**report.summary(), "left_out": dict(timeline.dropped),
+                                           "budget_problems": problems}))
     else:
         app.print(report_table(report), level=-1)
         for p in problems:

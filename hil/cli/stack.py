@@ -29,7 +29,7 @@ def build(app: App, stack_file: str, output: str | None) -> None:
     model = load_stack(stack_file).model
     out = Path(output) if output else Path.cwd()
     if output is None or out.is_dir():
-        out = out / bundle.bundle_name(model)
+        out = bundle.bundle_path(out, model)
     manifest = bundle.build_stack(model, out)
     table = Table(box=None, pad_edge=False)
     for col in ("component", "target", "kind", "files", "bytes"):

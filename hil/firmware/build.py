@@ -2,13 +2,17 @@
 
 The manifest is validated like every spec file (errors at file:line:col); the folder's files, plus
 the manifest as ``manifest.json``, become a deterministic zip payload (sorted members, fixed
-timestamps), so building twice gives the same bytes and the same CRC32.
+timestamps), so building twice gives the same bytes and the same CRC32. Only regular files are
+packed, each read within the payload's size limit; a symbolic link is packed as the file it names,
+which must be in the folder; a FIFO, device or socket in the folder is an error, never read.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import os
+import stat
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -16,7 +20,8 @@ from typing import Any
 from pydantic import Field
 
 from hil.errors import SpecError
-from hil.firmware.image import FIELD_LEN, Image, RawImage
+from hil.files import FileRefused, kind_text, name_problem, read_bytes
+from hil.firmware.image import FIELD_LEN, FILE_LIMIT, PAYLOAD, Image, ImageError, RawImage
 from hil.spec.common import Name, Spec
 
 MANIFEST = "firmware.yaml"
@@ -46,6 +51,8 @@ def load_manifest(folder: Path) -> FirmwareManifest:
     problems += [((key,), f"at most {FIELD_LEN} bytes of UTF-8 fit the image header, got "
                           f"{len(getattr(spec.model, key).encode())}")
                  for key in ("name", "version") if len(getattr(spec.model, key).encode()) > FIELD_LEN]
+    if problem := name_problem(spec.model.version):
+        problems.append((("version",), f"{spec.model.version!r} {problem}; it is part of the image's file name"))
     module = spec.model.entry.split(":")[0]
     if not (folder / f"{module}.py").is_file():
         problems.append((("entry",), f"module {module!r} needs {module}.py in {folder}"))
@@ -61,17 +68,42 @@ def build(folder: str | Path) -> Image:
         raise SpecError(f"{folder}: expected a firmware stub folder with {MANIFEST}, none found")
     manifest = load_manifest(folder)
     buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for path in sorted(_files(folder)):
-            _add(zf, path.relative_to(folder).as_posix(), path.read_bytes())
-        _add(zf, "manifest.json", json.dumps(manifest.model_dump(), sort_keys=True).encode())
-    return Image(manifest.name, manifest.version, buf.getvalue())
+    left = PAYLOAD.size  # what the folder's files may add up to
+    try:
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+            for path in _files(folder):
+                data = read_bytes(path, left, "firmware file")
+                left -= len(data)
+                _add(zf, path.relative_to(folder).as_posix(), data)
+            _add(zf, "manifest.json", json.dumps(manifest.model_dump(), sort_keys=True).encode())
+        image = Image(manifest.name, manifest.version, buf.getvalue())
+        image.files()  # what a target would refuse is refused here
+    except (FileRefused, ImageError) as exc:
+        raise SpecError(f"{folder}: {exc}") from None
+    return image
 
 
 def _files(folder: Path) -> list[Path]:
-    return [p for p in folder.rglob("*")
-            if p.is_file() and p.name != MANIFEST and not p.name.startswith(".") and p.suffix != ".hilfw"
-            and not SKIP_DIRS.intersection(p.relative_to(folder).parts)]
+    """The files to pack, sorted: regular files, and links that resolve to one in ``folder``
+    (links to folders are not followed, as before)."""
+    root = folder.resolve()
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = [d for d in dirnames if d not in SKIP_DIRS]
+        for name in filenames:
+            path = Path(dirpath, name)
+            if name == MANIFEST or name.startswith(".") or path.suffix == ".hilfw":
+                continue
+            mode = path.lstat().st_mode
+            to = Path(os.path.realpath(path))
+            if stat.S_ISLNK(mode) and not (to.is_relative_to(root) and to.is_file()):
+                raise SpecError(f"{folder}: {path.relative_to(folder)} is a symbolic link to {to}, which is not "
+                                "a file in the folder; refused")
+            if not stat.S_ISREG(mode) and not stat.S_ISLNK(mode):
+                raise SpecError(f"{folder}: {path.relative_to(folder)} is not a regular file ({kind_text(mode)}); "
+                                "refused")
+            found.append(path)
+    return sorted(found)
 
 
 def _add(zf: zipfile.ZipFile, name: str, data: bytes) -> None:
@@ -85,16 +117,17 @@ def load_image(path: str | Path) -> Image | RawImage:
     """An image from a built ``.hilfw`` file, built on the fly from a stub folder, or a real MCU's
     raw ``.bin`` (its version unknown: ``""``)."""
     from hil.errors import DeployError
-    from hil.firmware.image import ImageError, parse
+    from hil.firmware.image import parse
 
     path = Path(path)
     if path.is_dir():
         return build(path)
     try:
+        data = read_bytes(path, FILE_LIMIT, "firmware image")
         if path.suffix.lower() == RawImage.suffix:
-            return RawImage(path.stem, "", path.read_bytes())
-        return parse(path.read_bytes())
-    except OSError as exc:
-        raise DeployError(f"cannot read firmware image {path}: {exc.strerror or exc}") from None
+            return RawImage(path.stem, "", data)
+        return parse(data)
+    except FileRefused as exc:
+        raise DeployError(str(exc)) from None
     except ImageError as exc:
         raise DeployError(f"firmware image {path} is invalid: {exc}") from None

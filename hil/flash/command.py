@@ -2,9 +2,13 @@
 
 The rig gives an argv template; ``{image}`` (the image file), ``{target}`` (the rig target name) and,
 when the rig names the flasher's serial bus, ``{port}`` and ``{baudrate}`` are substituted; nothing
-else is interpreted — there is no shell. The tool runs in its own process group with a time-out
-(the whole group is killed when it runs out); its output is kept and returned, and quoted in the
-:class:`FlashError` when it fails.
+else is interpreted — there is no shell. A value always stays inside the one argument it is put in.
+Standing alone (``"{image}"``) it may be anything but NUL; put into a longer argument (openocd's
+``-c "program {image} verify"``, which the tool parses as a script) it must be plain — letters,
+digits and ``/ . _ - + , : @ = %`` — or the flash is refused rather than leaving the tool to split
+or interpret it. The tool runs in its own process group with a time-out (the whole group is
+killed when it runs out); its output is kept and returned, and quoted in the :class:`FlashError`
+when it fails.
 """
 
 from __future__ import annotations
@@ -21,14 +25,34 @@ from hil.spec.common import format_duration
 from hil.spec.rig import CommandFlash
 
 OUTPUT_TAIL = 2000
+PLAIN = re.compile(r"[A-Za-z0-9/._+,:@=%-]*")
 
 
 def expand(argv: list[str], fields: dict[str, str]) -> list[str]:
-    """``argv`` with each ``{name}`` of ``fields`` replaced in one pass (a value is never expanded again)."""
+    """``argv`` with each ``{name}`` of ``fields`` replaced in one pass (a value is never expanded
+    again); FlashError for a NUL byte anywhere, or a value that is not plain inside a longer argument."""
+    for i, arg in enumerate(argv):
+        if "\0" in arg:
+            raise FlashError(f"command argv[{i}] holds a NUL byte; refused")
+    for name, value in fields.items():
+        if "\0" in value:
+            raise FlashError(f"command: {{{name}}} would be {value!r}, which holds a NUL byte; refused")
     if not fields:
         return list(argv)
     pattern = re.compile("|".join(re.escape("{" + name + "}") for name in fields))
-    return [pattern.sub(lambda m: fields[m.group(0)[1:-1]], a) for a in argv]
+
+    def put(arg: str) -> str:
+        if pattern.fullmatch(arg):  # the whole argument: any value goes, as it is
+            return fields[arg[1:-1]]
+        for m in pattern.finditer(arg):
+            value = fields[m.group(0)[1:-1]]
+            if not PLAIN.fullmatch(value):
+                raise FlashError(f"command argument {arg!r}: {m.group(0)} would be {value!r}, which the tool "
+                                 "could split or interpret inside a longer argument; give it as an argument "
+                                 "of its own, or use a plain path (letters, digits, / . _ - + , : @ = %)")
+        return pattern.sub(lambda m: fields[m.group(0)[1:-1]], arg)
+
+    return [put(a) for a in argv]
 
 
 def flash(spec: CommandFlash, fields: dict[str, str], progress: Progress = no_progress,

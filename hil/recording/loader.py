@@ -18,7 +18,7 @@ import re
 import struct
 import zlib
 from collections import defaultdict
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,7 @@ class Recording:
     serial: dict[str, list[tuple[int, bytes]]] = field(default_factory=dict)
     consoles: list[ConsoleLine] = field(default_factory=list)
     events: list[RecordedEvent] = field(default_factory=list)
+    other_topics: dict[str, int] = field(default_factory=dict)  # topic → messages on it, not hil's
     end_ns: int = 0  # the last message's time
 
     @property
@@ -84,11 +85,12 @@ class Recording:
         return self.can[bus]
 
 
-def load(path: str | Path, strict: bool = False) -> Recording:
+def load(path: str | Path, strict: bool = False, fileobj: Any = None, expand_limit: int | None = None) -> Recording:
     """Load a recording. ``strict``: a file cut short (no footer) is an error instead of being
-    read up to its last complete record."""
+    read up to its last complete record. ``fileobj``: the file already open (checked by
+    :mod:`hil.files`); ``expand_limit``: refuse chunks that inflate to more bytes than this in all."""
     with _gc_paused():  # millions of short-lived objects: collections would double the time
-        return _load(Path(path), strict)
+        return _load(Path(path), strict, fileobj, expand_limit)
 
 
 @contextmanager
@@ -102,17 +104,22 @@ def _gc_paused():
             gc.enable()
 
 
-def _load(path: Path, strict: bool) -> Recording:
+def _load(path: Path, strict: bool, fileobj: Any, expand_limit: int | None) -> Recording:
     topics: dict[int, str] = {}
     payloads: dict[str, list[tuple[int, bytes]]] = defaultdict(list)
     metadata: dict[str, str] = {}
     complete = False
-    count = 0
+    count = expanded = 0
     try:
-        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as raw:
+        with (nullcontext(fileobj) if fileobj is not None else open(path, "rb")) as f, \
+                mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as raw:
             for r in _records(raw, path):
                 count += 1
                 if isinstance(r, Chunk):
+                    expanded += r.uncompressed_size
+                    if expand_limit is not None and expanded > expand_limit:
+                        raise RecordingError(f"{path}: record {count}: the chunks expand to more than "
+                                             f"{expand_limit >> 20} MiB; refusing to inflate more")
                     _read_chunk(r, topics, payloads)
                 elif isinstance(r, Message):
                     payloads[topics[r.channel_id]].append((r.log_time, r.data))
@@ -198,6 +205,8 @@ def _assemble(path: Path, metadata: dict[str, str], complete: bool,
         elif topic == schema.EVENTS_TOPIC:
             rec.events = sorted((RecordedEvent(t, m["kind"], m["data"]) for t, m in zip(_times(items), _decode(items))),
                                 key=lambda e: e.t_ns)
+        elif not topic.startswith(schema.INJECTED_PREFIX):
+            rec.other_topics[topic] = len(items)
     return rec
 
 
@@ -239,17 +248,40 @@ def _read_chunk(chunk: Chunk, topics: dict[int, str], payloads: dict[str, list[t
 
 
 def _decompress(chunk: Chunk) -> bytes:
+    """The chunk's records: inflated at most to the size the chunk states (plus one byte, to tell
+    a lie), in steps of 1 MiB, so a forged size claim cannot make it allocate or expand unbounded."""
     if chunk.compression == "zstd":
         import zstandard
 
-        return zstandard.ZstdDecompressor().decompress(chunk.data, max_output_size=chunk.uncompressed_size)
-    if chunk.compression == "lz4":
+        with zstandard.ZstdDecompressor().stream_reader(chunk.data) as reader:
+            raw = _drain(reader.read, chunk.uncompressed_size)
+    elif chunk.compression == "lz4":
         import lz4.frame
 
-        return lz4.frame.decompress(chunk.data)
-    if chunk.compression == "":
-        return chunk.data
-    raise RecordingError(f"unsupported chunk compression {chunk.compression!r}")
+        inflate = lz4.frame.LZ4FrameDecompressor()
+        data = [chunk.data]
+        raw = _drain(lambda n: b"" if inflate.eof else inflate.decompress(data.pop() if data else b"", max_length=n),
+                     chunk.uncompressed_size)
+    elif chunk.compression == "":
+        raw = chunk.data
+    else:
+        raise RecordingError(f"unsupported chunk compression {chunk.compression!r}")
+    if len(raw) != chunk.uncompressed_size:
+        raise RecordingError(f"chunk at log time {chunk.message_start_time}: it says it holds "
+                             f"{chunk.uncompressed_size} bytes, it holds {len(raw)}; the file is corrupt")
+    return raw
+
+
+def _drain(read, size: int) -> bytes:
+    """At most ``size + 1`` bytes from ``read(n)``, asked for 1 MiB at a time."""
+    parts, n = [], 0
+    while n <= size:
+        part = read(min(1 << 20, size + 1 - n))
+        if not part:
+            break
+        parts.append(part)
+        n += len(part)
+    return b"".join(parts)
 
 
 def _times(items: list[tuple[int, bytes]]) -> list[int]:

@@ -42,6 +42,8 @@ class Source(Spec):
     start: Duration = Field(0, description="window start, relative to the source's first event")
     end: Duration | None = None
     offset: Duration = Field(0, description="where this source starts on the merged timeline")
+    lenient: bool = Field(False, description="text logs: skip lines that are not understood (counted and "
+                                             "reported as left out) instead of refusing the file")
 
 
 class WaitFor(Spec):
@@ -60,6 +62,8 @@ class Stimulus(Spec):
     start: Literal["immediately", "first-event"] = "first-event"
     delay: Duration = 0
     skip_gaps_over: Duration | None = None
+    max_gap: Duration = Field(60_000_000_000, description="longest silence allowed in play time, before the "
+                                                        "first frame or between frames; longer is refused")
     waits: list[WaitFor] = Field(default_factory=list)
     overrides: list[Override] = Field(default_factory=list)
 

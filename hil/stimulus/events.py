@@ -2,20 +2,48 @@
 
 Log time is the source's own clock (whatever epoch the file uses); the timeline shifts it onto the
 run clock. ``channel`` is the log's channel name as a string (``"1"`` for ASC channel 1, ``"can0"``
-for candump, the bus name for an MCAP recording, ``""`` when the format has none).
+for candump, the bus name for an MCAP recording, ``""`` when the format has none). A remote frame
+carries its DLC as that many zero bytes (the injector sends ``dlc=len(data)``).
+
+Readers raise :class:`RecordError` for a record they cannot account for; the reader driver adds the
+file name.
 """
 
 from __future__ import annotations
 
+import decimal
 from dataclasses import dataclass
 
 import can
 
 from hil.recording.frames import (FLAG_BRS, FLAG_ERROR, FLAG_ESI, FLAG_EXTENDED, FLAG_FD, FLAG_REMOTE,
                                   message_flags)
+from hil.simbus.wire import FD_LENGTHS  # index: the DLC
 
 CLASSIC_MAX = 8
-FD_LENGTHS = frozenset((0, 1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 20, 24, 32, 48, 64))
+MAX_LOG_NS = 1 << 62  # log times are in [0, 2**62) ns (146 years): room for offsets in int64
+NS = decimal.Decimal(1_000_000_000)
+
+
+class RecordError(Exception):
+    """A record of a stimulus file that is not what its format says: ``where`` names the record
+    ("line 12", "object 7"), ``str()`` what was expected and what came."""
+
+    def __init__(self, where: str, message: str):
+        super().__init__(message)
+        self.where = where
+
+
+def log_ns(text: str, unit: decimal.Decimal = NS) -> int:
+    """A log time written as a decimal number of ``unit`` (ns per unit; seconds by default) → ns,
+    exact, rounded half-even; ValueError for a sign, NaN, infinity or a time beyond 146 years."""
+    try:
+        value = decimal.Decimal(text)
+    except decimal.InvalidOperation:
+        raise ValueError(f"expected a time, got {text[:40]!r}") from None
+    if not value.is_finite() or value.is_signed() or value * unit >= MAX_LOG_NS:
+        raise ValueError(f"expected a time between 0 and {MAX_LOG_NS / 1e9:.3g} s, got {text[:40]!r}")
+    return int((value * unit).to_integral_value(decimal.ROUND_HALF_EVEN))
 
 
 @dataclass(slots=True)
@@ -28,8 +56,9 @@ class CanEvent:
 
     @classmethod
     def from_message(cls, msg: can.Message, t_ns: int) -> CanEvent:
+        data = bytes(msg.dlc) if msg.is_remote_frame else bytes(msg.data)
         return cls(t_ns, "" if msg.channel is None else str(msg.channel), msg.arbitration_id,
-                   message_flags(msg), bytes(msg.data))
+                   message_flags(msg), data)
 
     def to_message(self) -> can.Message:
         f = self.flags
@@ -40,17 +69,22 @@ class CanEvent:
                            check=False)
 
     def problem(self) -> str | None:
-        """Why this frame cannot be put on a bus, or None."""
-        limit = 0x1FFFFFFF if self.flags & FLAG_EXTENDED else 0x7FF
+        """Why this frame cannot be put on a bus as it stands, or None."""
+        f, n = self.flags, len(self.data)
+        limit = 0x1FFFFFFF if f & (FLAG_EXTENDED | FLAG_ERROR) else 0x7FF
         if not 0 <= self.id <= limit:
-            kind = "extended" if self.flags & FLAG_EXTENDED else "standard"
-            return f"expected a {kind} id ≤ {limit:#x}, got {self.id:#x}"
-        n = len(self.data)
-        if self.flags & FLAG_FD:
+            kind = "an error class" if f & FLAG_ERROR else "an extended id" if f & FLAG_EXTENDED else "a standard id"
+            return f"expected {kind} ≤ {limit:#x}, got {self.id:#x}"
+        if f & FLAG_FD:
+            if f & FLAG_REMOTE:
+                return "a CAN FD frame cannot be a remote frame"
             if n not in FD_LENGTHS:
-                return f"expected a CAN FD payload length in {sorted(FD_LENGTHS)}, got {n}"
-        elif n > CLASSIC_MAX:
-            return f"expected a classic CAN payload of ≤ 8 bytes, got {n}"
+                return f"expected a CAN FD payload length in {list(FD_LENGTHS)}, got {n}"
+        else:
+            if f & (FLAG_BRS | FLAG_ESI):
+                return "bit rate switch / error state flags on a classic frame (they need CAN FD)"
+            if n > CLASSIC_MAX:
+                return f"expected a classic CAN payload of ≤ 8 bytes, got {n}"
         return None
 
 
@@ -62,4 +96,3 @@ class SerialEvent:
 
 
 Event = CanEvent | SerialEvent
-

@@ -1,193 +1,330 @@
-"""Stimulus readers: every CAN log format python-can reads, MCAP recordings and serial captures.
+"""Stimulus readers: CAN logs (ASC, BLF, TRC, candump, CSV, MF4; each also ``.gz``), MCAP
+recordings and serial captures, read losslessly and within bounds.
 
-Each file is read completely and checked before a bench starts, so a truncated or corrupt file fails
-early with :class:`StimulusError` naming the file, the record (line for text formats, object for
-binary ones) and what was wrong — never half-way through a replay. Events come back sorted by log
-time (a stable sort: frames logged out of order across channels keep their relative order).
+Every frame of a file ends up in the :class:`SourceLog`, or reading fails with
+:class:`StimulusError` naming the file and the record (``line N`` for text, ``object N`` for BLF,
+``frame N`` for MF4, ``message N`` for MCAP) and what was expected — before any bench starts,
+never half-way through a replay. Records that are not frames (ASC statistics, BLF LIN objects, TRC
+status lines, foreign MCAP topics, …) are counted in ``SourceLog.skipped`` and reported as left out.
+
+Bounds (documented in docs/stimulus.md): a file is opened through :mod:`hil.files` (a regular file
+of at most :data:`FILE_LIMIT` bytes, opened without blocking), compressed content expands to at
+most :data:`EXPAND_LIMIT` bytes, a text line is at most :data:`LINE_LIMIT` bytes, and at most
+``max_frames`` frames are read (the timeline passes what is left of :data:`FRAME_LIMIT`). Every
+frame is checked (id range, DLC and payload, FD flags, a log time in [0, 146 years)), and times
+must not go backwards on a channel. Events come back sorted by log time (stable).
 """
 
 from __future__ import annotations
 
-import logging
-import math
-import re
+import gzip
+import io
+import zlib
+from array import array
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-
-import can
+from typing import BinaryIO
 
 from hil.errors import RecordingError, StimulusError
-from hil.stimulus import serialcap
-from hil.stimulus.events import CanEvent, Event, SerialEvent
+from hil.files import MiB, FileRefused, open_regular
+from hil.stimulus.events import MAX_LOG_NS, CanEvent, Event, RecordError, SerialEvent
 
 FORMATS = ("asc", "blf", "trc", "log", "csv", "mf4", "mcap", "serial")
 _SUFFIXES = {".asc": "asc", ".blf": "blf", ".trc": "trc", ".log": "log", ".csv": "csv", ".mf4": "mf4",
              ".mcap": "mcap", ".serial": "serial", ".scap": "serial"}
-_CAN_READERS = {"asc": can.ASCReader, "blf": can.BLFReader, "trc": can.TRCReader,
-                "log": can.CanutilsLogReader, "csv": can.CSVReader, "mf4": can.MF4Reader}
-_TEXT = ("asc", "trc", "log", "csv")
-# candump -L: (TIME) IFACE ID#DATA | ID#R[DLC] | ID##FLAGS+DATA, whole bytes only; ID 3 or 8 hex digits
-# (error frames carry the 0x20000000 flag in an 8-digit id); an optional trailing R/T direction
-CANDUMP_LINE = re.compile(r"^\(\d+\.\d+\)\s+\S+\s+([0-9A-Fa-f]{3}|[0-9A-Fa-f]{8})"
-                          r"#(R[0-9A-Fa-f]?|(?:[0-9A-Fa-f]{2})*|#[0-9A-Fa-f](?:[0-9A-Fa-f]{2})*)(\s+[RT])?$")
+_UNITS = {"blf": "object", "mf4": "frame", "mcap": "message"}  # else "line"
+FILE_LIMIT = 256 * MiB  # a stimulus file on disk
+EXPAND_LIMIT = 1024 * MiB  # what a .gz, BLF containers, MF4 blocks or MCAP chunks may expand to
+LINE_LIMIT = 64 * 1024  # one line of a text log
+FRAME_LIMIT = 5_000_000  # frames read for one stimulus (all its files)
+MF4_MISSING = "reading MF4 needs asammdf, which is not installed: pip install 'hil[mf4]'"
 
 
 @dataclass(frozen=True)
 class SourceLog:
-    """A fully read and checked stimulus file."""
+    """A fully read and checked stimulus file. ``records[i]`` is where event ``i`` stands in the
+    file (line, object, frame or message number, as ``unit`` says); ``skipped`` counts records that
+    are not frames, by kind."""
 
     path: Path
     format: str
     events: list[Event]
+    records: array = field(default_factory=lambda: array("q"))
+    unit: str = "record"
+    skipped: Counter = field(default_factory=Counter)
 
     def channels(self) -> Counter:
         """Log channel → number of events on it."""
         return Counter(e.channel for e in self.events)
 
+    def where(self, i: int) -> str:
+        """Event ``i``'s place in its file, e.g. ``"drive.asc line 181"``."""
+        return f"{self.path.name} {self.unit} {self.records[i]}" if i < len(self.records) else self.path.name
+
 
 def detect_format(path: Path) -> str:
-    fmt = _SUFFIXES.get(path.suffix.lower())
+    """The format from the suffix (the one before ``.gz`` for a compressed file)."""
+    name = path.with_suffix("") if path.suffix.lower() == ".gz" else path
+    fmt = _SUFFIXES.get(name.suffix.lower())
     if fmt is None:
-        raise StimulusError(f"{path}: cannot tell the format from the suffix {path.suffix!r}; "
-                            f"expected one of {', '.join(sorted(_SUFFIXES))} or an explicit format")
+        raise StimulusError(f"{path}: cannot tell the format from the suffix {name.suffix!r}; "
+                            f"expected one of {', '.join(sorted(_SUFFIXES))} (optionally + .gz) or an explicit format")
     return fmt
 
 
-def read_source(path: str | Path, fmt: str = "auto") -> SourceLog:
-    """Read and check one stimulus file completely."""
+def read_source(path: str | Path, fmt: str = "auto", lenient: bool = False,
+                max_frames: int = FRAME_LIMIT) -> SourceLog:
+    """Read and check one stimulus file completely. ``lenient`` (text formats only) skips lines
+    that are not understood instead of refusing the file, and counts them in ``skipped``."""
     path = Path(path)
     if fmt == "auto":
         fmt = detect_format(path)
     if fmt not in FORMATS:
         raise StimulusError(f"{path}: unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
-    if not path.is_file():
-        raise StimulusError(f"{path}: no such file")
-    if fmt == "mcap":
-        events = _read_mcap(path)
-    elif fmt == "serial":
-        events = _read_serial(path)
-    else:
-        events = _read_can_log(path, fmt)
-    events.sort(key=lambda e: e.t_ns)
-    return SourceLog(path, fmt, events)
-
-
-def _fail(path: Path, record: int, what: str) -> StimulusError:
-    return StimulusError(f"{path}: record {record}: {what}")
-
-
-def _check_text(path: Path, fmt: str) -> None:
-    """Text logs: valid UTF-8, complete last line, and the ASC end marker (else: truncated)."""
-    raw = path.read_bytes()
+    packed = path.suffix.lower() == ".gz"
+    if lenient and fmt in ("blf", "mf4", "mcap"):
+        raise StimulusError(f"{path}: 'lenient' applies to text logs only; a {fmt} file is read strictly")
+    if packed and fmt == "mcap":
+        raise StimulusError(f"{path}: expected a plain .mcap file (MCAP compresses its chunks itself)")
+    out = _Collector(path, _UNITS.get(fmt, "line"), max_frames)
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise StimulusError(f"{path}: line {line}: not text (byte {raw[exc.start]:#04x} at offset "
-                            f"{exc.start}); the file is corrupt") from None
-    if text and not text.endswith("\n"):
-        raise StimulusError(f"{path}: line {text.count(chr(10)) + 1}: the last line has no line end; "
-                            "the file is truncated")
-    if fmt == "asc" and "end triggerblock" not in text[-200:].lower():
-        raise StimulusError(f"{path}: line {text.count(chr(10)) + 1}: expected 'End TriggerBlock' at the "
-                            "end; the file is truncated")
-    if fmt == "log":  # python-can's reader skips or reinterprets a malformed line instead of failing
-        for n, line in enumerate(text.splitlines(), 1):
-            line = line.strip()
-            if line and not CANDUMP_LINE.match(line):
-                raise _fail(path, n, f"expected a candump frame such as '(1700000000.000000) can0 123#11223344', "
-                                     f"got {line[:80]!r}")
-
-
-def _check_blf(path: Path, reader: can.BLFReader) -> None:
-    actual = path.stat().st_size
-    if reader.file_size and reader.file_size != actual:
-        raise StimulusError(f"{path}: header says the file has {reader.file_size} bytes, it has {actual}; "
-                            "the file is truncated" if actual < reader.file_size else
-                            f"{path}: header says the file has {reader.file_size} bytes, it has {actual}; "
-                            "the file is corrupt")
-
-
-class _ParseFailures(logging.Handler):
-    """python-can's TRC reader logs lines it cannot parse instead of raising; collect them."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.failures: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        text = record.getMessage()
-        if "Failed to parse" in text or "Unsupported" in text:
-            self.failures.append(text)
-
-
-def _read_can_log(path: Path, fmt: str) -> list[Event]:
-    if fmt in _TEXT:
-        _check_text(path, fmt)
-    events: list[Event] = []
-    failures = _ParseFailures()
-    log = logging.getLogger("can.io.trc")
-    log.addHandler(failures)
-    level = log.level
-    log.setLevel(logging.INFO)
-    try:
-        with _CAN_READERS[fmt](path) as reader:
+        with open_regular(path, FILE_LIMIT, "stimulus file") as f:
+            stream = _Inflated(f) if packed else f
             if fmt == "blf":
-                _check_blf(path, reader)
-            for msg in reader:
-                if failures.failures:
-                    break
-                n = len(events) + 1
-                if not math.isfinite(msg.timestamp):
-                    raise _fail(path, n, f"expected a finite timestamp, got {msg.timestamp}")
-                event = CanEvent.from_message(msg, round(msg.timestamp * 1e9))
-                problem = event.problem()
-                if problem:
-                    raise _fail(path, n, problem)
-                events.append(event)
-    except StimulusError:
-        raise
-    except Exception as exc:  # any parser failure of any python-can reader / asammdf
-        raise _fail(path, len(events) + 1, f"unreadable ({type(exc).__name__}: {exc}); "
-                    f"{len(events)} record(s) read before it; the file is corrupt or truncated") from None
-    finally:
-        log.removeHandler(failures)
-        log.setLevel(level)
-    if failures.failures:
-        raise _fail(path, len(events) + 1, f"{failures.failures[0]}; the file is corrupt or truncated")
-    return events
+                from hil.stimulus.blf import read_blf
+
+                out.add_all(read_blf(stream, EXPAND_LIMIT))
+            elif fmt == "mf4":
+                out.add_all(_read_mf4(stream, path))
+            elif fmt == "mcap":
+                out.add_all(_read_mcap(f, path))
+            else:
+                _read_text(stream, fmt, out, lenient)
+    except FileRefused as exc:
+        raise StimulusError(str(exc)) from None
+    except RecordError as exc:
+        raise StimulusError(f"{path}: {exc.where + ': ' if exc.where else ''}{exc}") from None
+    except _Unpacked as exc:
+        raise StimulusError(f"{path}: byte {exc.at:,} of its content: {exc}") from None
+    return out.finish(fmt)
 
 
-def _read_serial(path: Path) -> list[Event]:
-    _check_text(path, "serial")
-    events: list[Event] = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
+class _Collector:
+    """Checks each record's event and keeps it with its place in the file."""
+
+    def __init__(self, path: Path, unit: str, max_frames: int):
+        self.path, self.unit, self.max_frames = path, unit, max_frames
+        self.events: list[Event] = []
+        self.records = array("q")
+        self.skipped: Counter = Counter()
+        self.last: dict[tuple[type, str], int] = {}  # (kind, channel) → last log time
+
+    def add_all(self, items: Iterator[tuple[int, Event | str]]) -> None:
+        for record, item in items:
+            self.add(record, item)
+
+    def add(self, record: int, item: Event | str) -> None:
+        if isinstance(item, str):
+            self.skipped[item] += 1
+            return
+        problem = item.problem() if isinstance(item, CanEvent) else None
+        if problem is None and not 0 <= item.t_ns < MAX_LOG_NS:
+            problem = f"expected a log time between 0 and {MAX_LOG_NS / 1e9:.3g} s, got {item.t_ns / 1e9:.9g} s"
+        key = (type(item), item.channel)
+        last = self.last.get(key, 0)
+        if problem is None and item.t_ns < last:
+            problem = (f"time goes back on channel {item.channel!r}: {item.t_ns / 1e9:.9f} s after "
+                       f"{last / 1e9:.9f} s; the file is corrupt (or merged from several logs)")
+        if problem is not None:
+            raise RecordError(f"{self.unit} {record}", problem)
+        if len(self.events) >= self.max_frames:
+            raise RecordError(f"{self.unit} {record}", f"a stimulus reads at most {FRAME_LIMIT:,} frames from its "
+                              "files; this one has more (cut the log to the part the bench needs)")
+        self.last[key] = item.t_ns
+        self.events.append(item)
+        self.records.append(record)
+
+    def finish(self, fmt: str) -> SourceLog:
+        if not self.events:
+            what = ", ".join(f"{n} {kind}" for kind, n in self.skipped.items())
+            raise StimulusError(f"{self.path}: no frames in the file{f' (only {what})' if what else ''}")
+        order = sorted(range(len(self.events)), key=lambda i: self.events[i].t_ns)
+        return SourceLog(self.path, fmt, [self.events[i] for i in order], array("q", (self.records[i] for i in order)),
+                         self.unit, self.skipped)
+
+
+# ---- text logs -----------------------------------------------------------------------------------
+
+def _read_text(stream: BinaryIO, fmt: str, out: _Collector, lenient: bool) -> None:
+    """Feed every line to the format's reader; a line it cannot account for is an error (or, when
+    ``lenient``, skipped and counted)."""
+    from hil.stimulus.textlogs import READERS
+
+    reader = READERS[fmt]()
+    n = 0
+    for n, line in _lines(stream):
         try:
-            events.append(serialcap.parse_line(line))
+            if isinstance(line, UnicodeDecodeError):
+                raise ValueError(f"not text (byte {line.object[line.start]:#04x} at column {line.start + 1}); "
+                                 "the file is corrupt")
+            item = reader.parse(line)
         except ValueError as exc:
-            raise StimulusError(f"{path}: line {n}: {exc}") from None
-        if len(events) > 1 and events[-1].t_ns < events[-2].t_ns:
-            raise StimulusError(f"{path}: line {n}: expected non-decreasing times, "
-                                f"{events[-1].t_ns / 1e9:.9f} s comes after {events[-2].t_ns / 1e9:.9f} s")
-    return events
+            if not lenient:
+                raise RecordError(f"line {n}", str(exc)) from None
+            item = "lines not understood (lenient)"
+        if item is not None:
+            out.add(n, item)
+    try:
+        reader.end()
+    except ValueError as exc:
+        raise RecordError(f"line {n + 1}", str(exc)) from None
 
 
-def _read_mcap(path: Path) -> list[Event]:
-    """A hil recording (or any MCAP with hil's CAN / serial schemas): every bus is a channel."""
+def _lines(stream: BinaryIO) -> Iterator[tuple[int, str | UnicodeDecodeError]]:
+    """``(line number, text without its line end)``, or the decode error of a line that is not
+    UTF-8. A byte-order mark is dropped; CRLF line ends are accepted."""
+    n = 0
+    while True:
+        try:
+            raw = stream.readline(LINE_LIMIT + 1)
+        except _Unpacked as exc:
+            raise RecordError(f"line {n + 1}", str(exc)) from None
+        if not raw:
+            return
+        n += 1
+        if len(raw) > LINE_LIMIT:
+            raise RecordError(f"line {n}", f"longer than {LINE_LIMIT:,} bytes; not a log line (the file is corrupt)")
+        if not raw.endswith(b"\n"):
+            raise RecordError(f"line {n}", "the last line has no line end; the file is truncated")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            yield n, exc
+            continue
+        yield n, text.removeprefix("\ufeff" if n == 1 else "").rstrip("\r\n")
+
+
+# ---- compressed files ----------------------------------------------------------------------------
+
+class _Unpacked(Exception):
+    """A .gz stream that is corrupt, cut or too large after ``at`` bytes; ``str()`` says which."""
+
+    def __init__(self, message: str, at: int):
+        super().__init__(message)
+        self.at = at
+
+
+class _Inflated(io.BufferedReader):
+    """A .gz file's content, inflated as it is read, at most :data:`EXPAND_LIMIT` bytes."""
+
+    def __init__(self, f: BinaryIO):
+        super().__init__(_GzipRaw(gzip.GzipFile(fileobj=f, mode="rb")))
+
+
+class _GzipRaw(io.RawIOBase):
+    def __init__(self, gz: gzip.GzipFile):
+        self.gz, self.total = gz, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        try:
+            n = self.gz.readinto(b)
+        except (gzip.BadGzipFile, EOFError, zlib.error, OSError) as exc:
+            cut = isinstance(exc, EOFError)
+            raise _Unpacked(f"the gzip stream is {'cut short; the file is truncated' if cut else f'corrupt ({exc})'}",
+                            self.total) from None
+        self.total += n
+        if self.total > EXPAND_LIMIT:
+            raise _Unpacked(f"the gzip stream expands to more than {EXPAND_LIMIT // MiB} MiB; refusing to inflate more",
+                            self.total)
+        return n
+
+
+# ---- MF4 and MCAP --------------------------------------------------------------------------------
+
+def _read_mf4(stream: BinaryIO, path: Path) -> Iterator[tuple[int, Event | str]]:
+    """Every CAN bus event of an MF4 file, through python-can's reader (asammdf). That reader takes
+    only the channel groups it recognises and is silent about the rest, so the frames it yields are
+    counted against what the file's CAN channel groups declare."""
+    import can
+
+    try:
+        from asammdf import MDF, Source
+        from asammdf.blocks.v4_constants import FLAG_CG_BUS_EVENT
+    except ImportError:
+        raise RecordError("", MF4_MISSING) from None
+    content = stream.read(FILE_LIMIT + 1)
+    if len(content) > FILE_LIMIT:
+        raise RecordError("", f"the MF4 content is larger than {FILE_LIMIT // MiB} MiB")
+    try:
+        with MDF(io.BytesIO(content)) as mdf:
+            declared, expanded = 0, 0
+            for k, group in enumerate(mdf.groups):
+                cg = group.channel_group
+                expanded += sum(getattr(block, "original_size", 0) or 0 for block in group.data_blocks)
+                if not cg.flags & FLAG_CG_BUS_EVENT:
+                    continue  # measured signals, not bus frames
+                if cg.acq_source is None or cg.acq_source.bus_type != Source.BUS_TYPE_CAN:
+                    if cg.cycles_nr:
+                        raise RecordError(f"channel group {k}", f"{cg.cycles_nr} bus events that are not CAN "
+                                          "frames (or name no bus); hil reads CAN frames only")
+                    continue
+                declared += cg.cycles_nr
+        if expanded > EXPAND_LIMIT:
+            raise RecordError("", f"the data blocks expand to {expanded // MiB} MiB; at most "
+                              f"{EXPAND_LIMIT // MiB} MiB is read")
+        reader = can.MF4Reader(io.BytesIO(content))
+    except RecordError:
+        raise
+    except NotImplementedError:  # python-can found no asammdf when it was imported
+        raise RecordError("", MF4_MISSING) from None
+    except Exception as exc:  # asammdf raises whatever its parser meets
+        raise RecordError("", f"unreadable MF4 ({type(exc).__name__}: {exc}); the file is corrupt") from None
+    n = 0
+    with reader:
+        try:
+            for msg in reader:
+                n += 1
+                yield n, CanEvent.from_message(msg, round(msg.timestamp * 1e9))
+        except RecordError:
+            raise
+        except Exception as exc:
+            raise RecordError(f"frame {n + 1}", f"unreadable ({type(exc).__name__}: {exc}); "
+                              "the file is corrupt") from None
+    if n != declared:
+        raise RecordError("", f"its CAN channel groups declare {declared} frames, {n} could be read; "
+                          "the file is corrupt")
+
+
+def _read_mcap(f: BinaryIO, path: Path) -> Iterator[tuple[int, Event | str]]:
+    """A hil recording (or any MCAP with hil's CAN / serial topics): every bus is a channel."""
     from hil.recording.loader import load
 
     try:
-        rec = load(path, strict=True)
+        rec = load(path, strict=True, fileobj=f, expand_limit=EXPAND_LIMIT)
     except RecordingError as exc:
-        raise StimulusError(str(exc)) from None
-    events: list[Event] = []
+        raise RecordError("", str(exc).removeprefix(f"{path}: ")) from None
+    except Exception as exc:  # payloads that are not hil's JSON
+        raise RecordError("", f"unreadable MCAP ({type(exc).__name__}: {exc})") from None
+    n = 0
+    for topic, count in rec.other_topics.items():
+        for _ in range(count):
+            n += 1
+            yield n, f"MCAP messages on topics that are neither CAN nor serial ({topic})"
     for bus in rec.buses:
-        f = rec.frames(bus)
-        for t, i, fl, n, row in zip(f.t_ns.tolist(), f.id.tolist(), f.flags.tolist(), f.dlc.tolist(), f.data):
-            events.append(CanEvent(t, bus, i, fl & 0x3F, bytes(row[:n])))
+        frames = rec.frames(bus)
+        for t, i, fl, dlc, row in zip(frames.t_ns.tolist(), frames.id.tolist(), frames.flags.tolist(),
+                                      frames.dlc.tolist(), frames.data):
+            n += 1
+            if dlc > len(row):
+                raise RecordError(f"message {n}", f"a frame on {bus!r} claims {dlc} data bytes; at most {len(row)}")
+            yield n, CanEvent(t, bus, i, fl & 0x3F, bytes(row[:dlc]))
     for bus, chunks in rec.serial.items():
-        events.extend(SerialEvent(t, bus, data) for t, data in chunks)
-    return events
+        for t, data in chunks:
+            n += 1
+            yield n, SerialEvent(t, bus, data)
+

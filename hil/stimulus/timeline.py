@@ -12,9 +12,15 @@ Times are worked out in three stages:
    plus the median gap between events), and ``delay`` is added. The injector sends step ``i`` at
    ``play start + steps[i].t_ns``.
 
+Bounds, checked before anything is expanded: at most :data:`MAX_STEPS` steps and waits after
+loops, and no silence in play time longer than ``max_gap`` — before the first frame (``delay``,
+``offset``) or between two frames (a corrupt timestamp, a paused logger, a tiny ``rate``) — so a
+replay never plays hours of nothing and a bench never fails on its timeout for it.
+
 Channel maps: a source's ``map`` sends log channel → rig bus; channels it does not name are dropped
 (and counted). Without a map, a log channel named like a rig bus goes to that bus, and otherwise
-all channels go to the rig's only bus of that kind.
+all channels go to the rig's only bus of that kind. Records of a file that are not frames (ASC
+statistics, lines a ``lenient`` source skipped, …) are counted in ``Timeline.dropped`` too.
 """
 
 from __future__ import annotations
@@ -31,9 +37,10 @@ from hil.spec.rig import Rig
 from hil.spec.suite import Source, Stimulus
 from hil.stimulus.events import CanEvent, Event, SerialEvent
 from hil.stimulus.overrides import apply_overrides, load_dbc, message
-from hil.stimulus.readers import SourceLog, read_source
+from hil.stimulus.readers import FRAME_LIMIT, SourceLog, read_source
 
 FOREVER = 1 << 62
+MAX_STEPS = 2_000_000  # steps and waits of a timeline, loops included (each costs ~350 bytes twice)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +70,7 @@ class Timeline:
     steps: list[Step]
     waits: list[Wait] = field(default_factory=list)
     dbc: list[Path] = field(default_factory=list)
-    dropped: Counter = field(default_factory=Counter)  # reason → frames left out
+    dropped: Counter = field(default_factory=Counter)  # reason → frames (or records) left out
 
     @property
     def span_ns(self) -> int:
@@ -73,20 +80,51 @@ class Timeline:
         return sorted({s.bus for s in self.steps} | {w.until.bus for w in self.waits})
 
 
+class _Origins:
+    """Where each placed frame came from: a running number over all sources → source and record."""
+
+    def __init__(self) -> None:
+        self.logs: list[SourceLog] = []
+        self.starts: list[int] = []
+        self.total = 0
+
+    def add(self, log: SourceLog) -> int:
+        self.logs.append(log)
+        self.starts.append(self.total)
+        self.total += len(log.events)
+        return self.starts[-1]
+
+    def describe(self, origin: int) -> str:
+        k = bisect.bisect_right(self.starts, origin) - 1
+        return f"stimulus source {k + 1} ({self.logs[k].where(origin - self.starts[k])})"
+
+
 def build_timeline(stimulus: Stimulus, rig: Rig, logs: dict[Path, SourceLog] | None = None) -> Timeline:
     """Read (or take from ``logs``), check and merge every source of ``stimulus`` for ``rig``."""
     dropped: Counter = Counter()
-    merged: list[tuple[int, str, Event]] = []
+    placed: list[tuple[int, str, Event, int]] = []  # stimulus time, bus, event, origin
+    origins = _Origins()
     for k, src in enumerate(stimulus.sources):
-        log = (logs or {}).get(src.file) or read_source(src.file, src.format)
-        merged += _place(log, src, rig, k, dropped)
-    if not merged:
+        log = (logs or {}).get(src.file) or read_source(src.file, src.format, src.lenient,
+                                                        max(FRAME_LIMIT - origins.total, 0))
+        for why, n in log.skipped.items():
+            dropped[f"{why} in {log.path.name}"] += n
+        placed += _place(log, src, rig, k, dropped, origins.add(log))
+    if not placed:
         raise StimulusError("the stimulus has no events left after maps, filters and windows: "
-                            + (", ".join(f"{n} {why}" for why, n in dropped.items()) or "the files are empty"))
-    merged.sort(key=lambda item: item[0])
+                            + ", ".join(f"{n} {why}" for why, n in dropped.items()))
+    placed.sort(key=lambda item: item[0])
     if stimulus.start == "first-event":
-        first = merged[0][0]
-        merged = [(t - first, bus, ev) for t, bus, ev in merged]
+        first = placed[0][0]
+        placed = [(t - first, bus, ev, o) for t, bus, ev, o in placed]
+    planned = (len(placed) + len(stimulus.waits)) * stimulus.loop
+    if planned > MAX_STEPS:
+        raise StimulusError(f"the stimulus plans {len(placed):,} frames and {len(stimulus.waits)} waits × loop "
+                            f"{stimulus.loop:,} = {planned:,} steps; at most {MAX_STEPS:,} are played (loop fewer "
+                            "times, or play a shorter window)")
+    _check_silence(placed, stimulus, origins)
+    merged = [(t, bus, ev) for t, bus, ev, _ in placed]
+    del placed
     db = load_dbc(stimulus.dbc)
     merged, n_drop = apply_overrides(merged, stimulus.overrides, db)
     if n_drop:
@@ -108,17 +146,45 @@ def build_timeline(stimulus: Stimulus, rig: Rig, logs: dict[Path, SourceLog] | N
     return Timeline(steps, waits, list(stimulus.dbc), dropped)
 
 
-def _place(log: SourceLog, src: Source, rig: Rig, k: int, dropped: Counter) -> list[tuple[int, str, Event]]:
-    """One source → ``(stimulus_t_ns, bus, event)`` after its map, id filters and window."""
-    if not log.events:
-        return []
+def _check_silence(placed: list[tuple[int, str, Event, int]], stimulus: Stimulus, origins: _Origins) -> None:
+    """Refuse silence in play time longer than ``max_gap``: before the first frame, between two
+    frames (after ``skip_gaps_over`` and ``rate``), and before a closed-loop wait."""
+    limit, skip, rate = stimulus.max_gap, stimulus.skip_gaps_over, stimulus.rate
+    advice = (f"the longest silence allowed is max_gap ({limit / 1e9:g} s): shorten gaps with skip_gaps_over, "
+              "or raise max_gap if the silence is meant")
+    first = stimulus.delay + placed[0][0] / rate
+    if first > limit:
+        raise StimulusError(f"{origins.describe(placed[0][3])}: the first frame would be sent {first / 1e9:g} s "
+                            f"after the replay starts (delay, offset and rate {rate:g}); {advice}")
+    for (t0, _, _, _), (t1, _, _, origin) in zip(placed, placed[1:]):
+        gap = t1 - t0
+        if _played(gap, skip) / rate > limit:
+            raise StimulusError(f"{origins.describe(origin)}: {_played(gap, skip) / rate / 1e9:g} s of silence before "
+                                f"this frame ({gap / 1e9:g} s in the log, at rate {rate:g}); {advice}")
+    times = [t for t, *_ in placed]
+    for w in stimulus.waits:
+        i = bisect.bisect_left(times, w.at)
+        gap = w.at - (times[i - 1] if i else 0)
+        if i and _played(gap, skip) / rate > limit:
+            raise StimulusError(f"wait at {w.at / 1e9:g} s: {_played(gap, skip) / rate / 1e9:g} s of silence "
+                                f"before it; {advice}")
+
+
+def _played(gap: int, skip_over: int | None) -> int:
+    """A gap as it is played: shortened to ``skip_over`` when longer."""
+    return gap if skip_over is None else min(gap, skip_over)
+
+
+def _place(log: SourceLog, src: Source, rig: Rig, k: int, dropped: Counter,
+           origin: int) -> list[tuple[int, str, Event, int]]:
+    """One source → ``(stimulus_t_ns, bus, event, origin)`` after its map, id filters and window."""
     routes = _routes(log, src, rig, k)
     first = log.events[0].t_ns
     lo, hi = first + src.start, first + (src.end if src.end is not None else FOREVER)
     include = set(src.include_ids) if src.include_ids is not None else None
     exclude = set(src.exclude_ids)
     out = []
-    for ev in log.events:
+    for i, ev in enumerate(log.events):
         bus = routes.get(ev.channel)
         if bus is None:
             dropped[f"on unmapped channel {ev.channel!r}"] += 1
@@ -127,7 +193,7 @@ def _place(log: SourceLog, src: Source, rig: Rig, k: int, dropped: Counter) -> l
         elif isinstance(ev, CanEvent) and ((include is not None and ev.id not in include) or ev.id in exclude):
             dropped["filtered by id"] += 1
         else:
-            out.append((ev.t_ns - lo + src.offset, bus, ev))
+            out.append((ev.t_ns - lo + src.offset, bus, ev, origin + i))
     return out
 
 
@@ -170,8 +236,9 @@ def _play_times(times: list[int], skip_over: int | None) -> list[int]:
         return list(times)
     out, cut = [], 0
     for i, t in enumerate(times):
-        if i and t - times[i - 1] > skip_over:
-            cut += t - times[i - 1] - skip_over
+        if i:
+            gap = t - times[i - 1]
+            cut += gap - _played(gap, skip_over)
         out.append(t - cut)
     return out
 

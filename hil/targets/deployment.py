@@ -100,7 +100,7 @@ class Deployment:
 
     def _bundle(self) -> Path:
         if self.bundle is None:
-            out = self.run_dir / bundles.bundle_name(self.stack)
+            out = bundles.bundle_path(self.run_dir, self.stack)
             bundles.build_stack(self.stack, out)
             return out
         bundles.read(self.bundle).check_stack(self.stack)

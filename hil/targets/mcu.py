@@ -25,7 +25,7 @@ from hil import clock
 from hil.errors import DeployError, FlashError
 from hil.firmware.build import load_image
 from hil.firmware.flashmem import FlashMemory
-from hil.firmware.image import Image, RawImage
+from hil.firmware.image import Image, ImageError, RawImage
 from hil.firmware.mcu import McuConfig
 from hil.flash import Progress, an3155, no_progress
 from hil.lifecycle.children import Child, python_argv, spawn
@@ -54,7 +54,10 @@ def checked_image(target: str, name: str, comp: FirmwareComponent) -> Image | Ra
     """The component's image; its version must be the one the stack names (a raw image's is)."""
     image = load_image(comp.image)
     if isinstance(image, RawImage):
-        return dataclasses.replace(image, version=comp.version)
+        try:
+            return dataclasses.replace(image, version=comp.version)
+        except ImageError as exc:  # the version names the file the image is written to
+            raise DeployError(f"target {target!r}: component {name!r}: {exc}") from None
     if image.version != comp.version:
         raise DeployError(f"target {target!r}: component {name!r} expects firmware version {comp.version!r}, "
                           f"but {comp.image} is {image.name} {image.version!r}")

@@ -2,13 +2,18 @@
 
 Deploy connects with key authentication, checks the host key against the rig's ``known_hosts``
 (always; a missing file is an error, never a reason to skip the check), uploads the bundle with
-SFTP into ``WORKDIR/RUN-ID/TARGET``, checks the upload's sha256 and then every file's sha256 and
-every link's target *on the remote host* (``sha256sum -c``, ``readlink``) before anything starts.
-Each component runs under a small ``sh`` wrapper in its own session (``setsid``), its
-stdout/stderr streamed back line by line. The SSH
-channel's stdin is the leash: when it closes — stop, or the controller dying with its connection —
-the wrapper sends SIGTERM to the component's process group and SIGKILL after the grace period.
-Stop also removes the remote folder.
+SFTP into ``WORKDIR/RUN-ID/TARGET``, checks the upload's sha256, then on the remote host that every
+folder is a real folder, every file a regular file and every link resolves completely inside its
+component (``readlink -e``), and every file's sha256 (``sha256sum -c``), before anything starts. Each component runs under a
+small ``sh`` launch script in its own session (``setsid``), its stdout/stderr streamed back line by
+line. The SSH channel's stdin is the leash: when it closes — stop, or the controller dying with its
+connection — the script sends SIGTERM to the component's process group and SIGKILL after the grace
+period. Stop also removes the remote folder.
+
+Nothing from the stack reaches the remote login shell: the launch scripts (environment and argv,
+every word ``shlex.quote``-d, names checked by :mod:`hil.targets.hpc`) and the check scripts are
+uploaded with SFTP or fed on stdin and read by ``sh``; the command lines the login shell sees are
+fixed text and the quoted remote folder.
 
 asyncssh is asynchronous; the target runs its own event loop in a thread and the life-cycle hooks
 wait for it, so the target offers the same blocking protocol as every other driver.
@@ -30,25 +35,27 @@ import asyncssh
 
 from hil import clock
 from hil.errors import BundleError, DeployError
+from hil.files import MiB, FileRefused, read_bytes, read_text
 from hil.spec.common import format_duration
 from hil.spec.rig import HpcTarget, Rig, SshReach
 from hil.spec.stack import Component, ProcessComponent
 from hil.targets import bundle as bundles
 from hil.targets.base import Target
 from hil.targets.console import ConsoleLine
-from hil.targets.hpc import checked_bundle, component_env, crashed, expand_argv
+from hil.targets.hpc import check_argv, checked_bundle, component_env, crashed, expand_argv
 from hil.targets.ready import Armed
 
 DEFAULT_GRACE_NS = 5_000_000_000
 CONNECT_TIMEOUT_S = 30.0  # one attempt
 CONNECT_RETRY_S = 1.0
 _SLACK_S = 30.0  # beyond the grace period, for the remote side to report back
+KEY_LIMIT = 1 * MiB
+KNOWN_HOSTS_LIMIT = 16 * MiB
 
-WRAPPER = """\
-cd {cwd} || exit 126
-{exports}
-exec 3<&0 0</dev/null
-setsid {argv} 3<&- &
+LAUNCH = """\
+mkdir -p -- {cwd} && cd -- {cwd} || exit 126
+{exports}exec 3<&0 0</dev/null
+setsid -- {argv} 3<&- &
 pid=$!
 ( while read -r _ <&3; do :; done
   kill -s TERM -- -$pid 2>/dev/null; sleep {grace}; kill -s KILL -- -$pid 2>/dev/null ) >/dev/null 2>&1 &
@@ -95,10 +102,11 @@ class SshHpcTarget(Target):
     def _deploy(self, components: Mapping[str, Component], bundle: Path | None = None) -> None:
         if self.spec.console is not None:
             self.capture_console(self.buses, self.spec.console)
-        # member names and types are checked here, before anything is sent
+        # the bundle, environment and argv are checked here, before anything is sent
         self._components, archive, manifest = checked_bundle(
             self.name, components, bundle, self.run_dir / "targets" / f"{self.name}.bundle.tar.gz")
-        self._run(self._upload_and_verify(archive, manifest))
+        launch = {name: self._launch(name, comp) for name, comp in self._components.items()}
+        self._run(self._upload_and_verify(archive, manifest, launch))
 
     def _start(self) -> None:
         self._ready = Armed(self._components, self.log, self.buses)
@@ -130,17 +138,37 @@ class SshHpcTarget(Target):
 
     # -- remote steps --------------------------------------------------------------------------
 
+    def _trust(self) -> tuple[asyncssh.SSHKnownHosts, dict]:
+        """The rig's known_hosts and (``client_keys``) identity, each read as a bounded regular file."""
+        r = self.reach
+        try:
+            known = asyncssh.import_known_hosts(read_text(r.known_hosts, KNOWN_HOSTS_LIMIT, "known_hosts file"))
+        except FileRefused as exc:
+            raise DeployError(f"target {self.name!r}: {exc}; hil never connects without checking the host key") \
+                from None
+        except (asyncssh.Error, ValueError) as exc:
+            raise DeployError(f"target {self.name!r}: known_hosts file {r.known_hosts} cannot be read: {exc}") from None
+        if r.identity is None:
+            return known, {}
+        cert = Path(f"{r.identity}-cert.pub")  # as ssh and asyncssh pick it up beside the key
+        try:
+            key = asyncssh.import_private_key(read_bytes(r.identity, KEY_LIMIT, "identity"))
+            if cert.exists():
+                key = (key, asyncssh.import_certificate(read_bytes(cert, KEY_LIMIT, "certificate")))
+        except FileRefused as exc:
+            raise DeployError(f"target {self.name!r}: {exc}") from None
+        except (asyncssh.Error, ValueError) as exc:
+            raise DeployError(f"target {self.name!r}: identity {r.identity} cannot be used: {exc}") from None
+        return known, {"client_keys": [key]}
+
     async def _connect(self) -> asyncssh.SSHClientConnection:
         r = self.reach
-        if not r.known_hosts.is_file():
-            raise DeployError(f"target {self.name!r}: known_hosts file {r.known_hosts} does not exist; "
-                              "hil never connects without checking the host key")
-        keys = {"client_keys": [str(r.identity)]} if r.identity is not None else {}
+        known, keys = self._trust()
         deadline = clock.now_ns() + r.connect_timeout
         try:
             while True:
                 try:
-                    return await asyncssh.connect(r.host, port=r.port, username=r.user, known_hosts=str(r.known_hosts),
+                    return await asyncssh.connect(r.host, port=r.port, username=r.user, known_hosts=known,
                                                   connect_timeout=CONNECT_TIMEOUT_S, **keys)
                 except OSError:  # refused or unreachable: the host may still be booting
                     if clock.now_ns() >= deadline:
@@ -165,43 +193,50 @@ class SshHpcTarget(Target):
                         f"(exit {done.exit_status}):\n{out}")
         return str(done.stdout or "")
 
-    async def _upload_and_verify(self, archive: Path, manifest: bundles.Manifest) -> None:
+    async def _upload_and_verify(self, archive: Path, manifest: bundles.Manifest, launch: dict[str, str]) -> None:
         if self._conn is None:
             self._conn = await self._connect()
         d = shlex.quote(self.remote_dir)
-        await self._remote("creating the remote folder", f"rm -rf -- {d} && mkdir -p -- {d}/bundle")
-        remote_archive = f"{self.remote_dir}/bundle.tar.gz"
+        await self._remote("creating the remote folder",
+                           f"umask 077 && rm -rf -- {d} && mkdir -p -- {d}/bundle {d}/launch")
         async with self._conn.start_sftp_client() as sftp:
-            await sftp.put(str(archive), remote_archive)
+            await sftp.put(str(archive), f"{self.remote_dir}/bundle.tar.gz")
+            for name, script in launch.items():
+                async with sftp.open(self._launch_path(name), "w") as f:
+                    await f.write(script)
         await self._remote("checking the uploaded bundle", f"cd {d} && sha256sum -c --strict -",
                            f"{bundles.file_sha256(archive)}  bundle.tar.gz\n", BundleError)
         await self._remote("unpacking the bundle",
                            f"tar -xzf {d}/bundle.tar.gz -C {d}/bundle --no-same-owner --no-same-permissions")
-        sums = bundles.sha256sums(manifest, self._components)
-        if sums:
-            await self._remote(f"checksum verification of bundle {manifest.name} {manifest.version}",
+        what = f"bundle {manifest.name} {manifest.version}"
+        await self._remote(f"file and link verification of {what}", f"cd {d}/bundle && sh -s",
+                           bundles.remote_checks(manifest, self._components), BundleError)
+        if sums := bundles.sha256sums(manifest, self._components):
+            await self._remote(f"checksum verification of {what}",
                                f"cd {d}/bundle && sha256sum -c --strict --quiet -", sums, BundleError)
-        links = bundles.link_checks(manifest, self._components)
-        if links:
-            await self._remote(f"link verification of bundle {manifest.name} {manifest.version}",
-                               f"cd {d}/bundle && sh -s", links, BundleError)
 
     async def _start_all(self) -> None:
         self._exits = {}
         for name, comp in self._components.items():
             self._procs[name] = proc = await self._conn.create_process(
-                self._wrapper(name, comp), encoding="utf-8", errors="replace")
+                f"exec sh -- {shlex.quote(self._launch_path(name))}", encoding="utf-8", errors="replace")
             self._pumps[name] = [asyncio.ensure_future(self._pump(name, proc.stdout, "stdout")),
                                  asyncio.ensure_future(self._pump(name, proc.stderr, "stderr")),
                                  asyncio.ensure_future(self._watch(name, proc))]
 
-    def _wrapper(self, name: str, comp: ProcessComponent) -> str:
+    def _launch_path(self, name: str) -> str:
+        return f"{self.remote_dir}/launch/{name}.sh"
+
+    def _launch(self, name: str, comp: ProcessComponent) -> str:
+        """The ``sh`` script that runs one component: every word quoted, names checked by
+        :func:`component_env`, no NUL anywhere (DeployError otherwise)."""
         env = component_env(self.name, self.spec, name, comp, self.buses)
-        exports = "export " + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
-        argv = " ".join(shlex.quote(a) for a in expand_argv(comp.argv, self.reach.python))
+        argv = expand_argv(comp.argv, self.reach.python)
+        check_argv(self.name, name, argv)
         cwd = f"{self.remote_dir}/bundle/{bundles.FILES}/{name}"
-        script = WRAPPER.format(cwd=shlex.quote(cwd), exports=exports, argv=argv, grace=self.grace_ns / 1e9)
-        return f"mkdir -p {shlex.quote(cwd)} && exec sh -c {shlex.quote(script)}"
+        exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items())
+        return LAUNCH.format(cwd=shlex.quote(cwd), exports=exports, argv=" ".join(map(shlex.quote, argv)),
+                             grace=self.grace_ns / 1e9)
 
     async def _pump(self, name: str, stream: asyncssh.SSHReader, kind: str) -> None:
         while line := await stream.readline():

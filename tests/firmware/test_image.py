@@ -11,15 +11,6 @@ from hil.firmware import image
 from hil.firmware.build import build
 
 
-@pytest.fixture
-def stub(tmp_path):
-    folder = tmp_path / "blink"
-    folder.mkdir()
-    (folder / "firmware.yaml").write_text("name: blink\nversion: 1.0.3\nentry: blink:setup\n")
-    (folder / "blink.py").write_text("def setup(mcu):\n    pass\n")
-    return folder
-
-
 def test_build_is_deterministic_and_round_trips(stub):
     one, two = build(stub).to_bytes(), build(stub).to_bytes()
     assert one == two

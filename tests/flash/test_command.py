@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import pytest
@@ -54,3 +55,45 @@ def test_timeout_kills_the_tool_and_its_children():
            "print('programming...', flush=True); time.sleep(60)"
     with pytest.raises(FlashError, match=r"still running after 500ms, killed; output:\nprogramming\.\.\."):
         command.flash(spec(sys.executable, "-c", code, timeout="500ms"), {})
+
+
+# -- hostile values (issue #12) ------------------------------------------------------------------
+
+
+def test_a_hostile_value_standing_alone_is_one_argument_taken_literally(tmp_path):
+    """Regression guard: no shell ever ran the flasher; a value as a whole argument is passed as is."""
+    marker = tmp_path / "pwned"
+    values = {"image": f"$(touch {marker}); touch {marker} `touch {marker}`\n| touch {marker}", "port": "a b  c",
+              "target": "'\"\\"}
+    out = command.flash(spec(sys.executable, "-c", "import json, sys; print(json.dumps(sys.argv[1:]))",
+                             "{image}", "{port}", "{target}"), values)
+    assert json.loads(out) == [values["image"], values["port"], values["target"]]
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("value", ["/run dir/fw.bin", "fw.bin; shutdown", "fw]; exec rm", "$x", "a\nb", "{x}",
+                                   "fw'.bin", "fw\".bin", "fw`.bin"])
+def test_a_value_inside_a_longer_argument_must_be_plain(value):
+    """openocd parses '-c "program {image} verify"' as Tcl: a space or bracket would be its syntax."""
+    with pytest.raises(FlashError) as exc:
+        command.expand(["openocd", "-c", "program {image} verify reset exit"], {"image": value})
+    assert str(exc.value) == (f"command argument 'program {{image}} verify reset exit': {{image}} would be {value!r}, "
+                              "which the tool could split or interpret inside a longer argument; give it as an "
+                              "argument of its own, or use a plain path (letters, digits, / . _ - + , : @ = %)")
+
+
+def test_a_plain_value_inside_a_longer_argument_is_put_in():
+    assert command.expand(["-c", "program {image} verify", "--port={port}"],
+                          {"image": "/runs/r-1/targets/brake/fw_1.0+git.bin", "port": "/dev/ttyUSB0"}) == \
+        ["-c", "program /runs/r-1/targets/brake/fw_1.0+git.bin verify", "--port=/dev/ttyUSB0"]
+
+
+@pytest.mark.parametrize("argv, fields, message", [
+    (["flasher", "--x=\0rm"], {}, "command argv[1] holds a NUL byte; refused"),
+    (["flasher", "{image}"], {"image": "fw.bin\0; rm -rf /"}, "command: {image} would be 'fw.bin\\x00; rm -rf /', "
+                                                              "which holds a NUL byte; refused"),
+])
+def test_a_nul_byte_is_refused(argv, fields, message):
+    with pytest.raises(FlashError) as exc:
+        command.expand(argv, fields)
+    assert str(exc.value) == message

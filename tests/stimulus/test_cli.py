@@ -56,6 +56,21 @@ def test_replay_reports_json_records_and_exports(tmp_path, rig, log):
     assert [m.arbitration_id for m in can.BLFReader(tmp_path / "run.blf")] == [0x100 + i % 3 for i in range(300)]
 
 
+def test_replay_refuses_long_silence_and_says_what_it_left_out(tmp_path, rig):
+    path = tmp_path / "gap.log"
+    path.write_text("(1.000000) can0 101#01\ngarbage\n(71.000000) can0 102#02\n(71.001000) can0 103#03\n")
+    r = hil("replay", str(path), "--rig", str(rig), "--map", "can0=chassis", "--lenient", cwd=tmp_path)
+    assert r.returncode == 3 and r.stderr.startswith(
+        "error: stimulus source 1 (gap.log line 3): 70 s of silence before this frame (70 s in the log, at rate 1); "
+        "the longest silence allowed is max_gap (60 s)"), r.stderr
+    r = hil("replay", str(path), "--rig", str(rig), "--map", "can0=chassis", "--lenient", "--skip-gaps-over", "10ms",
+            cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout.startswith("left out: 1 lines not understood (lenient) in gap.log\n"), r.stderr
+    r = hil("replay", str(path), "--rig", str(rig), "--map", "can0=chassis", "--lenient", "--max-gap", "2min",
+            "--skip-gaps-over", "10ms", "--json", cwd=tmp_path)
+    assert r.returncode == 0 and json.loads(r.stdout)["left_out"] == {"lines not understood (lenient) in gap.log": 1}
+
+
 def test_replay_over_budget_exits_1_and_says_which_limit(tmp_path, rig, log):
     r = hil("replay", str(log), "--rig", str(rig), "--map", "can0=chassis", "--rate", "1000",
             "--budget", "max=0ns", "--budget", "span_error=0", cwd=tmp_path)

@@ -3,6 +3,8 @@ DBC overrides (checked by decoding the frames that come out)."""
 
 from __future__ import annotations
 
+import re
+import tracemalloc
 from pathlib import Path
 
 import cantools
@@ -201,3 +203,87 @@ def test_a_wait_must_watch_a_can_bus_of_the_rig(speed_log):
         with pytest.raises(StimulusError, match=rf"wait on bus '{bus}': expected a CAN bus of rig 'sim' \(chassis, body\)"):
             build_timeline(stim(sources=[{"file": str(path), "map": {"can0": "chassis"}}],
                                 waits=[{"at": "10ms", "until": {"bus": bus, "id": 0x200}}]), rig())
+
+
+# ---- bounds (issue #12): silence, loops and rates are refused before anything is expanded ---------
+
+ONE_BUS = Rig.model_validate({"name": "r", "buses": {"chassis": {"kind": "can", "emulated": True}}})
+
+
+@pytest.fixture
+def gap_log(tmp_path) -> Path:
+    path = tmp_path / "gap.log"
+    lines = [f"({1000 + i * 0.01:.6f}) can0 123#{i:02X}" for i in range(175)]
+    lines.insert(100, f"({1000 + 36000:.6f}) can0 124#00")  # 10 hours later
+    lines[101:] = [f"({1000 + 36000 + i * 0.01:.6f}) can0 123#{i:02X}" for i in range(1, 76)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_a_ten_hour_gap_is_refused_naming_file_and_line(gap_log):
+    with pytest.raises(StimulusError) as err:
+        build_timeline(Stimulus.model_validate({"sources": [{"file": str(gap_log)}]}), ONE_BUS)
+    assert str(err.value) == ("stimulus source 1 (gap.log line 101): 35999 s of silence before this frame (35999 s in the "
+                              "log, at rate 1); the longest silence allowed is max_gap (60 s): shorten gaps with "
+                              "skip_gaps_over, or raise max_gap if the silence is meant")
+
+
+def test_a_long_gap_plays_when_it_is_asked_for(gap_log):
+    timeline = build_timeline(Stimulus.model_validate({"sources": [{"file": str(gap_log)}], "max_gap": "11h"}),
+                              ONE_BUS)
+    assert len(timeline.steps) == 176
+    timeline = build_timeline(Stimulus.model_validate({"sources": [{"file": str(gap_log)}], "skip_gaps_over": "1s"}),
+                              ONE_BUS)
+    assert timeline.span_ns < 3_000_000_000
+
+
+@pytest.mark.parametrize("extra, expected", [
+    ({"rate": 1e-12}, r"stimulus source 1 \(s\.log line 2\): 1e\+10 s of silence before this frame \(0\.01 s in the log, "
+                      r"at rate 1e-12\); .*"),
+    ({"delay": "2h"}, r"stimulus source 1 \(s\.log line 1\): the first frame would be sent 7200 s after the replay starts "
+                      r"\(delay, offset and rate 1\); .*"),
+    ({"start": "immediately", "sources": [{"offset": "3h"}]}, r"stimulus source 1 \(s\.log line 1\): the first frame "
+                                                               r"would be sent 10800 s after .*"),
+    ({"waits": [{"at": "2h", "until": {"bus": "chassis", "id": 0x10}}]}, r"wait at 7200 s: 7199\.91 s of silence "
+                                                                         r"before it; .*"),
+], ids=["rate 1e-12", "delay 2h", "offset 3h", "wait at 2h"])
+def test_absurd_silence_from_the_spec_is_refused(tmp_path, extra, expected):
+    path = tmp_path / "s.log"
+    path.write_text("".join(f"({1 + i / 100:.6f}) can0 123#11\n" for i in range(10)))
+    source = {"file": str(path), **(extra.pop("sources", [{}])[0])}
+    with pytest.raises(StimulusError) as err:
+        build_timeline(Stimulus.model_validate({"sources": [source], **extra}), ONE_BUS)
+    assert re.fullmatch(expected, str(err.value)), str(err.value)
+
+
+def test_a_huge_loop_is_refused_before_anything_is_expanded(tmp_path):
+    path = tmp_path / "s.log"
+    path.write_text("".join(f"({1 + i / 100:.6f}) can0 123#11\n" for i in range(350)))
+    tracemalloc.start()
+    try:
+        with pytest.raises(StimulusError) as err:
+            build_timeline(Stimulus.model_validate({"sources": [{"file": str(path)}], "loop": 100_000_000}), ONE_BUS)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert str(err.value) == ("the stimulus plans 350 frames and 0 waits × loop 100,000,000 = 35,000,000,000 steps; at most "
+                              "2,000,000 are played (loop fewer times, or play a shorter window)")
+    assert peak < 20 << 20  # the 20 GB of the campaign: nothing was expanded
+
+
+def test_an_empty_source_among_others_is_named(tmp_path):
+    good = tmp_path / "good.log"
+    good.write_text("(1.000000) can0 123#11\n")
+    empty = tmp_path / "empty.log"
+    empty.write_text("")
+    with pytest.raises(StimulusError, match=rf"^{re.escape(str(empty))}: no frames in the file$"):
+        build_timeline(Stimulus.model_validate({"sources": [{"file": str(good)}, {"file": str(empty)}]}), ONE_BUS)
+
+
+def test_what_a_lenient_source_skipped_is_reported_as_left_out(tmp_path):
+    path = tmp_path / "drive.log"
+    path.write_text("(1.000000) can0 123#11\ngarbage\n(1.000100) can0 123#12\n")
+    with pytest.raises(StimulusError, match=r"drive\.log: line 2: expected a candump frame"):
+        build_timeline(Stimulus.model_validate({"sources": [{"file": str(path)}]}), ONE_BUS)
+    timeline = build_timeline(Stimulus.model_validate({"sources": [{"file": str(path), "lenient": True}]}), ONE_BUS)
+    assert len(timeline.steps) == 2 and timeline.dropped == {"lines not understood (lenient) in drive.log": 1}
