@@ -52,6 +52,18 @@ class App:
         console = Console(stderr=stderr, no_color=not self.color, highlight=False, soft_wrap=True)
         if not console.is_terminal:
             console.width = PIPE_WIDTH
+        fd = (sys.stderr if stderr else sys.stdout).fileno()
+
+        def reader_gone() -> None:
+            """Whoever read this stream went away (``hil run | head``): nothing more is said on it,
+            and the run goes on — its results are in its files. (rich's default raised
+            SystemExit(1): the running bench was lost from results.json.)"""
+            console.quiet = True
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, fd)
+            os.close(devnull)
+
+        console.on_broken_pipe = reader_gone
         return console
 
     def print(self, *objects: object, level: int = 0) -> None:

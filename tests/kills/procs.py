@@ -95,7 +95,7 @@ class Hil:
     arrive on a queue so a test can act on the run's progress."""
 
     def __init__(self, tmp: Path, *args: str, cwd: Path = ROOT, env: dict[str, str] | None = None,
-                 command: tuple[str, ...] = (sys.executable, "-m", "hil")):
+                 command: tuple[str, ...] = (sys.executable, "-m", "hil"), read_lines: int | None = None):
         self.token = uuid.uuid4().hex
         self.tmp = tmp
         self.env = {k: v for k, v in os.environ.items() if k not in ("HIL_RIG", "HIL_HISTORY")}
@@ -105,6 +105,7 @@ class Hil:
         with open(self.err_path, "w") as err:
             self.proc = subprocess.Popen([*command, *args], cwd=cwd, env=self.env,
                                          stdout=subprocess.PIPE, stderr=err, text=True, start_new_session=True)
+        self.read_lines = read_lines  # then stop reading: close the pipe, as `| head` does
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.stdout: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -114,6 +115,9 @@ class Hil:
         for line in self.proc.stdout:
             self.stdout.append(line)
             self.lines.put(line.rstrip("\n"))
+            if len(self.stdout) == self.read_lines:
+                self.proc.stdout.close()
+                break
         self.lines.put(None)
 
     def wait_for(self, predicate, what: str) -> str:
