@@ -37,8 +37,8 @@ from filelock import FileLock, Timeout
 
 from hil import cancel
 from hil.clock import now_ns
-from hil.lifecycle import procfs
 from hil.errors import RigBusyError, UsageError
+from hil.lifecycle import procfs
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ class Lease:
 
     def acquire(self) -> LeaseRecord:
         if not _try_lock(self._lock):
-            holder = self._holder()
+            holder = describe_holder(self.directory, self.rig)
             if self.wait is None or self.wait <= 0:
                 raise RigBusyError(f"rig {self.rig!r} is leased by {holder}; wait for it with --wait [SECONDS]")
             message = (f"rig {self.rig!r} is leased by {holder}; waiting "
@@ -151,8 +151,8 @@ class Lease:
             while not _try_lock(self._lock):
                 cancel.check()  # a rig thread of a cancelled run stops queueing
                 if time.monotonic() >= deadline:
-                    raise RigBusyError(f"rig {self.rig!r} is still leased by {self._holder()} "
-                                       f"after waiting {self.wait:g} s")
+                    holder = describe_holder(self.directory, self.rig)
+                    raise RigBusyError(f"rig {self.rig!r} is still leased by {holder} after waiting {self.wait:g} s")
                 time.sleep(POLL_S)
         try:
             self._take_over()
@@ -160,10 +160,6 @@ class Lease:
             self._lock.release()
             raise
         return self.record  # type: ignore[return-value]
-
-    def _holder(self) -> str:
-        """Who holds the lock we could not take: its record, or what the kernel says about it."""
-        return describe_holder(self.directory, self.rig)
 
     def _take_over(self) -> None:
         """Holding the lock: log a leftover record, write ours."""

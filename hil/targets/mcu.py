@@ -3,8 +3,8 @@
 Both take exactly one firmware component, check its image (built from a stub folder if need be)
 against the component's version, and flash it with the method the rig names (``stm32-uart``,
 ``uds``, ``command``). The emulated MCU (``hil.firmware`` under its leash, which ends it with the
-controller, and ends with it) keeps its flash in ``RUN_DIR/targets/NAME/flash.bin``, so a reset or power cycle boots what
-was flashed. Ready means: the MCU reported that its image booted (an image refused at boot fails
+controller, and ends with it) keeps its flash in ``RUN_DIR/targets/NAME/flash.bin``, so a reset or
+power cycle boots what was flashed. Ready means: the MCU reported that its image booted (an image refused at boot fails
 at once with the console's reason), and the component's own ready condition, if any, holds.
 """
 

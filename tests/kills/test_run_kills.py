@@ -45,7 +45,8 @@ MOMENTS = {
     "report": ("pass ", 0.0, None),
 }
 RECORDING = ("inject", "settle", "analyse", "report")  # moments by which the recording has started
-STOPS = {signal.SIGINT: "interrupted (Ctrl-C)", signal.SIGTERM: "stopped by SIGTERM", signal.SIGHUP: "stopped by SIGHUP"}
+STOPS = {signal.SIGINT: "interrupted (Ctrl-C)", signal.SIGTERM: "stopped by SIGTERM",
+         signal.SIGHUP: "stopped by SIGHUP"}
 #: (moment, signal, to the whole group, how many times)
 CASES = ([(m, signal.SIGTERM, False, 1) for m in MOMENTS] + [(m, signal.SIGKILL, False, 1) for m in MOMENTS]
          + [(m, signal.SIGINT, True, 1) for m in ("deploy", "inject", "analyse", "report")]
