@@ -198,13 +198,14 @@ ROOT = Path(__file__).resolve().parents[2]
     ["flash", "rigs/sim-aeb.yaml", "brake-mcu", "firmware_stubs/brake_ecu"],
     ["replay", "benches/aeb/stimulus/echo.log", "--rig", "rigs/sim-aeb.yaml"],
 ], ids=["deploy", "flash", "replay"])
-def test_commands_that_use_a_rig_take_its_lease(lock_dir, command):
+def test_commands_that_use_a_rig_take_its_lease(lock_dir, tmp_path, command):
     """A deploy, flash or replay in the middle of someone's run would pull the rig from under it."""
     first = Holder(lock_dir, "sim-aeb")
     rec = first.held()
     env = {**os.environ, "HIL_LOCK_DIR": str(lock_dir), "NO_COLOR": "1"}
-    try:
-        r = subprocess.run([sys.executable, "-m", "hil", *command], cwd=ROOT, env=env, capture_output=True,
+    argv = [str(ROOT / a) if (ROOT / a).exists() else a for a in command]
+    try:  # from a folder of its own: what a command writes there stays in the test's folder
+        r = subprocess.run([sys.executable, "-m", "hil", *argv], cwd=tmp_path, env=env, capture_output=True,
                            text=True, timeout=120)
     finally:
         first.release()
