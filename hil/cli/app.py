@@ -52,15 +52,14 @@ class App:
         console = Console(stderr=stderr, no_color=not self.color, highlight=False, soft_wrap=True)
         if not console.is_terminal:
             console.width = PIPE_WIDTH
-        fd = (sys.stderr if stderr else sys.stdout).fileno()
 
         def reader_gone() -> None:
             """Whoever read this stream went away (``hil run | head``): nothing more is said on it,
             and the run goes on — its results are in its files. (rich's default raised
             SystemExit(1): the running bench was lost from results.json.)"""
             console.quiet = True
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, fd)
+            devnull = os.open(os.devnull, os.O_WRONLY)  # what Python still holds for it goes nowhere
+            os.dup2(devnull, (sys.stderr if stderr else sys.stdout).fileno())
             os.close(devnull)
 
         console.on_broken_pipe = reader_gone
