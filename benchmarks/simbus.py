@@ -7,9 +7,17 @@
 (b) capacity: the same 4 buses with the wire model off, aggregate frames/s (goal ≥ 100k), next to
     python-can's in-process ``virtual`` bus;
 (c) one-way latency beyond the modelled wire time, sender and receiver in separate processes
-    (goal p50 ≤ 50 µs, p99 ≤ 250 µs), next to the ``virtual`` bus and a bare Unix-socket ping.
+    (goal p50 ≤ 50 µs, p99 ≤ 250 µs, and at least 2× better than the ``virtual`` bus), next to the
+    ``virtual`` bus and a bare Unix-socket ping. The wire time is modelled here from the sender's own
+    send times (queueing behind the previous frame included), not taken from hil's stamps; and
+    beside it the delivery error the receiving node reported to the broker against the same error
+    from the benchmark's own timestamps (goal: within 20 µs at p50);
+(d) harness excess: a stack process answers each 0x500 with 0x580 after a self-timed delay d and
+    logs when its ``recv`` returned and when it called ``send``; hil's latency (end of frame to end
+    of frame, from the stamps a listener node sees) minus the stack's own processing minus the
+    answer's modelled wire time (goal p50 ≤ 50 µs, p99 ≤ 250 µs).
 
-    python benchmarks/simbus.py [--quick | --soak] [--json] [--only saturation,capacity,latency]
+    python benchmarks/simbus.py [--quick | --soak] [--json] [--only saturation,capacity,latency,excess]
 """
 
 from __future__ import annotations
@@ -34,6 +42,9 @@ BUSES = 4
 WARMUP = 50  # latency samples left out at the start of each round
 PING_INTERVAL_US = 1000
 END_ID = 0x7FF
+PARTS = ("saturation", "capacity", "latency", "excess")
+EXCESS_DELAYS_US = (0, 1000)
+EXCESS_INTERVAL_US = 4000
 
 
 # ---- node roles (run as child processes of this script) -----------------------------------------
@@ -125,29 +136,65 @@ def flood_recv(channel: str, raw: bool) -> dict:
 
 
 def ping_send(channel: str, count: int, interval_us: int) -> dict:
-    """Frames carrying their send time (run clock, ns), one every ``interval_us``."""
+    """Frames carrying their send time (run clock, ns), one every ``interval_us``; the message is
+    built once, so the time is taken right before ``send``, as a stack would stamp its own log."""
     bus = can.Bus(interface="simcan", channel=channel)
-    _paced(count, interval_us, lambda t: bus.send(can.Message(arbitration_id=0x10, data=t.to_bytes(8, "big"),
-                                                                is_extended_id=False)))
+    msg = can.Message(arbitration_id=0x10, data=bytes(8), is_extended_id=False)
+
+    def send(t: int) -> None:
+        msg.data[:] = t.to_bytes(8, "big")
+        bus.send(msg)
+
+    _paced(count, interval_us, send)
     bus.shutdown()
     return {}
 
 
-def ping_recv(channel: str, count: int, bitrate: int) -> dict:
-    """Receive time − send time − modelled end-of-frame offset, per frame, in µs."""
-    from hil.simbus.wire import WireModel
-
-    model = WireModel(bitrate)
+def ping_recv(channel: str, count: int) -> dict:
+    """Per frame: (send time from its data, when recv was entered, when it returned, hil's stamp), ns;
+    and the delivery histogram this node reported to the broker."""
     bus = can.Bus(interface="simcan", channel=channel)
     print("ready", flush=True)
     out = []
     for _ in range(count):
+        entered = time.monotonic_ns()
         msg = bus.recv(60)
-        now = time.monotonic_ns()
-        eof = model.timing(msg.arbitration_id, 0, msg.dlc, bytes(msg.data))[1]
-        out.append((now - int.from_bytes(msg.data, "big") - eof) / 1000)
+        returned = time.monotonic_ns()
+        out.append((int.from_bytes(msg.data, "big"), entered, returned, round(msg.timestamp * 1e9)))
     bus.shutdown()
-    return {"latency_us": out}
+    return {"frames": out, "delivery": bus.harness.to_json()}
+
+
+def answer(channel: str, count: int, delay_us: int) -> dict:
+    """The stack under test: answers each 0x500 with 0x580 (same first two bytes) after ``delay_us``, timed
+    by itself (sleep, then spin), and logs when recv returned and when it called send."""
+    from hil.stimulus.realtime import wait_until
+
+    bus = can.Bus(interface="simcan", channel=channel, can_filters=[{"can_id": 0x500, "can_mask": 0x7FF}])
+    reply = can.Message(arbitration_id=0x580, data=bytes(8), is_extended_id=False)
+    print("ready", flush=True)
+    log = []
+    for _ in range(count):
+        msg = bus.recv(60)
+        got = time.monotonic_ns()
+        if msg is None:
+            raise SystemExit(f"answer: no 0x500 for 60 s after {len(log)} of {count}")
+        reply.data[:2] = msg.data[:2]
+        sent = wait_until(got + delay_us * 1000, spin_ns=100_000) if delay_us else time.monotonic_ns()
+        bus.send(reply)
+        log.append((int.from_bytes(msg.data[:2], "big"), got, sent))
+    bus.shutdown()
+    return {"log": log}
+
+
+def stimulate(channel: str, count: int, interval_us: int) -> dict:
+    """0x500 frames numbered in their first two bytes, one every ``interval_us``."""
+    bus = can.Bus(interface="simcan", channel=channel)
+    sent = iter(range(count))
+    _paced(count, interval_us, lambda t: bus.send(can.Message(
+        arbitration_id=0x500, data=next(sent).to_bytes(2, "big") + bytes(6), is_extended_id=False)))
+    bus.shutdown()
+    return {}
 
 
 def unix_recv(path: str, count: int) -> dict:
@@ -184,7 +231,7 @@ def _paced(count: int, interval_us: int, send) -> None:
 
 
 ROLES = {"flood-send": flood_send, "flood-recv": flood_recv, "ping-send": ping_send, "ping-recv": ping_recv,
-         "unix-send": unix_send, "unix-recv": unix_recv}
+         "unix-send": unix_send, "unix-recv": unix_recv, "answer": answer, "stimulate": stimulate}
 
 
 # ---- orchestration --------------------------------------------------------------------------
@@ -271,18 +318,36 @@ def virtual_capacity(count: int) -> dict:
     return {"frames_per_s": round(count / elapsed)}
 
 
-def latency_simbus(count: int, interval_us: int, folder: Path) -> list[float]:
-    from hil.buses import RigBuses
+def _one_bus(bitrate: int):
     from hil.spec.rig import Rig
 
-    rig = Rig.model_validate({"name": "lat", "buses": {"lat": {"kind": "can", "emulated": True, "bitrate": 1_000_000}}})
-    with RigBuses(rig, folder) as buses:
+    return Rig.model_validate({"name": "lat", "buses": {"lat": {"kind": "can", "emulated": True, "bitrate": bitrate}}})
+
+
+def latency_simbus(count: int, interval_us: int, folder: Path, bitrate: int) -> dict:
+    """Latency beyond wire time from the benchmark's own timestamps: the end of frame is modelled
+    from the send time (and the previous frame's, should it still hold the wire)."""
+    from hil.buses import RigBuses
+    from hil.simbus.wire import WireModel
+
+    with RigBuses(_one_bus(bitrate), folder) as buses:
         channel = buses.can_config("lat")["channel"]
-        rx = _spawn("ping-recv", channel, count, 1_000_000)
+        rx = _spawn("ping-recv", channel, count)
         _await_ready(rx)
         tx = _spawn("ping-send", channel, count, interval_us)
         _result(tx)
-        return _result(rx)["latency_us"]
+        got = _result(rx)
+    model, free = WireModel(bitrate), 0
+    beyond, delivery, stamp_gap = [], [], []
+    for sent, entered, returned, stamp in got["frames"]:
+        duration, eof_offset = model.timing(0x10, 0, 8, sent.to_bytes(8, "big"))
+        start = max(sent, free)
+        free = start + duration
+        eof = start + eof_offset
+        beyond.append((returned - eof) / 1000)
+        delivery.append((returned - max(eof, entered)) / 1000)
+        stamp_gap.append((stamp - eof) / 1000)
+    return {"beyond": beyond, "delivery": delivery, "stamp_gap": stamp_gap, "reported": got["delivery"]}
 
 
 def latency_unix(count: int, interval_us: int, path: Path) -> list[float]:
@@ -312,16 +377,69 @@ def latency_virtual(count: int, interval_us: int) -> list[float]:
     return out
 
 
-def latencies(rounds: int, per_round: int, folder: Path) -> dict[str, list[float]]:
+def latencies(rounds: int, per_round: int, folder: Path, bitrate: int) -> dict:
     """The three one-way latencies in interleaved rounds, so each sees the same machine load; the
-    first WARMUP samples of every round are left out (first-use costs in every process)."""
+    first WARMUP samples of every round are left out (first-use costs in every process). Beside
+    simbus's, the delivery error from the benchmark's timestamps and as the receiving node reported
+    it (all of its frames: its histogram cannot leave the warm-up out)."""
+    from hil.harness import ErrorHistogram
+
     out: dict[str, list[float]] = {"simbus": [], "virtual_in_process": [], "unix_socket_ping": []}
+    delivery: list[float] = []
+    reported = ErrorHistogram()
     for r in range(rounds):
         n = WARMUP + per_round
-        out["simbus"] += latency_simbus(n, PING_INTERVAL_US, folder / f"c{r}")[WARMUP:]
+        sim = latency_simbus(n, PING_INTERVAL_US, folder / f"c{r}", bitrate)
+        out["simbus"] += sim["beyond"][WARMUP:]
+        delivery += sim["delivery"]
+        reported.merge(ErrorHistogram.from_json(sim["reported"]))
         out["virtual_in_process"] += latency_virtual(n, PING_INTERVAL_US)[WARMUP:]
         out["unix_socket_ping"] += latency_unix(n, PING_INTERVAL_US, folder / f"ping{r}.sock")[WARMUP:]
-    return out
+    figures = {name: percentiles(samples) for name, samples in out.items()}
+    for q in ("p50", "p99"):
+        figures[f"virtual_over_simbus_{q}"] = round(figures["virtual_in_process"][f"{q}_us"]
+                                                    / max(0.1, figures["simbus"][f"{q}_us"]), 2)
+    summary = reported.summary()
+    figures["harness_delivery"] = {
+        "independent": percentiles(delivery),
+        "reported_by_node": {"p50_us": round(summary["p50_ns"] / 1000, 1), "p99_us": round(summary["p99_ns"] / 1000, 1),
+                             "max_us": round(summary["max_ns"] / 1000, 1), "n": summary["count"],
+                             "early": summary["early"]}}
+    figures["harness_delivery"]["p50_difference_us"] = round(
+        figures["harness_delivery"]["reported_by_node"]["p50_us"] - figures["harness_delivery"]["independent"]["p50_us"], 1)
+    return {"bitrate": bitrate, **figures}
+
+
+def excess(count: int, interval_us: int, delay_us: int, folder: Path, bitrate: int) -> dict:
+    """hil's latency of an answering stack minus what the stack itself logged and the answer's
+    modelled wire time; beside it the delivery error the stack's node reported."""
+    from hil.buses import RigBuses
+    from hil.harness import ErrorHistogram
+    from hil.simbus.wire import WireModel
+
+    with RigBuses(_one_bus(bitrate), folder) as buses:
+        channel = buses.can_config("lat")["channel"]
+        listener = buses.open_can("lat", hold=False)  # like hil's recorder: it needs only the stamps
+        stack = _spawn("answer", channel, count, delay_us)
+        _await_ready(stack)
+        stimulus = _spawn("stimulate", channel, count, interval_us)
+        stamps: dict[tuple[int, int], int] = {}
+        while len(stamps) < 2 * count and (msg := listener.recv(10)) is not None:
+            stamps[msg.arbitration_id, int.from_bytes(msg.data[:2], "big")] = round(msg.timestamp * 1e9)
+        _result(stimulus)
+        log = _result(stack)["log"]
+        listener.shutdown()
+        time.sleep(0.1)  # the nodes' last reports
+        reported = ErrorHistogram.from_json(buses.stats("lat")["harness"]["delivery"]).summary()
+    wire = WireModel(bitrate).timing(0x580, 0, 8, bytes(8))[1]
+    out = []
+    for counter, got, sent in log[WARMUP:]:
+        request, answer_ = stamps.get((0x500, counter)), stamps.get((0x580, counter))
+        if request is not None and answer_ is not None:
+            out.append(((answer_ - request) - (sent - got) - wire) / 1000)
+    return {"delay_us": delay_us, "answer_wire_us": wire / 1000, "excess": percentiles(out),
+            "stack_delivery_reported": {k: (v / 1000 if k.endswith("_ns") and v is not None else v)
+                                        for k, v in reported.items()}}
 
 
 def percentiles(samples: list[float]) -> dict:
@@ -348,12 +466,14 @@ def main() -> None:
     mode.add_argument("--quick", action="store_true", help="a few seconds per part (checks the benchmark runs)")
     mode.add_argument("--soak", action="store_true", help="10 minutes of saturation instead of 60 s")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
-    ap.add_argument("--only", metavar="PARTS", default="saturation,capacity,latency",
-                    help="comma-separated parts to run: saturation (a), capacity (b), latency (c); default all")
+    ap.add_argument("--only", metavar="PARTS", default=",".join(PARTS),
+                    help="comma-separated parts to run: saturation (a), capacity (b), latency (c), excess (d); "
+                         "default all")
+    ap.add_argument("--bitrate", type=int, default=1_000_000, help="bitrate of the latency and excess buses")
     args = ap.parse_args()
     parts = set(args.only.split(","))
-    if not parts <= {"saturation", "capacity", "latency"}:
-        ap.error(f"--only: expected saturation, capacity and/or latency, got {args.only!r}")
+    if not parts <= set(PARTS):
+        ap.error(f"--only: expected some of {', '.join(PARTS)}, got {args.only!r}")
     saturate_s = 1.0 if args.quick else 600.0 if args.soak else 60.0
     capacity_s = 1.0 if args.quick else 10.0
     rounds, per_round = (1, 100) if args.quick else (5, 1000)
@@ -368,10 +488,13 @@ def main() -> None:
             results["capacity_wire_off_raw_nodes"] = flood(False, capacity_s, folder / "b2", raw=True)
             results["capacity_virtual_in_process"] = virtual_capacity(20_000 if args.quick else 200_000)
         if "latency" in parts:
-            results["latency_beyond_wire"] = {name: percentiles(samples)
-                                              for name, samples in latencies(rounds, per_round, folder).items()}
+            results["latency_beyond_wire"] = latencies(rounds, per_round, folder, args.bitrate)
+        if "excess" in parts:
+            results["harness_excess"] = [excess(WARMUP + per_round, EXCESS_INTERVAL_US, d, folder / f"d{d}",
+                                                args.bitrate) for d in EXCESS_DELAYS_US]
         results["goals"] = {"saturation lost/reordered/duplicated": [0, 0, 0], "capacity frames/s": 100_000,
-                            "latency p50_us": 50, "latency p99_us": 250}
+                            "latency p50_us": 50, "latency p99_us": 250, "virtual_over_simbus p50, p99": 2,
+                            "harness delivery p50 difference_us": 20, "excess p50_us": 50, "excess p99_us": 250}
     if args.json:
         print(json.dumps(results, indent=2))
         return
@@ -384,9 +507,24 @@ def main() -> None:
     if "capacity" in parts:
         _print_capacity(results)
     if "latency" in parts:
-        print("(c) one-way latency beyond wire time:")
-        for name, r in results["latency_beyond_wire"].items():
-            print(f"    {name:20s} p50 {r['p50_us']:8.1f} µs  p99 {r['p99_us']:8.1f} µs  max {r['max_us']:9.1f} µs")
+        lat = results["latency_beyond_wire"]
+        print(f"(c) one-way latency beyond wire time at {lat['bitrate']:,} bit/s:")
+        for name in ("simbus", "virtual_in_process", "unix_socket_ping"):
+            _print_row(name, lat[name])
+        print(f"    virtual / simbus: p50 {lat['virtual_over_simbus_p50']}×, p99 {lat['virtual_over_simbus_p99']}× "
+              "(goal ≥ 2×)")
+        h = lat["harness_delivery"]
+        print("    delivery error of the receiving node:")
+        _print_row("independent", h["independent"])
+        _print_row("reported by the node", h["reported_by_node"])
+    if "excess" in parts:
+        print("(d) harness excess over the stack's own processing and the answer's wire time:")
+        for r in results["harness_excess"]:
+            _print_row(f"delay {r['delay_us'] / 1000:g} ms", r["excess"])
+
+
+def _print_row(name: str, r: dict) -> None:
+    print(f"    {name:22s} p50 {r['p50_us']:8.1f} µs  p99 {r['p99_us']:8.1f} µs  max {r['max_us']:9.1f} µs")
 
 
 def _print_capacity(results: dict) -> None:

@@ -38,13 +38,14 @@ class Database:
             self.add(path)
 
     def add(self, path: str | Path) -> None:
-        """Merge one DBC file; AnalysisError says why it cannot be read."""
+        """Merge one DBC file (read by :mod:`hil.dbc`); AnalysisError says why it cannot be read."""
+        from hil.dbc import add_dbc
+        from hil.files import FileRefused
+
         try:
-            self.db.add_dbc_file(str(path))
-        except FileNotFoundError:
-            raise AnalysisError(f"no such DBC file: {path}") from None
-        except Exception as exc:  # OSError, or one of cantools' parse errors
-            raise AnalysisError(f"cannot read DBC {path}: {exc}") from None
+            add_dbc(self.db, path)
+        except FileRefused as exc:
+            raise AnalysisError(str(exc)) from None
 
     def message(self, name_or_id: str | int):
         try:

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hil.analysis import Database, check_bench
-from hil.errors import AnalysisError, UsageError
+from hil.errors import AnalysisError, DeployError, SpecError, UsageError
 from hil.spec import check_files
 from hil.spec.load import SpecFile
 from hil.spec.rig import Rig
-from hil.spec.stack import Stack
+from hil.spec.stack import FirmwareComponent, FrameReady, Stack
 from hil.spec.suite import Bench, Suite
 
 
@@ -60,18 +60,56 @@ def plan_suite(rig_path: str | Path, suite_path: str | Path, benches: list[str] 
     if unknown:
         raise UsageError(f"suite {suite.name!r} has no bench {', '.join(map(repr, unknown))}; "
                          f"it has: {', '.join(known)}")
-    plans, problems = [], []
+    plans, problems, stacks = [], [], {}
     for i, bench in enumerate(suite.benches):
         if benches is not None and bench.name not in benches:
             continue
         stack_path = bench.stack or suite.defaults.stack
         stack = checked.stacks[stack_path].model if stack_path is not None else None
+        if stack_path is not None:
+            stacks[stack_path] = checked.stacks[stack_path]
         db, found = bench_database(suite, i)
         problems += found
         plans.append(BenchPlan(checked.rig, suite_file, bench, stack, db))
-    if problems:
-        raise suite_file.error(problems)
+    lines = [line for stack in stacks.values() for line in stack_problems(stack, checked.rig.model)]
+    if problems or lines:
+        raise SpecError(lines + (suite_file.error(problems).problems if problems else []))
     return plans
+
+
+def stack_problems(stack_file: SpecFile[Stack], rig: Rig) -> list[str]:
+    """What deploying the stack on ``rig`` would refuse that its files already tell: a firmware
+    image that cannot be built or read, whose version is not the stack's, or that is a board's raw
+    .bin for an emulated MCU; a frame ready condition naming what its DBC lacks."""
+    from hil.firmware.build import MANIFEST
+    from hil.firmware.image import RawImage
+    from hil.targets.mcu import checked_image
+    from hil.targets.ready import FrameCheck
+
+    lines: list[str] = []
+    found: list[tuple[tuple, str]] = []
+    for name, comp in stack_file.model.components.items():
+        loc = ("components", name)
+        if isinstance(comp, FirmwareComponent) and comp.image.is_dir() and not (comp.image / MANIFEST).is_file():
+            found.append(((*loc, "image"), f"firmware folder {comp.image} has no {MANIFEST}: expected a stub folder "
+                                           "(firmware_stubs/NAME), a .hilfw image or a board's raw .bin"))
+        elif isinstance(comp, FirmwareComponent):
+            try:
+                image = checked_image(comp.target, name, comp)
+            except SpecError as exc:  # the stub folder's firmware.yaml, at its own positions
+                lines += exc.problems
+            except DeployError as exc:
+                found.append(((*loc, "image"), str(exc)))
+            else:
+                if isinstance(image, RawImage) and getattr(rig.targets.get(comp.target), "emulated", False):
+                    found.append(((*loc, "image"), f"target {comp.target!r} is an emulated MCU, which runs hil "
+                                                   f"firmware (a .hilfw image or a stub folder), not a raw .bin"))
+        if isinstance(comp.ready, FrameReady) and comp.ready.dbc is not None:
+            try:
+                FrameCheck(comp.ready, None)
+            except DeployError as exc:
+                found.append(((*loc, "ready"), str(exc)))
+    return lines + (stack_file.error(found).problems if found else [])
 
 
 def bench_database(suite: Suite, index: int) -> tuple[Database, list[tuple[tuple, str]]]:

@@ -26,6 +26,10 @@ def analyze(app: App, recording: Path, suite: str, bench: str, out: Path | None,
     from hil.bench.offline import analyse_offline
     from hil.report.console import summary
 
+    from hil.spec.suite import format_unavailable
+
+    if recording.suffix.lower() == ".mf4" and format_unavailable("mf4"):
+        app.abort(f"cannot read {recording}: {format_unavailable('mf4')}")
     pairs = [m.partition("=") for m in mapping]
     bad = [m for m, (ch, eq, bus) in zip(mapping, pairs) if not (ch and eq and bus)]
     if bad:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from hil.cli.app import App
+from hil.cli.app import App, plain
 
 
 @click.command()
@@ -28,22 +28,34 @@ def check(app: App, files: tuple[str, ...], rig: str | None) -> None:
             app.abort("expected a rig file: hil check RIG [SUITE...] (or --rig / HIL_RIG)")
         rig = files_list.pop(0)
     checked = check_files(rig, files_list)
-    _check_dbc_names(checked.suites)
+    _check_contents(checked)
     app.print(topology_tree(checked.rig.model), level=-1)
     for suite in checked.suites:
         s = suite.model
-        app.print(f"suite [bold]{s.name}[/]: {len(s.benches)} bench(es) — ok", level=-1)
-    app.print(f"[green]ok[/] {rig}" + "".join(f", {f}" for f in files_list), level=-1)
+        app.print(f"suite [bold]{plain(s.name)}[/]: {len(s.benches)} bench(es) — ok", level=-1)
+    if checked.health is not None:
+        app.print(f"health suite [bold]{plain(checked.health.model.name)}[/] — ok", level=-1)
+    app.print(f"[green]ok[/] {plain(rig)}" + "".join(f", {plain(f)}" for f in files_list), level=-1)
 
 
-def _check_dbc_names(suites) -> None:
-    """The DBC names and units the benches use, as ``hil run`` checks them before it starts."""
-    from hil.bench.plan import bench_database
-    from hil.errors import SpecError
+def _check_contents(checked) -> None:
+    """What ``hil run`` refuses before it touches a rig, from the files' contents: every stack's
+    firmware images and ready conditions, every bench's DBC names and units, and every bench's
+    stimulus read and checked in full (its problem at the bench's ``stimulus``)."""
+    from hil.bench.inject import read_stimulus
+    from hil.bench.plan import bench_database, stack_problems
+    from hil.errors import SpecError, StimulusError
 
-    problems = []
-    for suite in suites:
-        found = [p for i in range(len(suite.model.benches)) for p in bench_database(suite.model, i)[1]]
+    rig = checked.rig.model
+    problems = [line for stack in checked.stacks.values() for line in stack_problems(stack, rig)]
+    for suite in checked.suites + ([checked.health] if checked.health else []):
+        found = []
+        for i, bench in enumerate(suite.model.benches):
+            found += bench_database(suite.model, i)[1]
+            try:
+                read_stimulus(bench.stimulus, rig)
+            except StimulusError as exc:
+                found.append((("benches", i, "stimulus"), str(exc)))
         if found:
             problems += suite.error(found).problems
     if problems:
@@ -54,22 +66,23 @@ def topology_tree(rig):
     """The rig as a rich Tree: buses, targets (and how they are reached), power switches."""
     from rich.tree import Tree
 
-    tree = Tree(f"[bold]rig {rig.name}[/]" + (f" — {rig.description}" if rig.description else ""))
+    tree = Tree(f"[bold]rig {rig.name}[/]" + (f" — {plain(rig.description)}" if rig.description else ""))
     buses = tree.add("buses")
     for name, bus in rig.buses.items():
         if bus.kind == "can":
-            how = "emulated (simbus)" if bus.emulated else f"{bus.interface}:{bus.channel}"
+            how = "emulated (simbus)" if bus.emulated else plain(f"{bus.interface}:{bus.channel}")
             rate = f"{bus.bitrate // 1000} kbit/s" + (f", FD data {bus.data_bitrate // 1000} kbit/s" if bus.fd and bus.data_bitrate else ", FD" if bus.fd else "")
             extra = f", {len(bus.faults)} fault(s)" if bus.faults else ""
         else:
-            how = "emulated (pty)" if bus.emulated else bus.port
+            how = "emulated (pty)" if bus.emulated else plain(bus.port)
             rate, extra = f"{bus.baudrate} baud", ""
         buses.add(f"[cyan]{name}[/] {bus.kind} · {how} · {rate}{extra}")
     if rig.targets:
         targets = tree.add("targets")
         for name, t in rig.targets.items():
             if t.kind == "hpc":
-                how = f"ssh {t.reach.user}@{t.reach.host}:{t.reach.port}" if t.reach.via == "ssh" else "emulated (local processes)"
+                how = plain(f"ssh {t.reach.user}@{t.reach.host}:{t.reach.port}") if t.reach.via == "ssh" else \
+                    "emulated (local processes)"
             else:
                 how = "emulated MCU" if t.emulated else "real MCU"
                 if t.flash is not None:

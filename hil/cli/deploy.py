@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from hil.cli.app import App, lease_wait_option
+from hil.cli.app import App, Seconds, lease_wait_option, plain
 
 ALIVE_POLL_S = 0.2
 
@@ -27,9 +27,9 @@ ALIVE_POLL_S = 0.2
 @click.option("--run-dir", type=click.Path(file_okay=False), default=None,
               help="Folder for the sandbox, bundle and console logs (default: runs/deploy-STACK-YYYYmmdd-HHMMSS).")
 @click.option("--power-cycle", is_flag=True, help="Cycle each target's power switch before deploying.")
-@click.option("--timeout", "timeout_s", type=float, default=None,
+@click.option("--timeout", "timeout_s", type=Seconds(), default=None,
               help="Cap every ready condition's own timeout at this many seconds.")
-@click.option("--for", "hold_s", type=float, default=None,
+@click.option("--for", "hold_s", type=Seconds(), default=None,
               help="Tear down after this many seconds instead of waiting for Ctrl-C.")
 @lease_wait_option
 @click.pass_obj
@@ -39,11 +39,17 @@ def deploy(app: App, rig_file: str, stack_file: str, bundle: str | None, run_dir
     from hil.bench.consoles import Consoles
     from hil.bench.lease import Lease
     from hil.buses import RigBuses
+    from hil.bench.plan import stack_problems
+    from hil.errors import SpecError
     from hil.spec import check_files
     from hil.targets.deployment import Deployment
 
     checked = check_files(rig_file, [stack_file])
-    rig, stack = checked.rig.model, next(iter(checked.stacks.values())).model
+    rig, stack_spec = checked.rig.model, checked.stacks[Path(stack_file)]
+    problems = stack_problems(stack_spec, rig)  # what deploying would refuse, before a bus is up
+    if problems:
+        raise SpecError(problems)
+    stack = stack_spec.model
     started = datetime.now(timezone.utc)
     folder = Path(run_dir) if run_dir else Path("runs") / f"deploy-{stack.name}-{started:%Y%m%d-%H%M%S}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -52,7 +58,7 @@ def deploy(app: App, rig_file: str, stack_file: str, bundle: str | None, run_dir
 
     def on_console(line) -> None:
         consoles.add(line)
-        app.print(f"[dim]{line.source}[/] {line.text}", level=1)
+        app.print(f"[dim]{plain(line.source)}[/] {plain(line.text)}", level=1)
 
     up = False
     try:
@@ -65,7 +71,7 @@ def deploy(app: App, rig_file: str, stack_file: str, bundle: str | None, run_dir
                 up = True
                 progress.pause(f"[green]{stack.name} {stack.version} is up[/] on {rig.name}; "
                                + ("Ctrl-C to stop" if hold_s is None else f"stopping in {hold_s:g}s")
-                               + f" · logs in {folder / 'consoles'}")
+                               + f" · logs in {plain(folder / 'consoles')}")
                 _hold(dep, hold_s)
             except KeyboardInterrupt:
                 if not up:
@@ -75,7 +81,7 @@ def deploy(app: App, rig_file: str, stack_file: str, bundle: str | None, run_dir
     finally:
         progress.stop()
         consoles.close()
-    app.print(f"torn down; logs in {folder / 'consoles'}", level=-1)
+    app.print(f"torn down; logs in {plain(folder / 'consoles')}", level=-1)
 
 
 def _hold(dep, hold_s: float | None) -> None:
@@ -111,7 +117,7 @@ class Progress:
         if self.live is not None:
             self.live.update(self._table())
         else:
-            self.app.print(f"{e.target}: {e.phase}" + (f" — {e.detail}" if e.detail else ""), level=0)
+            self.app.print(plain(f"{e.target}: {e.phase}" + (f" — {e.detail}" if e.detail else "")), level=0)
 
     def pause(self, message: str) -> None:
         """Leave the table on screen and print ``message`` below it."""
@@ -132,5 +138,5 @@ class Progress:
             table.add_column(col)
         for name, (key, phase, detail) in self.rows.items():
             c = colours.get(phase, "yellow")
-            table.add_row(name, key, f"[{c}]{phase}[/]", detail)
+            table.add_row(name, key, f"[{c}]{phase}[/]", plain(detail))
         return table

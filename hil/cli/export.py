@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from hil.cli.app import App
+from hil.cli.app import App, plain
 from hil.recording.export import EXPORT_FORMATS
 
 
@@ -23,4 +23,4 @@ def export(app: App, recording: str, fmt: str, output: str | None, names: tuple[
     out = Path(output) if output else Path(recording).with_suffix(f".{fmt}")
     channels = do_export(recording, out, fmt, list(names) or None)
     mapping = ", ".join(f"{bus} → channel {ch}" for bus, ch in channels.items())
-    app.print(f"[green]wrote[/] {out} ({mapping or 'no CAN buses'})", level=-1)
+    app.print(f"[green]wrote[/] {plain(out)} ({plain(mapping or 'no CAN buses')})", level=-1)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from hil.cli.app import App, lease_wait_option
+from hil.cli.app import App, lease_wait_option, plain
 
 
 @click.command()
@@ -24,12 +24,14 @@ def flash(app: App, rig_file: str, target: str, image: str, run_dir: str | None,
           lease_wait: float | None) -> None:
     """Flash IMAGE (a .hilfw image, a stub folder, or a real board's raw .bin) onto TARGET of RIG,
     showing progress."""
+    from pydantic import ValidationError
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from hil.bench.lease import Lease
     from hil.buses import RigBuses
     from hil.firmware.build import load_image
     from hil.spec import load_rig
+    from hil.spec.load import error_message
     from hil.spec.stack import FirmwareComponent
     from hil.targets import create_target
 
@@ -41,7 +43,10 @@ def flash(app: App, rig_file: str, target: str, image: str, run_dir: str | None,
     version = version or load_image(image).version
     if not version:
         app.abort(f"{image} is a raw image: nothing in it says its version; give --version")
-    comp = FirmwareComponent(kind="firmware", target=target, image=str(Path(image).resolve()), version=version)
+    try:
+        comp = FirmwareComponent(kind="firmware", target=target, image=str(Path(image).resolve()), version=version)
+    except ValidationError as exc:
+        app.abort(f"invalid --version: {error_message(exc.errors()[0])}")
     with Lease(rig.name, wait=lease_wait), tempfile.TemporaryDirectory(prefix="hil-flash-") as tmp, \
             RigBuses(rig, Path(run_dir or tmp)) as buses, \
             Progress(TextColumn("{task.description:<8}"), BarColumn(), MofNCompleteColumn(),
@@ -60,4 +65,4 @@ def flash(app: App, rig_file: str, target: str, image: str, run_dir: str | None,
         finally:
             mcu.stop()
     method = spec.flash.method if spec.flash else "direct"
-    app.print(f"[green]flashed[/] {target} with {image} ({version}) over {method}", level=-1)
+    app.print(f"[green]flashed[/] {plain(target)} with {plain(image)} ({plain(version)}) over {method}", level=-1)

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import click
 
-from hil.cli.app import App
+from hil.cli.app import App, plain
 
 
 @click.command()
 @click.argument("suite", required=False)
 @click.option("--rig", help="Only runs on this rig (name).")
-@click.option("--last", type=click.IntRange(min=1), default=20, show_default=True, help="How many runs.")
+@click.option("--last", type=click.IntRange(min=1, max=100_000), default=20, show_default=True, help="How many runs.")
 @click.option("--history", type=click.Path(dir_okay=False, path_type=Path), envvar="HIL_HISTORY",
               help="History database (default: in the user's data folder; also HIL_HISTORY).")
 @click.pass_obj
@@ -25,19 +25,19 @@ def history(app: App, suite: str | None, rig: str | None, last: int, history: Pa
     with History(history) as db:
         runs = db.runs(suite, rig, last)
         if not runs:
-            app.print(f"no runs{f' of suite {suite!r}' if suite else ''} in {db.path}", level=-1)
+            app.print(plain(f"no runs{f' of suite {suite!r}' if suite else ''} in {db.path}"), level=-1)
             return
         if suite is None:
-            table = Table(title=f"latest runs — {db.path}", title_justify="left")
+            table = Table(title=plain(f"latest runs — {db.path}"), title_justify="left")
             for col in ("run", "suite", "rig", "started (UTC)", "verdict", "time"):
                 table.add_column(col)
             for r in runs:
-                table.add_row(r["id"], r["suite"], r["rig"], r["started_utc"], _verdict(r["verdict"]),
+                table.add_row(*map(plain, (r["id"], r["suite"], r["rig"], r["started_utc"])), _verdict(r["verdict"]),
                               f"{r['duration_s']:.1f} s")
             app.print(table, level=-1)
             return
         trend = db.trend(suite, rig, last)
-    table = Table(title=f"suite {suite}: last {len(runs)} run(s), oldest → newest", title_justify="left")
+    table = Table(title=plain(f"suite {suite}: last {len(runs)} run(s), oldest → newest"), title_justify="left")
     for col, kw in (("bench", {}), ("measurement", {}), ("trend", {}), ("latest", {"justify": "right"}),
                     ("min", {"justify": "right"}), ("max", {"justify": "right"}), ("outcomes", {})):
         table.add_column(col, **kw)

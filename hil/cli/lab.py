@@ -4,11 +4,14 @@ that runs the suite on its rigs and shows the results — one table per rig, the
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
 
 from hil.cli.app import App, lease_wait_option
+
+MAX_RETRIES = 100
 
 _OPTIONS = [
     lease_wait_option,
@@ -17,7 +20,7 @@ _OPTIONS = [
                       "(also HIL_SCHEDULER); tls://... for TLS (settings from dask config)."),
     click.option("--fetch-artifacts", is_flag=True,
                  help="With --scheduler: copy each bench's folder (recording, consoles) back here."),
-    click.option("--retries", type=click.IntRange(min=0), default=0, show_default=True, metavar="N",
+    click.option("--retries", type=click.IntRange(min=0, max=MAX_RETRIES), default=0, show_default=True, metavar="N",
                  help="Run a bench again, up to N times, when its verdict is error (infrastructure); "
                       "one that then passes is reported flaky."),
     click.option("--force", is_flag=True, help="Run on a rig whose last health check failed."),
@@ -43,6 +46,7 @@ def run_on_rigs(app: App, suite: str, rigs: list[str], options: Any, lab: dict[s
         raise UsageError("--fetch-artifacts needs --scheduler: without one the artifacts are here already")
     if lab["lease_wait"] is not None and lab["scheduler"]:
         app.warn("--wait has no effect with --scheduler: the workers lease the rigs (see their --lease-wait)")
+    _check_rig_names(rigs)
     command = f"hil run {suite} " + " ".join(f"--rig {r}" for r in rigs)
     run = run_lab(suite, rigs, options, LabOptions(
         scheduler=lab["scheduler"], wait=lab["lease_wait"], retries=lab["retries"], force=lab["force"],
@@ -59,6 +63,22 @@ def run_on_rigs(app: App, suite: str, rigs: list[str], options: Any, lab: dict[s
             app.error(f"rig {rig}: {problem}")
     codes = [r.exit_code for r in run.results] + [exc.exit_code for exc in run.errors.values()]
     return max(codes, key=lambda code: (code == 3, code))
+
+
+def _check_rig_names(rigs: list[str]) -> None:
+    """With several rigs, each one's results go into OUT/NAME, NAME being the rig file's stem (or,
+    with --scheduler, the rig's name): it must be a name, or a rig file called '...yaml' would write
+    into OUT/.. and '--rig ../x' outside OUT."""
+    import re
+
+    from hil.errors import UsageError
+    from hil.spec.common import NAME_RE
+
+    names = {r: Path(r).stem if r.endswith((".yaml", ".yml")) else r for r in rigs}
+    bad = [r for r, name in names.items() if not re.fullmatch(NAME_RE, name)] if len(rigs) > 1 else []
+    if bad:
+        raise UsageError(f"--rig {bad[0]!r}: with several rigs each names its results folder, so a rig file's "
+                         "name (or a rig name) must be a name: letter first, then letters, digits, _ . -")
 
 
 def _duration_s(value: str, option: str) -> float:

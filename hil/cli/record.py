@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from hil.cli.app import App
+from hil.cli.app import App, plain
 
 
 @click.command()
@@ -24,8 +24,6 @@ def record(app: App, rig_file: str, duration: str, output: str, names: tuple[str
     import tempfile
     import time
     from pathlib import Path
-
-    from rich.markup import escape
 
     from hil.buses import RigBuses
     from hil.clock import now_ns
@@ -49,7 +47,7 @@ def record(app: App, rig_file: str, duration: str, output: str, names: tuple[str
         try:
             with _progress(app) as bar:
                 if rig.emulated:  # printed once recording runs, so programs that join are recorded
-                    app.print(escape(f"HIL_BUSES={buses.env(chosen, side='device')['HIL_BUSES']}"), level=1)
+                    app.print(plain(f"HIL_BUSES={buses.env(chosen, side='device')['HIL_BUSES']}"), level=1)
                 task = bar.add_task("record", total=length_ns / 1e9, frames="0", rate="")
                 start = now_ns()
                 while (elapsed := now_ns() - start) < length_ns:
@@ -63,7 +61,7 @@ def record(app: App, rig_file: str, duration: str, output: str, names: tuple[str
         finally:
             rec.close(raise_error=not interrupted)  # Ctrl-C also stops emulated buses: no news
     per_topic = ", ".join(f"{t} {n:,}" for t, n in sorted(rec.counts.items())) or "nothing arrived"
-    app.print(f"[green]recorded[/] {output}: {per_topic}", level=-1)
+    app.print(f"[green]recorded[/] {plain(output)}: {plain(per_topic)}", level=-1)
 
 
 def _progress(app: App):

@@ -7,7 +7,7 @@ import json
 
 import click
 
-from hil.cli.app import App, lease_wait_option
+from hil.cli.app import App, lease_wait_option, plain
 from hil.errors import EXIT_FAILED
 
 
@@ -19,6 +19,24 @@ def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
             raise click.BadParameter(f"expected {what}, got {v!r}")
         out[key] = val
     return out
+
+
+_OPTIONS = {"rate": "--rate", "loop": "--loop", "skip_gaps_over": "--skip-gaps-over", "dbc": "--dbc", "map": "--map",
+            "include_ids": "--include", "exclude_ids": "--exclude", "start": "--start", "end": "--end",
+            "format": "--format", "file": "FILES"}
+
+
+def _option(loc: tuple) -> str:
+    """The option a stimulus field came from, for messages (``('sources', 0, 'end')`` → ``--end``)."""
+    return next((_OPTIONS[p] for p in reversed(loc) if p in _OPTIONS), ".".join(map(str, loc)))
+
+
+def _fraction(value: str) -> float:
+    """A finite fraction ≥ 0 (``span_error=0.001``): NaN would never be exceeded."""
+    number = float(value)
+    if not 0 <= number < float("inf"):
+        raise ValueError(f"expected a fraction ≥ 0 such as 0.001, got {value!r}")
+    return number
 
 
 @click.command()
@@ -56,8 +74,9 @@ def replay(app: App, files, rig_file, maps, fmt, include, exclude, start, end, r
 
     from hil.bench.lease import Lease
     from hil.buses import RigBuses
+    from hil.spec.check import file_problems, stimulus_problems
     from hil.spec.common import parse_duration_ns
-    from hil.spec.load import load_rig
+    from hil.spec.load import error_message, load_rig
     from hil.spec.suite import Stimulus
     from hil.stimulus.injector import play
     from hil.stimulus.report import STATISTICS
@@ -80,20 +99,18 @@ def replay(app: App, files, rig_file, maps, fmt, include, exclude, start, end, r
         for k, v in _pairs(budget, "STAT=LIMIT").items():
             if k not in STATISTICS:
                 raise ValueError(f"unknown statistic {k!r}; expected one of {', '.join(STATISTICS)}")
-            limits[k] = float(v) if k == "span_error" else parse_duration_ns(v)
+            limits[k] = _fraction(v) if k == "span_error" else parse_duration_ns(v)
     except ValidationError as exc:  # before ValueError, its base class
-        app.abort("invalid option: " + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
+        app.abort("; ".join(f"{_option(e['loc'])}: {error_message(e)}" for e in exc.errors()))
     except ValueError as exc:
         app.abort(f"invalid --budget: {exc}")
-    for loc, msg in stimulus.problems():
-        app.abort(f"invalid option: {'.'.join(map(str, loc))}: {msg}")
+    for loc, msg in stimulus.problems() + file_problems(stimulus) + stimulus_problems(stimulus):
+        app.abort(f"{_option(loc)}: {msg}")
     rig = load_rig(rig_file).model
     timeline = build_timeline(stimulus, rig)
     if not as_json:  # the JSON report carries them
-        from rich.markup import escape
-
         for why, n in timeline.dropped.items():
-            app.print(f"[dim]left out: {n} {escape(why)}[/]")
+            app.print(f"[dim]left out: {n} {plain(why)}[/]")
     with Lease(rig.name, wait=lease_wait), tempfile.TemporaryDirectory(prefix="hil-replay-") as run_dir, \
             RigBuses(rig, Path(run_dir)) as buses:
         report = _play_with_progress(app, timeline, buses, record_to, rig, not spin_only, play)
@@ -155,9 +172,9 @@ def report_table(report):
     t.add_row("frames early", f"[{'red' if report.frames_early else 'green'}]{report.frames_early}[/]")
     t.add_row("span error", f"{report.span_error * 100:+.4f} %")
     for w in report.waits:
-        t.add_row("wait", f"{w['wait']}: {'met' if w['met'] else 'timed out'} after {_us(w['waited_ns'])}")
+        t.add_row("wait", plain(f"{w['wait']}: {'met' if w['met'] else 'timed out'} after {_us(w['waited_ns'])}"))
     if report.aborted:
-        t.add_row("aborted", f"[red]{report.aborted}[/]")
+        t.add_row("aborted", f"[red]{plain(report.aborted)}[/]")
     host = report.host
     t.add_row("timing", f"timer slack {host.get('timer_slack_ns')} ns · PM QoS {host.get('cpu_dma_latency')} · "
               f"timed release on {', '.join(host.get('timed_release') or []) or 'no bus'}")

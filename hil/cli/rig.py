@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from hil.cli.app import App, lease_wait_option
+from hil.cli.app import App, lease_wait_option, plain
 
 
 @click.group()
@@ -50,9 +50,9 @@ def status(app: App, rigs: tuple[str, ...], as_json: bool, history: Path | None)
         table.add_column(col)
     for st in states:
         if st.held:
-            lease, holder = "[yellow]held[/]", st.holder
+            lease, holder = "[yellow]held[/]", plain(st.holder)
         elif st.stale:
-            lease, holder = "[dim]free[/]", f"left over from {st.record.describe()}; reclaimed on next use"
+            lease, holder = "[dim]free[/]", plain(f"left over from {st.record.describe()}; reclaimed on next use")
         else:
             lease, holder = "[green]free[/]", ""
         h = health.get(st.rig)
@@ -84,8 +84,8 @@ def health(app: App, rig_file: str, out: Path | None, history: Path | None, leas
     with Lease(spec.name, wait=lease_wait, command=f"hil rig health {rig_file}"):
         result = check_health(rig_file, spec, SuiteOptions(out=out, history=history))
     style = "green" if result.state == "healthy" else "red"
-    app.print(f"rig {spec.name}: [{style}]{result.state}[/] — health check {result.suite}, run {result.run_id}, "
-              f"{result.run_dir}", level=-1)
+    app.print(f"rig {spec.name}: [{style}]{result.state}[/] — " + plain(f"health check {result.suite}, run "
+              f"{result.run_id}, {result.run_dir}"), level=-1)
     return 0 if result.state == "healthy" else EXIT_INFRA
 
 

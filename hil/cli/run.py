@@ -10,13 +10,16 @@ from hil.cli.app import App
 from hil.cli.lab import lab_options, run_on_rigs
 
 
+MAX_REPEAT = 10_000  # benches × repeats are planned up front
+
+
 @click.command()
 @click.argument("suite", type=click.Path(dir_okay=False))
 @click.option("--rig", "rigs", envvar="HIL_RIG", required=True, multiple=True, metavar="RIG",
               help="Rig file (also HIL_RIG); with --scheduler also a rig name. Repeat it to run the "
                    "suite on several rigs at once, side by side.")
 @click.option("--bench", "benches", multiple=True, metavar="NAME", help="Run only this bench (repeatable).")
-@click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--repeat", type=click.IntRange(min=1, max=MAX_REPEAT), default=1, show_default=True,
               help="Run the selected benches N times.")
 @click.option("--fail-fast", is_flag=True, help="Skip the remaining benches after the first fail or error.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),

@@ -19,6 +19,9 @@ def schema(app: App, kind: str) -> None:
     from hil.spec.suite import Suite
 
     model = {"rig": Rig, "suite": Suite, "stack": Stack}[kind]
+    from hil.spec.load import EXTENSION_PREFIX
+
     doc = model.model_json_schema(by_alias=True)
+    doc["patternProperties"] = {f"^{EXTENSION_PREFIX}": {}}  # the user's own keys: anchors to merge
     doc["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     click.echo(json.dumps(doc, indent=2, ensure_ascii=False))

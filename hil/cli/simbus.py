@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from hil.cli.app import App
+from hil.cli.app import App, plain
 
 
 @click.group()
@@ -46,12 +46,12 @@ def serve(app: App, rig_file: str, folder: str | None, seed: int) -> None:
         app.print(f"[bold]simbus[/] serving rig {rig.name} (pid {info['pid']}); Ctrl-C stops")
         for name, path in info["can"].items():
             env[name] = {"interface": "simcan", "channel": path}
-            app.print(f"  can    [cyan]{name}[/]: can.Bus(interface=\"simcan\", channel=\"{path}\")")
-            app.print(f"           python -m can.viewer -i simcan -c {shlex.quote(path)}", level=1)
+            app.print(f"  can    [cyan]{name}[/]: " + plain(f'can.Bus(interface="simcan", channel="{path}")'))
+            app.print(plain(f"           python -m can.viewer -i simcan -c {shlex.quote(path)}"), level=1)
         for name, ends in info["serial"].items():
             env[name] = {"port": ends["device"], "baudrate": rig.buses[name].baudrate}
-            app.print(f"  serial [cyan]{name}[/]: host {ends['host']}  device {ends['device']}")
-        app.print(f"  export HIL_BUSES={shlex.quote(json.dumps(env))}")
+            app.print(f"  serial [cyan]{name}[/]: " + plain(f"host {ends['host']}  device {ends['device']}"))
+        app.print(plain(f"  export HIL_BUSES={shlex.quote(json.dumps(env))}"))
         signal.signal(signal.SIGINT, broker.stop)
         signal.signal(signal.SIGTERM, broker.stop)
         broker.serve()

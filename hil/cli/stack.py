@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from hil.cli.app import App
+from hil.cli.app import App, plain
 
 
 @click.group()
@@ -38,5 +38,5 @@ def build(app: App, stack_file: str, output: str | None) -> None:
         size = sum(e.size for e in comp.files.values())
         table.add_row(name, comp.target, comp.kind, str(len(comp.files)), str(size))
     app.print(table, level=0)
-    app.print(f"[green]built[/] {out} — {manifest.name} {manifest.version}, sha256 {bundle.file_sha256(out)}",
+    app.print(f"[green]built[/] {plain(out)} — {manifest.name} {manifest.version}, sha256 {bundle.file_sha256(out)}",
               level=-1)

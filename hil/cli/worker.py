@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from hil.cli.app import App
+from hil.cli.app import App, Seconds, plain
 
 
 @click.command()
@@ -19,9 +19,9 @@ from hil.cli.app import App
               show_default=True, help="Folder the run folders of dispatched benches go into.")
 @click.option("--root", type=click.Path(file_okay=False, exists=True, path_type=Path), default=Path("."),
               help="Checkout that relative suite paths resolve against [default: current folder].")
-@click.option("--lease-wait", type=float, default=0.0, show_default=True, metavar="SECONDS",
+@click.option("--lease-wait", type=Seconds(forever=True), default=0.0, show_default=True, metavar="SECONDS",
               help="How long a bench waits for a rig leased locally on this host (0: error at once).")
-@click.option("--connect-timeout", type=float, default=60.0, show_default=True, metavar="SECONDS",
+@click.option("--connect-timeout", type=Seconds(), default=60.0, show_default=True, metavar="SECONDS",
               help="Give up when the scheduler cannot be reached for this long (a service manager restarts us).")
 @click.option("--tls-ca-file", type=click.Path(exists=True, dir_okay=False), help="CA certificate (PEM).")
 @click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), help="This worker's certificate (PEM).")
@@ -44,7 +44,7 @@ def worker(app: App, rigs: tuple[str, ...], scheduler: str, name: str | None, li
 
     def ready(w) -> None:
         offered = ", ".join(f"{resource_name(r)}=1" for r in owned)
-        app.print(f"worker {w.name} at {w.address} serving {offered} to {scheduler}", level=-1)
+        app.print(plain(f"worker {w.name} at {w.address} serving {offered} to {scheduler}"), level=-1)
         app.console.file.flush()
 
     asyncio.run(serve(scheduler, host, name=name, listen=listen,

@@ -16,6 +16,7 @@ from hil.errors import RecordingError, UsageError
 from hil.recording.frames import (FLAG_BRS, FLAG_ERROR, FLAG_ESI, FLAG_EXTENDED, FLAG_FD, FLAG_REMOTE, FLAG_TX,
                                   Frames)
 from hil.recording.loader import load
+from hil.spec.suite import format_unavailable
 
 EXPORT_FORMATS = ("blf", "asc", "mf4", "csv", "log", "trc")
 _NUMERIC_CHANNELS = ("blf", "asc", "mf4", "trc")
@@ -31,6 +32,8 @@ def export(recording: str | Path, out: str | Path, fmt: str | None = None,
         raise UsageError(f"cannot export to {fmt!r}; expected one of {', '.join(EXPORT_FORMATS)}")
     if out.suffix.lstrip(".").lower() != fmt:
         raise UsageError(f"python-can picks the writer by suffix: name the file *.{fmt}, not {out.name}")
+    if format_unavailable(fmt):
+        raise UsageError(f"cannot export to {out}: {format_unavailable(fmt)}")
     rec = load(recording)
     names = buses or rec.buses
     channels = {b: (i + 1 if fmt in _NUMERIC_CHANNELS else b) for i, b in enumerate(names)}

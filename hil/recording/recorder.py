@@ -8,7 +8,9 @@ at the cut).
 
 Adapter timestamps of real buses are mapped onto the run clock with :class:`hil.clock.AdapterClock`;
 emulated (simbus) buses already stamp on the run clock. The method used for each bus is written to
-the metadata.
+the metadata. For emulated buses the recorder also writes the harness error the broker gathered
+(:mod:`hil.harness`) as ``harness`` events, ``{"buses": {bus: {kind: histogram JSON}}}``, every
+second and once when it stops; each is cumulative since the bus came up, so the last one counts.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ CLOCK_MODEL = ("run clock = CLOCK_MONOTONIC in ns, shared by every process of th
 SIMBUS_CLOCK = "simbus: broker stamps end-of-frame on the run clock"
 _POLL_S = 0.05
 _IDLE_S = 0.005  # the writer's nap when the queue is empty
+HARNESS_EVERY_S = 1.0  # how often the harness error of emulated buses is written while recording
 
 
 class Recorder:
@@ -58,6 +61,7 @@ class Recorder:
         self._threads: list[threading.Thread] = []
         self._writer_thread: threading.Thread | None = None
         self._opened: list[Any] = []
+        self._emulated: list[str] = []  # recorded buses served by simbus: their harness error is recorded
         self._channels: dict[str, int] = {}
         self._schema_ids: dict[str, int] = {}
         self._writer: McapWriter | None = None
@@ -118,6 +122,9 @@ class Recorder:
         self._writer_thread = threading.Thread(target=self._write_loop, name="hil-recorder-writer",
                                                daemon=True)
         self._writer_thread.start()
+        if self._emulated:
+            self._threads.append(threading.Thread(target=self._harness_loop, name="hil-recorder-harness",
+                                                  daemon=True))
         for t in self._threads:
             t.start()
 
@@ -128,6 +135,8 @@ class Recorder:
         self._stop.set()
         for t in self._threads:
             t.join()
+        if self._writer_thread is not None and self._emulated:
+            self._harness_event()
         self._close_buses()
         if self._writer_thread is not None:
             self._closing.set()
@@ -157,7 +166,10 @@ class Recorder:
             return "serial: read time on the run clock"
         emulated = cfg.get("interface") == "simcan"
         if emulated:  # every fault simbus injects on this bus is recorded as an event
-            bus = self._buses.open_can(name, fault_events=True,
+            self._emulated.append(name)
+            # hold=False: frames as they arrive (it keeps their end-of-frame stamps, so waiting for
+            # each end of frame would only cost the controller CPU)
+            bus = self._buses.open_can(name, fault_events=True, hold=False,
                                        on_fault_event=lambda e, bus_name=name: self.event(
                                            "fault", {"bus": bus_name, "kind": e.kind, "id": e.id,
                                                      "detail": e.detail}, e.t_ns))
@@ -186,6 +198,21 @@ class Recorder:
                 put((topic, t, schema.encode_can(msg.arbitration_id, message_flags(msg), bytes(msg.data))))
         except Exception as exc:  # a bus that goes down ends the recording with an error, not silently
             self._error = exc
+
+    def _harness_loop(self) -> None:
+        while not self._stop.wait(HARNESS_EVERY_S):
+            self._harness_event()
+
+    def _harness_event(self) -> None:
+        """One ``harness`` event: the broker's figures for every recorded emulated bus. A broker
+        that has gone is the bus readers' news, not this event's."""
+        from hil.errors import HilError
+
+        try:
+            buses = {name: self._buses.stats(name)["harness"] for name in self._emulated}
+        except (HilError, KeyError):
+            return
+        self.event("harness", {"buses": buses})
 
     def _read_serial(self, name: str, port: Any) -> None:
         try:

@@ -21,7 +21,7 @@ def summary(result: SuiteResult) -> RenderableType:
     table.add_column("measurements", justify="right")
     table.add_column("note", overflow="fold")
     for b in result.benches:
-        table.add_row(b.key, _verdict(b.verdict, b.flaky), f"{b.duration_s:.1f} s", _tally(b), _note(b))
+        table.add_row(b.key, _verdict(b.verdict, b.flaky), f"{b.duration_s:.1f} s", _tally(b), escape(_note(b)))
     parts: list[RenderableType] = [table]
     latency = _latency_table(result)
     if latency is not None:

@@ -11,7 +11,6 @@ tty paths) and serves until SIGTERM or until its stdin closes (its parent died);
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import select
@@ -22,23 +21,20 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hil.clock import fine_timer_slack
 from hil.simbus.bus import TX_QUEUE_LIMIT, Client, SimBus
 from hil.simbus.faults import FaultSet, parse_fault
 from hil.simbus.protocol import connect, unix_address
 from hil.simbus.pty import PtyLink
 from hil.simbus.wire import WireModel
 
-PR_SET_TIMERSLACK = 29
 PRIORITY_NICE = -5
 
 
 def _tune_scheduling() -> None:
     """Wake on time: 1 ns timer slack (default 50 µs), and a slightly higher priority (nice −5) when
     the user may have it — the broker stands in for bus hardware, and it only uses CPU for traffic."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_TIMERSLACK, 1, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
+    fine_timer_slack()
     try:
         os.setpriority(os.PRIO_PROCESS, 0, min(os.getpriority(os.PRIO_PROCESS, 0), PRIORITY_NICE))
     except OSError:

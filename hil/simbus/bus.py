@@ -2,9 +2,19 @@
 
 Each client connection is a node with a FIFO transmit queue (so a sender's frames stay in order).
 The wire is simulated on the run clock: when the bus is free, the heads of all queues that are ready
-compete, the lowest arbitration key wins, the frame occupies the wire for its modelled duration and is
-delivered to every node at its end-of-frame time. The timeline depends only on when frames became
-ready (receipt at the broker, or their release time), never on when the broker happened to wake up.
+compete, the lowest arbitration key wins, the frame occupies the wire for its modelled duration and
+is stamped with its end-of-frame time. A frame is ready when its node wrote it (the node's send
+stamp, carried in the record) or at its release time — never when the broker happened to read it.
+
+The broker decides which frame takes the slot starting at ``s`` once the run clock has passed
+``s + horizon`` (the commit horizon), so frames written before ``s`` but read a little later still
+compete for it; a frame read after a slot it was ready for was given away goes out at the next free
+slot and is counted as ``displaced``. The decided frame is forwarded to every node at once, with its
+end-of-frame stamp; the ``simcan`` node hands it to its application at that time.
+
+The bus also measures the harness (:mod:`hil.harness`): ``send`` (how late the broker read a frame
+against its node's stamp), ``broker`` (how late it woke against its plan), and keeps the ``delivery``
+histograms its nodes report.
 """
 
 from __future__ import annotations
@@ -16,9 +26,10 @@ import time
 from collections import deque
 from typing import Any
 
+from hil.harness import ErrorHistogram
 from hil.simbus.faults import FaultEvent, FaultSet, parse_fault
 from hil.simbus.protocol import (
-    CONTROL, EVENT, EVENT_CODE, F_ERROR, F_EXTENDED, F_FD, F_OWN, FRAME, HEADER, HELLO, HELLO_EVENTS,
+    CONTROL, EVENT, EVENT_CODE, F_BRS, F_ERROR, F_EXTENDED, F_FD, F_OWN, FRAME, HEADER, HELLO, HELLO_EVENTS,
     HEADER_SIZE, HELLO_NO_FRAMES, HELLO_OWN, MAX_RECORD, WELCOME_FD)
 from hil.simbus.wire import WireModel, arbitration_key
 
@@ -28,6 +39,7 @@ _monotonic_ns = time.monotonic_ns
 TX_QUEUE_LIMIT = 1024  # frames a node may have pending before the broker stops reading from it
 RX_QUEUE_LIMIT = 100_000  # records waiting for a slow reader before it overruns (records are dropped)
 READ_BATCH = 64  # records read from one client per loop turn (fairness)
+COMMIT_HORIZON_NS = 50_000  # at most this long after a slot's start the broker waits for frames written before it
 
 # a pending frame: (ready_ns, can_id, flags, dlc, data, sender)
 Pending = tuple[int, int, int, int, bytes, Any]
@@ -46,6 +58,7 @@ class Client:
         self.out: deque[bytes] = deque()
         self.overruns = 0
         self.departed = False  # disconnected, but frames it sent are still waiting for the wire
+        self.delivery: ErrorHistogram | None = None  # the node's latest (cumulative) delivery report
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -80,19 +93,26 @@ class Client:
 class SimBus:
     """The state of one emulated bus; the broker feeds it records and the clock."""
 
-    def __init__(self, name: str, path: str, model: WireModel, faults: FaultSet, fd: bool):
+    def __init__(self, name: str, path: str, model: WireModel, faults: FaultSet, fd: bool,
+                 horizon_ns: int = COMMIT_HORIZON_NS):
         self.name = name
         self.path = path
         self.model = model
         self.faults = faults
         self.fd = fd
+        self.horizon = commit_horizon(model, horizon_ns)
         self.clients: list[Client] = []
         self.free_at = 0  # run-clock time the wire is free again (after intermission)
-        self.on_wire: tuple[int, Pending] | None = None  # (end-of-frame ns, frame)
+        self.last_start = 0  # the latest slot given away, and to whom
+        self.last_sender: Any = None
+        self.plan: int | None = None  # when advance() next wants to run (for the broker's lateness)
         self.delayed: list[tuple[int, int, Pending]] = []  # heap (ready_ns, seq, frame)
         self._seq = 0
         self.since_ns = 0
-        self.stats = {"frames": 0, "error_frames": 0, "faulted": 0, "busy_ns": 0}
+        self.stats = {"frames": 0, "error_frames": 0, "faulted": 0, "busy_ns": 0, "displaced": 0}
+        self.send_error = ErrorHistogram()
+        self.broker_error = ErrorHistogram()
+        self.delivery_departed = ErrorHistogram()  # the last reports of nodes that left
 
     # ---- input -------------------------------------------------------------------------------
 
@@ -100,8 +120,8 @@ class SimBus:
         """Read up to a batch of records from ``client``; False when it disconnected.
 
         The hot path (a FRAME, no fault armed) is kept to a few steps: one ``recv``, one unpack, the
-        arrival stamp and an append to the sender's queue."""
-        recv, tx, faults = client.sock.recv, client.tx, self.faults
+        read time against the node's stamp, and an append to the sender's queue."""
+        recv, tx, faults, send_error = client.sock.recv, client.tx, self.faults, self.send_error
         for _ in range(READ_BATCH):
             if len(tx) >= TX_QUEUE_LIMIT:
                 return True
@@ -109,16 +129,24 @@ class SimBus:
                 record = recv(MAX_RECORD)
             except BlockingIOError:
                 return True
+            except ConnectionResetError:  # it closed with frames unread; what it sent is still queued
+                continue
             except OSError:
                 return False
             if len(record) < HEADER_SIZE:
                 return False  # disconnected, or not speaking the protocol: either way it is dropped
             kind, flags, dlc, can_id, t_ns = _unpack(record)
             if kind == FRAME:
-                # ready when read (a batch spans time: the loop's ``now`` would stamp later frames
-                # before they were sent), or at the requested release time
+                # ready at the node's stamp (its send time, or a release time still to come); a
+                # record without one (t = 0) is ready when read (each read of a batch is timed)
                 now = _monotonic_ns()
-                frame = (t_ns if t_ns > now else now, can_id, flags & ~F_OWN, dlc, record[HEADER_SIZE:], client)
+                if t_ns <= 0:
+                    t_ns = now
+                elif t_ns < now:
+                    send_error.add(now - t_ns)
+                if t_ns < self.last_start and self.last_sender is not client:
+                    self.stats["displaced"] += 1  # it could have competed for a slot already given away
+                frame = (t_ns, can_id, flags & ~F_OWN, dlc, record[HEADER_SIZE:], client)
                 if faults.armed:
                     self._submit(client, frame, now)
                 else:
@@ -144,8 +172,19 @@ class SimBus:
                 request = json.loads(record[HEADER_SIZE:])
             except ValueError as exc:
                 request = {"op": f"(not JSON: {exc})"}
+            if isinstance(request, dict) and request.get("op") == "harness":  # a node's report: no reply
+                self._report(client, request)
+                return
             reply = self.control(request if isinstance(request, dict) else {"op": repr(request)}, now)
             client.deliver(HEADER.pack(CONTROL, 0, 0, 0, now) + json.dumps(reply).encode())
+
+    @staticmethod
+    def _report(client: Client, request: dict) -> None:
+        """Keep a node's latest cumulative delivery histogram (a malformed one is ignored)."""
+        try:
+            client.delivery = ErrorHistogram.from_json(request["delivery"])
+        except (KeyError, TypeError, ValueError, AttributeError):
+            pass
 
     def _submit(self, client: Client, frame: Pending, now: int) -> None:
         if self.faults.armed:
@@ -162,24 +201,24 @@ class SimBus:
         client.departed = True
         client.frames = client.own = client.events = False
         client.out.clear()
+        if client.delivery is not None:
+            self.delivery_departed.merge(client.delivery)
+            client.delivery = None
         if not client.tx:
             self.clients.remove(client)
 
     # ---- the wire ----------------------------------------------------------------------------
 
     def advance(self, now: int) -> int | None:
-        """Run the wire up to ``now``: deliver finished frames, start the next ones.
+        """Run the wire up to ``now``: decide every slot whose commit horizon has passed and forward
+        its frame (stamped with its end of frame) to every node at once.
 
-        Returns the run-clock time something next happens on this bus (None: nothing pending).
+        Returns the run-clock time this bus next needs the broker (None: nothing pending).
         """
-        clients, faults = self.clients, self.faults
+        if self.plan is not None and now >= self.plan:
+            self.broker_error.add(now - self.plan)
+        clients, faults, horizon = self.clients, self.faults, self.horizon
         while True:
-            if self.on_wire is not None:
-                eof, frame = self.on_wire
-                if eof > now:
-                    return eof
-                self.on_wire = None
-                self._deliver(frame, eof)
             # the earliest ready time among the heads of the queues, the delayed frames, a babbler
             t0 = None
             for c in clients:
@@ -193,10 +232,12 @@ class SimBus:
             if babbler is not None and (t0 is None or babbler.next_ns < t0):
                 t0 = babbler.next_ns
             if t0 is None:
+                self.plan = None
                 return None
             start = self.free_at if self.free_at > t0 else t0
-            if start > now:
-                return start
+            if start + horizon > now:
+                self.plan = start + horizon
+                return self.plan
             self._start(self._arbitrate(start, babbler), start)
 
     def _arbitrate(self, start: int, babbler) -> Pending:
@@ -242,8 +283,10 @@ class SimBus:
         return frame
 
     def _start(self, frame: Pending, start: int) -> None:
-        _, can_id, flags, dlc, data, _sender = frame
+        """Give the slot at ``start`` to ``frame`` and forward it, stamped with its end of frame."""
+        _, can_id, flags, dlc, data, sender = frame
         duration, eof_offset = self.model.timing(can_id, flags, dlc, data)
+        self.last_start, self.last_sender = start, sender
         if self.faults.armed:
             event = self.faults.on_wire(can_id, start)
             if event is not None:
@@ -253,9 +296,9 @@ class SimBus:
                     return  # dropped / bus off: nothing on the wire
                 # damaged in flight: the receivers flag an error where the frame ends
                 frame = frame[:2] + (F_ERROR | (flags & F_EXTENDED), 0, b"", frame[5])
-        self.on_wire = (start + eof_offset, frame)
         self.free_at = start + duration
         self.stats["busy_ns"] += duration
+        self._deliver(frame, start + eof_offset)
 
     def _deliver(self, frame: Pending, eof: int) -> None:
         _, can_id, flags, dlc, data, sender = frame
@@ -315,7 +358,29 @@ class SimBus:
         return {**self.stats, "load": self.stats["busy_ns"] / span, "since_ns": self.since_ns, "now_ns": now,
                 "clients": sum(1 for c in self.clients if c.frames),
                 "pending": sum(len(c.tx) for c in self.clients) + len(self.delayed),
-                "overruns": sum(c.overruns for c in self.clients)}
+                "overruns": sum(c.overruns for c in self.clients), "horizon_ns": self.horizon,
+                "harness": self.harness()}
+
+    def harness(self) -> dict[str, dict]:
+        """``{kind: histogram JSON}`` for this bus since it came up: every node's delivery (the
+        latest report of each, those that left too), the broker's send and broker errors."""
+        delivery = ErrorHistogram()
+        delivery.merge(self.delivery_departed)
+        for c in self.clients:
+            if c.delivery is not None:
+                delivery.merge(c.delivery)
+        return {"delivery": delivery.to_json(), "send": self.send_error.to_json(),
+                "broker": self.broker_error.to_json()}
+
+
+def commit_horizon(model: WireModel, limit_ns: int = COMMIT_HORIZON_NS) -> int:
+    """How long after a slot's start its frame is decided: ``limit_ns``, but at most half the
+    shortest frame's wire time, so a frame forwarded then still has half its wire time to reach the
+    nodes before its end of frame; 0 without a wire model (there is no wire time to wait in)."""
+    if not model.enabled:
+        return 0
+    shortest = min(model.wire_duration(0, 0, 0, b""), model.wire_duration(0, F_FD | F_BRS, 0, b""))
+    return min(limit_ns, shortest // 2)
 
 
 def event_record(event: FaultEvent) -> bytes:

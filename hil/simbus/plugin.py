@@ -3,9 +3,20 @@
     bus = can.Bus(interface="simcan", channel="/run/dir/simbus/chassis.sock", receive_own_messages=True)
 
 Received frames (and the echo of one's own frames) carry the end-of-frame time on the run clock, in
-seconds (``time.monotonic()`` epoch). ``send_at(msg, release_ns)`` asks the broker to put a frame on
-the wire at a run-clock time. With ``fault_events=True`` the broker also reports every injected fault:
-they are kept in ``bus.fault_events`` (and passed to ``on_fault_event`` if given) as
+seconds (``time.monotonic()`` epoch), and ``recv`` hands each out at that time, as a controller
+would: the broker forwards a frame as soon as its slot on the wire is decided, and the node holds it
+until its end of frame (sleeping, then spinning the last few µs). Every frame ``send`` writes carries
+the node's send time, which places it on the wire. ``send_at(msg, release_ns)`` asks the broker to
+put a frame on the wire at a run-clock time.
+
+Each node measures its own delivery error (:mod:`hil.harness`): when ``recv`` handed a frame out
+minus the earliest it could have, the later of the frame's end of frame and the moment ``recv`` was
+entered; it reports the histogram (``bus.harness``) to the broker every 0.25 s while it receives,
+and at shutdown. A node opened with ``hold=False`` (the recorder: it needs only the stamps) gets
+frames as they arrive, before their end of frame, and measures nothing.
+
+With ``fault_events=True`` the broker also reports every injected fault: they are kept in
+``bus.fault_events`` (and passed to ``on_fault_event`` if given) as
 :class:`~hil.simbus.faults.FaultEvent` objects; they are never returned by ``recv``.
 
 If the broker goes away, the next ``send`` or ``recv`` raises :class:`can.CanOperationError`.
@@ -16,12 +27,15 @@ from __future__ import annotations
 import json
 import select
 import threading
+import time
 from collections import deque
 from typing import Any, Callable
 
 import can
 from can import CanOperationError, CanProtocol, Message
 
+from hil.clock import fine_timer_slack
+from hil.harness import ErrorHistogram
 from hil.simbus.faults import FaultEvent
 from hil.simbus.wire import FD_LENGTHS, fd_dlc
 from hil.simbus.protocol import (
@@ -31,8 +45,12 @@ from hil.simbus.protocol import (
 NS = 1_000_000_000
 EVENTS_KEPT = 100_000
 JOIN_TIMEOUT_S = 30.0  # the broker's welcome: after it, every frame on the bus reaches this node
+SPIN_NS = 30_000  # the last stretch before a frame's end of frame is spun, not slept
+REPORT_EVERY_NS = 250_000_000  # how often a receiving node reports its delivery error to the broker
 
 _unpack = HEADER.unpack_from
+_monotonic_ns = time.monotonic_ns
+_fine_timers = threading.local()
 
 # FRAME flags → Message fields (is_extended_id, is_remote_frame, is_error_frame, is_fd, bitrate_switch,
 # error_state_indicator, is_rx), looked up once per received frame instead of seven tests
@@ -40,8 +58,22 @@ _FLAG_FIELDS = [(bool(f & F_EXTENDED), bool(f & F_REMOTE), bool(f & F_ERROR), bo
                  bool(f & F_ESI), not f & F_OWN) for f in range(256)]
 
 
+def hold_until(t_ns: int) -> None:
+    """Return at run-clock ``t_ns``, not before: sleep (with 1 ns timer slack for this thread), then
+    spin the last :data:`SPIN_NS`."""
+    lead = t_ns - _monotonic_ns()
+    if lead > SPIN_NS:
+        if not getattr(_fine_timers, "set", False):
+            fine_timer_slack()
+            _fine_timers.set = True
+        time.sleep((lead - SPIN_NS) / NS)
+    while _monotonic_ns() < t_ns:
+        pass
+
+
 def pack_frame(msg: Message, release_ns: int = 0) -> bytes:
-    """A python-can message as a FRAME record."""
+    """A python-can message as a FRAME record; ``release_ns`` is when it may go on the wire (the
+    node's send time, or later for a timed release)."""
     flags = ((F_EXTENDED if msg.is_extended_id else 0) | (F_REMOTE if msg.is_remote_frame else 0)
              | (F_ERROR if msg.is_error_frame else 0) | (F_FD if msg.is_fd else 0)
              | (F_BRS if msg.bitrate_switch else 0) | (F_ESI if msg.error_state_indicator else 0))
@@ -58,13 +90,17 @@ class SimCanBus(can.BusABC):
     def __init__(self, channel: str, can_filters=None, receive_own_messages: bool = False,
                  fd: bool = False, fault_events: bool = False,
                  on_fault_event: Callable[[FaultEvent], None] | None = None,
-                 control_only: bool = False, name: str = "", **kwargs: Any):
+                 control_only: bool = False, name: str = "", hold: bool = True, **kwargs: Any):
         self.channel = str(channel)
         self.channel_info = f"simbus {self.channel}"
         self.fault_events: deque[FaultEvent] = deque(maxlen=EVENTS_KEPT)
         self._on_fault_event = on_fault_event
         self._send_lock = threading.Lock()
         self._state = can.BusState.ACTIVE
+        self.harness = ErrorHistogram()  # delivery error of the frames recv handed out (kind "delivery")
+        self._hold = hold  # False: frames are handed out as they arrive (a recorder needs only their stamps)
+        self._eof_ns = 0  # end of frame of the frame _recv_internal returned last
+        self._report_at = _monotonic_ns() + REPORT_EVERY_NS
         try:
             self._sock = connect(self.channel)
         except OSError as exc:
@@ -90,10 +126,16 @@ class SimCanBus(can.BusABC):
     # ---- sending -------------------------------------------------------------------------------
 
     def send(self, msg: Message, timeout: float | None = None) -> None:
-        self.send_at(msg, 0, timeout)
+        """Queue ``msg`` for the wire, stamped with the moment ``send`` was called."""
+        self._send_frame(msg, _monotonic_ns(), timeout)
 
     def send_at(self, msg: Message, release_ns: int, timeout: float | None = None) -> None:
-        """Queue ``msg`` for the wire at run-clock time ``release_ns`` (now, if that has passed)."""
+        """Queue ``msg`` for the wire at run-clock time ``release_ns`` (now, if that has passed: the
+        record carries the later of the two, so a late release goes out from when it was written)."""
+        now = _monotonic_ns()
+        self._send_frame(msg, release_ns if release_ns > now else now, timeout)
+
+    def _send_frame(self, msg: Message, ready_ns: int, timeout: float | None) -> None:
         if self._state is can.BusState.PASSIVE:
             raise CanOperationError(f"simbus {self.channel}: the bus is in passive (listen-only) state")
         if msg.is_fd and not self._bus_fd:
@@ -101,7 +143,7 @@ class SimCanBus(can.BusABC):
         if len(msg.data) > (64 if msg.is_fd else 8):
             raise CanOperationError(f"simbus {self.channel}: expected at most {64 if msg.is_fd else 8} data bytes "
                                     f"in a {'CAN FD' if msg.is_fd else 'classic'} frame, got {len(msg.data)}")
-        self._send_record(pack_frame(msg, release_ns), timeout)
+        self._send_record(pack_frame(msg, ready_ns), timeout)
 
     def _send_record(self, record: bytes, timeout: float | None) -> None:
         with self._send_lock:
@@ -121,12 +163,44 @@ class SimCanBus(can.BusABC):
 
     # ---- receiving -----------------------------------------------------------------------------
 
+    def recv(self, timeout: float | None = None) -> Message | None:
+        """The next frame, handed out at its end of frame (see the module docstring); its delivery
+        error goes into :attr:`harness`."""
+        entered = _monotonic_ns()
+        msg = super().recv(timeout)
+        if msg is not None and self._hold:
+            now = _monotonic_ns()
+            eof = self._eof_ns
+            self.harness.add(now - (eof if eof > entered else entered))
+            if now >= self._report_at:
+                self._report(now)
+        return msg
+
+    def _report(self, now: int) -> None:
+        """Send the delivery histogram to the broker, never blocking (a full socket: next time)."""
+        self._report_at = now + REPORT_EVERY_NS
+        record = HEADER.pack(CONTROL, 0, 0, 0, now) + json.dumps(
+            {"op": "harness", "delivery": self.harness.to_json()}, separators=(",", ":")).encode()
+        if self._send_lock.acquire(blocking=False):
+            try:
+                self._sock.send(record)
+            except OSError:
+                pass
+            finally:
+                self._send_lock.release()
+
     def _recv_internal(self, timeout: float | None) -> tuple[Message | None, bool]:
+        """One record from the socket (so ``fileno()`` stays readable while more wait); a frame is
+        held until its end of frame, even past ``timeout``: at most its own wire time, since the
+        broker forwards it no earlier than its start."""
         record = self._recv_record(timeout)
         if record is None:
             return None, False
         kind, flags, dlc, can_id, t_ns = _unpack(record)
         if kind == FRAME:
+            if self._hold and t_ns > _monotonic_ns():
+                hold_until(t_ns)
+            self._eof_ns = t_ns
             ext, rtr, err, fd, brs, esi, rx = _FLAG_FIELDS[flags]
             return Message(
                 timestamp=t_ns / NS, arbitration_id=can_id, is_extended_id=ext, is_remote_frame=rtr,
@@ -188,5 +262,7 @@ class SimCanBus(can.BusABC):
     def shutdown(self) -> None:
         if self._is_shutdown:
             return
+        if self.harness.count:
+            self._report(_monotonic_ns())
         super().shutdown()
         self._sock.close()

@@ -13,7 +13,6 @@ end-of-frame (the last EOF bit, where a controller stamps a received frame).
 from __future__ import annotations
 
 from functools import lru_cache
-from itertools import product
 
 from hil.simbus.protocol import F_BRS, F_ERROR, F_EXTENDED, F_FD, F_REMOTE
 
@@ -45,11 +44,12 @@ def _crc15_table() -> list[int]:
 _CRC15_TABLE = _crc15_table()
 
 
-def crc15(bits: str) -> int:
-    """CRC-15/CAN of a bit string. The initial value is 0, so zero bits in front change nothing:
-    the string is left-padded to whole bytes and run through a byte table."""
+def crc15(value: int, nbits: int) -> int:
+    """CRC-15/CAN of the ``nbits`` bits of ``value`` (most significant first). The initial value
+    is 0, so zero bits in front change nothing: the bits are run through a byte table as whole
+    bytes, left-padded."""
     crc, table = 0, _CRC15_TABLE
-    for byte in int(bits, 2).to_bytes((len(bits) + 7) // 8, "big"):
+    for byte in value.to_bytes((nbits + 7) // 8, "big"):
         crc = ((crc << 8) & 0x7FFF) ^ table[((crc >> 7) ^ byte) & 0xFF]
     return crc
 
@@ -77,34 +77,42 @@ def _stuff_run(state: int, bits) -> tuple[int, int]:
     return state, count
 
 
+def _bits(value: int, n: int) -> list[int]:
+    return [(value >> i) & 1 for i in range(n - 1, -1, -1)]
+
+
 @lru_cache(maxsize=1)
-def _stuff_tables() -> tuple[dict[str, tuple[int, int]], list[tuple[int, int]]]:
-    """(the first 0..7 bits from SOF → (state, stuff bits)), (state * 256 + byte → (state, stuff bits))."""
-    head = {"".join(map(str, bits)): _stuff_run(_START, bits) for n in range(8) for bits in product((0, 1), repeat=n)}
-    table = [_stuff_run(s, [(b >> i) & 1 for i in range(7, -1, -1)]) for s in range(_START + 1) for b in range(256)]
+def _stuff_tables() -> tuple[list[list[tuple[int, int]]], list[tuple[int, int]]]:
+    """(for n = 0..7: the first n bits from SOF as a number → (state, stuff bits)),
+    (state * 256 + byte → (state, stuff bits))."""
+    head = [[_stuff_run(_START, _bits(v, n)) for v in range(1 << n)] for n in range(8)]
+    table = [_stuff_run(s, _bits(b, 8)) for s in range(_START + 1) for b in range(256)]
     return head, table
 
 
-def stuff_bits(bits: str) -> int:
-    """How many stuff bits a transmitter inserts into ``bits`` (one of the opposite value after every
-    5 equal bits; the stuff bit itself counts towards the next run), starting at SOF.
+def stuff_bits(value: int, nbits: int) -> int:
+    """How many stuff bits a transmitter inserts into the ``nbits`` bits of ``value`` (one of the
+    opposite value after every 5 equal bits; the stuff bit itself counts towards the next run),
+    starting at SOF.
 
     The state machine runs a byte at a time through a table built on first use: a handful of
     lookups per frame instead of a Python step per bit.
     """
     head, table = _stuff_tables()
-    n = len(bits) % 8
-    state, total = head[bits[:n]]
-    if len(bits) > n:
-        for byte in int(bits[n:], 2).to_bytes((len(bits) - n) // 8, "big"):
+    n = nbits % 8
+    rest = nbits - n
+    state, total = head[n][value >> rest]
+    if rest:
+        for byte in (value & ((1 << rest) - 1)).to_bytes(rest // 8, "big"):
             state, inserted = table[state * 256 + byte]
             total += inserted
     return total
 
 
 @lru_cache(maxsize=4096)
-def _header(can_id: int, flags: int, dlc: int) -> tuple[str, str]:
-    """(arbitration-phase bits, control bits after it) from SOF to the DLC code, unstuffed."""
+def _header(can_id: int, flags: int, dlc: int) -> tuple[int, int, int, int]:
+    """The arbitration-phase bits from SOF and the control bits after it up to the DLC code,
+    unstuffed: (arbitration bits, their count, control bits, their count)."""
     rtr = "1" if flags & F_REMOTE else "0"
     if flags & F_FD:
         # FD: RRS=0, then FDF=1, res=0, BRS; the data phase starts at ESI
@@ -114,13 +122,12 @@ def _header(can_id: int, flags: int, dlc: int) -> tuple[str, str]:
         tail, ctrl = rtr, "0" + format(dlc, "04b")  # (RTR | r1) ... r0 + DLC
     if flags & F_EXTENDED:
         arb = "0" + format(can_id >> 18, "011b") + "11" + format(can_id & 0x3FFFF, "018b")
-        if not flags & F_FD:
-            return arb + rtr + "0", ctrl  # RTR, r1; then r0 + DLC
-        return arb + tail, ctrl
-    arb = "0" + format(can_id, "011b")
-    if flags & F_FD:
-        return arb + tail[:1] + "0" + tail[1:], ctrl  # RRS, IDE=0, FDF, res, BRS
-    return arb + tail + "0", ctrl  # RTR, IDE=0; then r0 + DLC
+        arb += rtr + "0" if not flags & F_FD else tail  # classic: RTR, r1; then r0 + DLC
+    else:
+        arb = "0" + format(can_id, "011b")
+        # FD: RRS, IDE=0, FDF, res, BRS; classic: RTR, IDE=0; then r0 + DLC
+        arb += tail[:1] + "0" + tail[1:] if flags & F_FD else tail + "0"
+    return int(arb, 2), len(arb), int(ctrl, 2), len(ctrl)
 
 
 @lru_cache(maxsize=8192)
@@ -133,19 +140,20 @@ def frame_bits(can_id: int, flags: int, dlc: int, data: bytes) -> tuple[int, int
         data = data.ljust(FD_LENGTHS[code], b"\0")
     else:
         code = min(dlc, 15)
-    arb, ctrl = _header(can_id, flags, code)
-    payload = "" if flags & F_REMOTE or not data else format(int.from_bytes(data, "big"), f"0{8 * len(data)}b")
-    body = arb + ctrl + payload
+    arb, n_arb, ctrl, n_ctrl = _header(can_id, flags, code)
+    n_payload = 0 if flags & F_REMOTE else 8 * len(data)
+    n_body = n_arb + n_ctrl + n_payload
+    body = (((arb << n_ctrl) | ctrl) << n_payload) | (int.from_bytes(data, "big") if n_payload else 0)
     if not flags & F_FD:
-        body += format(crc15(body), "015b")
-        return len(body) + stuff_bits(body) + 1 + TRAILER_BITS + IFS_BITS, 0
+        with_crc = (body << 15) | crc15(body, n_body)
+        return n_body + 15 + stuff_bits(with_crc, n_body + 15) + 1 + TRAILER_BITS + IFS_BITS, 0
     # the run across the arbitration/data boundary may put one stuff bit on the wrong side
-    n_arb = stuff_bits(arb)
-    n_data = stuff_bits(body) - n_arb
+    stuffed_arb = stuff_bits(arb, n_arb)
+    stuffed_data = stuff_bits(body, n_body) - stuffed_arb
     crc_len = 17 if len(data) <= 16 else 21
     crc_field = 4 + crc_len + (4 + crc_len + 3) // 4  # stuff count + CRC + fixed stuff bits
-    fast = len(ctrl) + len(payload) + n_data + crc_field + 1  # through the CRC delimiter
-    slow = len(arb) + n_arb + TRAILER_BITS + IFS_BITS
+    fast = n_ctrl + n_payload + stuffed_data + crc_field + 1  # through the CRC delimiter
+    slow = n_arb + stuffed_arb + TRAILER_BITS + IFS_BITS
     if flags & F_BRS:
         return slow, fast
     return slow + fast, 0

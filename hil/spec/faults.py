@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import Field
+from pydantic import Field, StrictFloat, StrictInt
 
 from hil.spec.common import CanId, Duration, Spec
+
+FD_LENGTHS = (0, 1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 20, 24, 32, 48, 64)
 
 
 class _Window(Spec):
@@ -22,7 +24,7 @@ class DropFault(_Window):
     """Frames vanish from the wire (nobody receives them, not even the sender's echo)."""
 
     kind: Literal["drop"]
-    probability: float = Field(1.0, ge=0.0, le=1.0)
+    probability: StrictFloat = Field(1.0, ge=0.0, le=1.0)
     ids: list[CanId] | None = Field(None, description="only these ids; all when absent")
 
 
@@ -38,7 +40,7 @@ class CorruptFault(_Window):
     """Frames are damaged on the wire and delivered as error frames."""
 
     kind: Literal["corrupt"]
-    probability: float = Field(1.0, ge=0.0, le=1.0)
+    probability: StrictFloat = Field(1.0, ge=0.0, le=1.0)
     ids: list[CanId] | None = None
 
 
@@ -53,11 +55,24 @@ class BabbleFault(_Window):
 
     kind: Literal["babble"]
     id: CanId
-    rate: float | None = Field(None, gt=0, description="frames per second; saturate when absent")
-    dlc: int = Field(8, ge=0, le=64)
+    rate: StrictFloat | None = Field(None, ge=0.001, le=100_000, description="frames per second; saturate when absent")
+    dlc: StrictInt = Field(8, ge=0, le=64, description="payload bytes: 0..8, or a CAN FD length up to 64")
 
 
 Fault = Annotated[
     Union[DropFault, DelayFault, CorruptFault, BusOffFault, BabbleFault],
     Field(discriminator="kind"),
 ]
+
+
+def fault_problems(faults: list, fd: bool) -> list[tuple[tuple, str]]:
+    """What one field of a fault cannot say: a window that ends before it starts, a babble frame
+    length no CAN frame has (or an FD length on a classic bus)."""
+    out: list[tuple[tuple, str]] = []
+    for i, fault in enumerate(faults):
+        if fault.end is not None and fault.end <= fault.start:
+            out.append(((i, "end"), "expected 'end' after 'start'"))
+        if isinstance(fault, BabbleFault) and fault.dlc not in (FD_LENGTHS if fd else FD_LENGTHS[:9]):
+            lengths = "0..8, 12, 16, 20, 24, 32, 48 or 64 (CAN FD)" if fd else "0..8 (a classic CAN bus)"
+            out.append(((i, "dlc"), f"expected a frame length of {lengths}, got {fault.dlc}"))
+    return out

@@ -10,7 +10,6 @@ sees the data.
 from __future__ import annotations
 
 import difflib
-import stat
 import types
 import typing
 from dataclasses import dataclass
@@ -19,18 +18,21 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
+from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar, merge_attrib
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import MappingNode, SequenceNode
 
 from hil.errors import SpecError
-from hil.spec.common import NAME_RE
-from hil.spec.rig import Rig
+from hil.files import FileRefused, read_bytes
+from hil.spec.common import NAME_RE, SPEC_FILE, VERSION_RE
+from hil.spec.rig import HOST_RE, USER_RE, Rig
 from hil.spec.stack import Stack
 from hil.spec.suite import Suite
 
-MAX_BYTES = 1 << 20
+MAX_BYTES = SPEC_FILE.limit
 MAX_NODES = 100_000
 MAX_DEPTH = 200
+EXTENSION_PREFIX = "x-"  # top-level keys for the user's own use, such as anchors to merge (<<: *base)
 
 M = TypeVar("M", bound=BaseModel)
 Loc = tuple
@@ -67,8 +69,9 @@ def load(path: str | Path, model: type[M]) -> SpecFile[M]:
     if not isinstance(doc, CommentedMap):
         got = "an empty file" if doc is None else f"a {_yaml_kind(doc)}"
         raise SpecError(f"{path}:1:1: expected a mapping of {model.__name__.lower()} keys, got {got}")
+    data = {k: v for k, v in doc.items() if not str(k).startswith(EXTENSION_PREFIX)}
     try:
-        obj = model.model_validate(doc, context={"base_dir": str(path.parent.resolve())})
+        obj = model.model_validate(data, context={"base_dir": str(path.parent.resolve())})
     except ValidationError as exc:
         raise SpecError([_format_pydantic(path, doc, model, e) for e in exc.errors()]) from None
     spec = SpecFile(path, obj, doc)
@@ -81,16 +84,9 @@ def load(path: str | Path, model: type[M]) -> SpecFile[M]:
 def parse_yaml(path: Path) -> Any:
     """Read ``path`` as YAML safely: size, encoding, duplicate keys, tabs, alias bombs, depth."""
     try:
-        st = path.stat()
-        if not stat.S_ISREG(st.st_mode):  # a FIFO or a device would block or never end
-            raise SpecError(f"{path}:1:1: expected a regular file")
-        size = st.st_size
-        if size > MAX_BYTES:
-            raise SpecError(f"{path}:1:1: file is {size / 1e6:.1f} MB; spec files are limited to "
-                            f"{MAX_BYTES // 1024} KiB")
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise SpecError(f"{path}:1:1: cannot read: {exc.strerror or exc}") from None
+        raw = read_bytes(path, MAX_BYTES, "spec file")
+    except FileRefused as exc:
+        raise SpecError(f"{path}:1:1: {exc}") from None
     if b"\0" in raw:
         line = raw.count(b"\n", 0, raw.index(b"\0")) + 1
         raise SpecError(f"{path}:{line}:1: expected YAML text, got binary data (NUL byte)")
@@ -110,6 +106,8 @@ def parse_yaml(path: Path) -> Any:
         raise SpecError(_format_reader_error(path, text, exc)) from None
     except RecursionError:
         raise SpecError(f"{path}:1:1: nesting is deeper than {MAX_DEPTH} levels") from None
+    except Exception as exc:  # ruamel fails inside its constructor on a mapping that merges itself
+        raise SpecError(_format_constructor_failure(path, text, exc)) from None
     _check_size(path, doc)
     return doc
 
@@ -140,6 +138,34 @@ def _format_reader_error(path: Path, text: str, exc: YAMLError) -> str:
     char = getattr(exc, "character", None)
     what = f"control character {char:#04x}" if isinstance(char, int) else "unacceptable character"
     return f"{path}:{line}:{col}: invalid YAML: {what}; YAML text may not contain it"
+
+
+def _format_constructor_failure(path: Path, text: str, exc: Exception) -> str:
+    """The merge key (``<<``) that merges a mapping into itself, found in the composed node graph;
+    otherwise what ruamel said."""
+    yaml = YAML(typ="rt", pure=True)
+    seen: set[int] = set()
+
+    def walk(node: Any, ancestors: tuple[int, ...]) -> Any:
+        if not isinstance(node, (MappingNode, SequenceNode)) or id(node) in seen:
+            return None
+        seen.add(id(node))
+        pairs = node.value if isinstance(node, MappingNode) else [(None, v) for v in node.value]
+        for key, value in pairs:
+            if key is not None and key.tag == "tag:yaml.org,2002:merge":
+                merged = value.value if isinstance(value, SequenceNode) else [value]
+                if any(id(m) in (*ancestors, id(node)) for m in merged):
+                    return key.start_mark
+            found = walk(value, (*ancestors, id(node)))
+            if found is not None:
+                return found
+        return None
+
+    mark = walk(yaml.compose(text), ())
+    if mark is None:
+        return f"{path}:1:1: invalid YAML: the document cannot be built ({type(exc).__name__}: {exc})"
+    return (f"{path}:{mark.line + 1}:{mark.column + 1}: invalid YAML: this merge key (<<) merges a mapping "
+            "that contains it; a mapping cannot contain itself")
 
 
 def _check_size(path: Path, doc: Any) -> None:
@@ -201,16 +227,22 @@ def locate(doc: Any, loc: Loc, at_key: bool = False) -> tuple[int, int, str]:
     """Walk ``loc`` through the YAML tree; return (line, col, field.path) of the deepest node found.
 
     Parts of ``loc`` that are not in the document (pydantic's union tags) are skipped. ``at_key``
-    points at the last key itself rather than its value.
+    points at the last key itself rather than its value. A key that came in through a merge key
+    (``<<: *base``) is found where it is written, in the anchored mapping; the field path then says
+    where it was merged (``buses.can2.bitrat (merged at line 8)``).
     """
     node = doc
     line, col = (doc.lc.line, doc.lc.col) if hasattr(doc, "lc") else (0, 0)
     parts: list[str] = []
+    merged = ""
     for i, part in enumerate(loc):
         last = i == len(loc) - 1
         if isinstance(node, CommentedMap) and part in node:
-            kline, kcol = node.lc.key(part)
-            vline, vcol = node.lc.value(part)
+            owner = _owner(node, part)
+            if owner is not node and not merged:
+                merged = f" (merged at line {node.lc.line + 1})"
+            kline, kcol = owner.lc.key(part)
+            vline, vcol = owner.lc.value(part)
             line, col = (kline, kcol) if at_key and last else (vline, vcol)
             if isinstance(node[part], (CommentedMap, CommentedSeq)) and not (at_key and last):
                 line, col = kline, kcol
@@ -223,7 +255,19 @@ def locate(doc: Any, loc: Loc, at_key: bool = False) -> tuple[int, int, str]:
         elif isinstance(node, CommentedMap) and part == "from_" and "from" in node:
             return locate(doc, (*loc[:i], "from", *loc[i + 1:]), at_key)
     field = ".".join(parts).replace(".[", "[")
-    return line + 1, col + 1, field or "(top)"
+    return line + 1, col + 1, (field or "(top)") + merged
+
+
+def _owner(node: CommentedMap, key: Any) -> CommentedMap:
+    """The mapping in which ``key`` of ``node`` is written: ``node`` itself, or the mapping a merge
+    key brought it from (merges of merges followed; the first merged mapping wins, as in YAML)."""
+    if node._unmerged_contains(key):
+        return node
+    merge = getattr(node, merge_attrib, None)
+    for source in (merge.value if merge is not None else []):
+        if isinstance(source, CommentedMap) and key in source:
+            return _owner(source, key)
+    return node
 
 
 def format_problem(path: Path, doc: Any, loc: Loc, msg: str, at_key: bool = False) -> str:
@@ -248,7 +292,7 @@ def _format_pydantic(path: Path, doc: Any, model: type[BaseModel], err: dict) ->
     if kind == "union_tag_not_found":
         disc = ctx.get("discriminator", "kind").strip("'")
         return format_problem(path, doc, loc, f"missing required key {disc!r}", at_key=False)
-    return format_problem(path, doc, loc, _message(err))
+    return format_problem(path, doc, loc, error_message(err))
 
 
 _EXPECTED = {
@@ -256,13 +300,19 @@ _EXPECTED = {
     "float_type": "a number", "float_parsing": "a number", "string_type": "a string",
     "bool_type": "true or false", "bool_parsing": "true or false", "list_type": "a list",
     "dict_type": "a mapping", "model_type": "a mapping", "tuple_type": "a list",
-    "model_attributes_type": "a mapping",
+    "model_attributes_type": "a mapping", "finite_number": "a finite number",
+}
+_PATTERNS = {  # a pattern's rule in words, for "string_pattern_mismatch"
+    NAME_RE: "a name (letter first, then letters, digits, _ . -; at most 64)",
+    VERSION_RE: "a version (letter or digit first, then letters, digits, . _ + ~ -; at most 32; it names files)",
+    HOST_RE: "a host name or IP address",
+    USER_RE: "a login name (letter or _ first, then letters, digits, _ . -; at most 32)",
 }
 _COMPARE = {"greater_than": ">", "greater_than_equal": "≥", "less_than": "<", "less_than_equal": "≤"}
 _CTX_KEY = {"greater_than": "gt", "greater_than_equal": "ge", "less_than": "lt", "less_than_equal": "le"}
 
 
-def _message(err: dict) -> str:
+def error_message(err: dict) -> str:
     """pydantic's message in the project's voice: what was expected, and what came."""
     kind, ctx, got = err["type"], err.get("ctx") or {}, _show(err.get("input"))
     if kind == "string_type" and isinstance(err.get("input"), (int, float)) and not isinstance(err.get("input"), bool):
@@ -274,8 +324,12 @@ def _message(err: dict) -> str:
     if kind == "too_short":
         return f"expected at least {ctx.get('min_length')} entr{'y' if ctx.get('min_length') == 1 else 'ies'}, got none" \
             if not ctx.get("actual_length") else f"expected at least {ctx.get('min_length')} entries, got {ctx.get('actual_length')}"
-    if kind == "string_pattern_mismatch" and ctx.get("pattern") == NAME_RE:
-        return f"expected a name (letter first, then letters, digits, _ . -; at most 64), got {got}"
+    if kind == "string_too_short":
+        return f"expected a non-empty string, got {got}"
+    if kind == "string_too_long":
+        return f"expected at most {ctx.get('max_length')} characters, got {len(err.get('input') or '')}"
+    if kind == "string_pattern_mismatch" and ctx.get("pattern") in _PATTERNS:
+        return f"expected {_PATTERNS[ctx['pattern']]}, got {got}"
     msg = err["msg"]
     for prefix in ("Value error, ", "Assertion failed, "):
         msg = msg.removeprefix(prefix)
@@ -287,6 +341,8 @@ def _message(err: dict) -> str:
 def _show(value: Any) -> str:
     if isinstance(value, (dict, list)):
         return f"a {_yaml_kind(value) if isinstance(value, list) else 'mapping'}"
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, TaggedScalar):  # a custom YAML tag: hil's specs use none
         return f"the tagged value {value.tag.value} {value.value!r}"
     text = repr(value)

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, StrictFloat
 
-from hil.spec.common import CanId, Name, Spec
+from hil.spec.common import CanId, Line, Name, Spec
 
 Op = Literal["==", "!=", "<", "<=", ">", ">="]
 
@@ -19,10 +19,10 @@ class FrameMatch(Spec):
 
     bus: Name
     id: CanId | None = None
-    message: str | None = Field(None, description="DBC message name (instead of id)")
-    signal: str | None = Field(None, description="DBC signal of that message")
+    message: Line | None = Field(None, description="DBC message name (instead of id)")
+    signal: Line | None = Field(None, description="DBC signal of that message")
     op: Op | None = None
-    value: float | None = None
+    value: StrictFloat | None = None
 
     def problems(self) -> list[tuple[tuple, str]]:
         out = []

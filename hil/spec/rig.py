@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+import difflib
+import re
+from typing import Annotated, Literal, Union
 
 from pydantic import Field, StrictBool, StrictInt, field_validator
 
-from hil.spec.common import CanId, Duration, Name, Spec, SpecPath
-from hil.spec.faults import Fault
+from hil.spec.common import (KNOWN_HOSTS, SPEC_FILE, SSH_KEY, Arg, CanId, Duration, JsonObject, Line, Name,
+                             PositiveDuration, Spec, SpecPath, Text)
+from hil.spec.faults import Fault, fault_problems
 
 Loc = tuple[str | int, ...]
 Problem = tuple[Loc, str]
 
 CLASSIC_BITRATES = (10_000, 1_000_000)
+HOST_RE = r"^[A-Za-z0-9_][A-Za-z0-9_.:%-]{0,252}$"  # a host name, an IPv4 or IPv6 address; never an option
+USER_RE = r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$"
+FLASH_FIELDS = ("image", "target", "port", "baudrate")  # what a command flasher's argv may name
+KEY_MODULE_RE = r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*"
 DATA_BITRATES = (10_000, 12_000_000)
 
 
@@ -21,14 +28,14 @@ class CanBus(Spec):
 
     kind: Literal["can"]
     emulated: StrictBool = False
-    interface: str | None = Field(None, description="python-can interface name (socketcan, pcan, ...)")
-    channel: str | int | None = None
+    interface: Line | None = Field(None, description="python-can interface name (socketcan, pcan, ...)")
+    channel: Line | StrictInt | None = None
     bitrate: StrictInt = Field(500_000, description="nominal bitrate, bit/s")
     fd: StrictBool = False
     data_bitrate: StrictInt | None = Field(None, description="CAN FD data-phase bitrate, bit/s")
     wire_model: StrictBool = Field(True, description="emulated: model frame duration and arbitration")
     faults: list[Fault] = Field(default_factory=list, description="emulated: faults always armed")
-    options: dict[str, Any] = Field(default_factory=dict, description="extra python-can Bus kwargs")
+    options: JsonObject = Field(default_factory=dict, description="extra python-can Bus kwargs")
     record: StrictBool = True
 
     @field_validator("bitrate")
@@ -45,8 +52,8 @@ class SerialBus(Spec):
 
     kind: Literal["serial"]
     emulated: StrictBool = False
-    port: str | None = Field(None, description="pyserial port (path or URL)")
-    baudrate: StrictInt = Field(115_200, gt=0, le=12_000_000)
+    port: Line | None = Field(None, description="pyserial port (path or URL)")
+    baudrate: StrictInt = Field(115_200, ge=50, le=12_000_000)
     pace: StrictBool = Field(True, description="emulated: never faster than the baud rate")
     record: StrictBool = True
 
@@ -58,10 +65,10 @@ class CommandPower(Spec):
     """A power switch driven by commands (argv lists, run without a shell)."""
 
     kind: Literal["command"]
-    on: list[str] = Field(min_length=1)
-    off: list[str] = Field(min_length=1)
-    cycle: list[str] | None = None
-    timeout: Duration = 10_000_000_000
+    on: list[Arg] = Field(min_length=1)
+    off: list[Arg] = Field(min_length=1)
+    cycle: list[Arg] | None = Field(None, min_length=1)
+    timeout: PositiveDuration = 10_000_000_000
     off_time: Duration = Field(1_000_000_000, description="pause between off and on when cycling without 'cycle'")
 
 
@@ -84,15 +91,23 @@ class SshReach(Spec):
     """Processes run on a remote Linux host reached with SSH (key auth, host key checked)."""
 
     via: Literal["ssh"]
-    host: str
-    user: str
+    host: str = Field(pattern=HOST_RE, description="host name or IP address")
+    user: str = Field(pattern=USER_RE, description="login name")
     port: StrictInt = Field(22, ge=1, le=65535)
-    known_hosts: SpecPath
-    identity: SpecPath | None = Field(None, description="private key; the SSH agent when absent")
-    workdir: str = "/tmp/hil"
-    python: str = Field("python3", description="the remote Python that '{python}' in a component's argv names")
+    known_hosts: Annotated[SpecPath, KNOWN_HOSTS]
+    identity: Annotated[SpecPath, SSH_KEY] | None = Field(None, description="private key; the SSH agent when absent")
+    workdir: Line = Field("/tmp/hil", description="absolute folder on the host, without '..'")
+    python: Line = Field("python3", min_length=1,
+                         description="the remote Python that '{python}' in a component's argv names")
     connect_timeout: Duration = Field(120_000_000_000, description="keep retrying a refused or unreachable "
                                       "host this long (it may be booting after a power cycle)")
+
+    @field_validator("workdir")
+    @classmethod
+    def _workdir(cls, value: str) -> str:
+        if not value.startswith("/") or ".." in value.split("/") or len(value) > 1024:
+            raise ValueError(f"expected an absolute folder without '..' (at most 1024 characters), got {value[:60]!r}")
+        return value
 
 
 Reach = Annotated[Union[LocalReach, SshReach], Field(discriminator="via")]
@@ -103,7 +118,7 @@ class Stm32UartFlash(Spec):
 
     method: Literal["stm32-uart"]
     bus: Name
-    address: int = 0x0800_0000
+    address: StrictInt = Field(0x0800_0000, ge=0, le=0xFFFF_FFFF)
     enter: Literal["emulated", "rts-dtr", "manual"] = "emulated"
 
 
@@ -114,20 +129,42 @@ class UdsFlash(Spec):
     bus: Name
     tx_id: CanId = Field(description="tester → ECU request id")
     rx_id: CanId = Field(description="ECU → tester response id")
-    security_level: int = Field(1, ge=1, le=0x41)
+    security_level: StrictInt = Field(1, ge=1, le=0x41)
     key: str = Field("xor:0x5A5A5A5A", description="seed→key algorithm: 'xor:SECRET' or 'module:function'")
-    address: int = Field(0x0800_0000, ge=0, le=0xFFFF_FFFF, description="where the image is downloaded to")
+    address: StrictInt = Field(0x0800_0000, ge=0, le=0xFFFF_FFFF, description="where the image is downloaded to")
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        kind, sep, arg = value.partition(":")
+        if kind == "xor":
+            try:
+                secret = int(arg, 0)
+            except ValueError:
+                secret = -1
+            if not 0 <= secret < 1 << 256:
+                raise ValueError(f"expected 'xor:SECRET' with SECRET an integer in 0..2**256-1 such as 0x5A5A5A5A, "
+                                 f"got {value!r}")
+        elif not (sep and re.fullmatch(KEY_MODULE_RE, kind) and arg.isidentifier()):
+            raise ValueError(f"expected 'xor:SECRET' or 'module:function' (a Python module and a function "
+                             f"in it), got {value!r}")
+        return value
+
+    def key_module(self) -> str | None:
+        """The module of a ``module:function`` key (None for ``xor``)."""
+        kind = self.key.partition(":")[0]
+        return None if kind == "xor" else kind
 
 
 class CommandFlash(Spec):
     """An external flasher (openocd, pyocd, esptool, st-flash, stm32flash): argv template, no shell."""
 
     method: Literal["command"]
-    argv: list[str] = Field(min_length=1, description="'{image}' is replaced by the image path, '{target}' by "
+    argv: list[Arg] = Field(min_length=1, description="'{image}' is replaced by the image path, '{target}' by "
                                                       "the target's name, '{port}' and '{baudrate}' by the bus's")
     bus: Name | None = Field(None, description="the serial bus the flasher talks on; a console on it is "
                                                "released while the command runs")
-    timeout: Duration = 120_000_000_000
+    timeout: PositiveDuration = 120_000_000_000
 
 
 Flash = Annotated[Union[Stm32UartFlash, UdsFlash, CommandFlash], Field(discriminator="method")]
@@ -161,12 +198,12 @@ class Rig(Spec):
     """One bench setup."""
 
     name: Name
-    description: str = ""
-    tags: list[str] = Field(default_factory=list, description="free-form capabilities")
+    description: Text = ""
+    tags: list[Line] = Field(default_factory=list, description="free-form capabilities")
     buses: dict[Name, Bus] = Field(min_length=1)
     targets: dict[Name, Target] = Field(default_factory=dict)
     power: dict[Name, PowerSwitch] = Field(default_factory=dict)
-    health: SpecPath | None = Field(None, description="suite whose first bench checks rig health")
+    health: Annotated[SpecPath, SPEC_FILE] | None = Field(None, description="suite whose first bench checks rig health")
 
     @property
     def emulated(self) -> bool:
@@ -206,7 +243,15 @@ class Rig(Spec):
         return out
 
     def _flash_problems(self, loc: Loc, flash: Stm32UartFlash | UdsFlash | CommandFlash) -> list[Problem]:
-        """The flash bus is of the kind the method needs; a command's ``{port}`` needs a bus at all."""
+        """The flash bus is of the kind the method needs; a command's ``{port}`` needs a bus at all,
+        and a placeholder that is nearly one of the fields is a typo (it would be passed on as it is)."""
+        if isinstance(flash, CommandFlash):
+            for i, arg in enumerate(flash.argv):
+                for word in re.findall(r"\{([A-Za-z_]+)\}", arg):
+                    near = difflib.get_close_matches(word, FLASH_FIELDS, n=1, cutoff=0.6)
+                    if word not in FLASH_FIELDS and near:
+                        return [((*loc, "argv", i), f"unknown placeholder '{{{word}}}'; did you mean '{{{near[0]}}}'? "
+                                                     f"the flasher gets: {', '.join('{' + f + '}' for f in FLASH_FIELDS)}")]
         if isinstance(flash, CommandFlash) and flash.bus is None:
             for i, arg in enumerate(flash.argv):
                 if "{port}" in arg or "{baudrate}" in arg:
@@ -236,6 +281,7 @@ def _bus_problems(loc: Loc, bus: CanBus | SerialBus) -> list[Problem]:
         return out
     if bus.emulated and (bus.interface or bus.channel is not None):
         out.append((loc + ("interface",), "an emulated bus takes no 'interface' or 'channel'"))
+    out += [((*loc, "faults", *at), msg) for at, msg in fault_problems(bus.faults, bus.fd)]
     if not bus.emulated:
         if not bus.interface:
             out.append((loc, "expected 'interface' and 'channel', or 'emulated: true'"))

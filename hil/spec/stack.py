@@ -7,52 +7,76 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import Discriminator, Field, Tag, field_validator
 
-from hil.spec.common import Duration, Name, Spec, SpecPath
+from hil.spec.common import (DBC_FILE, FIRMWARE_IMAGE, SHIPPED_FILE, Arg, EnvName, JsonObject, Name, PositiveDuration,
+                             Spec, SpecPath, Version)
 from hil.spec.match import FrameMatch
 from hil.spec.rig import Rig
+from hil.text import LINE_CONTROL
 
 Problem = tuple[tuple, str]
+UNIX_PATH_MAX = 107  # sun_path holds 108 bytes with the terminating NUL
 
 
 class ConsoleReady(Spec):
     """Ready when a console (stdout/stderr or serial console) line matches ``console`` (a regex)."""
 
-    console: str
-    timeout: Duration = 30_000_000_000
+    console: str = Field(max_length=1000, description="a Python regular expression")
+    timeout: PositiveDuration = 30_000_000_000
+
+    @field_validator("console")
+    @classmethod
+    def _regex(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"expected a regular expression, got {value!r}: {exc}") from None
+        return value
 
 
 class FrameReady(Spec):
     """Ready when a matching frame appears on a bus."""
 
     frame: FrameMatch
-    dbc: SpecPath | None = Field(None, description="DBC file for 'message' / 'signal' conditions")
-    timeout: Duration = 30_000_000_000
+    dbc: Annotated[SpecPath, DBC_FILE] | None = Field(None, description="DBC file for 'message' / 'signal' conditions")
+    timeout: PositiveDuration = 30_000_000_000
 
 
 class SocketReady(Spec):
     """Ready when ``tcp://HOST:PORT`` or ``unix:PATH`` accepts a connection."""
 
     socket: str
-    timeout: Duration = 30_000_000_000
+    timeout: PositiveDuration = 30_000_000_000
 
     @field_validator("socket")
     @classmethod
     def _address(cls, value: str) -> str:
-        if not re.match(r"^(tcp://[^:/]+:[0-9]{1,5}|unix:.+)$", value):
-            raise ValueError(f"expected 'tcp://HOST:PORT' or 'unix:PATH', got {value!r}")
-        return value
+        if value.startswith("tcp://"):
+            port = re.fullmatch(r"tcp://[^:/\s]+:([0-9]{1,5})", value)
+            if port and 1 <= int(port.group(1)) <= 65535:
+                return value
+            raise ValueError(f"expected 'tcp://HOST:PORT' with PORT in 1..65535, got {value!r}")
+        if value.startswith("unix:") and len(value) > 5 and not LINE_CONTROL.search(value):
+            if len(value[5:].encode()) > UNIX_PATH_MAX:
+                raise ValueError(f"expected a socket path of at most {UNIX_PATH_MAX} bytes (the kernel's "
+                                 f"limit), got {len(value[5:].encode())}")
+            return value
+        raise ValueError(f"expected 'tcp://HOST:PORT' or 'unix:PATH', got {value!r}")
+
+
+_READY_KEYS = {"console": "ConsoleReady", "frame": "FrameReady", "socket": "SocketReady"}
 
 
 def _ready_kind(value: Any) -> str | None:
-    """A ready condition is told apart by its key: console, frame or socket."""
+    """A ready condition is told apart by its key: console, frame or socket. The tag is the model's
+    name, which no YAML key can be (an error's location holds the tag; the loader skips it)."""
     if isinstance(value, dict):
-        return next((k for k in ("console", "frame", "socket") if k in value), None)
+        return next((tag for key, tag in _READY_KEYS.items() if key in value), None)
     return None
 
 
 Ready = Annotated[
-    Union[Annotated[ConsoleReady, Tag("console")], Annotated[FrameReady, Tag("frame")],
-          Annotated[SocketReady, Tag("socket")]],
+    Union[Annotated[ConsoleReady, Tag("ConsoleReady")], Annotated[FrameReady, Tag("FrameReady")],
+          Annotated[SocketReady, Tag("SocketReady")]],
     Discriminator(_ready_kind, custom_error_type="ready_kind",
                   custom_error_message="expected one of the keys 'console', 'frame' or 'socket'"),
 ]
@@ -63,11 +87,11 @@ class ProcessComponent(Spec):
 
     kind: Literal["process"]
     target: Name
-    files: list[SpecPath] = Field(default_factory=list, description="files shipped in the bundle")
-    argv: list[str] = Field(min_length=1)
-    env: dict[str, str] = Field(default_factory=dict)
+    files: list[Annotated[SpecPath, SHIPPED_FILE]] = Field(default_factory=list, description="files shipped in the bundle")
+    argv: list[Arg] = Field(min_length=1)
+    env: dict[EnvName, Arg] = Field(default_factory=dict)
     ready: Ready | None = None
-    config: dict[str, Any] = Field(default_factory=dict, description="passed as HIL_CONFIG (JSON)")
+    config: JsonObject = Field(default_factory=dict, description="passed as HIL_CONFIG (JSON)")
 
 
 class FirmwareComponent(Spec):
@@ -75,11 +99,11 @@ class FirmwareComponent(Spec):
 
     kind: Literal["firmware"]
     target: Name
-    image: SpecPath = Field(description="a built .hilfw image, a firmware_stubs/NAME folder to build, or a "
+    image: Annotated[SpecPath, FIRMWARE_IMAGE] = Field(description="a built .hilfw image, a firmware_stubs/NAME folder to build, or a "
                                         "real board's raw .bin")
-    version: str
+    version: Version
     ready: Ready | None = None
-    config: dict[str, Any] = Field(default_factory=dict, description="firmware parameters")
+    config: JsonObject = Field(default_factory=dict, description="firmware parameters")
 
 
 Component = Annotated[Union[ProcessComponent, FirmwareComponent], Field(discriminator="kind")]
@@ -89,7 +113,7 @@ class Stack(Spec):
     """A manifest of components with a name and version."""
 
     name: Name
-    version: str
+    version: Version
     components: dict[Name, Component] = Field(min_length=1)
 
     def problems_on(self, rig: Rig) -> list[Problem]:
@@ -108,11 +132,21 @@ class Stack(Spec):
                             f"a {comp.kind} component needs an {want} target, but {comp.target!r} is {target.kind}"))
             if isinstance(comp.ready, FrameReady) and comp.ready.frame.bus not in rig.buses:
                 out.append(((*loc, "ready", "frame", "bus"), f"unknown bus {comp.ready.frame.bus!r}"))
+        firmware: dict[str, str] = {}
+        for name, comp in self.components.items():
+            if comp.kind == "firmware" and firmware.setdefault(comp.target, name) != name:
+                out.append((("components", name, "target"), f"an MCU runs one firmware image; target {comp.target!r} "
+                                                           f"already runs component {firmware[comp.target]!r}"))
         return out
 
     def problems(self) -> list[Problem]:
         out: list[Problem] = []
         for name, comp in self.components.items():
+            landed: dict[str, int] = {}  # a shipped file or folder lands in the bundle under its own name
+            for j, path in enumerate(getattr(comp, "files", [])):
+                if landed.setdefault(path.name, j) != j:
+                    out.append((("components", name, "files", j), f"{path.name!r} would land where files[{landed[path.name]}] "
+                                                                   "does in the bundle: rename one"))
             if isinstance(comp.ready, FrameReady):
                 frame = comp.ready.frame
                 out += [(("components", name, "ready", "frame", *loc), msg) for loc, msg in frame.problems()]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import importlib.util
+from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, StrictBool, StrictFloat, StrictInt
 
-from hil.spec.common import CanId, Duration, Name, Spec, SpecPath
-from hil.spec.faults import Fault
+from hil.spec.common import (DBC_FILE, SPEC_FILE, STIMULUS_FILE, CanId, Duration, JsonObject, Line, Name,
+                             PositiveDuration, Spec, SpecPath, Text, format_duration)
+from hil.spec.faults import Fault, fault_problems
 from hil.spec.match import FrameMatch
 from hil.spec.rig import Rig
 
@@ -15,6 +18,8 @@ Problem = tuple[tuple, str]
 TIME_UNITS = ("ns", "us", "µs", "ms", "s")
 COUNT_UNITS = ("", "frames", "count")
 COUNT_STATS = ("count", "missed", "deadline_misses", "duplicates")
+DbcPath = Annotated[SpecPath, DBC_FILE]
+StackPath = Annotated[SpecPath, SPEC_FILE]
 Stat = Literal["count", "missed", "min", "p50", "p90", "p99", "p99.9", "max", "mean", "std",
                "deadline_misses", "duplicates", "last", "first"]
 
@@ -23,20 +28,42 @@ class Override(Spec):
     """Changes a stimulus message on its way out (via DBC): set / scale / offset / freeze a signal,
     or drop the message for the window (a sensor dropout)."""
 
-    message: str
-    signal: str | None = None
+    message: Line
+    signal: Line | None = None
     action: Literal["set", "scale", "offset", "freeze", "drop"]
-    value: float | None = None
+    value: StrictFloat | None = None
     start: Duration = 0
     end: Duration | None = None
+
+
+STIMULUS_FORMATS = ("asc", "blf", "trc", "log", "csv", "mf4", "mcap", "serial")
+STIMULUS_SUFFIXES = {".asc": "asc", ".blf": "blf", ".trc": "trc", ".log": "log", ".csv": "csv", ".mf4": "mf4",
+                     ".mcap": "mcap", ".serial": "serial", ".scap": "serial"}
+
+
+def stimulus_format(path: Path, fmt: str = "auto") -> str | None:
+    """The format of stimulus file ``path``: ``fmt``, or for "auto" the one its suffix names — the
+    suffix before ``.gz`` for a compressed file (None: none)."""
+    if fmt != "auto":
+        return fmt
+    name = path.with_suffix("") if path.suffix.lower() == ".gz" else path
+    return STIMULUS_SUFFIXES.get(name.suffix.lower())
+
+
+def format_unavailable(fmt: str) -> str | None:
+    """Why files of format ``fmt`` cannot be read or written here (None: they can): MF4 needs the
+    optional asammdf, which python-can otherwise reports as a corrupt file."""
+    if fmt == "mf4" and importlib.util.find_spec("asammdf") is None:
+        return "MF4 needs asammdf, which is not installed: pip install 'hil[mf4]'"
+    return None
 
 
 class Source(Spec):
     """One recorded stream on the timeline."""
 
-    file: SpecPath
-    format: Literal["auto", "asc", "blf", "trc", "log", "csv", "mf4", "mcap", "serial"] = "auto"
-    map: dict[str, Name] = Field(default_factory=dict, description="log channel → rig bus")
+    file: Annotated[SpecPath, STIMULUS_FILE]
+    format: Literal[("auto", *STIMULUS_FORMATS)] = "auto"
+    map: dict[Line, Name] = Field(default_factory=dict, description="log channel → rig bus")
     include_ids: list[CanId] | None = None
     exclude_ids: list[CanId] = Field(default_factory=list)
     start: Duration = Field(0, description="window start, relative to the source's first event")
@@ -51,18 +78,18 @@ class WaitFor(Spec):
 
     at: Duration
     until: FrameMatch
-    timeout: Duration = 5_000_000_000
+    timeout: PositiveDuration = 5_000_000_000
 
 
 class Stimulus(Spec):
     sources: list[Source] = Field(min_length=1)
-    dbc: list[SpecPath] = Field(default_factory=list)
-    rate: float = Field(1.0, gt=0, le=1000)
-    loop: int = Field(1, ge=1)
+    dbc: list[DbcPath] = Field(default_factory=list)
+    rate: StrictFloat = Field(1.0, ge=0.001, le=1000, description="speed factor: 2 plays twice as fast")
+    loop: StrictInt = Field(1, ge=1, le=100_000, description="play the stimulus this many times")
     start: Literal["immediately", "first-event"] = "first-event"
     delay: Duration = 0
-    skip_gaps_over: Duration | None = None
-    max_gap: Duration = Field(60_000_000_000, description="longest silence allowed in play time, before the "
+    skip_gaps_over: PositiveDuration | None = None
+    max_gap: PositiveDuration = Field(60_000_000_000, description="longest silence allowed in play time, before the "
                                                         "first frame or between frames; longer is refused")
     waits: list[WaitFor] = Field(default_factory=list)
     overrides: list[Override] = Field(default_factory=list)
@@ -95,10 +122,10 @@ class ProbeEnd(Spec):
 
     bus: Name
     id: CanId | None = None
-    message: str | None = None
-    signal: str | None = Field(None, description="DBC signal: counter value or edge signal")
-    byte: int | None = Field(None, ge=0, le=63, description="counter in this payload byte (no DBC)")
-    threshold: float | None = None
+    message: Line | None = None
+    signal: Line | None = Field(None, description="DBC signal: counter value or edge signal")
+    byte: StrictInt | None = Field(None, ge=0, le=63, description="counter in this payload byte (no DBC)")
+    threshold: StrictFloat | None = None
     direction: Literal["rising", "falling"] = "rising"
 
 
@@ -109,9 +136,9 @@ class Probe(Spec):
     from_: ProbeEnd = Field(alias="from")
     to: ProbeEnd
     pair: Literal["counter", "edge", "next"]
-    window: Duration = Field(1_000_000_000, description="a response later than this is a miss")
-    budget: Duration | None = Field(None, description="deadline for deadline-miss counting")
-    modulo: int | None = Field(None, ge=2, description="counter wrap-around (e.g. 16, 256)")
+    window: PositiveDuration = Field(1_000_000_000, description="a response later than this is a miss")
+    budget: PositiveDuration | None = Field(None, description="deadline for deadline-miss counting")
+    modulo: StrictInt | None = Field(None, ge=2, le=1 << 32, description="counter wrap-around (e.g. 16, 256)")
 
 
 class Chain(Spec):
@@ -119,7 +146,7 @@ class Chain(Spec):
 
     name: Name
     probes: list[Name] = Field(min_length=2)
-    budget: Duration | None = Field(None, description="end-to-end deadline for deadline-miss counting")
+    budget: PositiveDuration | None = Field(None, description="end-to-end deadline for deadline-miss counting")
 
 
 class Measurement(Spec):
@@ -129,20 +156,20 @@ class Measurement(Spec):
     name: Name
     probe: Name | None = None
     chain: Name | None = None
-    signal: str | None = Field(None, description="MESSAGE.SIGNAL on ``bus``")
+    signal: Line | None = Field(None, description="MESSAGE.SIGNAL on ``bus``")
     frames: CanId | None = Field(None, description="frames with this id on ``bus``")
     cycle: CanId | None = Field(None, description="cycle time of this id on ``bus``")
-    replay: bool = Field(False, description="the injector's replay error (lateness)")
-    lost: bool = Field(False, description="frames lost on ``bus``")
+    replay: StrictBool = Field(False, description="the injector's replay error (lateness)")
+    lost: StrictBool = Field(False, description="frames lost on ``bus``")
     bus: Name | None = None
     stat: Stat = "max"
-    unit: str = ""
-    lt: float | None = None
-    le: float | None = None
-    gt: float | None = None
-    ge: float | None = None
-    range: tuple[float, float] | None = None
-    marginal: float | None = Field(None, ge=0, description="band inside the limits judged marginal")
+    unit: Line = ""
+    lt: StrictFloat | None = None
+    le: StrictFloat | None = None
+    gt: StrictFloat | None = None
+    ge: StrictFloat | None = None
+    range: tuple[StrictFloat, StrictFloat] | None = None
+    marginal: StrictFloat | None = Field(None, ge=0, description="band inside the limits judged marginal")
 
     def sources(self) -> list[str]:
         named = ["probe", "chain", "signal", "frames", "cycle"]
@@ -152,32 +179,32 @@ class Measurement(Spec):
 
 class Bench(Spec):
     name: Name
-    description: str = ""
-    stack: SpecPath | None = None
-    dbc: list[SpecPath] = Field(default_factory=list, description="DBC files for probes and signal measurements")
+    description: Text = ""
+    stack: StackPath | None = None
+    dbc: list[DbcPath] = Field(default_factory=list, description="DBC files for probes and signal measurements")
     stimulus: Stimulus | None = None
     duration: Duration | None = Field(None, description="record this long (default: the stimulus)")
     settle: Duration | None = None
-    timeout: Duration | None = None
+    timeout: PositiveDuration | None = None
     record: list[Name] | None = Field(None, description="buses to record (default: all)")
     faults: dict[Name, list[Fault]] = Field(default_factory=dict, description="bus → faults")
-    config: dict[Name, dict[str, Any]] = Field(default_factory=dict, description="component → config")
+    config: dict[Name, JsonObject] = Field(default_factory=dict, description="component → config")
     probes: list[Probe] = Field(default_factory=list)
     chains: list[Chain] = Field(default_factory=list)
     measurements: list[Measurement] = Field(default_factory=list)
 
 
 class Defaults(Spec):
-    stack: SpecPath | None = None
-    dbc: list[SpecPath] = Field(default_factory=list, description="DBC files every bench decodes with")
+    stack: StackPath | None = None
+    dbc: list[DbcPath] = Field(default_factory=list, description="DBC files every bench decodes with")
     settle: Duration = 500_000_000
-    timeout: Duration = 120_000_000_000
+    timeout: PositiveDuration = 120_000_000_000
 
 
 class Suite(Spec):
     name: Name
-    description: str = ""
-    requires: list[str] = Field(default_factory=list, description="rig tags this suite needs")
+    description: Text = ""
+    requires: list[Line] = Field(default_factory=list, description="rig tags this suite needs")
     defaults: Defaults = Field(default_factory=Defaults)
     benches: list[Bench] = Field(min_length=1)
 
@@ -190,6 +217,11 @@ class Suite(Spec):
             out += _duplicates(loc + ("measurements",), [m.name for m in b.measurements])
             if b.stack is None and self.defaults.stack is None:
                 out.append((loc, "no stack: set 'stack' here or in 'defaults'"))
+            out += self._time_problems(loc, b)
+            if b.record is not None:
+                out += [((*loc, *at), f"bus {bus!r} is analysed but not recorded: add it to 'record' "
+                                      f"({', '.join(b.record) or 'empty'})")
+                        for at, bus in _bus_refs(b) if at[0] in ("probes", "measurements") and bus not in b.record]
             probes = {p.name for p in b.probes}
             chains = {c.name for c in b.chains}
             for j, c in enumerate(b.chains):
@@ -211,17 +243,38 @@ class Suite(Spec):
                 out += [((*loc, "stimulus", *l), msg) for l, msg in b.stimulus.problems()]
         return out
 
+    def _time_problems(self, loc: tuple, b: Bench) -> list[Problem]:
+        """A bench whose recording and settling alone outlast its timeout can never finish."""
+        timeout = b.timeout if b.timeout is not None else self.defaults.timeout
+        settle = b.settle if b.settle is not None else self.defaults.settle
+        if (b.duration or 0) + settle < timeout:
+            return []
+        where = (*loc, "timeout") if b.timeout is not None else (*loc, "duration") if b.duration else (*loc,)
+        records = f"records {format_duration(b.duration)} and " if b.duration else ""
+        return [(where, f"the bench {records}settles {format_duration(settle)}, but its timeout is "
+                        f"{format_duration(timeout)}: it can never finish in time")]
+
     def problems_on(self, rig: Rig) -> list[Problem]:
-        """Buses named by benches that ``rig`` lacks; rig tags the suite requires."""
+        """Buses named by benches that ``rig`` lacks, or of the wrong kind (probes, measurements and
+        faults are CAN's; faults need an emulated bus); rig tags the suite requires."""
         out: list[Problem] = []
         missing = [t for t in self.requires if t not in rig.tags]
         if missing:
             out.append((("requires",), f"rig {rig.name!r} lacks tags {missing}; it has {rig.tags}"))
         for i, b in enumerate(self.benches):
             for loc, bus in _bus_refs(b):
-                if bus not in rig.buses:
+                spec = rig.buses.get(bus)
+                if spec is None:
                     known = ", ".join(sorted(rig.buses))
                     out.append((("benches", i, *loc), f"unknown bus {bus!r}; rig {rig.name!r} has: {known}"))
+                elif loc[0] in ("probes", "measurements", "faults") and spec.kind != "can":
+                    out.append((("benches", i, *loc), f"expected a CAN bus, but {bus!r} is a {spec.kind} bus"))
+                elif loc[0] == "faults" and not spec.emulated:
+                    out.append((("benches", i, *loc), f"faults can only be injected on emulated buses; {bus!r} is "
+                                                      f"{spec.interface}:{spec.channel}"))
+            for bus, faults in b.faults.items():
+                fd = getattr(rig.buses.get(bus), "fd", True)
+                out += [(("benches", i, "faults", bus, *at), msg) for at, msg in fault_problems(faults, fd)]
         return out
 
 

@@ -12,8 +12,10 @@ buses itself (python-can / pyserial, from :meth:`RigBuses.can_config`) and then:
 Deadlines are ``start + offset + step.t_ns`` — never a sum of sleeps — where ``offset`` only grows
 when a closed-loop wait held the timeline. A frame is released ``eof`` before its planned time,
 ``eof`` being its modelled end-of-frame offset, so its end of frame lands on the planned time (log
-timestamps are end-of-frame times). Each bus is read back with ``receive_own_messages``: the echo
-timestamps give every frame's real time, hence the :class:`ReplayReport`.
+timestamps are end-of-frame times). Each bus is read back with ``receive_own_messages``, which
+gives every frame's real time, hence the :class:`ReplayReport`: on an emulated bus, when the
+injector's own node handed the echo out (the broker's stamp is the model's promise, and timed
+release always keeps it); on a real bus, the adapter's echo timestamp.
 """
 
 from __future__ import annotations
@@ -249,6 +251,8 @@ class _Replay:
         dma = realtime.hold_cpu_dma_latency(0)
         host["cpu_dma_latency"] = dma.why
         host["timed_release"] = [b.name for b in self.plan.buses if b.timed]
+        host["lateness"] = {b.name: "delivered" if b.simcan else "echo timestamp"
+                            for b in self.plan.buses if b.kind == "can"}
         readers = []
         try:
             self._open()
@@ -302,16 +306,17 @@ class _Replay:
         while not self.stop.is_set():
             try:
                 msg = bus.recv(0.05)
+                delivered = now_ns()
             except Exception as exc:  # the bus went down: the send loop reports it
                 self.reader_error = f"bus {name!r} went down: {exc}"
                 return
             if msg is None:
                 continue
-            t = from_seconds(msg.timestamp) if clock is None else clock.to_run_clock(msg.timestamp, now_ns())
+            t = from_seconds(msg.timestamp) if clock is None else clock.to_run_clock(msg.timestamp, delivered)
             if not msg.is_rx:
                 k = len(echoes)
                 echoes.append((t, msg.arbitration_id, message_flags(msg), bytes(msg.data)))
-                late = t - planned[k]
+                late = (t if clock is not None else delivered) - planned[k]  # simcan: when it was delivered
                 lateness.append(late)
                 self.late_max = max(self.late_max, late)
             elif (w := self.armed) is not None and w.bus == i and self._matches(w, msg):

@@ -16,22 +16,21 @@ from pathlib import Path
 
 import cantools
 
+from hil import dbc
 from hil.errors import StimulusError
+from hil.files import FileRefused
 from hil.spec.suite import Override
 from hil.stimulus.events import CanEvent
 
 
 def load_dbc(paths: Sequence[Path]) -> cantools.database.can.Database | None:
-    """All DBC files merged into one database (None when there are none)."""
+    """All DBC files merged into one database by :mod:`hil.dbc` (None when there are none)."""
     if not paths:
         return None
-    db = cantools.database.can.Database()
-    for p in paths:
-        try:
-            db.add_dbc_file(str(p))
-        except Exception as exc:  # cantools raises parser-specific errors
-            raise StimulusError(f"{p}: cannot load DBC: {exc}") from None
-    return db
+    try:
+        return dbc.load_dbc(paths)
+    except FileRefused as exc:
+        raise StimulusError(str(exc)) from None
 
 
 def message(db: cantools.database.can.Database | None, name: str, what: str) -> cantools.database.Message:

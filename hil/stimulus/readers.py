@@ -29,13 +29,13 @@ from typing import BinaryIO
 
 from hil.errors import RecordingError, StimulusError
 from hil.files import MiB, FileRefused, open_regular
+from hil.spec.common import STIMULUS_FILE
+from hil.spec.suite import STIMULUS_FORMATS, STIMULUS_SUFFIXES, stimulus_format
 from hil.stimulus.events import MAX_LOG_NS, CanEvent, Event, RecordError, SerialEvent
 
-FORMATS = ("asc", "blf", "trc", "log", "csv", "mf4", "mcap", "serial")
-_SUFFIXES = {".asc": "asc", ".blf": "blf", ".trc": "trc", ".log": "log", ".csv": "csv", ".mf4": "mf4",
-             ".mcap": "mcap", ".serial": "serial", ".scap": "serial"}
+FORMATS = STIMULUS_FORMATS
 _UNITS = {"blf": "object", "mf4": "frame", "mcap": "message"}  # else "line"
-FILE_LIMIT = 256 * MiB  # a stimulus file on disk
+FILE_LIMIT = STIMULUS_FILE.limit  # a stimulus file on disk
 EXPAND_LIMIT = 1024 * MiB  # what a .gz, BLF containers, MF4 blocks or MCAP chunks may expand to
 LINE_LIMIT = 64 * 1024  # one line of a text log
 FRAME_LIMIT = 5_000_000  # frames read for one stimulus (all its files)
@@ -66,11 +66,10 @@ class SourceLog:
 
 def detect_format(path: Path) -> str:
     """The format from the suffix (the one before ``.gz`` for a compressed file)."""
-    name = path.with_suffix("") if path.suffix.lower() == ".gz" else path
-    fmt = _SUFFIXES.get(name.suffix.lower())
+    fmt = stimulus_format(path)
     if fmt is None:
         raise StimulusError(f"{path}: cannot tell the format from the suffix {name.suffix!r}; "
-                            f"expected one of {', '.join(sorted(_SUFFIXES))} (optionally + .gz) or an explicit format")
+                            f"expected one of {', '.join(sorted(STIMULUS_SUFFIXES))} (optionally + .gz) or an explicit format")
     return fmt
 
 

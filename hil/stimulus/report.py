@@ -1,9 +1,13 @@
-"""The replay report: how far each frame's real wire time was from its planned time.
+"""The replay report: how far each frame's real time was from its planned time.
 
-Lateness is measured at the end of frame: the echo timestamp of a sent frame (end-of-frame, run
-clock) minus its planned time (the stimulus log's time, which loggers also stamp at end-of-frame).
-For serial chunks it is the time the write returned minus the planned time. A negative lateness is
-a frame sent early; there must be none.
+Lateness is measured against the end of frame, the stimulus log's time (loggers stamp there). On an
+emulated bus a frame's real time is when the injector's own ``simcan`` node handed its echo out:
+a node receives the frame then, so this includes how late the emulation really delivered it (the
+broker's end-of-frame stamp is the model's promise; with timed release it always equals the plan,
+so comparing the two would measure nothing). On a real bus it is the adapter's echo timestamp
+(end of frame, mapped onto the run clock). For serial chunks it is the time the write returned.
+``host["lateness"]`` says which, per bus. A negative lateness is a frame sent early; there must be
+none.
 """
 
 from __future__ import annotations

@@ -88,9 +88,13 @@ class FrameCheck(Check):
             if ready.dbc is None:
                 raise DeployError(f"frame ready condition on {m.bus!r} names a DBC message or signal "
                                   "but no 'dbc' file")
-            import cantools
+            from hil.dbc import load_dbc
+            from hil.files import FileRefused
 
-            db = cantools.database.load_file(str(ready.dbc))
+            try:
+                db = load_dbc([ready.dbc])
+            except FileRefused as exc:
+                raise DeployError(str(exc)) from None
             try:
                 self._message = (db.get_message_by_name(m.message) if m.message is not None
                                  else db.get_message_by_frame_id(m.id))

@@ -51,7 +51,7 @@ def files(tmp_path, monkeypatch):
         name: broken
         version: "1"
         components:
-          echo: {kind: process, target: hpc, files: [missing.py], argv: ["{python}", missing.py]}
+          echo: {kind: process, target: hpc, argv: ["{python}", missing.py], ready: {console: ready}}  # dies at start
     '''))
     (tmp_path / "stim.log").write_text("".join(f"({1 + i * 0.01:.6f}) can 010#{i:02X}00 R\n" for i in range(50)))
     return tmp_path
@@ -116,7 +116,7 @@ def test_deploy_failure_is_an_error_and_fail_fast_skips_the_rest(files):
     result = run_suite(files / "rig.yaml", path, SuiteOptions(fail_fast=True, out=files / "run",
                                                               history=files / "h.sqlite"))
     broken, never = result.benches
-    assert (broken.verdict, broken.phase, broken.error_kind) == ("error", "deploy", "BundleError")
+    assert (broken.verdict, broken.phase, broken.error_kind) == ("error", "ready", "DeployError")
     assert "missing.py" in broken.error
     assert (never.verdict, never.error) == ("skipped", "--fail-fast: broken did not pass")
     assert (result.verdict, result.exit_code) == ("error", 3)
@@ -133,7 +133,7 @@ def test_problems_are_found_before_anything_runs(files):
       measurements:
         - {{name: p, signal: BrakeStatus.Pressure, bus: can, le: 1}}
     ''')
-    with pytest.raises(SpecError, match=r"suite.yaml:6:\d+: benches\[0\]\.dbc\[1\]: no such DBC file: .*nowhere.dbc"):
+    with pytest.raises(SpecError, match=r"suite.yaml:6:\d+: benches\[0\]\.dbc\[1\]: DBC file .*nowhere.dbc does not exist"):
         run_suite(files / "rig.yaml", bad, SuiteOptions(out=files / "run", record_history=False))
     bad.write_text(bad.read_text().replace(", nowhere.dbc", ""))
     with pytest.raises(SpecError, match=r"suite.yaml:8:\d+: benches\[0\]\.measurements\[0\]\.signal: message "
@@ -158,6 +158,7 @@ def test_a_corrupt_stimulus_is_an_error_before_the_rig_is_brought_up(files):
 def test_a_bench_longer_than_its_timeout_is_an_error(files):
     path = suite(files, '''
     - name: slow
+      settle: 0s
       timeout: 1ms
     ''')
     result = run_bench(files / "rig.yaml", path, "slow", files / "run")

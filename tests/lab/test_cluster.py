@@ -231,7 +231,7 @@ def long_suite(tmp_path: Path) -> Path:
     """A suite whose one bench holds its rig for 10 minutes (the meet component, already met)."""
     suite = tmp_path / "long.yaml"
     suite.write_text(f"name: long\ndefaults: {{stack: {MEET.with_name('stack.yaml')}, settle: 0s}}\n"
-                     "benches:\n  - {name: long, duration: 10min}\n")
+                     "benches:\n  - {name: long, duration: 10min, timeout: 15min}\n")
     return suite
 
 

@@ -156,3 +156,25 @@ def test_no_frame_is_stamped_before_it_was_sent(rig_buses):
                 if round(msg.timestamp * 1e9) < sent - 100:
                     early.append(sent - round(msg.timestamp * 1e9))
         assert early == []
+
+
+def test_a_node_that_closes_with_frames_unread_loses_none_it_sent(rig_buses):
+    """A sender that never reads (can.player) closes with frames waiting for it: the kernel reports
+    ECONNRESET before the frames it sent are read, and the broker took that for a disconnect,
+    losing them."""
+    with rig_buses(chassis={}) as buses:
+        rx = buses.open_can("chassis")
+        player = buses.open_can("chassis")
+        other = buses.open_can("chassis")
+        other.send(can.Message(arbitration_id=0x7, data=[7]))  # waits, unread, in the player's socket
+        assert rx.recv(10).arbitration_id == 0x7
+        os.kill(buses.broker_pid, signal.SIGSTOP)
+        try:
+            for i in range(5):
+                player.send(can.Message(arbitration_id=0x100 + i, data=[i]))
+            player.shutdown()
+        finally:
+            os.kill(buses.broker_pid, signal.SIGCONT)
+        assert [rx.recv(10).arbitration_id for _ in range(5)] == [0x100 + i for i in range(5)]
+        rx.shutdown()
+        other.shutdown()

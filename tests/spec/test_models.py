@@ -60,3 +60,16 @@ def test_spec_error_lists_each_problem():
                                                   FILES / "bad" / "suite-duplicate-bench.yaml"])
     assert len(info.value.problems) == 2
     assert str(info.value) == "\n".join(info.value.problems)
+
+
+def test_bench_faults_need_an_emulated_can_bus(tmp_path):
+    """Arming a fault on a real bus failed after bring-up; the rig tells it before."""
+    rig = tmp_path / "rig.yaml"
+    rig.write_text("name: r\nbuses:\n  can0: {kind: can, interface: socketcan, channel: can0}\n")
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(f"name: s\ndefaults: {{stack: {FILES / 'good' / 'stack.yaml'}}}\nbenches:\n"
+                     "  - {name: b, faults: {can0: [{kind: drop}]}}\n")
+    with pytest.raises(SpecError) as info:
+        check_files(rig, [suite])
+    assert info.value.problems[0] == (f"{suite}:4:24: benches[0].faults.can0: faults can only be injected on "
+                                      "emulated buses; 'can0' is socketcan:can0")

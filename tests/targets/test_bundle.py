@@ -13,6 +13,7 @@ import tarfile
 import pytest
 
 from hil.errors import BundleError
+from hil.spec.stack import Stack
 from hil.targets import bundle
 
 
@@ -104,9 +105,10 @@ def test_build_refuses_a_loop_of_links(sf, tmp_path):
 
 
 def test_build_refuses_two_files_landing_on_one_path(sf, tmp_path):
-    sf.file("a/cfg.json", "1")
-    sf.file("b/cfg.json", "2")
-    stack = sf.stack({"x": {"files": ["a/cfg.json", "b/cfg.json"], "argv": ["true"]}})
+    """The bundle's own guard: a stack file saying this is refused before (Stack.problems)."""
+    files = [str(sf.file("a/cfg.json", "1")), str(sf.file("b/cfg.json", "2"))]
+    stack = Stack.model_validate({"name": "demo", "version": "1.0", "components": {
+        "x": {"kind": "process", "target": "hpc", "files": files, "argv": ["true"]}}})
     with pytest.raises(BundleError, match="component 'x': two files would land at 'cfg.json'"):
         bundle.build_stack(stack, tmp_path / "b.tar.gz")
 

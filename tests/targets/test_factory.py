@@ -12,7 +12,7 @@ from hil.targets import components_for, driver_class, driver_key
 def test_driver_keys_follow_the_rig(root):
     rig = load_rig(root / "rigs" / "lab-example.yaml").model
     assert driver_key(rig.targets["orin"]) == "hpc-ssh"
-    assert driver_key(rig.targets["brake"]) == "mcu-real"
+    assert driver_key(rig.targets["brake-mcu"]) == "mcu-real"
     sim = load_rig(root / "rigs" / "sim-minimal.yaml").model
     assert driver_key(sim.targets["hpc"]) == "hpc-local"
     assert driver_class("hpc-ssh").__name__ == "SshHpcTarget"
