@@ -91,7 +91,7 @@ def test_a_sparse_one_tebibyte_shipped_file_is_refused_by_its_size_without_readi
                      f"files: [{big}]}}\n")
     code, lines = in_thread(lambda: check(capsys, GOOD / "rig.yaml", stack))
     assert (code, lines) == (2, [f"error: {stack}:4:54: components.p.files[0]: shipped file {big} is "
-                                 "1,048,576.0 MiB; at most 1,024.0 MiB is accepted"])
+                                 "1,024.0 GiB; at most 1.0 GiB is accepted"])
 
 
 def test_the_dbc_loader_refuses_devices_fifos_and_oversized_files_naming_them(tmp_path):
