@@ -142,8 +142,8 @@ class HilRecording:
         from hil.bench.verdict import judge_recording
 
         self.result = BenchResult(plan.bench.name, "error", rig=self.rig.rig.name, dir=str(self.rig.run_dir))
-        analysis = judge_recording(plan.bench, plan.db, self.path, self.rig.run_dir, self.result)
-        for m in analysis.measurements:
+        analysis = judge_recording(plan.bench, plan.harness_budget, plan.db, self.path, self.rig.run_dir, self.result)
+        for m in self.result.measurements:
             key = f"hil.{m.name}"
             self._add_property(key, "" if m.value is None else f"{m.value:.6g} {m.unit}".strip())
             self._add_property(f"{key}.limits", m.limits)

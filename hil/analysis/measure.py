@@ -2,7 +2,8 @@
 
 Limits (``lt``, ``le``, ``gt``, ``ge``, ``range``) are in the measurement's own unit. A value inside
 the limits but closer than ``marginal`` to one of them is **marginal** (it passes, and is flagged, as
-in OpenHTF). A value that cannot be computed (no samples) fails, with the reason.
+in OpenHTF). A value that cannot be computed (no samples) fails, with the reason. A measurement
+taken while the harness broke its error budget is shown **unjudged** (``hil.bench.verdict``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import asdict, dataclass
 
 from hil.spec.suite import COUNT_STATS, Measurement
 
-PASS, MARGINAL, FAIL = "pass", "marginal", "fail"
+PASS, MARGINAL, FAIL, UNJUDGED = "pass", "marginal", "fail", "unjudged"
 
 TIME_UNITS_NS = {"ns": 1.0, "us": 1e3, "µs": 1e3, "ms": 1e6, "s": 1e9}
 
@@ -45,6 +46,8 @@ class MeasurementResult:
     outcome: str
     detail: str = ""
     worse: str = ""  # "higher" / "lower": which way a change moves towards the limits ("" both)
+    limit: float | None = None  # the limit a change in the ``worse`` direction moves towards
+    harness_ns: float | None = None  # a latency's harness error bound (p99, ns); None: not measured or n/a
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -62,12 +65,18 @@ def judge(m: Measurement, value: float | None, source: str, unit: str | None = N
     upper = m.lt is not None or m.le is not None or m.range is not None
     lower = m.gt is not None or m.ge is not None or m.range is not None
     worse = "higher" if upper and not lower else "lower" if lower and not upper else ""
+    limit = _tightest(m.lt, m.le, min) if worse == "higher" else _tightest(m.gt, m.ge, max) if worse else None
     if value is None or math.isnan(value):
         return MeasurementResult(m.name, source, stat, None, unit, limits_text(m), FAIL,
-                                 detail or "no value: nothing to measure in the recording", worse)
+                                 detail or "no value: nothing to measure in the recording", worse, limit)
     outcome, why = _outcome(m, value)
     text = "; ".join(x for x in (why, detail) if x)
-    return MeasurementResult(m.name, source, stat, float(value), unit, limits_text(m), outcome, text, worse)
+    return MeasurementResult(m.name, source, stat, float(value), unit, limits_text(m), outcome, text, worse, limit)
+
+
+def _tightest(a: float | None, b: float | None, pick) -> float | None:
+    given = [v for v in (a, b) if v is not None]
+    return pick(given) if given else None
 
 
 def _outcome(m: Measurement, v: float) -> tuple[str, str]:

@@ -34,9 +34,25 @@ def inject(timeline: Any, faults: Mapping[str, list[Any]], buses: Any, recorder:
     its start, before its first frame.
 
     Returns the start on the run clock and the ReplayReport (None without a stimulus). The
-    injected frames' echoes and the replay figures go into ``recorder`` (when there is one), as
-    analysis expects them, and what the timeline left out (reason → count) goes into the replay
-    event, hence the bench result. Raises ReplayStoppedError when ``deadline_ns`` stopped the replay."""
+    injected frames' echoes, the replay figures and the host's load as the injection starts and
+    ends go into ``recorder`` (when there is one), as analysis expects them, and what the timeline left out (reason → count) goes into the replay
+    event, hence the bench result. Raises
+    ReplayStoppedError when ``deadline_ns`` stopped the replay."""
+    from hil.stimulus.realtime import host_load
+
+    def load(at: str) -> None:
+        if recorder is not None:
+            recorder.event("host-load", {"at": at, **host_load()})
+
+    load("inject-start")
+    try:
+        return _play(timeline, faults, buses, recorder, deadline_ns)
+    finally:
+        load("inject-end")
+
+
+def _play(timeline: Any, faults: Mapping[str, list[Any]], buses: Any, recorder: Any,
+          deadline_ns: int | None) -> tuple[int, Any]:
     from hil.stimulus.injector import play
 
     if timeline is None:

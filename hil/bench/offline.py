@@ -38,12 +38,13 @@ def analyse_offline(recording: Path, suite_path: str | Path, bench_name: str, ou
     bench_dir.mkdir(parents=True, exist_ok=True)
     start = now_ns()
     result = BenchResult(bench.name, "error", dir=bench.name, started_utc=utc_now())
-    judge_recording(bench, db, Path(recording), bench_dir, result, channel_map)
+    judge_recording(bench, suite.harness_budget(bench), db, Path(recording), bench_dir, result, channel_map)
     result.duration_s = (now_ns() - start) / 1e9
     result.files["recording"] = str(Path(recording).resolve())
     run = SuiteResult(suite=suite.name, rig="", suite_path=str(Path(suite_path).resolve()), run_dir=str(out),
                       started_utc=result.started_utc, duration_s=result.duration_s, host=platform.node(),
                       hil_version=__version__, benches=[result],
+                      selected=None if len(suite.benches) == 1 else [bench.name],
                       run_id=f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}")
     write_reports(run, out)
     return run

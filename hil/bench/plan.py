@@ -12,7 +12,7 @@ from hil.spec import check_files
 from hil.spec.load import SpecFile
 from hil.spec.rig import Rig
 from hil.spec.stack import FirmwareComponent, FrameReady, Stack
-from hil.spec.suite import Bench, Suite
+from hil.spec.suite import Bench, HarnessBudget, Suite
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,10 @@ class BenchPlan:
     @property
     def timeout_ns(self) -> int:
         return self.bench.timeout if self.bench.timeout is not None else self.suite.defaults.timeout
+
+    @property
+    def harness_budget(self) -> HarnessBudget:
+        return self.suite.harness_budget(self.bench)
 
     @property
     def deployed_stack(self) -> Stack | None:

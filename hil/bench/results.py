@@ -14,7 +14,8 @@ from typing import Any
 from hil.analysis.measure import MeasurementResult
 from hil.errors import EXIT_FAILED, EXIT_INFRA, EXIT_OK
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READS = (1, 2)  # versions from_json reads (version 1 lacks the harness figures and the selection)
 PASS, FAIL, ERROR, SKIPPED = "pass", "fail", "error", "skipped"
 VERDICTS = (PASS, FAIL, ERROR, SKIPPED)
 
@@ -39,6 +40,7 @@ class BenchResult:
     probes: dict[str, dict[str, Any]] = field(default_factory=dict)
     chains: dict[str, dict[str, Any]] = field(default_factory=dict)
     replay: dict[str, Any] | None = None
+    harness: dict[str, Any] | None = None  # the harness's error and budget (None: the bench was not analysed)
     files: dict[str, Any] = field(default_factory=dict)
     flaky: bool = False
     warnings: list[str] = field(default_factory=list)  # e.g. a recording judged although it was cut
@@ -83,6 +85,7 @@ class SuiteResult:
     benches: list[BenchResult] = field(default_factory=list)
     regressions: list[dict[str, Any]] = field(default_factory=list)
     run_id: str = ""
+    selected: list[str] | None = None  # the benches --bench chose; None: the whole suite ran
 
     @property
     def verdict(self) -> str:
@@ -103,8 +106,8 @@ class SuiteResult:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> SuiteResult:
-        if d.get("schema") != "hil-results" or d.get("version") != SCHEMA_VERSION:
-            raise ValueError(f"expected hil-results version {SCHEMA_VERSION}, got "
+        if d.get("schema") != "hil-results" or d.get("version") not in READS:
+            raise ValueError(f"expected hil-results version {' or '.join(map(str, READS))}, got "
                              f"{d.get('schema')!r} version {d.get('version')!r}")
         names = {f.name for f in fields(cls)}
         kw = {k: v for k, v in d.items() if k in names}
@@ -151,8 +154,31 @@ def json_schema() -> dict[str, Any]:
         "required": ["name", "source", "stat", "value", "unit", "limits", "outcome", "detail"],
         "properties": {"name": {"type": "string"}, "source": {"type": "string"}, "stat": {"type": "string"},
                        "value": num, "unit": {"type": "string"}, "limits": {"type": "string"},
-                       "outcome": {"enum": ["pass", "marginal", "fail"]}, "detail": {"type": "string"},
-                       "worse": {"enum": ["higher", "lower", ""]}}}
+                       "outcome": {"enum": ["pass", "marginal", "fail", "unjudged"]}, "detail": {"type": "string"},
+                       "worse": {"enum": ["higher", "lower", ""]}, "limit": num, "harness_ns": num}}
+    bound = {"type": "object", "required": ["p99_ns", "max_ns", "parts"],
+             "properties": {"p99_ns": num, "max_ns": num, "parts": {"type": "array", "items": {"type": "string"}}}}
+    error = {"type": "object", "required": ["count", "early", "p50_ns", "p99_ns", "max_ns", "over"],
+             "properties": {k: num for k in ("p50_ns", "p99_ns", "max_ns", "mean_ns")}
+             | {k: {"type": "integer"} for k in ("count", "early", "over")}}
+    harness = {
+        "type": ["object", "null"], "required": ["measured", "budget", "breaches"],
+        "properties": {
+            "measured": {"type": "boolean"}, "note": {"type": "string"},
+            "budget": {"type": "object", "required": ["p99_ns", "max_ns"],
+                       "properties": {"p50_ns": {"type": ["integer", "null"]}, "p99_ns": {"type": "integer"},
+                                      "max_ns": {"type": "integer"}}},
+            "buses": {"type": "object", "additionalProperties": {
+                "type": "object", "propertyNames": {"enum": ["delivery", "send", "broker"]},
+                "additionalProperties": error}},
+            "unmeasured": {"type": "array", "items": {"type": "string"}},
+            "replay": {"type": ["object", "null"], "properties": {
+                "p50_ns": num, "p99_ns": num, "max_ns": num,
+                **{k: {"type": "integer"} for k in ("over", "early", "unseen", "sent")}}},
+            "host": {"type": "object", "additionalProperties": {"type": "object", "properties": {
+                "cpu_some_avg10": num, "loadavg": {"type": "array", "items": {"type": "number"}},
+                "cpus": {"type": ["integer", "null"]}}}},
+            "breaches": {"type": "array", "items": {"type": "string"}}}}
     bench = {
         "type": "object", "additionalProperties": False,
         "required": [f.name for f in fields(BenchResult) if f.name != "warnings"],  # added within version 1
@@ -164,11 +190,14 @@ def json_schema() -> dict[str, Any]:
             "measurements": {"type": "array", "items": measurement},
             "probes": {"type": "object", "additionalProperties": {
                 "type": "object", "required": ["stats", "duplicates"],
-                "properties": {"stats": stats, "duplicates": {"type": "integer"}, "unit": {"const": "ns"}}}},
+                "properties": {"stats": stats, "duplicates": {"type": "integer"}, "unit": {"const": "ns"},
+                               "harness": bound}}},
             "chains": {"type": "object", "additionalProperties": {
                 "type": "object", "required": ["stats", "hops"],
-                "properties": {"stats": stats, "hops": {"type": "object", "additionalProperties": stats}}}},
+                "properties": {"stats": stats, "hops": {"type": "object", "additionalProperties": stats},
+                               "harness": bound}}},
             "replay": {"type": ["object", "null"]},
+            "harness": harness,
             "files": {"type": "object"},
             "flaky": {"type": "boolean"},
             "warnings": {"type": "array", "items": {"type": "string"}}}}
@@ -186,5 +215,6 @@ def json_schema() -> dict[str, Any]:
             "duration_s": {"type": "number"}, "host": {"type": "string"}, "hil_version": {"type": "string"},
             "stack": {"type": "object", "additionalProperties": {"type": "string"}}, "run_id": {"type": "string"},
             "regressions": {"type": "array", "items": {"type": "object"}},
+            "selected": {"type": ["array", "null"], "items": {"type": "string"}},
             "benches": {"type": "array", "items": bench}},
     }

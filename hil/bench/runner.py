@@ -106,7 +106,8 @@ class BenchRun:
             self.timeline = read_stimulus(bench.stimulus, self.plan.rig)  # a bad file costs no bring-up
             self._on_rig()
             self._enter("analyse")
-            judge_recording(self.plan.bench, self.plan.db, self.dir / RECORDING, self.dir, result)
+            judge_recording(self.plan.bench, self.plan.harness_budget, self.plan.db, self.dir / RECORDING, self.dir,
+                            result)
         except KeyboardInterrupt as exc:  # the rig is torn down by now (ExitStack); report, then pass it on
             stopped_by = stopped(exc)
             result.phase = self.phase

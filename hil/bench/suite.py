@@ -51,17 +51,18 @@ def run_suite(rig_path: str | Path, suite_path: str | Path, options: SuiteOption
         raise UsageError(f"{run_dir} already holds a run (results.json); choose another --out")
     run_dir.mkdir(parents=True, exist_ok=True)
     stacks = {p.stack.name: p.stack.version for p in plans if p.stack is not None}
+    chosen = [p.bench.name for p in plans]
     result = SuiteResult(
         suite=suite.name, rig=rig.name, suite_path=str(Path(suite_path).resolve()),
         rig_path=str(Path(rig_path).resolve()), run_dir=str(run_dir), started_utc=utc_now(),
         host=platform.node(), hil_version=__version__, run_id=f"{started:%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}",
-        stack=stacks)
+        stack=stacks, selected=None if len(chosen) == len(suite.benches) else chosen)
     start = now_ns()
     lease = options.lease(rig) if options.lease else contextlib.nullcontext()
     completed = False
     try:
         with lease:
-            _run_benches(rig_path, suite_path, [p.bench.name for p in plans], run_dir, options, result)
+            _run_benches(rig_path, suite_path, chosen, run_dir, options, result)
         completed = True
     finally:  # an interrupted run still gets its reports, but never becomes a history baseline
         result.duration_s = (now_ns() - start) / 1e9

@@ -9,23 +9,29 @@ or are mapped onto bus names.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
-
-import numpy as np
 from typing import Any
 
+import numpy as np
+
 from hil.analysis import Analysis, Database, analyse
-from hil.analysis.measure import FAIL, MeasurementResult
-from hil.bench.results import BenchResult
+from hil.analysis.harness import judge_harness, probe_bounds
+from hil.analysis.measure import FAIL, UNJUDGED, MeasurementResult
+from hil.bench.results import ERROR, PASS, BenchResult
 from hil.recording.frames import DATA_WIDTH, Frames
-from hil.spec.suite import Bench
+from hil.spec.suite import COUNT_STATS, Bench, HarnessBudget, Measurement
 
 
-def judge_recording(bench: Bench, db: Database, recording: Path, out_dir: Path, result: BenchResult,
-                    channel_map: dict[str, str] | None = None) -> Analysis:
+def judge_recording(bench: Bench, budget: HarnessBudget, db: Database, recording: Path, out_dir: Path,
+                    result: BenchResult, channel_map: dict[str, str] | None = None) -> Analysis:
     """Analyse ``recording`` for ``bench``; set the verdict, measurements, probe and chain
-    statistics, replay figures and plots (under ``out_dir/plots``) on ``result``; plot paths are
-    relative to ``out_dir``'s parent (the run folder)."""
+    statistics with the harness error that can enter them, the harness figures, replay figures and
+    plots (under ``out_dir/plots``) on ``result``; plot paths are relative to ``out_dir``'s parent
+    (the run folder).
+
+    The harness is judged first: when it broke ``budget`` (or the replay broke its own promises),
+    the verdict is ``error`` and the stack's measurements are shown but not judged."""
     from hil.report.plots import render_bench_plots
 
     buses, recorded, cut = read_recording(recording, channel_map or {})
@@ -38,12 +44,28 @@ def judge_recording(bench: Bench, db: Database, recording: Path, out_dir: Path, 
     analysis = analyse(bench, buses, db, replay=lateness,
                        lost={bus: s.get("overruns", 0) for bus, s in bus_stats.items()})
     eaten = sum(1 for kind, data in recorded if kind == "fault" and data.get("kind") in WIRE_EATS)
-    analysis.measurements.extend(replay_faults(replay or {}, eaten))
-    result.verdict = analysis.outcome
-    result.measurements = analysis.measurements
-    result.probes = {name: {"stats": s.to_json(), "duplicates": p.duplicates, "unit": "ns"}
+    harness = judge_harness(recorded, budget, buses, eaten)
+    probes, chains = probe_bounds(bench, harness)
+    # each measurement, and whether it is the harness's own (a replay figure) rather than the stack's
+    judged = [(replace(m, harness_ns=_bound_of(spec, probes, chains)), spec.replay)
+              for spec, m in zip(bench.measurements, analysis.measurements)]
+    aborted = replay_aborted(replay or {})
+    analysis.measurements += aborted  # the Analysis (pytest plugin) keeps the stack's own outcomes
+    judged += [(m, False) for m in aborted]
+    harness.breaches += [f"replay measurement {m.name} = {m.value:.6g} {m.unit}, limits {m.limits}"
+                         for m, own in judged if own and m.outcome == FAIL and m.value is not None]
+    if harness.breaches:  # the stack's figures are not judged against a harness out of budget
+        result.verdict, result.error, result.error_kind = ERROR, harness.message(), HARNESS_ERROR
+        result.phase = "analyse"
+        judged = [(m if own else unjudged(m), own) for m, own in judged]
+    else:
+        result.verdict = FAIL if any(m.outcome == FAIL for m, _ in judged) else PASS
+    result.measurements = [m for m, _ in judged]
+    result.harness = harness.to_json()
+    result.probes = {name: {"stats": s.to_json(), "duplicates": p.duplicates, "unit": "ns", "harness": probes[name]}
                      for name, (p, s) in analysis.probes.items()}
-    result.chains = {name: {"stats": s.to_json(), "hops": {h: hs.to_json() for h, hs in hops.items()}}
+    result.chains = {name: {"stats": s.to_json(), "hops": {h: hs.to_json() for h, hs in hops.items()},
+                            "harness": chains[name]}
                      for name, (_, s, hops) in analysis.chains.items()}
     if replay is not None:
         result.replay = {k: v for k, v in replay.items() if k != "lateness"}
@@ -53,29 +75,33 @@ def judge_recording(bench: Bench, db: Database, recording: Path, out_dir: Path, 
 
 
 WIRE_EATS = ("drop", "bus_off", "corrupt")  # fault events after which a frame never reaches the wire whole
+HARNESS_ERROR = "HarnessError"  # error_kind of a bench whose harness broke its budget
 
 
-def replay_faults(replay: dict[str, Any], eaten: int = 0) -> list[MeasurementResult]:
-    """The replay's own promises, judged whatever the bench measures: no frame early, every planned
-    frame sent (a closed-loop wait that timed out ends the replay), every sent frame seen on the
-    bus (its send time is known) but those the bench's faults took off the wire (``eaten``: a
-    deliberate dropout is no broken promise). Each broken one is a failed measurement; none when
-    all hold."""
-    out = []
-    early = replay.get("frames_early", 0)
-    if early:
-        out.append(MeasurementResult("replay-early", "replay", "early", float(early), "frames", "= 0", FAIL,
-                                     f"{early} frame(s) went out before their time"))
+def replay_aborted(replay: dict[str, Any]) -> list[MeasurementResult]:
+    """The stack's part of the replay's promises: a closed-loop wait that timed out (the stack never
+    answered) ends the replay early, a failed measurement of the stack. (Frames early or never seen
+    on the bus are the harness's: :func:`hil.analysis.harness.replay_breaches`.)"""
+    if not replay.get("aborted"):
+        return []
     planned, sent = replay.get("frames_planned", 0), replay.get("frames_sent", 0)
-    if replay.get("aborted"):
-        out.append(MeasurementResult("replay-aborted", "replay", "count", float(sent), "frames",
-                                     f"= {planned}", FAIL, f"the replay was aborted: {replay['aborted']}"))
-    unseen = sent - replay.get("frames_echoed", sent) - eaten
-    if unseen > 0:
-        out.append(MeasurementResult("replay-unseen", "replay", "count", float(unseen), "frames", "= 0", FAIL,
-                                     f"{unseen} of {sent} frame(s) sent were never seen on the bus, so "
-                                     "when they went out is unknown"))
-    return out
+    return [MeasurementResult("replay-aborted", "replay", "count", float(sent), "frames", f"= {planned}", FAIL,
+                              f"the replay was aborted: {replay['aborted']}")]
+
+
+def unjudged(m: MeasurementResult) -> MeasurementResult:
+    """``m`` shown, not judged: the harness broke its budget while it was measured."""
+    would = m.outcome + (f": {m.detail}" if m.detail else "")
+    return replace(m, outcome=UNJUDGED, detail=f"not judged, the harness broke its budget (would be {would})")
+
+
+def _bound_of(spec: Measurement, probes: dict[str, dict], chains: dict[str, dict]) -> float | None:
+    """The harness error (p99 bound, ns) that can enter a latency measurement; None for other
+    measurements and when the harness was not measured."""
+    if spec.stat in COUNT_STATS:
+        return None
+    bound = probes.get(spec.probe) if spec.probe is not None else chains.get(spec.chain) if spec.chain else None
+    return None if bound is None else bound["p99_ns"]
 
 
 def read_recording(path: Path, channel_map: dict[str, str]) \

@@ -19,7 +19,8 @@ from hil.cli.app import App
               help="Name a log channel as the bench's bus (repeatable), e.g. --map 1=chassis.")
 @click.pass_obj
 def analyze(app: App, recording: Path, suite: str, bench: str, out: Path | None, mapping: tuple[str, ...]) -> int:
-    """Re-analyse RECORDING with a bench's probes and limits: exit 0 pass, 1 fail.
+    """Re-analyse RECORDING with a bench's probes and limits: exit 0 pass, 1 fail, 3 error (the harness
+    over its budget).
 
     RECORDING is a hil MCAP recording or any CAN log python-can reads (BLF, ASC, TRC, candump .log,
     CSV, MF4); log channels are the bus names unless mapped with --map."""

@@ -16,20 +16,25 @@ from hil.cli.app import App
               help="History database for run ids (default: in the user's data folder; also HIL_HISTORY).")
 @click.pass_obj
 def compare(app: App, run_a: str, run_b: str, history: Path | None) -> None:
-    """Compare two runs, each a run folder, a results.json or a run id (prefix) in the history."""
+    """Compare two runs, each a run folder, a results.json or a run id (prefix) in the history.
+    Warns when they differ in suite, rig, bench selection or a measurement's unit."""
+    from rich.markup import escape
     from rich.table import Table
 
-    from hil.report.compare import compare_runs, load_run
+    from hil.report.compare import compare_runs, load_run, warnings
 
     a, b = load_run(run_a, history), load_run(run_b, history)
+    rows = compare_runs(a, b)
+    for warning in warnings(a, b, rows):
+        app.warn(escape(warning))
     table = Table(title=f"A = {a.label}   B = {b.label}", title_justify="left")
     for col, kw in (("bench", {}), ("measurement", {}), ("A", {"justify": "right"}), ("B", {"justify": "right"}),
                     ("change", {"justify": "right"}), ("outcome", {})):
         table.add_column(col, **kw)
-    for row in compare_runs(a, b):
+    for row in rows:
         style = "red" if row.worse else "green" if row.better else ""
         change = "" if row.change is None else f"{row.change:+.4g}" + (f" ({row.relative:+.1%})" if row.relative is not None else "")
-        table.add_row(row.bench, row.name, _num(row.a, row.unit), _num(row.b, row.unit),
+        table.add_row(row.bench, row.name, _num(row.a, row.other_unit or row.unit), _num(row.b, row.unit),
                       f"[{style}]{change}[/]" if style else change, f"{row.outcome_a or '—'} → {row.outcome_b or '—'}")
     app.print(table, level=-1)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -29,11 +30,12 @@ def history(app: App, suite: str | None, rig: str | None, last: int, history: Pa
             return
         if suite is None:
             table = Table(title=plain(f"latest runs — {db.path}"), title_justify="left")
-            for col in ("run", "suite", "rig", "started (UTC)", "verdict", "time"):
+            for col in ("run", "suite", "rig", "started (UTC)", "verdict", "time", "benches"):
                 table.add_column(col)
-            for r in runs:
+            for r in runs:  # a --bench subset is marked: it is never a baseline for regressions
                 table.add_row(*map(plain, (r["id"], r["suite"], r["rig"], r["started_utc"])), _verdict(r["verdict"]),
-                              f"{r['duration_s']:.1f} s")
+                              f"{r['duration_s']:.1f} s", "all" if r["selected"] is None else
+                              "only " + plain(", ".join(json.loads(r["selected"]))))
             app.print(table, level=-1)
             return
         trend = db.trend(suite, rig, last)
@@ -44,7 +46,8 @@ def history(app: App, suite: str | None, rig: str | None, last: int, history: Pa
     for (bench, name), points in trend.items():
         values = [p.value for p in points]
         known = [v for v in values if v is not None]
-        marks = "".join({"pass": "[green]✓[/]", "marginal": "[yellow]~[/]", "fail": "[red]✗[/]"}.get(p.outcome, "?")
+        marks = "".join({"pass": "[green]✓[/]", "marginal": "[yellow]~[/]", "fail": "[red]✗[/]",
+                         "unjudged": "[dim]·[/]"}.get(p.outcome, "?")
                         for p in points)
         table.add_row(bench, name, sparkline(values), _num(values[-1]), _num(min(known, default=None)),
                       _num(max(known, default=None)), marks)

@@ -114,8 +114,10 @@ def _add(zf: zipfile.ZipFile, name: str, data: bytes) -> None:
 
 
 def load_image(path: str | Path) -> Image | RawImage:
-    """An image from a built ``.hilfw`` file, built on the fly from a stub folder, or a real MCU's
-    raw ``.bin`` (its version unknown: ``""``)."""
+    """An image from a built ``.hilfw`` file, built on the fly from a stub folder, or an MCU's
+    machine code: a raw ``.bin`` or the ``.elf`` the linker wrote (its version unknown: ``""``)."""
+    from hil.cortexm.elf import ElfImageError, flash_bytes
+    from hil.cortexm.part import PART
     from hil.errors import DeployError
     from hil.firmware.image import parse
 
@@ -126,8 +128,10 @@ def load_image(path: str | Path) -> Image | RawImage:
         data = read_bytes(path, FILE_LIMIT, "firmware image")
         if path.suffix.lower() == RawImage.suffix:
             return RawImage(path.stem, "", data)
+        if path.suffix.lower() == ".elf":
+            return RawImage(path.stem, "", flash_bytes(data, PART.flash_start, PART.flash_size))
         return parse(data)
     except FileRefused as exc:
         raise DeployError(str(exc)) from None
-    except ImageError as exc:
+    except (ImageError, ElfImageError) as exc:
         raise DeployError(f"firmware image {path} is invalid: {exc}") from None

@@ -3,8 +3,10 @@
 It owns what the silicon owns: flash memory (a file that survives resets), a serial console (the
 device end of a pty), CAN controllers (simbus, through python-can), the STM32 system bootloader
 (AN3155, entered when BOOT0 is high at reset) and a UDS flash bootloader (ISO-TP on CAN, always
-listening). At reset it verifies the image in flash and runs it, or stays in the bootloader and
-prints why. ECUReset reboots in place; a programming session stops the application.
+listening). At reset it looks at what the flash holds: machine code (a Cortex-M vector table) runs
+on the emulated STM32F103 of :mod:`hil.cortexm`; a hil image is verified and run on the Python
+firmware runtime; anything else stays in the bootloader and prints why. ECUReset reboots in place;
+a programming session stops the application.
 
 Standard output carries one JSON object per line for the driver (``hil.targets.mcu``): state
 changes, and console lines when the MCU has no console port. Tracebacks go to standard error.
@@ -28,6 +30,7 @@ import can
 import serial
 
 from hil.clock import now_ns
+from hil.cortexm.part import is_machine_code
 from hil.firmware.bootloader import Bootloader, Stopped, SystemReset
 from hil.firmware.flashmem import FlashMemory
 from hil.firmware.image import Image, ImageError, parse
@@ -52,6 +55,8 @@ class McuConfig:
     can: dict[str, dict[str, Any]] = field(default_factory=dict)  # bus name → can.Bus kwargs
     uds: dict[str, Any] | None = None  # bus, rx_id (tester → ECU), tx_id, key, level
     config: dict[str, Any] = field(default_factory=dict)  # the component's firmware parameters
+    elf: str | None = None  # the machine-code image's ELF: symbols for fault reports and gdb
+    gdb_port: int | None = 0  # a machine's GDB server on 127.0.0.1 (0: any free port; None: none)
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__, indent=1)
@@ -73,15 +78,24 @@ class Console:
     def __init__(self, port: Any | None):
         self.port = port
         self.muted = False
+        self.partial = b""  # bytes of a line not yet ended, when there is no port
 
     def line(self, text: str) -> None:
+        if self.partial:
+            self.write(b"\r\n")
+        self.write((text + "\r\n").encode())
+
+    def write(self, data: bytes) -> None:
+        """Bytes as a UART sends them; without a port, each line becomes a console event."""
         if self.muted:
             return
         if self.port is None:
-            emit("console", text=text)
+            *lines, self.partial = (self.partial + data).split(b"\n")
+            for raw in lines:
+                emit("console", text=raw.rstrip(b"\r").decode(errors="replace"))
             return
         try:
-            self.port.write((text + "\r\n").encode())
+            self.port.write(data)
         except (serial.SerialException, OSError):  # nobody drains the port: the line is lost, as on a UART
             pass
 
@@ -100,7 +114,10 @@ class McuProcess:
         for port in self.ports.values():
             port.write_timeout = 0
         self.console = Console(self.ports.get(cfg.console))
-        self.buses = {name: can.Bus(**kw) for name, kw in cfg.can.items()}
+        # own frames come back at their end of frame (a machine's TX mailboxes complete then), and
+        # faults injected on the bus are reported (a frame of ours lost or unacknowledged)
+        self.buses = {name: can.Bus(**kw, receive_own_messages=True, fault_events=True,
+                                    on_fault_event=self._on_bus_fault) for name, kw in cfg.can.items()}
         self.notifiers = [can.Notifier(bus, [self._on_frame], timeout=0.1) for bus in self.buses.values()]
         self.uds: UdsServer | None = None
         self.uds_stack = None
@@ -127,8 +144,12 @@ class McuProcess:
     def _boot(self) -> None:
         if self.cfg.bootloader_port and self.cfg.boot0 and not self._stm32_bootloader():
             return
+        flash = self.flash.image_area()
+        if is_machine_code(flash):
+            self._run_machine()
+            return
         try:
-            image = parse(self.flash.image_area())
+            image = parse(flash)
         except ImageError as exc:
             self._halt(f"boot: invalid image: {exc}; staying in bootloader")
             return
@@ -160,6 +181,45 @@ class McuProcess:
         self.console.line(why)
         emit("state", state="bootloader", reason=why, boot=self.boots)
         self.phase.wait()
+
+    def _run_machine(self) -> None:
+        """Run the machine code in flash on the emulated STM32F103 until power off or a fault."""
+        from hil.cortexm.core import Machine
+        from hil.cortexm.elf import Symbols
+
+        cfg = self.cfg
+        bus_name = next(iter(self.buses), None)
+        machine = Machine(self.flash, console=self.console.write, console_baud=cfg.baudrate,
+                          diagnostic=self.console.line, can_bus=self.buses.get(bus_name),
+                          can_bitrate=cfg.can[bus_name].get("bitrate") if bus_name else None,
+                          symbols=Symbols.from_file(cfg.elf) if cfg.elf else None, gdb_port=cfg.gdb_port)
+        done = threading.Event()
+        reader = threading.Thread(target=self._console_input, args=(machine, done), daemon=True, name="console-rx")
+        self.app = machine
+        emit("state", state="app", name="cortex-m", version="", boot=self.boots)
+        reader.start()
+        try:
+            machine.run(self.phase, on_fault=self._on_fault)  # a faulted core stays halted until reset
+        finally:
+            self.app = None
+            done.set()
+            reader.join()
+
+    def _on_fault(self, fault: Any) -> None:
+        for line in fault.lines:
+            self.console.line(line)
+        emit("state", state="fault", reason=fault.summary, boot=self.boots)
+
+    def _console_input(self, machine: Any, done: threading.Event) -> None:
+        """What is typed into the console reaches the machine's USART."""
+        port = self.ports.get(self.cfg.console)
+        while port is not None and not done.is_set():
+            try:
+                data = port.read(64)
+            except (serial.SerialException, OSError):
+                return
+            if data:
+                machine.console_input(data)
 
     def _run_app(self, image: Image) -> None:
         self.console.line(f"boot: image {image.name} {image.version} crc32 {image.crc32:#010x} ok, starting")
@@ -210,6 +270,11 @@ class McuProcess:
         app = self.app
         if app is not None:
             app.receive(msg)
+
+    def _on_bus_fault(self, event: Any) -> None:
+        app = self.app
+        if hasattr(app, "fault_event"):
+            app.fault_event(event.kind, event.id, event.t_ns)
 
     # -- UDS -----------------------------------------------------------------------------------
 

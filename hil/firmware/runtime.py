@@ -103,8 +103,8 @@ class Mcu:
     # -- what the MCU process calls -----------------------------------------------------------
 
     def receive(self, msg: can.Message) -> None:
-        """A frame arrived (called on the CAN receive thread)."""
-        if msg.is_error_frame or msg.is_remote_frame:
+        """A frame arrived (called on the CAN receive thread); the echo of one's own is not one."""
+        if msg.is_error_frame or msg.is_remote_frame or not msg.is_rx:
             return
         handlers = [h for ids, h in self._handlers if ids is None or msg.arbitration_id in ids]
         if not handlers:

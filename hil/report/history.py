@@ -2,14 +2,21 @@
 regression flags night over night.
 
 Default location: ``$HIL_HISTORY``, else ``$XDG_DATA_HOME/hil/history.sqlite`` (``~/.local/share``
-when unset); ``--history PATH`` chooses another. A **regression** is a measurement of a run that moved
-towards its limit (the ``worse`` direction) by more than its normal spread, compared with the
-previous passing run of the same suite on the same rig; the spread is 3 standard deviations over
-the last passing runs (at least 2 %, or 5 % of the value with fewer than three runs to go by).
+when unset); ``--history PATH`` chooses another.
+
+A **regression** is a measurement that moved towards its limit (the ``worse`` direction) further
+than the noise explains. The noise is read from the earlier runs it can be compared with — the
+same suite on the same rig, whole-suite runs (a ``--bench`` subset is never a baseline), the same
+bench passing, the same unit — the last :data:`BASELINE_RUNS` of them: the change from their
+median must exceed :data:`SPREADS` robust spreads (1.4826 × the median absolute deviation, the
+standard deviation of normal noise) and :data:`LIMIT_FLOOR` of the limit it moves towards (a change
+that small is never a regression, however quiet the earlier runs were). With fewer than
+:data:`MIN_RUNS` such runs the noise is unknown and nothing is flagged.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import statistics
@@ -17,18 +24,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hil.bench.results import PASS, SuiteResult
+from hil.bench.results import FAIL, PASS, SuiteResult
 
-SPREAD_RUNS = 10
-SIGMAS = 3.0
-MIN_RELATIVE = 0.02
-FEW_RUNS_RELATIVE = 0.05
+BASELINE_RUNS = 10
+MIN_RUNS = 3
+SPREADS = 3.0
+MAD_TO_SIGMA = 1.4826
+LIMIT_FLOOR = 0.05
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY, suite TEXT NOT NULL, rig TEXT NOT NULL, started_utc TEXT NOT NULL,
     duration_s REAL, verdict TEXT NOT NULL, exit_code INTEGER, host TEXT, stack TEXT,
-    stack_version TEXT, run_dir TEXT, hil_version TEXT);
+    stack_version TEXT, run_dir TEXT, hil_version TEXT, selected TEXT);
 CREATE TABLE IF NOT EXISTS benches (
     run_id TEXT NOT NULL REFERENCES runs(id), bench TEXT NOT NULL, repeat INTEGER NOT NULL,
     verdict TEXT NOT NULL, duration_s REAL, error TEXT, flaky INTEGER NOT NULL DEFAULT 0,
@@ -36,9 +44,10 @@ CREATE TABLE IF NOT EXISTS benches (
 CREATE TABLE IF NOT EXISTS measurements (
     run_id TEXT NOT NULL REFERENCES runs(id), bench TEXT NOT NULL, repeat INTEGER NOT NULL,
     name TEXT NOT NULL, value REAL, unit TEXT, outcome TEXT NOT NULL, limits TEXT, worse TEXT,
-    PRIMARY KEY (run_id, bench, repeat, name));
+    limit_value REAL, PRIMARY KEY (run_id, bench, repeat, name));
 CREATE INDEX IF NOT EXISTS runs_by_suite ON runs (suite, rig, started_utc);
 """
+ADDED = {"runs": {"selected": "TEXT"}, "measurements": {"limit_value": "REAL"}}  # columns newer than the table
 
 
 def default_path() -> Path:
@@ -66,6 +75,11 @@ class History:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(self.path)
         self.db.executescript(SCHEMA)
+        for table, columns in ADDED.items():  # a database written by an older hil gains them (NULL)
+            have = {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
+            for name, kind in columns.items():
+                if name not in have:
+                    self.db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
     def close(self) -> None:
         self.db.close()
@@ -81,14 +95,18 @@ class History:
     def record(self, run: SuiteResult) -> None:
         """Store ``run`` (its ``run_id`` must be set)."""
         with self.db:
-            self.db.execute("INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", (
+            self.db.execute("INSERT OR REPLACE INTO runs (id, suite, rig, started_utc, duration_s, verdict, exit_code, "
+                            "host, stack, stack_version, run_dir, hil_version, selected) "
+                            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", (
                 run.run_id, run.suite, run.rig, run.started_utc, run.duration_s, run.verdict, run.exit_code,
-                run.host, ", ".join(run.stack), ", ".join(run.stack.values()), run.run_dir, run.hil_version))
+                run.host, ", ".join(run.stack), ", ".join(run.stack.values()), run.run_dir, run.hil_version,
+                None if run.selected is None else json.dumps(run.selected)))
             for b in run.benches:
                 self.db.execute("INSERT OR REPLACE INTO benches VALUES (?,?,?,?,?,?,?)",
                                 (run.run_id, b.name, b.repeat, b.verdict, b.duration_s, b.error, int(b.flaky)))
-                self.db.executemany("INSERT OR REPLACE INTO measurements VALUES (?,?,?,?,?,?,?,?,?)", [
-                    (run.run_id, b.name, b.repeat, m.name, m.value, m.unit, m.outcome, m.limits, m.worse)
+                self.db.executemany("INSERT OR REPLACE INTO measurements (run_id, bench, repeat, name, value, "
+                                    "unit, outcome, limits, worse, limit_value) VALUES (?,?,?,?,?,?,?,?,?,?)", [
+                    (run.run_id, b.name, b.repeat, m.name, m.value, m.unit, m.outcome, m.limits, m.worse, m.limit)
                     for m in b.measurements])
 
     # -- reading ---------------------------------------------------------------------------------
@@ -127,40 +145,50 @@ class History:
         return out
 
     def regressions(self, run: SuiteResult) -> list[dict[str, Any]]:
-        """Measurements of ``run`` that moved towards their limit beyond the normal spread, against
-        the previous passing run of the same suite on the same rig (``run`` need not be stored)."""
-        passing = [r for r in self.runs(run.suite, run.rig, last=SPREAD_RUNS * 5)
-                   if r["verdict"] == PASS and r["id"] != run.run_id][:SPREAD_RUNS]
-        if not passing:
-            return []
-        previous = self.measurements(passing[0]["id"])
-        history = [self.measurements(r["id"]) for r in passing]
+        """Measurements of ``run`` (first repeat, benches that were judged) that moved towards their
+        limit beyond the noise of the comparable earlier runs (``run`` need not be stored)."""
+        earlier = self._baseline(run)
         out = []
         for b in run.benches:
-            if b.repeat:
+            if b.repeat or b.verdict not in (PASS, FAIL):  # an error bench's figures were not judged
                 continue
             for m in b.measurements:
-                key = (b.name, m.name)
-                if m.value is None or not m.worse or key not in previous or previous[key][0] is None:
+                values = earlier.get((b.name, m.name, m.unit), [])
+                if m.value is None or not m.worse or len(values) < MIN_RUNS:
                     continue
-                before = previous[key][0]
-                values = [h[key][0] for h in history if key in h and h[key][0] is not None]
-                allowed = _allowed_change(before, values)
-                change = (m.value - before) if m.worse == "higher" else (before - m.value)
+                median = statistics.median(values)
+                spread = MAD_TO_SIGMA * statistics.median(abs(v - median) for v in values)
+                floor = LIMIT_FLOOR * abs(m.limit) if m.limit is not None else 0.0
+                allowed = max(SPREADS * spread, floor, 1e-12)
+                change = (m.value - median) if m.worse == "higher" else (median - m.value)
                 if change > allowed:
-                    out.append({"bench": b.name, "measurement": m.name, "value": m.value, "previous": before,
-                                "previous_run": passing[0]["id"], "allowed": allowed, "unit": m.unit,
-                                "message": f"{m.value:.6g} {m.unit} vs {before:.6g} {m.unit} in run "
-                                           f"{passing[0]['id']} ({m.worse} is worse; normal spread "
-                                           f"±{allowed:.3g})".replace("  ", " ")})
+                    out.append({
+                        "bench": b.name, "measurement": m.name, "value": m.value, "baseline": median,
+                        "runs": len(values), "spread": spread, "allowed": allowed, "unit": m.unit,
+                        "message": f"{m.value:.6g} {m.unit} vs median {median:.6g} {m.unit} of {len(values)} earlier "
+                                   f"runs ({m.worse} is worse; allowed ±{allowed:.3g}: {SPREADS:g} × spread "
+                                   f"{spread:.3g}, at least {LIMIT_FLOOR:.0%} of the limit)".replace("  ", " ")})
         return out
 
-
-def _allowed_change(before: float, values: list[float]) -> float:
-    floor = abs(before) * MIN_RELATIVE
-    if len(values) < 3:
-        return max(abs(before) * FEW_RUNS_RELATIVE, 1e-12)
-    return max(SIGMAS * statistics.stdev(values), floor, 1e-12)
+    def _baseline(self, run: SuiteResult) -> dict[tuple[str, str, str], list[float]]:
+        """(bench, measurement, unit) → values in the last comparable runs: whole-suite runs of the
+        same suite on the same rig, where that bench passed."""
+        rows = self.db.execute(
+            "SELECT r.id, b.bench FROM runs r JOIN benches b ON b.run_id = r.id AND b.repeat = 0 "
+            "WHERE r.suite = ? AND r.rig = ? AND r.id != ? AND r.selected IS NULL AND b.verdict = ? "
+            "ORDER BY r.started_utc DESC, r.rowid DESC", (run.suite, run.rig, run.run_id, PASS)).fetchall()
+        runs: dict[str, list[str]] = {}
+        for run_id, bench in rows:
+            if len(runs.setdefault(bench, [])) < BASELINE_RUNS:
+                runs[bench].append(run_id)
+        out: dict[tuple[str, str, str], list[float]] = {}
+        for bench, ids in runs.items():
+            marks = ",".join("?" * len(ids))
+            for name, value, unit in self.db.execute(
+                    f"SELECT name, value, unit FROM measurements WHERE bench = ? AND repeat = 0 AND value IS NOT NULL "
+                    f"AND run_id IN ({marks})", (bench, *ids)):
+                out.setdefault((bench, name, unit), []).append(value)
+        return out
 
 
 SPARKS = "▁▂▃▄▅▆▇█"

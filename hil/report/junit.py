@@ -2,8 +2,9 @@
 
 The widely used Jenkins schema allows properties on a testsuite but not on a testcase, so each bench
 gets its own ``<testsuite>`` whose ``<properties>`` are its measurements (``value unit``, with the
-outcome and limits in a second property). A failed bench has a ``<failure>`` listing the failed
-measurements; an infrastructure problem is an ``<error>`` with the error kind as its type.
+outcome and limits in a second property) and its harness error per bus and kind. A failed bench has
+a ``<failure>`` listing the failed measurements; an infrastructure problem (or the harness over its
+budget) is an ``<error>`` with the error kind as its type.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from hil.analysis.harness import duration_text
 from hil.bench.results import ERROR, FAIL, SKIPPED, BenchResult, SuiteResult
 
 
@@ -39,8 +41,12 @@ def _bench_suite(run: SuiteResult, b: BenchResult) -> ET.Element:
     props = ET.SubElement(suite, "properties")
     for name, value in [("rig", run.rig), ("verdict", b.verdict), ("flaky", str(b.flaky).lower())]:
         ET.SubElement(props, "property", {"name": name, "value": value})
+    for name, value in _harness(b.harness):
+        ET.SubElement(props, "property", {"name": name, "value": value})
     for m in b.measurements:
         shown = "none" if m.value is None else f"{m.value:.6g}" + (f" {m.unit}" if m.unit else "")
+        if m.harness_ns is not None:
+            shown += f" ± harness {duration_text(m.harness_ns)}"
         ET.SubElement(props, "property", {"name": f"measurement.{m.name}", "value": shown})
         ET.SubElement(props, "property", {"name": f"measurement.{m.name}.outcome",
                                           "value": f"{m.outcome} ({m.limits})"})
@@ -63,6 +69,18 @@ def _bench_suite(run: SuiteResult, b: BenchResult) -> ET.Element:
         out.text = "\n".join(f"{m.outcome:8} {m.name} = {'none' if m.value is None else f'{m.value:.6g}'} "
                              f"{m.unit} ({m.limits})" for m in b.measurements)
     return suite
+
+
+def _harness(h: dict | None) -> list[tuple[str, str]]:
+    """``harness.BUS.KIND`` = "p50 …, p99 …, max …, N over budget" (or ``harness`` = not measured)."""
+    if h is None:
+        return []
+    if not h["measured"]:
+        return [("harness", "not measured")]
+    return [(f"harness.{bus}.{kind}", ", ".join(f"{k[:-3]} {duration_text(e[k])}" for k in ("p50_ns", "p99_ns", "max_ns")
+                                                 if e[k] is not None)
+             + f", {e['over']} over budget")
+            for bus, kinds in (h.get("buses") or {}).items() for kind, e in kinds.items()]
 
 
 def _time(seconds: float) -> str:

@@ -177,6 +177,16 @@ class Measurement(Spec):
             k for k in ("replay", "lost") if getattr(self, k)]
 
 
+class HarnessBudget(Spec):
+    """How far the harness (emulated buses, injector) may stray from its model before a bench's
+    measurements say nothing about the stack: each harness error on each bus, and the replay's
+    lateness, at p99 and on any single frame. Breaking it makes the bench an ``error``."""
+
+    p50: PositiveDuration | None = Field(None, description="p50 of every harness error and of the replay lateness")
+    p99: PositiveDuration = Field(1_000_000, description="p99 of every harness error and of the replay lateness")
+    max: PositiveDuration = Field(20_000_000, description="any single frame's harness error or replay lateness")
+
+
 class Bench(Spec):
     name: Name
     description: Text = ""
@@ -192,6 +202,8 @@ class Bench(Spec):
     probes: list[Probe] = Field(default_factory=list)
     chains: list[Chain] = Field(default_factory=list)
     measurements: list[Measurement] = Field(default_factory=list)
+    harness: HarnessBudget = Field(default_factory=HarnessBudget,
+                                   description="the fields set here override defaults.harness")
 
 
 class Defaults(Spec):
@@ -199,6 +211,7 @@ class Defaults(Spec):
     dbc: list[DbcPath] = Field(default_factory=list, description="DBC files every bench decodes with")
     settle: Duration = 500_000_000
     timeout: PositiveDuration = 120_000_000_000
+    harness: HarnessBudget = Field(default_factory=HarnessBudget)
 
 
 class Suite(Spec):
@@ -253,6 +266,11 @@ class Suite(Spec):
         records = f"records {format_duration(b.duration)} and " if b.duration else ""
         return [(where, f"the bench {records}settles {format_duration(settle)}, but its timeout is "
                         f"{format_duration(timeout)}: it can never finish in time")]
+
+    def harness_budget(self, bench: Bench) -> HarnessBudget:
+        """``bench``'s harness budget: the fields it sets, over the suite's defaults."""
+        own = bench.harness
+        return self.defaults.harness.model_copy(update={k: getattr(own, k) for k in own.model_fields_set})
 
     def problems_on(self, rig: Rig) -> list[Problem]:
         """Buses named by benches that ``rig`` lacks, or of the wrong kind (probes, measurements and

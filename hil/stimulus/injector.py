@@ -3,11 +3,13 @@
 The parent (:func:`play`) turns the timeline into a compact plan and starts a child process, so
 the replay shares nothing with the controller's threads, garbage or locks. The child minimises its
 timer slack, holds ``/dev/cpu_dma_latency`` when permitted, freezes the garbage collector, opens the
-buses itself (python-can / pyserial, from :meth:`RigBuses.can_config`) and then:
+buses itself (python-can / pyserial, from :meth:`RigBuses.can_config`), asks for a short time slice
+(so it runs soon after each wake-up on a busy host) and then:
 
 * on an emulated bus, hands each frame to the simbus broker ahead of time with ``send_at`` and a
   release time, so the wire — not a Python wake-up — decides when it goes out;
-* on a real bus, sleeps coarsely to an absolute deadline, spins the last stretch and sends.
+* on a real bus, sleeps to an absolute deadline, spins the last stretch (only as long as its own
+  sleeps have shown necessary: :class:`~hil.stimulus.realtime.Waker`) and sends.
 
 Deadlines are ``start + offset + step.t_ns`` — never a sum of sleeps — where ``offset`` only grows
 when a closed-loop wait held the timeline. A frame is released ``eof`` before its planned time,
@@ -47,6 +49,7 @@ HAND_OVER_BATCH_NS = 10_000_000
 START_MARGIN_NS = 50_000_000  # play starts this long after the child is ready
 PROGRESS_EVERY_NS = 250_000_000
 ECHO_GRACE_NS = 2_000_000_000  # how long to wait for the last echoes after the last send
+ECHO_LOOKAHEAD = 4096  # how many frames an echo may be behind the next expected one (faults took them)
 _OPS = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt,
         ">=": operator.ge}
 
@@ -235,6 +238,8 @@ class _Replay:
         self.send = send
         self.handles: list[Any] = []
         self.planned: list[list[int]] = [[] for _ in plan.buses]  # per bus, planned times in send order
+        self.sent: list[list[tuple[int, bytes]]] = [[] for _ in plan.buses]  # per bus, (id, data) in send order
+        self.echoed: list[int] = [0 for _ in plan.buses]  # per bus, the planned frame the next echo may be
         self.lateness: list[int] = []
         self.echoes: dict[str, list[tuple[int, int, int, bytes]]] = {b.name: [] for b in plan.buses}
         self.stop = threading.Event()
@@ -243,11 +248,12 @@ class _Replay:
         self.met_ns = 0
         self.late_max = 0
         self.reader_error: str | None = None
+        self.waker: Any = None  # the send loop's Waker
 
     def run(self) -> ReplayReport:
         from hil.stimulus import realtime
 
-        host = {"timer_slack_ns": realtime.set_timer_slack(1)}
+        host = {"timer_slack_ns": realtime.set_timer_slack(1), "slice": realtime.request_short_slice()}
         dma = realtime.hold_cpu_dma_latency(0)
         host["cpu_dma_latency"] = dma.why
         host["timed_release"] = [b.name for b in self.plan.buses if b.timed]
@@ -263,6 +269,7 @@ class _Replay:
             realtime.freeze_gc()
             host["gc"] = "frozen"
             start, sent, waits, aborted = self._send_all()
+            host["wake"] = self.waker.summary()
             self._await_echoes(sent)
             if self.reader_error:
                 raise BusError(f"injector: {self.reader_error}")
@@ -296,7 +303,9 @@ class _Replay:
                 raise BusError(f"injector cannot open bus {b.name!r}: {exc}") from None
 
     def _read(self, i: int) -> None:
-        """Collect echoes (own frames) and watch for the armed wait's frame on bus ``i``."""
+        """Collect echoes (own frames) and watch for the armed wait's frame on bus ``i``. Echoes are
+        read as they come (read in batches, each batch held the GIL for a millisecond and more
+        while the send loop waited for it)."""
         from hil.clock import AdapterClock, from_seconds, now_ns
 
         bus = self.handles[i]
@@ -314,7 +323,7 @@ class _Replay:
                 continue
             t = from_seconds(msg.timestamp) if clock is None else clock.to_run_clock(msg.timestamp, delivered)
             if not msg.is_rx:
-                k = len(echoes)
+                k = self._sent_index(i, msg.arbitration_id, bytes(msg.data))
                 echoes.append((t, msg.arbitration_id, message_flags(msg), bytes(msg.data)))
                 late = (t if clock is not None else delivered) - planned[k]  # simcan: when it was delivered
                 lateness.append(late)
@@ -323,6 +332,15 @@ class _Replay:
                 self.met_ns = t
                 self.armed = None
                 self.met.set()
+
+    def _sent_index(self, i: int, can_id: int, data: bytes) -> int:
+        """Which frame sent on bus ``i`` an echo is: the next one with its id and data. Frames a
+        fault took off the wire are never echoed and are passed over, so they do not shift the
+        lateness of the frames after them (one node's frames reach the wire in the order sent)."""
+        sent, k = self.sent[i], self.echoed[i]
+        k = next((j for j in range(k, min(len(sent), k + ECHO_LOOKAHEAD)) if sent[j] == (can_id, data)), k)
+        self.echoed[i] = k + 1
+        return k
 
     @staticmethod
     def _matches(w: _WaitPlan, msg: Any) -> bool:
@@ -342,9 +360,11 @@ class _Replay:
         import can
 
         from hil.clock import now_ns
-        from hil.stimulus.realtime import wait_until
+        from hil.stimulus.realtime import Waker
 
         plan, handles, planned = self.plan, self.handles, self.planned
+        self.waker = waker = Waker()
+        wait_until = waker.wait
         timed = [b.timed for b in plan.buses]
         simcan = [b.simcan for b in plan.buses]
         waits = {w.index: w for w in plan.waits}
@@ -379,6 +399,7 @@ class _Replay:
                 self.late_max = max(self.late_max, late)
             else:
                 planned[b].append(deadline)
+                self.sent[b].append((can_id, data))
                 if timed[b]:  # hand over in batches: one nap per HAND_OVER_BATCH_NS, not one per frame
                     release = deadline - eof
                     if (ahead := release - plan.lead_ns - now_ns()) > HAND_OVER_BATCH_NS:

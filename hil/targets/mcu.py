@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from hil import clock
+from hil.cortexm import config as cortexm_config
+from hil.cortexm.part import is_machine_code
 from hil.errors import DeployError, FlashError
 from hil.firmware.build import load_image
 from hil.firmware.flashmem import FlashMemory
@@ -51,12 +53,14 @@ def firmware_component(target: str, components: Mapping[str, Component]) -> tupl
 
 
 def checked_image(target: str, name: str, comp: FirmwareComponent) -> Image | RawImage:
-    """The component's image; its version must be the one the stack names (a raw image's is)."""
+    """The component's image; its version must be the one the stack names (a raw image's is).
+    Machine code gets the component's ``config`` written into its configuration block."""
     image = load_image(comp.image)
     if isinstance(image, RawImage):
         try:
-            return dataclasses.replace(image, version=comp.version)
-        except ImageError as exc:  # the version names the file the image is written to
+            data = cortexm_config.apply(image.data, comp.config, comp.image.name)
+            return dataclasses.replace(image, version=comp.version, data=data)
+        except (ImageError, cortexm_config.ConfigError) as exc:  # the version names the file written
             raise DeployError(f"target {target!r}: component {name!r}: {exc}") from None
     if image.version != comp.version:
         raise DeployError(f"target {target!r}: component {name!r} expects firmware version {comp.version!r}, "
@@ -89,6 +93,7 @@ class _McuTarget(Target):
             bundles.unpack(bundle, unpacked, [self.comp_name])
             comp = comp.model_copy(update={"image": unpacked / bundles.FILES / self.comp_name / comp.image.name})
         self.image = checked_image(name, self.comp_name, comp)
+        self.elf = comp.image if comp.image.suffix.lower() == ".elf" else None
         path = self.dir / f"{self.image.name}-{self.image.version}{self.image.suffix}"
         path.write_bytes(self.image.to_bytes())
         return path
@@ -174,15 +179,17 @@ class EmulatedMcuTarget(_McuTarget):
         self.proc: Child | None = None
         self._pumps: list[threading.Thread] = []
         self._states: list[dict] = []
+        self._started = 0  # state events before the last start
         self._cond = threading.Condition()
 
     # -- life cycle hooks ----------------------------------------------------------------------
 
     def _deploy(self, components: Mapping[str, Component], bundle: Path | None = None) -> None:
         image_path = self._prepare(self.name, components, bundle)
-        if isinstance(self.image, RawImage):
-            raise DeployError(f"target {self.name!r}: an emulated MCU runs hil firmware (a .hilfw image or a "
-                              f"stub folder); {image_path.name} is machine code for a real board")
+        if isinstance(self.image, RawImage) and not is_machine_code(self.image.data):
+            raise DeployError(f"target {self.name!r}: {image_path.name} is neither hil firmware nor a Cortex-M image "
+                              "for the emulated STM32F103 (no vector table at its start: initial SP in RAM, "
+                              "reset vector in flash)")
         if self.spec.console is not None:
             self.capture_console(self.buses, self.spec.console)
         flash = self.spec.flash
@@ -225,6 +232,7 @@ class EmulatedMcuTarget(_McuTarget):
 
     def _start(self) -> None:
         self._arm({"boot": BootCheck(self, self.comp.ready.timeout if self.comp.ready else BOOT_TIMEOUT_NS)})
+        self._started = self.states_seen
         self._spawn(boot0=False)
 
     def _power_down(self) -> None:
@@ -277,7 +285,7 @@ class EmulatedMcuTarget(_McuTarget):
         return McuConfig(name=self.name, flash_path=str(self.flash_path), work_dir=str(self.dir), boot0=boot0,
                          console=console, bootloader_port=bootloader_port,
                          can={b: self.buses.can_config(b) for b in dict.fromkeys(can_buses)},
-                         uds=uds, config=dict(self.comp.config))
+                         uds=uds, config=dict(self.comp.config), elf=str(self.elf) if self.elf else None)
 
     def _spawn(self, boot0: bool) -> None:
         if self.serial_console is not None:
@@ -320,6 +328,10 @@ class EmulatedMcuTarget(_McuTarget):
             for thread in self._pumps:
                 thread.join(GRACE_S)
             raise crashed(self.name, self.comp_name, self.proc.ended(), self.log, self.state)
+        with self._cond:
+            fault = next((e for e in self._states[self._started:] if e["state"] == "fault"), None)
+        if fault is not None:  # the core stopped on a fault: the firmware's, reported as such
+            raise DeployError(f"target {self.name!r}: firmware {self.comp_name!r} stopped: {fault['reason']}")
 
     def _terminate(self, grace_s: float) -> None:
         proc, self.proc = self.proc, None

@@ -12,6 +12,7 @@ import pytest
 from hil.bench import BenchOptions, SuiteOptions, run_bench, run_suite
 from hil.errors import SpecError, UsageError
 from hil.recording import load
+from tests.outcomes import explain, pass_or_harness_error, require_harness
 
 ECHO = textwrap.dedent('''
     import can
@@ -80,7 +81,7 @@ def test_a_bench_runs_end_to_end_and_leaves_its_folder(files):
     result = run_suite(files / "rig.yaml", suite(files, ECHO_BENCH),
                        SuiteOptions(repeat=2, out=files / "run", record_history=False, on_event=events.append))
     first, again = result.benches
-    assert (first.verdict, again.verdict) == ("pass", "pass"), first.error or first.measurements
+    assert all(pass_or_harness_error(b.to_json()) for b in result.benches), [explain(b.to_json()) for b in result.benches]
     assert [e.phase for e in events if e.repeat == 0] == ["bring-up", "deploy", "start", "ready", "record",
                                                           "inject", "settle", "stop", "analyse", "done"]
     assert [(b.key, b.dir) for b in result.benches] == [("echo", "echo"), ("echo#1", "echo#1")]
@@ -88,7 +89,7 @@ def test_a_bench_runs_end_to_end_and_leaves_its_folder(files):
     assert first.probes["echo"]["stats"]["count"] == 50
     assert first.replay["frames_sent"] == 50
     rec = load(files / "run" / first.files["recording"], strict=True)
-    assert {e.kind for e in rec.events} >= {"replay", "bus-stats"}
+    assert {e.kind for e in rec.events} >= {"replay", "bus-stats", "host-load"}
     assert "echo: ready" in (files / "run" / first.files["consoles"]["echo"]).read_text()
     assert all((files / "run" / p).is_file() for p in first.files["plots"].values())
     assert (files / "run" / "echo#1" / "recording.mcap").is_file()
@@ -207,3 +208,16 @@ def test_phases_are_in_the_recording(files):
                                                                                   record_history=False))
     rec = load(files / "run" / result.benches[0].files["recording"], strict=True)
     assert [e.data["phase"] for e in rec.events if e.kind == "phase"] == ["inject", "settle", "stop"]
+
+
+def test_a_harness_budget_no_emulation_can_keep_makes_a_real_run_an_error_not_a_fail(files):
+    """1 ns of harness error allowed: every frame breaks it, so the bench is an error naming the
+    harness, its measurements (which would pass) unjudged, and the run exits 3."""
+    path = suite(files, ECHO_BENCH.replace("- name: echo\n", "- name: echo\n  harness: {p99: 1ns, max: 1ns}\n"))
+    result = run_suite(files / "rig.yaml", path, SuiteOptions(out=files / "run", record_history=False))
+    bench = result.benches[0]
+    require_harness([bench.to_json()])
+    assert (bench.verdict, bench.error_kind, result.exit_code) == ("error", "HarnessError", 3)
+    assert "harness over budget: delivery error p99" in bench.error and "budget 1 ns" in bench.error
+    assert {m.outcome for m in bench.measurements} == {"unjudged"}
+    assert bench.harness["buses"]["can"]["delivery"]["count"] > 0

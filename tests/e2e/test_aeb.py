@@ -1,6 +1,7 @@
-"""End to end on the emulated AEB rig, through the real `hil` command: the smoke suite passes, any
-recording can be judged again, a failing limit exits 1 with a JUnit failure, a target killed
-mid-bench is an `error` with exit 3 and an intact recording, and the harness calibrates."""
+"""End to end on the emulated AEB rig, through the real `hil` command: the smoke suite passes (or,
+on a busy host, is an `error` naming the harness — never a `fail`), any recording can be judged
+again, a failing limit exits 1 with a JUnit failure, a target killed mid-bench is an `error` with
+exit 3 and an intact recording, and the harness calibrates."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import pytest
 import xmlschema
 
 from hil.recording import load
+from tests.outcomes import explain, pass_or_harness_error, require_harness
 
 ROOT = Path(__file__).resolve().parents[2]
 XSD = ROOT / "tests" / "report" / "junit-10.xsd"
@@ -45,14 +47,16 @@ def smoke(tmp_path_factory):
 
 def test_smoke_suite_passes_and_writes_the_run_folder(smoke):
     tmp, r = smoke
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert "suite aeb-smoke on rig sim-aeb" in r.stdout
-    assert re.search(r"│ approach\s+│ pass\s+│", r.stdout)
-    assert re.search(r"^PASS \(1 pass\) in [\d.]+ s — " + re.escape(str(tmp / "run")) + "$", r.stdout, re.M)
     results = json.loads((tmp / "run" / "results.json").read_text())
-    assert (results["verdict"], results["exit_code"]) == ("pass", 0)
     bench = results["benches"][0]
-    assert {m["name"] for m in bench["measurements"] if m["outcome"] == "fail"} == set()
+    assert pass_or_harness_error(bench), explain(bench)
+    verdict, code = ("pass", 0) if bench["verdict"] == "pass" else ("error", 3)
+    assert (r.returncode, results["verdict"], results["exit_code"]) == (code, verdict, code), r.stdout + r.stderr
+    assert "suite aeb-smoke on rig sim-aeb" in r.stdout
+    assert re.search(rf"│ approach\s+│ {verdict}\s+│", r.stdout)
+    assert re.search(rf"^{verdict.upper()} \(1 {verdict}\) in [\d.]+ s — " + re.escape(str(tmp / "run")) + "$",
+                     r.stdout, re.M)
+    assert re.search(r"│ approach\s+│ chassis\s+│", r.stdout.split("harness error")[1])  # measured, and shown
     assert bench["probes"]["radar-to-request"]["stats"]["missed"] == 0
     xmlschema.XMLSchema(XSD).validate(str(tmp / "run" / "junit.xml"))
     rec = load(tmp / "run" / bench["files"]["recording"], strict=True)
@@ -63,20 +67,25 @@ def test_smoke_suite_passes_and_writes_the_run_folder(smoke):
 
 
 def test_analyze_judges_a_recording_again_without_a_rig(smoke, tmp_path):
-    tmp, _ = smoke
+    tmp, first = smoke
     r = hil(tmp_path, "analyze", str(tmp / "run" / "approach" / "recording.mcap"), "--suite",
             "benches/aeb-smoke.yaml", "--bench", "approach", "--out", str(tmp_path / "again"))
-    assert r.returncode == 0, r.stdout + r.stderr
-    first = json.loads((tmp / "run" / "results.json").read_text())["benches"][0]["measurements"]
-    again = json.loads((tmp_path / "again" / "results.json").read_text())["benches"][0]["measurements"]
-    assert [(m["name"], m["value"]) for m in again] == [(m["name"], m["value"]) for m in first]
+    assert r.returncode == first.returncode, r.stdout + r.stderr
+    before = json.loads((tmp / "run" / "results.json").read_text())["benches"][0]
+    again = json.loads((tmp_path / "again" / "results.json").read_text())["benches"][0]
+    assert [(m["name"], m["value"], m["outcome"]) for m in again["measurements"]] == [
+        (m["name"], m["value"], m["outcome"]) for m in before["measurements"]]
+    assert (again["harness"], again["error"]) == (before["harness"], before["error"])
 
 
 def test_a_failing_limit_exits_1_with_a_junit_failure(smoke, tmp_path):
     tmp, _ = smoke
     suite = (ROOT / "benches" / "aeb-smoke.yaml").read_text()
-    strict = suite.replace("stat: max, unit: bar, ge: 60}", "stat: max, unit: bar, le: 5}")
-    assert strict != suite
+    # the harness may be as late as it likes here (budget, replay limit): this is about the stack's limit
+    strict = re.sub(r"^ *- \{name: replay-p99,.*\n", "", suite.replace(
+        "stat: max, unit: bar, ge: 60}", "stat: max, unit: bar, le: 5}"), flags=re.M).replace(
+        "harness: {p99: 5ms, max: 50ms}", "harness: {p99: 1h, max: 1h}")
+    assert "le: 5}" in strict and "replay-p99" not in strict and "harness: {p99: 1h" in strict
     for rel in ("aeb/", "../firmware_stubs/"):  # the copy lives elsewhere: make its paths absolute
         strict = strict.replace(rel, str((ROOT / "benches" / rel).resolve()) + "/")
     (tmp_path / "strict.yaml").write_text(strict)
@@ -97,9 +106,10 @@ def test_history_shows_the_run_and_compare_lines_up_measurements(smoke):
     assert re.search(r"│ approach\s+│ peak-pressure\s+│ ▁\s+│", r.stdout)
     r = hil(tmp, "compare", str(tmp / "run"), str(tmp / "run" / "results.json"))
     assert r.returncode == 0, r.stderr
-    # the same run on both sides: no change and the same outcome (marginal on a loaded machine)
+    # the same run on both sides: no change and the same outcome (marginal on a loaded machine,
+    # unjudged when the harness broke its budget)
     assert re.search(r"│ approach\s+│ radar-to-request-p99\s+│\s+[\d.]+ ms │\s+[\d.]+ ms │ \+0 \(\+0\.0%\) │ "
-                     r"(pass|marginal) → \1 ", r.stdout), r.stdout
+                     r"(pass|marginal|unjudged) → \1 ", r.stdout), r.stdout
 
 
 def _planner(out: Path) -> int | None:
@@ -180,12 +190,12 @@ def test_ctrl_c_tears_the_rig_down_and_exits_130(tmp_path):
 def test_calibration_matches_the_configured_delays(tmp_path):
     r = hil(tmp_path, "run", "benches/calibration.yaml", "--rig", RIG, "--bench", "echo", "--bench", "brake-20ms",
             "--out", str(tmp_path / "run"), "--no-history")
-    # The p50 ranges' upper ends are quiet-lab figures that a loaded CI box may miss; every other
-    # limit (minimum latency, nothing missed) is a correctness property and must pass.
-    assert r.returncode in (0, 1), r.stdout + r.stderr
     benches = {b["name"]: b for b in json.loads((tmp_path / "run" / "results.json").read_text())["benches"]}
-    failed = [m["name"] for b in benches.values() for m in b["measurements"] if m["outcome"] == "fail"]
-    assert all(name.endswith("-p50") for name in failed), r.stdout
+    require_harness(list(benches.values()))
+    # The limits follow from the suite's harness budget: a loaded CI box breaks the budget (error),
+    # never the limits of a stub that kept its delay (fail).
+    assert r.returncode in (0, 3), r.stdout + r.stderr
+    assert all(pass_or_harness_error(b) for b in benches.values()), [explain(b) for b in benches.values()]
     p50 = benches["brake-20ms"]["probes"]["request-to-command"]["stats"]["p50"] / 1e6
     assert 20.222 <= p50 < 30  # the configured 20 ms, not the 1 or 5 ms of the other stubs
 
@@ -205,6 +215,7 @@ def test_a_deliberate_radar_dropout_is_no_broken_replay_promise(tmp_path):
     r = hil(tmp_path, "run", "benches/aeb-nightly.yaml", "--rig", RIG, "--bench", "radar-dropout",
             "--out", str(tmp_path / "run"), "--no-history")
     bench = json.loads((tmp_path / "run" / "results.json").read_text())["benches"][0]
-    failed = [(m["name"], m["detail"]) for m in bench["measurements"] if m["outcome"] == "fail"]
-    assert failed == [] and r.returncode == 0, failed or (r.stdout + r.stderr)
+    assert pass_or_harness_error(bench), explain(bench)
+    assert r.returncode == (0 if bench["verdict"] == "pass" else 3), r.stdout + r.stderr
+    assert not any("never seen on the bus" in b for b in bench["harness"]["breaches"])
     assert bench["replay"]["frames_sent"] - bench["replay"]["frames_echoed"] == 15  # 300 ms at 20 ms

@@ -39,11 +39,11 @@ def test_a_failing_flash_step_exits_3_naming_it(tmp_path):
     assert r.stderr == "error: command 'false': exited with code 1; no output\n"
 
 
-def test_a_raw_binary_needs_its_version_and_runs_only_on_real_boards(tmp_path):
+def test_a_raw_binary_needs_its_version_and_an_emulated_mcu_takes_only_cortex_m_code(tmp_path):
     (tmp_path / "app.bin").write_bytes(b"\x00\x50\x00\x20" * 64)
     r = hil(ROOT, "flash", "rigs/sim-minimal.yaml", "echo-mcu", str(tmp_path / "app.bin"))
     assert r.returncode == 2
     assert r.stderr == f"error: {tmp_path / 'app.bin'} is a raw image: nothing in it says its version; give --version\n"
     r = hil(ROOT, "flash", "rigs/sim-minimal.yaml", "echo-mcu", str(tmp_path / "app.bin"), "--version", "2.4.1")
     assert r.returncode == 3
-    assert "an emulated MCU runs hil firmware" in r.stderr
+    assert "app-2.4.1.bin is neither hil firmware nor a Cortex-M image" in r.stderr

@@ -6,9 +6,15 @@ from pathlib import Path
 
 import numpy as np
 
+from hil.analysis.harness import judge_harness
 from hil.analysis.measure import judge
 from hil.bench.results import BenchResult, SuiteResult
-from hil.spec.suite import Measurement
+from hil.bench.verdict import unjudged
+from hil.harness import ErrorHistogram
+from hil.spec.suite import HarnessBudget, Measurement
+
+LOAD = {"cpu_some_avg10": 1.5, "loadavg": [0.4, 0.5, 0.6], "cpus": 2}
+BUSY = {"cpu_some_avg10": 87.0, "loadavg": [4.1, 3.2, 2.5], "cpus": 2}
 
 
 def measurement(name: str, value: float | None, **limits):
@@ -16,10 +22,30 @@ def measurement(name: str, value: float | None, **limits):
     return judge(m, value, "probe p")
 
 
+def histogram(*values_us: float) -> dict:
+    h = ErrorHistogram()
+    for v in values_us:
+        h.add(int(v * 1000))
+    return h.to_json()
+
+
+def harness_events(delivery_us: list[float], send_us: list[float], load=LOAD) -> list[tuple[str, dict]]:
+    """The events a recording of the emulated chassis bus carries about its harness."""
+    return [("host-load", {"at": "inject-start", **load}),
+            ("harness", {"buses": {"chassis": {"delivery": histogram(*delivery_us), "send": histogram(*send_us),
+                                               "broker": histogram(5, 7, 9)}}}),
+            ("host-load", {"at": "inject-end", **load})]
+
+
+def harness_json(delivery_us: list[float], send_us: list[float], load=LOAD) -> dict:
+    return judge_harness(harness_events(delivery_us, send_us, load), HarnessBudget(), ["chassis"]).to_json()
+
+
 def suite_result(run_id: str = "r1", p99: float = 4.0, **kw) -> SuiteResult:
     good = BenchResult("approach", "pass", rig="sim", dir="approach", started_utc="2026-11-20T23:00:00+00:00",
                        duration_s=3.5, measurements=[measurement("p99", p99, le=10, marginal=1),
-                                                     measurement("floor", 2.0, ge=1)])
+                                                     measurement("floor", 2.0, ge=1)],
+                       harness=harness_json([20, 30, 40, 85], [3, 4, 6]))
     benches = [good, *kw.pop("extra", [])]
     verdict = "fail" if any(m.outcome == "fail" for m in good.measurements) else "pass"
     good.verdict = verdict
@@ -36,6 +62,14 @@ def failing_and_error() -> list[BenchResult]:
                          error_kind="DeployError")
     skipped = BenchResult("cruise", "skipped", rig="sim", error="--fail-fast: dropout did not pass")
     return [failed, broken, skipped]
+
+
+def harness_error() -> BenchResult:
+    """A bench whose harness broke its budget on a busy host: an error, its measurements unjudged."""
+    harness = judge_harness(harness_events([200] * 90 + [3200] * 10, [4, 5], BUSY), HarnessBudget(), ["chassis"])
+    return BenchResult("overloaded", "error", rig="sim", dir="overloaded", duration_s=2.0, phase="analyse",
+                       error=harness.message(), error_kind="HarnessError", harness=harness.to_json(),
+                       measurements=[unjudged(measurement("p99", 131.0, le=100))])
 
 
 def with_plots(result: SuiteResult, run_dir: Path) -> SuiteResult:

@@ -9,7 +9,7 @@ import xmlschema
 
 from hil.report.junit import write_junit
 
-from .results_factory import failing_and_error, suite_result
+from .results_factory import failing_and_error, harness_error, suite_result
 
 XSD = Path(__file__).parent / "junit-10.xsd"
 
@@ -48,3 +48,15 @@ def test_measurements_are_properties_of_the_bench_suite(tmp_path):
     assert props["measurement.p99"] == "4 ms"
     assert props["measurement.p99.outcome"] == "pass (≤ 10 ms)"
     assert props["rig"] == "sim" and props["verdict"] == "pass"
+
+
+def test_harness_error_per_bus_is_a_property_and_a_breach_is_an_error(tmp_path):
+    path = write_junit(suite_result(extra=[harness_error()]), tmp_path / "j.xml")
+    xmlschema.XMLSchema(XSD).validate(str(path))
+    approach, overloaded = ET.parse(path).getroot().iter("testsuite")
+    props = {p.get("name"): p.get("value") for p in approach.iter("property")}
+    assert props["harness.chassis.delivery"] == "p50 30.2 µs, p99 85 µs, max 85 µs, 0 over budget"
+    err = overloaded.find("testcase/error")
+    assert err.get("type") == "HarnessError"
+    assert err.get("message").startswith("host overloaded, harness over budget: delivery error p99 3.2 ms on bus")
+    assert overloaded.find("testcase/failure") is None

@@ -11,7 +11,7 @@ from hil.bench.results import SuiteResult, json_schema, suite_verdict
 from hil.errors import UsageError
 from hil.report import load_results, write_reports
 
-from .results_factory import failing_and_error, suite_result
+from .results_factory import failing_and_error, harness_error, suite_result
 
 
 def test_verdict_is_the_worst_and_gives_the_exit_code():
@@ -27,14 +27,38 @@ def test_verdict_is_the_worst_and_gives_the_exit_code():
 
 
 def test_results_json_is_valid_against_its_schema_and_round_trips(tmp_path):
-    r = suite_result(extra=failing_and_error())
+    r = suite_result(extra=[*failing_and_error(), harness_error()], selected=["approach", "overloaded"])
     write_reports(r, tmp_path)
     data = json.loads((tmp_path / "results.json").read_text())
     jsonschema.validate(data, json_schema())
-    assert (data["schema"], data["version"], data["verdict"], data["exit_code"]) == ("hil-results", 1, "error", 3)
+    assert (data["schema"], data["version"], data["verdict"], data["exit_code"]) == ("hil-results", 2, "error", 3)
     back = load_results(tmp_path)
     assert back.to_json() == data
     assert back.benches[1].failed_measurements()[0].detail == "12.5 is not ≤ 10"
+    assert back.selected == ["approach", "overloaded"]
+
+
+def test_every_bench_result_carries_its_harness_error(tmp_path):
+    write_reports(suite_result(extra=[harness_error()]), tmp_path)
+    approach, overloaded = json.loads((tmp_path / "results.json").read_text())["benches"]
+    delivery = approach["harness"]["buses"]["chassis"]["delivery"]
+    assert (delivery["count"], delivery["max_ns"], delivery["over"]) == (4, 85_000, 0)
+    assert approach["harness"]["breaches"] == [] and approach["harness"]["measured"] is True
+    assert approach["harness"]["host"]["inject-start"]["cpus"] == 2
+    assert overloaded["harness"]["buses"]["chassis"]["delivery"]["over"] == 10
+    assert overloaded["harness"]["breaches"] == ["delivery error p99 3.2 ms on bus chassis, budget 1 ms"]
+    assert (overloaded["verdict"], overloaded["error_kind"]) == ("error", "HarnessError")
+    assert overloaded["measurements"][0]["outcome"] == "unjudged"
+
+
+def test_a_version_1_file_still_loads(tmp_path):
+    data = suite_result().to_json()
+    data["version"] = 1
+    for bench in data["benches"]:
+        del bench["harness"]
+    del data["selected"]
+    back = SuiteResult.from_json(data)
+    assert back.benches[0].harness is None and back.selected is None
 
 
 def test_nan_becomes_null():
@@ -47,6 +71,6 @@ def test_loading_something_else_says_what_was_expected(tmp_path):
     with pytest.raises(UsageError, match="expected a run folder or a results.json file"):
         load_results(tmp_path)
     (tmp_path / "results.json").write_text(json.dumps({"schema": "other", "version": 9}))
-    with pytest.raises(UsageError, match="expected hil-results version 1, got 'other' version 9"):
+    with pytest.raises(UsageError, match="expected hil-results version 1 or 2, got 'other' version 9"):
         load_results(tmp_path)
     assert isinstance(SuiteResult.from_json(suite_result().to_json()), SuiteResult)

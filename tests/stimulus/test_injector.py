@@ -211,3 +211,21 @@ def test_blf_replay_record_export_round_trip(buses, tmp_path):
     slack = max(report.stat("max"), 0) + 20_000
     assert np.all(np.abs(sent - want) <= slack)
     assert report.frames_early == 0
+
+
+def test_frames_a_fault_took_off_the_wire_do_not_shift_the_lateness_of_the_rest(buses, tmp_path):
+    """20 of 60 frames dropped by a fault are never echoed; each later echo is still measured against
+    its own planned time (it was measured against the frame 20 before it: 200 ms late)."""
+    log = tmp_path / "d.log"
+    log.write_text("".join(f"({i * 0.010:.6f}) can0 100#{i:02X} R\n" for i in range(60)))
+    tl = build_timeline(Stimulus.model_validate({"sources": [{"file": str(log), "map": {"can0": "chassis"}}]}), RIG)
+    faults = buses.faults("chassis")
+    try:
+        report = play(tl, buses, on_start=lambda start: faults.arm({"kind": "drop", "start": "195ms", "end": "395ms"},
+                                                                   start))
+    finally:
+        faults.clear()
+    counters = [data[0] for _, _, _, data in report.echoes["chassis"]]
+    assert counters == [*range(20), *range(40, 60)]
+    assert report.frames_echoed == 40 and report.frames_early == 0
+    assert report.stat("p50") < 100 * MS

@@ -386,11 +386,11 @@ def test_a_real_boards_raw_binary_is_flashed_byte_for_byte(real_rig, tmp_path):
     assert (run_dir / "targets" / "board" / "app-2.4.1.bin").read_bytes() == app.read_bytes()
 
 
-def test_an_emulated_mcu_refuses_a_raw_binary(sim, tmp_path):
-    (tmp_path / "app.bin").write_bytes(b"\x00\x50\x00\x20" * 64)
+def test_an_emulated_mcu_refuses_a_raw_binary_that_is_no_cortex_m_image(sim, tmp_path):
+    (tmp_path / "app.bin").write_bytes(b"\x00\x50\x00\x20" * 64)  # SP in RAM, but an even reset vector
     t, components = sim.target("plain", tmp_path / "app.bin", version="2.4.1")
-    with pytest.raises(DeployError, match=r"an emulated MCU runs hil firmware .*; app-2.4.1.bin is machine code "
-                                          r"for a real board"):
+    with pytest.raises(DeployError, match=r"app-2.4.1.bin is neither hil firmware nor a Cortex-M image for the "
+                                          r"emulated STM32F103 \(no vector table at its start"):
         t.deploy(components)
 
 

@@ -1,0 +1,83 @@
+"""bxCAN as a node on an emulated bus (simbus): filters and FIFOs with their match indices,
+transmit priority among mailboxes, and the error counters up to bus-off under corrupted frames."""
+
+from __future__ import annotations
+
+import time
+
+import can
+import pytest
+
+from hil.buses import RigBuses
+from hil.spec.rig import Rig
+
+
+@pytest.fixture
+def chassis(tmp_path):
+    rig = Rig.model_validate({"name": "t", "buses": {"chassis": {"kind": "can", "emulated": True, "bitrate": 500000}}})
+    with RigBuses(rig, tmp_path / "run") as buses:
+        yield buses
+
+
+def node(buses: RigBuses, run_image, elf):
+    """The machine on the bus as the MCU process puts it there: own echoes and fault events on."""
+    holder = {}
+    bus = buses.open_can("chassis", receive_own_messages=True, fault_events=True,
+                         on_fault_event=lambda e: holder["run"].machine.fault_event(e.kind, e.id, e.t_ns))
+    run = holder["run"] = run_image(elf, can_bus=bus)
+    notifier = can.Notifier(bus, [run.machine.receive], timeout=0.1)
+    return run, bus, notifier
+
+
+def frames(bus: can.BusABC, count: int, timeout_s: float = 30.0) -> list[can.Message]:
+    out, end = [], time.monotonic() + timeout_s
+    while len(out) < count and time.monotonic() < end:
+        msg = bus.recv(0.1)
+        if msg is not None and not msg.is_error_frame:
+            out.append(msg)
+    return out
+
+
+def test_filters_fifos_and_transmit_priority(chassis, run_image, programs):
+    tester = chassis.open_can("chassis")
+    run, bus, notifier = node(chassis, run_image, programs / "echo.elf")
+    try:
+        run.wait_for(r"echo: ready")
+        # queued in initialisation mode, they leave by identifier, not by mailbox or request order
+        assert [m.arbitration_id for m in frames(tester, 3)] == [0x010, 0x400, 0x7F0]
+        for ident in (0x100, 0x101, 0x205, 0x215, 0x500):
+            tester.send(can.Message(arbitration_id=ident, is_extended_id=False, data=bytes([ident & 0xFF, 7])))
+        got = frames(tester, 3)
+        assert [(m.arbitration_id, bytes(m.data)) for m in got] == [
+            (0x300, b"\x00\x07"),  # list filter, FIFO 0, match index 0
+            (0x301, b"\x01\x07"),  # the second identifier of the list bank: index 1
+            (0x310, b"\x05\x07"),  # mask filter 0x200..0x20F, FIFO 1, index 0 there
+        ]
+        assert frames(tester, 1, timeout_s=0.5) == []  # 0x215 and 0x500 pass no filter
+    finally:
+        notifier.stop()
+        bus.shutdown()
+        tester.shutdown()
+
+
+def test_corrupted_transmissions_raise_tec_to_bus_off(chassis, run_image, programs):
+    tester = chassis.open_can("chassis")
+    run, bus, notifier = node(chassis, run_image, programs / "echo.elf")
+    try:
+        run.wait_for(r"echo: ready")
+        frames(tester, 3)
+        chassis.faults("chassis").arm({"kind": "corrupt", "ids": [0x300]})
+        tester.send(can.Message(arbitration_id=0x100, is_extended_id=False, data=b"\x01"))
+        end = time.monotonic() + 30
+        while "hil: can1: bus-off (transmit error counter over 255)" not in run.diagnostics:
+            assert time.monotonic() < end, run.diagnostics
+            time.sleep(0.05)
+        run.machine.console_input(b"?")
+        tec, rec, esr = run.wait_for(r"echo: tec (\d+) rec (\d+) esr ([0-9a-f]+)\r\n").groups()
+        assert int(esr, 16) & 0x7 == 0x7  # error warning, error passive, bus-off
+        assert int(esr, 16) >> 4 & 7 == 5  # last error: bit dominant error (the transmitter's view)
+        assert int(tec) == 255
+    finally:
+        notifier.stop()
+        bus.shutdown()
+        tester.shutdown()
