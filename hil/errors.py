@@ -12,6 +12,7 @@ exit code   meaning
 2           usage or spec error: the command line or a YAML file is wrong
 3           infrastructure error: a bus, target, deploy, flash or lease failed
 130         interrupted (Ctrl-C); teardown still ran
+143, 129    stopped by SIGTERM, SIGHUP: as Ctrl-C (128 + the signal, hil.lifecycle.signals)
 ==========  =====================================================================
 
 Tree::

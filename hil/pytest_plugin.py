@@ -174,9 +174,10 @@ def hil_lease(pytestconfig: pytest.Config, hil_rig_spec: Any) -> Iterator[Any]:
     import threading
 
     from hil.bench.lease import Lease
+    from hil.lifecycle.signals import Stopped
 
-    def interrupt(_signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt("SIGTERM")
+    def interrupt(signum: int, _frame: Any) -> None:
+        raise Stopped(signum)  # a KeyboardInterrupt naming SIGTERM
 
     main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, interrupt) if main else None

@@ -1,43 +1,44 @@
 """Rig leases: one holder per rig per host, visible to everyone, released on every exit path.
 
-A lease is two files in the lock directory: ``RIG.lock``, held with ``flock`` through filelock (the
-kernel drops it when the holder dies, however it dies), and ``RIG.lease.json``, the record that says
-who holds it (pid, host, user, command, start time, CI job). Because the lock is the kernel's, a
-record whose process is gone is only a leftover: the next taker reclaims it and logs whose it was.
+A lease is a lock and its record, nothing more: two files in the lock directory. ``RIG.lock`` is
+held with ``flock`` through filelock (the kernel drops it when the holder dies, however it dies);
+``RIG.lease.json`` is the record that says who holds it (pid, host, user, command, start time, CI
+job). Because the lock is the kernel's, a record whose process is gone is only a leftover: the next
+taker reclaims it and logs whose it was. filelock closes its lock descriptors in forked children
+(multiprocessing with ``fork``), so a child that outlives the holder never keeps the rig locked.
+
+Whether a rig is held is asked of the kernel without taking its lock (``/proc/locks``), so
+``hil rig status`` never makes a run that starts at the same moment fail; and every "busy" message
+names the holder — from its record, or, before the holder has written one, from the kernel.
+
+What a holder does on SIGTERM is its entry point's business (:mod:`hil.lifecycle.signals`): the
+CLI's stop policy unwinds through every ``finally``, the lease's release included.
 
 The lock directory is ``$HIL_LOCK_DIR``, else ``$XDG_RUNTIME_DIR/hil/leases``, else
 ``~/.local/share/hil/leases``.
-
-While a lease is held, SIGTERM raises :class:`SystemExit` in the main thread (instead of killing the
-process outright), so ``finally`` blocks — teardown and the lease release — run for it as they do for
-Ctrl-C. filelock closes its lock descriptors in forked children (multiprocessing with ``fork``), so a
-child that outlives the holder never keeps the rig locked.
 """
 
 from __future__ import annotations
 
-import faulthandler
 import getpass
 import json
 import logging
 import os
-import signal
 import socket
 import stat
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 from filelock import FileLock, Timeout
 
 from hil import cancel
 from hil.clock import now_ns
 from hil.errors import RigBusyError, UsageError
+from hil.lifecycle import procfs
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ class LeaseRecord:
         """Whether the holder process still runs (None when it is on another host)."""
         if self.host != socket.gethostname():
             return None
-        return _pid_alive(self.pid)
+        return procfs.alive(self.pid)
 
     def describe(self) -> str:
         """``pid 123 (alice@lab-3) running 'hil run ...' since 2026-... (4m12s), CI job X``."""
@@ -104,6 +105,7 @@ class LeaseStatus:
     rig: str
     held: bool
     record: LeaseRecord | None  # when free: a leftover record of a holder that is gone, if any
+    holder: str | None = None  # when held: who holds it (:func:`describe_holder`)
 
     @property
     def stale(self) -> bool:
@@ -128,7 +130,6 @@ class Lease:
         self._command, self._ci_job = command, ci_job
         self._lock = FileLock(self.directory / f"{rig}.lock", mode=_file_mode(self.directory), thread_local=False,
                               preserve_lock_file=True)
-        self._restore_sigterm: Any = None
         self.record: LeaseRecord | None = None
         self.reclaimed: LeaseRecord | None = None
 
@@ -138,11 +139,10 @@ class Lease:
 
     def acquire(self) -> LeaseRecord:
         if not _try_lock(self._lock):
-            holder = read_record(self.record_path)
+            holder = describe_holder(self.directory, self.rig)
             if self.wait is None or self.wait <= 0:
-                raise RigBusyError(f"rig {self.rig!r} is leased by {_who(holder)}; "
-                                   f"wait for it with --wait [SECONDS]")
-            message = (f"rig {self.rig!r} is leased by {_who(holder)}; waiting "
+                raise RigBusyError(f"rig {self.rig!r} is leased by {holder}; wait for it with --wait [SECONDS]")
+            message = (f"rig {self.rig!r} is leased by {holder}; waiting "
                        + ("until it is free" if self.wait == float("inf") else f"up to {self.wait:g} s"))
             log.info("%s", message)
             if self.on_wait is not None:
@@ -151,8 +151,8 @@ class Lease:
             while not _try_lock(self._lock):
                 cancel.check()  # a rig thread of a cancelled run stops queueing
                 if time.monotonic() >= deadline:
-                    raise RigBusyError(f"rig {self.rig!r} is still leased by "
-                                       f"{_who(read_record(self.record_path))} after waiting {self.wait:g} s")
+                    holder = describe_holder(self.directory, self.rig)
+                    raise RigBusyError(f"rig {self.rig!r} is still leased by {holder} after waiting {self.wait:g} s")
                 time.sleep(POLL_S)
         try:
             self._take_over()
@@ -162,7 +162,7 @@ class Lease:
         return self.record  # type: ignore[return-value]
 
     def _take_over(self) -> None:
-        """Holding the lock: log a leftover record, write ours, catch SIGTERM."""
+        """Holding the lock: log a leftover record, write ours."""
         left = read_record(self.record_path)
         if left is not None and left.pid != os.getpid():
             self.reclaimed = left
@@ -171,24 +171,16 @@ class Lease:
             log.warning("rig %r: reclaimed the lease of %s (holder %s)", self.rig, left.describe(), state)
         self.record = LeaseRecord.for_this_process(self.rig, self._command, self._ci_job)
         _write_atomic(self.record_path, json.dumps(asdict(self.record), indent=2) + "\n")
-        self._restore_sigterm = sigterm_raises(on_overdue=self.drop_record)
-
-    def drop_record(self) -> None:
-        """Remove this holder's lease record (the lock itself goes with the process)."""
-        if self.record is not None and read_record(self.record_path) == self.record:
-            self.record_path.unlink(missing_ok=True)
 
     def release(self) -> None:
         if not self._lock.is_locked:
             return
         try:
-            self.drop_record()
+            if self.record is not None and read_record(self.record_path) == self.record:
+                self.record_path.unlink(missing_ok=True)
         finally:
             self._lock.release()
             self.record = None
-            if self._restore_sigterm is not None:
-                self._restore_sigterm()
-                self._restore_sigterm = None
 
     def __enter__(self) -> Lease:
         self.acquire()
@@ -199,17 +191,25 @@ class Lease:
 
 
 def status(rig: str, directory: Path | None = None) -> LeaseStatus:
-    """Probe one rig's lease without taking it (a free lock is taken and dropped at once)."""
+    """One rig's lease as the kernel has it: asked, never taken, so a run starting meanwhile is
+    never refused because of it."""
     directory = directory or lock_dir()
+    held = bool(procfs.flock_holders(directory / f"{rig}.lock"))
+    return LeaseStatus(rig, held=held, record=read_record(directory / f"{rig}.lease.json"),
+                       holder=describe_holder(directory, rig) if held else None)
+
+
+def describe_holder(directory: Path, rig: str) -> str:
+    """The holder of ``rig``'s lock for a "busy" message: its record when the record is the
+    holder's, else the process the kernel names (a holder that has not written its record yet)."""
     record = read_record(directory / f"{rig}.lease.json")
-    if not (directory / f"{rig}.lock").exists():
-        return LeaseStatus(rig, held=False, record=record)
-    probe = FileLock(directory / f"{rig}.lock", mode=_file_mode(directory), thread_local=False,
-                     preserve_lock_file=True)
-    if _try_lock(probe):
-        probe.release()
-        return LeaseStatus(rig, held=False, record=record)
-    return LeaseStatus(rig, held=True, record=read_record(directory / f"{rig}.lease.json"))
+    holders = procfs.flock_holders(directory / f"{rig}.lock")
+    if record is not None and (record.pid in holders or record.host != socket.gethostname() or not holders):
+        return record.describe()
+    if holders:
+        pid = holders[0]
+        return f"pid {pid} running {procfs.cmdline(pid) or '(gone)'!r} (it has not written its lease record yet)"
+    return "another process (it let go meanwhile)"
 
 
 def known_rigs(directory: Path | None = None) -> list[str]:
@@ -242,10 +242,6 @@ def _try_lock(lock: FileLock) -> bool:
     return True
 
 
-def _who(record: LeaseRecord | None) -> str:
-    return record.describe() if record else "another process (no lease record yet)"
-
-
 def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     mode = _file_mode(path.parent)
@@ -262,20 +258,6 @@ def _file_mode(directory: Path) -> int:
     return 0o660 if directory.stat().st_mode & stat.S_IWGRP else 0o600
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie has exited: it holds nothing any more
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
 def _user() -> str:
     try:
         return getpass.getuser()
@@ -289,38 +271,3 @@ def _age(seconds: int) -> str:
     if seconds < 3600:
         return f"{seconds // 60}m{seconds % 60:02d}s"
     return f"{seconds // 3600}h{seconds // 60 % 60:02d}m"
-
-
-def sigterm_raises(on_overdue: Callable[[], None] | None = None):
-    """Make SIGTERM raise SystemExit(143) while a lease is held; return the undo (or None).
-
-    Teardown after SIGTERM is bounded: a cancelled CI job must end. If the process is still alive
-    ``HIL_TEARDOWN_GRACE_S`` (default 60) seconds after the signal, ``on_overdue`` runs (it removes
-    the lease record) and the process exits with 143 anyway; its targets end with it through their
-    leashes, and the kernel drops its lock.
-
-    Only the main thread can install handlers; a handler somebody else installed is left alone.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-        return None
-
-    def on_sigterm(signum: int, frame: object) -> None:
-        threading.Thread(target=_exit_when_overdue, args=(128 + signum, on_overdue), daemon=True,
-                         name="hil-teardown-watchdog").start()
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, on_sigterm)
-    return lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
-def _exit_when_overdue(code: int, on_overdue: Callable[[], None] | None) -> None:
-    time.sleep(float(os.environ.get("HIL_TEARDOWN_GRACE_S", "60")))
-    sys.stderr.write(f"error: teardown did not finish within {os.environ.get('HIL_TEARDOWN_GRACE_S', '60')} s "
-                     f"of SIGTERM; exiting (targets end with their leashes). Where each thread was:\n")
-    sys.stderr.flush()
-    faulthandler.dump_traceback(sys.stderr, all_threads=True)
-    if on_overdue is not None:
-        on_overdue()
-    os._exit(code)

@@ -43,6 +43,7 @@ class BenchResult:
     harness: dict[str, Any] | None = None  # the harness's error and budget (None: the bench was not analysed)
     files: dict[str, Any] = field(default_factory=dict)
     flaky: bool = False
+    warnings: list[str] = field(default_factory=list)  # e.g. a recording judged although it was cut
 
     @classmethod
     def error_result(cls, name: str, message: str, **kw: Any) -> BenchResult:
@@ -180,7 +181,7 @@ def json_schema() -> dict[str, Any]:
             "breaches": {"type": "array", "items": {"type": "string"}}}}
     bench = {
         "type": "object", "additionalProperties": False,
-        "required": [f.name for f in fields(BenchResult)],
+        "required": [f.name for f in fields(BenchResult) if f.name != "warnings"],  # added within version 1
         "properties": {
             "name": {"type": "string"}, "verdict": {"enum": list(VERDICTS)}, "repeat": {"type": "integer"},
             "rig": {"type": "string"}, "dir": {"type": "string"}, "started_utc": {"type": "string"},
@@ -198,7 +199,8 @@ def json_schema() -> dict[str, Any]:
             "replay": {"type": ["object", "null"]},
             "harness": harness,
             "files": {"type": "object"},
-            "flaky": {"type": "boolean"}}}
+            "flaky": {"type": "boolean"},
+            "warnings": {"type": "array", "items": {"type": "string"}}}}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": f"hil results.json, version {SCHEMA_VERSION}",

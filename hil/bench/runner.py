@@ -2,10 +2,11 @@
 (always) → analyse → verdict.
 
 Teardown is an ``ExitStack``: the recorder closes first (the recording is complete), then every
-target stops, then the buses and the simbus broker go down — on success, on any error and on
-Ctrl-C alike. Infrastructure errors become the ``error`` verdict with the phase they happened in;
-only spec problems (found before anything starts) and Ctrl-C leave as exceptions — Ctrl-C as
-:class:`Interrupted` (a ``KeyboardInterrupt``) carrying the bench's result.
+target stops, then the buses and the simbus broker go down — on success, on any error and on a
+stop alike (Ctrl-C, SIGTERM, SIGHUP: :mod:`hil.lifecycle.signals`). Infrastructure errors become
+the ``error`` verdict with the phase they happened in; only spec problems (found before anything
+starts) and stops leave as exceptions — a stop as :class:`Interrupted` (a ``KeyboardInterrupt``)
+carrying the bench's result, which names the signal.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from hil.bench.results import ERROR, BenchResult, run_key
 from hil.bench.verdict import judge_recording
 from hil.clock import now_ns
 from hil.errors import HilError, ReplayStoppedError, TargetTimeoutError
+from hil.lifecycle.signals import Stopped, stopped
 from hil.spec.common import format_duration
 
 RECORDING = "recording.mcap"
@@ -46,12 +48,17 @@ class Event:
         return asdict(self)
 
 
-class Interrupted(KeyboardInterrupt):
-    """Ctrl-C during a bench, raised after its teardown; ``result`` is the bench's ``error`` result."""
+class Interrupted(Stopped):
+    """A stop during a bench, raised after its teardown; ``result`` is the bench's ``error`` result."""
 
-    def __init__(self, result: BenchResult):
-        super().__init__(f"bench {result.key!r} interrupted")
+    def __init__(self, result: BenchResult, signum: int | None):
+        super().__init__(signum)
         self.result = result
+
+
+def record_stop(result: BenchResult, stop: Stopped) -> None:
+    """Make ``result`` the error of a bench that ``stop`` cut short (and that was torn down)."""
+    result.verdict, result.error, result.error_kind = ERROR, f"{stop}; the rig was torn down", "KeyboardInterrupt"
 
 
 @dataclass
@@ -86,6 +93,7 @@ class BenchRun:
         self.consoles = Consoles(self.dir / "console")
         self.deadline_ns: int | None = None
         self.timeline = None  # the stimulus, read before the rig is brought up
+        self.recorder: Any = None  # while recording: phases go into the recording too
 
     def execute(self) -> BenchResult:
         bench = self.plan.bench
@@ -93,16 +101,16 @@ class BenchRun:
         result = BenchResult(bench.name, ERROR, self.options.repeat, self.plan.rig.name, str(self.dir), utc_now())
         start = now_ns()
         self.deadline_ns = start + self.plan.timeout_ns
-        interrupted = False
+        stopped_by: Stopped | None = None
         try:
             self.timeline = read_stimulus(bench.stimulus, self.plan.rig)  # a bad file costs no bring-up
             self._on_rig()
             self._enter("analyse")
             judge_recording(self.plan.bench, self.plan.harness_budget, self.plan.db, self.dir / RECORDING, self.dir,
                             result)
-        except KeyboardInterrupt:  # the rig is torn down by now (ExitStack); report, then pass it on
-            interrupted = True
-            self._fail(result, "interrupted (Ctrl-C); the rig was torn down", "KeyboardInterrupt")
+        except KeyboardInterrupt as exc:  # the rig is torn down by now (ExitStack); report, then pass it on
+            stopped_by = stopped(exc)
+            result.phase = self.phase
         except HilError as exc:
             self._fail(result, str(exc), type(exc).__name__)
         except Exception as exc:  # a bug in hil itself: still a verdict, with the place it happened
@@ -113,8 +121,9 @@ class BenchRun:
             self.consoles.close()
             result.duration_s = (now_ns() - start) / 1e9
         result.files.update(self._files())
-        if interrupted:
-            raise Interrupted(result)
+        if stopped_by is not None:
+            record_stop(result, stopped_by)
+            raise Interrupted(result, stopped_by.signum)
         self._enter("done", result.verdict)
         return result
 
@@ -137,13 +146,13 @@ class BenchRun:
             recorder = teardown.enter_context(Recorder(self.dir / RECORDING, buses, self._recorded(), {
                 "suite": plan.suite.name, "bench": bench.name, "rig": plan.rig.name, "repeat": self.options.repeat,
                 "stack": f"{plan.stack.name} {plan.stack.version}" if plan.stack else ""}))
-            self.consoles.recorder = recorder
-            teardown.callback(self.consoles.detach)
+            self.consoles.recorder = self.recorder = recorder
+            teardown.callback(self._detach)
             self._enter("inject")
             origin = self._inject(buses, recorder)
-            self._hold(deployment, origin + (bench.duration or 0))
+            self._hold(buses, deployment, origin + (bench.duration or 0))
             self._enter("settle")
-            self._hold(deployment, now_ns() + plan.settle_ns)
+            self._hold(buses, deployment, now_ns() + plan.settle_ns)
             recorder.event("bus-stats", {name: buses.stats(name) for name in self._emulated_can()})
             self._enter("stop")
 
@@ -154,12 +163,17 @@ class BenchRun:
             origin, _ = inject(self.timeline, bench.faults, buses, recorder, self.deadline_ns)
         except ReplayStoppedError:
             raise TargetTimeoutError(f"{self._timeout_message()}: the replay was stopped") from None
+        except HilError:
+            buses.check_alive()  # a dead broker is the cause, whatever the injector saw of it
+            raise
         return origin
 
-    def _hold(self, deployment: Any, until_ns: int) -> None:
-        """Wait until ``until_ns``, raising at once if a component on a target died meanwhile."""
+    def _hold(self, buses: Any, deployment: Any, until_ns: int) -> None:
+        """Wait until ``until_ns``, raising at once if the simbus broker or a component on a target
+        died meanwhile (the broker first: without it every component loses its buses)."""
         while True:
             cancel.check()
+            buses.check_alive()  # raises BusError naming how the broker ended
             deployment.check_alive()  # raises DeployError naming the component that died
             self._check_deadline()
             left = until_ns - now_ns()
@@ -184,6 +198,11 @@ class BenchRun:
         if phase is not None and phase != self.phase:
             self._enter(phase)
 
+    def _detach(self) -> None:
+        """The recording is about to close: consoles and phases stop going into it."""
+        self.consoles.detach()
+        self.recorder = None
+
     def _recorded(self) -> list[str]:
         """Buses to record: the bench's list, else every recorded CAN bus and every serial bus that
         is not a target's console (consoles reach the recording as lines)."""
@@ -201,6 +220,8 @@ class BenchRun:
         if phase in ("start", "ready", "record", "inject", "settle"):
             self._check_deadline()
         self.phase = phase
+        if self.recorder is not None:
+            self.recorder.event("phase", {"phase": phase})
         if self.options.on_event is not None:
             self.options.on_event(Event(self.plan.bench.name, self.options.repeat, phase, message))
 

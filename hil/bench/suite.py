@@ -19,6 +19,7 @@ from hil.bench.results import ERROR, FAIL, SKIPPED, BenchResult, SuiteResult
 from hil.bench.runner import BenchOptions, Event, Interrupted, run_bench, utc_now
 from hil.clock import now_ns
 from hil.errors import UsageError
+from hil.lifecycle.signals import shielded, stopped
 from hil.spec.rig import Rig
 
 
@@ -65,7 +66,8 @@ def run_suite(rig_path: str | Path, suite_path: str | Path, options: SuiteOption
         completed = True
     finally:  # an interrupted run still gets its reports, but never becomes a history baseline
         result.duration_s = (now_ns() - start) / 1e9
-        _finish(result, run_dir, options, record=completed and options.record_history)
+        with shielded():  # a stop now waits for the reports: they are whole, or not there at all
+            _finish(result, run_dir, options, record=completed and options.record_history)
     return result
 
 
@@ -83,6 +85,11 @@ def _run_benches(rig_path: str | Path, suite_path: str | Path, names: list[str],
                 except Interrupted as exc:
                     exc.result.dir = Path(exc.result.dir).name
                     result.benches.append(exc.result)
+                    raise
+                except KeyboardInterrupt as exc:  # a stop before the bench's runner could catch it
+                    result.benches.append(BenchResult.error_result(
+                        name, f"{stopped(exc)} before the bench started", repeat=repeat, rig=result.rig,
+                        error_kind="KeyboardInterrupt", phase="plan"))
                     raise
                 bench.dir = Path(bench.dir).name  # bench folders sit in the run folder (also remote ones)
                 if options.fail_fast and bench.verdict in (FAIL, ERROR):

@@ -19,7 +19,6 @@ from hil.analysis import Analysis, Database, analyse
 from hil.analysis.harness import judge_harness, probe_bounds
 from hil.analysis.measure import FAIL, UNJUDGED, MeasurementResult
 from hil.bench.results import ERROR, PASS, BenchResult
-from hil.errors import RecordingError
 from hil.recording.frames import DATA_WIDTH, Frames
 from hil.spec.suite import COUNT_STATS, Bench, HarnessBudget, Measurement
 
@@ -35,7 +34,9 @@ def judge_recording(bench: Bench, budget: HarnessBudget, db: Database, recording
     the verdict is ``error`` and the stack's measurements are shown but not judged."""
     from hil.report.plots import render_bench_plots
 
-    buses, recorded = read_recording(recording, channel_map or {})
+    buses, recorded, cut = read_recording(recording, channel_map or {})
+    if cut is not None:
+        result.warnings.append(f"{cut}; judged on what it holds")
     events = {kind: data for kind, data in recorded}  # the last event of each kind
     replay = events.get("replay")
     bus_stats = events.get("bus-stats") or {}
@@ -103,16 +104,17 @@ def _bound_of(spec: Measurement, probes: dict[str, dict], chains: dict[str, dict
     return None if bound is None else bound["p99_ns"]
 
 
-def read_recording(path: Path, channel_map: dict[str, str]) -> tuple[dict[str, Frames], list[tuple[str, Any]]]:
-    """Frames per bus, and every event as (kind, data) in time order (MCAP recordings only)."""
+def read_recording(path: Path, channel_map: dict[str, str]) \
+        -> tuple[dict[str, Frames], list[tuple[str, Any]], str | None]:
+    """Frames per bus, every event as (kind, data) in time order (MCAP recordings only), and what
+    was cut from a recording that was not closed (None for one that was): a recording whose
+    writer was killed is judged on what it holds, with that said."""
     if path.suffix.lower() == ".mcap":
         from hil.recording import load
 
         rec = load(path)
-        if not rec.complete:
-            raise RecordingError(f"{path}: the recording is truncated (no MCAP footer); refusing to judge it")
         buses = {channel_map.get(bus, bus): frames for bus, frames in rec.can.items()}
-        return buses, [(e.kind, e.data) for e in rec.events]
+        return buses, [(e.kind, e.data) for e in rec.events], rec.cut
     from hil.stimulus.events import CanEvent
     from hil.stimulus.readers import read_source
 
@@ -120,7 +122,7 @@ def read_recording(path: Path, channel_map: dict[str, str]) -> tuple[dict[str, F
     for ev in read_source(path).events:
         if isinstance(ev, CanEvent):
             by_bus.setdefault(channel_map.get(ev.channel, ev.channel), []).append(ev)
-    return {bus: _frames(bus, evs) for bus, evs in by_bus.items()}, []
+    return {bus: _frames(bus, evs) for bus, evs in by_bus.items()}, [], None
 
 
 def _frames(bus: str, events: list) -> Frames:

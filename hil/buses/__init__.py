@@ -52,6 +52,11 @@ class RigBuses:
         if broker is not None:
             broker.__exit__(*exc)
 
+    def check_alive(self) -> None:
+        """Raise BusError if the simbus broker ended while the rig is up (every emulated bus went with it)."""
+        if self._broker is not None and not self._broker.alive:
+            raise BusError(f"the simbus broker {self._broker.child.ended()}; every emulated bus went down with it")
+
     @property
     def broker_pid(self) -> int | None:
         """The simbus broker's process id (None when the rig has no emulated buses)."""

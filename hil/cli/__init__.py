@@ -75,5 +75,10 @@ def cli(ctx: click.Context, verbose: int, quiet: int, no_color: bool, debug: boo
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: one abort path for every error."""
-    sys.exit(run_guarded(cli, argv))
+    """Console-script entry point: one stop policy for the process, one abort path for every error."""
+    from hil.lifecycle import signals
+
+    signals.install()
+    code = run_guarded(cli, argv)
+    signals.finish()  # a stop signal from here on cannot cut anything short: the command is over
+    sys.exit(code)

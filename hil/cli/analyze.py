@@ -37,5 +37,7 @@ def analyze(app: App, recording: Path, suite: str, bench: str, out: Path | None,
         app.abort(f"expected --map CHANNEL=BUS, got {', '.join(map(repr, bad))}")
     result = analyse_offline(recording, suite, bench, out or recording.parent / f"analysis-{bench}",
                              {ch: bus for ch, _, bus in pairs})
+    for warning in result.benches[0].warnings:
+        app.warn(warning)
     app.print(summary(result), level=-1)
     return result.exit_code

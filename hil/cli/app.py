@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, NoReturn
 import click
 
 from hil.errors import EXIT_INFRA, EXIT_INTERRUPTED, EXIT_USAGE, HilError
+from hil.lifecycle.signals import stopped
 from hil.text import escape_controls
 
 if TYPE_CHECKING:
@@ -58,6 +59,17 @@ class App:
         console = _safe_console_class()(stderr=stderr, no_color=not self.color, highlight=False, soft_wrap=True)
         if not console.is_terminal:
             console.width = PIPE_WIDTH
+
+        def reader_gone() -> None:
+            """Whoever read this stream went away (``hil run | head``): nothing more is said on it,
+            and the run goes on — its results are in its files. (rich's default raised
+            SystemExit(1): the running bench was lost from results.json.)"""
+            console.quiet = True
+            devnull = os.open(os.devnull, os.O_WRONLY)  # what Python still holds for it goes nowhere
+            os.dup2(devnull, (sys.stderr if stderr else sys.stdout).fileno())
+            os.close(devnull)
+
+        console.on_broken_pipe = reader_gone
         return console
 
     def print(self, *objects: object, level: int = 0) -> None:
@@ -139,7 +151,8 @@ def lease_wait_option(command: Callable) -> Callable:
 
 
 def run_guarded(group: click.Group, argv: list[str] | None) -> int:
-    """Run the CLI; map HilError to its exit code, Ctrl-C to 130, anything else to 3.
+    """Run the CLI; map HilError to its exit code, a stop to 128 + its signal (Ctrl-C 130,
+    SIGTERM 143), anything else to 3.
 
     The App exists before arguments are parsed (global flags are pre-scanned), so even a usage
     error honours ``--no-color``; the group's callback then completes it.
@@ -159,9 +172,11 @@ def run_guarded(group: click.Group, argv: list[str] | None) -> int:
         exc.show(file=shown)
         sys.stderr.write(escape_controls(shown.getvalue()))
         return EXIT_USAGE
-    except (KeyboardInterrupt, click.exceptions.Abort):
-        app.error("interrupted")
-        return EXIT_INTERRUPTED
+    except (KeyboardInterrupt, click.exceptions.Abort) as exc:  # Ctrl-C, SIGTERM, SIGHUP; torn down by now
+        cause = exc.__context__ if isinstance(exc, click.exceptions.Abort) else exc  # click wraps the stop
+        stop = stopped(cause if isinstance(cause, KeyboardInterrupt) else KeyboardInterrupt())
+        app.error("interrupted" if stop.exit_code == EXIT_INTERRUPTED else str(stop))
+        return stop.exit_code
     except HilError as exc:
         if debug:
             raise

@@ -8,8 +8,6 @@ bring-up it is an interruption (exit 130), and teardown still runs.
 
 from __future__ import annotations
 
-import signal
-import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -62,7 +60,6 @@ def deploy(app: App, rig_file: str, stack_file: str, bundle: str | None, run_dir
         consoles.add(line)
         app.print(f"[dim]{plain(line.source)}[/] {plain(line.text)}", level=1)
 
-    _sigterm_is_interrupt()  # before the lease, which then leaves SIGTERM to us
     up = False
     try:
         with Lease(rig.name, wait=lease_wait), RigBuses(rig, folder) as buses, Deployment(rig, stack, buses, folder, on_console=on_console,
@@ -92,12 +89,6 @@ def _hold(dep, hold_s: float | None) -> None:
     while end is None or time.monotonic() < end:
         dep.check_alive()
         time.sleep(ALIVE_POLL_S)
-
-
-def _sigterm_is_interrupt() -> None:
-    """SIGTERM ends the deploy like Ctrl-C, so teardown runs (main thread only)."""
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 
 class Progress:

@@ -50,7 +50,7 @@ def status(app: App, rigs: tuple[str, ...], as_json: bool, history: Path | None)
         table.add_column(col)
     for st in states:
         if st.held:
-            lease, holder = "[yellow]held[/]", plain(st.record.describe()) if st.record else "(no record yet)"
+            lease, holder = "[yellow]held[/]", plain(st.holder)
         elif st.stale:
             lease, holder = "[dim]free[/]", plain(f"left over from {st.record.describe()}; reclaimed on next use")
         else:

@@ -148,9 +148,13 @@ class RemoteBenchRunner:
         if self.fetch_artifacts:
             self._fetch(place, Path(run_dir))
         if interrupted:
-            from hil.bench.runner import Interrupted
+            from hil.bench.runner import Interrupted, record_stop
+            from hil.lifecycle.signals import Stopped, received
 
-            raise Interrupted(result)
+            stop = Stopped(received())
+            if result.error_kind == "KeyboardInterrupt":  # the worker knew only that it was cancelled
+                record_stop(result, stop)
+            raise Interrupted(result, stop.signum)
         return result
 
     def _wait(self, future: Any, bench: str, cancel_event: str) -> tuple[Any, Placement, bool]:

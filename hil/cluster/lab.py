@@ -87,18 +87,13 @@ def run_lab(suite: str | Path, rigs: list[str], options: SuiteOptions, lab: LabO
 def _run_side_by_side(jobs: list[_RigJob]) -> None:
     """Run the rigs' jobs in threads. Signals reach only the main thread, so Ctrl-C and SIGTERM
     cancel every rig's run (:mod:`hil.cancel`), and their teardowns run before we leave. A
-    rig that does not reach a cancel check within ``CANCEL_GRACE_S`` gets KeyboardInterrupt forced
-    into its thread.
+    rig that does not reach a cancel check within ``CANCEL_GRACE_S`` gets the stop forced into its
+    thread (:func:`hil.cancel.force`).
 
     The main thread waits on each job's ``done`` event, not on ``Thread.join``: a join interrupted
     by a signal marks a live thread as finished (CPython bpo-45274), and then nobody waits for it."""
-    from hil.bench.lease import sigterm_raises
+    from hil import cancel
 
-    def drop_lease_records() -> None:
-        for job in jobs:
-            job.drop_lease_record()
-
-    restore = sigterm_raises(on_overdue=drop_lease_records)
     try:
         for job in jobs:
             job.thread.start()
@@ -112,20 +107,10 @@ def _run_side_by_side(jobs: list[_RigJob]) -> None:
         deadline = time.monotonic() + CANCEL_GRACE_S
         for job in started:
             if not job.done.wait(max(0.0, deadline - time.monotonic())):
-                _interrupt(job.thread)
+                cancel.force(job.thread)
         for job in started:
             job.done.wait()
         raise
-    finally:
-        if restore is not None:
-            restore()
-
-
-def _interrupt(thread: threading.Thread) -> None:
-    """Raise KeyboardInterrupt in ``thread`` (at its next Python instruction)."""
-    import ctypes
-
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(KeyboardInterrupt))
 
 
 class _RigJob:
@@ -140,7 +125,6 @@ class _RigJob:
         self.thread = threading.Thread(target=self.run_caught, name=f"hil-rig-{self.label}")
         self.done = threading.Event()
         self.cancel = threading.Event()
-        self.lease: Any = None
 
     def run_caught(self) -> None:
         from hil import cancel
@@ -183,13 +167,7 @@ class _RigJob:
             return contextlib.nullcontext()  # the worker leases the rig for each bench
         from hil.bench.lease import Lease
 
-        self.lease = Lease(rig, wait=self.lab.wait, command=self.lab.command, on_wait=self.warn)
-        return self.lease
-
-    def drop_lease_record(self) -> None:
-        """When teardown overran after SIGTERM: nobody should find this rig leased by us."""
-        if self.lease is not None:
-            self.lease.drop_record()
+        return Lease(rig, wait=self.lab.wait, command=self.lab.command, on_wait=self.warn)
 
     def _retrying(self, result: Any, attempt: int) -> None:
         if self.warn is not None:

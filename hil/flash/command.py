@@ -6,20 +6,19 @@ else is interpreted — there is no shell. A value always stays inside the one a
 Standing alone (``"{image}"``) it may be anything but NUL; put into a longer argument (openocd's
 ``-c "program {image} verify"``, which the tool parses as a script) it must be plain — letters,
 digits and ``/ . _ - + , : @ = %`` — or the flash is refused rather than leaving the tool to split
-or interpret it. The tool runs in its own process group with a time-out (the whole group is
-killed when it runs out); its output is kept and returned, and quoted in the :class:`FlashError`
-when it fails.
+or interpret it. The tool is a supervised child (:func:`hil.lifecycle.children.spawn`) with a
+time-out: it and everything it started are killed when the time runs out, or when the run is
+stopped. Its output is kept and returned, and quoted in the :class:`FlashError` when it fails.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import subprocess
 from pathlib import Path
 
 from hil.errors import FlashError
+from hil.lifecycle.children import spawn
 from hil.flash import Progress, no_progress
 from hil.spec.common import format_duration
 from hil.spec.rig import CommandFlash
@@ -64,17 +63,20 @@ def flash(spec: CommandFlash, fields: dict[str, str], progress: Progress = no_pr
     argv = expand(spec.argv, fields)
     progress("command", 0, 1)
     try:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        child = spawn(argv, what=f"command {argv[0]!r}", stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                      stderr=subprocess.STDOUT)
     except OSError as exc:
         raise FlashError(f"command {argv[0]!r}: cannot run: {exc.strerror or exc}") from None
+    proc = child.proc
     try:
         out, _ = proc.communicate(timeout=spec.timeout / 1e9)
         failure = None if proc.returncode == 0 else f"exited with code {proc.returncode}"
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+        child.stop(0)
         out, _ = proc.communicate()
         failure = f"still running after {format_duration(spec.timeout)}, killed"
+    finally:  # a stop (Ctrl-C, SIGTERM) ends the tool too, and whatever it left running
+        child.stop(0)
     if log is not None:
         log.write_bytes(out)
     if failure is not None:

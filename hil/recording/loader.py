@@ -1,9 +1,11 @@
 """Recording → numpy columns per bus, console lines, events and metadata.
 
-Walks the MCAP records front to back (memory-mapped), so a file whose writer was killed (no
-summary, a cut last chunk) still loads up to its last complete chunk; ``Recording.complete`` says whether the file
-was closed properly. Message payloads are decoded a whole topic at a time (one JSON parse per topic,
-not per frame), which keeps loading fast.
+Walks the MCAP records front to back (memory-mapped), so a file whose writer was killed loads up
+to its last flush (hil's writer keeps a footer after every flush) — or, written by another tool and
+cut anywhere, up to its last complete chunk. ``Recording.complete`` says whether the file was closed
+properly (its data section ends with a Data End record), and :attr:`Recording.cut` what a file that
+was not holds. Message payloads are decoded a whole topic at a time (one JSON parse per topic, not
+per frame), which keeps loading fast.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any
 import numpy as np
 from mcap.opcode import Opcode
 from mcap.data_stream import ReadDataStream
-from mcap.records import Channel, Chunk, Footer, Message, Metadata
+from mcap.records import Channel, Chunk, DataEnd, Footer, Message, Metadata
 from mcap.writer import MCAP0_MAGIC as MAGIC
 
 from hil.errors import RecordingError
@@ -57,10 +59,24 @@ class Recording:
     consoles: list[ConsoleLine] = field(default_factory=list)
     events: list[RecordedEvent] = field(default_factory=list)
     other_topics: dict[str, int] = field(default_factory=dict)  # topic → messages on it, not hil's
+    end_ns: int = 0  # the last message's time
 
     @property
     def buses(self) -> list[str]:
         return sorted(self.can)
+
+    @property
+    def cut(self) -> str | None:
+        """For a recording that was not closed: what it holds, and that the rest is lost (None when
+        it was closed properly)."""
+        if self.complete:
+            return None
+        start = int(self.metadata.get("started_ns", 0) or 0)
+        span = f"{(self.end_ns - start) / 1e9:.3f} s after the recording started" if start else "its last flush"
+        phases = [e.data.get("phase") for e in self.events if e.kind == "phase"]
+        phase = f" (bench phase: {phases[-1]})" if phases else ""
+        return (f"{self.path} was not closed (its writer was killed?): it holds what was written up to "
+                f"{span}{phase}; whatever came after is lost")
 
     def frames(self, bus: str) -> Frames:
         if bus not in self.can:
@@ -111,7 +127,7 @@ def _load(path: Path, strict: bool, fileobj: Any, expand_limit: int | None) -> R
                     topics[r.id] = r.topic
                 elif isinstance(r, Metadata) and r.name == schema.METADATA_NAME:
                     metadata = dict(r.metadata)
-                elif isinstance(r, Footer):
+                elif isinstance(r, DataEnd):  # a flushed file ends with a footer too, but without this
                     complete = True
     except FileNotFoundError:
         raise RecordingError(f"{path}: no such recording") from None
@@ -128,8 +144,8 @@ def _load(path: Path, strict: bool, fileobj: Any, expand_limit: int | None) -> R
             raise RecordingError(f"{path}: record {count + 1}: unreadable MCAP ({type(exc).__name__}: "
                                  f"{exc}); {count} record(s) read before it") from None
     if strict and not complete:
-        raise RecordingError(f"{path}: the file ends after record {count} without an MCAP footer; "
-                             "it is truncated")
+        raise RecordingError(f"{path}: the file ends after record {count} without the end of its data "
+                             "section; it is truncated")
     return _assemble(path, metadata, complete, payloads)
 
 
@@ -139,13 +155,13 @@ class _Cut(Exception):
 
 
 _READERS = {Opcode.CHUNK: Chunk.read, Opcode.CHANNEL: Channel.read, Opcode.METADATA: Metadata.read,
-            Opcode.FOOTER: Footer.read}
+            Opcode.DATA_END: DataEnd.read, Opcode.FOOTER: Footer.read}
 
 
 def _records(raw, path: Path):
     """The top-level records the loader needs, each parsed by the mcap library. Index and summary
     records are skipped without parsing: they only speed up seeking, and parsing the message
-    indexes costs as much as the messages themselves."""
+    indexes costs as much as the messages themselves; padding and other private records too."""
     if raw[:len(MAGIC)] != MAGIC:
         raise RecordingError(f"{path}: not an MCAP file (no MCAP magic at the start)")
     pos, size = len(MAGIC), len(raw)
@@ -167,7 +183,11 @@ def _records(raw, path: Path):
 
 def _assemble(path: Path, metadata: dict[str, str], complete: bool,
               payloads: dict[str, list[tuple[int, bytes]]]) -> Recording:
-    rec = Recording(path, metadata, complete)
+    rec = Recording(path, metadata, complete,
+                    end_ns=max((max(_times(items)) for items in payloads.values() if items), default=0))
+    for bus, clock in _json_object(metadata.get("bus_clocks")).items():  # recorded, if silent
+        if not str(clock).startswith("serial"):
+            rec.can[bus] = Frames.empty(bus)
     injected = {t[len(schema.INJECTED_PREFIX):]: _frames(t, p) for t, p in payloads.items()
                 if t.startswith(schema.INJECTED_PREFIX)}
     for topic, items in payloads.items():
@@ -188,6 +208,14 @@ def _assemble(path: Path, metadata: dict[str, str], complete: bool,
         elif not topic.startswith(schema.INJECTED_PREFIX):
             rec.other_topics[topic] = len(items)
     return rec
+
+
+def _json_object(text: str | None) -> dict[str, Any]:
+    try:
+        value = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _read_chunk(chunk: Chunk, topics: dict[int, str], payloads: dict[str, list[tuple[int, bytes]]]) -> None:

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from hil.bench.results import SuiteResult
@@ -22,7 +23,9 @@ def write_reports(result: SuiteResult, run_dir: Path) -> dict[str, Path]:
 
     run_dir.mkdir(parents=True, exist_ok=True)
     results = run_dir / RESULTS
-    results.write_text(json.dumps(result.to_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    partial = results.with_name(f".{RESULTS}.partial")  # a SIGKILL leaves results.json whole, or none
+    partial.write_text(json.dumps(result.to_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(partial, results)
     return {"results": results, "junit": write_junit(result, run_dir / JUNIT),
             "html": write_html(result, run_dir, run_dir / HTML)}
 

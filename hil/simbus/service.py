@@ -11,12 +11,12 @@ import json
 import os
 import select
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from hil.errors import BusError
+from hil.lifecycle.children import python_argv, spawn
 from hil.spec.rig import CanBus, Rig, SerialBus
 
 READY_TIMEOUT_S = 60.0  # generous: the machine may be busy, and the child imports pydantic
@@ -57,8 +57,9 @@ class BrokerProcess:
         path = self.folder / "broker.json"
         path.write_text(json.dumps(self.config))
         self._stderr = open(self.folder / "broker.log", "w+b")
-        self.proc = subprocess.Popen([sys.executable, "-m", "hil.simbus.broker", str(path)],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr)
+        self.child = spawn(python_argv("hil.simbus.broker", str(path)), what="the simbus broker",
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr)
+        self.proc = self.child.proc
         try:
             self.info = json.loads(self._ready_line())
         except BaseException:
@@ -89,13 +90,7 @@ class BrokerProcess:
         proc, self.proc = self.proc, None
         if proc is None:
             return
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        self.child.stop(STOP_TIMEOUT_S)
         for stream in (proc.stdin, proc.stdout):
             stream.close()
         self._stderr.close()

@@ -22,10 +22,10 @@ release always keeps it); on a real bus, the adapter's echo timestamp.
 
 from __future__ import annotations
 
+import contextlib
 import operator
 import os
 import pickle
-import signal
 import subprocess
 import sys
 import threading
@@ -37,11 +37,13 @@ from typing import Any
 from hil import cancel
 from hil.clock import now_ns
 from hil.errors import BusError, HilError, ReplayStoppedError, StimulusError
+from hil.lifecycle.children import python_argv, spawn
 from hil.recording.frames import message_flags
 from hil.stimulus.events import CanEvent
 from hil.stimulus.report import ReplayReport
 from hil.stimulus.timeline import Timeline
 
+EXIT_S = 5.0  # how long the injector has to end after its last message, or after SIGTERM
 LEAD_NS = 250_000_000  # how far ahead frames are handed to the simbus broker (it applies back-pressure)
 HAND_OVER_BATCH_NS = 10_000_000
 START_MARGIN_NS = 50_000_000  # play starts this long after the child is ready
@@ -109,13 +111,15 @@ def play(timeline: Timeline, buses: Any, on_progress: Callable[[Progress], None]
     The child is ``python -m hil.stimulus.injector``: the plan goes in on stdin, progress and the
     report come back on stdout (pickled, between trusted processes of one run)."""
     plan = make_plan(timeline, buses, timed_release)
-    proc = subprocess.Popen([sys.executable, "-m", "hil.stimulus.injector"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE)
+    child = spawn(python_argv("hil.stimulus.injector"), what="the injector", stdin=subprocess.PIPE,
+                  stdout=subprocess.PIPE)
+    proc = child.proc
     stopped = threading.Event()
+    kind = None
 
     def stop() -> None:
         stopped.set()
-        proc.terminate()
+        child.terminate()
 
     timer = None
     if deadline_ns is not None:
@@ -132,7 +136,8 @@ def play(timeline: Timeline, buses: Any, on_progress: Callable[[Progress], None]
             except EOFError:
                 if stopped.is_set():
                     raise ReplayStoppedError("the replay was stopped at its deadline") from None
-                raise StimulusError(f"the injector process ended unexpectedly (exit code {proc.wait()})") from None
+                proc.wait()
+                raise StimulusError(f"the injector process {child.ended()} before the replay ended") from None
             if kind == "start" and on_start is not None:
                 on_start(payload)
             elif kind == "progress" and on_progress is not None:
@@ -145,9 +150,10 @@ def play(timeline: Timeline, buses: Any, on_progress: Callable[[Progress], None]
     finally:
         if timer is not None:
             timer.cancel()
-        if proc.poll() is None:
-            proc.terminate()
-        proc.wait()
+        if kind in ("done", "error"):  # it ends by itself after its last message
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(EXIT_S)
+        child.stop(EXIT_S)
         proc.stdout.close()
 
 
@@ -200,26 +206,28 @@ def _dlc(ev: CanEvent) -> int:
 
 def _child_main() -> None:
     """Entry of the injector process: plan on stdin, pickled messages on stdout."""
+    from hil.lifecycle import children, signals
+
     out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     sys.stdout = sys.stderr  # nothing else may write into the message stream
-    # Ctrl-C reaches the whole process group: the parent decides, and stops us with SIGTERM,
-    # which unwinds through the cleanup (buses shut down, PM QoS request released)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    children.watch_supervisor()  # a killed controller takes the replay with it
 
     def send(message: tuple[str, Any]) -> None:
         pickle.dump(message, out)
         out.flush()
 
-    try:
-        plan = pickle.load(sys.stdin.buffer)
-        send(("done", _Replay(plan, send).run()))
-    except HilError as exc:
-        send(("error", (type(exc).__name__, str(exc))))
-    except Exception as exc:  # reported to the parent with its cause in the message
-        send(("error", ("StimulusError", f"injector failed: {type(exc).__name__}: {exc}")))
-    finally:
-        out.close()
+    # the parent stops us with SIGTERM, which unwinds through the cleanup (buses shut down, PM QoS
+    # request released)
+    with signals.as_child():
+        try:
+            plan = pickle.load(sys.stdin.buffer)
+            send(("done", _Replay(plan, send).run()))
+        except HilError as exc:
+            send(("error", (type(exc).__name__, str(exc))))
+        except Exception as exc:  # reported to the parent with its cause in the message
+            send(("error", ("StimulusError", f"injector failed: {type(exc).__name__}: {exc}")))
+        finally:
+            out.close()
 
 
 class _Replay:

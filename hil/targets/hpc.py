@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from hil.errors import DeployError
+from hil.lifecycle.children import exit_text
 from hil.spec.rig import HpcTarget
 from hil.spec.stack import Component, ProcessComponent
 from hil.targets.base import State
@@ -92,18 +92,12 @@ def check_argv(target: str, component: str, argv: list[str]) -> None:
                               "program argument can carry; refused")
 
 
-def exit_text(code: int) -> str:
-    """``exited with code 3`` / ``was killed by SIGSEGV`` for a Popen-style return code."""
-    if code < 0:
-        try:
-            return f"was killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"was killed by signal {-code}"
-    return f"exited with code {code}"
+_WHEN = {State.READY: "while running", State.RUNNING: "during start-up"}
 
 
-def crashed(target: str, name: str, code: int, log: ConsoleLog, state: State | None = None) -> DeployError:
-    """The error for a component that died: how, when (start-up or after ready), its console tail."""
-    when = "while running" if state is State.READY else "during start-up"
-    return DeployError(f"target {target!r}: component {name!r} {exit_text(code)} {when}\n"
+def crashed(target: str, name: str, how: int | str, log: ConsoleLog, state: State) -> DeployError:
+    """The error for a component that died: how (a return code, or :meth:`Child.ended`'s words),
+    when (by the target's state: deploying, starting, running), its console tail."""
+    how = exit_text(how) if isinstance(how, int) else how
+    return DeployError(f"target {target!r}: component {name!r} {how} {_WHEN.get(state, 'during deploy')}\n"
                        f"{format_tail(log.tail(name), name)}")

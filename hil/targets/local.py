@@ -1,17 +1,17 @@
 """The local HPC target (the emulated HPC): components run as processes on this host.
 
 Each run gets a sandbox folder ``RUN_DIR/targets/NAME``; the bundle is unpacked and verified there
-and each component runs in ``files/COMPONENT`` as a real process in its own process group (led by
-:mod:`hil.targets.leash`, which kills the group if the controller dies). stdout and stderr are read
-line by line and stamped on the run clock. Stop sends SIGTERM to each group, then SIGKILL to what is
-left after the grace period. Emulated power off kills the groups at once; power on starts them again.
+and each component runs in ``files/COMPONENT`` as a real process under its leash
+(:mod:`hil.lifecycle.leash`: the component and everything it starts end with the controller, or
+with the leash). stdout and stderr are read line by line and stamped on the run clock. Stop sends
+SIGTERM to every component (and all they started), then SIGKILL to what is left after the grace
+period. Emulated power off kills them at once; power on starts them again.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from hil import clock
+from hil.lifecycle.children import Child, spawn
 from hil.spec.rig import HpcTarget, Rig
 from hil.spec.stack import Component, ProcessComponent
 from hil.targets import bundle as bundles
@@ -47,7 +48,7 @@ class LocalHpcTarget(Target):
         self.grace_ns = grace_ns
         self.manifest: bundles.Manifest | None = None
         self._components: dict[str, ProcessComponent] = {}
-        self._procs: dict[str, subprocess.Popen] = {}
+        self._procs: dict[str, Child] = {}
         self._pumps: dict[str, list[threading.Thread]] = {}
         self._ready = Armed()
 
@@ -86,12 +87,11 @@ class LocalHpcTarget(Target):
         cwd = self.sandbox / bundles.FILES / name
         cwd.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **component_env(self.name, self.spec, name, comp, self.buses)}
-        argv = [sys.executable, "-m", "hil.targets.leash", str(os.getpid()), "--",
-                *expand_argv(comp.argv, sys.executable)]
-        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, start_new_session=True)
-        self._procs[name] = proc
-        self._pumps[name] = [self._pump(name, proc.stdout, "stdout"), self._pump(name, proc.stderr, "stderr")]
+        child = spawn(expand_argv(comp.argv, sys.executable), what=f"component {name!r}", leash=True, cwd=cwd,
+                      env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self._procs[name] = child
+        self._pumps[name] = [self._pump(name, child.proc.stdout, "stdout"),
+                             self._pump(name, child.proc.stderr, "stderr")]
 
     def _pump(self, name: str, pipe: IO[bytes], stream: str) -> threading.Thread:
         def run() -> None:
@@ -105,43 +105,30 @@ class LocalHpcTarget(Target):
         return thread
 
     def pgids(self) -> dict[str, int]:
-        """Process group of each running component (its leader's pid)."""
-        return {name: p.pid for name, p in self._procs.items() if p.poll() is None}
+        """Process group of each running component (its leash's pid)."""
+        return {name: c.pid for name, c in self._procs.items() if c.poll() is None}
 
     def _alive(self) -> None:
         """Raise DeployError naming the first component that died, with its console tail."""
-        for name, proc in self._procs.items():
-            code = proc.poll()
-            if code is not None:
+        for name, child in self._procs.items():
+            if child.poll() is not None:
                 self._drain(name)
-                raise crashed(self.name, name, code, self.log, self.state)
+                raise crashed(self.name, name, child.ended(), self.log, self.state)
 
     def _drain(self, name: str, timeout_s: float = 5.0) -> None:
         for thread in self._pumps.get(name, []):
             thread.join(timeout_s)
 
     def _terminate(self, grace_ns: int) -> None:
-        """SIGTERM every group (SIGKILL when ``grace_ns`` is 0), SIGKILL what outlives the grace."""
+        """Stop every component at once (SIGTERM, or SIGKILL when ``grace_ns`` is 0); SIGKILL what
+        outlives the grace."""
         procs, self._procs = self._procs, {}
-        first = signal.SIGTERM if grace_ns > 0 else signal.SIGKILL
-        for proc in reversed(list(procs.values())):
-            _signal_group(proc, first)
+        if grace_ns > 0:
+            for child in reversed(list(procs.values())):
+                child.terminate()
         deadline = time.monotonic() + grace_ns / 1e9
-        for proc in procs.values():
-            try:
-                proc.wait(max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                _signal_group(proc, signal.SIGKILL)
-                proc.wait()
+        for child in procs.values():
+            child.stop(max(0.0, deadline - time.monotonic()))
         for name in procs:
             self._drain(name)
         self._pumps = {}
-
-
-def _signal_group(proc: subprocess.Popen, sig: int) -> None:
-    """Signal the group ``proc`` leads — only while the leader lives, so the id cannot be reused."""
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            pass

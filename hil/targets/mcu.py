@@ -2,9 +2,9 @@
 
 Both take exactly one firmware component, check its image (built from a stub folder if need be)
 against the component's version, and flash it with the method the rig names (``stm32-uart``,
-``uds``, ``command``). The emulated MCU (``hil.firmware`` in its own process group, under the
-leash) keeps its flash in ``RUN_DIR/targets/NAME/flash.bin``, so a reset or power cycle boots what
-was flashed. Ready means: the MCU reported that its image booted (an image refused at boot fails
+``uds``, ``command``). The emulated MCU (``hil.firmware`` under its leash, which ends it with the
+controller, and ends with it) keeps its flash in ``RUN_DIR/targets/NAME/flash.bin``, so a reset or
+power cycle boots what was flashed. Ready means: the MCU reported that its image booted (an image refused at boot fails
 at once with the console's reason), and the component's own ready condition, if any, holds.
 """
 
@@ -13,11 +13,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import os
 import shutil
-import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -33,6 +30,7 @@ from hil.firmware.flashmem import FlashMemory
 from hil.firmware.image import Image, ImageError, RawImage
 from hil.firmware.mcu import McuConfig
 from hil.flash import Progress, an3155, no_progress
+from hil.lifecycle.children import Child, python_argv, spawn
 from hil.spec.rig import McuTarget, Rig
 from hil.spec.stack import Component, FirmwareComponent
 from hil.targets import bundle as bundles
@@ -187,7 +185,7 @@ class EmulatedMcuTarget(_McuTarget):
     def __init__(self, name: str, spec: McuTarget, **kw: Any):
         super().__init__(name, spec, **kw)
         self.flash_path = self.dir / "flash.bin"
-        self.proc: subprocess.Popen | None = None
+        self.proc: Child | None = None
         self._pumps: list[threading.Thread] = []
         self._states: list[dict] = []
         self._started = 0  # state events before the last start
@@ -301,11 +299,10 @@ class EmulatedMcuTarget(_McuTarget):
             self.serial_console.step()
         cfg_path = self.dir / "mcu.json"
         cfg_path.write_text(self._config(boot0).to_json())
-        argv = [sys.executable, "-m", "hil.targets.leash", str(os.getpid()), "--",
-                sys.executable, "-m", "hil.firmware", str(cfg_path)]
-        self.proc = subprocess.Popen(argv, cwd=self.dir, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, start_new_session=True)
-        self._pumps = [self._pump(self.proc.stdout, self._on_event), self._pump(self.proc.stderr, self._on_stderr)]
+        self.proc = spawn(python_argv("hil.firmware", str(cfg_path)), what=f"emulated MCU {self.name!r}", leash=True,
+                          cwd=self.dir, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self._pumps = [self._pump(self.proc.proc.stdout, self._on_event),
+                       self._pump(self.proc.proc.stderr, self._on_stderr)]
 
     def _pump(self, pipe: IO[bytes], handle: Callable[[str], None]) -> threading.Thread:
         def run() -> None:
@@ -334,11 +331,10 @@ class EmulatedMcuTarget(_McuTarget):
         self.console(ConsoleLine(clock.now_ns(), self.comp_name, text, "stderr"))
 
     def _alive(self) -> None:
-        code = self.proc.poll() if self.proc is not None else None
-        if code is not None:
+        if self.proc is not None and self.proc.poll() is not None:
             for thread in self._pumps:
                 thread.join(GRACE_S)
-            raise crashed(self.name, self.comp_name, code, self.log)
+            raise crashed(self.name, self.comp_name, self.proc.ended(), self.log, self.state)
         with self._cond:
             fault = next((e for e in self._states[self._started:] if e["state"] == "fault"), None)
         if fault is not None:  # the core stopped on a fault: the firmware's, reported as such
@@ -348,13 +344,7 @@ class EmulatedMcuTarget(_McuTarget):
         proc, self.proc = self.proc, None
         if proc is None:
             return
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM if grace_s else signal.SIGKILL)
-            try:
-                proc.wait(grace_s or None)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        proc.stop(grace_s)
         for thread in self._pumps:
             thread.join(GRACE_S)
         self._pumps = []

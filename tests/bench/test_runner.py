@@ -183,6 +183,33 @@ def test_a_replay_running_past_the_bench_timeout_is_stopped(files):
     assert 0 < len(sent) < 120
 
 
+def test_a_stop_before_a_bench_started_is_recorded_and_the_reports_are_written(files):
+    """A stop that lands between benches (say, while the next one's files are read) is not lost: the
+    bench it cut short is an ``error`` in phase ``plan`` naming the signal, and the reports exist."""
+    import signal
+
+    from hil.lifecycle.signals import Stopped
+
+    def stopped_while_planning(*args, **kwargs):
+        raise Stopped(signal.SIGTERM)
+
+    with pytest.raises(Stopped):
+        run_suite(files / "rig.yaml", suite(files, ECHO_BENCH),
+                  SuiteOptions(out=files / "run", record_history=False, run_bench=stopped_while_planning))
+    bench = json.loads((files / "run" / "results.json").read_text())["benches"][0]
+    assert (bench["name"], bench["verdict"], bench["phase"]) == ("echo", "error", "plan")
+    assert bench["error"] == "stopped by SIGTERM before the bench started"
+    assert (files / "run" / "report.html").is_file()
+
+
+def test_phases_are_in_the_recording(files):
+    """A recording says where the bench was, also one cut short: its phases are events."""
+    result = run_suite(files / "rig.yaml", suite(files, ECHO_BENCH), SuiteOptions(out=files / "run",
+                                                                                  record_history=False))
+    rec = load(files / "run" / result.benches[0].files["recording"], strict=True)
+    assert [e.data["phase"] for e in rec.events if e.kind == "phase"] == ["inject", "settle", "stop"]
+
+
 def test_a_harness_budget_no_emulation_can_keep_makes_a_real_run_an_error_not_a_fail(files):
     """1 ns of harness error allowed: every frame breaks it, so the bench is an error naming the
     harness, its measurements (which would pass) unjudged, and the run exits 3."""

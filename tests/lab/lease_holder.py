@@ -3,7 +3,8 @@
 Usage: python lease_holder.py RIG [WAIT_SECONDS] [fork] [hang]
 Prints one JSON line once the lease is held, then waits for a line on stdin (or EOF) and releases it.
 With ``fork`` it first forks a child that sleeps on (to show the child does not keep the lock); with
-``hang`` its teardown never finishes (to show that SIGTERM still ends it).
+``hang`` its teardown never finishes (to show that SIGTERM still ends it). Like every entry point it
+installs the stop policy, and exits as the CLI does when stopped.
 """
 
 import json
@@ -15,8 +16,10 @@ from dataclasses import asdict
 
 from hil.bench.lease import Lease
 from hil.errors import RigBusyError
+from hil.lifecycle import signals
 
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
+signals.install()
 rig = sys.argv[1]
 wait = float(sys.argv[2]) if len(sys.argv) > 2 and sys.argv[2] != "-" else None
 try:
@@ -38,3 +41,5 @@ try:
 except RigBusyError as exc:
     print(f"busy: {exc}", file=sys.stderr, flush=True)
     sys.exit(exc.exit_code)
+except KeyboardInterrupt as exc:
+    sys.exit(signals.stopped(exc).exit_code)

@@ -140,7 +140,7 @@ def test_stop_escalates_to_sigkill_for_a_component_ignoring_sigterm(sf, tmp_path
     pgid = target.pgids()["stubborn"]
     proc = target._procs["stubborn"]
     target.stop()
-    assert proc.returncode == -signal.SIGKILL
+    assert proc.poll() == -signal.SIGKILL
     assert wait_groups_gone([pgid]) == {}
 
 
