@@ -13,6 +13,7 @@ moments, never the assertions.
 from __future__ import annotations
 
 import json
+import re
 import signal
 import time
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ RIG = "rigs/sim-aeb.yaml"
 SUITE = "benches/aeb-smoke.yaml"
 PHASES = ["bring-up", "deploy", "start", "ready", "record", "inject", "settle", "stop", "analyse"]
 
-#: moment → (the progress line that starts it, how long after it to strike, the phases the signal
+#: moment → (the progress line that starts it (a regular expression matched at its start), how long after it to strike, the phases the signal
 #: may land in: a short phase can be over before the signal arrives on a busy host; None: the bench
 #: was judged already, the reports are being written)
 MOMENTS = {
@@ -42,7 +43,8 @@ MOMENTS = {
     "inject": ("approach: inject", 1.5, PHASES[5:7]),
     "settle": ("approach: settle", 0.0, PHASES[6:9]),
     "analyse": ("approach: analyse", 0.1, PHASES[8:9]),
-    "report": ("pass ", 0.0, None),
+    "report": (r"(pass|marginal|fail|error) +approach ", 0.0, None),  # the bench's verdict line (a busy
+    # host may make it an error naming the harness: the reports are written all the same)
 }
 RECORDING = ("inject", "settle", "analyse", "report")  # moments by which the recording has started
 STOPS = {signal.SIGINT: "interrupted (Ctrl-C)", signal.SIGTERM: "stopped by SIGTERM",
@@ -71,7 +73,7 @@ def strike(tmp: Path, moment: str, sig: int, group: bool, times: int) -> Strike:
     line, delay, _ = MOMENTS[moment]
     run = Hil(tmp, "-v", "run", SUITE, "--rig", RIG, "--out", str(tmp / "run"))
     try:
-        run.wait_for(lambda text: text.startswith(line), line)
+        run.wait_for(lambda text: re.match(line, text) is not None, line)
         time.sleep(delay)
         for _ in range(times):  # a second one lands in the teardown the first started
             run.signal(sig, group=group)
@@ -113,7 +115,7 @@ def check_common(s: Strike, moment: str) -> None:
     if s.stock is not None:
         assert "/events" in s.stock  # the stock reader read the whole recording, phases included
         code, text = s.analyze
-        assert code in (0, 1), text  # judged (pass or fail), never refused
+        assert code in (0, 1) or (code == 3 and "harness over budget" in text), text  # judged, never refused
         assert "Traceback" not in text
         if not s.complete:  # cut by SIGKILL: judged on what it holds, and said so
             assert "was not closed (its writer was killed?): it holds what was written up to " in text
@@ -133,8 +135,8 @@ def test_a_stop_signal_records_the_running_bench_as_error(struck, case):
     bench = results["benches"][0]
     phases = MOMENTS[moment][2]
     if phases is None:  # the bench was over: its verdict stands, and the reports are whole
-        assert s.code in (0, 1, 128 + sig), s.out + s.err
-        assert bench["verdict"] in ("pass", "fail")
+        assert s.code in (0, 1, 3, 128 + sig), s.out + s.err
+        assert bench["verdict"] in ("pass", "fail") or bench["error_kind"] == "HarnessError", bench
         assert (s.run / "report.html").read_text().rstrip().endswith("</html>")
     else:
         assert s.code == 128 + sig, s.out + s.err
