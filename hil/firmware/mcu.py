@@ -39,6 +39,8 @@ from hil.firmware.uds import EcuHooks, UdsServer, isotp_params
 from hil.flash import an3155
 from hil.flash.seedkey import key_function
 
+SWITCH_INTERVAL_S = 0.0002  # a core running Cortex-M code hands the GIL over this often (Python's default: 5 ms)
+
 
 @dataclass
 class McuConfig:
@@ -193,6 +195,7 @@ class McuProcess:
                           diagnostic=self.console.line, can_bus=self.buses.get(bus_name),
                           can_bitrate=cfg.can[bus_name].get("bitrate") if bus_name else None,
                           symbols=Symbols.from_file(cfg.elf) if cfg.elf else None, gdb_port=cfg.gdb_port)
+        sys.setswitchinterval(SWITCH_INTERVAL_S)  # the bus's receive thread gets the GIL from the core soon
         done = threading.Event()
         reader = threading.Thread(target=self._console_input, args=(machine, done), daemon=True, name="console-rx")
         self.app = machine

@@ -262,12 +262,12 @@ class _Replay:
         readers = []
         try:
             self._open()
+            realtime.freeze_gc()  # before the readers: its full collection holds the GIL for tens of ms
+            host["gc"] = "frozen"
             readers = [threading.Thread(target=self._read, args=(i,), daemon=True)
                        for i, b in enumerate(self.plan.buses) if b.kind == "can"]
             for t in readers:
                 t.start()
-            realtime.freeze_gc()
-            host["gc"] = "frozen"
             start, sent, waits, aborted = self._send_all()
             host["wake"] = self.waker.summary()
             self._await_echoes(sent)

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.outcomes import explain, pass_or_harness_error
+
 ROOT = Path(__file__).resolve().parents[2]
 RIG = "rigs/sim-aeb-c.yaml"
 
@@ -52,15 +54,16 @@ def run_suite(tmp: Path, suite: str, *extra: str, stacks: dict[str, str] = C_STA
 def test_the_calibration_benches_measure_the_c_brake_ecus_configured_delay(tmp_path):
     r, results = run_suite(tmp_path, "calibration.yaml", "--bench", "brake-1ms", "--bench", "brake-5ms",
                            "--bench", "brake-20ms")
-    # As for the Python ECU (tests/e2e): the p50 ranges' upper ends are quiet-lab figures a loaded
-    # CI box may miss; the minimum latency (never before the configured delay) and nothing missed
-    # are correctness properties and must pass.
-    assert r.returncode in (0, 1), r.stdout + r.stderr
-    failed = [m["name"] for b in results["benches"] for m in b["measurements"] if m["outcome"] == "fail"]
-    assert all(name.endswith("-p50") for name in failed), r.stdout
+    # As for the Python ECU (tests/e2e): each bench passes, or is an error naming the harness (the
+    # calibration suite's budget is a quiet host's; a core emulated in Python on a shared host breaks
+    # it) — never the stack's fail. Whether judged or not, the latency is never below the configured
+    # delay plus the answer's wire time, and not far above it.
+    assert r.returncode in (0, 1, 3), r.stdout + r.stderr
+    assert all(pass_or_harness_error(b) for b in results["benches"]), [explain(b) for b in results["benches"]]
     for bench, delay in zip(results["benches"], (1, 5, 20)):
         p50 = bench["probes"]["request-to-command"]["stats"]["p50"] / 1e6
         assert delay + 0.222 <= p50 < delay + 10, (bench["name"], p50)
+        assert bench["probes"]["request-to-command"]["stats"]["missed"] == 0, bench["name"]
 
 
 def test_the_aeb_smoke_suite_passes_with_the_c_brake_ecu(tmp_path):
