@@ -32,7 +32,8 @@ Tree::
     ├── StimulusError                    a stimulus file is unreadable or corrupt (file, record)
     │   └── ReplayStoppedError           a replay was stopped at its deadline (the bench's timeout)
     ├── RecordingError                   a recording could not be written or read
-    └── AnalysisError                    a probe or measurement cannot be evaluated
+    ├── AnalysisError                    a probe or measurement cannot be evaluated
+    └── HarnessError                     the harness broke its error budget: the stack was not judged
 
 Messages say what was expected and what came; the cause is named in the message itself, never only
 in ``__cause__``.
@@ -130,3 +131,8 @@ class RecordingError(HilError):
 
 class AnalysisError(HilError):
     """A probe or measurement cannot be evaluated on a recording."""
+
+
+class HarnessError(HilError):
+    """The harness (host load, emulation, adapter clocks) broke its error budget while a bench ran,
+    so the stack's measurements were shown but not judged (the bench's verdict is ``error``)."""

@@ -8,7 +8,9 @@ the steps of a bench, each tearing down what it brought up, on every exit path:
                    stimulus, probes, measurements), ``.stack``, ``.db`` (its DBC files)
 ``hil_deploy``     ``hil_deploy(plan.stack)`` deploys a stack, starts it, waits until it is ready
 ``hil_recording``  ``with hil_recording: ...`` records every bus and console; afterwards
-                   ``hil_recording.analyse(plan)`` judges it as ``hil run`` does
+                   ``hil_recording.analyse(plan)`` judges it as ``hil run`` does; when the harness
+                   broke its budget (a busy host) it raises :class:`~hil.errors.HarnessError`
+                   naming the breach instead: the stack's measurements are not judged
 ``hil_inject``     ``hil_inject(plan.bench.stimulus, plan.settle_ns)`` plays a stimulus onto the buses
                    (absolute deadlines), then lets the stack settle
 
@@ -139,7 +141,8 @@ class HilRecording:
         probes, chains, measurements (replay and bus figures from the recording), plots. Returns
         the Analysis; ``.result`` is the BenchResult. Every measurement becomes JUnit properties."""
         from hil.bench.results import BenchResult
-        from hil.bench.verdict import judge_recording
+        from hil.bench.verdict import HARNESS_ERROR, judge_recording
+        from hil.errors import HarnessError
 
         self.result = BenchResult(plan.bench.name, "error", rig=self.rig.rig.name, dir=str(self.rig.run_dir))
         analysis = judge_recording(plan.bench, plan.harness_budget, plan.db, self.path, self.rig.run_dir, self.result)
@@ -148,6 +151,8 @@ class HilRecording:
             self._add_property(key, "" if m.value is None else f"{m.value:.6g} {m.unit}".strip())
             self._add_property(f"{key}.limits", m.limits)
             self._add_property(f"{key}.outcome", m.outcome)
+        if self.result.error_kind == HARNESS_ERROR:  # never a pass (nor the stack's fail) on a broken harness
+            raise HarnessError(f"bench {plan.bench.name}: {self.result.error}")
         return analysis
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import select
 import threading
+import time
 from dataclasses import dataclass, field
 
 import pytest
@@ -37,6 +38,14 @@ class PtyBootloader:
     result: dict = field(default_factory=dict)
     log: list[str] = field(default_factory=list)
     thread: threading.Thread | None = None
+
+    def resets(self, expected: int, timeout_s: float = 10.0) -> int:
+        """The part's reset count once it reaches ``expected`` (the serving thread counts a reset
+        just after the ACK the client already saw), or as it stands after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while self.result.get("resets", 0) < expected and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.result.get("resets", 0)
 
     def served(self) -> dict:
         """What the bootloader ended with, once it has (Go answers ACK before serve() returns)."""

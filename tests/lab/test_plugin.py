@@ -4,6 +4,7 @@ puts its measurements into the JUnit report."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -18,14 +19,14 @@ from .cluster import RIGS
 PLUGIN = Path(__file__).with_name("plugin")
 
 
-def run_pytest(bench_dir: Path, *args: str) -> subprocess.CompletedProcess:
+def run_pytest(bench_dir: Path, *args: str, test_file: str = "bench_echo.py") -> subprocess.CompletedProcess:
     """pytest on a copy of the example bench folder, as a user would run it (outside our tests/)."""
-    if not (bench_dir / "bench_echo.py").exists():
+    if not (bench_dir / test_file).exists():
         shutil.copytree(PLUGIN, bench_dir, dirs_exist_ok=True)
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "bench_echo.py", "-p", "no:cacheprovider", "-rs",
+        [sys.executable, "-m", "pytest", test_file, "-p", "no:cacheprovider", "-rfEs",
          "--junitxml", "junit.xml", *args],
-        cwd=bench_dir, capture_output=True, text=True, timeout=240)
+        cwd=bench_dir, capture_output=True, text=True, timeout=240, env={**os.environ, "COLUMNS": "1000"})
 
 
 def properties(junit: Path, test: str) -> dict[str, str]:
@@ -40,24 +41,41 @@ def test_skips_with_a_precise_reason_without_a_rig(tmp_path):
     assert f"bench_echo.py:8: {NO_RIG}" in out.stdout
 
 
+def harness_broke(out: subprocess.CompletedProcess, test: str) -> bool:
+    """True when ``test`` failed because the harness broke its budget (a busy host)."""
+    return re.search(rf"FAILED \S*::{test} - hil\.errors\.HarnessError\b", out.stdout) is not None
+
+
 def test_runs_the_bench_and_reports_measurements_as_junit_properties(tmp_path, monkeypatch):
     monkeypatch.setenv("HIL_LOCK_DIR", str(tmp_path / "locks"))
     runs = tmp_path / "runs"
     out = run_pytest(tmp_path / "bench", "--hil-rig", str(RIGS / "sim-lab-a.yaml"), "--hil-runs", str(runs))
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert "2 passed" in out.stdout and "warning" not in out.stdout
-    props = properties(tmp_path / "bench" / "junit.xml", "test_echo_latency")
-    assert props["hil.echoes"] == "20" and props["hil.echoes.outcome"] == "pass"
-    assert props["hil.echoes.limits"] == "[20, 20]"
-    value, unit = props["hil.echo_latency"].split()
-    assert unit == "ms" and 0 < float(value) <= 5000
-    assert props["hil.echo_latency.outcome"] == "pass"
+    # each test passes, or (a busy host) fails naming the harness, its measurements unjudged
+    tests = ("test_echo_latency", "test_echo_with_the_benchs_config_and_faults")
+    broke = [t for t in tests if harness_broke(out, t)]
+    assert out.returncode == (1 if broke else 0) and out.stdout.count("FAILED ") == len(broke), out.stdout + out.stderr
+    for test in tests:
+        judged = "unjudged" if test in broke else "pass"
+        props = properties(tmp_path / "bench" / "junit.xml", test)
+        assert props["hil.echoes"] == "20" and props["hil.echoes.outcome"] == judged, (test, out.stdout)
+        assert props["hil.echoes.limits"] == "[20, 20]"
+        value, unit = props["hil.echo_latency"].split()
+        assert unit == "ms" and props["hil.echo_latency.outcome"] == judged
+        # a bench's config and faults apply as under hil run: answers on 0x201, each delayed 50 ms
+        assert 0 < float(value) <= 5000 if test == "test_echo_latency" else float(value) >= 50
+    assert broke or "warning" not in out.stdout
     assert (runs / "test_echo_latency" / "recording.mcap").stat().st_size > 0
-    # a bench's config and faults apply as under hil run: answers on 0x201, each delayed 50 ms
-    props = properties(tmp_path / "bench" / "junit.xml", "test_echo_with_the_benchs_config_and_faults")
-    assert props["hil.echoes"] == "20" and props["hil.echoes.outcome"] == "pass"
-    value, unit = props["hil.echo_latency"].split()
-    assert unit == "ms" and float(value) >= 50 and props["hil.echo_latency.outcome"] == "pass"
+
+
+def test_a_broken_harness_budget_fails_the_test_naming_the_harness_never_passes_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("HIL_LOCK_DIR", str(tmp_path / "locks"))
+    test = "test_echo_on_a_harness_held_to_one_nanosecond"
+    out = run_pytest(tmp_path / "bench", "--hil-rig", str(RIGS / "sim-lab-a.yaml"), "--hil-runs",
+                     str(tmp_path / "runs"), test_file="bench_tight.py")
+    assert out.returncode == 1 and "1 failed" in out.stdout, out.stdout + out.stderr
+    assert harness_broke(out, test) and "harness over budget" in out.stdout, out.stdout
+    props = properties(tmp_path / "bench" / "junit.xml", test)
+    assert (props["hil.echoes"], props["hil.echoes.outcome"]) == ("20", "unjudged")
 
 
 def test_a_leased_rig_is_an_error_naming_the_holder(tmp_path, monkeypatch):
@@ -74,7 +92,7 @@ def test_the_example_aeb_bench_runs_on_the_sim_aeb_rig(tmp_path, root):
     """benches/test_aeb.py on rigs/sim-aeb.yaml. Its latency limits are the demo's business (a
     loaded box may miss them); what must hold: the bench ran to its verdict, every measurement of
     the bench is in the JUnit report, and the AEB never braked with the object far away."""
-    env = {**os.environ, "HIL_LOCK_DIR": str(tmp_path / "locks")}
+    env = {**os.environ, "HIL_LOCK_DIR": str(tmp_path / "locks"), "COLUMNS": "1000"}  # whole summary lines
     out = subprocess.run(
         [sys.executable, "-m", "pytest", str(root / "benches" / "test_aeb.py"), "-p", "no:cacheprovider",
          "--hil-rig", str(root / "rigs" / "sim-aeb.yaml"), "--hil-runs", str(tmp_path / "runs"),
@@ -82,13 +100,16 @@ def test_the_example_aeb_bench_runs_on_the_sim_aeb_rig(tmp_path, root):
         cwd=tmp_path, capture_output=True, text=True, timeout=280, env=env)
     report = out.stdout + out.stderr
     assert out.returncode in (0, 1), report
-    assert "1 passed" in out.stdout or "AssertionError: measurements out of limits" in out.stdout, report
+    broke = harness_broke(out, "test_approach_brakes_in_time")  # a busy host: not judged
+    assert "1 passed" in out.stdout or "AssertionError: measurements out of limits" in out.stdout or broke, report
     props = properties(tmp_path / "junit.xml", "test_approach_brakes_in_time")
     names = {k for k in props if k.startswith("hil.") and k.count(".") == 1}
     assert names == {f"hil.{n}" for n in (
         "radar-to-request-p99", "radar-to-request-missed", "request-to-command-p99", "radar-to-brake-p99",
         "critical-to-50-bar", "peak-pressure", "request-cycle", "replay-p99", "chassis-lost")}
-    assert all(props[f"{n}.outcome"] in ("pass", "marginal", "fail") for n in names)
+    unjudged = names - {"hil.replay-p99"} if broke else set()  # the replay's own figure is judged still
+    assert all(props[f"{n}.outcome"] == "unjudged" for n in unjudged), props
+    assert all(props[f"{n}.outcome"] in ("pass", "marginal", "fail") for n in names - unjudged), props
     assert (tmp_path / "runs" / "test_approach_brakes_in_time" / "recording.mcap").is_file()
 
 
