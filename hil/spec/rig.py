@@ -113,6 +113,35 @@ class SshReach(Spec):
 Reach = Annotated[Union[LocalReach, SshReach], Field(discriminator="via")]
 
 
+class FlashRun(Spec):
+    """``count`` erase units (pages or sectors) of ``size`` bytes, one after the other."""
+
+    count: StrictInt = Field(ge=1, le=65_536)
+    size: StrictInt = Field(ge=128, le=1 << 24, description="bytes, a power of two (128 B .. 16 MiB)")
+
+    @field_validator("size")
+    @classmethod
+    def _power_of_two(cls, value: int) -> int:
+        if value & (value - 1):
+            raise ValueError(f"expected a power of two such as 2048 or 131072, got {value}")
+        return value
+
+
+class FlashGeometry(Spec):
+    """The flash of a part hil's device table lacks (or describes differently): its product id as
+    Get ID answers it, where its flash starts and its erase units in address order."""
+
+    pid: StrictInt = Field(ge=0, le=0xFFFF, description="the product id the bootloader's Get ID returns")
+    flash_start: StrictInt = Field(0x0800_0000, ge=0, le=0xFFFF_FFFF)
+    layout: list[FlashRun] = Field(min_length=1, description="runs of equal pages or sectors, in address order")
+
+    def device(self):
+        """The part as the AN3155 client sees it."""
+        from hil.flash.an3155 import from_geometry
+
+        return from_geometry(self.pid, self.flash_start, tuple((run.count, run.size) for run in self.layout))
+
+
 class Stm32UartFlash(Spec):
     """ST AN3155 UART bootloader on a serial bus."""
 
@@ -120,6 +149,7 @@ class Stm32UartFlash(Spec):
     bus: Name
     address: StrictInt = Field(0x0800_0000, ge=0, le=0xFFFF_FFFF)
     enter: Literal["emulated", "rts-dtr", "manual"] = "emulated"
+    geometry: FlashGeometry | None = Field(None, description="the flash layout of a part hil's device table lacks")
 
 
 class UdsFlash(Spec):
@@ -185,6 +215,8 @@ class McuTarget(Spec):
 
     kind: Literal["mcu"]
     emulated: StrictBool = False
+    part: StrictInt | None = Field(None, description="emulated: the STM32 part it is, by product id (default "
+                                                       "0x414, an STM32F103 high-density)")
     buses: list[Name] = Field(default_factory=list)
     console: Name | None = None
     power: Name | None = None
@@ -240,6 +272,8 @@ class Rig(Spec):
             out.append(((*loc, "power"), self._unknown("power switch", t.power, "power")))
         if isinstance(t, McuTarget) and t.flash is not None:
             out += self._flash_problems(loc + ("flash",), t.flash)
+        if isinstance(t, McuTarget):
+            out += _part_problems(loc, t)
         return out
 
     def _flash_problems(self, loc: Loc, flash: Stm32UartFlash | UdsFlash | CommandFlash) -> list[Problem]:
@@ -271,6 +305,30 @@ class Rig(Spec):
     def _unknown(self, what: str, name: str, section: str = "buses") -> str:
         known = ", ".join(sorted(getattr(self, section))) or "none"
         return f"unknown {what} {name!r}; the rig has: {known}"
+
+
+def _part_problems(loc: Loc, t: McuTarget) -> list[Problem]:
+    """An emulated MCU is a part hil emulates; a real one says what it is (Get ID). The image's
+    address lies inside the rig's geometry."""
+    from hil.flash.an3155 import EMULATED
+
+    out: list[Problem] = []
+    if t.part is not None and not t.emulated:
+        out.append(((*loc, "part"), "'part' chooses what an emulated MCU is; a real MCU tells its product id "
+                                    "itself (give flash.geometry for a part hil's table lacks)"))
+    elif t.part is not None and t.part not in EMULATED:
+        known = ", ".join(f"{pid:#05x} ({d.name})" for pid, d in EMULATED.items())
+        out.append(((*loc, "part"), f"hil does not emulate part {t.part:#05x}; it emulates: {known}"))
+    flash = t.flash
+    if isinstance(flash, Stm32UartFlash) and flash.geometry is not None:
+        device = flash.geometry.device()
+        if not device.flash_start <= flash.address < device.flash_end:
+            out.append(((*loc, "flash", "address"), f"address {flash.address:#010x} is outside the geometry's "
+                        f"flash ({device.describe()})"))
+        if device.flash_end > 1 << 32:
+            out.append(((*loc, "flash", "geometry", "layout"), f"the flash ends at {device.flash_end:#x}, beyond "
+                        "the 32-bit address space"))
+    return out
 
 
 def _bus_problems(loc: Loc, bus: CanBus | SerialBus) -> list[Problem]:

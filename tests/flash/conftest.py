@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from hil.firmware.bootloader import Bootloader, Stopped, SystemReset
-from hil.firmware.flashmem import FlashMemory
+from hil.firmware.flashmem import FlashMemory, SystemMemory
 from hil.flash import an3155
 
 
@@ -29,6 +29,9 @@ class MasterPort:
         os.write(self.fd, data)
 
 
+UID = bytes(range(0x30, 0x3C))
+
+
 @dataclass
 class PtyBootloader:
     tty: str
@@ -45,9 +48,16 @@ class PtyBootloader:
 
 
 @pytest.fixture
-def pty_bootloader(tmp_path):
+def part():
+    """The part the bootloader is (tests override it with a parametrize on ``part``)."""
+    return an3155.DEFAULT_PID
+
+
+@pytest.fixture
+def pty_bootloader(tmp_path, part):
     master, slave = os.openpty()
-    flash = FlashMemory(tmp_path / "flash.bin", an3155.DEVICES[an3155.DEFAULT_PID])
+    flash = FlashMemory(tmp_path / "flash.bin", an3155.DEVICES[part])
+    system = SystemMemory(flash, UID)
     stop = threading.Event()
     port = MasterPort(master)
     rig = PtyBootloader(os.ttyname(slave), flash, port)
@@ -55,7 +65,7 @@ def pty_bootloader(tmp_path):
     def serve():  # BOOT0 stays high: a system reset comes back into the bootloader
         while True:
             try:
-                rig.result["go"] = Bootloader(port, flash, stop, rig.log.append).serve()
+                rig.result["go"] = Bootloader(port, system, stop, rig.log.append).serve()
                 return
             except SystemReset:
                 rig.result["resets"] = rig.result.get("resets", 0) + 1
