@@ -238,10 +238,10 @@ def from_geometry(pid: int, flash_start: int, layout: Layout) -> Stm32Device:
     return Stm32Device(pid, f"part {pid:#05x} (geometry from the rig)", UNKNOWN_FAMILY, flash_start, layout, 0, 0)
 
 
-def known_ids() -> str:
-    """The table's product ids by family, for messages: 'F0 0x440 0x444 ...; F1 ...'."""
+def known_ids(devices: dict[int, Stm32Device] = DEVICES) -> str:
+    """Product ids by family, for messages: 'F0 0x440 0x444 ...; F1 ...'."""
     by_family: dict[str, list[str]] = {}
-    for pid, device in DEVICES.items():
+    for pid, device in devices.items():
         by_family.setdefault(device.family.name, []).append(f"{pid:#05x}")
     return "; ".join(f"{family} {' '.join(pids)}" for family, pids in by_family.items())
 

@@ -310,15 +310,16 @@ class Rig(Spec):
 def _part_problems(loc: Loc, t: McuTarget) -> list[Problem]:
     """An emulated MCU is a part hil emulates; a real one says what it is (Get ID). The image's
     address lies inside the rig's geometry."""
-    from hil.flash.an3155 import EMULATED
+    from hil.flash.an3155 import DEVICES, EMULATED, known_ids
 
     out: list[Problem] = []
     if t.part is not None and not t.emulated:
         out.append(((*loc, "part"), "'part' chooses what an emulated MCU is; a real MCU tells its product id "
                                     "itself (give flash.geometry for a part hil's table lacks)"))
     elif t.part is not None and t.part not in EMULATED:
-        known = ", ".join(f"{pid:#05x} ({d.name})" for pid, d in EMULATED.items())
-        out.append(((*loc, "part"), f"hil does not emulate part {t.part:#05x}; it emulates: {known}"))
+        name = f" ({DEVICES[t.part].name})" if t.part in DEVICES else ""
+        out.append(((*loc, "part"), f"hil does not emulate part {t.part:#05x}{name}; it emulates: "
+                                    f"{known_ids(EMULATED)}"))
     flash = t.flash
     if isinstance(flash, Stm32UartFlash) and flash.geometry is not None:
         device = flash.geometry.device()

@@ -1,17 +1,26 @@
-"""An AN3155 bootloader served on the master end of a real pty; tools open the slave tty path."""
+"""The emulated AN3155 bootloader for flashing tools: in a thread on the master end of a real pty
+(``pty_bootloader``), or the emulated MCU process itself on an emulated serial link
+(``emulated_part``); tools open the tty path. Both are the part the ``part`` fixture names."""
 
 from __future__ import annotations
 
+import json
 import os
 import select
+import subprocess
 import threading
+import time
 from dataclasses import dataclass, field
 
 import pytest
 
+from hil.buses import RigBuses
 from hil.firmware.bootloader import Bootloader, Stopped, SystemReset
-from hil.firmware.flashmem import FlashMemory, SystemMemory
+from hil.firmware.flashmem import FlashMemory, SystemMemory, unique_id
+from hil.firmware.mcu import McuConfig
 from hil.flash import an3155
+from hil.lifecycle.children import Child, python_argv, spawn
+from hil.spec.rig import Rig
 
 
 class MasterPort:
@@ -80,3 +89,48 @@ def pty_bootloader(tmp_path, part):
     rig.thread.join(5)
     os.close(master)
     os.close(slave)
+
+
+@dataclass
+class EmulatedPart:
+    tty: str  # the host end of the MCU's UART
+    flash: FlashMemory
+    uid: bytes
+    child: Child
+
+    def events(self) -> list[dict]:
+        """The MCU's state events so far (its stdout), without waiting for more."""
+        out = []
+        while select.select([self.child.proc.stdout], [], [], 0)[0]:
+            line = self.child.proc.stdout.readline()
+            if not line:
+                break
+            out.append(json.loads(line))
+        return out
+
+
+@pytest.fixture
+def emulated_part(tmp_path, part):
+    """``python -m hil.firmware`` as ``part``, held in its bootloader (BOOT0 high) on an emulated
+    serial link, as the emulated MCU target starts it for flashing."""
+    rig = Rig.model_validate({"name": "parts", "buses": {"uart": {"kind": "serial", "emulated": True,
+                                                                  "pace": False}}})
+    with RigBuses(rig, tmp_path / "run") as buses:
+        cfg = McuConfig(name="mcu", flash_path=str(tmp_path / "flash.bin"), work_dir=str(tmp_path), pid=part,
+                        boot0=True, bootloader_port=buses.serial_port("uart", side="device"))
+        (tmp_path / "mcu.json").write_text(cfg.to_json())
+        child = spawn(python_argv("hil.firmware", str(tmp_path / "mcu.json")), what="emulated MCU", leash=True,
+                      cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 60  # bounded wait for start-up, not a timing assertion
+            state = None
+            while state != "stm32-bootloader":
+                assert time.monotonic() < deadline, "the emulated MCU did not reach its bootloader within 60 s"
+                if select.select([child.proc.stdout], [], [], 1)[0]:
+                    line = child.proc.stdout.readline()
+                    assert line, f"the emulated MCU {child.ended()}"
+                    state = json.loads(line).get("state")
+            yield EmulatedPart(buses.serial_port("uart"), FlashMemory(cfg.flash_path, an3155.DEVICES[part]),
+                               unique_id("mcu"), child)
+        finally:
+            child.stop(5)
