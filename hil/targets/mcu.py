@@ -148,12 +148,12 @@ class _McuTarget(Target):
         finally:
             bus.shutdown()
 
-    def _flash_stm32(self) -> None:
-        """AN3155 on one open of the flash bus (``enter: rts-dtr`` drives the boot lines on it)."""
+    def _flash_stm32(self, enter: str = "manual") -> None:
+        """AN3155 on one open of the flash bus (``enter="rts-dtr"`` drives the boot lines on it; an
+        emulated MCU's BOOT0 is the driver's, whatever the rig's ``enter``)."""
         from hil.flash import stm32
 
         flash = self.spec.flash
-        enter = "rts-dtr" if flash.enter == "rts-dtr" else "manual"
         geometry = flash.geometry.device() if flash.geometry is not None else None
         with stm32.session(self.buses.serial_port(flash.bus, side="host"), self.rig.buses[flash.bus].baudrate,
                            enter) as port:
@@ -394,7 +394,7 @@ class RealMcuTarget(_McuTarget):
         if self.spec.flash.enter == "emulated":
             raise FlashError(f"stm32-uart on target {self.name!r}: enter 'emulated' needs an emulated MCU; "
                              "use 'rts-dtr' or 'manual' for a real one")
-        super()._flash_stm32()
+        super()._flash_stm32(self.spec.flash.enter)
 
     def _start(self) -> None:
         self._arm({})

@@ -93,20 +93,11 @@ def pty_bootloader(tmp_path, part):
 
 @dataclass
 class EmulatedPart:
-    tty: str  # the host end of the MCU's UART
+    tty: str  # the host end of the MCU's UART (bus "uart" of ``buses``)
     flash: FlashMemory
     uid: bytes
     child: Child
-
-    def events(self) -> list[dict]:
-        """The MCU's state events so far (its stdout), without waiting for more."""
-        out = []
-        while select.select([self.child.proc.stdout], [], [], 0)[0]:
-            line = self.child.proc.stdout.readline()
-            if not line:
-                break
-            out.append(json.loads(line))
-        return out
+    buses: RigBuses
 
 
 @pytest.fixture
@@ -131,6 +122,6 @@ def emulated_part(tmp_path, part):
                     assert line, f"the emulated MCU {child.ended()}"
                     state = json.loads(line).get("state")
             yield EmulatedPart(buses.serial_port("uart"), FlashMemory(cfg.flash_path, an3155.DEVICES[part]),
-                               unique_id("mcu"), child)
+                               unique_id("mcu"), child, buses)
         finally:
             child.stop(5)

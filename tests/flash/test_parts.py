@@ -318,17 +318,21 @@ def test_part_is_for_emulated_mcus_only():
 # -- the emulated MCU target as an F4, flashed by our client -----------------------------------------
 
 
+def echo_stack(target: str) -> dict:
+    comp = {"kind": "firmware", "target": target, "image": str(STUBS / "echo"), "version": "1.0.0"}
+    return dict(Stack.model_validate({"name": "t", "version": "1", "components": {"echo": comp}}).components)
+
+
 def test_an_emulated_f4_target_is_flashed_over_its_bootloader_and_boots(tmp_path):
     rig = Rig.model_validate({"name": "f4", "buses": {"uart": {"kind": "serial", "emulated": True}},
                               "targets": {"ecu": {"kind": "mcu", "emulated": True, "part": F4, "console": "uart",
-                                                  "flash": {"method": "stm32-uart", "bus": "uart"}}}})
-    comp = {"kind": "firmware", "target": "ecu", "image": str(STUBS / "echo"), "version": "1.0.0"}
-    stack = Stack.model_validate({"name": "t", "version": "1", "components": {"echo": comp}})
+                                                  "flash": {"method": "stm32-uart", "bus": "uart",
+                                                            "enter": "rts-dtr"}}}})  # the lab's YAML, emulated
     lines = []
     with RigBuses(rig, tmp_path / "run") as buses:
         target = create_target("ecu", rig.targets["ecu"], rig, buses, tmp_path / "run", lines.append)
         try:
-            target.deploy(dict(stack.components))
+            target.deploy(echo_stack("ecu"))
             target.start()
             target.wait_ready()
         finally:
@@ -338,3 +342,20 @@ def test_an_emulated_f4_target_is_flashed_over_its_bootloader_and_boots(tmp_path
     image = target.image.to_bytes()
     assert flash.read(BASE, len(image)) == image
     assert any(line.text.startswith("boot: image echo 1.0.0") for line in lines)
+
+
+@pytest.mark.parametrize("part", [F4])
+def test_a_real_mcu_target_flashes_on_one_session_and_names_a_port_without_modem_lines(emulated_part, tmp_path):
+    def board(enter: str):
+        rig = Rig.model_validate({"name": "lab", "buses": {"uart": {"kind": "serial", "emulated": True}},
+                                  "targets": {"board": {"kind": "mcu", "flash": {"method": "stm32-uart", "bus": "uart",
+                                                                                 "enter": enter}}}})
+        return create_target("board", rig.targets["board"], rig, emulated_part.buses, tmp_path / enter, [].append)
+
+    target = board("rts-dtr")  # a pty has no modem lines: refused before a byte is sent
+    with pytest.raises(FlashError, match=r"stm32-uart enter rts-dtr: cannot drive DTR on /dev/pts/\d+"):
+        target.deploy(echo_stack("board"))
+    target = board("manual")  # BOOT0 was set by hand: the emulated part waits in its bootloader
+    target.deploy(echo_stack("board"))
+    image = target.image.to_bytes()
+    assert emulated_part.flash.read(BASE, len(image)) == image
