@@ -17,6 +17,7 @@ a page; so does this module.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from functools import reduce
@@ -236,6 +237,21 @@ EMULATED = {pid: d for pid, d in DEVICES.items() if d.family.option_format is no
 def from_geometry(pid: int, flash_start: int, layout: Layout) -> Stm32Device:
     """A part hil's table lacks, described by the rig (``flash.geometry``)."""
     return Stm32Device(pid, f"part {pid:#05x} (geometry from the rig)", UNKNOWN_FAMILY, flash_start, layout, 0, 0)
+
+
+def with_flash_size(device: Stm32Device, size: int | None) -> Stm32Device:
+    """``device`` with only the first ``size`` bytes of its flash (a smaller variant under the same
+    product id); unchanged when ``size`` is None, not smaller, or not at a page boundary."""
+    if size is None or not 0 < size < device.flash_size or size not in device._starts:
+        return device
+    layout: list[tuple[int, int]] = []
+    left = size
+    for count, unit in device.layout:
+        take = min(count, left // unit)
+        if take:
+            layout.append((take, unit))
+        left -= take * unit
+    return dataclasses.replace(device, name=f"{device.name} ({size // KIB} KiB)", layout=tuple(layout))
 
 
 def known_ids(devices: dict[int, Stm32Device] = DEVICES) -> str:

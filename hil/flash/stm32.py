@@ -1,7 +1,8 @@
 """``stm32-uart``: flash an image through the STM32 system bootloader (AN3155) over pyserial.
 
 Sequence: sync (0x7F) → Get (which erase command the part has) → Get ID (the part, from hil's
-device table or the rig's ``geometry``) → erase the pages or sectors the image covers → Write
+device table or the rig's ``geometry``) → Read Memory of its flash-size register (one id covers
+several sizes) → erase the pages or sectors the image covers → Write
 Memory in 256-byte blocks → Read Memory back and compare → Go.
 Every refusal becomes a :class:`FlashError` naming the step and the byte that came (or that none did).
 
@@ -88,6 +89,10 @@ def session(port: str, baudrate: int = 115_200, enter: str = "manual",
         ser.close()
 
 
+class Refused(FlashError):
+    """The bootloader answered NACK (it is still in step: it waits for the next command)."""
+
+
 class Stm32Bootloader:
     """The host side of AN3155 on an open serial port."""
 
@@ -138,6 +143,16 @@ class Stm32Bootloader:
         self._send(step + " (length)", P.with_checksum(bytes([length - 1])))
         return self._read(step, length)
 
+    def flash_size(self, device: P.Stm32Device) -> int | None:
+        """The flash size the part's flash-size register gives, in bytes (None: the family has no
+        such register, or the part refuses to read it, as with readout protection on)."""
+        if device.family.flash_size_reg is None:
+            return None
+        try:
+            return int.from_bytes(self.read_memory(device.family.flash_size_reg, 2), "little") * P.KIB
+        except Refused:
+            return None
+
     def write_memory(self, address: int, data: bytes) -> None:
         step = f"Write Memory at {address:#010x}"
         self._command(P.WRITE_MEMORY)
@@ -179,8 +194,9 @@ class Stm32Bootloader:
         byte = self._read(step, 1, timeout)[0]
         if byte == P.ACK or (accept_nack and byte == P.NACK):
             return
-        got = f"NACK (0x1f){if_nacked}" if byte == P.NACK else f"{byte:#04x}"
-        raise FlashError(f"stm32-uart {step}: expected ACK (0x79), got {got}")
+        if byte == P.NACK:
+            raise Refused(f"stm32-uart {step}: expected ACK (0x79), got NACK (0x1f){if_nacked}")
+        raise FlashError(f"stm32-uart {step}: expected ACK (0x79), got {byte:#04x}")
 
     def _read(self, step: str, n: int, timeout: float = REPLY_TIMEOUT_S) -> bytes:
         self.port.timeout = timeout
@@ -215,6 +231,8 @@ def flash(port: serial.Serial, image: bytes, address: int = 0x0800_0000, progres
     progress("sync", 1, 1)
     bl.get()
     device = device_for(bl.get_id(), geometry)
+    if geometry is None:  # one product id covers several flash sizes: the part's register says which
+        device = P.with_flash_size(device, bl.flash_size(device))
     if not device.flash_start <= address or address + len(image) > device.flash_end:
         raise FlashError(f"stm32-uart: {len(image)} bytes at {address:#010x} do not fit the flash of "
                          f"{device.name} ({device.describe()})")

@@ -4,6 +4,7 @@ stm32flash and our client, and the rig's ``part`` and ``geometry`` fields."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -144,6 +145,16 @@ def test_our_client_erases_only_the_sectors_an_image_covers(pty_bootloader):
     assert flash.read(BASE, len(image)) == image
     assert flash.read(BASE + 32 * KIB, 4) == b"keep"
     assert "bootloader: erased 2 page(s)" in pty_bootloader.log
+
+
+@pytest.mark.parametrize("part", [F4])
+def test_the_parts_flash_size_register_bounds_the_flash_the_table_allows(pty_bootloader, monkeypatch):
+    bigger = P.DEVICES[F4].layout + ((8, 128 * KIB),)  # as if the table's row were a 2 MiB variant
+    monkeypatch.setitem(P.DEVICES, F4, dataclasses.replace(P.DEVICES[F4], layout=bigger))
+    with stm32.open_port(pty_bootloader.tty) as port, pytest.raises(
+            FlashError, match=r"64 bytes at 0x08100000 do not fit the flash of STM32F40xxx/41xxx \(1024 KiB\) "
+                              r"\(1024 KiB at 0x08000000: 4 x 16 KiB, 1 x 64 KiB, 7 x 128 KiB\)"):
+        stm32.flash(port, b"x" * 64, BASE + 1024 * KIB)
 
 
 # -- an unknown part: refused, or flashed with the rig's geometry ------------------------------------
