@@ -5,9 +5,10 @@ Runs while the emulated MCU is held in bootloader mode (BOOT0 high at reset). It
 one erase command (Erase 0x43 on an F1, Extended Erase 0x44 on v3.x bootloaders; the other is
 NACKed), Write Protect/Unprotect and Readout Protect/Unprotect against the MCU's
 :class:`FlashMemory` (and a RAM array), answering ACK 0x79 or NACK 0x1F exactly where the
-application note says the silicon does. Read Memory also serves what a real part lets a host read
-beyond flash and RAM (:class:`SystemMemory`: system memory, flash size, unique id, option bytes). While readout protection is active, every command that
-reads, writes, erases or runs the flash is NACKed; Readout Unprotect erases all of the flash.
+application note says the silicon does. Read Memory also serves what a real part lets a host
+read beyond flash and RAM (:class:`SystemMemory`: system memory, flash size, unique id, option
+bytes). While readout protection is active, every command that reads, writes, erases or runs the
+flash is NACKed; Readout Unprotect erases all of the flash.
 The four protection commands end in a system reset (:class:`SystemReset`), as on the silicon.
 Like the silicon it has no command time-outs: it waits for bytes until told to stop.
 :meth:`serve` returns the Go address.

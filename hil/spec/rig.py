@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import difflib
 import re
-from typing import Annotated, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Literal, Union
 
-from pydantic import Field, StrictBool, StrictInt, field_validator
+from pydantic import Field, StrictBool, StrictInt, ValidationInfo, field_validator
 
 from hil.spec.common import (KNOWN_HOSTS, SPEC_FILE, SSH_KEY, Arg, CanId, Duration, JsonObject, Line, Name,
                              PositiveDuration, Spec, SpecPath, Text)
 from hil.spec.faults import Fault, fault_problems
+
+if TYPE_CHECKING:
+    from hil.flash.an3155 import Stm32Device
 
 Loc = tuple[str | int, ...]
 Problem = tuple[Loc, str]
@@ -21,6 +24,7 @@ USER_RE = r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$"
 FLASH_FIELDS = ("image", "target", "port", "baudrate")  # what a command flasher's argv may name
 KEY_MODULE_RE = r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*"
 DATA_BITRATES = (10_000, 12_000_000)
+MAX_PAGES = 0xFFF0  # Extended Erase: page numbers from 0xFFF0 up are special codes
 
 
 class CanBus(Spec):
@@ -133,9 +137,22 @@ class FlashGeometry(Spec):
 
     pid: StrictInt = Field(ge=0, le=0xFFFF, description="the product id the bootloader's Get ID returns")
     flash_start: StrictInt = Field(0x0800_0000, ge=0, le=0xFFFF_FFFF)
-    layout: list[FlashRun] = Field(min_length=1, description="runs of equal pages or sectors, in address order")
+    layout: list[FlashRun] = Field(min_length=1, max_length=64,
+                                   description="runs of equal pages or sectors, in address order")
 
-    def device(self):
+    @field_validator("layout")
+    @classmethod
+    def _addressable(cls, runs: list[FlashRun], info: ValidationInfo) -> list[FlashRun]:
+        pages, size = sum(r.count for r in runs), sum(r.count * r.size for r in runs)
+        if pages > MAX_PAGES:
+            raise ValueError(f"expected at most {MAX_PAGES} pages (Extended Erase numbers them in 16 bits), "
+                             f"got {pages}")
+        end = info.data.get("flash_start", 0) + size
+        if end > 1 << 32:
+            raise ValueError(f"expected a flash inside the 32-bit address space, but it would end at {end:#x}")
+        return runs
+
+    def device(self) -> Stm32Device:
         """The part as the AN3155 client sees it."""
         from hil.flash.an3155 import from_geometry
 
@@ -326,9 +343,6 @@ def _part_problems(loc: Loc, t: McuTarget) -> list[Problem]:
         if not device.flash_start <= flash.address < device.flash_end:
             out.append(((*loc, "flash", "address"), f"address {flash.address:#010x} is outside the geometry's "
                         f"flash ({device.describe()})"))
-        if device.flash_end > 1 << 32:
-            out.append(((*loc, "flash", "geometry", "layout"), f"the flash ends at {device.flash_end:#x}, beyond "
-                        "the 32-bit address space"))
     return out
 
 

@@ -5,6 +5,7 @@ stm32flash and our client, and the rig's ``part`` and ``geometry`` fields."""
 from __future__ import annotations
 
 import dataclasses
+import re
 import os
 import shutil
 import subprocess
@@ -370,3 +371,17 @@ def test_a_real_mcu_target_flashes_on_one_session_and_names_a_port_without_modem
     target.deploy(echo_stack("board"))
     image = target.image.to_bytes()
     assert emulated_part.flash.read(BASE, len(image)) == image
+
+
+@pytest.mark.parametrize("layout, message", [
+    ([{"count": 65_000, "size": 128}, {"count": 1000, "size": 128}],
+     "expected at most 65520 pages (Extended Erase numbers them in 16 bits), got 66000"),
+    ([{"count": 256, "size": 1 << 24}], "expected a flash inside the 32-bit address space, but it would end at "
+                                        "0x108000000")])
+def test_a_geometry_stays_addressable(layout, message):
+    from pydantic import ValidationError
+
+    from hil.spec.rig import FlashGeometry
+
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        FlashGeometry.model_validate({"pid": 0x4A9, "layout": layout})
