@@ -111,7 +111,8 @@ def emulated_part(tmp_path, part):
                         boot0=True, bootloader_port=buses.serial_port("uart", side="device"))
         (tmp_path / "mcu.json").write_text(cfg.to_json())
         child = spawn(python_argv("hil.firmware", str(tmp_path / "mcu.json")), what="emulated MCU", leash=True,
-                      cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+                      cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                      bufsize=0)  # unbuffered: a line read never takes the next ones from select's sight
         try:
             deadline = time.monotonic() + 60  # bounded wait for start-up, not a timing assertion
             state = None

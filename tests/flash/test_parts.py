@@ -5,8 +5,10 @@ stm32flash and our client, and the rig's ``part`` and ``geometry`` fields."""
 from __future__ import annotations
 
 import dataclasses
-import re
+import json
 import os
+import re
+import select
 import shutil
 import subprocess
 import sys
@@ -258,6 +260,21 @@ def test_stm32flash_flashes_the_part_and_reads_its_id_registers(emulated_part, t
     assert f"Device ID    : {part:#06x} ({name})" in write.stdout
     assert flash.read(BASE, len(image)) == image
     assert flash.read(beyond, 4) == b"keep"  # stm32flash erased only the pages or sectors the image covers
+
+
+@pytest.mark.parametrize("part", [F4])
+def test_machine_code_on_a_part_other_than_the_f103_stays_in_the_bootloader_saying_why(emulated_part):
+    vectors = (0x2000_5000).to_bytes(4, "little") + (BASE + 0x101).to_bytes(4, "little")  # SP, reset
+    with stm32.open_port(emulated_part.tty) as port:
+        stm32.flash(port, vectors + bytes(248), BASE)  # then Go: the part boots what it holds
+    stdout = emulated_part.child.proc.stdout
+    states = []
+    while not states or states[-1]["state"] != "bootloader":
+        assert select.select([stdout], [], [], 60)[0], f"no boot report within 60 s: {states}"
+        event = json.loads(stdout.readline())
+        states += [event] if event["kind"] == "state" else []
+    assert states[-1]["reason"] == ("boot: machine code runs on the emulated STM32F10xxx High-density only (part "
+                                    "0x414); this MCU is STM32F40xxx/41xxx; halted")
 
 
 # -- the rig: part and geometry, checked at load time -----------------------------------------------
