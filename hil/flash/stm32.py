@@ -11,8 +11,9 @@ usual adapter wiring: DTR → NRST and RTS → BOOT0, through the adapter's TTL 
 active low (a line asserted, ``True`` in pyserial, is 0 V). So DTR asserted holds the part in
 reset and RTS deasserted puts BOOT0 high — the convention stm32loader uses by default. pyserial
 asserts both lines when it opens a port unless told otherwise, which would hold BOOT0 low; so the
-lines are set before the port opens (pyserial applies them as it opens), reset is then released,
-and after Go the part is reset again with BOOT0 low so that it boots its new flash.
+lines are set before the port opens (pyserial applies them as it opens; the kernel asserts both
+for the microseconds before that, while DTR holds the part in reset anyway), reset is then
+released, and after Go the part is reset again with BOOT0 low so that it boots its new flash.
 """
 
 from __future__ import annotations
@@ -53,7 +54,11 @@ def open_port(port: str, baudrate: int = 115_200, enter: str = "manual",
         raise FlashError(f"stm32-uart open: cannot open {port}: {exc}") from None
     if enter == "rts-dtr":
         time.sleep(RESET_PULSE_S)
-        _lines(ser, ("dtr", False))  # out of reset: the part samples BOOT0 and starts its bootloader
+        try:
+            _lines(ser, ("dtr", False))  # out of reset: the part samples BOOT0 and starts its bootloader
+        except FlashError:
+            ser.close()
+            raise
         time.sleep(BOOT_DELAY_S)
     return ser
 

@@ -93,12 +93,23 @@ def test_a_failed_flash_leaves_the_lines_alone_and_closes(tmp_path):
         ("open", None), ("dtr", True), ("rts", False), ("dtr", False), ("close", None)]
 
 
-def test_a_port_without_modem_lines_is_refused_naming_the_line():
+def test_a_port_without_modem_lines_is_refused_naming_the_line_and_closed():
     master, slave = os.openpty()
     try:
         with pytest.raises(FlashError, match=r"stm32-uart enter rts-dtr: cannot drive DTR on /dev/pts/\d+: .*"
                                              r"\(the port needs modem lines; use enter: manual"):
-            stm32.open_port(os.ttyname(slave), enter="rts-dtr")
+            stm32.open_port(os.ttyname(slave), enter="rts-dtr", serial_class=Unrecorded)
     finally:
         os.close(master)
         os.close(slave)
+    assert Unrecorded.closed == 1
+
+
+class Unrecorded(serial.Serial):
+    """pyserial's Serial, counting closes of an open port."""
+
+    closed = 0
+
+    def close(self):
+        Unrecorded.closed += self.is_open
+        super().close()
