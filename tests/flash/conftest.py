@@ -50,6 +50,14 @@ class PtyBootloader:
     log: list[str] = field(default_factory=list)
     thread: threading.Thread | None = None
 
+    def resets(self, n: int) -> int:
+        """The system resets so far, once there are ``n`` (or 10 s passed): the part ACKs a
+        protection command before it resets, so a tool may return before the reset is counted."""
+        deadline = time.monotonic() + 10
+        while self.result.get("resets", 0) < n and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.result.get("resets", 0)
+
     def served(self) -> dict:
         """What the bootloader ended with, once it has (Go answers ACK before serve() returns)."""
         self.thread.join(30)

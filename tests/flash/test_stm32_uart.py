@@ -151,7 +151,7 @@ def test_readout_protection_refuses_access_until_unprotect_erases_the_flash(clie
     client.port.close()
     protect = stm32flash(pty_bootloader.tty, "-j")
     assert protect.returncode == 0, protect.stdout + protect.stderr
-    assert pty_bootloader.flash.options.read_protected and pty_bootloader.result["resets"] == 1
+    assert pty_bootloader.flash.options.read_protected and pty_bootloader.resets(1) == 1
     read = stm32flash(pty_bootloader.tty, "-r", str(tmp_path / "out.bin"), "-S", f"{BASE:#x}:256")
     assert read.returncode != 0 and "Failed to read memory" in read.stderr + read.stdout
     with stm32.open_port(pty_bootloader.tty) as port, pytest.raises(
@@ -161,7 +161,7 @@ def test_readout_protection_refuses_access_until_unprotect_erases_the_flash(clie
     assert pty_bootloader.flash.read(BASE, 256) == secret  # kept, but unreadable
     unprotect = stm32flash(pty_bootloader.tty, "-k")
     assert unprotect.returncode == 0, unprotect.stdout + unprotect.stderr
-    assert not pty_bootloader.flash.options.read_protected and pty_bootloader.result["resets"] == 2
+    assert not pty_bootloader.flash.options.read_protected and pty_bootloader.resets(2) == 2
     assert pty_bootloader.flash.read(BASE, 256) == b"\xff" * 256  # lifting RDP erased the secret
     with stm32.open_port(pty_bootloader.tty) as port:
         stm32.flash(port, secret, BASE)
@@ -190,7 +190,7 @@ def test_write_protected_pages_refuse_erase_until_write_unprotect(client, pty_bo
     assert pty_bootloader.flash.read(BASE + 6 * 2048, 4) == b"\xff" * 4
     unprotect = stm32flash(pty_bootloader.tty, "-u")
     assert unprotect.returncode == 0, unprotect.stdout + unprotect.stderr
-    assert pty_bootloader.flash.options.write_protected == [] and pty_bootloader.result["resets"] == 2
+    assert pty_bootloader.flash.options.write_protected == [] and pty_bootloader.resets(2) == 2
     client.sync()
     client.erase([4, 5])
     assert pty_bootloader.flash.read(BASE + 5 * 2048, 4) == b"\xff" * 4
