@@ -35,7 +35,7 @@ from hil.cortexm import config as cortexm_config
 from hil.cortexm.core import Machine
 from hil.cortexm.elf import flash_bytes
 from hil.cortexm.part import PART
-from hil.firmware.flashmem import FlashMemory
+from hil.firmware.flashmem import FlashMemory, SystemMemory, unique_id
 from hil.spec.rig import Rig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -194,7 +194,7 @@ def flashing(folder: Path) -> dict:
 
             def serve():
                 try:
-                    Bootloader(device, memory, stop).serve()
+                    Bootloader(device, SystemMemory(memory, unique_id(name)), stop).serve()
                 except Stopped:
                     pass
 

@@ -1,11 +1,14 @@
 """The device side of the STM32 system bootloader (AN3155) on a serial port.
 
 Runs while the emulated MCU is held in bootloader mode (BOOT0 high at reset). It waits for the
-0x7F sync byte, then serves Get, Get Version, Get ID, Read Memory, Go, Write Memory, Erase,
-Extended Erase, Write Protect/Unprotect and Readout Protect/Unprotect against the MCU's
+0x7F sync byte, then serves Get, Get Version, Get ID, Read Memory, Go, Write Memory, the part's
+one erase command (Erase 0x43 on an F1, Extended Erase 0x44 on v3.x bootloaders; the other is
+NACKed), Write Protect/Unprotect and Readout Protect/Unprotect against the MCU's
 :class:`FlashMemory` (and a RAM array), answering ACK 0x79 or NACK 0x1F exactly where the
-application note says the silicon does. While readout protection is active, every command that
-reads, writes, erases or runs the flash is NACKed; Readout Unprotect erases all of the flash.
+application note says the silicon does. Read Memory also serves what a real part lets a host
+read beyond flash and RAM (:class:`SystemMemory`: system memory, flash size, unique id, option
+bytes). While readout protection is active, every command that reads, writes, erases or runs the
+flash is NACKed; Readout Unprotect erases all of the flash.
 The four protection commands end in a system reset (:class:`SystemReset`), as on the silicon.
 Like the silicon it has no command time-outs: it waits for bytes until told to stop.
 :meth:`serve` returns the Go address.
@@ -19,11 +22,8 @@ from collections.abc import Callable
 import serial
 
 from hil.flash import an3155 as P
-from hil.firmware.flashmem import FlashMemory, OptionBytes
+from hil.firmware.flashmem import FlashMemory, OptionBytes, SystemMemory
 
-# Get lists one erase command, as the silicon does: v3.x bootloaders offer Extended Erase.
-GET_COMMANDS = (P.GET, P.GET_VERSION, P.GET_ID, P.READ_MEMORY, P.GO, P.WRITE_MEMORY, P.EXTENDED_ERASE,
-                P.WRITE_PROTECT, P.WRITE_UNPROTECT, P.READOUT_PROTECT, P.READOUT_UNPROTECT)
 RAM_BASE = 0x2000_0000
 
 
@@ -37,11 +37,16 @@ class SystemReset(Exception):
 
 
 class Bootloader:
-    def __init__(self, port: serial.Serial, flash: FlashMemory, stop: threading.Event,
+    def __init__(self, port: serial.Serial, system: SystemMemory, stop: threading.Event,
                  log: Callable[[str], None] = lambda text: None):
         self.port = port
-        self.flash = flash
-        self.device = flash.device
+        self.system = system
+        self.flash = system.flash
+        self.device = self.flash.device
+        # Get lists the part's one erase command, as the silicon does
+        self.commands = (P.GET, P.GET_VERSION, P.GET_ID, P.READ_MEMORY, P.GO, P.WRITE_MEMORY,
+                         self.device.family.erase, P.WRITE_PROTECT, P.WRITE_UNPROTECT, P.READOUT_PROTECT,
+                         P.READOUT_UNPROTECT)
         self.ram = bytearray(self.device.ram_end - RAM_BASE)
         self.stop = stop
         self.log = log
@@ -59,7 +64,7 @@ class Bootloader:
         self.log("bootloader: synchronised")
         while True:
             code, complement = self._read(2)
-            handler = self.handlers.get(code)
+            handler = self.handlers.get(code) if code in self.commands else None
             if handler is None or complement != code ^ 0xFF or (
                     code in P.REFUSED_WHEN_PROTECTED and self.flash.options.read_protected):
                 self._send(P.NACK)
@@ -72,10 +77,10 @@ class Bootloader:
     # -- commands ------------------------------------------------------------------------------
 
     def _get(self) -> None:
-        self._send(len(GET_COMMANDS), P.BOOTLOADER_VERSION, *GET_COMMANDS, P.ACK)
+        self._send(len(self.commands), self.device.family.version, *self.commands, P.ACK)
 
     def _get_version(self) -> None:
-        self._send(P.BOOTLOADER_VERSION, 0x00, 0x00, P.ACK)
+        self._send(self.device.family.version, 0x00, 0x00, P.ACK)
 
     def _get_id(self) -> None:
         pid = self.device.pid
@@ -213,7 +218,7 @@ class Bootloader:
             return self.flash.read(address, length)
         if self.device.ram_start <= address and address + length <= self.device.ram_end:
             return bytes(self.ram[address - RAM_BASE:address - RAM_BASE + length])
-        return None
+        return self.system.read(address, length)
 
     def _store(self, address: int, data: bytes) -> bool:
         if self.flash.contains(address, len(data)):

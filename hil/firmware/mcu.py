@@ -30,9 +30,9 @@ import can
 import serial
 
 from hil.clock import now_ns
-from hil.cortexm.part import is_machine_code
+from hil.cortexm.part import PART, is_machine_code
 from hil.firmware.bootloader import Bootloader, Stopped, SystemReset
-from hil.firmware.flashmem import FlashMemory
+from hil.firmware.flashmem import FlashMemory, SystemMemory, unique_id
 from hil.firmware.image import Image, ImageError, parse
 from hil.firmware.runtime import Mcu
 from hil.firmware.uds import EcuHooks, UdsServer, isotp_params
@@ -49,7 +49,7 @@ class McuConfig:
     name: str
     flash_path: str
     work_dir: str
-    pid: int = an3155.DEFAULT_PID
+    pid: int = an3155.DEFAULT_PID  # the part it is (the rig's ``part``): memory map, bootloader
     boot0: bool = False
     console: str | None = None  # device end of the console tty
     bootloader_port: str | None = None  # device end of the AN3155 UART (may equal console)
@@ -106,6 +106,7 @@ class McuProcess:
     def __init__(self, cfg: McuConfig):
         self.cfg = cfg
         self.flash = FlashMemory(cfg.flash_path, an3155.DEVICES[cfg.pid])
+        self.system = SystemMemory(self.flash, unique_id(cfg.name))
         self.stop = threading.Event()  # power off
         self.phase = threading.Event()  # leave the current boot phase (reset, programming, power off)
         self.reason = ""
@@ -148,6 +149,10 @@ class McuProcess:
             return
         flash = self.flash.image_area()
         if is_machine_code(flash):
+            if self.flash.device != PART.device:
+                self._halt(f"boot: machine code runs on the emulated {PART.device.name} only (part "
+                           f"{PART.device.pid:#05x}); this MCU is {self.flash.device.name}; halted")
+                return
             self._run_machine()
             return
         try:
@@ -166,7 +171,7 @@ class McuProcess:
         if not shared:
             self.console.line("boot: BOOT0 high, system bootloader waiting for 0x7F")
         try:
-            address = Bootloader(port, self.flash, self.phase).serve()
+            address = Bootloader(port, self.system, self.phase).serve()
         except Stopped:
             return False
         except SystemReset:  # new option bytes: the run loop boots again

@@ -1,11 +1,26 @@
 """``stm32-uart``: flash an image through the STM32 system bootloader (AN3155) over pyserial.
 
-Sequence: sync (0x7F) → Get (which erase command the part has) → Get ID (memory map) → erase the
-pages the image covers → Write Memory in 256-byte blocks → Read Memory back and compare → Go.
+Sequence: sync (0x7F) → Get (which erase command the part has) → Get ID (the part, from hil's
+device table or the rig's ``geometry``) → Read Memory of its flash-size register (one id covers
+several sizes) → erase the pages or sectors the image covers → Write
+Memory in 256-byte blocks → Read Memory back and compare → Go.
 Every refusal becomes a :class:`FlashError` naming the step and the byte that came (or that none did).
+
+``enter: rts-dtr`` drives a real board into its bootloader on the one open of the port, with the
+usual adapter wiring: DTR → NRST and RTS → BOOT0, through the adapter's TTL outputs, which are
+active low (a line asserted, ``True`` in pyserial, is 0 V). So DTR asserted holds the part in
+reset and RTS deasserted puts BOOT0 high — the convention stm32loader uses by default. pyserial
+asserts both lines when it opens a port unless told otherwise, which would hold BOOT0 low; so the
+lines are set before the port opens (pyserial applies them as it opens; the kernel asserts both
+for the microseconds before that, while DTR holds the part in reset anyway), reset is then
+released, and after Go the part is reset again with BOOT0 low so that it boots its new flash.
 """
 
 from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
 
 import serial
 
@@ -17,14 +32,70 @@ REPLY_TIMEOUT_S = 1.0
 RDP_HINT = ("; the part refuses the command itself: its readout protection (RDP) is on. Readout "
             "Unprotect (stm32flash -k PORT) lifts it and erases the flash")
 ERASE_TIMEOUT_S = 40.0  # a real mass erase of 1 MiB takes tens of seconds
+RESET_PULSE_S = 0.05  # NRST held low this long (the part needs microseconds)
+BOOT_DELAY_S = 0.1  # from reset release until the bootloader listens (AN2606: a few ms)
 
 
-def open_port(port: str, baudrate: int = 115_200) -> serial.Serial:
-    """Open ``port`` 8E1 (8N1 on a pty, see :func:`hil.flash.an3155.open_uart`)."""
+def open_port(port: str, baudrate: int = 115_200, enter: str = "manual",
+              serial_class: type[serial.Serial] = serial.Serial) -> serial.Serial:
+    """Open ``port`` 8E1 (8N1 on a pty, see :func:`hil.flash.an3155.open_uart`), once. With
+    ``enter="rts-dtr"`` the part is held in reset with BOOT0 high as the port opens, then
+    released into its bootloader. ``serial_class`` is the pyserial class (a subclass may watch
+    the lines)."""
+    ser = serial_class()
+    ser.port, ser.baudrate, ser.timeout = port, baudrate, REPLY_TIMEOUT_S
+    ser.bytesize, ser.parity, ser.stopbits = 8, P.uart_parity(port), 1
+    if enter == "rts-dtr":
+        ser.dtr = True  # NRST low: in reset while the port opens
+        ser.rts = False  # BOOT0 high: the system bootloader at reset
     try:
-        return P.open_uart(port, baudrate, REPLY_TIMEOUT_S)
+        ser.open()
     except (serial.SerialException, OSError) as exc:
         raise FlashError(f"stm32-uart open: cannot open {port}: {exc}") from None
+    if enter == "rts-dtr":
+        time.sleep(RESET_PULSE_S)
+        try:
+            _lines(ser, ("dtr", False))  # out of reset: the part samples BOOT0 and starts its bootloader
+        except FlashError:
+            ser.close()
+            raise
+        time.sleep(BOOT_DELAY_S)
+    return ser
+
+
+def boot_flash(port: serial.Serial) -> None:
+    """``rts-dtr``: reset the part with BOOT0 low, so that it boots from flash."""
+    _lines(port, ("rts", True), ("dtr", True), ("dtr", False))
+
+
+def _lines(port: serial.Serial, *steps: tuple[str, bool]) -> None:
+    """Set modem lines in order, holding each reset assertion for :data:`RESET_PULSE_S`."""
+    for line, value in steps:
+        try:
+            setattr(port, line, value)
+        except (serial.SerialException, OSError) as exc:
+            raise FlashError(f"stm32-uart enter rts-dtr: cannot drive {line.upper()} on {port.port}: {exc} "
+                             "(the port needs modem lines; use enter: manual and set BOOT0 by hand)") from None
+        if line == "dtr" and value:
+            time.sleep(RESET_PULSE_S)
+
+
+@contextlib.contextmanager
+def session(port: str, baudrate: int = 115_200, enter: str = "manual",
+            serial_class: type[serial.Serial] = serial.Serial) -> Iterator[serial.Serial]:
+    """The port for one flashing session: opened into the bootloader as ``enter`` says, and with
+    ``rts-dtr`` left booting the flash when the session succeeded."""
+    ser = open_port(port, baudrate, enter, serial_class)
+    try:
+        yield ser
+        if enter == "rts-dtr":
+            boot_flash(ser)
+    finally:
+        ser.close()
+
+
+class Refused(FlashError):
+    """The bootloader answered NACK (it is still in step: it waits for the next command)."""
 
 
 class Stm32Bootloader:
@@ -77,6 +148,16 @@ class Stm32Bootloader:
         self._send(step + " (length)", P.with_checksum(bytes([length - 1])))
         return self._read(step, length)
 
+    def flash_size(self, device: P.Stm32Device) -> int | None:
+        """The flash size the part's flash-size register gives, in bytes (None: the family has no
+        such register, or the part refuses to read it, as with readout protection on)."""
+        if device.family.flash_size_reg is None:
+            return None
+        try:
+            return int.from_bytes(self.read_memory(device.family.flash_size_reg, 2), "little") * P.KIB
+        except Refused:
+            return None
+
     def write_memory(self, address: int, data: bytes) -> None:
         step = f"Write Memory at {address:#010x}"
         self._command(P.WRITE_MEMORY)
@@ -87,6 +168,9 @@ class Stm32Bootloader:
     def erase(self, pages: list[int] | None) -> None:
         """Erase ``pages`` (None: mass erase) with whichever erase command Get announced."""
         extended = P.EXTENDED_ERASE in self.commands
+        if not extended and pages and max(pages) > P.LEGACY_MAX_PAGE:
+            raise FlashError(f"stm32-uart Erase: page {max(pages)} cannot be named by Erase (0x43), which "
+                             f"takes pages 0..{P.LEGACY_MAX_PAGE}; this bootloader has no Extended Erase")
         self._command(P.EXTENDED_ERASE if extended else P.ERASE)
         if extended:
             body = P.MASS_ERASE.to_bytes(2, "big") if pages is None else (
@@ -115,8 +199,9 @@ class Stm32Bootloader:
         byte = self._read(step, 1, timeout)[0]
         if byte == P.ACK or (accept_nack and byte == P.NACK):
             return
-        got = f"NACK (0x1f){if_nacked}" if byte == P.NACK else f"{byte:#04x}"
-        raise FlashError(f"stm32-uart {step}: expected ACK (0x79), got {got}")
+        if byte == P.NACK:
+            raise Refused(f"stm32-uart {step}: expected ACK (0x79), got NACK (0x1f){if_nacked}")
+        raise FlashError(f"stm32-uart {step}: expected ACK (0x79), got {byte:#04x}")
 
     def _read(self, step: str, n: int, timeout: float = REPLY_TIMEOUT_S) -> bytes:
         self.port.timeout = timeout
@@ -127,20 +212,35 @@ class Stm32Bootloader:
         return data
 
 
-def flash(port: serial.Serial, image: bytes, address: int = 0x0800_0000, progress: Progress = no_progress) -> None:
+def device_for(pid: int, geometry: P.Stm32Device | None = None) -> P.Stm32Device:
+    """The part that answered Get ID with ``pid``: the rig's geometry for it, else hil's table."""
+    if geometry is not None:
+        if geometry.pid != pid:
+            raise FlashError(f"stm32-uart Get ID: the part answers product id {pid:#05x}, but the rig's "
+                             f"flash.geometry describes {geometry.pid:#05x}")
+        return geometry
+    device = P.DEVICES.get(pid)
+    if device is None:
+        raise FlashError(f"stm32-uart Get ID: product id {pid:#05x} is not in hil's device table "
+                         f"({P.known_ids()}); give the part's flash layout in the rig as flash.geometry "
+                         "(docs/deploy.md)")
+    return device
+
+
+def flash(port: serial.Serial, image: bytes, address: int = 0x0800_0000, progress: Progress = no_progress,
+          geometry: P.Stm32Device | None = None) -> None:
     """Erase, write, verify and start ``image`` at ``address`` through the bootloader on ``port``."""
     bl = Stm32Bootloader(port)
     progress("sync", 0, 1)
     bl.sync()
     progress("sync", 1, 1)
     bl.get()
-    device = P.DEVICES.get(bl.get_id())
-    if device is None:
-        raise FlashError("stm32-uart Get ID: unknown product id; known: "
-                         + ", ".join(f"{pid:#05x}" for pid in P.DEVICES))
+    device = device_for(bl.get_id(), geometry)
+    if geometry is None:  # one product id covers several flash sizes: the part's register says which
+        device = P.with_flash_size(device, bl.flash_size(device))
     if not device.flash_start <= address or address + len(image) > device.flash_end:
         raise FlashError(f"stm32-uart: {len(image)} bytes at {address:#010x} do not fit the flash of "
-                         f"{device.name} ({device.flash_start:#010x}..{device.flash_end:#010x})")
+                         f"{device.name} ({device.describe()})")
     first, last = device.page_of(address), device.page_of(address + len(image) - 1)
     pages = list(range(first, last + 1))
     progress("erase", 0, len(pages))

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import difflib
 import re
-from typing import Annotated, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Literal, Union
 
-from pydantic import Field, StrictBool, StrictInt, field_validator
+from pydantic import Field, StrictBool, StrictInt, ValidationInfo, field_validator
 
 from hil.spec.common import (KNOWN_HOSTS, SPEC_FILE, SSH_KEY, Arg, CanId, Duration, JsonObject, Line, Name,
                              PositiveDuration, Spec, SpecPath, Text)
 from hil.spec.faults import Fault, fault_problems
+
+if TYPE_CHECKING:
+    from hil.flash.an3155 import Stm32Device
 
 Loc = tuple[str | int, ...]
 Problem = tuple[Loc, str]
@@ -21,6 +24,7 @@ USER_RE = r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$"
 FLASH_FIELDS = ("image", "target", "port", "baudrate")  # what a command flasher's argv may name
 KEY_MODULE_RE = r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*"
 DATA_BITRATES = (10_000, 12_000_000)
+MAX_PAGES = 0xFFF0  # Extended Erase: page numbers from 0xFFF0 up are special codes
 
 
 class CanBus(Spec):
@@ -113,6 +117,48 @@ class SshReach(Spec):
 Reach = Annotated[Union[LocalReach, SshReach], Field(discriminator="via")]
 
 
+class FlashRun(Spec):
+    """``count`` erase units (pages or sectors) of ``size`` bytes, one after the other."""
+
+    count: StrictInt = Field(ge=1, le=65_536)
+    size: StrictInt = Field(ge=128, le=1 << 24, description="bytes, a power of two (128 B .. 16 MiB)")
+
+    @field_validator("size")
+    @classmethod
+    def _power_of_two(cls, value: int) -> int:
+        if value & (value - 1):
+            raise ValueError(f"expected a power of two such as 2048 or 131072, got {value}")
+        return value
+
+
+class FlashGeometry(Spec):
+    """The flash of a part hil's device table lacks (or describes differently): its product id as
+    Get ID answers it, where its flash starts and its erase units in address order."""
+
+    pid: StrictInt = Field(ge=0, le=0xFFFF, description="the product id the bootloader's Get ID returns")
+    flash_start: StrictInt = Field(0x0800_0000, ge=0, le=0xFFFF_FFFF)
+    layout: list[FlashRun] = Field(min_length=1, max_length=64,
+                                   description="runs of equal pages or sectors, in address order")
+
+    @field_validator("layout")
+    @classmethod
+    def _addressable(cls, runs: list[FlashRun], info: ValidationInfo) -> list[FlashRun]:
+        pages, size = sum(r.count for r in runs), sum(r.count * r.size for r in runs)
+        if pages > MAX_PAGES:
+            raise ValueError(f"expected at most {MAX_PAGES} pages (Extended Erase numbers them in 16 bits), "
+                             f"got {pages}")
+        end = info.data.get("flash_start", 0) + size
+        if end > 1 << 32:
+            raise ValueError(f"expected a flash inside the 32-bit address space, but it would end at {end:#x}")
+        return runs
+
+    def device(self) -> Stm32Device:
+        """The part as the AN3155 client sees it."""
+        from hil.flash.an3155 import from_geometry
+
+        return from_geometry(self.pid, self.flash_start, tuple((run.count, run.size) for run in self.layout))
+
+
 class Stm32UartFlash(Spec):
     """ST AN3155 UART bootloader on a serial bus."""
 
@@ -120,6 +166,7 @@ class Stm32UartFlash(Spec):
     bus: Name
     address: StrictInt = Field(0x0800_0000, ge=0, le=0xFFFF_FFFF)
     enter: Literal["emulated", "rts-dtr", "manual"] = "emulated"
+    geometry: FlashGeometry | None = Field(None, description="the flash layout of a part hil's device table lacks")
 
 
 class UdsFlash(Spec):
@@ -185,6 +232,8 @@ class McuTarget(Spec):
 
     kind: Literal["mcu"]
     emulated: StrictBool = False
+    part: StrictInt | None = Field(None, description="emulated: the STM32 part it is, by product id (default "
+                                                       "0x414, an STM32F103 high-density)")
     buses: list[Name] = Field(default_factory=list)
     console: Name | None = None
     power: Name | None = None
@@ -240,6 +289,8 @@ class Rig(Spec):
             out.append(((*loc, "power"), self._unknown("power switch", t.power, "power")))
         if isinstance(t, McuTarget) and t.flash is not None:
             out += self._flash_problems(loc + ("flash",), t.flash)
+        if isinstance(t, McuTarget):
+            out += _part_problems(loc, t)
         return out
 
     def _flash_problems(self, loc: Loc, flash: Stm32UartFlash | UdsFlash | CommandFlash) -> list[Problem]:
@@ -271,6 +322,28 @@ class Rig(Spec):
     def _unknown(self, what: str, name: str, section: str = "buses") -> str:
         known = ", ".join(sorted(getattr(self, section))) or "none"
         return f"unknown {what} {name!r}; the rig has: {known}"
+
+
+def _part_problems(loc: Loc, t: McuTarget) -> list[Problem]:
+    """An emulated MCU is a part hil emulates; a real one says what it is (Get ID). The image's
+    address lies inside the rig's geometry."""
+    from hil.flash.an3155 import DEVICES, EMULATED, known_ids
+
+    out: list[Problem] = []
+    if t.part is not None and not t.emulated:
+        out.append(((*loc, "part"), "'part' chooses what an emulated MCU is; a real MCU tells its product id "
+                                    "itself (give flash.geometry for a part hil's table lacks)"))
+    elif t.part is not None and t.part not in EMULATED:
+        name = f" ({DEVICES[t.part].name})" if t.part in DEVICES else ""
+        out.append(((*loc, "part"), f"hil does not emulate part {t.part:#05x}{name}; it emulates: "
+                                    f"{known_ids(EMULATED)}"))
+    flash = t.flash
+    if isinstance(flash, Stm32UartFlash) and flash.geometry is not None:
+        device = flash.geometry.device()
+        if not device.flash_start <= flash.address < device.flash_end:
+            out.append(((*loc, "flash", "address"), f"address {flash.address:#010x} is outside the geometry's "
+                        f"flash ({device.describe()})"))
+    return out
 
 
 def _bus_problems(loc: Loc, bus: CanBus | SerialBus) -> list[Problem]:

@@ -148,14 +148,16 @@ class _McuTarget(Target):
         finally:
             bus.shutdown()
 
-    def _flash_stm32(self) -> None:
+    def _flash_stm32(self, enter: str = "manual") -> None:
+        """AN3155 on one open of the flash bus (``enter="rts-dtr"`` drives the boot lines on it; an
+        emulated MCU's BOOT0 is the driver's, whatever the rig's ``enter``)."""
         from hil.flash import stm32
 
-        port = stm32.open_port(self.buses.serial_port(self.spec.flash.bus, side="host"))
-        try:
-            stm32.flash(port, self.image.to_bytes(), self.spec.flash.address, progress=self.progress)
-        finally:
-            port.close()
+        flash = self.spec.flash
+        geometry = flash.geometry.device() if flash.geometry is not None else None
+        with stm32.session(self.buses.serial_port(flash.bus, side="host"), self.rig.buses[flash.bus].baudrate,
+                           enter) as port:
+            stm32.flash(port, self.image.to_bytes(), flash.address, progress=self.progress, geometry=geometry)
 
     def _flash_command(self, image_path: Path) -> None:
         from hil.flash import command
@@ -185,6 +187,7 @@ class EmulatedMcuTarget(_McuTarget):
     def __init__(self, name: str, spec: McuTarget, **kw: Any):
         super().__init__(name, spec, **kw)
         self.flash_path = self.dir / "flash.bin"
+        self.device = an3155.DEVICES[spec.part or an3155.DEFAULT_PID]
         self.proc: Child | None = None
         self._pumps: list[threading.Thread] = []
         self._states: list[dict] = []
@@ -201,7 +204,7 @@ class EmulatedMcuTarget(_McuTarget):
             self.capture_console(self.buses, self.spec.console)
         flash = self.spec.flash
         if flash is None:  # no flashing protocol: programmed directly, as a debug probe would
-            memory = FlashMemory(self.flash_path, an3155.DEVICES[an3155.DEFAULT_PID])
+            memory = FlashMemory(self.flash_path, self.device)
             try:
                 memory.mass_erase()
                 memory.program(memory.device.flash_start, self.image.to_bytes())
@@ -290,6 +293,7 @@ class EmulatedMcuTarget(_McuTarget):
             bootloader_port = self.buses.serial_port(spec.flash.bus, side="device")
         console = self.buses.serial_port(spec.console, side="device") if spec.console else None
         return McuConfig(name=self.name, flash_path=str(self.flash_path), work_dir=str(self.dir), boot0=boot0,
+                         pid=self.device.pid,
                          console=console, bootloader_port=bootloader_port,
                          can={b: self.buses.can_config(b) for b in dict.fromkeys(can_buses)},
                          uds=uds, config=dict(self.comp.config), elf=str(self.elf) if self.elf else None)
@@ -387,27 +391,10 @@ class RealMcuTarget(_McuTarget):
 
     def _flash_stm32(self) -> None:
         """Into the bootloader as the rig says (RTS/DTR or by hand), then the AN3155 client."""
-        flash = self.spec.flash
-        if flash.enter == "rts-dtr":
-            self._boot_pins(bootloader=True)
-        elif flash.enter == "emulated":
+        if self.spec.flash.enter == "emulated":
             raise FlashError(f"stm32-uart on target {self.name!r}: enter 'emulated' needs an emulated MCU; "
                              "use 'rts-dtr' or 'manual' for a real one")
-        super()._flash_stm32()
-        if flash.enter == "rts-dtr":
-            self._boot_pins(bootloader=False)
-
-    def _boot_pins(self, bootloader: bool) -> None:
-        """The usual adapter wiring: RTS drives BOOT0, DTR drives NRST (both active low on the wire)."""
-        port = self.buses.open_serial(self.spec.flash.bus, side="host")
-        try:
-            port.rts = not bootloader  # RTS asserted (low) = BOOT0 high
-            port.dtr = True  # reset asserted
-            time.sleep(0.05)
-            port.dtr = False
-            time.sleep(0.1)
-        finally:
-            port.close()
+        super()._flash_stm32(self.spec.flash.enter)
 
     def _start(self) -> None:
         self._arm({})

@@ -1,18 +1,26 @@
-"""An AN3155 bootloader served on the master end of a real pty; tools open the slave tty path."""
+"""The emulated AN3155 bootloader for flashing tools: in a thread on the master end of a real pty
+(``pty_bootloader``), or the emulated MCU process itself on an emulated serial link
+(``emulated_part``); tools open the tty path. Both are the part the ``part`` fixture names."""
 
 from __future__ import annotations
 
+import json
 import os
 import select
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
 
 import pytest
 
+from hil.buses import RigBuses
 from hil.firmware.bootloader import Bootloader, Stopped, SystemReset
-from hil.firmware.flashmem import FlashMemory
+from hil.firmware.flashmem import FlashMemory, SystemMemory, unique_id
+from hil.firmware.mcu import McuConfig
 from hil.flash import an3155
+from hil.lifecycle.children import Child, python_argv, spawn
+from hil.spec.rig import Rig
 
 
 class MasterPort:
@@ -30,6 +38,9 @@ class MasterPort:
         os.write(self.fd, data)
 
 
+UID = bytes(range(0x30, 0x3C))
+
+
 @dataclass
 class PtyBootloader:
     tty: str
@@ -39,11 +50,11 @@ class PtyBootloader:
     log: list[str] = field(default_factory=list)
     thread: threading.Thread | None = None
 
-    def resets(self, expected: int, timeout_s: float = 10.0) -> int:
-        """The part's reset count once it reaches ``expected`` (the serving thread counts a reset
-        just after the ACK the client already saw), or as it stands after ``timeout_s``."""
-        deadline = time.monotonic() + timeout_s
-        while self.result.get("resets", 0) < expected and time.monotonic() < deadline:
+    def resets(self, n: int) -> int:
+        """The system resets so far, once there are ``n`` (or 10 s passed): the part ACKs a
+        protection command before it resets, so a tool may return before the reset is counted."""
+        deadline = time.monotonic() + 10
+        while self.result.get("resets", 0) < n and time.monotonic() < deadline:
             time.sleep(0.01)
         return self.result.get("resets", 0)
 
@@ -54,9 +65,16 @@ class PtyBootloader:
 
 
 @pytest.fixture
-def pty_bootloader(tmp_path):
+def part():
+    """The part the bootloader is (tests override it with a parametrize on ``part``)."""
+    return an3155.DEFAULT_PID
+
+
+@pytest.fixture
+def pty_bootloader(tmp_path, part):
     master, slave = os.openpty()
-    flash = FlashMemory(tmp_path / "flash.bin", an3155.DEVICES[an3155.DEFAULT_PID])
+    flash = FlashMemory(tmp_path / "flash.bin", an3155.DEVICES[part])
+    system = SystemMemory(flash, UID)
     stop = threading.Event()
     port = MasterPort(master)
     rig = PtyBootloader(os.ttyname(slave), flash, port)
@@ -64,7 +82,7 @@ def pty_bootloader(tmp_path):
     def serve():  # BOOT0 stays high: a system reset comes back into the bootloader
         while True:
             try:
-                rig.result["go"] = Bootloader(port, flash, stop, rig.log.append).serve()
+                rig.result["go"] = Bootloader(port, system, stop, rig.log.append).serve()
                 return
             except SystemReset:
                 rig.result["resets"] = rig.result.get("resets", 0) + 1
@@ -79,3 +97,40 @@ def pty_bootloader(tmp_path):
     rig.thread.join(5)
     os.close(master)
     os.close(slave)
+
+
+@dataclass
+class EmulatedPart:
+    tty: str  # the host end of the MCU's UART (bus "uart" of ``buses``)
+    flash: FlashMemory
+    uid: bytes
+    child: Child
+    buses: RigBuses
+
+
+@pytest.fixture
+def emulated_part(tmp_path, part):
+    """``python -m hil.firmware`` as ``part``, held in its bootloader (BOOT0 high) on an emulated
+    serial link, as the emulated MCU target starts it for flashing."""
+    rig = Rig.model_validate({"name": "parts", "buses": {"uart": {"kind": "serial", "emulated": True,
+                                                                  "pace": False}}})
+    with RigBuses(rig, tmp_path / "run") as buses:
+        cfg = McuConfig(name="mcu", flash_path=str(tmp_path / "flash.bin"), work_dir=str(tmp_path), pid=part,
+                        boot0=True, bootloader_port=buses.serial_port("uart", side="device"))
+        (tmp_path / "mcu.json").write_text(cfg.to_json())
+        child = spawn(python_argv("hil.firmware", str(tmp_path / "mcu.json")), what="emulated MCU", leash=True,
+                      cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                      bufsize=0)  # unbuffered: a line read never takes the next ones from select's sight
+        try:
+            deadline = time.monotonic() + 60  # bounded wait for start-up, not a timing assertion
+            state = None
+            while state != "stm32-bootloader":
+                assert time.monotonic() < deadline, "the emulated MCU did not reach its bootloader within 60 s"
+                if select.select([child.proc.stdout], [], [], 1)[0]:
+                    line = child.proc.stdout.readline()
+                    assert line, f"the emulated MCU {child.ended()}"
+                    state = json.loads(line).get("state")
+            yield EmulatedPart(buses.serial_port("uart"), FlashMemory(cfg.flash_path, an3155.DEVICES[part]),
+                               unique_id("mcu"), child, buses)
+        finally:
+            child.stop(5)

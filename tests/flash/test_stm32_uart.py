@@ -33,13 +33,13 @@ def test_flash_writes_verifies_and_goes(pty_bootloader):
     assert pty_bootloader.served() == {"go": BASE}
 
 
-def test_get_commands_version_and_id(client):
+@pytest.mark.parametrize("part, version, erase", [(0x414, 0x22, P.ERASE), (0x413, 0x31, P.EXTENDED_ERASE)])
+def test_get_commands_version_and_id_as_the_part_has_them(client, part, version, erase):
     client.sync()
-    version, commands = client.get()
-    assert version == P.BOOTLOADER_VERSION
-    assert P.EXTENDED_ERASE in commands and P.ERASE not in commands
-    assert client.get_version() == 0x31
-    assert client.get_id() == 0x414
+    assert client.get() == (version, (P.GET, P.GET_VERSION, P.GET_ID, P.READ_MEMORY, P.GO, P.WRITE_MEMORY, erase,
+                                      P.WRITE_PROTECT, P.WRITE_UNPROTECT, P.READOUT_PROTECT, P.READOUT_UNPROTECT))
+    assert client.get_version() == version
+    assert client.get_id() == part
 
 
 def test_second_sync_is_answered_with_nack_like_silicon(client, pty_bootloader):
@@ -90,16 +90,17 @@ def test_writing_unerased_flash_only_clears_bits_and_verify_catches_it(client, p
     assert client.read_memory(BASE, 4) == b"\xff" * 4
 
 
-def test_legacy_erase_command_and_page_range(client, pty_bootloader):
+def test_f1_erases_with_erase_0x43_and_nacks_extended_erase(client, pty_bootloader):
     client.sync()
     client.get()
     client.write_memory(BASE + 2048, b"\x00" * 4)
-    client.commands = (P.ERASE,)  # drive the 0x43 form, as for a v2.x part
-    client.erase([1])
+    client.erase([1])  # the v2.2 bootloader's Erase (0x43): one byte per page
     assert pty_bootloader.flash.read(BASE + 2048, 4) == b"\xff" * 4
-    client.commands = (P.EXTENDED_ERASE,)
-    with pytest.raises(FlashError, match="Erase: expected ACK"):
-        client.erase([300])  # the part has 256 pages
+    with pytest.raises(FlashError, match=r"page 300 cannot be named by Erase \(0x43\), which takes pages 0\.\.255"):
+        client.erase([300])
+    client.commands = (P.EXTENDED_ERASE,)  # as if Get had offered it: the F1 refuses the command
+    with pytest.raises(FlashError, match=r"stm32-uart Extended Erase: expected ACK \(0x79\), got NACK"):
+        client.erase([1])
 
 
 def test_go_outside_flash_is_refused(client, pty_bootloader):
@@ -154,7 +155,7 @@ def test_readout_protection_refuses_access_until_unprotect_erases_the_flash(clie
     read = stm32flash(pty_bootloader.tty, "-r", str(tmp_path / "out.bin"), "-S", f"{BASE:#x}:256")
     assert read.returncode != 0 and "Failed to read memory" in read.stderr + read.stdout
     with stm32.open_port(pty_bootloader.tty) as port, pytest.raises(
-            FlashError, match=r"stm32-uart Extended Erase: expected ACK \(0x79\), got NACK \(0x1f\); the part "
+            FlashError, match=r"stm32-uart Erase: expected ACK \(0x79\), got NACK \(0x1f\); the part "
                               r"refuses the command itself: its readout protection \(RDP\) is on"):
         stm32.flash(port, secret, BASE)
     assert pty_bootloader.flash.read(BASE, 256) == secret  # kept, but unreadable
