@@ -105,6 +105,9 @@ def test_recording_is_readable_after_sigkill_up_to_the_last_flush(tmp_path):
         assert proc.stdout.readline().strip() == "flushed-soon"
         while path.stat().st_size < 20_000:  # wait until a few chunks are on disk
             time.sleep(0.05)
+        first = path.stat().st_size  # and one flush more: the chunk that size was part of is whole
+        while path.stat().st_size == first:  # (a busy host may have seen it half written)
+            time.sleep(0.05)
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.kill()
