@@ -6,7 +6,7 @@ import difflib
 import re
 from typing import Annotated, Literal, Union
 
-from pydantic import Field, StrictBool, StrictInt, field_validator
+from pydantic import Field, StrictBool, StrictFloat, StrictInt, field_validator
 
 from hil.spec.common import (KNOWN_HOSTS, SPEC_FILE, SSH_KEY, Arg, CanId, Duration, JsonObject, Line, Name,
                              PositiveDuration, Spec, SpecPath, Text)
@@ -23,8 +23,25 @@ KEY_MODULE_RE = r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*"
 DATA_BITRATES = (10_000, 12_000_000)
 
 
+SLCAN_BITRATES = {10_000: "S0", 20_000: "S1", 50_000: "S2", 100_000: "S3", 125_000: "S4", 250_000: "S5",
+                  500_000: "S6", 750_000: "S7", 1_000_000: "S8"}  # LAWICEL's bitrate commands
+ADAPTERS = ("slcan", "socketcand")  # interfaces hil can emulate as a USB-CAN adapter / server
+LOOPBACK = ("127.0.0.1", "localhost")
+
+
+class EmulatedAdapter(Spec):
+    """What makes the emulated USB-CAN adapter of an ``emulated`` bus with an ``interface`` hard,
+    like the real one: its oscillator's drift and its USB-style batched delivery."""
+
+    drift_ppm: StrictFloat | StrictInt = Field(0, ge=-1000, le=1000, description="the adapter clock's drift")
+    batch: Duration = Field(1_000_000, le=100_000_000, description="frames reach the host in batches this "
+                                                                    "long apart (a USB frame: 1 ms)")
+
+
 class CanBus(Spec):
-    """A CAN or CAN FD bus: a python-can interface + channel, or emulated by simbus."""
+    """A CAN or CAN FD bus: a python-can interface + channel, or emulated by simbus — reached by the
+    controller directly (``simcan``) or, with ``interface`` and ``channel``, through an emulated
+    adapter (``slcan``, ``socketcand``) exactly as a lab reaches the real one."""
 
     kind: Literal["can"]
     emulated: StrictBool = False
@@ -36,6 +53,7 @@ class CanBus(Spec):
     wire_model: StrictBool = Field(True, description="emulated: model frame duration and arbitration")
     faults: list[Fault] = Field(default_factory=list, description="emulated: faults always armed")
     options: JsonObject = Field(default_factory=dict, description="extra python-can Bus kwargs")
+    adapter: EmulatedAdapter | None = Field(None, description="emulated adapter: drift and batching")
     record: StrictBool = True
 
     @field_validator("bitrate")
@@ -280,7 +298,13 @@ def _bus_problems(loc: Loc, bus: CanBus | SerialBus) -> list[Problem]:
             out.append((loc, "expected exactly one of 'port' or 'emulated: true'"))
         return out
     if bus.emulated and (bus.interface or bus.channel is not None):
-        out.append((loc + ("interface",), "an emulated bus takes no 'interface' or 'channel'"))
+        out += _adapter_problems(loc, bus)
+    elif bus.adapter is not None:
+        out.append((loc + ("adapter",), "'adapter' describes an emulated adapter: it needs 'emulated: true' "
+                                        f"and an 'interface' ({' or '.join(ADAPTERS)})"))
+    if bus.interface == "slcan" and bus.bitrate not in SLCAN_BITRATES:
+        out.append((loc + ("bitrate",), f"an SLCAN adapter knows the bitrates {', '.join(map(str, SLCAN_BITRATES))} "
+                                        f"(S0–S8), got {bus.bitrate}"))
     out += [((*loc, "faults", *at), msg) for at, msg in fault_problems(bus.faults, bus.fd)]
     if not bus.emulated:
         if not bus.interface:
@@ -297,6 +321,26 @@ def _bus_problems(loc: Loc, bus: CanBus | SerialBus) -> list[Problem]:
         elif not max(lo, bus.bitrate) <= bus.data_bitrate <= hi:
             out.append((loc + ("data_bitrate",),
                         f"expected a data bitrate in {max(lo, bus.bitrate)}..{hi} bit/s, got {bus.data_bitrate}"))
+    return out
+
+
+def _adapter_problems(loc: Loc, bus: CanBus) -> list[Problem]:
+    """An emulated bus reached through an emulated adapter: an interface hil emulates, a channel,
+    and for socketcand a server on loopback only."""
+    if bus.interface not in ADAPTERS:
+        return [(loc + ("interface",), f"an emulated bus is reached through simcan, or an emulated adapter: "
+                                       f"expected interface {' or '.join(ADAPTERS)}, got {bus.interface!r}")]
+    if bus.channel is None or bus.channel == "":
+        what = "a device path" if bus.interface == "slcan" else "the CAN interface name the server serves"
+        return [(loc, f"an emulated {bus.interface} adapter needs a 'channel': {what}")]
+    out: list[Problem] = []
+    if bus.interface == "socketcand":
+        host, port = bus.options.get("host", LOOPBACK[0]), bus.options.get("port", 0)
+        if host not in LOOPBACK:
+            out.append((loc + ("options", "host"), f"an emulated socketcand server listens on 127.0.0.1 only, "
+                                                   f"got {host!r}"))
+        if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
+            out.append((loc + ("options", "port"), f"expected a TCP port 0..65535 (0: any free one), got {port!r}"))
     return out
 
 
