@@ -57,13 +57,18 @@ class AdapterClock:
     times are late by the floor (the smallest delay of any frame), which the bound does not hold.
     """
 
-    def __init__(self, resolution_s: float = 1e-6, period_s: float | None = None):
+    def __init__(self, resolution_s: float = 1e-6, period_s: float | None = None, stamped_late_s: float = 0.0,
+                 note: str = ""):
+        """``stamped_late_s``: how late the stamps themselves may be by construction (a driver that
+        stamps on arrival, after USB batching), added to the bound; ``note`` says why."""
         self.resolution_ns = max(1, from_seconds(resolution_s))
         self.period_ns = None if period_s is None else from_seconds(period_s)
+        self.stamped_late_ns = from_seconds(stamped_late_s)
         self.method = (f"lower-envelope fit: run clock = adapter time + offset + drift × adapter time, fitted "
                        f"to the least delay per {WINDOW_NS / 1e9:g} s window over the last {WINDOWS} windows; "
                        f"resolution {self.resolution_ns / 1e3:g} µs"
-                       + (f", wraps every {self.period_ns / 1e9:g} s" if self.period_ns else ""))
+                       + (f", wraps every {self.period_ns / 1e9:g} s" if self.period_ns else "")
+                       + (f"; {note}" if note else ""))
         self.frames = 0
         self._origin: int | None = None  # first unwrapped adapter time (ns): the fit's x origin
         self._last_raw: int | None = None
@@ -100,9 +105,10 @@ class AdapterClock:
     def error_bound_ns(self) -> int:
         """How far a mapped time may be from the adapter's own time of the frame (see the class)."""
         if self._line is None:  # the running minimum: drift is not corrected, at most MAX_DRIFT
-            return round(self.resolution_ns / 2 + MAX_DRIFT * self._last_x)
+            return round(self.stamped_late_ns + self.resolution_ns / 2 + MAX_DRIFT * self._last_x)
         # frames mapped before the first fit were off by the drift over the first two windows
-        return round(self.resolution_ns / 2 + self._spread_ns + abs(self._line[1]) * 2 * WINDOW_NS)
+        return round(self.stamped_late_ns + self.resolution_ns / 2 + self._spread_ns
+                     + abs(self._line[1]) * 2 * WINDOW_NS)
 
     def summary(self) -> dict[str, object]:
         """JSON-ready: method, error bound (ns), fitted drift (ppm), resolution, wrap period, frames."""
