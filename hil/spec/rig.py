@@ -34,8 +34,15 @@ class EmulatedAdapter(Spec):
     like the real one: its oscillator's drift and its USB-style batched delivery."""
 
     drift_ppm: StrictFloat | StrictInt = Field(0, ge=-1000, le=1000, description="the adapter clock's drift")
-    batch: Duration = Field(1_000_000, le=100_000_000, description="frames reach the host in batches this "
-                                                                    "long apart (a USB frame: 1 ms)")
+    batch: Duration = Field(1_000_000, description="frames reach the host in batches this long apart "
+                                                   "(a USB frame: 1 ms; 0: each at once)")
+
+    @field_validator("batch")
+    @classmethod
+    def _batch(cls, value: int) -> int:
+        if value > 100_000_000:
+            raise ValueError(f"expected a batch interval of at most 100ms, got {value / 1e6:g}ms")
+        return value
 
 
 class CanBus(Spec):
@@ -328,8 +335,9 @@ def _adapter_problems(loc: Loc, bus: CanBus) -> list[Problem]:
     """An emulated bus reached through an emulated adapter: an interface hil emulates, a channel,
     and for socketcand a server on loopback only."""
     if bus.interface not in ADAPTERS:
-        return [(loc + ("interface",), f"an emulated bus is reached through simcan, or an emulated adapter: "
-                                       f"expected interface {' or '.join(ADAPTERS)}, got {bus.interface!r}")]
+        return [(loc + ("interface",), f"an emulated bus takes no 'interface' (it is reached through simcan) "
+                                       f"unless through an emulated adapter: {' or '.join(ADAPTERS)}; "
+                                       f"got {bus.interface!r}")]
     if bus.channel is None or bus.channel == "":
         what = "a device path" if bus.interface == "slcan" else "the CAN interface name the server serves"
         return [(loc, f"an emulated {bus.interface} adapter needs a 'channel': {what}")]
