@@ -134,3 +134,48 @@ def test_replay_onto_an_adapter_without_own_echo_is_measured_by_a_witness(tmp_pa
     assert report["frames_unmeasured"] == 0 and report["unseen"] == {}
     assert report["host"]["lateness"]["chassis"].startswith("simbus witness: socketcand gives no own echo")
     assert report["frames_early"] == 0
+
+
+def test_the_adapter_clock_follows_an_emulated_socketcand_server_that_drifts(tmp_path):
+    """The clock goal end to end, shorter: a server 1000 ppm fast, four seconds of frames through
+    python-can's socketcand driver; the fit finds the drift and maps every frame after its send."""
+    from hil.clock import AdapterClock
+
+    with RigBuses(rig("socketcand", drift_ppm=1000, batch="1ms"), tmp_path) as buses:
+        host = buses.open_can("chassis")
+        node = can.Bus(**buses.can_config("chassis", side="device"))
+        clock = AdapterClock()
+        sent, mapped = [], []
+        try:
+            for i in range(400):
+                sent.append(time.monotonic_ns())
+                node.send(can.Message(arbitration_id=0x100, data=i.to_bytes(2, "big"), is_extended_id=False))
+                got = host.recv(5)
+                mapped.append(clock.to_run_clock(got.timestamp, time.monotonic_ns()))
+                time.sleep(max(0.0, (sent[0] + (i + 1) * 10_000_000 - time.monotonic_ns()) / 1e9))
+        finally:
+            host.shutdown()
+            node.shutdown()
+    assert clock.summary()["fitted"] and -1500 < clock.drift_ppm < -500  # the run clock is slow against it
+    late = sorted(m - s for m, s in zip(mapped, sent))
+    assert late[0] > -clock.error_bound_ns() and late[len(late) // 2] < 5_000_000  # after the send, not long after
+
+
+def test_can_fd_frames_cross_the_slcan_adapter_both_ways(tmp_path):
+    fd_rig = Rig.model_validate({"name": "sim", "buses": {"chassis": {
+        "kind": "can", "emulated": True, "interface": "slcan", "channel": "ttyACM0", "bitrate": 500000, "fd": True,
+        "data_bitrate": 2000000, "options": {"sleep_after_open": 0}}}})
+    with RigBuses(fd_rig, tmp_path) as buses:
+        host = buses.open_can("chassis")
+        node = can.Bus(**buses.can_config("chassis", side="device"))
+        try:
+            host.send(can.Message(arbitration_id=0x123, data=bytes(range(12)), is_fd=True, is_extended_id=False))
+            got = node.recv(5)
+            assert (got.is_fd, got.bitrate_switch, bytes(got.data)) == (True, False, bytes(range(12)))
+            node.send(can.Message(arbitration_id=0x1ABCDEF, data=bytes(64), is_fd=True, bitrate_switch=True))
+            got = host.recv(5)
+            assert (got.arbitration_id, got.is_extended_id, got.is_fd, got.bitrate_switch, len(got.data)) == (
+                0x1ABCDEF, True, True, True, 64)
+        finally:
+            host.shutdown()
+            node.shutdown()
