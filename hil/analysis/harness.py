@@ -49,10 +49,13 @@ class Harness:
 
     def bound(self, from_bus: str, to_bus: str) -> dict[str, Any]:
         """The harness error that can enter a latency from ``from_bus`` to ``to_bus``: plus the
-        error bound of each end's adapter clock, where its times are an adapter's."""
+        error bound of each end's adapter clock, where its times are an adapter's — and when the
+        response's bus is an emulated adapter's, its ``delivery`` too (the adapter stamps a frame
+        when its node is handed it)."""
         clocks = [{"p99_ns": c["error_bound_ns"], "max_ns": c["error_bound_ns"], "parts": [f"adapter clock of {bus}"]}
                   for bus in dict.fromkeys((from_bus, to_bus)) if (c := self.clocks.get(bus))]
-        return combine([_part(self.buses, "delivery", from_bus), _part(self.buses, "send", to_bus), *clocks])
+        stamped = [_part(self.buses, "delivery", to_bus)] if to_bus in self.clocks and to_bus in self.buses else []
+        return combine([_part(self.buses, "delivery", from_bus), _part(self.buses, "send", to_bus), *stamped, *clocks])
 
     def message(self) -> str:
         """The bench's error message: what broke the budget, and the host's load as corroboration."""
