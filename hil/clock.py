@@ -46,15 +46,16 @@ class AdapterClock:
     Its lower envelope is therefore the offset line: per window of :data:`WINDOW_NS` the minimum is
     kept, and the line under the last :data:`WINDOWS` minima that lies closest to them (an edge of
     their lower convex hull) is the offset and drift; windows where every frame came late lie above
-    it and do not pull it up. A frame maps to ``adapter time + line(adapter time) + resolution / 2`` (the middle of
-    its timestamp tick). Until two windows are complete the running minimum is used. Timestamps
-    that wrap (``period_s``, e.g. 60 s for SLCAN's ``Z1``) are unwrapped against the arrival time,
-    so even a silence longer than the period is no lost lap.
+    it and do not pull it up. A frame maps to ``adapter time + line(adapter time) + resolution / 2``
+    (the middle of its timestamp tick). Until two windows are complete the running minimum is used.
+    Timestamps that wrap (``period_s``, e.g. 60 s for SLCAN's ``Z1``) are unwrapped against the
+    arrival time, so even a silence longer than the period is no lost lap.
 
     Error bound (:meth:`error_bound_ns`): half the resolution, plus how far the median window's
-    least delay lies above the line (the envelope is a line only within that), plus the drift over the first two
-    windows (frames mapped before the first fit). The transport floor itself cannot be seen from arrival times: mapped
-    times are late by the floor (the smallest delay of any frame), which the bound does not hold.
+    least delay lies above the line (the envelope is a line only within that), plus the drift over
+    the first two windows (frames mapped before the first fit). The transport floor itself cannot
+    be seen from arrival times: mapped times are late by the floor (the smallest delay of any
+    frame), which the bound does not hold.
     """
 
     def __init__(self, resolution_s: float = 1e-6, period_s: float | None = None, stamped_late_s: float = 0.0,

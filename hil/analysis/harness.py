@@ -135,7 +135,8 @@ def replay_breaches(figures: Mapping[str, Any], budget: HarnessBudget) -> list[s
     if figures["early"]:
         out.append(f"{figures['early']} replay frame(s) went out before their time")
     if figures["unseen"]:
-        ids = "; ".join(f"{bus}: {', '.join(hex(i) for i in got)}" for bus, got in figures.get("unseen_ids", {}).items())
+        ids = "; ".join(f"{bus}: {', '.join(hex(i) for i in got)}"
+                        for bus, got in figures.get("unseen_ids", {}).items())
         out.append(f"{figures['unseen']} of {figures['sent']} replay frame(s) sent were never seen on the bus, "
                    "so when they went out is unknown" + (f" (ids {ids})" if ids else ""))
     return out + _over("replay lateness", (figures["p50_ns"], figures["p99_ns"], figures["max_ns"]), budget)

@@ -46,9 +46,9 @@ class RigBuses:
         try:
             for name, bus in self.rig.buses.items():
                 if isinstance(bus, CanBus) and bus.emulated and bus.interface:
-                    self._adapters[name] = BrokerProcess(
-                        self._adapter_config(name, bus), module="hil.buses.adapters",
-                        what=f"the emulated {bus.interface} adapter of bus {name!r}", name=f"adapter-{name}").__enter__()
+                    what = f"the emulated {bus.interface} adapter of bus {name!r}"
+                    self._adapters[name] = BrokerProcess(self._adapter_config(name, bus), module="hil.buses.adapters",
+                                                         what=what, name=f"adapter-{name}").__enter__()
         except BaseException:
             self.__exit__(None, None, None)
             raise

@@ -362,7 +362,8 @@ class SocketcandClient:
             time.sleep(FRAMES_AFTER_OK_S)
         stamp = self.clock.ns(now_ns) // 1000
         ident = f"{msg.arbitration_id:08X}" if msg.is_extended_id else f"{msg.arbitration_id:03X}"
-        return f"< frame {ident} {stamp // 1_000_000}.{stamp % 1_000_000:06d} {bytes(msg.data).hex().upper()} >".encode()
+        data = bytes(msg.data).hex().upper()
+        return f"< frame {ident} {stamp // 1_000_000}.{stamp % 1_000_000:06d} {data} >".encode()
 
     def close(self) -> None:
         self.stop.set()
