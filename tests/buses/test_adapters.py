@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -124,16 +125,21 @@ def test_replay_onto_an_adapter_without_own_echo_is_measured_by_a_witness(tmp_pa
         " bitrate: 500000, options: {host: 127.0.0.1}}\n")
     (tmp_path / "drive.log").write_text("".join(f"({i / 200:.6f}) can0 {0x100 + i % 3:03X}#{i:02X}\n"
                                                 for i in range(100)))
-    env = {k: v for k, v in os.environ.items() if k not in ("HIL_RIG", "NO_COLOR")}
-    r = subprocess.run([sys.executable, "-m", "hil", "replay", "drive.log", "--rig", "rig.yaml", "--map",
-                        "can0=chassis", "--json"], cwd=tmp_path, capture_output=True, text=True, env=env,
-                       timeout=120)
+    env = {k: v for k, v in os.environ.items() if k not in ("HIL_RIG", "NO_COLOR")} | {"COLUMNS": "400"}
+
+    def replay(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "hil", "replay", "drive.log", "--rig", "rig.yaml", "--map",
+                               "can0=chassis", *args], cwd=tmp_path, capture_output=True, text=True, env=env,
+                              timeout=120)
+
+    r = replay("--json")
     assert r.returncode in (0, 1), r.stderr
     report = json.loads(r.stdout)
     assert report["frames_sent"] == report["frames_echoed"] == 100, report
     assert report["frames_unmeasured"] == 0 and report["unseen"] == {}
     assert report["host"]["lateness"]["chassis"].startswith("simbus witness: socketcand gives no own echo")
     assert report["frames_early"] == 0
+    assert re.search(r"lateness on chassis\s+│\s+simbus witness: socketcand gives no own echo", replay().stdout)
 
 
 def test_the_adapter_clock_follows_an_emulated_socketcand_server_that_drifts(tmp_path):
