@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ctypes
 import time
-from dataclasses import dataclass
 
 NS_PER_S = 1_000_000_000
 PR_SET_TIMERSLACK = 29
@@ -38,21 +37,139 @@ def from_seconds(s: float) -> int:
     return int(round(s * NS_PER_S))
 
 
-@dataclass
 class AdapterClock:
-    """Maps adapter timestamps (seconds, arbitrary epoch) onto the run clock.
+    """Maps adapter timestamps (seconds on the adapter's own clock) onto the run clock, estimating
+    the offset *and* the drift between the two continuously.
 
-    The offset is taken from the first frame (adapter time vs. run-clock time at reception) and then
-    lowered whenever a frame arrives with a smaller apparent transport delay, so the mapping converges
-    on the minimum-delay estimate. ``method`` is written into recording metadata.
+    Method (``method``): the apparent delay ``received − adapter time`` of a frame is the adapter's
+    offset plus a transport delay that is never below some floor (USB batching, a driver's polling).
+    Its lower envelope is therefore the offset line: per window of :data:`WINDOW_NS` the minimum is
+    kept, and the line under the last :data:`WINDOWS` minima that lies closest to them (an edge of
+    their lower convex hull) is the offset and drift; windows where every frame came late lie above
+    it and do not pull it up. A frame maps to ``adapter time + line(adapter time) + resolution / 2``
+    (the middle of its timestamp tick). Until two windows are complete the running minimum is used.
+    Timestamps that wrap (``period_s``, e.g. 60 s for SLCAN's ``Z1``) are unwrapped against the
+    arrival time, so even a silence longer than the period is no lost lap.
+
+    Error bound (:meth:`error_bound_ns`): half the resolution, plus how far the median window's
+    least delay lies above the line (the envelope is a line only within that), plus the drift over
+    the first two windows (frames mapped before the first fit). The transport floor itself cannot
+    be seen from arrival times: mapped times are late by the floor (the smallest delay of any
+    frame), which the bound does not hold.
     """
 
-    offset_ns: int | None = None
-    method: str = "min-offset: run_clock = adapter_ts + min(observed receive - adapter_ts)"
+    def __init__(self, resolution_s: float = 1e-6, period_s: float | None = None, stamped_late_s: float = 0.0,
+                 note: str = ""):
+        """``stamped_late_s``: how late the stamps themselves may be by construction (a driver that
+        stamps on arrival, after USB batching), added to the bound; ``note`` says why."""
+        self.resolution_ns = max(1, from_seconds(resolution_s))
+        self.period_ns = None if period_s is None else from_seconds(period_s)
+        self.stamped_late_ns = from_seconds(stamped_late_s)
+        self.method = (f"lower-envelope fit: run clock = adapter time + offset + drift × adapter time, fitted "
+                       f"to the least delay per {WINDOW_NS / 1e9:g} s window over the last {WINDOWS} windows; "
+                       f"resolution {self.resolution_ns / 1e3:g} µs"
+                       + (f", wraps every {self.period_ns / 1e9:g} s" if self.period_ns else "")
+                       + (f"; {note}" if note else ""))
+        self.frames = 0
+        self._origin: int | None = None  # first unwrapped adapter time (ns): the fit's x origin
+        self._last_raw: int | None = None
+        self._laps = 0
+        self._window: tuple[int, int, int] | None = None  # index, x of the minimum, minimum delay
+        self._minima: list[tuple[int, int]] = []  # (x, minimum delay) of complete windows
+        self._line: tuple[float, float] | None = None  # delay = a + b·x
+        self._spread_ns = 0.0
+        self._min_delay: int | None = None
+        self._last_x = 0
+
+    @property
+    def drift_ppm(self) -> float:
+        """The fitted drift of the run clock against the adapter's (ppm; 0 before a fit)."""
+        return 0.0 if self._line is None else self._line[1] * 1e6
 
     def to_run_clock(self, adapter_ts_s: float, received_ns: int) -> int:
-        adapter_ns = from_seconds(adapter_ts_s)
-        offset = received_ns - adapter_ns
-        if self.offset_ns is None or offset < self.offset_ns:
-            self.offset_ns = offset
-        return adapter_ns + self.offset_ns
+        """Run-clock time of a frame stamped ``adapter_ts_s`` by the adapter and received (handed
+        to the host) at ``received_ns``."""
+        x = self._unwrap(from_seconds(adapter_ts_s), received_ns)
+        delay = received_ns - x - self._origin
+        self.frames += 1
+        self._last_x = x
+        self._min_delay = delay if self._min_delay is None else min(self._min_delay, delay)
+        index = x // WINDOW_NS
+        if self._window is None or index != self._window[0]:
+            if self._window is not None:
+                self._close_window()
+            self._window = (index, x, delay)
+        elif delay < self._window[2]:
+            self._window = (index, x, delay)
+        return self._origin + x + round(self._delay_at(x)) + self.resolution_ns // 2
+
+    def error_bound_ns(self) -> int:
+        """How far a mapped time may be from the adapter's own time of the frame (see the class)."""
+        if self._line is None:  # the running minimum: drift is not corrected, at most MAX_DRIFT
+            return round(self.stamped_late_ns + self.resolution_ns / 2 + MAX_DRIFT * self._last_x)
+        # frames mapped before the first fit were off by the drift over the first two windows
+        return round(self.stamped_late_ns + self.resolution_ns / 2 + self._spread_ns
+                     + abs(self._line[1]) * 2 * WINDOW_NS)
+
+    def summary(self) -> dict[str, object]:
+        """JSON-ready: method, error bound (ns), fitted drift (ppm), resolution, wrap period, frames."""
+        return {"method": self.method, "error_bound_ns": self.error_bound_ns(), "drift_ppm": self.drift_ppm,
+                "resolution_ns": self.resolution_ns, "period_ns": self.period_ns, "frames": self.frames,
+                "fitted": self._line is not None}
+
+    def _unwrap(self, raw: int, received_ns: int) -> int:
+        """Adapter time (ns) since the first frame, with every wrap of the counter added back."""
+        if self._origin is None:
+            self._origin = raw
+            self._last_raw = raw
+            return 0
+        if self.period_ns:
+            if self._min_delay is not None:  # the lap that puts the frame nearest its arrival
+                expect = received_ns - self._origin - self._delay_at(self._window[1] if self._window else 0)
+                self._laps = round((expect - (raw - self._origin)) / self.period_ns)
+            elif raw < self._last_raw - self.period_ns // 2:
+                self._laps += 1
+            self._last_raw = raw
+        return raw - self._origin + self._laps * (self.period_ns or 0)
+
+    def _delay_at(self, x: int) -> float:
+        """The offset plus the transport floor at adapter time ``x``: the line, never above the
+        least delay of this window or the last (each is an upper bound, a line fitted on few windows
+        may not be)."""
+        if self._line is None:
+            return float(self._min_delay if self._min_delay is not None else 0)
+        a, b = self._line
+        recent = min(self._window[2], self._minima[-1][1])
+        return min(a + b * x, recent)
+
+    def _close_window(self) -> None:
+        self._minima.append(self._window[1:])
+        del self._minima[:-WINDOWS]
+        if len(self._minima) >= 2:
+            self._line = _lower_line(self._minima)
+            a, b = self._line
+            self._spread_ns = sorted(d - (a + b * x) for x, d in self._minima)[len(self._minima) // 2]
+
+
+WINDOW_NS = 1_000_000_000  # AdapterClock: one lower-envelope point per second of adapter time
+WINDOWS = 120  # AdapterClock: the envelope fitted over the last two minutes
+MAX_DRIFT = 1e-3  # AdapterClock: no oscillator is off by more than 1000 ppm
+
+
+def _lower_line(points: list[tuple[int, int]]) -> tuple[float, float]:
+    """The line ``d = a + b·x`` under every point (x, d), x ascending, that lies closest to them in
+    sum: the edge of their lower convex hull above their mean x. Points above it — windows whose
+    frames all came late, ticks whose fraction no frame sampled low — do not pull it up."""
+    hull: list[tuple[int, int]] = []
+    for p in points:
+        while len(hull) >= 2 and _cross(hull[-2], hull[-1], p) <= 0:
+            hull.pop()
+        hull.append(p)
+    mean = sum(x for x, _ in points) / len(points)
+    (x0, d0), (x1, d1) = next(((p, q) for p, q in zip(hull, hull[1:]) if q[0] >= mean), hull[-2:])
+    b = max(-MAX_DRIFT, min(MAX_DRIFT, (d1 - d0) / (x1 - x0))) if x1 != x0 else 0.0
+    return d0 - b * x0, b
+
+
+def _cross(o: tuple[int, int], p: tuple[int, int], q: tuple[int, int]) -> int:
+    return (p[0] - o[0]) * (q[1] - o[1]) - (p[1] - o[1]) * (q[0] - o[0])

@@ -4,7 +4,9 @@ harness budget, and bounded for every probe and chain.
 The emulated buses and the injector measure how far they strayed from their model (see
 :mod:`hil.harness`) and the recording carries it: ``harness`` events (per bus, ``{kind: histogram}``,
 cumulative: the last one wins), the ``replay`` event (lateness of the injected frames) and
-``host-load`` events (how busy the host was as the injection started and ended). A recording
+``host-load`` events (how busy the host was as the injection started and ended). Buses whose times
+are an adapter's carry their :class:`~hil.clock.AdapterClock`'s method and error bound
+(``harness`` events' ``clocks``); the bound is part of every latency that touches such a bus. A recording
 without harness figures — real buses, a log from another tool, a recording older than the
 measurement — says so: its harness error is *not measured*, never zero.
 
@@ -36,17 +38,24 @@ class Harness:
     budget: HarnessBudget
     buses: dict[str, dict[str, ErrorHistogram]] = field(default_factory=dict)
     unmeasured: list[str] = field(default_factory=list)  # recorded buses without harness figures
+    clocks: dict[str, dict[str, Any]] = field(default_factory=dict)  # adapter clock per bus: method, bound
     replay: dict[str, Any] | None = None  # lateness p50/p99/max, over budget, early, unseen, sent
     host: dict[str, dict[str, Any]] = field(default_factory=dict)  # "inject-start"/"inject-end" → load
     breaches: list[str] = field(default_factory=list)
 
     @property
     def measured(self) -> bool:
-        return bool(self.buses) or self.replay is not None
+        return bool(self.buses) or self.replay is not None or bool(self.clocks)
 
     def bound(self, from_bus: str, to_bus: str) -> dict[str, Any]:
-        """The harness error that can enter a latency from ``from_bus`` to ``to_bus``."""
-        return combine([_part(self.buses, "delivery", from_bus), _part(self.buses, "send", to_bus)])
+        """The harness error that can enter a latency from ``from_bus`` to ``to_bus``: plus the
+        error bound of each end's adapter clock, where its times are an adapter's — and when the
+        response's bus is an emulated adapter's, its ``delivery`` too (the adapter stamps a frame
+        when its node is handed it)."""
+        clocks = [{"p99_ns": c["error_bound_ns"], "max_ns": c["error_bound_ns"], "parts": [f"adapter clock of {bus}"]}
+                  for bus in dict.fromkeys((from_bus, to_bus)) if (c := self.clocks.get(bus))]
+        stamped = [_part(self.buses, "delivery", to_bus)] if to_bus in self.clocks and to_bus in self.buses else []
+        return combine([_part(self.buses, "delivery", from_bus), _part(self.buses, "send", to_bus), *stamped, *clocks])
 
     def message(self) -> str:
         """The bench's error message: what broke the budget, and the host's load as corroboration."""
@@ -66,7 +75,8 @@ class Harness:
         return {"measured": True, "budget": budget,
                 "buses": {bus: {kind: {**h.summary(), "over": h.over(self.budget.p99)} for kind, h in kinds.items()}
                           for bus, kinds in self.buses.items()},
-                "unmeasured": self.unmeasured, "replay": self.replay, "host": self.host, "breaches": self.breaches}
+                "unmeasured": self.unmeasured, "clocks": self.clocks, "replay": self.replay, "host": self.host,
+                "breaches": self.breaches}
 
 
 def judge_harness(events: Iterable[tuple[str, Any]], budget: HarnessBudget, recorded: Iterable[str],
@@ -85,7 +95,12 @@ def judge_harness(events: Iterable[tuple[str, Any]], budget: HarnessBudget, reco
             out.host[data.get("at", "?")] = {k: v for k, v in data.items() if k != "at"}
     figures = (last.get("harness") or {}).get("buses") or {}
     out.buses = {bus: merge_json([kinds]) for bus, kinds in sorted(figures.items())}
-    out.unmeasured = sorted(set(recorded) - set(out.buses))
+    out.clocks = dict(sorted(((last.get("harness") or {}).get("clocks") or {}).items()))
+    out.unmeasured = sorted(set(recorded) - set(out.buses) - set(out.clocks))
+    for bus, clock in out.clocks.items():
+        if budget.p99 is not None and clock["error_bound_ns"] > budget.p99:
+            out.breaches.append(f"adapter clock error bound {duration_text(clock['error_bound_ns'])} on bus {bus}, "
+                                f"budget {duration_text(budget.p99)}")
     for bus, kinds in out.buses.items():
         for kind in KINDS:
             if kind in kinds and kinds[kind].count:
@@ -106,10 +121,13 @@ def replay_figures(replay: Mapping[str, Any], eaten: int, budget: HarnessBudget)
     the bench took off the wire."""
     stats = replay.get("lateness_ns") or {}
     sent = replay.get("frames_sent", 0)
+    measured = sent - replay.get("frames_unmeasured", 0)
     return {"p50_ns": stats.get("p50"), "p99_ns": stats.get("p99"), "max_ns": stats.get("max"),
             "over": sum(1 for late in replay.get("lateness") or () if late > budget.p99),
-            "early": replay.get("frames_early", 0), "unseen": max(0, sent - replay.get("frames_echoed", sent) - eaten),
-            "sent": sent}
+            "early": replay.get("frames_early", 0),
+            "unseen": max(0, measured - replay.get("frames_echoed", measured) - eaten),
+            "unseen_ids": {bus: u["ids"] for bus, u in (replay.get("unseen") or {}).items()},
+            "unmeasured": sent - measured, "sent": sent}
 
 
 def replay_breaches(figures: Mapping[str, Any], budget: HarnessBudget) -> list[str]:
@@ -117,8 +135,10 @@ def replay_breaches(figures: Mapping[str, Any], budget: HarnessBudget) -> list[s
     if figures["early"]:
         out.append(f"{figures['early']} replay frame(s) went out before their time")
     if figures["unseen"]:
+        ids = "; ".join(f"{bus}: {', '.join(hex(i) for i in got)}"
+                        for bus, got in figures.get("unseen_ids", {}).items())
         out.append(f"{figures['unseen']} of {figures['sent']} replay frame(s) sent were never seen on the bus, "
-                   "so when they went out is unknown")
+                   "so when they went out is unknown" + (f" (ids {ids})" if ids else ""))
     return out + _over("replay lateness", (figures["p50_ns"], figures["p99_ns"], figures["max_ns"]), budget)
 
 

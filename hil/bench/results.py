@@ -172,6 +172,12 @@ def json_schema() -> dict[str, Any]:
                 "type": "object", "propertyNames": {"enum": ["delivery", "send", "broker"]},
                 "additionalProperties": error}},
             "unmeasured": {"type": "array", "items": {"type": "string"}},
+            "clocks": {"type": "object", "additionalProperties": {
+                "type": "object", "required": ["method", "error_bound_ns", "drift_ppm"],
+                "properties": {"method": {"type": "string"}, "error_bound_ns": {"type": "integer"},
+                               "drift_ppm": {"type": "number"}, "resolution_ns": {"type": "integer"},
+                               "period_ns": {"type": ["integer", "null"]}, "frames": {"type": "integer"},
+                               "fitted": {"type": "boolean"}}}},
             "replay": {"type": ["object", "null"], "properties": {
                 "p50_ns": num, "p99_ns": num, "max_ns": num,
                 **{k: {"type": "integer"} for k in ("over", "early", "unseen", "sent")}}},

@@ -34,6 +34,7 @@ class RigBuses:
         self.run_dir = Path(run_dir).absolute()  # socket paths must work from any working directory
         self.seed = seed
         self._broker = None
+        self._adapters: dict[str, Any] = {}  # bus name → its emulated adapter's process
         self._controls: dict[str, Any] = {}
 
     def __enter__(self) -> RigBuses:
@@ -42,20 +43,48 @@ class RigBuses:
         config = broker_config(self.rig, self.run_dir / "simbus", self.seed)
         if config["can"] or config["serial"]:
             self._broker = BrokerProcess(config).__enter__()
+        try:
+            for name, bus in self.rig.buses.items():
+                if isinstance(bus, CanBus) and bus.emulated and bus.interface:
+                    what = f"the emulated {bus.interface} adapter of bus {name!r}"
+                    self._adapters[name] = BrokerProcess(self._adapter_config(name, bus), module="hil.buses.adapters",
+                                                         what=what, name=f"adapter-{name}").__enter__()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
         return self
+
+    def _adapter_config(self, name: str, bus: CanBus) -> dict[str, Any]:
+        """What :mod:`hil.buses.adapters` needs to serve bus ``name``'s emulated adapter; an SLCAN
+        device path that is relative lands in the run's simbus folder."""
+        adapter = bus.adapter
+        channel = bus.channel
+        if bus.interface == "slcan":
+            channel = str(self.run_dir / "simbus" / str(channel))
+        return {"kind": bus.interface, "name": name, "dir": str(self.run_dir / "simbus"),
+                "socket": self._broker_info("can")[name], "channel": channel, "bitrate": bus.bitrate,
+                "data_bitrate": bus.data_bitrate, "fd": bus.fd, "port": bus.options.get("port", 0),
+                "drift_ppm": adapter.drift_ppm if adapter else 0, "batch_ns": adapter.batch if adapter else 1_000_000}
 
     def __exit__(self, *exc: object) -> None:
         for control in self._controls.values():
             control.close()
         self._controls.clear()
+        adapters, self._adapters = list(self._adapters.values()), {}
+        for adapter in adapters:
+            adapter.__exit__(*exc)
         broker, self._broker = self._broker, None
         if broker is not None:
             broker.__exit__(*exc)
 
     def check_alive(self) -> None:
-        """Raise BusError if the simbus broker ended while the rig is up (every emulated bus went with it)."""
+        """Raise BusError if the simbus broker ended while the rig is up (every emulated bus went with
+        it), or an emulated adapter did (its bus is out of the controller's reach)."""
         if self._broker is not None and not self._broker.alive:
             raise BusError(f"the simbus broker {self._broker.child.ended()}; every emulated bus went down with it")
+        for adapter in self._adapters.values():
+            if not adapter.alive:
+                raise BusError(f"{adapter.what} {adapter.child.ended()}")
 
     @property
     def broker_pid(self) -> int | None:
@@ -71,12 +100,20 @@ class RigBuses:
 
     # ---- CAN -----------------------------------------------------------------------------------
 
-    def can_config(self, name: str) -> dict[str, Any]:
-        """Keyword arguments for ``can.Bus(**cfg)`` that open bus ``name``."""
+    def can_config(self, name: str, side: Side = "host") -> dict[str, Any]:
+        """Keyword arguments for ``can.Bus(**cfg)`` that open bus ``name``. An emulated bus with an
+        emulated adapter is reached through the adapter from the ``host`` side (as a lab reaches
+        the real one) and through ``simcan`` from the ``device`` side (emulated targets)."""
         bus = self._spec(name, CanBus)
         cfg: dict[str, Any] = {"bitrate": bus.bitrate, "fd": bus.fd}
         if bus.data_bitrate is not None:
             cfg["data_bitrate"] = bus.data_bitrate
+        if bus.emulated and bus.interface and side == "host":
+            info = self._adapter_info(name)
+            if bus.interface == "slcan":
+                return {"interface": "slcan", "channel": info["channel"], **cfg, **bus.options}
+            return {"interface": bus.interface, "channel": bus.channel, **cfg, **bus.options,
+                    "host": info["host"], "port": info["port"]}
         if bus.emulated:
             return {"interface": "simcan", "channel": self._broker_info("can")[name], **cfg}
         return {"interface": bus.interface, "channel": bus.channel, **cfg, **bus.options}
@@ -123,7 +160,7 @@ class RigBuses:
         out: dict[str, Any] = {}
         for name in names:
             if isinstance(self._spec(name, (CanBus, SerialBus)), CanBus):
-                out[name] = self.can_config(name)
+                out[name] = self.can_config(name, side)
             else:
                 out[name] = {"port": self.serial_port(name, side), "baudrate": self.rig.buses[name].baudrate}
         return {ENV_VAR: json.dumps(out)}
@@ -138,6 +175,14 @@ class RigBuses:
             want = "CAN" if kind is CanBus else "serial"
             raise UsageError(f"expected a {want} bus, but {name!r} is a {bus.kind} bus")
         return bus
+
+    def _adapter_info(self, name: str) -> dict[str, Any]:
+        adapter = self._adapters.get(name)
+        if adapter is None:
+            raise BusError("the rig's buses are not up: use RigBuses as a context manager (with ...)")
+        if not adapter.alive:
+            raise BusError(f"{adapter.what} {adapter.child.ended()}")
+        return adapter.info
 
     def _broker_info(self, section: str) -> dict[str, Any]:
         if self._broker is None:

@@ -71,6 +71,8 @@ def topology_tree(rig):
     for name, bus in rig.buses.items():
         if bus.kind == "can":
             how = "emulated (simbus)" if bus.emulated else plain(f"{bus.interface}:{bus.channel}")
+            if bus.emulated and bus.interface:
+                how += plain(f" through an emulated {bus.interface} adapter ({bus.channel})")
             rate = f"{bus.bitrate // 1000} kbit/s" + (f", FD data {bus.data_bitrate // 1000} kbit/s" if bus.fd and bus.data_bitrate else ", FD" if bus.fd else "")
             extra = f", {len(bus.faults)} fault(s)" if bus.faults else ""
         else:

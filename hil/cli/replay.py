@@ -171,6 +171,11 @@ def report_table(report):
         t.add_row(f"lateness {k}", _us(report.stat(k)))
     t.add_row("frames early", f"[{'red' if report.frames_early else 'green'}]{report.frames_early}[/]")
     t.add_row("span error", f"{report.span_error * 100:+.4f} %")
+    for bus, how in (report.host.get("lateness") or {}).items():
+        t.add_row(plain(f"lateness on {bus}"), plain(how))
+    for bus, unseen in report.unseen.items():
+        ids = ", ".join(hex(i) for i in unseen["ids"])
+        t.add_row(plain(f"never seen on {bus}"), f"[red]{unseen['count']}[/] {plain(f'(ids {ids})')}")
     for w in report.waits:
         t.add_row("wait", plain(f"{w['wait']}: {'met' if w['met'] else 'timed out'} after {_us(w['waited_ns'])}"))
     if report.aborted:

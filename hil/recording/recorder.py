@@ -6,11 +6,12 @@ MCAP writer. The queue is unbounded, so a slow disk costs memory, never frames. 
 with SIGKILL leaves a file readable up to the last flush (:func:`hil.recording.load` stops cleanly
 at the cut).
 
-Adapter timestamps of real buses are mapped onto the run clock with :class:`hil.clock.AdapterClock`;
-emulated (simbus) buses already stamp on the run clock. The method used for each bus is written to
-the metadata. For emulated buses the recorder also writes the harness error the broker gathered
-(:mod:`hil.harness`) as ``harness`` events, ``{"buses": {bus: {kind: histogram JSON}}}``, every
-second and once when it stops; each is cumulative since the bus came up, so the last one counts.
+Adapter timestamps of real buses (and of emulated ones reached through an emulated adapter) are
+mapped onto the run clock with :class:`hil.clock.AdapterClock`; simcan nodes already stamp on the
+run clock. The method used for each bus is written to the metadata. For emulated buses the recorder
+also writes the harness error the broker gathered (:mod:`hil.harness`) as ``harness`` events,
+``{"buses": {bus: {kind: histogram JSON}}, "clocks": {bus: AdapterClock summary}}``, every second
+and once when it stops; each is cumulative since the bus came up, so the last one counts.
 """
 
 from __future__ import annotations
@@ -42,6 +43,20 @@ _IDLE_S = 0.005  # the writer's nap when the queue is empty
 HARNESS_EVERY_S = 1.0  # how often the harness error of emulated buses is written while recording
 
 
+USB_FRAME_S = 1e-3  # a USB full-speed frame: how long an adapter may hold a frame for the host
+
+
+def adapter_clock(spec: Any) -> AdapterClock:
+    """The clock for a bus with adapter timestamps. python-can's ``slcan`` driver reads none of
+    the device's timestamps (``Z1``): it stamps each frame with the host's ``time.time()`` as it
+    parses it, so every time is late by the adapter's USB batching, which the bound then holds."""
+    if spec.interface != "slcan":
+        return AdapterClock()
+    batch = spec.adapter.batch / 1e9 if spec.emulated and spec.adapter else USB_FRAME_S
+    return AdapterClock(stamped_late_s=batch, note=f"python-can's slcan driver stamps on arrival (host "
+                                                   f"time.time()), after USB batching of up to {batch * 1e3:g} ms")
+
+
 class Recorder:
     """Records buses ``names`` of ``buses`` (a :class:`hil.buses.RigBuses`, or None to feed frames
     only through :meth:`frame`) plus consoles and events into ``path``."""
@@ -62,6 +77,7 @@ class Recorder:
         self._writer_thread: threading.Thread | None = None
         self._opened: list[Any] = []
         self._emulated: list[str] = []  # recorded buses served by simbus: their harness error is recorded
+        self._clocks: dict[str, AdapterClock] = {}  # buses with adapter timestamps: their clock's error too
         self._channels: dict[str, int] = {}
         self._schema_ids: dict[str, int] = {}
         self._writer: McapWriter | None = None
@@ -122,7 +138,7 @@ class Recorder:
         self._writer_thread = threading.Thread(target=self._write_loop, name="hil-recorder-writer",
                                                daemon=True)
         self._writer_thread.start()
-        if self._emulated:
+        if self._emulated or self._clocks:
             self._threads.append(threading.Thread(target=self._harness_loop, name="hil-recorder-harness",
                                                   daemon=True))
         for t in self._threads:
@@ -135,7 +151,7 @@ class Recorder:
         self._stop.set()
         for t in self._threads:
             t.join()
-        if self._writer_thread is not None and self._emulated:
+        if self._writer_thread is not None and (self._emulated or self._clocks):
             self._harness_event()
         self._close_buses()
         if self._writer_thread is not None:
@@ -165,8 +181,9 @@ class Recorder:
             self._threads.append(threading.Thread(target=self._read_serial, args=(name, port), daemon=True))
             return "serial: read time on the run clock"
         emulated = cfg.get("interface") == "simcan"
-        if emulated:  # every fault simbus injects on this bus is recorded as an event
+        if self._buses.rig.buses[name].emulated:  # also behind an emulated adapter: simbus measures the bus
             self._emulated.append(name)
+        if emulated:  # every fault simbus injects on this bus is recorded as an event
             # hold=False: frames as they arrive (it keeps their end-of-frame stamps, so waiting for
             # each end of frame would only cost the controller CPU)
             bus = self._buses.open_can(name, fault_events=True, hold=False,
@@ -176,7 +193,7 @@ class Recorder:
         else:
             bus = self._buses.open_can(name)
         self._opened.append(bus)
-        clock = None if emulated else AdapterClock()
+        clock = None if emulated else self._clocks.setdefault(name, adapter_clock(self._buses.rig.buses[name]))
         self._threads.append(threading.Thread(target=self._read_can, args=(name, bus, clock), daemon=True))
         return SIMBUS_CLOCK if clock is None else f"adapter ({cfg.get('interface')}): {clock.method}"
 
@@ -204,7 +221,8 @@ class Recorder:
             self._harness_event()
 
     def _harness_event(self) -> None:
-        """One ``harness`` event: the broker's figures for every recorded emulated bus. A broker
+        """One ``harness`` event: the broker's figures for every recorded emulated bus, and the
+        adapter clock (method, error bound, drift) of every bus with adapter timestamps. A broker
         that has gone is the bus readers' news, not this event's."""
         from hil.errors import HilError
 
@@ -212,7 +230,8 @@ class Recorder:
             buses = {name: self._buses.stats(name)["harness"] for name in self._emulated}
         except (HilError, KeyError):
             return
-        self.event("harness", {"buses": buses})
+        clocks = {name: clock.summary() for name, clock in self._clocks.items()}
+        self.event("harness", {"buses": buses, **({"clocks": clocks} if clocks else {})})
 
     def _read_serial(self, name: str, port: Any) -> None:
         try:

@@ -79,6 +79,8 @@ def _harness_table(result: SuiteResult) -> Table | None:
             cells = [_figures(kinds.get(kind)) for kind in KINDS]
             rows.append((b.key, bus, *cells, str(sum(k["over"] for k in kinds.values())), budget))
         rows += [(b.key, bus, "not measured", "", "", "", budget) for bus in h.get("unmeasured") or ()]
+        rows += [(b.key, f"{bus} (adapter clock)", f"± {_us(c['error_bound_ns'])}", f"{c['drift_ppm']:+.1f} ppm",
+                  "—", "—", budget) for bus, c in (h.get("clocks") or {}).items()]
         if h.get("replay") is not None:  # the injected frames: their lateness is their delivery error
             r = h["replay"]
             rows.append((b.key, "replay", _figures({"count": r["sent"], **r}), "—", "—", str(r["over"]), budget))

@@ -116,6 +116,9 @@ def _harness_section(h: dict) -> str:
                      f"<th>p99 µs</th><th>max µs</th><th>mean µs</th><th>over p99 budget</th></tr>{body}</table>")
     if h.get("unmeasured"):
         parts.append(f"<p>not measured on: {escape(', '.join(h['unmeasured']))}</p>")
+    for bus, c in (h.get("clocks") or {}).items():
+        parts.append(f"<p>adapter clock of {escape(bus)}: error bound ± {duration_text(c['error_bound_ns'])}, "
+                     f"drift {c['drift_ppm']:+.1f} ppm — {escape(c['method'])}</p>")
     if h.get("host"):
         loads = "; ".join(f"{at}: {load_text(v)}" for at, v in h["host"].items())
         parts.append(f"<p>host load: {escape(loads)}</p>")

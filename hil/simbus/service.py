@@ -45,19 +45,23 @@ def private_folder(folder: Path) -> Path:
 
 
 class BrokerProcess:
-    """The broker as a child process, for as long as the ``with`` block runs."""
+    """The broker as a child process, for as long as the ``with`` block runs. ``module``, ``what``
+    and ``name`` serve any hil service of the same shape (config file in, one ready line out,
+    stdin watched): the emulated adapters (:mod:`hil.buses.adapters`) use them."""
 
-    def __init__(self, config: dict[str, Any]):
+    def __init__(self, config: dict[str, Any], module: str = "hil.simbus.broker", what: str = "the simbus broker",
+                 name: str = "broker"):
         self.config = config
         self.folder = private_folder(Path(config["dir"]))
+        self.module, self.what, self.name = module, what, name
         self.proc: subprocess.Popen | None = None
         self.info: dict[str, Any] = {}
 
     def __enter__(self) -> BrokerProcess:
-        path = self.folder / "broker.json"
+        path = self.folder / f"{self.name}.json"
         path.write_text(json.dumps(self.config))
-        self._stderr = open(self.folder / "broker.log", "w+b")
-        self.child = spawn(python_argv("hil.simbus.broker", str(path)), what="the simbus broker",
+        self._stderr = open(self.folder / f"{self.name}.log", "w+b")
+        self.child = spawn(python_argv(self.module, str(path)), what=self.what,
                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr)
         self.proc = self.child.proc
         try:
@@ -78,9 +82,9 @@ class BrokerProcess:
             if self.proc.poll() is not None:
                 self._stderr.seek(0)
                 err = self._stderr.read().decode(errors="replace").strip()
-                raise BusError(f"the simbus broker exited with code {self.proc.returncode} before it was "
+                raise BusError(f"{self.what} exited with code {self.proc.returncode} before it was "
                                f"ready: {err.splitlines()[-1] if err else 'no error output'}")
-        raise BusError(f"the simbus broker did not report ready within {READY_TIMEOUT_S:.0f} s")
+        raise BusError(f"{self.what} did not report ready within {READY_TIMEOUT_S:.0f} s")
 
     @property
     def alive(self) -> bool:

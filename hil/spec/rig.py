@@ -6,7 +6,7 @@ import difflib
 import re
 from typing import TYPE_CHECKING, Annotated, Literal, Union
 
-from pydantic import Field, StrictBool, StrictInt, ValidationInfo, field_validator
+from pydantic import Field, StrictBool, StrictFloat, StrictInt, ValidationInfo, field_validator
 
 from hil.spec.common import (KNOWN_HOSTS, SPEC_FILE, SSH_KEY, Arg, CanId, Duration, JsonObject, Line, Name,
                              PositiveDuration, Spec, SpecPath, Text)
@@ -27,8 +27,32 @@ DATA_BITRATES = (10_000, 12_000_000)
 MAX_PAGES = 0xFFF0  # Extended Erase: page numbers from 0xFFF0 up are special codes
 
 
+SLCAN_BITRATES = {10_000: "S0", 20_000: "S1", 50_000: "S2", 100_000: "S3", 125_000: "S4", 250_000: "S5",
+                  500_000: "S6", 750_000: "S7", 1_000_000: "S8"}  # LAWICEL's bitrate commands
+ADAPTERS = ("slcan", "socketcand")  # interfaces hil can emulate as a USB-CAN adapter / server
+LOOPBACK = ("127.0.0.1", "localhost")
+
+
+class EmulatedAdapter(Spec):
+    """What makes the emulated USB-CAN adapter of an ``emulated`` bus with an ``interface`` hard,
+    like the real one: its oscillator's drift and its USB-style batched delivery."""
+
+    drift_ppm: StrictFloat | StrictInt = Field(0, ge=-1000, le=1000, description="the adapter clock's drift")
+    batch: Duration = Field(1_000_000, description="frames reach the host in batches this long apart "
+                                                   "(a USB frame: 1 ms; 0: each at once)")
+
+    @field_validator("batch")
+    @classmethod
+    def _batch(cls, value: int) -> int:
+        if value > 100_000_000:
+            raise ValueError(f"expected a batch interval of at most 100ms, got {value / 1e6:g}ms")
+        return value
+
+
 class CanBus(Spec):
-    """A CAN or CAN FD bus: a python-can interface + channel, or emulated by simbus."""
+    """A CAN or CAN FD bus: a python-can interface + channel, or emulated by simbus — reached by the
+    controller directly (``simcan``) or, with ``interface`` and ``channel``, through an emulated
+    adapter (``slcan``, ``socketcand``) exactly as a lab reaches the real one."""
 
     kind: Literal["can"]
     emulated: StrictBool = False
@@ -40,6 +64,7 @@ class CanBus(Spec):
     wire_model: StrictBool = Field(True, description="emulated: model frame duration and arbitration")
     faults: list[Fault] = Field(default_factory=list, description="emulated: faults always armed")
     options: JsonObject = Field(default_factory=dict, description="extra python-can Bus kwargs")
+    adapter: EmulatedAdapter | None = Field(None, description="emulated adapter: drift and batching")
     record: StrictBool = True
 
     @field_validator("bitrate")
@@ -353,7 +378,13 @@ def _bus_problems(loc: Loc, bus: CanBus | SerialBus) -> list[Problem]:
             out.append((loc, "expected exactly one of 'port' or 'emulated: true'"))
         return out
     if bus.emulated and (bus.interface or bus.channel is not None):
-        out.append((loc + ("interface",), "an emulated bus takes no 'interface' or 'channel'"))
+        out += _adapter_problems(loc, bus)
+    elif bus.adapter is not None:
+        out.append((loc + ("adapter",), "'adapter' describes an emulated adapter: it needs 'emulated: true' "
+                                        f"and an 'interface' ({' or '.join(ADAPTERS)})"))
+    if bus.interface == "slcan" and bus.bitrate not in SLCAN_BITRATES:
+        out.append((loc + ("bitrate",), f"an SLCAN adapter knows the bitrates {', '.join(map(str, SLCAN_BITRATES))} "
+                                        f"(S0–S8), got {bus.bitrate}"))
     out += [((*loc, "faults", *at), msg) for at, msg in fault_problems(bus.faults, bus.fd)]
     if not bus.emulated:
         if not bus.interface:
@@ -370,6 +401,27 @@ def _bus_problems(loc: Loc, bus: CanBus | SerialBus) -> list[Problem]:
         elif not max(lo, bus.bitrate) <= bus.data_bitrate <= hi:
             out.append((loc + ("data_bitrate",),
                         f"expected a data bitrate in {max(lo, bus.bitrate)}..{hi} bit/s, got {bus.data_bitrate}"))
+    return out
+
+
+def _adapter_problems(loc: Loc, bus: CanBus) -> list[Problem]:
+    """An emulated bus reached through an emulated adapter: an interface hil emulates, a channel,
+    and for socketcand a server on loopback only."""
+    if bus.interface not in ADAPTERS:
+        return [(loc + ("interface",), f"an emulated bus takes no 'interface' (it is reached through simcan) "
+                                       f"unless through an emulated adapter: {' or '.join(ADAPTERS)}; "
+                                       f"got {bus.interface!r}")]
+    if bus.channel is None or bus.channel == "":
+        what = "a device path" if bus.interface == "slcan" else "the CAN interface name the server serves"
+        return [(loc, f"an emulated {bus.interface} adapter needs a 'channel': {what}")]
+    out: list[Problem] = []
+    if bus.interface == "socketcand":
+        host, port = bus.options.get("host", LOOPBACK[0]), bus.options.get("port", 0)
+        if host not in LOOPBACK:
+            out.append((loc + ("options", "host"), f"an emulated socketcand server listens on 127.0.0.1 only, "
+                                                   f"got {host!r}"))
+        if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
+            out.append((loc + ("options", "port"), f"expected a TCP port 0..65535 (0: any free one), got {port!r}"))
     return out
 
 

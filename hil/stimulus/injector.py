@@ -9,7 +9,10 @@ buses itself (python-can / pyserial, from :meth:`RigBuses.can_config`), asks for
 * on an emulated bus, hands each frame to the simbus broker ahead of time with ``send_at`` and a
   release time, so the wire — not a Python wake-up — decides when it goes out;
 * on a real bus, sleeps to an absolute deadline, spins the last stretch (only as long as its own
-  sleeps have shown necessary: :class:`~hil.stimulus.realtime.Waker`) and sends.
+  sleeps have shown necessary: :class:`~hil.stimulus.realtime.Waker`) and sends. Adapters that give
+  the host no echo of its own frames (SLCAN, socketcand) are measured, when their bus is emulated,
+  by a second simcan node that sees the frames go out (a witness); on a real one, not at all, and
+  the report says so per bus (``host["lateness"]``).
 
 Deadlines are ``start + offset + step.t_ns`` — never a sum of sleeps — where ``offset`` only grows
 when a closed-loop wait held the timeline. A frame is released ``eof`` before its planned time,
@@ -17,7 +20,9 @@ when a closed-loop wait held the timeline. A frame is released ``eof`` before it
 timestamps are end-of-frame times). Each bus is read back with ``receive_own_messages``, which
 gives every frame's real time, hence the :class:`ReplayReport`: on an emulated bus, when the
 injector's own node handed the echo out (the broker's stamp is the model's promise, and timed
-release always keeps it); on a real bus, the adapter's echo timestamp.
+release always keeps it); on a real bus, the adapter's echo timestamp. Echoes are paired with the
+frames sent by content and order, so a lost echo costs only its own frame: the report names the
+frames never seen (count and ids per bus).
 """
 
 from __future__ import annotations
@@ -50,6 +55,8 @@ START_MARGIN_NS = 50_000_000  # play starts this long after the child is ready
 PROGRESS_EVERY_NS = 250_000_000
 ECHO_GRACE_NS = 2_000_000_000  # how long to wait for the last echoes after the last send
 ECHO_LOOKAHEAD = 4096  # how many frames an echo may be behind the next expected one (faults took them)
+NO_ECHO = ("slcan", "socketcand")  # python-can drivers whose device gives the host no echo of its own frames
+UNSEEN_IDS = 20  # ids of frames never seen on the bus named in the report
 _OPS = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt,
         ">=": operator.ge}
 
@@ -74,6 +81,8 @@ class _Bus:
     timed: bool = False  # simbus timed release, frames handed over ahead
     simcan: bool = False  # an emulated bus: send_at is available
     eof_model: tuple[int, int | None, bool] | None = None  # bitrate, data bitrate, wire model on
+    witness: dict[str, Any] | None = None  # no own echo: a simcan node that sees the frames go out instead
+    echo: bool = True  # False: no own echo and no witness; the lateness of its frames is not measured
 
 
 @dataclass
@@ -170,8 +179,11 @@ def make_plan(timeline: Timeline, buses: Any, timed_release: bool = True) -> _Pl
         if spec.kind == "can":
             cfg = buses.can_config(n)
             simcan = cfg.get("interface") == "simcan"
+            no_echo = cfg.get("interface") in NO_ECHO
+            witness = buses.can_config(n, side="device") if no_echo and spec.emulated else None
             plan_buses.append(_Bus(n, "can", cfg, timed_release and simcan, simcan,
-                                   (spec.bitrate, spec.data_bitrate, spec.wire_model or not spec.emulated)))
+                                   (spec.bitrate, spec.data_bitrate, spec.wire_model or not spec.emulated),
+                                   witness, not no_echo or witness is not None))
         else:
             plan_buses.append(_Bus(n, "serial", {"port": buses.serial_port(n, "host"), "baudrate": spec.baudrate}))
     models = {i: WireModel(b.eof_model[0], b.eof_model[1], b.eof_model[2])
@@ -194,6 +206,19 @@ def make_plan(timeline: Timeline, buses: Any, timed_release: bool = True) -> _Pl
         waits.append(_WaitPlan(w.index, w.t_ns, index[u.bus], w.id, label, w.timeout_ns,
                                db.get_message_by_frame_id(w.id) if u.signal else None, u.signal, u.op, u.value))
     return _Plan(plan_buses, steps, waits)
+
+
+def _lateness_source(b: _Bus) -> str:
+    """How the lateness of frames sent on ``b`` is measured (for the report: say which, honestly)."""
+    if b.simcan:
+        return "delivered"
+    interface = b.config.get("interface")
+    if b.witness is not None:
+        return (f"simbus witness: {interface} gives no own echo, so a second node on the emulated bus "
+                "sees each frame go out (delivered)")
+    if not b.echo:
+        return f"not measured: {interface} gives no own echo"
+    return "echo timestamp"
 
 
 def _dlc(ev: CanEvent) -> int:
@@ -237,9 +262,12 @@ class _Replay:
         self.plan = plan
         self.send = send
         self.handles: list[Any] = []
+        self.witnesses: list[Any] = []  # per CAN bus, the node that sees its frames go out (no own echo), or None
         self.planned: list[list[int]] = [[] for _ in plan.buses]  # per bus, planned times in send order
         self.sent: list[list[tuple[int, bytes]]] = [[] for _ in plan.buses]  # per bus, (id, data) in send order
         self.echoed: list[int] = [0 for _ in plan.buses]  # per bus, the planned frame the next echo may be
+        self.paired: list[set[int]] = [set() for _ in plan.buses]  # per bus, the sent frames an echo was paired with
+        self.strays = 0  # echoes that were none of the frames sent
         self.lateness: list[int] = []
         self.echoes: dict[str, list[tuple[int, int, int, bytes]]] = {b.name: [] for b in plan.buses}
         self.stop = threading.Event()
@@ -257,15 +285,14 @@ class _Replay:
         dma = realtime.hold_cpu_dma_latency(0)
         host["cpu_dma_latency"] = dma.why
         host["timed_release"] = [b.name for b in self.plan.buses if b.timed]
-        host["lateness"] = {b.name: "delivered" if b.simcan else "echo timestamp"
-                            for b in self.plan.buses if b.kind == "can"}
+        host["lateness"] = {b.name: _lateness_source(b) for b in self.plan.buses if b.kind == "can"}
         readers = []
         try:
             self._open()
             realtime.freeze_gc()  # before the readers: its full collection holds the GIL for tens of ms
             host["gc"] = "frozen"
             readers = [threading.Thread(target=self._read, args=(i,), daemon=True)
-                       for i, b in enumerate(self.plan.buses) if b.kind == "can"]
+                       for i, b in enumerate(self.plan.buses) if b.kind == "can" and b.echo]
             for t in readers:
                 t.start()
             start, sent, waits, aborted = self._send_all()
@@ -278,16 +305,27 @@ class _Replay:
             self.stop.set()
             for t in readers:
                 t.join()
-            for h in self.handles:
+            for h in [*self.handles, *filter(None, self.witnesses)]:
                 h.close() if hasattr(h, "is_open") else h.shutdown()
             dma.release()
         planned_all = sorted(t for per_bus in self.planned for t in per_bus)
         actual = sorted(t for e in self.echoes.values() for t, *_ in e) or [0]
+        host["stray_echoes"] = self.strays
         return ReplayReport(
             frames_planned=len(self.plan.steps), frames_sent=sent, frames_echoed=len(self.lateness),
             lateness_ns=self.lateness, span_planned_ns=(planned_all[-1] - planned_all[0]) if planned_all else 0,
             span_actual_ns=actual[-1] - actual[0], start_ns=start, waits=waits, aborted=aborted, host=host,
-            echoes=self.echoes)
+            echoes=self.echoes, unseen=self._unseen(),
+            frames_unmeasured=sum(len(self.sent[i]) for i, b in enumerate(self.plan.buses) if not b.echo))
+
+    def _unseen(self) -> dict[str, dict[str, Any]]:
+        """Per bus whose frames echo: how many sent frames no echo was paired with, and their ids."""
+        out = {}
+        for i, b in enumerate(self.plan.buses):
+            missing = [can_id for k, (can_id, _) in enumerate(self.sent[i]) if k not in self.paired[i]]
+            if b.echo and missing:
+                out[b.name] = {"count": len(missing), "ids": sorted(set(missing))[:UNSEEN_IDS]}
+        return out
 
     def _open(self) -> None:
         import can
@@ -297,6 +335,7 @@ class _Replay:
             try:
                 if b.kind == "can":
                     self.handles.append(can.Bus(**b.config, receive_own_messages=True))
+                    self.witnesses.append(None if b.witness is None else can.Bus(**b.witness))
                 else:
                     self.handles.append(serial.serial_for_url(b.config["port"], baudrate=b.config["baudrate"]))
             except Exception as exc:
@@ -308,9 +347,11 @@ class _Replay:
         while the send loop waited for it)."""
         from hil.clock import AdapterClock, from_seconds, now_ns
 
-        bus = self.handles[i]
+        witness = self.witnesses[i]
+        bus = self.handles[i] if witness is None else witness
         name = self.plan.buses[i].name
-        clock = None if self.plan.buses[i].simcan else AdapterClock()
+        simcan = self.plan.buses[i].simcan or witness is not None  # run-clock times: when it was delivered
+        clock = None if simcan else AdapterClock()
         planned, echoes, lateness = self.planned[i], self.echoes[name], self.lateness
         while not self.stop.is_set():
             try:
@@ -321,11 +362,16 @@ class _Replay:
                 return
             if msg is None:
                 continue
-            t = from_seconds(msg.timestamp) if clock is None else clock.to_run_clock(msg.timestamp, delivered)
-            if not msg.is_rx:
-                k = self._sent_index(i, msg.arbitration_id, bytes(msg.data))
+            if witness is not None:
+                t = delivered
+            else:
+                t = from_seconds(msg.timestamp) if clock is None else clock.to_run_clock(msg.timestamp, delivered)
+            k = None
+            if not msg.is_rx or witness is not None:  # a witness's frames are its own echoes if they are any
+                k = self._sent_index(i, msg.arbitration_id, bytes(msg.data), strict=witness is not None)
+            if k is not None:
                 echoes.append((t, msg.arbitration_id, message_flags(msg), bytes(msg.data)))
-                late = (t if clock is not None else delivered) - planned[k]  # simcan: when it was delivered
+                late = (delivered if simcan else t) - planned[k]
                 lateness.append(late)
                 self.late_max = max(self.late_max, late)
             elif (w := self.armed) is not None and w.bus == i and self._matches(w, msg):
@@ -333,13 +379,20 @@ class _Replay:
                 self.armed = None
                 self.met.set()
 
-    def _sent_index(self, i: int, can_id: int, data: bytes) -> int:
-        """Which frame sent on bus ``i`` an echo is: the next one with its id and data. Frames a
-        fault took off the wire are never echoed and are passed over, so they do not shift the
-        lateness of the frames after them (one node's frames reach the wire in the order sent)."""
+    def _sent_index(self, i: int, can_id: int, data: bytes, strict: bool = False) -> int | None:
+        """Which frame sent on bus ``i`` an echo is: the next one not yet paired with its id and
+        data (one node's frames reach the wire in the order sent). Frames a fault took off the
+        wire, or whose echo was lost, are passed over and reported as unseen, so they do not shift
+        the lateness of the frames after them. An echo that is none of the frames sent is a stray
+        (counted, never paired); with ``strict`` (a witness node, which sees every node's frames)
+        it is simply another node's frame (None)."""
         sent, k = self.sent[i], self.echoed[i]
-        k = next((j for j in range(k, min(len(sent), k + ECHO_LOOKAHEAD)) if sent[j] == (can_id, data)), k)
+        k = next((j for j in range(k, min(len(sent), k + ECHO_LOOKAHEAD)) if sent[j] == (can_id, data)), None)
+        if k is None:
+            self.strays += not strict
+            return None
         self.echoed[i] = k + 1
+        self.paired[i].add(k)
         return k
 
     @staticmethod
@@ -426,7 +479,7 @@ class _Replay:
     def _await_echoes(self, sent: int) -> None:
         from hil.clock import now_ns
 
-        expected = sum(len(p) for p in self.planned)
+        expected = sum(len(p) for p, b in zip(self.planned, self.plan.buses) if b.echo)
         last = max((p[-1] for p in self.planned if p), default=now_ns())
         give_up = max(now_ns(), last) + ECHO_GRACE_NS
         while sum(len(e) for e in self.echoes.values()) < expected and now_ns() < give_up and not self.reader_error:

@@ -6,7 +6,10 @@ a node receives the frame then, so this includes how late the emulation really d
 broker's end-of-frame stamp is the model's promise; with timed release it always equals the plan,
 so comparing the two would measure nothing). On a real bus it is the adapter's echo timestamp
 (end of frame, mapped onto the run clock). For serial chunks it is the time the write returned.
-``host["lateness"]`` says which, per bus. A negative lateness is a frame sent early; there must be
+On a bus whose adapter gives no own echo it is when a second node of the emulated bus saw the frame
+(a witness), or not measured at all on a real one (``frames_unmeasured``).
+``host["lateness"]`` says which, per bus; ``unseen`` names per bus the frames sent whose echo never
+came (count and ids). A negative lateness is a frame sent early; there must be
 none.
 """
 
@@ -35,6 +38,8 @@ class ReplayReport:
     aborted: str | None = None
     host: dict[str, Any] = field(default_factory=dict)
     echoes: dict[str, list[tuple[int, int, int, bytes]]] = field(default_factory=dict, repr=False)
+    unseen: dict[str, dict[str, Any]] = field(default_factory=dict)  # bus → count and ids never seen back
+    frames_unmeasured: int = 0  # sent on buses whose frames no echo or witness shows (their lateness is unknown)
 
     @property
     def frames_early(self) -> int:
@@ -80,9 +85,10 @@ class ReplayReport:
                 out.append(f"replay lateness {name} {value / 1000:,.1f} µs exceeds the budget {limit / 1000:,.1f} µs")
         if self.aborted:
             out.append(f"the replay was aborted: {self.aborted}")
-        if self.frames_echoed < self.frames_sent:  # their lateness is unknown, not within budget
-            out.append(f"{self.frames_sent - self.frames_echoed} of {self.frames_sent} frame(s) sent were "
-                       "never seen on the bus")
+        if self.frames_echoed < self.frames_sent - self.frames_unmeasured:  # lateness unknown, not in budget
+            ids = "; ".join(f"{bus}: {', '.join(hex(i) for i in u['ids'])}" for bus, u in self.unseen.items())
+            out.append(f"{self.frames_sent - self.frames_unmeasured - self.frames_echoed} of {self.frames_sent} "
+                       f"frame(s) sent were never seen on the bus" + (f" (ids {ids})" if ids else ""))
         return out
 
     def summary(self) -> dict[str, Any]:

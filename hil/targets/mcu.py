@@ -295,7 +295,7 @@ class EmulatedMcuTarget(_McuTarget):
         return McuConfig(name=self.name, flash_path=str(self.flash_path), work_dir=str(self.dir), boot0=boot0,
                          pid=self.device.pid,
                          console=console, bootloader_port=bootloader_port,
-                         can={b: self.buses.can_config(b) for b in dict.fromkeys(can_buses)},
+                         can={b: self.buses.can_config(b, side="device") for b in dict.fromkeys(can_buses)},
                          uds=uds, config=dict(self.comp.config), elf=str(self.elf) if self.elf else None)
 
     def _spawn(self, boot0: bool) -> None:

@@ -246,3 +246,20 @@ def test_the_collector_runs_its_full_pass_before_any_reader_waits_for_frames(bus
     report = injector._Replay(injector.make_plan(tl, buses), lambda message: None).run()
     assert report.frames_sent == report.frames_planned == 120
     assert readers_then == [[]]
+
+
+def test_echoes_pair_by_content_and_order_so_a_lost_or_stray_echo_costs_only_itself():
+    """On a real adapter an echo can be lost, and a frame that is none of ours can come back marked
+    as our own (another program on the same interface): neither may shift the pairing of the rest,
+    and the frames never seen are named."""
+    from hil.stimulus.injector import _Bus, _Plan, _Replay
+
+    replay = _Replay(_Plan([_Bus("chassis", "can", {"interface": "pcan"})], []), lambda _: None)
+    replay.sent[0] = [(0x100, b"a"), (0x101, b"b"), (0x102, b"c"), (0x100, b"a")]
+    assert replay._sent_index(0, 0x101, b"b") == 1  # the echo of 0x100 was lost
+    assert replay._sent_index(0, 0x7FF, b"?") is None and replay.strays == 1
+    assert replay._sent_index(0, 0x100, b"a") == 3  # order: not the first 0x100, which is behind
+    assert replay._unseen() == {"chassis": {"count": 2, "ids": [0x100, 0x102]}}
+    report = ReplayReport(frames_planned=4, frames_sent=4, frames_echoed=2, lateness_ns=[1, 2], span_planned_ns=9,
+                          span_actual_ns=9, start_ns=0, unseen=replay._unseen())
+    assert report.over_budget({}) == ["2 of 4 frame(s) sent were never seen on the bus (ids chassis: 0x100, 0x102)"]

@@ -1,0 +1,79 @@
+"""Benchmark: the AEB smoke suite through emulated USB-CAN adapters against the all-simcan run.
+
+Runs ``benches/aeb-smoke.yaml`` (the real ``hil run``) on ``rigs/sim-aeb.yaml`` (every bus simcan),
+``rigs/sim-aeb-slcan.yaml`` and ``rigs/sim-aeb-socketcand.yaml`` (chassis through the emulated
+adapter: python-can's ``slcan`` / ``socketcand`` driver, the AdapterClock), then the all-simcan rig
+again as the anchor: how far two runs of the same rig differ on this host at this load. For each
+probe, the p50 latency of each adapter run minus the all-simcan run's, and the allowance: the
+adapter's timestamp resolution (SLCAN through python-can: the USB batch, since the driver stamps
+on arrival; socketcand: the server's 1 µs) plus the clock error bound hil reported for chassis,
+plus the adapter's own delivery error p50 on chassis (the adapter is a node: it stamps a frame when
+it is handed it, which hil reports as chassis's ``delivery``), plus the anchor's own run-to-run
+difference. Goal: every |difference| within its allowance (on a quiet host: the figures are
+host-load sensitive, hence a benchmark).
+
+    python benchmarks/adapter_latency.py [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RIGS = {"simcan": "rigs/sim-aeb.yaml", "slcan": "rigs/sim-aeb-slcan.yaml", "socketcand": "rigs/sim-aeb-socketcand.yaml",
+        "simcan-again": "rigs/sim-aeb.yaml"}
+RESOLUTION_NS = {"slcan": 1_000_000, "socketcand": 1_000}  # SLCAN: the USB batch python-can's arrival stamps carry
+
+
+def run(rig: str, tmp: Path) -> dict:
+    """One ``hil run`` of the smoke suite on ``rig``: the bench's results (verdict, probes, harness)."""
+    out = tmp / Path(rig).stem / str(len(list(tmp.iterdir())))
+    env = {**os.environ, "HIL_LOCK_DIR": str(tmp / "locks"), "NO_COLOR": "1"}
+    subprocess.run([sys.executable, "-m", "hil", "run", "benches/aeb-smoke.yaml", "--rig", rig, "--out", str(out),
+                    "--history", str(tmp / "history.sqlite")], cwd=ROOT, env=env, capture_output=True, timeout=600)
+    return json.loads((out / "results.json").read_text())["benches"][0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        benches = {name: run(rig, tmp) for name, rig in RIGS.items()}
+    p50 = {name: {probe: p["stats"]["p50"] for probe, p in b["probes"].items()} for name, b in benches.items()}
+    noise = {probe: abs(p50["simcan-again"][probe] - p50["simcan"][probe]) for probe in p50["simcan"]}
+    out = {"verdicts": {name: b["verdict"] for name, b in benches.items()}, "p50_ns": p50, "anchor_noise_ns": noise,
+           "adapters": {}}
+    for name in RESOLUTION_NS:
+        harness = benches[name].get("harness") or {}
+        clock = harness.get("clocks", {}).get("chassis", {})
+        bound = clock.get("error_bound_ns", 0)
+        delivery = ((harness.get("buses") or {}).get("chassis", {}).get("delivery") or {}).get("p50_ns") or 0
+        rows = {}
+        for probe, value in p50[name].items():
+            allowance = RESOLUTION_NS[name] + bound + delivery + noise[probe]
+            diff = value - p50["simcan"][probe]
+            rows[probe] = {"diff_ns": diff, "allowance_ns": allowance, "within": abs(diff) <= allowance}
+        out["adapters"][name] = {"clock_error_bound_ns": bound, "drift_ppm": clock.get("drift_ppm"),
+                                 "chassis_delivery_p50_ns": delivery, "probes": rows}
+    out["goal_met"] = all(r["within"] for a in out["adapters"].values() for r in a["probes"].values())
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return
+    for name, a in out["adapters"].items():
+        print(f"{name}: clock bound {a['clock_error_bound_ns'] / 1e3:.1f} µs, drift {a['drift_ppm']} ppm")
+        for probe, r in a["probes"].items():
+            print(f"  {probe:22s} p50 diff {r['diff_ns'] / 1e6:+8.3f} ms  allowance {r['allowance_ns'] / 1e6:7.3f} ms  "
+                  f"{'ok' if r['within'] else 'OUTSIDE'}")
+    print(f"goal met: {out['goal_met']} (anchor noise: {', '.join(f'{k} {v / 1e6:.3f} ms' for k, v in noise.items())})")
+
+
+if __name__ == "__main__":
+    main()
