@@ -64,8 +64,8 @@ def test_the_slcan_device_answers_as_lawicel_firmware_does(tmp_path):
             node.send(can.Message(arbitration_id=0x321, data=b"\x01\x02\x03", is_extended_id=False))
             time.sleep(0.05)
             node.send(can.Message(arbitration_id=0x321, data=b"\x01\x02\x03", is_extended_id=False))
-            lines = ask(port, b"", want=3).split(b"\r")
-            assert [line[:10] for line in lines[:2]] == [b"t321301020"] * 2
+            lines = [line for line in ask(port, b"", want=3).split(b"\r") if line]  # and the empty command's CR,
+            assert [line[:10] for line in lines] == [b"t321301020"] * 2  # which a busy host may answer between
             stamps = [int(line[-4:], 16) for line in lines[:2]]
             assert all(0 <= s < Z1_PERIOD_MS for s in stamps)
             assert 40 <= (stamps[1] - stamps[0]) % Z1_PERIOD_MS <= 1000  # ms ticks of the adapter's own clock
