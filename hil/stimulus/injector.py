@@ -306,7 +306,7 @@ class _Replay:
         """Collect echoes (own frames) and watch for the armed wait's frame on bus ``i``. Echoes are
         read as they come (read in batches, each batch held the GIL for a millisecond and more
         while the send loop waited for it)."""
-        from hil.clock import AdapterClock, from_seconds, now_ns
+        from hil.clock import AdapterClock, frame_ns, now_ns
 
         bus = self.handles[i]
         name = self.plan.buses[i].name
@@ -321,7 +321,7 @@ class _Replay:
                 return
             if msg is None:
                 continue
-            t = from_seconds(msg.timestamp) if clock is None else clock.to_run_clock(msg.timestamp, delivered)
+            t = frame_ns(msg) if clock is None else clock.to_run_clock(msg.timestamp, delivered)
             if not msg.is_rx:
                 k = self._sent_index(i, msg.arbitration_id, bytes(msg.data))
                 echoes.append((t, msg.arbitration_id, message_flags(msg), bytes(msg.data)))
