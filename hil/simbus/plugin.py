@@ -6,10 +6,11 @@ Received frames (and the echo of one's own frames) carry their end-of-frame time
 timestamps do: seconds since the Unix epoch, the run clock plus the run's epoch offset (which the
 broker's welcome gives, see :mod:`hil.clock`; :func:`hil.clock.run_ns` turns a timestamp back into
 run-clock ns; the frames are :class:`SimMessage` objects that also carry the exact ``run_ns``, which
-:func:`hil.clock.frame_ns` reads). ``recv`` hands each frame out at its end of frame, as a controller would: the broker forwards a frame as soon as its slot on the wire is decided, and the node holds it
-until its end of frame (sleeping, then spinning the last few µs). Every frame ``send`` writes carries
-the node's send time, which places it on the wire. ``send_at(msg, release_ns)`` asks the broker to
-put a frame on the wire at a run-clock time.
+:func:`hil.clock.frame_ns` reads). ``recv`` hands each frame out at its end of frame, as a
+controller would: the broker forwards a frame as soon as its slot on the wire is decided, and the
+node holds it until its end of frame (sleeping, then spinning the last few µs). Every frame
+``send`` writes carries the node's send time, which places it on the wire. ``send_at(msg,
+release_ns)`` asks the broker to put a frame on the wire at a run-clock time.
 
 Each node measures its own delivery error (:mod:`hil.harness`): when ``recv`` handed a frame out
 minus the earliest it could have, the later of the frame's end of frame and the moment ``recv`` was
@@ -249,8 +250,8 @@ class SimCanBus(can.BusABC):
             self._eof_ns = t_ns
             ext, rtr, err, fd, brs, esi, rx = _FLAG_FIELDS[flags]
             msg = SimMessage(
-                timestamp=(t_ns + self._epoch_ns) / NS, arbitration_id=can_id, is_extended_id=ext, is_remote_frame=rtr,
-                is_error_frame=err, is_fd=fd, bitrate_switch=brs, error_state_indicator=esi, dlc=dlc,
+                timestamp=(t_ns + self._epoch_ns) / NS, arbitration_id=can_id, is_extended_id=ext,
+                is_remote_frame=rtr, is_error_frame=err, is_fd=fd, bitrate_switch=brs, error_state_indicator=esi, dlc=dlc,
                 data=record[HEADER_SIZE:], is_rx=rx, channel=self.channel, check=False)
             msg.run_ns = t_ns
             return msg, False
