@@ -107,7 +107,7 @@ def _losses(fmt: str, frames: list[Frames]) -> list[str]:
         if fd := count(FLAG_FD):
             losses.append(f"{fd} CAN FD frames lose their FD and BRS flags (CSV has no column for them)")
     if fmt == "log":
-        asked = sum(int(np.count_nonzero((f.flags & FLAG_REMOTE) & (f.dlc > 0))) for f in frames)
+        asked = sum(int(np.count_nonzero(((f.flags & FLAG_REMOTE) != 0) & (f.dlc > 0))) for f in frames)
         if asked:
             losses.append(f"{asked} remote frames lose their DLC (python-can's candump writer writes none)")
     return losses

@@ -130,6 +130,8 @@ def test_lossy_exports_are_refused_with_counts_or_written_with_warnings(tmp_path
     assert export(rec, tmp_path / "r.csv", buses=["body"], allow_loss=True).warnings == [
         "CSV export: 1 CAN FD frames lose their FD and BRS flags (CSV has no column for them)"]
     assert len((tmp_path / "r.csv").read_text().splitlines()) == 1 + 2
+    with pytest.raises(ExportLoss, match=r"to LOG without loss: 1 remote frames lose their DLC"):
+        export(rec, tmp_path / "r.log")
 
 
 def _hil(cwd, *args):
