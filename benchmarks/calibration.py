@@ -33,7 +33,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHES = ("hpc-0ms", "hpc-1ms", "hpc-5ms")
-LOG = re.compile(r"responder: frame (\d+) stamp_ns=(\d+) wait_ns=(\d+) recv_ns=(\d+) send_ns=(\d+)$")
+LOG = re.compile(r"responder: frame (\d+) stamp_s=([\d.]+) wait_ns=(\d+) recv_ns=(\d+) send_ns=(\d+)$")
 FRAMES, PERIOD_S = 200, 0.010
 
 
@@ -53,7 +53,7 @@ def split(run_dir: Path, bench: dict) -> dict:
         m = LOG.match(line.text)
         if m is None or int(m[1]) not in answers:
             continue
-        k, _, wait, received, sent = map(int, m.groups())
+        k, wait, received, sent = int(m[1]), *map(int, m.groups()[2:])
         answer, data = answers[k]
         delivered.append(received - max(stim[k], wait))
         stamped.append(answer - wire.timing(0x580, 0, 8, data)[1] - sent)

@@ -31,6 +31,7 @@ from pathlib import Path
 import can
 
 from hil.buses import RigBuses
+from hil.clock import frame_ns
 from hil.cortexm import config as cortexm_config
 from hil.cortexm.core import Machine
 from hil.cortexm.elf import flash_bytes
@@ -166,7 +167,7 @@ def frame_periods(bus: can.BusABC, can_id: int, seconds: float, nominal_us: floa
     while time.monotonic() < end:
         msg = bus.recv(0.1)
         if msg is not None and msg.arbitration_id == can_id:
-            stamps.append(msg.timestamp)
+            stamps.append(frame_ns(msg) / 1e9)
     stamps = [t for t in stamps if t >= stamps[0] + 1.0]
     periods = [(b - a) * 1e6 for a, b in zip(stamps, stamps[1:])]
     errors = sorted(abs(p - nominal_us) for p in periods)

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import can
 
+from hil.clock import frame_ns
 from hil.simbus.protocol import FRAME, HEADER, HELLO, MAX_RECORD
 
 BUSES = 4
@@ -102,7 +103,7 @@ def _frames(channel: str, raw: bool):
     with can.Bus(interface="simcan", channel=channel) as bus:
         print("ready", flush=True)
         while (msg := bus.recv(60)) is not None:
-            yield msg.arbitration_id, msg.data, msg.timestamp
+            yield msg.arbitration_id, msg.data, frame_ns(msg) / 1e9
     raise SystemExit("receiver: no frame for 60 s")
 
 
@@ -160,7 +161,7 @@ def ping_recv(channel: str, count: int) -> dict:
         entered = time.monotonic_ns()
         msg = bus.recv(60)
         returned = time.monotonic_ns()
-        out.append((int.from_bytes(msg.data, "big"), entered, returned, round(msg.timestamp * 1e9)))
+        out.append((int.from_bytes(msg.data, "big"), entered, returned, frame_ns(msg)))
     bus.shutdown()
     return {"frames": out, "delivery": bus.harness.to_json()}
 
@@ -425,7 +426,7 @@ def excess(count: int, interval_us: int, delay_us: int, folder: Path, bitrate: i
         stimulus = _spawn("stimulate", channel, count, interval_us)
         stamps: dict[tuple[int, int], int] = {}
         while len(stamps) < 2 * count and (msg := listener.recv(10)) is not None:
-            stamps[msg.arbitration_id, int.from_bytes(msg.data[:2], "big")] = round(msg.timestamp * 1e9)
+            stamps[msg.arbitration_id, int.from_bytes(msg.data[:2], "big")] = frame_ns(msg)
         _result(stimulus)
         log = _result(stack)["log"]
         listener.shutdown()

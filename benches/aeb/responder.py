@@ -5,9 +5,11 @@ gets: ``HIL_BUSES`` (JSON: bus name -> ``can.Bus`` keyword arguments) and ``HIL_
 It answers every frame 0x500 with 0x580 carrying the same payload, exactly ``delay_us`` after its
 ``recv()`` returned (sleeps, then spins the last stretch), and logs for every frame, on stdout::
 
-    responder: frame COUNTER stamp_ns=T wait_ns=W recv_ns=R send_ns=S
+    responder: frame COUNTER stamp_s=T wait_ns=W recv_ns=R send_ns=S
 
-``T`` is the stimulus frame's timestamp as the bus gave it (its end of frame, run clock), ``W``
+``T`` is the stimulus frame's timestamp as the bus gave it (its end of frame, in python-can's
+convention: Unix seconds, written exactly; the recording's ``epoch_offset_ns`` maps it onto the
+run clock), ``W``
 when it called the ``recv()`` that returned the frame (later than ``T`` when it was still busy
 with earlier frames: then the frame waited for it, not for the bus), ``R`` when ``recv()``
 returned and ``S`` when it called ``send()`` (``time.monotonic_ns()``: the run clock every process
@@ -45,7 +47,7 @@ def main() -> int:
             answer.data = msg.data
             answer.dlc = msg.dlc
             bus.send(answer)
-            print(f"responder: frame {msg.data[0]} stamp_ns={round(msg.timestamp * 1e9)} wait_ns={waiting} "
+            print(f"responder: frame {msg.data[0]} stamp_s={msg.timestamp!r} wait_ns={waiting} "
                   f"recv_ns={received} send_ns={sent}", flush=True)
     except KeyboardInterrupt:
         return 0

@@ -19,7 +19,7 @@ class BrakeEcu:
         self.kp, self.ki = float(c["kp"]), float(c["ki"])
         self.state, self.fault = STANDBY, NO_FAULT
         self.pressure = self.target = self.integral = self.valve = 0.0
-        self.last_request_s = None
+        self.last_request_ns = None
         self.request_counter = None
         self.counter_errors = 0
         self.tx = {"BrakeCommand": 0, "BrakeStatus": 0, "BrakeHeartbeat": 0}
@@ -33,7 +33,7 @@ class BrakeEcu:
             self.counter_errors += 1
             self.fault = COUNTER_ERROR
         self.request_counter = counter
-        self.last_request_s = msg.timestamp
+        self.last_request_ns = self.mcu.frame_ns(msg)
         mode = signals["RequestMode"]
         if mode == 1:
             self.target = min(signals["DecelRequest"] * self.bar_per_mps2, self.max_pressure)
@@ -50,8 +50,8 @@ class BrakeEcu:
                    RequestCounter=counter, BrakeState=self.state, counter="CommandCounter")
 
     def tick(self, deadline_ns):
-        if (self.state == ACTIVE and self.last_request_s is not None
-                and deadline_ns / 1e9 - self.last_request_s > self.timeout_s):
+        if (self.state == ACTIVE and self.last_request_ns is not None
+                and (deadline_ns - self.last_request_ns) / 1e9 > self.timeout_s):
             self.state, self.fault = SAFE, REQUEST_TIMEOUT
             self.target = self.safe_pressure
             self.mcu.printf("brake: request timeout (%.0f ms without BrakeRequest) -> safe state, %.1f bar",

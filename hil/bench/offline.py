@@ -14,6 +14,7 @@ from hil.bench.runner import utc_now
 from hil.bench.verdict import judge_recording
 from hil.clock import now_ns
 from hil.errors import UsageError
+from hil.recording.schema import METADATA_NAME
 from hil.spec import load_suite
 
 
@@ -41,10 +42,26 @@ def analyse_offline(recording: Path, suite_path: str | Path, bench_name: str, ou
     judge_recording(bench, suite.harness_budget(bench), db, Path(recording), bench_dir, result, channel_map)
     result.duration_s = (now_ns() - start) / 1e9
     result.files["recording"] = str(Path(recording).resolve())
-    run = SuiteResult(suite=suite.name, rig="", suite_path=str(Path(suite_path).resolve()), run_dir=str(out),
+    run = SuiteResult(suite=suite.name, rig=recorded_rig(Path(recording)), suite_path=str(Path(suite_path).resolve()), run_dir=str(out),
                       started_utc=result.started_utc, duration_s=result.duration_s, host=platform.node(),
                       hil_version=__version__, benches=[result],
                       selected=None if len(suite.benches) == 1 else [bench.name],
                       run_id=f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}")
     write_reports(run, out)
     return run
+
+
+def recorded_rig(recording: Path) -> str:
+    """The rig a hil recording was made on (its metadata says), or "" for any other log or a
+    recording cut before its summary."""
+    if recording.suffix.lower() != ".mcap":
+        return ""
+    from mcap.exceptions import McapError
+    from mcap.reader import make_reader
+
+    try:
+        with open(recording, "rb") as f:
+            return next((m.metadata.get("rig", "") for m in make_reader(f).iter_metadata()
+                         if m.name == METADATA_NAME), "")
+    except (OSError, McapError, ValueError):
+        return ""

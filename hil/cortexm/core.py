@@ -50,7 +50,7 @@ from unicorn.arm_const import (
     UC_ARM_REG_PC, UC_ARM_REG_PRIMASK, UC_ARM_REG_PSP, UC_ARM_REG_R0, UC_ARM_REG_R1, UC_ARM_REG_R2, UC_ARM_REG_R3,
     UC_ARM_REG_R12, UC_ARM_REG_SP, UC_ARM_REG_XPSR)
 
-from hil.clock import now_ns
+from hil.clock import frame_ns, now_ns
 from hil.cortexm import faults, part as P
 from hil.cortexm.bxcan import BxCan
 from hil.cortexm.elf import Symbols
@@ -386,7 +386,7 @@ class Machine:
     def _input_time(self, kind: str, item: Any) -> int:
         """When an input happened: a frame's end of frame, a fault's time; typed bytes now."""
         if kind == "can":
-            return round(item.timestamp * 1e9)
+            return frame_ns(item)
         return item[2] if kind == "fault" else self.now()
 
     def _slice(self, now: int) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 
 import can
 
-from hil.clock import NS_PER_S, from_seconds, now_ns
+from hil.clock import NS_PER_S, frame_ns, now_ns
 from hil.spec.common import parse_duration_ns
 
 FrameHandler = Callable[[can.Message], None]
@@ -60,6 +60,11 @@ class Mcu:
     @staticmethod
     def now_ns() -> int:
         return now_ns()
+
+    @staticmethod
+    def frame_ns(msg: can.Message) -> int:
+        """A received frame's end of frame on the run clock (its timestamp is Unix seconds)."""
+        return frame_ns(msg)
 
     @staticmethod
     def seconds(duration: str | float) -> float:
@@ -110,7 +115,7 @@ class Mcu:
         if not handlers:
             return
         if self.delay_ns:
-            self._delayed.put((from_seconds(msg.timestamp) + self.delay_ns, msg, handlers))
+            self._delayed.put((frame_ns(msg) + self.delay_ns, msg, handlers))
             return
         self._dispatch(msg, handlers)
 

@@ -31,7 +31,7 @@ from mcap.writer import MCAP0_MAGIC as MAGIC
 
 from hil.errors import RecordingError
 from hil.recording import schema
-from hil.recording.frames import DATA_WIDTH, FLAG_TX, Frames
+from hil.recording.frames import DATA_WIDTH, FLAG_REMOTE, FLAG_TX, Frames
 from hil.targets.base import ConsoleLine
 
 _RECORD = struct.Struct("<BQ")
@@ -66,12 +66,24 @@ class Recording:
         return sorted(self.can)
 
     @property
+    def started_ns(self) -> int:
+        """When the recording started (run clock; 0 if it does not say)."""
+        return int(self.metadata.get("started_ns", 0) or 0)
+
+    @property
+    def epoch_offset_ns(self) -> int | None:
+        """The wall-clock anchor: Unix ns = run-clock ns + this (None in recordings made before
+        hil recorded it)."""
+        text = self.metadata.get("epoch_offset_ns")
+        return int(text) if text else None
+
+    @property
     def cut(self) -> str | None:
         """For a recording that was not closed: what it holds, and that the rest is lost (None when
         it was closed properly)."""
         if self.complete:
             return None
-        start = int(self.metadata.get("started_ns", 0) or 0)
+        start = self.started_ns
         span = f"{(self.end_ns - start) / 1e9:.3f} s after the recording started" if start else "its last flush"
         phases = [e.data.get("phase") for e in self.events if e.kind == "phase"]
         phase = f" (bench phase: {phases[-1]})" if phases else ""
@@ -311,16 +323,17 @@ def _columns_fast(items: list[tuple[int, bytes]]):
     if len(rows) != n:
         return None
     ids, flags, dlc, payload = zip(*rows) if rows else ((), (), (), ())
-    dlc_a = np.array(dlc, dtype=np.bytes_).astype(np.int64) if n else np.zeros(0, np.int64)
+    as_int = lambda col: np.array(col, dtype=np.bytes_).astype(np.int64) if n else np.zeros(0, np.int64)
+    dlc_a, flags_a = as_int(dlc), as_int(flags)
+    sizes = np.where(flags_a & FLAG_REMOTE, 0, dlc_a)  # a remote frame's DLC is the length it asks for
     flat = np.fromstring(b",".join(p for p in payload if p), dtype=np.int64, sep=",") if n else np.zeros(0, np.int64)
-    if len(flat) != int(dlc_a.sum()):
+    if len(flat) != int(sizes.sum()):
         return None
     data = np.zeros((n, DATA_WIDTH), np.uint8)
-    row = np.repeat(np.arange(n), dlc_a)
-    col = np.arange(len(flat)) - np.repeat(np.cumsum(dlc_a) - dlc_a, dlc_a)
+    row = np.repeat(np.arange(n), sizes)
+    col = np.arange(len(flat)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
     data[row, col] = flat
-    as_int = lambda col: np.array(col, dtype=np.bytes_).astype(np.int64) if n else np.zeros(0, np.int64)
-    return as_int(ids).astype(np.uint32), as_int(flags).astype(np.uint8), dlc_a.astype(np.uint8), data
+    return as_int(ids).astype(np.uint32), flags_a.astype(np.uint8), dlc_a.astype(np.uint8), data
 
 
 def _columns_json(items: list[tuple[int, bytes]]):

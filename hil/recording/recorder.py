@@ -7,11 +7,14 @@ with SIGKILL leaves a file readable up to the last flush (:func:`hil.recording.l
 at the cut).
 
 Adapter timestamps of real buses (and of emulated ones reached through an emulated adapter) are
-mapped onto the run clock with :class:`hil.clock.AdapterClock`; simcan nodes already stamp on the
-run clock. The method used for each bus is written to the metadata. For emulated buses the recorder
-also writes the harness error the broker gathered (:mod:`hil.harness`) as ``harness`` events,
-``{"buses": {bus: {kind: histogram JSON}}, "clocks": {bus: AdapterClock summary}}``, every second
-and once when it stops; each is cumulative since the bus came up, so the last one counts.
+mapped onto the run clock with :class:`hil.clock.AdapterClock`; emulated (simbus) buses stamp Unix
+seconds (python-can's convention) that :func:`hil.clock.frame_ns` turns back into run-clock ns. The
+run's epoch offset is the recording's wall-clock anchor (metadata ``epoch_offset_ns``: Unix ns =
+run-clock ns + offset; ``started_unix_ns``). The method used for each bus is written to the
+metadata. For emulated buses the recorder also writes the harness error the broker gathered
+(:mod:`hil.harness`) as ``harness`` events, ``{"buses": {bus: {kind: histogram JSON}}, "clocks":
+{bus: AdapterClock summary}}``, every second and once when it stops; each is cumulative since the
+bus came up, so the last one counts.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from typing import Any
 
 
 from hil import __version__
-from hil.clock import AdapterClock, from_seconds, now_ns
+from hil.clock import AdapterClock, epoch_offset_ns, frame_ns, now_ns
 from hil.errors import RecordingError
 from hil.recording import schema
 from hil.recording.mcapwriter import McapWriter
@@ -86,9 +89,9 @@ class Recorder:
         self.counts: Counter = Counter()  # topic → messages written
 
     # -- feeding ---------------------------------------------------------------------------------
-    def frame(self, bus: str, t_ns: int, can_id: int, flags: int, data: bytes) -> None:
-        """Record one CAN frame on ``bus`` (run-clock ``t_ns``)."""
-        self._queue.append((schema.CAN_PREFIX + bus, t_ns, schema.encode_can(can_id, flags, data)))
+    def frame(self, bus: str, t_ns: int, can_id: int, flags: int, data: bytes, dlc: int | None = None) -> None:
+        """Record one CAN frame on ``bus`` (run-clock ``t_ns``; ``dlc``: a remote frame's)."""
+        self._queue.append((schema.CAN_PREFIX + bus, t_ns, schema.encode_can(can_id, flags, data, dlc)))
 
     def serial(self, bus: str, t_ns: int, data: bytes) -> None:
         self._queue.append((schema.SERIAL_PREFIX + bus, t_ns, schema.encode_serial(data)))
@@ -166,10 +169,12 @@ class Recorder:
     # -- internals -------------------------------------------------------------------------------
     def _metadata_record(self, clocks: dict[str, str]) -> dict[str, str]:
         meta = {k: v if isinstance(v, str) else json.dumps(v, default=str) for k, v in self._metadata.items()}
+        started, epoch = now_ns(), epoch_offset_ns()
         meta.update({"hil_version": __version__, "host": socket.gethostname(),
                      "platform": platform.platform(), "python": platform.python_version(),
                      "clock": CLOCK_MODEL, "bus_clocks": json.dumps(clocks),
-                     "started_ns": str(now_ns())})
+                     "started_ns": str(started), "epoch_offset_ns": str(epoch),
+                     "started_unix_ns": str(started + epoch)})
         return meta
 
     def _open_bus(self, name: str) -> str:
@@ -211,8 +216,9 @@ class Recorder:
                 msg = bus.recv(_POLL_S)
                 if msg is None:
                     continue
-                t = from_seconds(msg.timestamp) if clock is None else clock.to_run_clock(msg.timestamp, now_ns())
-                put((topic, t, schema.encode_can(msg.arbitration_id, message_flags(msg), bytes(msg.data))))
+                t = frame_ns(msg) if clock is None else clock.to_run_clock(msg.timestamp, now_ns())
+                put((topic, t, schema.encode_can(msg.arbitration_id, message_flags(msg), bytes(msg.data),
+                                                 msg.dlc if msg.is_remote_frame else None)))
         except Exception as exc:  # a bus that goes down ends the recording with an error, not silently
             self._error = exc
 

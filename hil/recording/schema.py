@@ -31,7 +31,8 @@ CAN_FRAME = {
     "properties": {
         "id": {"type": "integer", "description": "arbitration id"},
         "flags": {"type": "integer", "description": "1 extended, 2 remote, 4 error, 8 FD, 16 BRS, 32 ESI, 64 TX"},
-        "dlc": {"type": "integer", "description": "payload length in bytes"},
+        "dlc": {"type": "integer", "description": "payload length in bytes; for a remote frame (flags bit 0x02, "
+                                                 "no data) the length it requests"},
         "data": {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 255}},
     },
     "required": ["id", "flags", "dlc", "data"],
@@ -80,10 +81,11 @@ LEVEL_WARNING = 3
 _DECIMAL = tuple(str(i).encode() for i in range(256))
 
 
-def encode_can(can_id: int, flags: int, data: bytes) -> bytes:
-    """The canonical JSON of a frame (the loader's fast path depends on this exact form)."""
+def encode_can(can_id: int, flags: int, data: bytes, dlc: int | None = None) -> bytes:
+    """The canonical JSON of a frame (the loader's fast path depends on this exact form); ``dlc``
+    is a remote frame's requested length (a data frame's is its data's)."""
     return b'{"id":%d,"flags":%d,"dlc":%d,"data":[%s]}' % (
-        can_id, flags, len(data), b",".join([_DECIMAL[b] for b in data]))
+        can_id, flags, len(data) if dlc is None else dlc, b",".join([_DECIMAL[b] for b in data]))
 
 
 def encode_serial(data: bytes) -> bytes:

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hil.clock import fine_timer_slack
+from hil.clock import adopt_epoch_offset, epoch_offset_ns, fine_timer_slack
 from hil.simbus.bus import TX_QUEUE_LIMIT, Client, SimBus
 from hil.simbus.faults import FaultSet, parse_fault
 from hil.simbus.protocol import connect, unix_address
@@ -54,11 +54,14 @@ class Broker:
         self._wake_r, self._wake_w = os.pipe()  # stop() writes here so a blocked select returns
         os.set_blocking(self._wake_w, False)
         now = time.monotonic_ns()
+        epoch = adopt_epoch_offset(config["epoch_offset_ns"]) if "epoch_offset_ns" in config else epoch_offset_ns()
         try:
             for spec in config.get("can", []):
                 model = WireModel(spec["bitrate"], spec.get("data_bitrate"), spec.get("wire_model", True))
                 bus = SimBus(spec["name"], str(self.dir / f"{spec['name']}.sock"), model,
-                             FaultSet(f"{config.get('seed', 0)}:{spec['name']}"), spec.get("fd", False))
+                             FaultSet(f"{config.get('seed', 0)}:{spec['name']}"), spec.get("fd", False),
+                             welcome={"bitrate": spec["bitrate"], "data_bitrate": spec.get("data_bitrate"),
+                                      "epoch_offset_ns": epoch})
                 bus.since_ns = now
                 for fault in spec.get("faults", []):
                     bus.faults.arm(parse_fault(fault), now)

@@ -94,8 +94,9 @@ class SimBus:
     """The state of one emulated bus; the broker feeds it records and the clock."""
 
     def __init__(self, name: str, path: str, model: WireModel, faults: FaultSet, fd: bool,
-                 horizon_ns: int = COMMIT_HORIZON_NS):
+                 horizon_ns: int = COMMIT_HORIZON_NS, welcome: dict[str, Any] | None = None):
         self.name = name
+        self._welcome = json.dumps(welcome or {}).encode()  # bitrates and epoch offset, for every node
         self.path = path
         self.model = model
         self.faults = faults
@@ -162,8 +163,9 @@ class SimBus:
             client.events = bool(flags & HELLO_EVENTS)
             client.frames = not flags & HELLO_NO_FRAMES
             client.name = record[HEADER_SIZE:].decode(errors="replace")
-            # the welcome: the node is on the bus from now on; flags say whether the bus is CAN FD
-            client.deliver(HEADER.pack(HELLO, WELCOME_FD if self.fd else 0, 0, 0, now))
+            # the welcome: the node is on the bus from now on; flags say whether the bus is CAN FD,
+            # the payload its bitrates and the run's epoch offset
+            client.deliver(HEADER.pack(HELLO, WELCOME_FD if self.fd else 0, 0, 0, now) + self._welcome)
             if client.events:  # faults armed before it joined (the rig's own, for one)
                 for event in self.faults.armed_events():
                     client.deliver(event_record(event))

@@ -2,12 +2,15 @@
 
     bus = can.Bus(interface="simcan", channel="/run/dir/simbus/chassis.sock", receive_own_messages=True)
 
-Received frames (and the echo of one's own frames) carry the end-of-frame time on the run clock, in
-seconds (``time.monotonic()`` epoch), and ``recv`` hands each out at that time, as a controller
-would: the broker forwards a frame as soon as its slot on the wire is decided, and the node holds it
-until its end of frame (sleeping, then spinning the last few µs). Every frame ``send`` writes carries
-the node's send time, which places it on the wire. ``send_at(msg, release_ns)`` asks the broker to
-put a frame on the wire at a run-clock time.
+Received frames (and the echo of one's own frames) carry their end-of-frame time as python-can
+timestamps do: seconds since the Unix epoch, the run clock plus the run's epoch offset (which the
+broker's welcome gives, see :mod:`hil.clock`; :func:`hil.clock.run_ns` turns a timestamp back into
+run-clock ns; the frames are :class:`SimMessage` objects that also carry the exact ``run_ns``, which
+:func:`hil.clock.frame_ns` reads). ``recv`` hands each frame out at its end of frame, as a
+controller would: the broker forwards a frame as soon as its slot on the wire is decided, and the
+node holds it until its end of frame (sleeping, then spinning the last few µs). Every frame
+``send`` writes carries the node's send time, which places it on the wire. ``send_at(msg,
+release_ns)`` asks the broker to put a frame on the wire at a run-clock time.
 
 Each node measures its own delivery error (:mod:`hil.harness`): when ``recv`` handed a frame out
 minus the earliest it could have, the later of the frame's end of frame and the moment ``recv`` was
@@ -18,6 +21,12 @@ frames as they arrive, before their end of frame, and measures nothing.
 With ``fault_events=True`` the broker also reports every injected fault: they are kept in
 ``bus.fault_events`` (and passed to ``on_fault_event`` if given) as
 :class:`~hil.simbus.faults.FaultEvent` objects; they are never returned by ``recv``.
+
+Like a controller, ``send`` refuses (:class:`can.CanOperationError`) a frame no bus can carry: a
+standard id above 0x7FF, an extended id above 29 bits, a CAN FD remote frame, more data than the
+frame kind or its DLC allows, a CAN FD frame on a classic bus. ``bitrate``, ``data_bitrate`` and
+``fd`` are optional (the bus has them); given and different from the bus's, ``can.Bus(...)`` raises
+:class:`can.CanInitializationError`.
 
 If the broker goes away, the next ``send`` or ``recv`` raises :class:`can.CanOperationError`.
 """
@@ -34,7 +43,7 @@ from typing import Any, Callable
 import can
 from can import CanOperationError, CanProtocol, Message
 
-from hil.clock import fine_timer_slack
+from hil.clock import adopt_epoch_offset, epoch_offset_ns, fine_timer_slack
 from hil.harness import ErrorHistogram
 from hil.simbus.faults import FaultEvent
 from hil.simbus.wire import FD_LENGTHS, fd_dlc
@@ -84,11 +93,42 @@ def pack_frame(msg: Message, release_ns: int = 0) -> bytes:
                        release_ns) + data
 
 
+class SimMessage(Message):
+    """A received frame: a python-can message that also keeps its end of frame as exact run-clock
+    ns (a float of Unix seconds holds only 2^-22 s)."""
+
+    __slots__ = ("run_ns",)
+
+
+def impossible(msg: Message) -> str | None:
+    """Why no CAN controller would send ``msg``, or None."""
+    kind = "CAN FD" if msg.is_fd else "classic"
+    if msg.arbitration_id > (0x1FFFFFFF if msg.is_extended_id else 0x7FF):
+        limit = "an extended id of at most 29 bits" if msg.is_extended_id else "a standard id of at most 0x7FF"
+        return f"expected {limit}, got 0x{msg.arbitration_id:X}"
+    if msg.is_remote_frame and msg.is_fd:
+        return "CAN FD has no remote frames"
+    if len(msg.data) > (64 if msg.is_fd else 8):
+        return f"expected at most {64 if msg.is_fd else 8} data bytes in a {kind} frame, got {len(msg.data)}"
+    if not msg.is_remote_frame and len(msg.data) > msg.dlc:
+        return f"expected at most {msg.dlc} data bytes (the frame's DLC), got {len(msg.data)}"
+    return None
+
+
+def _contradictions(bus: dict[str, Any], bus_fd: bool, **asked: Any) -> str | None:
+    """Which of the node's ``bitrate``/``data_bitrate``/``fd`` arguments differ from the bus's, or None."""
+    have = {"fd": bus_fd, "bitrate": bus.get("bitrate"), "data_bitrate": bus.get("data_bitrate")}
+    wrong = [f"{key}={value!r} but the bus has {key}={have[key]!r}" for key, value in asked.items()
+             if value is not None and have[key] is not None and value != have[key]]
+    return "; ".join(wrong) or None
+
+
 class SimCanBus(can.BusABC):
     """A node on an emulated CAN bus served by the simbus broker."""
 
     def __init__(self, channel: str, can_filters=None, receive_own_messages: bool = False,
-                 fd: bool = False, fault_events: bool = False,
+                 fd: bool | None = None, bitrate: int | None = None, data_bitrate: int | None = None,
+                 fault_events: bool = False,
                  on_fault_event: Callable[[FaultEvent], None] | None = None,
                  control_only: bool = False, name: str = "", hold: bool = True, **kwargs: Any):
         self.channel = str(channel)
@@ -120,6 +160,13 @@ class SimCanBus(can.BusABC):
             raise can.CanInitializationError(f"the simbus broker at {self.channel} did not answer within "
                                              f"{JOIN_TIMEOUT_S:.0f} s")
         self._bus_fd = bool(welcome[1] & WELCOME_FD)  # the broker's word; the ``fd`` argument is not needed
+        info = json.loads(welcome[HEADER_SIZE:] or b"{}")
+        self._epoch_ns = (adopt_epoch_offset(info["epoch_offset_ns"]) if "epoch_offset_ns" in info
+                          else epoch_offset_ns())
+        wrong = _contradictions(info, self._bus_fd, fd=fd, bitrate=bitrate, data_bitrate=data_bitrate)
+        if wrong:
+            self._sock.close()
+            raise can.CanInitializationError(f"simbus {self.channel}: {wrong}")
         self._can_protocol = CanProtocol.CAN_FD if self._bus_fd else CanProtocol.CAN_20
         super().__init__(channel=channel, can_filters=can_filters, **kwargs)
 
@@ -140,9 +187,9 @@ class SimCanBus(can.BusABC):
             raise CanOperationError(f"simbus {self.channel}: the bus is in passive (listen-only) state")
         if msg.is_fd and not self._bus_fd:
             raise CanOperationError(f"simbus {self.channel}: a CAN FD frame cannot go on this classic CAN bus")
-        if len(msg.data) > (64 if msg.is_fd else 8):
-            raise CanOperationError(f"simbus {self.channel}: expected at most {64 if msg.is_fd else 8} data bytes "
-                                    f"in a {'CAN FD' if msg.is_fd else 'classic'} frame, got {len(msg.data)}")
+        wrong = impossible(msg)
+        if wrong:
+            raise CanOperationError(f"simbus {self.channel}: {wrong}")
         self._send_record(pack_frame(msg, ready_ns), timeout)
 
     def _send_record(self, record: bytes, timeout: float | None) -> None:
@@ -202,10 +249,12 @@ class SimCanBus(can.BusABC):
                 hold_until(t_ns)
             self._eof_ns = t_ns
             ext, rtr, err, fd, brs, esi, rx = _FLAG_FIELDS[flags]
-            return Message(
-                timestamp=t_ns / NS, arbitration_id=can_id, is_extended_id=ext, is_remote_frame=rtr,
-                is_error_frame=err, is_fd=fd, bitrate_switch=brs, error_state_indicator=esi, dlc=dlc,
-                data=record[HEADER_SIZE:], is_rx=rx, channel=self.channel, check=False), False
+            msg = SimMessage(
+                timestamp=(t_ns + self._epoch_ns) / NS, arbitration_id=can_id, is_extended_id=ext,
+                is_remote_frame=rtr, is_error_frame=err, is_fd=fd, bitrate_switch=brs, error_state_indicator=esi, dlc=dlc,
+                data=record[HEADER_SIZE:], is_rx=rx, channel=self.channel, check=False)
+            msg.run_ns = t_ns
+            return msg, False
         if kind == EVENT:
             event = FaultEvent(t_ns, EVENT_KINDS[flags], can_id, json.loads(record[HEADER.size:]))
             self.fault_events.append(event)

@@ -10,7 +10,8 @@ python-can's ``fileno()``-based Notifier honest).
 type       direction           meaning of ``id`` / ``t`` / payload
 =========  ==================  =====================================================================
 HELLO      client → broker     flags = HELLO_* options; payload = client name (utf-8)
-HELLO      broker → client     the welcome: the node is on the bus; flags = WELCOME_* (bus is FD)
+HELLO      broker → client     the welcome: the node is on the bus; flags = WELCOME_* (bus is FD);
+                               payload = JSON: bitrate, data_bitrate, epoch_offset_ns
 FRAME      both                CAN frame; client → broker: ``t`` = release time (0 = now);
                                broker → client: ``t`` = end-of-frame time
 EVENT      broker → client     a fault event; flags = event kind code, payload = JSON detail

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hil.clock import epoch_offset_ns
 from hil.errors import BusError
 from hil.lifecycle.children import python_argv, spawn
 from hil.spec.rig import CanBus, Rig, SerialBus
@@ -24,7 +25,8 @@ STOP_TIMEOUT_S = 10.0
 
 
 def broker_config(rig: Rig, folder: Path, seed: int = 0) -> dict[str, Any]:
-    """What the broker serves for ``rig``: every emulated CAN bus and serial link."""
+    """What the broker serves for ``rig``: every emulated CAN bus and serial link, and the run's
+    epoch offset (fixed here, at bring-up, for every process of the run)."""
     can, serial = [], []
     for name, bus in rig.buses.items():
         if not bus.emulated:
@@ -34,7 +36,7 @@ def broker_config(rig: Rig, folder: Path, seed: int = 0) -> dict[str, Any]:
                         "wire_model": bus.wire_model, "faults": [f.model_dump(mode="json") for f in bus.faults]})
         elif isinstance(bus, SerialBus):
             serial.append({"name": name, "baudrate": bus.baudrate, "pace": bus.pace})
-    return {"dir": str(folder), "seed": seed, "can": can, "serial": serial}
+    return {"dir": str(folder), "seed": seed, "can": can, "serial": serial, "epoch_offset_ns": epoch_offset_ns()}
 
 
 def private_folder(folder: Path) -> Path:

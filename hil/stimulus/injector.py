@@ -345,7 +345,7 @@ class _Replay:
         """Collect echoes (own frames) and watch for the armed wait's frame on bus ``i``. Echoes are
         read as they come (read in batches, each batch held the GIL for a millisecond and more
         while the send loop waited for it)."""
-        from hil.clock import AdapterClock, from_seconds, now_ns
+        from hil.clock import AdapterClock, frame_ns, now_ns
 
         witness = self.witnesses[i]
         bus = self.handles[i] if witness is None else witness
@@ -365,7 +365,7 @@ class _Replay:
             if witness is not None:
                 t = delivered
             else:
-                t = from_seconds(msg.timestamp) if clock is None else clock.to_run_clock(msg.timestamp, delivered)
+                t = frame_ns(msg) if clock is None else clock.to_run_clock(msg.timestamp, delivered)
             k = None
             if not msg.is_rx or witness is not None:  # a witness's frames are its own echoes if they are any
                 k = self._sent_index(i, msg.arbitration_id, bytes(msg.data), strict=witness is not None)

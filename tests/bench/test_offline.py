@@ -56,12 +56,12 @@ def test_a_foreign_log_is_judged_with_its_channel_mapped(tmp_path, name, writer,
     assert (tmp_path / "out" / "results.json").is_file()
 
 
-def _record(path, events=(), answered=True):
+def _record(path, events=(), answered=True, metadata=None):
     """A recording, written with the real Recorder: the echo stimulus and answers on chassis, and
     ``events`` (kind, data)."""
     from hil.recording import Recorder
 
-    with Recorder(path) as rec:
+    with Recorder(path, metadata=metadata) as rec:
         for msg in messages("chassis"):
             if answered or msg.arbitration_id == 0x500:
                 rec.frame("chassis", int(msg.timestamp * 1e9), msg.arbitration_id, 0, bytes(msg.data))
@@ -199,3 +199,11 @@ def test_a_frame_handed_out_before_its_end_of_frame_breaks_the_harness_promise(t
     bench = analyse_offline(rec, tmp_path / "suite.yaml", "echo", tmp_path / "out").benches[0]
     assert bench.verdict == "error"
     assert bench.harness["breaches"] == ["2 frame(s) handed out before their end of frame on bus chassis"]
+
+
+def test_hil_analyze_keeps_the_rig_the_recording_was_made_on(tmp_path):
+    """The reports name the rig from the recording's metadata (a foreign log names none)."""
+    (tmp_path / "suite.yaml").write_text(SUITE)
+    result = analyse_offline(_record(tmp_path / "rec.mcap", metadata={"rig": "sim-lab-3"}), tmp_path / "suite.yaml", "echo", tmp_path / "out")
+    assert result.rig == "sim-lab-3"
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["rig"] == "sim-lab-3"

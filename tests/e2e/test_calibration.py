@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hil.clock import run_ns
 from hil.recording import load
 from hil.simbus.wire import WireModel
 from tests.e2e.test_aeb import RIG, hil
@@ -36,7 +37,7 @@ from tests.outcomes import explain, pass_or_harness_error, require_harness
 
 DELAYS = {"hpc-0ms": 0, "hpc-1ms": 1_000_000, "hpc-5ms": 5_000_000}
 SLACK = 50_000  # ns: the responder's clock reads bracket its node's by a few µs; a preemption between adds more
-LOG = re.compile(r"responder: frame (\d+) stamp_ns=(\d+) wait_ns=(\d+) recv_ns=(\d+) send_ns=(\d+)$")
+LOG = re.compile(r"responder: frame (\d+) stamp_s=([\d.]+) wait_ns=(\d+) recv_ns=(\d+) send_ns=(\d+)$")
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +56,8 @@ def frames(out: Path, bench: str) -> dict[str, np.ndarray]:
     stim = {int(chassis.data[i, 0]): int(chassis.t_ns[i]) for i in np.flatnonzero(chassis.id == 0x500)}
     answers = {int(chassis.data[i, 0]): (int(chassis.t_ns[i]), bytes(chassis.data[i, :8]))
                for i in np.flatnonzero(chassis.id == 0x580)}
-    log = {int(m[1]): tuple(map(int, m.groups()[1:])) for line in rec.consoles
+    epoch = int(rec.metadata["epoch_offset_ns"])
+    log = {int(m[1]): (run_ns(float(m[2]), epoch), *map(int, m.groups()[2:])) for line in rec.consoles
            if line.source == "responder" and (m := LOG.match(line.text))}
     assert set(stim) == set(answers) == set(log) and len(log) == 200, (len(stim), len(answers), len(log))
     wire = WireModel(500_000)

@@ -9,7 +9,7 @@ import can
 import cantools
 import pytest
 
-from hil.clock import now_ns, to_seconds
+from hil.clock import now_ns, unix_seconds
 from hil.firmware.runtime import Mcu
 
 DBC = """VERSION ""
@@ -50,7 +50,7 @@ def test_handlers_filter_by_id_and_decode_with_the_dbc():
     mcu.on_frame(lambda m: seen.append(m.arbitration_id), ids=range(0x100, 0x102))
     mcu.on_message("Ping", lambda sig, m: values.append(sig["Value"]))
     for ident in (0x0FF, 0x100, 0x101, 0x102):
-        mcu.receive(can.Message(arbitration_id=ident, data=b"\x10\x00", timestamp=to_seconds(now_ns())))
+        mcu.receive(can.Message(arbitration_id=ident, data=b"\x10\x00", timestamp=unix_seconds(now_ns())))
     mcu.receive(can.Message(arbitration_id=0x100, is_error_frame=True))
     mcu.printf("value %d, %s", 3, "ok")
     assert seen == [0x100, 0x101] and values == [8.0] and lines == ["value 3, ok"]
@@ -63,7 +63,7 @@ def test_processing_delay_counts_from_the_end_of_frame():
     stamps = []
     for i in range(3):
         stamps.append(now_ns())
-        mcu.receive(can.Message(arbitration_id=i, data=b"", timestamp=to_seconds(stamps[-1])))
+        mcu.receive(can.Message(arbitration_id=i, data=b"", timestamp=unix_seconds(stamps[-1])))
     run_for(mcu, done)
     assert [m.arbitration_id for _, m in handled] == [0, 1, 2]
     assert all(t - s >= 20_000_000 for (t, _), s in zip(handled, stamps))
@@ -79,6 +79,6 @@ def test_a_raising_handler_halts_the_firmware():
     mcu = Mcu("m", None, print, {})
     mcu.on_tick(lambda deadline: None)
     mcu.on_frame(lambda m: 1 / 0)
-    mcu.receive(can.Message(arbitration_id=1, timestamp=to_seconds(now_ns())))
+    mcu.receive(can.Message(arbitration_id=1, timestamp=unix_seconds(now_ns())))
     with pytest.raises(ZeroDivisionError):
         mcu.run(threading.Event())  # returns at once: the fault stops the loop

@@ -11,6 +11,7 @@ import sys
 import can
 
 from hil.buses import bus_from_env
+from hil.clock import frame_ns
 
 
 def main(mode: str, name: str, arg: str) -> None:
@@ -28,7 +29,7 @@ def main(mode: str, name: str, arg: str) -> None:
                 if m is None:
                     break
                 print(json.dumps([m.arbitration_id, m.is_extended_id, m.is_fd, m.bitrate_switch, m.data.hex(),
-                                  round(m.timestamp * 1e9)]), flush=True)
+                                  frame_ns(m)]), flush=True)
     finally:
         bus.shutdown()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import can
 import pytest
 
-from hil.clock import now_ns
+from hil.clock import frame_ns, now_ns
 from hil.errors import SpecError
 from hil.simbus.wire import WireModel
 
@@ -72,7 +72,7 @@ def test_delay_armed_at_run_time_shifts_the_frame(rig_buses):
         got = [rx.recv(10), rx.recv(10)]
         eof = WireModel(500_000).timing(0x55, 0, 1, b"\x09")[1]
         assert [m.arbitration_id for m in got] == [0x56, 0x55]  # the delayed frame no longer blocks the queue
-        assert round(got[1].timestamp * 1e9) == release + 40 * MS + eof
+        assert frame_ns(got[1]) == release + 40 * MS + eof
         delays = _events(rx, "delay")
         assert [(e.id, e.detail["by_ns"]) for e in delays] == [(0x55, 40 * MS)]
         assert control.clear(fid) == [fid] and control.armed() == []
@@ -117,7 +117,7 @@ def test_babbling_node_at_a_rate(rig_buses):
         got = _drain(rx)
         assert len(got) == 50 and {m.arbitration_id for m in got} == {0x7F0}
         assert all(len(m.data) == 2 for m in got)
-        assert round(got[0].timestamp * 1e9) - origin == WireModel(500_000).timing(0x7F0, 0, 2, b"\0\0")[1]
+        assert frame_ns(got[0]) - origin == WireModel(500_000).timing(0x7F0, 0, 2, b"\0\0")[1]
         rx.shutdown()
 
 
@@ -130,8 +130,8 @@ def test_saturating_babbler_wins_arbitration_for_its_window(rig_buses):
         got = _drain(rx)
         babble = [m for m in got if m.arbitration_id == 0]
         victim = [m for m in got if m.arbitration_id == 0x100]
-        assert len(victim) == 1 and round(victim[0].timestamp * 1e9) > origin + 20 * MS
-        stamps = [round(m.timestamp * 1e9) for m in babble]
+        assert len(victim) == 1 and frame_ns(victim[0]) > origin + 20 * MS
+        stamps = [frame_ns(m) for m in babble]
         model = WireModel(500_000)
         assert all(b - a == model.timing(0, 0, 8, bytes(m.data))[0] for a, b, m in zip(stamps, stamps[1:], babble[1:]))
         assert stamps[-1] < origin + 21 * MS

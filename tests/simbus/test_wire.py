@@ -9,7 +9,7 @@ import pytest
 
 from hil.simbus.protocol import F_EXTENDED, F_REMOTE
 from hil.simbus.wire import WireModel, arbitration_key, frame_bits
-from hil.clock import now_ns
+from hil.clock import frame_ns, now_ns
 
 LEAD = 1_000_000_000  # frames are handed over well before they are due, even on a busy machine
 
@@ -103,7 +103,7 @@ def test_arbitration_keys():
 
 
 def _ns(msg: can.Message) -> int:
-    return round(msg.timestamp * 1e9)
+    return frame_ns(msg)
 
 
 def test_two_pending_frames_lower_id_first_and_back_to_back(rig_buses):

@@ -201,7 +201,7 @@ def test_blf_replay_record_export_round_trip(buses, tmp_path):
     assert progress and 0 <= progress[0][0] - progress[0][1].elapsed_ns - report.start_ns
     assert [p.sent for _, p in progress] == sorted(p.sent for _, p in progress)
     out = tmp_path / "out.blf"
-    assert export(tmp_path / "r.mcap", out) == {"chassis": 1}
+    assert export(tmp_path / "r.mcap", out).channels == {"chassis": 1}
     back = read_source(out).events
     original = read_source(src).events
     assert [(e.id, e.flags, e.data) for e in back] == [(e.id, e.flags, e.data) for e in original]
