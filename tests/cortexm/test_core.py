@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from hil.cortexm.core import unmasking_sites
+from hil.cortexm.core import LEARN_EVERY, MAX_LEAD_NS, MIN_LEAD_NS, RECENT_EVENTS, unmasking_sites
 
 
 def test_exceptions_preempt_tail_chain_and_mask_by_priority(run_image, programs):
@@ -70,3 +70,19 @@ def test_the_brake_ecu_boots_with_its_config_and_without_emulator_diagnostics(ru
     run = run_image(brake_build / "brake_ecu.elf", {"request_timeout": "250ms"})
     run.wait_for(r"brake: ready, request timeout 250 ms")
     assert run.diagnostics == []
+
+
+def test_the_lead_for_timer_events_is_learned_from_how_long_the_host_took(run_image, programs):
+    run = run_image(programs / "exceptions.elf")
+    run.wait_for(r"exceptions: ")
+    run.close()
+    machine = run.machine
+    for _ in range(LEARN_EVERY):
+        machine._learn(600_000)  # a busy host: 0.6 ms from the planned wake-up back to WFI
+    assert machine.lead_ns == 750_000  # the p99 and a quarter
+    for _ in range(RECENT_EVENTS):
+        machine._learn(2_000_000)
+    assert machine.lead_ns == MAX_LEAD_NS  # never more than a 1 kHz period
+    for _ in range(RECENT_EVENTS):
+        machine._learn(20_000)
+    assert machine.lead_ns == MIN_LEAD_NS
