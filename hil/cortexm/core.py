@@ -74,14 +74,13 @@ from hil.cortexm.scs import BUSFAULT, EXTERNAL, HARDFAULT, SVCALL, USAGEFAULT, S
 from hil.cortexm.timer import Timer
 from hil.cortexm.usart import Usart
 from hil.firmware.flashmem import FlashMemory
-from hil.stimulus.realtime import request_short_slice
 
 SLICE_NS = 100_000  # longest slice of core time: the most a busy core delays an input
 PACE_SLACK_NS = 2_000_000  # how far a busy core may run ahead of HCLK before it sleeps
 MASKED_SLICE_NS = 5_000  # while an exception waits for a mask to drop (code run from RAM is not watched)
 POLL_S = 0.05  # a sleeping core looks at its stop event this often
 LEAD_NS = 300_000  # a sleeping core first wakes this early for its next event (then the lead is learned)
-MIN_LEAD_NS, MAX_LEAD_NS = 100_000, 1_000_000  # the learned lead stays within these (at most a 1 kHz period)
+MIN_LEAD_NS, MAX_LEAD_NS = 100_000, 500_000  # the learned lead stays within these (see _learn)
 RECENT_EVENTS = 512  # the lead is learned from this many recent timer events ...
 LEARN_EVERY = 32  # ... again after this many
 MAX_LAG_NS = 5_000_000  # the most core time trails the run clock (a host stalled longer skips ahead)
@@ -229,7 +228,6 @@ class Machine:
         did. ``on_fault`` hears of it at once; the core then stays halted (a debugger can inspect
         it) until ``stop``."""
         fine_timer_slack()
-        request_short_slice()  # on a busy host the core runs sooner when it wakes, at the same CPU share
         self.flash_changed_all()
         self._reset()
         if self.debugger is not None:
@@ -410,7 +408,9 @@ class Machine:
 
     def _learn(self, handled_ns: int) -> None:
         """One timer event handled ``handled_ns`` after its planned wake-up; set the lead again
-        every ``LEARN_EVERY`` events (see the module's docstring)."""
+        every ``LEARN_EVERY`` events (see the module's docstring). At most half a 1 kHz period: a
+        longer lead has a frame still waiting for its echo when the next tick's is queued, and
+        eats the transmit mailboxes' slack (measured: more ticks found no empty mailbox)."""
         recent = self._handled
         recent.append(handled_ns)
         self._events += 1
