@@ -8,7 +8,8 @@ so any quantile is known within 1.6 %), cheap to fill in a hot path, mergeable a
 and small in JSON. Per bus the errors travel as ``{kind: histogram JSON}`` with these kinds:
 
 ``delivery``  a node handed a frame to its application (``recv`` returned) minus the frame's
-              end-of-frame time
+              end-of-frame time; an emulated Cortex-M adds its own lateness with frames to its
+              node's (:mod:`hil.cortexm.core`)
 ``send``      how late the broker learned of a frame, against the time its node wrote it
 ``broker``    how late the broker acted (woke) against the time it had planned to
 """

@@ -3,6 +3,7 @@ bench's DBC database, and every problem found up front as a SpecError with file:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,9 +55,11 @@ class BenchPlan:
         return stack.model_copy(update={"components": components})
 
 
-def plan_suite(rig_path: str | Path, suite_path: str | Path, benches: list[str] | None = None) -> list[BenchPlan]:
-    """Load and cross-check rig, suite and stacks; plan the selected benches (all when None)."""
-    checked = check_files(rig_path, [suite_path])
+def plan_suite(rig_path: str | Path, suite_path: str | Path, benches: list[str] | None = None,
+               stacks: Mapping[str, str] | None = None) -> list[BenchPlan]:
+    """Load and cross-check rig, suite and stacks; plan the selected benches (all when None), with
+    the suite's stacks replaced as ``stacks`` says (OLD → NEW, ``hil run --stack``)."""
+    checked = check_files(rig_path, [suite_path], stacks)
     suite_file = checked.suites[0]
     suite = suite_file.model
     known = [b.name for b in suite.benches]
@@ -136,5 +139,6 @@ def bench_database(suite: Suite, index: int) -> tuple[Database, list[tuple[tuple
     return db, [(("benches", index, *loc), msg) for loc, msg in check_bench(bench, db)]
 
 
-def plan_bench(rig_path: str | Path, suite_path: str | Path, bench: str) -> BenchPlan:
-    return plan_suite(rig_path, suite_path, [bench])[0]
+def plan_bench(rig_path: str | Path, suite_path: str | Path, bench: str,
+               stacks: Mapping[str, str] | None = None) -> BenchPlan:
+    return plan_suite(rig_path, suite_path, [bench], stacks)[0]

@@ -86,6 +86,7 @@ class SuiteResult:
     regressions: list[dict[str, Any]] = field(default_factory=list)
     run_id: str = ""
     selected: list[str] | None = None  # the benches --bench chose; None: the whole suite ran
+    stacks_replaced: dict[str, str] = field(default_factory=dict)  # --stack OLD=NEW: the suite's stacks replaced
 
     @property
     def verdict(self) -> str:
@@ -222,5 +223,6 @@ def json_schema() -> dict[str, Any]:
             "stack": {"type": "object", "additionalProperties": {"type": "string"}}, "run_id": {"type": "string"},
             "regressions": {"type": "array", "items": {"type": "object"}},
             "selected": {"type": ["array", "null"], "items": {"type": "string"}},
+            "stacks_replaced": {"type": "object", "additionalProperties": {"type": "string"}},
             "benches": {"type": "array", "items": bench}},
     }

@@ -15,7 +15,7 @@ import time
 import traceback
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -65,12 +65,14 @@ def record_stop(result: BenchResult, stop: Stopped) -> None:
 class BenchOptions:
     repeat: int = 0
     on_event: Callable[[Event], None] | None = None
+    stacks: dict[str, str] = field(default_factory=dict)  # the suite's stacks replaced: OLD → NEW (--stack)
 
 
 def run_bench(rig_path: str | Path, suite_path: str | Path, bench: str, run_dir: Path,
               options: BenchOptions | None = None) -> BenchResult:
     """Run bench ``bench`` of the suite on the rig; its folder is created inside ``run_dir``."""
-    return BenchRun(plan_bench(rig_path, suite_path, bench), Path(run_dir), options or BenchOptions()).execute()
+    options = options or BenchOptions()
+    return BenchRun(plan_bench(rig_path, suite_path, bench, options.stacks), Path(run_dir), options).execute()
 
 
 def bench_folder(name: str, repeat: int) -> str:

@@ -8,7 +8,7 @@ import contextlib
 import platform
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import ContextManager
@@ -26,6 +26,7 @@ from hil.spec.rig import Rig
 @dataclass
 class SuiteOptions:
     benches: list[str] | None = None
+    stacks: dict[str, str] = field(default_factory=dict)  # the suite's stacks replaced: OLD → NEW (--stack)
     repeat: int = 1
     fail_fast: bool = False
     out: Path | None = None
@@ -43,7 +44,7 @@ def run_suite(rig_path: str | Path, suite_path: str | Path, options: SuiteOption
     options = options or SuiteOptions()
     if options.repeat < 1:
         raise UsageError(f"expected --repeat ≥ 1, got {options.repeat}")
-    plans = plan_suite(rig_path, suite_path, options.benches)
+    plans = plan_suite(rig_path, suite_path, options.benches, options.stacks)
     rig, suite = plans[0].rig, plans[0].suite
     started = datetime.now(timezone.utc)
     run_dir = Path(options.out or Path("runs") / f"{suite.name}-{started:%Y%m%d-%H%M%S}").resolve()
@@ -56,7 +57,8 @@ def run_suite(rig_path: str | Path, suite_path: str | Path, options: SuiteOption
         suite=suite.name, rig=rig.name, suite_path=str(Path(suite_path).resolve()),
         rig_path=str(Path(rig_path).resolve()), run_dir=str(run_dir), started_utc=utc_now(),
         host=platform.node(), hil_version=__version__, run_id=f"{started:%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}",
-        stack=stacks, selected=None if len(chosen) == len(suite.benches) else chosen)
+        stack=stacks, selected=None if len(chosen) == len(suite.benches) else chosen,
+        stacks_replaced=dict(options.stacks))
     start = now_ns()
     lease = options.lease(rig) if options.lease else contextlib.nullcontext()
     completed = False
@@ -81,7 +83,8 @@ def _run_benches(rig_path: str | Path, suite_path: str | Path, names: list[str],
             else:
                 try:
                     bench = options.run_bench(rig_path, suite_path, name, run_dir,
-                                              BenchOptions(repeat=repeat, on_event=options.on_event))
+                                              BenchOptions(repeat=repeat, on_event=options.on_event,
+                                                           stacks=options.stacks))
                 except Interrupted as exc:
                     exc.result.dir = Path(exc.result.dir).name
                     result.benches.append(exc.result)

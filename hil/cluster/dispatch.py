@@ -124,7 +124,8 @@ class RemoteBenchRunner:
             client.subscribe_topic(topic, relay)
         job = BenchJob(self.rig, _portable(suite_path), bench, f"{Path(run_dir).name}-{self.tag}",
                        repeat=getattr(options, "repeat", 0), topic=topic if on_event else None,
-                       cancel=f"hil-cancel-{uuid.uuid4().hex}")
+                       cancel=f"hil-cancel-{uuid.uuid4().hex}",
+                       stacks=tuple(getattr(options, "stacks", {}).items()))
         future = client.submit(run_bench_job, job, resources={resource_name(self.rig): 1}, pure=False,
                                key=f"hil-{self.rig}-{bench}-{uuid.uuid4().hex[:8]}")
         try:

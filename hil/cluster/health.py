@@ -80,7 +80,8 @@ def check_health(rig_path: str | Path, rig: Rig, options: Any) -> RigHealth:
     suite, bench = health_suite(rig) or (None, None)
     if suite is None:
         return RigHealth(rig.name, "unknown")
-    result = run_suite(rig_path, rig.health, replace(options, benches=[bench], repeat=1, record_history=True))
+    # the health suite deploys its own stacks: --stack replaces only those of the suite under test
+    result = run_suite(rig_path, rig.health, replace(options, benches=[bench], repeat=1, record_history=True, stacks={}))
     return RigHealth(rig.name, "healthy" if result.verdict == "pass" else "unhealthy", suite,
                      result.started_utc, result.run_id, result.run_dir)
 

@@ -47,6 +47,7 @@ class BenchJob:
     repeat: int = 0
     topic: str | None = None  # Dask event topic that progress events are published on
     cancel: str | None = None  # Dask Event that the submitter sets to cancel the bench
+    stacks: tuple[tuple[str, str], ...] = ()  # the suite's stacks replaced: (OLD, NEW), as --stack gave them
 
 
 def run_bench_job(job: BenchJob) -> tuple[Any, Placement]:
@@ -73,7 +74,8 @@ def run_bench_job(job: BenchJob) -> tuple[Any, Placement]:
             Lease(job.rig, wait=host.lease_wait, command=f"hil worker: {job.suite} {job.bench}"):
         try:
             result = run_bench(host.rig_path(job.rig), host.suite_path(job.suite), job.bench, run_dir,
-                               options=BenchOptions(repeat=job.repeat, on_event=publish if job.topic else None))
+                               options=BenchOptions(repeat=job.repeat, on_event=publish if job.topic else None,
+                                                    stacks=dict(job.stacks)))
         except Interrupted as exc:  # torn down; a KeyboardInterrupt must not escape into Dask's thread
             result = exc.result
     place = Placement(job.bench, job.rig, worker.address, host.host, str(run_dir),

@@ -10,11 +10,21 @@ Time follows the run clock. Core time — what SysTick, the timers and every per
 set each time the core wakes from ``WFI``/``WFE``, to the time of what woke it. A frame wakes the
 core at its end-of-frame time (the simbus stamp), so its interrupt is taken when it arrived however
 late the host delivered it; core time then runs with the run clock, that much behind it (at most
-``MAX_LAG_NS``). A timer event wakes the core ``LEAD_NS`` early, at the event's time, and core time
-holds there until the run clock catches up: the handler runs as on an infinitely fast core, and a
-frame it sends is released by the bus at its core time — so a 1 kHz task's frames leave on a 1 kHz
-grid, not at the host's wake-up jitter. The price: a frame arriving in those ``LEAD_NS`` is taken
-at the event's time, up to ``LEAD_NS`` late. Core time never runs backwards.
+``MAX_LAG_NS``). A timer event is run ahead: the core wakes a *lead* early, at the event's time,
+and core time holds there until the run clock catches up. The handler runs as on an infinitely
+fast core, and every frame it sends goes to the bus with ``send_at`` its core time, so the bus
+releases it then: a 1 kHz task's frames leave on a 1 kHz grid however late within the lead the
+host woke the core and however long the handler took on the host. The lead is learned, like the
+injector's spin (:class:`hil.stimulus.realtime.Waker`): the p99 of how long after its planned
+wake-up the host had the core back in ``WFI`` (the last ``RECENT_EVENTS`` timer events), plus a
+quarter, kept between ``MIN_LEAD_NS`` and ``MAX_LEAD_NS``; a quiet host gets a short lead, a busy
+one a longer one.
+
+The price of running ahead: a frame whose end of frame falls in the lead before a timer event is
+taken at the event's time, up to the lead late (rolling the core back is not possible). The
+machine never hides that, nor a frame it sends after its core time because the host held the core
+back: both are its own lateness, added to its bus node's ``delivery`` harness error
+(:mod:`hil.harness`), which every bench judges against its budget. Core time never runs backwards.
 
 The core runs in slices that end at the next planned event (a SysTick zero, a timer compare, a
 character leaving the USART), at most ``SLICE_NS`` long, so an input waits at most that long
@@ -50,7 +60,7 @@ from unicorn.arm_const import (
     UC_ARM_REG_PC, UC_ARM_REG_PRIMASK, UC_ARM_REG_PSP, UC_ARM_REG_R0, UC_ARM_REG_R1, UC_ARM_REG_R2, UC_ARM_REG_R3,
     UC_ARM_REG_R12, UC_ARM_REG_SP, UC_ARM_REG_XPSR)
 
-from hil.clock import frame_ns, now_ns
+from hil.clock import fine_timer_slack, frame_ns, now_ns
 from hil.cortexm import faults, part as P
 from hil.cortexm.bxcan import BxCan
 from hil.cortexm.elf import Symbols
@@ -69,7 +79,10 @@ SLICE_NS = 100_000  # longest slice of core time: the most a busy core delays an
 PACE_SLACK_NS = 2_000_000  # how far a busy core may run ahead of HCLK before it sleeps
 MASKED_SLICE_NS = 5_000  # while an exception waits for a mask to drop (code run from RAM is not watched)
 POLL_S = 0.05  # a sleeping core looks at its stop event this often
-LEAD_NS = 300_000  # a sleeping core wakes this early for its next event: what it sends then is on time
+LEAD_NS = 300_000  # a sleeping core first wakes this early for its next event (then the lead is learned)
+MIN_LEAD_NS, MAX_LEAD_NS = 100_000, 500_000  # the learned lead stays within these (see _learn)
+RECENT_EVENTS = 512  # the lead is learned from this many recent timer events ...
+LEARN_EVERY = 32  # ... again after this many
 MAX_LAG_NS = 5_000_000  # the most core time trails the run clock (a host stalled longer skips ahead)
 FRAME = struct.Struct("<8I")
 STACKED = [UC_ARM_REG_R0, UC_ARM_REG_R1, UC_ARM_REG_R2, UC_ARM_REG_R3, UC_ARM_REG_R12, UC_ARM_REG_LR,
@@ -144,6 +157,10 @@ class Machine:
         self.stolen_ns = 0  # core time the host kept from the core (slices it ran late)
         self.paced = 0  # core time the instructions run so far would take at HCLK
         self.sleeping = False
+        self.lead_ns = LEAD_NS  # how early a sleeping core wakes for a timer event (learned)
+        self._handled: deque[int] = deque(maxlen=RECENT_EVENTS)  # planned wake-up → back in WFI, run clock
+        self._planned: int | None = None  # the run-clock time the core planned to wake for the event it handles
+        self._events = 0  # timer events handled
         self._replay: tuple[int, int, int] | None = None
         self._reset_why: tuple[str, bool] | None = None
         self._intr: int | None = None
@@ -153,9 +170,9 @@ class Machine:
 
     # -- what the MCU process and peripherals call -----------------------------------------------
 
-    def now(self) -> int:
-        """Core time (see the module's docstring)."""
-        return max(self.floor, now_ns() + self.offset)
+    def now(self, run: int | None = None) -> int:
+        """Core time (see the module's docstring), at run-clock time ``run`` (default: now)."""
+        return max(self.floor, (now_ns() if run is None else run) + self.offset)
 
     def core_now(self) -> int:
         """Core time less what the host kept from the core: the watchdog's time base."""
@@ -210,6 +227,7 @@ class Machine:
         """Power on and run until ``stop`` is set; return the fault that stopped the core, if one
         did. ``on_fault`` hears of it at once; the core then stays halted (a debugger can inspect
         it) until ``stop``."""
+        fine_timer_slack()
         self.flash_changed_all()
         self._reset()
         if self.debugger is not None:
@@ -363,25 +381,43 @@ class Machine:
         return min(dues) if dues else None
 
     def _sleep(self, until: int | None, stop: threading.Event) -> None:
-        """WFI: until the next event at core time ``until`` (woken ``LEAD_NS`` early), an input,
-        or a reset request. The core wakes at the time of what woke it: an event at its due time,
-        a frame at its end of frame (so its interrupt is taken when it arrived, however late the
-        host delivered it), within ``MAX_LAG_NS`` behind and ``LEAD_NS`` ahead of the run clock."""
+        """WFI: until the next event at core time ``until`` (woken the lead early), an input, or a
+        reset request. The core wakes at the time of what woke it: an event at its due time, a
+        frame at its end of frame (so its interrupt is taken when it arrived, however late the
+        host delivered it), within ``MAX_LAG_NS`` behind and the lead ahead of the run clock."""
+        if self._planned is not None:  # back in WFI after a timer event: how long the host took
+            self._learn(now_ns() - self._planned)
+            self._planned = None
         self.wake.clear()
         asleep = self.now()
+        lead = self.lead_ns
         if not (self.inbox or self._reset_why is not None or stop.is_set()):
-            left = POLL_S if until is None else min(POLL_S, (until - LEAD_NS - now_ns()) / 1e9)
+            left = POLL_S if until is None else min(POLL_S, (until - lead - now_ns()) / 1e9)
             if left > 0:
                 self.wake.wait(left)
         if self.inbox:
             self._wake_at(asleep, min(self._input_time(kind, item) for kind, item in list(self.inbox)))
-        elif until is not None and now_ns() >= until - LEAD_NS:
+        elif until is not None and now_ns() >= until - lead:
+            self._planned = until - lead
             self._wake_at(asleep, until)
 
     def _wake_at(self, asleep: int, target: int) -> None:
         run = now_ns()
-        self.floor = max(asleep, min(max(target, run - MAX_LAG_NS), run + LEAD_NS))
+        self.floor = max(asleep, min(max(target, run - MAX_LAG_NS), run + self.lead_ns))
         self.offset = min(0, self.floor - run)
+
+    def _learn(self, handled_ns: int) -> None:
+        """One timer event handled ``handled_ns`` after its planned wake-up; set the lead again
+        every ``LEARN_EVERY`` events (see the module's docstring). At most half a 1 kHz period: a
+        longer lead has a frame still waiting for its echo when the next tick's is queued, and
+        eats the transmit mailboxes' slack (measured: more ticks found no empty mailbox)."""
+        recent = self._handled
+        recent.append(handled_ns)
+        self._events += 1
+        if self._events % LEARN_EVERY == 0:
+            ordered = sorted(recent)
+            p99 = ordered[(len(ordered) - 1) * 99 // 100]
+            self.lead_ns = max(MIN_LEAD_NS, min(MAX_LEAD_NS, p99 + p99 // 4))
 
     def _input_time(self, kind: str, item: Any) -> int:
         """When an input happened: a frame's end of frame, a fault's time; typed bytes now."""
@@ -399,11 +435,11 @@ class Machine:
         if not self._execute(count):
             return
         uc = self.uc
-        if self.debugger is not None and self.debugger.halted:
-            return  # a breakpoint
-        if self._intr is not None:
-            self._exception(self._intr)
+        if self._intr is not None:  # first, also when a client halted the core meanwhile (an exception
+            self._exception(self._intr)  # return left undone would resume at EXC_RETURN's address)
             return
+        if self.debugger is not None and self.debugger.halted:
+            return  # a breakpoint, or a client that attached
         if self._reset_why is not None:
             return
         if self._replay is not None:
@@ -448,16 +484,21 @@ class Machine:
         """Inputs into the peripherals, in order; never at a core time before the input happened (a
         core trailing the run clock catches up to it). After a frame the controller accepted, the
         rest wait: the core takes that one first, as it would have before the next arrived (a
-        host that stalled must not overrun the receive FIFO with frames that came apart)."""
+        host that stalled must not overrun the receive FIFO with frames that came apart). A frame
+        the controller accepted after its end of frame, because core time had run past it, is
+        counted as the machine's lateness."""
         while self.inbox:
             kind, item = self.inbox.popleft()
+            late = 0
             if kind != "uart":
-                at = self._input_time(kind, item)
-                if at > self.now():
+                at, now = self._input_time(kind, item), self.now()
+                if at > now:
                     self.offset = max(self.offset, min(0, at - now_ns()))
                     self.floor = max(self.floor, at)
+                late = now - at
             if kind == "can":
                 if self.can1.frame(item):
+                    self.can1.late(late)
                     return
             elif kind == "fault":
                 self.can1.fault_event(*item)

@@ -14,6 +14,7 @@ changes, and console lines when the MCU has no console port. Tracebacks go to st
 
 from __future__ import annotations
 
+import gc
 import importlib
 import io
 import json
@@ -201,6 +202,7 @@ class McuProcess:
                           can_bitrate=cfg.can[bus_name].get("bitrate") if bus_name else None,
                           symbols=Symbols.from_file(cfg.elf) if cfg.elf else None, gdb_port=cfg.gdb_port)
         sys.setswitchinterval(SWITCH_INTERVAL_S)  # the bus's receive thread gets the GIL from the core soon
+        gc.freeze()  # what is loaded by now stays: a full collection then walks only what the core made since
         done = threading.Event()
         reader = threading.Thread(target=self._console_input, args=(machine, done), daemon=True, name="console-rx")
         self.app = machine

@@ -14,12 +14,14 @@ stimulus content) is checked above this layer (:mod:`hil.bench.plan`).
 from __future__ import annotations
 
 import ast
+import dataclasses
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hil.errors import SpecError
+from hil.errors import SpecError, UsageError
 from hil.files import FileRefused, open_regular, read_text
 from hil.spec.common import KEY_MODULE, SPEC_FILE, STIMULUS_FILE, FileKind, named_files
 from hil.spec.load import SpecFile, load_rig, load_stack, load_suite, parse_yaml
@@ -38,10 +40,12 @@ class Checked:
     health: SpecFile[Suite] | None = None  # the rig's health suite, which `hil run` may run first
 
 
-def check_files(rig_path: str | Path, paths: list[str | Path] = ()) -> Checked:
+def check_files(rig_path: str | Path, paths: list[str | Path] = (), stacks: Mapping[str, str] | None = None
+                ) -> Checked:
     """Load ``rig_path``, then every suite or stack in ``paths`` (a file with ``components`` is a
     stack), the stacks the suites name and the rig's health suite; raise one SpecError listing
-    every problem."""
+    every problem. ``stacks`` (OLD → NEW) replaces stacks the suites in ``paths`` name
+    (:func:`replace_stacks`)."""
     problems: list[str] = []
     rig = _load(load_rig, rig_path, problems)  # when broken, the other files are still read
     if rig is not None:
@@ -57,6 +61,8 @@ def check_files(rig_path: str | Path, paths: list[str | Path] = ()) -> Checked:
         suite = _load(load_suite, path, problems)
         if suite is None:
             continue
+        if stacks and path != health_path:
+            suite = replace_stacks(suite, stacks)
         problems += _references(suite, rig)
         stack_paths += [p for p in _stack_paths(suite.model) if _readable(p)]
         if path == health_path:
@@ -126,6 +132,30 @@ def _top_keys(path: Path) -> set[str]:
     except SpecError:
         return set()  # let the loader that reads it report it
     return set(doc) if isinstance(doc, dict) else set()
+
+
+def replace_stacks(suite: SpecFile[Suite], stacks: Mapping[str, str]) -> SpecFile[Suite]:
+    """The suite deploying NEW wherever it names OLD (in ``defaults`` or a bench), for each OLD → NEW
+    of ``stacks`` (``hil run --stack OLD=NEW``). Both are read as if written in the suite: relative
+    to its folder. Refused with a UsageError: an OLD the suite does not name, a NEW that is no
+    readable file. Problems in NEW itself are reported at its own lines, as for any stack."""
+    base = suite.path.parent.resolve()
+    named = _stack_paths(suite.model)
+    swap: dict[Path, Path] = {}
+    for old, new in stacks.items():
+        old_path, new_path = (base / old).resolve(), (base / new).resolve()
+        if old_path not in named:
+            shown = ", ".join(sorted({str(p.relative_to(base)) if p.is_relative_to(base) else str(p) for p in named}))
+            raise UsageError(f"--stack {old}={new}: suite {suite.model.name!r} ({suite.path}) deploys no stack {old} "
+                             f"({old_path}); it deploys: {shown}")
+        why = refusal(new_path, SPEC_FILE)
+        if why is not None:
+            raise UsageError(f"--stack {old}={new}: {why}")
+        swap[old_path] = new_path
+    model = suite.model
+    defaults = model.defaults.model_copy(update={"stack": swap.get(model.defaults.stack, model.defaults.stack)})
+    benches = [b.model_copy(update={"stack": swap.get(b.stack, b.stack)}) for b in model.benches]
+    return dataclasses.replace(suite, model=model.model_copy(update={"defaults": defaults, "benches": benches}))
 
 
 def _stack_paths(suite: Suite) -> list[Path]:

@@ -40,6 +40,26 @@ def test_run_needs_a_rig_and_a_known_bench(tmp_path):
     assert "error: suite 'aeb-smoke' has no bench 'nope'; it has: approach" in r.stderr
 
 
+def test_run_refuses_a_stack_replacement_the_suite_cannot_take_before_anything_runs(tmp_path):
+    run = ("run", "benches/calibration.yaml", "--rig", "rigs/sim-aeb.yaml", "--out", str(tmp_path / "run"))
+    r = hil(tmp_path, *run, "--stack", "aeb/stack.yaml=aeb/stack-c.yaml")
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr == ("error: --stack aeb/stack.yaml=aeb/stack-c.yaml: suite 'calibration' (benches/calibration.yaml) "
+                        f"deploys no stack aeb/stack.yaml ({ROOT / 'benches/aeb/stack.yaml'}); it deploys: "
+                        "aeb/brake-stack.yaml, aeb/echo-stack.yaml, aeb/responder-stack.yaml\n")
+    r = hil(tmp_path, *run, "--stack", "aeb/brake-stack.yaml=aeb/none.yaml")
+    assert (r.returncode, r.stderr) == (2, f"error: --stack aeb/brake-stack.yaml=aeb/none.yaml: spec file "
+                                           f"{ROOT / 'benches/aeb/none.yaml'} does not exist\n")
+    r = hil(tmp_path, *run, "--stack", "aeb/brake-stack.yaml")
+    assert r.returncode == 2 and "expected OLD=NEW (two stack files), got 'aeb/brake-stack.yaml'" in r.stderr
+    # the echo stack has no 'brake' for the benches' config: said where the suite sets it
+    r = hil(tmp_path, *run, "--stack", "aeb/brake-stack.yaml=aeb/echo-stack.yaml")
+    assert r.returncode == 2
+    assert ("benches/calibration.yaml:43:14: benches[1].config.brake: stack 'calibration-echo' has no component "
+            "'brake'; it has: echo") in r.stderr
+    assert not (tmp_path / "run").exists()
+
+
 def test_analyze_history_compare_usage(tmp_path):
     r = hil(tmp_path, "analyze", str(tmp_path / "none.mcap"), "--suite", "benches/aeb-smoke.yaml", "--bench", "x")
     assert r.returncode == 2 and "has no bench 'x'" in r.stderr

@@ -9,6 +9,7 @@ import can
 import pytest
 
 from hil.buses import RigBuses
+from hil.clock import now_ns
 from hil.spec.rig import Rig
 
 
@@ -77,6 +78,39 @@ def test_corrupted_transmissions_raise_tec_to_bus_off(chassis, run_image, progra
         assert int(esr, 16) & 0x7 == 0x7  # error warning, error passive, bus-off
         assert int(esr, 16) >> 4 & 7 == 5  # last error: bit dominant error (the transmitter's view)
         assert int(tec) == 255
+    finally:
+        notifier.stop()
+        bus.shutdown()
+        tester.shutdown()
+
+
+def test_the_machines_own_lateness_is_counted_in_its_nodes_delivery_error(chassis, run_image, brake_build):
+    # The core runs ahead of the run clock for a timer event, and a host can hold it back: neither
+    # may vanish. Driven on a stopped machine so the state is exactly the one described.
+    tester = chassis.open_can("chassis")
+    run, bus, notifier = node(chassis, run_image, brake_build / "brake_ecu.elf")
+    try:
+        run.wait_for(r"brake: ready")
+        run.close()
+        notifier.stop()
+        machine, harness = run.machine, bus.harness
+        count, total = harness.count, harness.sum_ns
+        # a request that ended 0.5 ms before the core time it is taken at (the core ran ahead)
+        machine.floor = now_ns() + 500_000
+        machine.offset = 0
+        machine.receive(can.Message(arbitration_id=0x110, is_extended_id=False, data=bytes(8),
+                                    timestamp=(machine.floor - 500_000) / 1e9))
+        machine._inputs()
+        assert harness.count == count + 1 and 500_000 <= harness.sum_ns - total <= 520_000
+        count, total = harness.count, harness.sum_ns
+        # a frame the firmware sends while the host holds the core 2 ms behind the run clock
+        machine.floor, machine.offset = 0, -2_000_000
+        machine.can1.fifo[0].clear()
+        machine.can1.write(0x184, 1, 0xFFFF_FFFF)  # TX mailbox 0: one byte
+        machine.can1.write(0x180, 0x7AB << 21 | 1, 0xFFFF_FFFF)  # identifier 0x7AB, TXRQ
+        assert harness.count == count + 1 and 2_000_000 <= harness.sum_ns - total <= 2_100_000
+        sent = iter(lambda: tester.recv(5), None)  # past the status frames of before, to ours (or none in 5 s)
+        assert any(m.arbitration_id == 0x7AB for m in sent)
     finally:
         notifier.stop()
         bus.shutdown()

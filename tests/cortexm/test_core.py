@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from hil.cortexm.core import unmasking_sites
+from hil.cortexm.core import LEARN_EVERY, MAX_LEAD_NS, MIN_LEAD_NS, RECENT_EVENTS, unmasking_sites
 
 
 def test_exceptions_preempt_tail_chain_and_mask_by_priority(run_image, programs):
@@ -70,3 +70,20 @@ def test_the_brake_ecu_boots_with_its_config_and_without_emulator_diagnostics(ru
     run = run_image(brake_build / "brake_ecu.elf", {"request_timeout": "250ms"})
     run.wait_for(r"brake: ready, request timeout 250 ms")
     assert run.diagnostics == []
+
+
+def test_the_lead_for_timer_events_is_learned_from_how_long_the_host_took(run_image, programs):
+    run = run_image(programs / "exceptions.elf")
+    run.wait_for(r"exceptions: ")
+    run.close()
+    machine = run.machine
+    events = RECENT_EVENTS + LEARN_EVERY  # enough for the lead to be set from these alone
+    for _ in range(events):
+        machine._learn(320_000)  # a busy host: 0.32 ms from the planned wake-up back to WFI
+    assert machine.lead_ns == 400_000  # the p99 and a quarter
+    for _ in range(events):
+        machine._learn(2_000_000)
+    assert machine.lead_ns == MAX_LEAD_NS  # never more than half a 1 kHz period
+    for _ in range(events):
+        machine._learn(20_000)
+    assert machine.lead_ns == MIN_LEAD_NS

