@@ -9,7 +9,8 @@ import can
 import pytest
 
 from hil.buses import RigBuses
-from hil.clock import now_ns
+from hil.clock import now_ns, unix_seconds
+from hil.simbus.plugin import SimMessage
 from hil.spec.rig import Rig
 
 
@@ -98,8 +99,10 @@ def test_the_machines_own_lateness_is_counted_in_its_nodes_delivery_error(chassi
         # a request that ended 0.5 ms before the core time it is taken at (the core ran ahead)
         machine.floor = now_ns() + 500_000
         machine.offset = 0
-        machine.receive(can.Message(arbitration_id=0x110, is_extended_id=False, data=bytes(8),
-                                    timestamp=(machine.floor - 500_000) / 1e9))
+        request = SimMessage(arbitration_id=0x110, is_extended_id=False, data=bytes(8),
+                             timestamp=unix_seconds(machine.floor - 500_000))
+        request.run_ns = machine.floor - 500_000  # as simcan gives it
+        machine.receive(request)
         machine._inputs()
         assert harness.count == count + 1 and 500_000 <= harness.sum_ns - total <= 520_000
         count, total = harness.count, harness.sum_ns
