@@ -439,8 +439,8 @@ def excess(count: int, interval_us: int, delay_us: int, folder: Path, bitrate: i
         if request is not None and answer_ is not None:
             out.append(((answer_ - request) - (sent - got) - wire) / 1000)
     return {"delay_us": delay_us, "answer_wire_us": wire / 1000, "excess": percentiles(out),
-            "stack_delivery_reported": {k: (v / 1000 if k.endswith("_ns") and v is not None else v)
-                                        for k, v in reported.items()}}
+            "stack_delivery_reported": {(k[:-3] + "_us" if k.endswith("_ns") else k): (
+                v / 1000 if k.endswith("_ns") and v is not None else v) for k, v in reported.items()}}
 
 
 def percentiles(samples: list[float]) -> dict:
