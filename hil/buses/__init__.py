@@ -56,11 +56,12 @@ class RigBuses:
 
     def _adapter_config(self, name: str, bus: CanBus) -> dict[str, Any]:
         """What :mod:`hil.buses.adapters` needs to serve bus ``name``'s emulated adapter; an SLCAN
-        device path that is relative lands in the run's simbus folder."""
+        device's link lands in the run's simbus folder under the last part of the rig's device path
+        (``/dev/ttyACM0`` → ``ttyACM0``): the rig a lab uses, emulated, touches nothing outside the run."""
         adapter = bus.adapter
         channel = bus.channel
         if bus.interface == "slcan":
-            channel = str(self.run_dir / "simbus" / str(channel))
+            channel = str(self.run_dir / "simbus" / Path(str(channel)).name)
         return {"kind": bus.interface, "name": name, "dir": str(self.run_dir / "simbus"),
                 "socket": self._broker_info("can")[name], "channel": channel, "bitrate": bus.bitrate,
                 "data_bitrate": bus.data_bitrate, "fd": bus.fd, "port": bus.options.get("port", 0),

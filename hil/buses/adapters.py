@@ -239,7 +239,8 @@ def serve_slcan(cfg: dict[str, Any], stop: threading.Event, ready: Callable[[dic
     tty.setraw(slave)
     os.set_blocking(master, False)
     link = Path(cfg["channel"])
-    link.unlink(missing_ok=True)
+    if link.is_symlink():  # a link a killed run left; anything else there is not ours to replace
+        link.unlink()
     link.symlink_to(os.ttyname(slave))
     bus = node(cfg, f"slcan:{cfg['name']}")
     lock = threading.Lock()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal, Union
 
 from pydantic import Field, StrictBool, StrictFloat, StrictInt, ValidationInfo, field_validator
@@ -415,6 +416,9 @@ def _adapter_problems(loc: Loc, bus: CanBus) -> list[Problem]:
         what = "a device path" if bus.interface == "slcan" else "the CAN interface name the server serves"
         return [(loc, f"an emulated {bus.interface} adapter needs a 'channel': {what}")]
     out: list[Problem] = []
+    if bus.interface == "slcan" and Path(str(bus.channel)).name in ("", ".", ".."):
+        out.append((loc + ("channel",), f"expected a device path ending in a name (the emulated device is linked "
+                                        f"in the run folder under it), got {bus.channel!r}"))
     if bus.interface == "socketcand":
         host, port = bus.options.get("host", LOOPBACK[0]), bus.options.get("port", 0)
         if host not in LOOPBACK:

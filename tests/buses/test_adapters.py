@@ -23,8 +23,8 @@ from hil.spec.rig import Rig
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def rig(interface: str, **adapter) -> Rig:
-    channel = "ttyACM0" if interface == "slcan" else "can0"
+def rig(interface: str, channel: str | None = None, **adapter) -> Rig:
+    channel = channel or ("ttyACM0" if interface == "slcan" else "can0")
     options = {"sleep_after_open": 0} if interface == "slcan" else {"host": "127.0.0.1"}
     return Rig.model_validate({"name": "sim", "buses": {"chassis": {
         "kind": "can", "emulated": True, "interface": interface, "channel": channel, "bitrate": 500000,
@@ -185,3 +185,19 @@ def test_can_fd_frames_cross_the_slcan_adapter_both_ways(tmp_path):
         finally:
             host.shutdown()
             node.shutdown()
+
+
+def test_a_labs_absolute_device_path_is_linked_in_the_run_folder_and_touches_nothing_outside(tmp_path):
+    """The lab rig, emulated unchanged, named /dev/ttyACM0 (here a file of the user's): the device
+    is linked in the run folder under its last name, and the file at the rig's path is left alone
+    (it was deleted and replaced by the link)."""
+    theirs = tmp_path / "elsewhere" / "ttyACM0"
+    theirs.parent.mkdir()
+    theirs.write_text("not hil's")
+    with RigBuses(rig("slcan", channel=str(theirs)), tmp_path / "run") as buses:
+        path = Path(buses.can_config("chassis")["channel"])
+        assert path == tmp_path / "run" / "simbus" / "ttyACM0" and path.is_symlink()
+        with serial.Serial(str(path), 115200, timeout=0.05) as port:
+            assert ask(port, b"V") == b"V1013\r"
+    assert theirs.read_text() == "not hil's"
+    assert not path.exists()  # the link goes with the rig
