@@ -216,11 +216,11 @@ class SimCanBus(can.BusABC):
         entered = _monotonic_ns()
         msg = super().recv(timeout)
         if msg is not None and self._hold:
+            if _monotonic_ns() >= self._report_at:  # before the stamp: the report delays this frame too
+                self._report(_monotonic_ns())
             now = _monotonic_ns()
             eof = self._eof_ns
             self.harness.add(now - (eof if eof > entered else entered))
-            if now >= self._report_at:
-                self._report(now)
         return msg
 
     def _report(self, now: int) -> None:

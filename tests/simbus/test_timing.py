@@ -161,3 +161,26 @@ def test_frames_written_before_a_slot_compete_for_it_until_its_horizon():
     for ours, client in ends.values():
         ours.close()
         client.sock.close()
+
+
+def test_the_time_a_node_spends_reporting_its_harness_is_part_of_the_delivery_it_measures(rig_buses, monkeypatch):
+    """Every 0.25 s recv also sends the node's histogram to the broker (about 0.1 ms of JSON): the
+    frame it hands out then is that much later, and the node must count it (an outside log of the
+    stack's recv times found frames later than any delivery error hil had reported)."""
+    from hil.harness import ErrorHistogram
+
+    slow = ErrorHistogram.to_json
+    monkeypatch.setattr(ErrorHistogram, "to_json", lambda self: (time.sleep(0.02), slow(self))[1])
+    with rig_buses(chassis={}) as buses:
+        tx, rx = buses.open_can("chassis"), buses.open_can("chassis")
+        outside = []
+        for i in range(3):  # a report is due 0.25 s after the node joined, and each 0.25 s after
+            time.sleep(0.15)
+            tx.send(_msg(0x40, i))
+            entered = now_ns()
+            msg = rx.recv(10)
+            outside.append(now_ns() - max(entered, frame_ns(msg)))
+        assert max(outside) >= 20 * MS  # the report delayed a frame
+        assert rx.harness.max_ns >= max(outside) - 1 * MS  # and the node counted it
+        tx.shutdown()
+        rx.shutdown()
