@@ -67,6 +67,7 @@ def test_a_killed_controller_takes_the_daemon_with_it(tmp_path):
 def test_a_killed_leash_takes_the_daemon_with_it(tmp_path, env):
     hil = run(tmp_path, "long", env=env)
     pid = daemon(hil.token)
+    hil.wait_for(lambda line: line == "long: record", "the component ready")  # the daemon comes before "ready"
     os.kill(wait_find(hil.token, "escaper.py", leash=True), signal.SIGKILL)
     code, out, err = hil.finish()
     assert code == 3, out + err
