@@ -61,15 +61,26 @@ def run_suite(rig_path: str | Path, suite_path: str | Path, options: SuiteOption
         stacks_replaced=dict(options.stacks))
     start = now_ns()
     lease = options.lease(rig) if options.lease else contextlib.nullcontext()
-    completed = False
-    try:
-        with lease:
-            _run_benches(rig_path, suite_path, chosen, run_dir, options, result)
-        completed = True
-    finally:  # an interrupted run still gets its reports, but never becomes a history baseline
+    completed = reported = False
+
+    def report(record: bool) -> None:
+        nonlocal reported
         result.duration_s = (now_ns() - start) / 1e9
         with shielded():  # a stop now waits for the reports: they are whole, or not there at all
-            _finish(result, run_dir, options, record=completed and options.record_history)
+            _finish(result, run_dir, options, record=record)
+            reported = True
+
+    try:
+        try:
+            with lease:
+                _run_benches(rig_path, suite_path, chosen, run_dir, options, result)
+            completed = True
+        finally:  # an interrupted run still gets its reports, but never becomes a history baseline
+            report(record=completed and options.record_history)
+    except KeyboardInterrupt:  # the first stop landed in the finally before the shield went up;
+        if not reported:  # any later one is only noted, so this writing runs to its end
+            report(record=False)
+        raise
     return result
 
 

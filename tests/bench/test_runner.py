@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from hil.bench import BenchOptions, SuiteOptions, run_bench, run_suite
+from hil.bench.results import BenchResult
 from hil.errors import SpecError, UsageError
 from hil.recording import load
 from tests.outcomes import explain, pass_or_harness_error, require_harness
@@ -200,6 +201,31 @@ def test_a_stop_before_a_bench_started_is_recorded_and_the_reports_are_written(f
     assert (bench["name"], bench["verdict"], bench["phase"]) == ("echo", "error", "plan")
     assert bench["error"] == "stopped by SIGTERM before the bench started"
     assert (files / "run" / "report.html").is_file()
+
+
+def test_a_stop_landing_as_the_reports_begin_still_leaves_them_written(files, monkeypatch):
+    """A stop that lands after the last bench but before the reports' shield is up (here: in the
+    clock read that times the run) still leaves results.json with every bench judged."""
+    import signal
+
+    import hil.bench.suite
+    from hil.lifecycle.signals import Stopped
+
+    reads = iter([0, Stopped(signal.SIGTERM)])
+
+    def clock() -> int:  # the run's start; then the stop lands, once, as a signal's handler raises it
+        read = next(reads, 0)
+        if isinstance(read, Stopped):
+            raise read
+        return read
+
+    monkeypatch.setattr(hil.bench.suite, "now_ns", clock)
+    judged = BenchResult("echo", "pass", 0, "tiny")
+    with pytest.raises(Stopped):
+        run_suite(files / "rig.yaml", suite(files, ECHO_BENCH),
+                  SuiteOptions(out=files / "run", record_history=False, run_bench=lambda *a, **k: judged))
+    bench = json.loads((files / "run" / "results.json").read_text())["benches"][0]
+    assert (bench["name"], bench["verdict"]) == ("echo", "pass")
 
 
 def test_phases_are_in_the_recording(files):
