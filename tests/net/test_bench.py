@@ -35,13 +35,9 @@ while True:
 STACK = """\
 name: lidar
 version: 1.0.0
-components:
-  node:
-    kind: process
-    target: hpc
-    files: [node.py]
-    argv: ["{python}", node.py]
-    ready: {console: "lidar-node: ready", timeout: 30s}
+components:  # the node as a process on the HPC, ready when it says so
+  node: {kind: process, target: hpc, files: [node.py], argv: ["{python}", node.py],
+         ready: {console: "lidar-node: ready", timeout: 30s}}
 """
 SUITE = """\
 name: net
