@@ -26,6 +26,7 @@ FLASH_FIELDS = ("image", "target", "port", "baudrate")  # what a command flasher
 KEY_MODULE_RE = r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*"
 DATA_BITRATES = (10_000, 12_000_000)
 MAX_PAGES = 0xFFF0  # Extended Erase: page numbers from 0xFFF0 up are special codes
+PORT_NAME_RE = r"^[A-Za-z][A-Za-z0-9_-]{0,31}$"  # no dots: a stimulus map names TARGET.PORT
 
 
 SLCAN_BITRATES = {10_000: "S0", 20_000: "S1", 50_000: "S2", 100_000: "S3", 125_000: "S4", 250_000: "S5",
@@ -88,7 +89,34 @@ class SerialBus(Spec):
     record: StrictBool = True
 
 
-Bus = Annotated[Union[CanBus, SerialBus], Field(discriminator="kind")]
+PortName = Annotated[str, Field(pattern=PORT_NAME_RE, description="a port's name: letter first, then letters, "
+                                                                    "digits, _ and - (≤ 32)")]
+Ports = dict[PortName, Annotated[StrictInt, Field(ge=1, le=65535)]]
+
+
+class EthernetBus(Spec):
+    """A network the stack is reached on: a host interface and hil's address on it (real), or
+    loopback addresses (emulated: traffic never leaves this machine). ``ports`` are the UDP ports
+    hil listens on at its address: what the stack sends there is recorded."""
+
+    kind: Literal["ethernet"]
+    emulated: StrictBool = False
+    interface: Line | None = Field(None, description="real: the host's network interface (eth1, enp3s0, ...)")
+    address: Line | None = Field(None, description="hil's IPv4 address on the network (emulated: default "
+                                                   "127.0.N.1, N counting the rig's ethernet buses from 1)")
+    ports: Ports = Field(default_factory=dict, description="UDP ports hil listens on and records: name → port")
+    record: StrictBool = True
+
+
+Bus = Annotated[Union[CanBus, SerialBus, EthernetBus], Field(discriminator="kind")]
+
+
+class NetworkAttachment(Spec):
+    """A target on a network: its address and the UDP ports its components listen on."""
+
+    address: Line | None = Field(None, description="the target's IPv4 address (emulated: default 127.0.N.(2+i), "
+                                                   "i counting the network's targets)")
+    ports: Ports = Field(default_factory=dict, description="name → UDP port a component listens on")
 
 
 class CommandPower(Spec):
@@ -249,6 +277,8 @@ class HpcTarget(Spec):
     kind: Literal["hpc"]
     reach: Reach
     buses: list[Name] = Field(default_factory=list)
+    networks: dict[Name, NetworkAttachment] = Field(default_factory=dict, description="ethernet bus → the "
+                                                    "target's address and ports on it (HIL_NETS)")
     console: Name | None = None
     power: Name | None = None
 
@@ -297,13 +327,18 @@ class Rig(Spec):
                 seen.setdefault(name, section)
         for name, target in self.targets.items():
             out += self._target_problems(("targets", name), target)
-        return out
+        from hil.net import network_problems
+
+        return out + network_problems(self)
 
     def _target_problems(self, loc: Loc, t: HpcTarget | McuTarget) -> list[Problem]:
         out: list[Problem] = []
         for i, bus in enumerate(t.buses):
             if bus not in self.buses:
                 out.append(((*loc, "buses", i), self._unknown("bus", bus)))
+            elif self.buses[bus].kind == "ethernet":
+                out.append(((*loc, "buses", i), f"{bus!r} is a network: a target joins it under 'networks' "
+                                                "with its address and ports"))
             elif isinstance(t, McuTarget) and t.emulated and not self.buses[bus].emulated:
                 out.append(((*loc, "buses", i), f"an emulated MCU runs on the run clock and needs emulated "
                                                 f"buses; {bus!r} is a real one"))
@@ -372,8 +407,10 @@ def _part_problems(loc: Loc, t: McuTarget) -> list[Problem]:
     return out
 
 
-def _bus_problems(loc: Loc, bus: CanBus | SerialBus) -> list[Problem]:
+def _bus_problems(loc: Loc, bus: CanBus | SerialBus | EthernetBus) -> list[Problem]:
     out: list[Problem] = []
+    if isinstance(bus, EthernetBus):
+        return out
     if isinstance(bus, SerialBus):
         if bus.emulated == (bus.port is not None):
             out.append((loc, "expected exactly one of 'port' or 'emulated: true'"))

@@ -36,9 +36,9 @@ class Override(Spec):
     end: Duration | None = None
 
 
-STIMULUS_FORMATS = ("asc", "blf", "trc", "log", "csv", "mf4", "mcap", "serial")
+STIMULUS_FORMATS = ("asc", "blf", "trc", "log", "csv", "mf4", "mcap", "serial", "pcap", "pcapng")
 STIMULUS_SUFFIXES = {".asc": "asc", ".blf": "blf", ".trc": "trc", ".log": "log", ".csv": "csv", ".mf4": "mf4",
-                     ".mcap": "mcap", ".serial": "serial", ".scap": "serial"}
+                     ".mcap": "mcap", ".serial": "serial", ".scap": "serial", ".pcap": "pcap", ".pcapng": "pcapng"}
 
 
 def stimulus_format(path: Path, fmt: str = "auto") -> str | None:
@@ -63,7 +63,8 @@ class Source(Spec):
 
     file: Annotated[SpecPath, STIMULUS_FILE]
     format: Literal[("auto", *STIMULUS_FORMATS)] = "auto"
-    map: dict[Line, Name] = Field(default_factory=dict, description="log channel → rig bus")
+    map: dict[Line, Name] = Field(default_factory=dict, description="log channel → rig bus; for a packet "
+                                  "capture, destination ADDRESS:PORT → TARGET.PORT")
     include_ids: list[CanId] | None = None
     exclude_ids: list[CanId] = Field(default_factory=list)
     start: Duration = Field(0, description="window start, relative to the source's first event")

@@ -1,4 +1,4 @@
-"""What a stimulus source yields: CAN frames and serial byte chunks, each at a log time in ns.
+"""What a stimulus source yields: CAN frames, serial byte chunks and UDP datagrams, each at a log time in ns.
 
 Log time is the source's own clock (whatever epoch the file uses); the timeline shifts it onto the
 run clock. ``channel`` is the log's channel name as a string (``"1"`` for ASC channel 1, ``"can0"``
@@ -95,4 +95,15 @@ class SerialEvent:
     data: bytes
 
 
-Event = CanEvent | SerialEvent
+@dataclass(slots=True)
+class PacketEvent:
+    """A UDP datagram: ``channel`` is its original destination (``"ADDRESS:PORT"``); ``to`` is the
+    (address, port) on the rig the timeline aims it at (None until then)."""
+
+    t_ns: int
+    channel: str
+    data: bytes
+    to: tuple[str, int] | None = None
+
+
+Event = CanEvent | SerialEvent | PacketEvent

@@ -44,7 +44,7 @@ from hil.clock import now_ns
 from hil.errors import BusError, HilError, ReplayStoppedError, StimulusError
 from hil.lifecycle.children import python_argv, spawn
 from hil.recording.frames import message_flags
-from hil.stimulus.events import CanEvent
+from hil.stimulus.events import CanEvent, PacketEvent
 from hil.stimulus.report import ReplayReport
 from hil.stimulus.timeline import Timeline
 
@@ -57,6 +57,7 @@ ECHO_GRACE_NS = 2_000_000_000  # how long to wait for the last echoes after the 
 ECHO_LOOKAHEAD = 4096  # how many frames an echo may be behind the next expected one (faults took them)
 NO_ECHO = ("slcan", "socketcand")  # python-can drivers whose device gives the host no echo of its own frames
 UNSEEN_IDS = 20  # ids of frames never seen on the bus named in the report
+SERIAL, PACKET = -1, -2  # a plan step's id for a serial chunk, a UDP datagram
 _OPS = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt,
         ">=": operator.ge}
 
@@ -76,8 +77,8 @@ class Progress:
 @dataclass
 class _Bus:
     name: str
-    kind: str  # "can" | "serial"
-    config: dict[str, Any]  # can.Bus kwargs, or {"port", "baudrate"}
+    kind: str  # "can" | "serial" | "ethernet"
+    config: dict[str, Any]  # can.Bus kwargs, or {"port", "baudrate"}, or {"address"} (hil's on the network)
     timed: bool = False  # simbus timed release, frames handed over ahead
     simcan: bool = False  # an emulated bus: send_at is available
     eof_model: tuple[int, int | None, bool] | None = None  # bitrate, data bitrate, wire model on
@@ -105,6 +106,7 @@ class _Plan:
     steps: list[tuple[int, int, int, int, bytes, int]]  # t_ns, bus index, id, flags, data, eof_ns
     waits: list[_WaitPlan] = field(default_factory=list)
     lead_ns: int = LEAD_NS
+    dests: list[tuple[str, int]] = field(default_factory=list)  # a PACKET step's flags index this
 
 
 def play(timeline: Timeline, buses: Any, on_progress: Callable[[Progress], None] | None = None,
@@ -184,19 +186,26 @@ def make_plan(timeline: Timeline, buses: Any, timed_release: bool = True) -> _Pl
             plan_buses.append(_Bus(n, "can", cfg, timed_release and simcan, simcan,
                                    (spec.bitrate, spec.data_bitrate, spec.wire_model or not spec.emulated),
                                    witness, not no_echo or witness is not None))
+        elif spec.kind == "ethernet":
+            from hil.net import plan as net_plan
+
+            plan_buses.append(_Bus(n, "ethernet", {"address": net_plan(buses.rig)[n].hil.address}))
         else:
             plan_buses.append(_Bus(n, "serial", {"port": buses.serial_port(n, "host"), "baudrate": spec.baudrate}))
     models = {i: WireModel(b.eof_model[0], b.eof_model[1], b.eof_model[2])
               for i, b in enumerate(plan_buses) if b.eof_model}
     steps = []
+    dests: dict[tuple[str, int], int] = {}
     for s in timeline.steps:
         b = index[s.bus]
         ev = s.event
         if isinstance(ev, CanEvent):
             eof = models[b].timing(ev.id, ev.flags, _dlc(ev), ev.data)[1]
             steps.append((s.t_ns, b, ev.id, ev.flags, ev.data, eof))
+        elif isinstance(ev, PacketEvent):
+            steps.append((s.t_ns, b, PACKET, dests.setdefault(ev.to, len(dests)), ev.data, 0))
         else:
-            steps.append((s.t_ns, b, -1, 0, ev.data, 0))
+            steps.append((s.t_ns, b, SERIAL, 0, ev.data, 0))
     db = load_dbc(timeline.dbc)
     waits = []
     for w in timeline.waits:
@@ -205,7 +214,7 @@ def make_plan(timeline: Timeline, buses: Any, timed_release: bool = True) -> _Pl
             f" {u.signal} {u.op} {u.value:g}" if u.op else f".{u.signal}" if u.signal else "") + f" on {u.bus}"
         waits.append(_WaitPlan(w.index, w.t_ns, index[u.bus], w.id, label, w.timeout_ns,
                                db.get_message_by_frame_id(w.id) if u.signal else None, u.signal, u.op, u.value))
-    return _Plan(plan_buses, steps, waits)
+    return _Plan(plan_buses, steps, waits, dests=list(dests))
 
 
 def _lateness_source(b: _Bus) -> str:
@@ -277,6 +286,9 @@ class _Replay:
         self.late_max = 0
         self.reader_error: str | None = None
         self.waker: Any = None  # the send loop's Waker
+        self.packets: dict[str, list[tuple[int, str, int, bytes]]] = {
+            b.name: [] for b in plan.buses if b.kind == "ethernet"}  # per network: (sent, address, port, data)
+        self.returned: list[list[int]] = [[] for _ in plan.buses]  # per network, when each sendto returned
 
     def run(self) -> ReplayReport:
         from hil.stimulus import realtime
@@ -293,11 +305,14 @@ class _Replay:
             host["gc"] = "frozen"
             readers = [threading.Thread(target=self._read, args=(i,), daemon=True)
                        for i, b in enumerate(self.plan.buses) if b.kind == "can" and b.echo]
+            readers += [threading.Thread(target=self._read_stamps, args=(i,), daemon=True)
+                        for i, b in enumerate(self.plan.buses) if b.kind == "ethernet"]
             for t in readers:
                 t.start()
             start, sent, waits, aborted = self._send_all()
             host["wake"] = self.waker.summary()
             self._await_echoes(sent)
+            self._await_stamps()
             if self.reader_error:
                 raise BusError(f"injector: {self.reader_error}")
         finally:
@@ -308,21 +323,24 @@ class _Replay:
             for h in [*self.handles, *filter(None, self.witnesses)]:
                 h.close() if hasattr(h, "is_open") else h.shutdown()
             dma.release()
+        host["lateness"].update(self._packet_sources())
         planned_all = sorted(t for per_bus in self.planned for t in per_bus)
-        actual = sorted(t for e in self.echoes.values() for t, *_ in e) or [0]
+        actual = sorted([t for e in self.echoes.values() for t, *_ in e]
+                        + [t for p in self.packets.values() for t, *_ in p]) or [0]
         host["stray_echoes"] = self.strays
         return ReplayReport(
             frames_planned=len(self.plan.steps), frames_sent=sent, frames_echoed=len(self.lateness),
             lateness_ns=self.lateness, span_planned_ns=(planned_all[-1] - planned_all[0]) if planned_all else 0,
             span_actual_ns=actual[-1] - actual[0], start_ns=start, waits=waits, aborted=aborted, host=host,
-            echoes=self.echoes, unseen=self._unseen(),
+            echoes=self.echoes, unseen=self._unseen(), packets=self.packets,
             frames_unmeasured=sum(len(self.sent[i]) for i, b in enumerate(self.plan.buses) if not b.echo))
 
     def _unseen(self) -> dict[str, dict[str, Any]]:
         """Per bus whose frames echo: how many sent frames no echo was paired with, and their ids."""
         out = {}
         for i, b in enumerate(self.plan.buses):
-            missing = [can_id for k, (can_id, _) in enumerate(self.sent[i]) if k not in self.paired[i]]
+            missing = [can_id if b.kind == "can" else self.plan.dests[can_id][1]  # a datagram: its port
+                       for k, (can_id, _) in enumerate(self.sent[i]) if k not in self.paired[i]]
             if b.echo and missing:
                 out[b.name] = {"count": len(missing), "ids": sorted(set(missing))[:UNSEEN_IDS]}
         return out
@@ -336,6 +354,11 @@ class _Replay:
                 if b.kind == "can":
                     self.handles.append(can.Bus(**b.config, receive_own_messages=True))
                     self.witnesses.append(None if b.witness is None else can.Bus(**b.witness))
+                elif b.kind == "ethernet":
+                    from hil.net.udp import Sender
+
+                    self.handles.append(Sender(b.config["address"]))
+                    self.witnesses.append(None)
                 else:
                     self.handles.append(serial.serial_for_url(b.config["port"], baudrate=b.config["baudrate"]))
             except Exception as exc:
@@ -431,7 +454,7 @@ class _Replay:
         offset = 0
         next_progress = start
         sent = 0
-        for k, (t, b, can_id, _, data, eof) in enumerate(plan.steps):
+        for k, (t, b, can_id, flags, data, eof) in enumerate(plan.steps):
             w = waits.get(k)
             if w is not None:
                 begin = wait_until(start + offset + w.t_ns)
@@ -444,7 +467,13 @@ class _Replay:
                 wait_log.append({"wait": w.label, "waited_ns": self.met_ns - begin, "met": True})
                 offset = max(offset, self.met_ns - start - w.t_ns)
             deadline = start + offset + t
-            if can_id < 0:
+            if can_id == PACKET:
+                planned[b].append(deadline)
+                self.sent[b].append((flags, data))
+                wait_until(deadline)
+                handles[b].sendto(data, plan.dests[flags])
+                self.returned[b].append(now_ns())
+            elif can_id < 0:
                 wait_until(deadline)
                 handles[b].write(data)
                 late = now_ns() - deadline
@@ -476,10 +505,53 @@ class _Replay:
         """Tell the parent how far the replay is; the first report comes at or just after the start."""
         self.send(("progress", Progress(sent, len(self.plan.steps), len(self.lateness), self.late_max, now - start)))
 
+    def _read_stamps(self, i: int) -> None:
+        """Collect the kernel's send timestamps of network ``i``'s datagrams as they come: the
+        datagram's number on the socket is its place in the send order."""
+        sender, name = self.handles[i], self.plan.buses[i].name
+        planned, sent, paired, packets = self.planned[i], self.sent[i], self.paired[i], self.packets[name]
+        dests = self.plan.dests
+        while not self.stop.is_set():
+            for k, t in sender.stamps(0.05):
+                if k >= len(planned) or k in paired:
+                    self.strays += 1
+                    continue
+                paired.add(k)
+                aim, data = sent[k]
+                packets.append((t, *dests[aim], data))
+                late = t - planned[k]
+                self.lateness.append(late)
+                self.late_max = max(self.late_max, late)
+
+    def _await_stamps(self) -> None:
+        """Wait (up to the echo grace) for every datagram's send timestamp; a network whose kernel
+        gave none is measured by when ``sendto`` returned instead (:meth:`_packet_sources` says so)."""
+        from hil.clock import now_ns
+
+        give_up = now_ns() + ECHO_GRACE_NS
+        nets = [i for i, b in enumerate(self.plan.buses) if b.kind == "ethernet"]
+        while any(len(self.paired[i]) < len(self.sent[i]) for i in nets if self.handles[i].kernel) \
+                and now_ns() < give_up:
+            time.sleep(0.01)
+        for i in nets:
+            if not self.paired[i] and self.sent[i]:  # no stamp at all: the kernel gives none here
+                self.handles[i].kernel = False
+                for k, (t, (aim, data)) in enumerate(zip(self.returned[i], self.sent[i])):
+                    self.paired[i].add(k)
+                    self.packets[self.plan.buses[i].name].append((t, *self.plan.dests[aim], data))
+                    self.lateness.append(t - self.planned[i][k])
+
+    def _packet_sources(self) -> dict[str, str]:
+        """How each network's datagrams were timed, for the report."""
+        from hil.net.udp import KERNEL, RETURNED
+
+        return {b.name: KERNEL if self.handles[i].kernel else RETURNED
+                for i, b in enumerate(self.plan.buses) if b.kind == "ethernet"}
+
     def _await_echoes(self, sent: int) -> None:
         from hil.clock import now_ns
 
-        expected = sum(len(p) for p, b in zip(self.planned, self.plan.buses) if b.echo)
+        expected = sum(len(p) for p, b in zip(self.planned, self.plan.buses) if b.echo and b.kind == "can")
         last = max((p[-1] for p in self.planned if p), default=now_ns())
         give_up = max(now_ns(), last) + ECHO_GRACE_NS
         while sum(len(e) for e in self.echoes.values()) < expected and now_ns() < give_up and not self.reader_error:

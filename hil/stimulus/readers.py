@@ -34,7 +34,7 @@ from hil.spec.suite import STIMULUS_FORMATS, STIMULUS_SUFFIXES, stimulus_format
 from hil.stimulus.events import MAX_LOG_NS, CanEvent, Event, RecordError, SerialEvent
 
 FORMATS = STIMULUS_FORMATS
-_UNITS = {"blf": "object", "mf4": "frame", "mcap": "message"}  # else "line"
+_UNITS = {"blf": "object", "mf4": "frame", "mcap": "message", "pcap": "packet", "pcapng": "packet"}  # else "line"
 FILE_LIMIT = STIMULUS_FILE.limit  # a stimulus file on disk
 EXPAND_LIMIT = 1024 * MiB  # what a .gz, BLF containers, MF4 blocks or MCAP chunks may expand to
 LINE_LIMIT = 64 * 1024  # one line of a text log
@@ -83,7 +83,7 @@ def read_source(path: str | Path, fmt: str = "auto", lenient: bool = False,
     if fmt not in FORMATS:
         raise StimulusError(f"{path}: unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
     packed = path.suffix.lower() == ".gz"
-    if lenient and fmt in ("blf", "mf4", "mcap"):
+    if lenient and fmt in ("blf", "mf4", "mcap", "pcap", "pcapng"):
         raise StimulusError(f"{path}: 'lenient' applies to text logs only; a {fmt} file is read strictly")
     if packed and fmt == "mcap":
         raise StimulusError(f"{path}: expected a plain .mcap file (MCAP compresses its chunks itself)")
@@ -99,6 +99,10 @@ def read_source(path: str | Path, fmt: str = "auto", lenient: bool = False,
                 out.add_all(_read_mf4(stream, path))
             elif fmt == "mcap":
                 out.add_all(_read_mcap(f, path))
+            elif fmt in ("pcap", "pcapng"):
+                from hil.stimulus.pcap import read_pcap
+
+                out.add_all(read_pcap(stream if not packed else io.BytesIO(stream.read(EXPAND_LIMIT)), fmt))
             else:
                 _read_text(stream, fmt, out, lenient)
     except FileRefused as exc:

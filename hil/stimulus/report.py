@@ -40,6 +40,8 @@ class ReplayReport:
     echoes: dict[str, list[tuple[int, int, int, bytes]]] = field(default_factory=dict, repr=False)
     unseen: dict[str, dict[str, Any]] = field(default_factory=dict)  # bus → count and ids never seen back
     frames_unmeasured: int = 0  # sent on buses whose frames no echo or witness shows (their lateness is unknown)
+    packets: dict[str, list[tuple[int, str, int, bytes]]] = field(default_factory=dict, repr=False)  # network →
+    # (sent, address, port, payload) per datagram: when it went out (host["lateness"] says how that is known)
 
     @property
     def frames_early(self) -> int:
@@ -93,7 +95,7 @@ class ReplayReport:
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready figures (no per-frame data)."""
-        d = {k: v for k, v in asdict(self).items() if k not in ("lateness_ns", "echoes")}
+        d = {k: v for k, v in asdict(self).items() if k not in ("lateness_ns", "echoes", "packets")}
         d["frames_early"] = self.frames_early
         d["span_error"] = self.span_error
         d["lateness_ns"] = {k: (None if not self.lateness_ns else self.stat(k)) for k in LATENESS}

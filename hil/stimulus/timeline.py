@@ -17,7 +17,8 @@ loops, and no silence in play time longer than ``max_gap`` — before the first 
 ``offset``) or between two frames (a corrupt timestamp, a paused logger, a tiny ``rate``) — so a
 replay never plays hours of nothing and a bench never fails on its timeout for it.
 
-Channel maps: a source's ``map`` sends log channel → rig bus; channels it does not name are dropped
+Packet captures (pcap, pcapng) map a datagram's original destination to a target's port
+(``TARGET.PORT``) on a network; see :mod:`hil.stimulus.pcap`. Channel maps: a source's ``map`` sends log channel → rig bus; channels it does not name are dropped
 (and counted). Without a map, a log channel named like a rig bus goes to that bus, and otherwise
 all channels go to the rig's only bus of that kind. Records of a file that are not frames (ASC
 statistics, lines a ``lenient`` source skipped, …) are counted in ``Timeline.dropped`` too.
@@ -35,8 +36,10 @@ from hil.errors import StimulusError
 from hil.spec.match import FrameMatch
 from hil.spec.rig import Rig
 from hil.spec.suite import Source, Stimulus
-from hil.stimulus.events import CanEvent, Event, SerialEvent
+from hil.stimulus.events import CanEvent, Event, PacketEvent, SerialEvent
 from hil.stimulus.overrides import apply_overrides, load_dbc, message
+from hil.stimulus.pcap import PACKET_FORMATS
+from hil.stimulus.pcap import aims as packet_aims
 from hil.stimulus.readers import FRAME_LIMIT, SourceLog, read_source
 
 FOREVER = 1 << 62
@@ -177,8 +180,14 @@ def _played(gap: int, skip_over: int | None) -> int:
 
 def _place(log: SourceLog, src: Source, rig: Rig, k: int, dropped: Counter,
            origin: int) -> list[tuple[int, str, Event, int]]:
-    """One source → ``(stimulus_t_ns, bus, event, origin)`` after its map, id filters and window."""
-    routes = _routes(log, src, rig, k)
+    """One source → ``(stimulus_t_ns, bus, event, origin)`` after its map, id filters and window;
+    a datagram is aimed at its target's address and port (:func:`hil.stimulus.pcap.aims`)."""
+    aims: dict[str, tuple[str, str, int]] = {}
+    if log.format in PACKET_FORMATS:
+        aims = packet_aims(log.channels(), src.map, rig, f"stimulus source {k + 1} ({log.path.name})")
+        routes = {ch: net for ch, (net, _, _) in aims.items()}
+    else:
+        routes = _routes(log, src, rig, k)
     first = log.events[0].t_ns
     lo, hi = first + src.start, first + (src.end if src.end is not None else FOREVER)
     include = set(src.include_ids) if src.include_ids is not None else None
@@ -193,6 +202,8 @@ def _place(log: SourceLog, src: Source, rig: Rig, k: int, dropped: Counter,
         elif isinstance(ev, CanEvent) and ((include is not None and ev.id not in include) or ev.id in exclude):
             dropped["filtered by id"] += 1
         else:
+            if isinstance(ev, PacketEvent):
+                ev = PacketEvent(ev.t_ns, ev.channel, ev.data, aims[ev.channel][1:])
             out.append((ev.t_ns - lo + src.offset, bus, ev, origin + i))
     return out
 

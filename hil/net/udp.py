@@ -1,0 +1,77 @@
+"""A UDP sender that learns from the kernel when each datagram really went out.
+
+``SO_TIMESTAMPING`` with ``SOF_TIMESTAMPING_TX_SOFTWARE | SOFTWARE | OPT_ID | OPT_TSONLY``: for
+every datagram sent, the kernel queues on the socket's error queue the CLOCK_REALTIME time at
+which the device driver took it (on ``lo``, ``loopback_xmit``) and the datagram's number on the
+socket (from 0), without the payload. :meth:`Sender.stamps` reads them back. Where the option is
+refused (an old kernel, a platform without it), ``kernel`` is False and the caller measures the
+time ``sendto`` returned instead — and says so.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import struct
+import time
+
+SO_TIMESTAMPING = getattr(socket, "SO_TIMESTAMPING", 37)
+SOF_TIMESTAMPING_TX_SOFTWARE = 1 << 1
+SOF_TIMESTAMPING_SOFTWARE = 1 << 4
+SOF_TIMESTAMPING_OPT_ID = 1 << 7
+SOF_TIMESTAMPING_OPT_TSONLY = 1 << 11
+TX_FLAGS = (SOF_TIMESTAMPING_TX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE | SOF_TIMESTAMPING_OPT_ID
+            | SOF_TIMESTAMPING_OPT_TSONLY)
+SO_EE_ORIGIN_TIMESTAMPING = 4
+_EXTENDED_ERR = struct.Struct("=IBBBBII")  # struct sock_extended_err: errno, origin, type, code, pad, info, data
+_TIMESPEC = struct.Struct("=qq")
+ERRQUEUE_BUFFER = 8 << 20  # room for the stamps of a long burst before the reader drains them
+KERNEL = "kernel TX software timestamp (SO_TIMESTAMPING, error queue)"
+RETURNED = "sendto returned (the kernel gave no send timestamps)"
+
+
+class Sender:
+    """A UDP socket bound to ``address`` (any port) that sends datagrams and, where the kernel
+    allows, collects their send timestamps."""
+
+    def __init__(self, address: str):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((address, 0))
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, ERRQUEUE_BUFFER)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, ERRQUEUE_BUFFER)
+        try:
+            self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPING, TX_FLAGS)
+            self.kernel = True
+        except OSError:
+            self.kernel = False
+        self._poll = select.poll()
+        self._poll.register(self.sock, select.POLLERR)
+        self.sendto = self.sock.sendto
+
+    def stamps(self, timeout_s: float) -> list[tuple[int, int]]:
+        """``(datagram number, send time in CLOCK_MONOTONIC ns)`` for every stamp queued now, after
+        waiting up to ``timeout_s`` for the first. The realtime stamps are moved onto the monotonic
+        clock with the offset read now (two clock reads, ~0.1 µs apart)."""
+        if not self.kernel or not self._poll.poll(timeout_s * 1000):
+            return []
+        offset = time.time_ns() - time.monotonic_ns()
+        out = []
+        while True:
+            try:
+                _, ancillary, _, _ = self.sock.recvmsg(0, 256, socket.MSG_ERRQUEUE | socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return out
+            t = number = None
+            for level, kind, data in ancillary:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPING:
+                    sec, nsec = _TIMESPEC.unpack_from(data)  # [0]: the software stamp
+                    t = sec * 1_000_000_000 + nsec - offset
+                elif len(data) >= _EXTENDED_ERR.size:
+                    _, origin, *_, number = _EXTENDED_ERR.unpack_from(data)
+                    number = number if origin == SO_EE_ORIGIN_TIMESTAMPING else None
+            if t is not None and number is not None:
+                out.append((number, t))
+
+    def shutdown(self) -> None:
+        """Close the socket (python-can's name, so the injector closes every bus handle alike)."""
+        self.sock.close()
