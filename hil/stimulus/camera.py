@@ -151,3 +151,16 @@ def _exact(data: bytes, at: int, size: int) -> bytes:
 
 _DECODERS = {(FOXGLOVE, "json"): _foxglove_json, (FOXGLOVE, "protobuf"): _foxglove_protobuf,
              (ROS1, "ros1"): _ros1, (ROS2, "cdr"): _ros2}
+
+
+def has_images(stream: BinaryIO) -> bool:
+    """Whether an MCAP stream (its summary) has a compressed-image channel; the stream is rewound."""
+    from mcap.reader import make_reader
+
+    try:
+        summary = make_reader(stream).get_summary()
+    finally:
+        stream.seek(0)
+    return summary is not None and any(
+        (summary.schemas[c.schema_id].name if c.schema_id in summary.schemas else "", c.message_encoding) in _DECODERS
+        for c in summary.channels.values())
