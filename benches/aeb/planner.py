@@ -7,8 +7,8 @@ the sensors' estimates from the last ``fresh`` seconds), the time to collision (
 speed: the radar's, else the vehicle's speed) and sends one BrakeRequest on the chassis bus
 (brake_ecu DBC), with a rolling 4-bit counter: full deceleration below ``ttc_brake``, partial below
 ``ttc_warn``, none otherwise. Before a request that a camera frame or lidar packet caused, it sends
-a PerceptionObject naming its source and stamp (the frame's index, the packet's timestamp), so
-probes pair each hop. Configuration comes as JSON in HIL_CONFIG, the buses from HIL_BUSES
+a CameraObject (with the frame's index) or a LidarObject (with the packet's timestamp), so probes
+pair each hop. Configuration comes as JSON in HIL_CONFIG, the buses from HIL_BUSES
 (hil.buses.bus_from_env); the camera and lidar listen on the ports named ``camera`` and ``lidar``
 of network ``network`` in HIL_NETS, if the target has them (else the planner is radar only).
 """
@@ -30,7 +30,8 @@ from hil.net.rtpjpeg import depacketize
 from perception import camera_distance, lidar_distance
 
 HERE = Path(__file__).resolve().parent
-SOURCES = {"radar": 0, "camera": 1, "lidar": 2}
+OBJECTS = {"camera": ("CameraObject", "FrameIndex", "CameraCounter"),
+           "lidar": ("LidarObject", "PacketTimestamp", "LidarCounter")}
 
 
 class Planner:
@@ -39,11 +40,11 @@ class Planner:
     def __init__(self, cfg: dict, db: cantools.database.Database, chassis: can.BusABC):
         self.cfg, self.db, self.chassis = cfg, db, chassis
         self.request = db.get_message_by_name("BrakeRequest")
-        self.perceived = db.get_message_by_name("PerceptionObject")
         self.lock = threading.Lock()
         self.estimates: dict[str, tuple[float, float]] = {}  # source → (distance m, monotonic s)
         self.closing: float | None = None
-        self.speed, self.counter, self.perception_counter, self.level = 0.0, 0, 0, None
+        self.speed, self.counter, self.level = 0.0, 0, None
+        self.object_counters = dict.fromkeys(OBJECTS, 0)
 
     def on_radar(self, obj: dict) -> None:
         with self.lock:
@@ -52,15 +53,17 @@ class Planner:
             self._decide()
 
     def on_sensor(self, source: str, distance: float | None, stamp: int) -> None:
-        """A camera frame or lidar packet: a PerceptionObject and a BrakeRequest if it saw the object."""
+        """A camera frame or lidar packet: its object message and a BrakeRequest, if it saw the object."""
         if distance is None:
             return
+        name, stamp_signal, counter_signal = OBJECTS[source]
+        obj = self.db.get_message_by_name(name)
         with self.lock:
             self._estimate(source, distance)
-            data = self.perceived.encode({"SourceStamp": stamp & 0xFFFFFFFF, "ObjectDistance": min(distance, 655.35),
-                                          "Source": SOURCES[source], "PerceptionCounter": self.perception_counter})
-            self.chassis.send(can.Message(arbitration_id=self.perceived.frame_id, data=data, is_extended_id=False))
-            self.perception_counter = (self.perception_counter + 1) % 16
+            data = obj.encode({stamp_signal: stamp & 0xFFFFFFFF, "ObjectDistance": min(distance, 655.35),
+                               counter_signal: self.object_counters[source]})
+            self.chassis.send(can.Message(arbitration_id=obj.frame_id, data=data, is_extended_id=False))
+            self.object_counters[source] = (self.object_counters[source] + 1) % 16
             self._decide()
 
     def _estimate(self, source: str, distance: float | None) -> None:
