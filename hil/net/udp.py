@@ -48,19 +48,20 @@ class Sender:
         self._poll.register(self.sock, select.POLLERR)
         self.sendto = self.sock.sendto
 
-    def stamps(self, timeout_s: float) -> list[tuple[int, int]]:
-        """``(datagram number, send time in CLOCK_MONOTONIC ns)`` for every stamp queued now, after
-        waiting up to ``timeout_s`` for the first. The realtime stamps are moved onto the monotonic
+    def stamps(self, until_ns: int = 0, timeout_s: float = 0.0) -> list[tuple[int, int]]:
+        """``(datagram number, send time in CLOCK_MONOTONIC ns)`` for the stamps queued, read one
+        by one until none is left or the monotonic clock passes ``until_ns`` (0: no limit), after
+        waiting up to ``timeout_s`` for the first. Realtime stamps are moved onto the monotonic
         clock with the offset read now (two clock reads, ~0.1 µs apart)."""
-        if not self.kernel or not self._poll.poll(timeout_s * 1000):
+        if not self.kernel or (timeout_s and not self._poll.poll(timeout_s * 1000)):
             return []
         offset = time.time_ns() - time.monotonic_ns()
-        out = []
-        while True:
+        out: list[tuple[int, int]] = []
+        while not until_ns or time.monotonic_ns() < until_ns:
             try:
                 _, ancillary, _, _ = self.sock.recvmsg(0, 256, socket.MSG_ERRQUEUE | socket.MSG_DONTWAIT)
             except BlockingIOError:
-                return out
+                break
             t = number = None
             for level, kind, data in ancillary:
                 if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPING:
@@ -71,6 +72,7 @@ class Sender:
                     number = number if origin == SO_EE_ORIGIN_TIMESTAMPING else None
             if t is not None and number is not None:
                 out.append((number, t))
+        return out
 
     def shutdown(self) -> None:
         """Close the socket (python-can's name, so the injector closes every bus handle alike)."""

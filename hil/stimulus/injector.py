@@ -58,6 +58,7 @@ ECHO_LOOKAHEAD = 4096  # how many frames an echo may be behind the next expected
 NO_ECHO = ("slcan", "socketcand")  # python-can drivers whose device gives the host no echo of its own frames
 UNSEEN_IDS = 20  # ids of frames never seen on the bus named in the report
 SERIAL, PACKET = -1, -2  # a plan step's id for a serial chunk, a UDP datagram
+DRAIN_SLACK_NS = 30_000  # kernel send stamps are read until this long before the next datagram's deadline
 _OPS = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt,
         ">=": operator.ge}
 
@@ -286,8 +287,8 @@ class _Replay:
         self.late_max = 0
         self.reader_error: str | None = None
         self.waker: Any = None  # the send loop's Waker
-        self.packets: dict[str, list[tuple[int, str, int, bytes]]] = {
-            b.name: [] for b in plan.buses if b.kind == "ethernet"}  # per network: (sent, address, port, data)
+        self.packets: dict[str, list[tuple[int, int]]] = {
+            b.name: [] for b in plan.buses if b.kind == "ethernet"}  # per network: (sent, step) per datagram
         self.returned: list[list[int]] = [[] for _ in plan.buses]  # per network, when each sendto returned
 
     def run(self) -> ReplayReport:
@@ -305,8 +306,6 @@ class _Replay:
             host["gc"] = "frozen"
             readers = [threading.Thread(target=self._read, args=(i,), daemon=True)
                        for i, b in enumerate(self.plan.buses) if b.kind == "can" and b.echo]
-            readers += [threading.Thread(target=self._read_stamps, args=(i,), daemon=True)
-                        for i, b in enumerate(self.plan.buses) if b.kind == "ethernet"]
             for t in readers:
                 t.start()
             start, sent, waits, aborted = self._send_all()
@@ -469,7 +468,9 @@ class _Replay:
             deadline = start + offset + t
             if can_id == PACKET:
                 planned[b].append(deadline)
-                self.sent[b].append((flags, data))
+                self.sent[b].append((flags, k))  # a datagram: its destination and its step
+                if deadline - now_ns() > DRAIN_SLACK_NS:  # read send stamps while there is time
+                    self._take_stamps(b, handles[b].stamps(deadline - DRAIN_SLACK_NS))
                 wait_until(deadline)
                 handles[b].sendto(data, plan.dests[flags])
                 self.returned[b].append(now_ns())
@@ -505,23 +506,21 @@ class _Replay:
         """Tell the parent how far the replay is; the first report comes at or just after the start."""
         self.send(("progress", Progress(sent, len(self.plan.steps), len(self.lateness), self.late_max, now - start)))
 
-    def _read_stamps(self, i: int) -> None:
-        """Collect the kernel's send timestamps of network ``i``'s datagrams as they come: the
-        datagram's number on the socket is its place in the send order."""
-        sender, name = self.handles[i], self.plan.buses[i].name
-        planned, sent, paired, packets = self.planned[i], self.sent[i], self.paired[i], self.packets[name]
-        dests = self.plan.dests
-        while not self.stop.is_set():
-            for k, t in sender.stamps(0.05):
-                if k >= len(planned) or k in paired:
-                    self.strays += 1
-                    continue
-                paired.add(k)
-                aim, data = sent[k]
-                packets.append((t, *dests[aim], data))
-                late = t - planned[k]
-                self.lateness.append(late)
-                self.late_max = max(self.late_max, late)
+    def _take_stamps(self, i: int, stamps: list[tuple[int, int]]) -> None:
+        """Pair the kernel's send timestamps with network ``i``'s datagrams: a datagram's number on
+        the socket is its place in the send order. They are read by the send loop itself, in the
+        slack before a deadline (a reader thread would take the GIL from the loop at 10 kHz)."""
+        planned, sent, paired = self.planned[i], self.sent[i], self.paired[i]
+        packets = self.packets[self.plan.buses[i].name]
+        for k, t in stamps:
+            if k >= len(planned) or k in paired:
+                self.strays += 1
+                continue
+            paired.add(k)
+            packets.append((t, sent[k][1]))
+            late = t - planned[k]
+            self.lateness.append(late)
+            self.late_max = max(self.late_max, late)
 
     def _await_stamps(self) -> None:
         """Wait (up to the echo grace) for every datagram's send timestamp; a network whose kernel
@@ -530,15 +529,15 @@ class _Replay:
 
         give_up = now_ns() + ECHO_GRACE_NS
         nets = [i for i, b in enumerate(self.plan.buses) if b.kind == "ethernet"]
-        while any(len(self.paired[i]) < len(self.sent[i]) for i in nets if self.handles[i].kernel) \
-                and now_ns() < give_up:
-            time.sleep(0.01)
+        for i in nets:
+            while len(self.paired[i]) < len(self.sent[i]) and self.handles[i].kernel and (left := give_up - now_ns()) > 0:
+                self._take_stamps(i, self.handles[i].stamps(timeout_s=left / 1e9))
         for i in nets:
             if not self.paired[i] and self.sent[i]:  # no stamp at all: the kernel gives none here
                 self.handles[i].kernel = False
-                for k, (t, (aim, data)) in enumerate(zip(self.returned[i], self.sent[i])):
+                for k, (t, (_, step)) in enumerate(zip(self.returned[i], self.sent[i])):
                     self.paired[i].add(k)
-                    self.packets[self.plan.buses[i].name].append((t, *self.plan.dests[aim], data))
+                    self.packets[self.plan.buses[i].name].append((t, step))
                     self.lateness.append(t - self.planned[i][k])
 
     def _packet_sources(self) -> dict[str, str]:
