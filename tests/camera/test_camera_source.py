@@ -114,3 +114,24 @@ def test_images_rtp_jpeg_cannot_carry_are_refused_naming_the_message():
         list(read_camera(mcap([("/cam", 1, ros1(jpeg(optimize=True)))], "ros1")))
     with pytest.raises(RecordError, match="unreadable sensor_msgs/CompressedImage on '/cam'"):
         list(read_camera(mcap([("/cam", 1, ros1(jpeg())[:-10])], "ros1")))
+
+
+def test_a_camera_mcap_on_the_timeline_goes_to_the_mapped_target_port(tmp_path):
+    from hil.errors import StimulusError
+    from hil.spec.rig import Rig
+    from hil.spec.suite import Stimulus
+    from hil.stimulus.timeline import build_timeline
+
+    rig = Rig.model_validate({"name": "sim", "buses": {"lan": {"kind": "ethernet", "emulated": True}},
+                              "targets": {"hpc": {"kind": "hpc", "reach": {"via": "emulated"},
+                                                  "networks": {"lan": {"ports": {"camera": 5004}}}}}})
+    path = tmp_path / "cam.mcap"
+    path.write_bytes(mcap([("/front", 2_000_000_000 + i * 33_333_333, ros1(jpeg())) for i in range(3)], "ros1")
+                     .getvalue())
+    tl = build_timeline(Stimulus.model_validate({"sources": [{"file": str(path), "map": {"/front": "hpc.camera"}}]}),
+                        rig)
+    assert {(s.bus, s.event.to) for s in tl.steps} == {("lan", ("127.0.1.2", 5004))}
+    assert sorted({s.t_ns for s in tl.steps}) == [0, 33_333_333, 66_666_666]
+    assert [f.index for f in depacketize([s.event.data for s in tl.steps])] == [0, 1, 2]
+    with pytest.raises(StimulusError, match="channel '/front' needs a 'map' entry .* hpc.camera"):
+        build_timeline(Stimulus.model_validate({"sources": [{"file": str(path)}]}), rig)

@@ -1,0 +1,65 @@
+"""End to end: the AEB demo with a camera and a lidar on the emulated rig, through the real `hil`
+command. The scene is generated into a temporary folder; every camera frame reaches the planner as
+RTP/JPEG, is decoded and answered in frame order, and lidar packets that show the object are
+answered with their own timestamps."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import cantools
+import numpy as np
+import pytest
+
+from hil.recording import load
+from tests.conftest import ROOT
+from tests.e2e.test_aeb import env
+from tests.outcomes import explain, pass_or_harness_error
+
+sys.path.insert(0, str(ROOT / "benches" / "aeb"))
+import scene  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("aeb-sensors")
+    generated = tmp / "generated"
+    subprocess.run([sys.executable, str(ROOT / "benches" / "aeb" / "scene.py"), "approach", str(generated)],
+                   check=True, capture_output=True, timeout=300)
+    suite = (ROOT / "benches" / "aeb-sensors.yaml").read_text()
+    suite = suite.replace("aeb/stimulus/generated/", f"{generated}/").replace(" aeb/", f" {ROOT}/benches/aeb/")
+    suite = suite.replace("[aeb/", f"[{ROOT}/benches/aeb/").replace("../firmware_stubs", f"{ROOT}/firmware_stubs")
+    (tmp / "aeb-sensors.yaml").write_text(suite)
+    r = subprocess.run([sys.executable, "-m", "hil", "run", str(tmp / "aeb-sensors.yaml"), "--rig",
+                        "rigs/sim-aeb-sensors.yaml", "--out", str(tmp / "run"), "--history", str(tmp / "h.sqlite")],
+                       cwd=ROOT, env=env(tmp), capture_output=True, text=True, timeout=400)
+    return tmp / "run", r
+
+
+def test_the_suite_passes_or_names_the_harness(run):
+    out, r = run
+    results = json.loads((out / "results.json").read_text())
+    bench = results["benches"][0]
+    assert pass_or_harness_error(bench), explain(bench) + r.stdout[-3000:] + r.stderr[-3000:]
+    assert r.returncode == (0 if bench["verdict"] == "pass" else 3), r.stdout + r.stderr
+    assert bench["probes"]["camera-object-to-request"]["stats"]["missed"] == 0
+    assert bench["probes"]["lidar-object-to-request"]["stats"]["missed"] == 0
+
+
+def test_every_camera_frame_and_the_lidar_packets_that_show_the_object_are_answered(run):
+    out, _ = run
+    bench = json.loads((out / "results.json").read_text())["benches"][0]
+    db = cantools.database.load_file(str(ROOT / "benches" / "aeb" / "aeb.dbc"))
+    camera, lidar = db.get_message_by_name("CameraObject"), db.get_message_by_name("LidarObject")
+    frames = load(out / bench["files"]["recording"], strict=True).frames("chassis")
+    rows = list(zip(frames.id.tolist(), (bytes(row[:8]) for row in frames.data)))
+    seen = [camera.decode(d) for i, d in rows if i == camera.frame_id]
+    assert [s["FrameIndex"] for s in seen] == list(range(105))  # 3.5 s at 30 fps, in order, none lost
+    t = scene.START_NS + np.arange(105) * 1_000_000_000 // 30
+    assert np.allclose([s["ObjectDistance"] for s in seen], scene.Scene().distance_at(t), rtol=0.08)
+    stamps = [lidar.decode(d)["PacketTimestamp"] for i, d in rows if i == lidar.frame_id]
+    assert len(stamps) >= 30 and stamps == sorted(stamps)  # a few packets of each of 35 revolutions
+    k = np.round((np.array(stamps) * 1000 - scene.START_NS) / 1_327_104).astype(int)
+    assert stamps == ((scene.START_NS + k * 1_327_104) // 1000).tolist()  # the packets' own timestamps (µs)
