@@ -65,8 +65,9 @@ def focal_px(width: int) -> float:
     return width / 2 / np.tan(np.radians(30))
 
 
-def frame(scene: Scene, t_ns: int, width: int, height: int, quality: int = 85) -> bytes:
-    """One camera frame at log time ``t_ns`` as a baseline JPEG (4:2:0, standard tables)."""
+def frame(scene: Scene, t_ns: int, width: int, height: int, quality: int = 85, noise: float = 0.0) -> bytes:
+    """One camera frame at log time ``t_ns`` as a baseline JPEG (4:2:0, standard tables); ``noise``
+    (sensor noise, standard deviation in grey levels) makes it as large as a real camera's."""
     img = np.empty((height, width, 3), np.uint8)
     horizon = height // 2
     img[:horizon] = (135, 170, 205)
@@ -81,6 +82,8 @@ def frame(scene: Scene, t_ns: int, width: int, height: int, quality: int = 85) -
         bottom = int(round(horizon + f * scene.camera_height / d))
         top = int(round(horizon + f * (scene.camera_height - scene.object_height) / d))
         img[max(top, 0):min(bottom, height), max(left, 0):min(right, width)] = (190, 25, 30)
+    if noise:
+        img = np.clip(img + np.random.default_rng(t_ns).normal(0, noise, img.shape), 0, 255).astype(np.uint8)
     out = io.BytesIO()
     Image.fromarray(img).save(out, "JPEG", quality=quality, subsampling=2)
     return out.getvalue()

@@ -3,8 +3,9 @@
 Image channels are those of the schemas ``foxglove.CompressedImage`` (JSON or protobuf encoding)
 and ``sensor_msgs/CompressedImage`` (ROS 1) / ``sensor_msgs/msg/CompressedImage`` (ROS 2, CDR).
 Each channel becomes one RTP stream (:mod:`hil.net.rtpjpeg`; its SSRC from the topic name): every
-frame's packets are UDP datagrams at the message's log time, back to back, whose channel is the
-topic, carrying the frame's capture time (the message's header stamp / timestamp) in the RTP
+frame's packets are UDP datagrams whose channel is the topic, the first at the message's log time
+and the others paced as a camera on a 1 Gbit/s link sends them (a 200 kB frame takes 1.6 ms), not
+as one burst that would make the last packet of a frame late by design; each carrying the frame's capture time (the message's header stamp / timestamp) in the RTP
 timestamp and its index on the topic (from 0) in the frame-index extension. Messages on other
 channels are accounted for as left out; an image that is not a baseline JPEG RFC 2435 can carry is
 refused with the reason.
@@ -56,9 +57,13 @@ def read_images(stream: BinaryIO) -> Iterator[tuple[int, CameraImage | str]]:
         yield n, CameraImage(message.log_time, channel.topic, capture_ns or message.log_time, fmt, data)
 
 
-def read_camera(stream: BinaryIO, mtu: int = DEFAULT_MTU) -> Iterator[tuple[int, Event | str]]:
+LINK_BPS = 1_000_000_000  # the camera's link: a frame's packets are paced at this rate
+
+
+def read_camera(stream: BinaryIO, mtu: int = DEFAULT_MTU, link_bps: int = LINK_BPS) -> Iterator[tuple[int, Event | str]]:
     """(message number, RTP packet event or why left out) for an MCAP stream: the reader driver's
-    form (:func:`hil.stimulus.readers.read_source`); one message may give many packets."""
+    form (:func:`hil.stimulus.readers.read_source`); one message gives a frame's packets, paced at
+    ``link_bps`` from the message's log time."""
     senders: dict[str, RtpJpegSender] = {}
     counts: dict[str, int] = {}
     for n, image in read_images(stream):
@@ -75,8 +80,10 @@ def read_camera(stream: BinaryIO, mtu: int = DEFAULT_MTU) -> Iterator[tuple[int,
             packets = sender.packets(image.data, image.capture_ns, index)
         except JpegError as exc:
             raise RecordError(f"message {n}", f"image on {image.topic!r}: {exc}") from None
+        bits = 0
         for packet in packets:
-            yield n, PacketEvent(image.log_ns, image.topic, packet)
+            yield n, PacketEvent(image.log_ns + bits * 1_000_000_000 // link_bps, image.topic, packet)
+            bits += 8 * len(packet)
 
 
 def _foxglove_json(data: bytes) -> tuple[int, str, bytes]:
