@@ -37,7 +37,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.net.conftest import write_capture  # noqa: E402  (one capture writer for tests and benchmarks)
+from tests.net.conftest import write_capture  # noqa: E402  (the tests' capture writer)
 
 TARGET = "127.0.1.2"
 SEQ = struct.Struct("<I")
@@ -183,7 +183,7 @@ def main() -> None:
     port = free_port()
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="hil-bench-") as tmp:
-        capture = write_capture(Path(tmp) / "replay.pcap", [(1_700_000_000 + t / 1e9, "192.168.1.201", 2368, p)
+        capture = write_capture(Path(tmp) / "replay.pcap", [(1_000_000_000 + t, "192.168.1.201", 2368, p)
                                                              for t, p in zip(times, payloads)])
         hil = run_hil(capture, port)
         sleeper = run_sleep_player(times, payloads, port)

@@ -69,6 +69,9 @@ def _play(timeline: Any, faults: Mapping[str, list[Any]], buses: Any, recorder: 
     if recorder is not None:
         for bus, echoes in report.echoes.items():
             recorder.injected(bus, echoes)
+        for net, sent in report.packets.items():
+            recorder.injected_datagrams(net, report.host["senders"][net], [
+                (t, *timeline.steps[k].event.to, timeline.steps[k].event.data) for t, k in sent])
         recorder.event("replay", {**report.summary(), "left_out": dict(timeline.dropped),
                                   "lateness": list(report.lateness_ns)})
     return started[0], report

@@ -1,4 +1,5 @@
-"""A UDP sender that learns from the kernel when each datagram really went out.
+"""UDP on a network of the rig: a sender that learns from the kernel when each datagram really
+went out, and a listener whose datagrams the kernel stamps on arrival.
 
 ``SO_TIMESTAMPING`` with ``SOF_TIMESTAMPING_TX_SOFTWARE | SOFTWARE | OPT_ID | OPT_TSONLY``: for
 every datagram sent, the kernel queues on the socket's error queue the CLOCK_REALTIME time at
@@ -23,6 +24,8 @@ SOF_TIMESTAMPING_OPT_TSONLY = 1 << 11
 TX_FLAGS = (SOF_TIMESTAMPING_TX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE | SOF_TIMESTAMPING_OPT_ID
             | SOF_TIMESTAMPING_OPT_TSONLY)
 SO_EE_ORIGIN_TIMESTAMPING = 4
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+MAX_DATAGRAM = 65_535
 _EXTENDED_ERR = struct.Struct("=IBBBBII")  # struct sock_extended_err: errno, origin, type, code, pad, info, data
 _TIMESPEC = struct.Struct("=qq")
 ERRQUEUE_BUFFER = 8 << 20  # room for the stamps of a long burst before the reader drains them
@@ -37,6 +40,7 @@ class Sender:
     def __init__(self, address: str):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind((address, 0))
+        self.src = "%s:%d" % self.sock.getsockname()  # "ADDRESS:PORT" its datagrams come from
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, ERRQUEUE_BUFFER)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, ERRQUEUE_BUFFER)
         try:
@@ -76,4 +80,32 @@ class Sender:
 
     def shutdown(self) -> None:
         """Close the socket (python-can's name, so the injector closes every bus handle alike)."""
+        self.sock.close()
+
+
+class Listener:
+    """A UDP socket bound to ``address:port`` whose datagrams the kernel stamps on arrival
+    (``SO_TIMESTAMPNS``), so when the reader gets to them does not matter."""
+
+    def __init__(self, address: str, port: int):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, ERRQUEUE_BUFFER)
+        self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        self.sock.bind((address, port))
+        self.dst = f"{address}:{self.sock.getsockname()[1]}"
+
+    def recv(self, timeout_s: float) -> tuple[int, str, bytes] | None:
+        """The next datagram ``(arrival on CLOCK_MONOTONIC ns, "ADDRESS:PORT" it came from, payload)``,
+        or None when none came within ``timeout_s``."""
+        if not select.select([self.sock], [], [], timeout_s)[0]:
+            return None
+        data, ancillary, _, (address, port) = self.sock.recvmsg(MAX_DATAGRAM, socket.CMSG_SPACE(_TIMESPEC.size))
+        offset = time.time_ns() - time.monotonic_ns()
+        stamp = next((d for level, kind, d in ancillary if kind == SO_TIMESTAMPNS), None)
+        if stamp is None:  # no kernel stamp: the time it was read
+            return time.monotonic_ns(), f"{address}:{port}", data
+        sec, nsec = _TIMESPEC.unpack_from(stamp)
+        return sec * 1_000_000_000 + nsec - offset, f"{address}:{port}", data
+
+    def shutdown(self) -> None:
         self.sock.close()

@@ -1,4 +1,5 @@
-"""Export a recording's CAN frames to the log formats of other tools, with python-can's writers.
+"""Export a recording's CAN frames to the log formats of other tools, with python-can's writers;
+its networks' datagrams to pcapng (Wireshark, tshark), ns timestamps, injected and received alike.
 
 Every CAN bus of the recording goes into one file, frames merged in time order. Formats with numeric
 channels (BLF, ASC, TRC, MF4) get channel 1, 2, ... in the order of the bus names, as the file
@@ -33,7 +34,7 @@ from hil.recording.frames import (FLAG_BRS, FLAG_ERROR, FLAG_ESI, FLAG_EXTENDED,
 from hil.recording.loader import load
 from hil.spec.suite import format_unavailable
 
-EXPORT_FORMATS = ("blf", "asc", "mf4", "csv", "log", "trc")
+EXPORT_FORMATS = ("blf", "asc", "mf4", "csv", "log", "trc", "pcapng")
 _NUMERIC_CHANNELS = ("blf", "asc", "mf4", "trc")
 _WRITER_ADDS_ONE = ("blf", "asc", "trc")  # python-can's writers that write a message's channel + 1
 
@@ -62,6 +63,8 @@ def export(recording: str | Path, out: str | Path, fmt: str | None = None,
     if format_unavailable(fmt):
         raise UsageError(f"cannot export to {out}: {format_unavailable(fmt)}")
     rec = load(recording)
+    if fmt == "pcapng":
+        return _export_pcapng(rec, out, buses)
     names = buses or rec.buses
     frames = [rec.frames(b) for b in names]
     losses = _losses(fmt, frames)
@@ -88,6 +91,33 @@ def export(recording: str | Path, out: str | Path, fmt: str | None = None,
     finally:
         writer.stop()
     return Exported(channels, warnings)
+
+
+def _export_pcapng(rec, out: Path, nets: list[str] | None) -> Exported:
+    """Every datagram of the recorded networks (only ``nets`` if given) — injected and received —
+    as Ethernet/IPv4/UDP packets in one pcapng, in time order, at their Unix times (ns)."""
+    from hil.net.capture import udp_frame, write_pcapng
+
+    names = nets or sorted(rec.datagrams)
+    unknown = [n for n in names if n not in rec.datagrams]
+    if unknown:
+        raise UsageError(f"{rec.path}: no network {', '.join(map(repr, unknown))} in the recording; it has: "
+                         f"{', '.join(sorted(rec.datagrams)) or 'none'}")
+    anchor = rec.epoch_offset_ns
+    warnings = [] if anchor is not None else [f"{rec.path} has no wall-clock anchor: times are run-clock seconds"]
+    merged = heapq.merge(*(rec.datagrams[n] for n in names), key=lambda d: d.t_ns)
+    frames = ((d.t_ns + (anchor or 0), udp_frame(_endpoint(d.src), _endpoint(d.dst), d.data)) for d in merged)
+    try:
+        with open(out, "wb") as f:
+            write_pcapng(f, frames, ",".join(names))
+    except OSError as exc:
+        raise RecordingError(f"cannot write {out}: {exc.strerror}") from None
+    return Exported({n: n for n in names}, warnings)
+
+
+def _endpoint(text: str) -> tuple[str, int]:
+    address, _, port = text.rpartition(":")
+    return address, int(port)
 
 
 def _losses(fmt: str, frames: list[Frames]) -> list[str]:

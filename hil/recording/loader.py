@@ -10,6 +10,7 @@ per frame), which keeps loading fast.
 
 from __future__ import annotations
 
+import base64
 import gc
 import io
 import json
@@ -46,6 +47,18 @@ class RecordedEvent:
     data: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class Datagram:
+    """A UDP datagram of a recorded network: ``injected`` (hil sent it, at ``t_ns``) or what the
+    stack sent to a port hil listens on (kernel arrival at ``t_ns``)."""
+
+    t_ns: int
+    src: str  # "ADDRESS:PORT"
+    dst: str
+    data: bytes
+    injected: bool
+
+
 @dataclass
 class Recording:
     """A loaded recording. ``buses`` lists the recorded CAN buses; ``serial`` maps serial bus →
@@ -58,6 +71,7 @@ class Recording:
     serial: dict[str, list[tuple[int, bytes]]] = field(default_factory=dict)
     consoles: list[ConsoleLine] = field(default_factory=list)
     events: list[RecordedEvent] = field(default_factory=list)
+    datagrams: dict[str, list[Datagram]] = field(default_factory=dict)  # network → its datagrams in time order
     other_topics: dict[str, int] = field(default_factory=dict)  # topic → messages on it, not hil's
     end_ns: int = 0  # the last message's time
 
@@ -198,7 +212,7 @@ def _assemble(path: Path, metadata: dict[str, str], complete: bool,
     rec = Recording(path, metadata, complete,
                     end_ns=max((max(_times(items)) for items in payloads.values() if items), default=0))
     for bus, clock in _json_object(metadata.get("bus_clocks")).items():  # recorded, if silent
-        if not str(clock).startswith("serial"):
+        if not str(clock).startswith(("serial", "net")):
             rec.can[bus] = Frames.empty(bus)
     injected = {t[len(schema.INJECTED_PREFIX):]: _frames(t, p) for t, p in payloads.items()
                 if t.startswith(schema.INJECTED_PREFIX)}
@@ -217,8 +231,15 @@ def _assemble(path: Path, metadata: dict[str, str], complete: bool,
         elif topic == schema.EVENTS_TOPIC:
             rec.events = sorted((RecordedEvent(t, m["kind"], m["data"]) for t, m in zip(_times(items), _decode(items))),
                                 key=lambda e: e.t_ns)
+        elif topic.startswith((schema.NET_PREFIX, schema.NET_INJECTED_PREFIX)):
+            sent = topic.startswith(schema.NET_INJECTED_PREFIX)
+            rec.datagrams.setdefault(topic.split("/", 2)[2], []).extend(
+                Datagram(t, m["src"], m["dst"], base64.b64decode(m["data"]), sent)
+                for t, m in zip(_times(items), _decode(items)))
         elif not topic.startswith(schema.INJECTED_PREFIX):
             rec.other_topics[topic] = len(items)
+    for items in rec.datagrams.values():
+        items.sort(key=lambda d: d.t_ns)
     return rec
 
 

@@ -113,6 +113,13 @@ class Recorder:
         for t, i, fl, data in frames:
             self._queue.append((topic, t, schema.encode_can(i, fl, data)))
 
+    def injected_datagrams(self, net: str, src: str, datagrams: Iterable[tuple[int, str, int, bytes]]) -> None:
+        """Record the datagrams the injector sent on network ``net`` from ``src``:
+        ``(sent t_ns, address, port, payload)``."""
+        topic = schema.NET_INJECTED_PREFIX + net
+        for t, address, port, data in datagrams:
+            self._queue.append((topic, t, schema.encode_datagram(src, f"{address}:{port}", data)))
+
     # -- life cycle ------------------------------------------------------------------------------
     def __enter__(self) -> Recorder:
         self.start()
@@ -179,6 +186,8 @@ class Recorder:
 
     def _open_bus(self, name: str) -> str:
         """Open bus ``name`` for listening; returns how its timestamps reach the run clock."""
+        if getattr(self._buses.rig.buses.get(name), "kind", None) == "ethernet":
+            return self._open_net(name)
         cfg = self._buses.can_config(name) if self._is_can(name) else None
         if cfg is None:
             port = self._buses.open_serial(name, side="host", timeout=_POLL_S)
@@ -220,6 +229,32 @@ class Recorder:
                 put((topic, t, schema.encode_can(msg.arbitration_id, message_flags(msg), bytes(msg.data),
                                                  msg.dlc if msg.is_remote_frame else None)))
         except Exception as exc:  # a bus that goes down ends the recording with an error, not silently
+            self._error = exc
+
+    def _open_net(self, name: str) -> str:
+        """Listen on every port hil declares on network ``name``, at hil's address there."""
+        from hil.net import plan
+        from hil.net.udp import Listener
+
+        hil = plan(self._buses.rig)[name].hil
+        for port in hil.ports.values():
+            try:
+                listener = Listener(hil.address, port)
+            except OSError as exc:
+                raise RecordingError(f"cannot listen on network {name!r} at {hil.address}:{port}: "
+                                     f"{exc.strerror}") from None
+            self._opened.append(listener)
+            self._threads.append(threading.Thread(target=self._read_net, args=(name, listener), daemon=True))
+        return "net: kernel arrival stamp (SO_TIMESTAMPNS) on the run clock"
+
+    def _read_net(self, name: str, listener: Any) -> None:
+        topic, put = schema.NET_PREFIX + name, self._queue.append
+        try:
+            while not self._stop.is_set():
+                got = listener.recv(_POLL_S)
+                if got is not None:
+                    put((topic, got[0], schema.encode_datagram(got[1], listener.dst, got[2])))
+        except Exception as exc:
             self._error = exc
 
     def _harness_loop(self) -> None:

@@ -13,6 +13,9 @@ topic                  schema              message
 ``/console``           ``foxglove.Log``    one console line; ``name`` is the source, level 3 = stderr
 ``/events``            ``hil.Event``       ``{"kind", "data"}``: faults, bench phases
 ``/injected/BUS``      ``hil.CanFrame``    frames the injector sent (its echoes), for FLAG_TX
+``/net/NET``           ``hil.Datagram``    ``{"src", "dst", "data": base64}``: what the stack sent to
+                                           a port hil listens on, stamped by the kernel on arrival
+``/net-injected/NET``  ``hil.Datagram``    datagrams the injector sent, at their send time
 =====================  ==================  =================================================
 
 ``flags`` holds the FLAG_* bits of :mod:`hil.recording.frames`. The file's ``hil`` metadata record
@@ -65,11 +68,22 @@ EVENT = {
     "properties": {"kind": {"type": "string"}, "data": {"type": "object"}},
     "required": ["kind", "data"],
 }
-SCHEMAS = {s["title"]: s for s in (CAN_FRAME, SERIAL_CHUNK, LOG, EVENT)}
+DATAGRAM = {
+    "title": "hil.Datagram",
+    "description": "One UDP datagram on a network; log_time is when it was sent or received (run clock, ns).",
+    "type": "object",
+    "properties": {"src": {"type": "string", "description": "ADDRESS:PORT it came from"},
+                   "dst": {"type": "string", "description": "ADDRESS:PORT it went to"},
+                   "data": {"type": "string", "contentEncoding": "base64"}},
+    "required": ["src", "dst", "data"],
+}
+SCHEMAS = {s["title"]: s for s in (CAN_FRAME, SERIAL_CHUNK, LOG, EVENT, DATAGRAM)}
 
 CAN_PREFIX = "/can/"
 SERIAL_PREFIX = "/serial/"
 INJECTED_PREFIX = "/injected/"
+NET_PREFIX = "/net/"
+NET_INJECTED_PREFIX = "/net-injected/"
 CONSOLE_TOPIC = "/console"
 EVENTS_TOPIC = "/events"
 METADATA_NAME = "hil"
@@ -90,6 +104,10 @@ def encode_can(can_id: int, flags: int, data: bytes, dlc: int | None = None) -> 
 
 def encode_serial(data: bytes) -> bytes:
     return b'{"data":"%s"}' % base64.b64encode(data)
+
+
+def encode_datagram(src: str, dst: str, data: bytes) -> bytes:
+    return b'{"src":"%s","dst":"%s","data":"%s"}' % (src.encode(), dst.encode(), base64.b64encode(data))
 
 
 def decode_serial(payload: bytes) -> bytes:
@@ -113,6 +131,8 @@ def schema_for(topic: str) -> str:
         return CAN_FRAME["title"]
     if topic.startswith(SERIAL_PREFIX):
         return SERIAL_CHUNK["title"]
+    if topic.startswith((NET_PREFIX, NET_INJECTED_PREFIX)):
+        return DATAGRAM["title"]
     return {CONSOLE_TOPIC: LOG["title"], EVENTS_TOPIC: EVENT["title"]}[topic]
 
 

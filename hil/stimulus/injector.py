@@ -323,6 +323,7 @@ class _Replay:
                 h.close() if hasattr(h, "is_open") else h.shutdown()
             dma.release()
         host["lateness"].update(self._packet_sources())
+        host["senders"] = {b.name: self.handles[i].src for i, b in enumerate(self.plan.buses) if b.kind == "ethernet"}
         planned_all = sorted(t for per_bus in self.planned for t in per_bus)
         actual = sorted([t for e in self.echoes.values() for t, *_ in e]
                         + [t for p in self.packets.values() for t, *_ in p]) or [0]

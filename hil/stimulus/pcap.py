@@ -45,7 +45,6 @@ def read_pcap(stream: BinaryIO, fmt: str) -> Iterator[tuple[int, Event | str]]:
     except (ValueError, dpkt.Error) as exc:
         raise RecordError("", f"unreadable {fmt} header ({exc})") from None
     link, divisor = reader.datalink(), reader._divisor
-    snaplen = getattr(reader, "snaplen", 0) or 0
     n = 0
     packets = iter(reader)
     while True:
@@ -57,7 +56,7 @@ def read_pcap(stream: BinaryIO, fmt: str) -> Iterator[tuple[int, Event | str]]:
             raise RecordError(f"packet {n + 1}", f"unreadable ({type(exc).__name__}: {exc}); the file is cut "
                                                  "or corrupt") from None
         n += 1
-        yield n, _event(_t_ns(ts, divisor), link, buf, snaplen, n)
+        yield n, _event(_t_ns(ts, divisor), link, buf, n)
 
 
 def _t_ns(ts: Any, divisor: Any) -> int:
@@ -68,7 +67,7 @@ def _t_ns(ts: Any, divisor: Any) -> int:
     return round(round(ts * float(divisor)) * per) if per >= 1 else round(ts * 1e9)
 
 
-def _event(t_ns: int, link: int, buf: bytes, snaplen: int, n: int) -> Event | str:
+def _event(t_ns: int, link: int, buf: bytes, n: int) -> Event | str:
     import dpkt
 
     ip = _ipv4(link, buf)
@@ -83,9 +82,9 @@ def _event(t_ns: int, link: int, buf: bytes, snaplen: int, n: int) -> Event | st
         raise RecordError(f"packet {n}", "a UDP header that does not parse")
     payload = bytes(udp.data)
     if udp.ulen - 8 != len(payload):
-        cut = f" (snap length {snaplen})" if snaplen else ""
         raise RecordError(f"packet {n}", f"the UDP header says {udp.ulen - 8} payload bytes, the capture holds "
-                                         f"{len(payload)}{cut}: the datagram was cut, its payload is not what was sent")
+                                         f"{len(payload)}: the datagram was cut (a snap length?), its payload is "
+                                         "not what was sent")
     dst = ".".join(str(b) for b in ip.dst)
     return PacketEvent(t_ns, f"{dst}:{udp.dport}", payload)
 
