@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -40,14 +41,16 @@ class Analysis:
 
 
 def analyse(bench: Bench, buses: Mapping[str, Frames], db: Database,
-            replay: Mapping[str, float] | None = None, lost: Mapping[str, int] | None = None) -> Analysis:
-    """Run ``bench``'s probes, chains and measurements on ``buses`` (bus name → recorded frames).
+            replay: Mapping[str, float] | None = None, lost: Mapping[str, int] | None = None,
+            datagrams: Mapping[str, Any] | None = None) -> Analysis:
+    """Run ``bench``'s probes, chains and measurements on ``buses`` (bus name → recorded frames)
+    and ``datagrams`` (network → recorded datagrams).
 
     ``replay`` is the injector's lateness in ns by statistic (p50, p99, max, ...); ``lost`` the frames
     lost per bus. Raises :class:`AnalysisError` when a probe names what the recording lacks."""
     out = Analysis()
     for probe in bench.probes:
-        pairing = run_probe(probe, buses, db)
+        pairing = run_probe(probe, buses, db, datagrams)
         out.probes[probe.name] = (pairing, describe(pairing.latency_ns, pairing.missed, probe.budget))
         out.budgets[probe.name] = probe.budget
     for c in bench.chains:

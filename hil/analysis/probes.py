@@ -15,13 +15,18 @@ Three pairings (``Probe.pair``):
     signal over its threshold after it (or the first response frame, when the response side names
     no threshold).
 
+A probe end with ``port`` reads datagrams of a network instead of CAN frames: those to that UDP
+port (injected, or what the stack sent to hil), the counter a field at a byte offset or the RTP
+header's sequence number or timestamp (``rtp``), so a camera frame or lidar packet pairs with the
+CAN frame it caused, and chains run across hops as for frames.
+
 A stimulus whose response does not come within ``window`` is **missed**; it is never dropped. All
 pairing is done with ``argsort``/``searchsorted`` over whole columns: no Python loop over frames.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,9 +34,11 @@ import numpy as np
 from hil.analysis.signals import Column, Database, byte_column, frames_with_id, signal_column
 from hil.errors import AnalysisError
 from hil.recording.frames import Frames
+from hil.recording.loader import Datagram
 from hil.spec.suite import Chain, Probe, ProbeEnd
 
 MISSING = -1
+RTP_FIELDS = {"sequence": (2, 2), "timestamp": (4, 4)}  # RFC 3550 header: offset, size (network order)
 
 
 @dataclass(frozen=True)
@@ -155,21 +162,24 @@ def chain(pairings: list[Pairing]) -> ChainPairing:
 # -- from the suite's probe definitions ------------------------------------------------------------
 
 
-def run_probe(probe: Probe, buses: Mapping[str, Frames], db: Database) -> Pairing:
-    """Evaluate one probe on the recorded frames of the rig's buses."""
-    stim_frames = probe_frames(probe.from_, buses, db)
-    resp_frames = probe_frames(probe.to, buses, db)
+def run_probe(probe: Probe, buses: Mapping[str, Frames], db: Database,
+              datagrams: Mapping[str, Sequence[Datagram]] | None = None) -> Pairing:
+    """Evaluate one probe on the recorded frames of the rig's buses (and datagrams of its networks)."""
+    datagrams = datagrams or {}
     if probe.pair == "next":
-        stim, resp = stim_frames.t_ns, resp_frames.t_ns
+        stim, resp = (datagram_column(e, datagrams).t_ns if e.port is not None else probe_frames(e, buses, db).t_ns
+                      for e in (probe.from_, probe.to))
         return Pairing(stim, pair_next(stim, resp, probe.window))
     if probe.pair == "edge":
+        stim_frames, resp_frames = probe_frames(probe.from_, buses, db), probe_frames(probe.to, buses, db)
         stim = crossings(field_column(probe.from_, stim_frames, db), probe.from_.threshold, probe.from_.direction)
         if probe.to.threshold is None:
             resp = resp_frames.t_ns
         else:
             resp = crossings(field_column(probe.to, resp_frames, db), probe.to.threshold, probe.to.direction)
         return Pairing(stim, pair_next(stim, resp, probe.window))
-    s, r = field_column(probe.from_, stim_frames, db), field_column(probe.to, resp_frames, db)
+    s, r = (datagram_column(e, datagrams) if e.port is not None else field_column(e, probe_frames(e, buses, db), db)
+            for e in (probe.from_, probe.to))
     s_ctr, r_ctr = s.value.astype(np.int64), r.value.astype(np.int64)
     if probe.modulo:
         s_ctr, r_ctr = s_ctr % probe.modulo, r_ctr % probe.modulo
@@ -181,6 +191,28 @@ def run_chain(c: Chain, pairings: Mapping[str, Pairing]) -> ChainPairing:
     result = chain([pairings[name] for name in c.probes])
     return ChainPairing(dict(zip(c.probes, result.hops.values())), result.total_ns, result.missed,
                         result.stimulus_ns)
+
+
+def datagram_column(end: ProbeEnd, datagrams: Mapping[str, Sequence[Datagram]]) -> Column:
+    """The datagrams to ``end.port`` on network ``end.bus`` (injected or the stack's) with the
+    counter they carry: the field at ``offset`` (``size`` bytes, ``order``), the RTP sequence
+    number or timestamp, or for next pairing none (0). Datagrams too short for it are left out."""
+    if end.bus not in datagrams:
+        raise AnalysisError(f"network {end.bus!r} has no datagrams in the recording; it has: "
+                            f"{', '.join(sorted(datagrams)) or 'no networks'}")
+    if end.rtp is not None:
+        (at, size), order = RTP_FIELDS[end.rtp], "big"
+    elif end.offset is not None:
+        at, size, order = end.offset, end.size, end.order
+    else:
+        at, size, order = 0, 0, "big"
+    port = f":{end.port}"
+    t, v = [], []
+    for d in datagrams[end.bus]:
+        if d.dst.endswith(port) and len(d.data) >= at + size:
+            t.append(d.t_ns)
+            v.append(int.from_bytes(d.data[at:at + size], order))
+    return Column(np.asarray(t, np.int64), np.asarray(v, np.uint64).astype(np.int64))
 
 
 def probe_frames(end: ProbeEnd, buses: Mapping[str, Frames], db: Database) -> Frames:

@@ -51,6 +51,17 @@ def inject(timeline: Any, faults: Mapping[str, list[Any]], buses: Any, recorder:
         load("inject-end")
 
 
+def _histogram(values: Any) -> Any:
+    """A harness error histogram of ``values`` (ns): how late each datagram really went out is its
+    network's delivery error, judged against the harness budget like a bus's."""
+    from hil.harness import ErrorHistogram
+
+    h = ErrorHistogram()
+    for ns in values:
+        h.add(ns)
+    return h
+
+
 def _play(timeline: Any, faults: Mapping[str, list[Any]], buses: Any, recorder: Any,
           deadline_ns: int | None) -> tuple[int, Any]:
     from hil.stimulus.injector import play
@@ -71,7 +82,8 @@ def _play(timeline: Any, faults: Mapping[str, list[Any]], buses: Any, recorder: 
             recorder.injected(bus, echoes)
         for net, sent in report.packets.items():
             recorder.injected_datagrams(net, report.host["senders"][net], [
-                (t, *timeline.steps[k].event.to, timeline.steps[k].event.data) for t, k in sent])
+                (t, *timeline.steps[k].event.to, timeline.steps[k].event.data) for t, k, _ in sent])
+            recorder.harness(net, {"delivery": _histogram(late for _, _, late in sent).to_json()})
         recorder.event("replay", {**report.summary(), "left_out": dict(timeline.dropped),
                                   "lateness": list(report.lateness_ns)})
     return started[0], report

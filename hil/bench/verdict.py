@@ -34,7 +34,7 @@ def judge_recording(bench: Bench, budget: HarnessBudget, db: Database, recording
     the verdict is ``error`` and the stack's measurements are shown but not judged."""
     from hil.report.plots import render_bench_plots
 
-    buses, recorded, cut = read_recording(recording, channel_map or {})
+    buses, recorded, cut, datagrams = read_recording(recording, channel_map or {})
     if cut is not None:
         result.warnings.append(f"{cut}; judged on what it holds")
     events = {kind: data for kind, data in recorded}  # the last event of each kind
@@ -42,7 +42,7 @@ def judge_recording(bench: Bench, budget: HarnessBudget, db: Database, recording
     bus_stats = events.get("bus-stats") or {}
     lateness = (replay or {}).get("lateness_ns") or {}
     analysis = analyse(bench, buses, db, replay=lateness,
-                       lost={bus: s.get("overruns", 0) for bus, s in bus_stats.items()})
+                       lost={bus: s.get("overruns", 0) for bus, s in bus_stats.items()}, datagrams=datagrams)
     eaten = sum(1 for kind, data in recorded if kind == "fault" and data.get("kind") in WIRE_EATS)
     harness = judge_harness(recorded, budget, buses, eaten)
     probes, chains = probe_bounds(bench, harness)
@@ -105,16 +105,16 @@ def _bound_of(spec: Measurement, probes: dict[str, dict], chains: dict[str, dict
 
 
 def read_recording(path: Path, channel_map: dict[str, str]) \
-        -> tuple[dict[str, Frames], list[tuple[str, Any]], str | None]:
-    """Frames per bus, every event as (kind, data) in time order (MCAP recordings only), and what
+        -> tuple[dict[str, Frames], list[tuple[str, Any]], str | None, dict[str, Any]]:
+    """Frames per bus, every event as (kind, data) in time order (MCAP recordings only), what
     was cut from a recording that was not closed (None for one that was): a recording whose
-    writer was killed is judged on what it holds, with that said."""
+    writer was killed is judged on what it holds, with that said; and datagrams per network."""
     if path.suffix.lower() == ".mcap":
         from hil.recording import load
 
         rec = load(path)
         buses = {channel_map.get(bus, bus): frames for bus, frames in rec.can.items()}
-        return buses, [(e.kind, e.data) for e in rec.events], rec.cut
+        return buses, [(e.kind, e.data) for e in rec.events], rec.cut, rec.datagrams
     from hil.stimulus.events import CanEvent
     from hil.stimulus.readers import read_source
 
@@ -122,7 +122,7 @@ def read_recording(path: Path, channel_map: dict[str, str]) \
     for ev in read_source(path).events:
         if isinstance(ev, CanEvent):
             by_bus.setdefault(channel_map.get(ev.channel, ev.channel), []).append(ev)
-    return {bus: _frames(bus, evs) for bus, evs in by_bus.items()}, [], None
+    return {bus: _frames(bus, evs) for bus, evs in by_bus.items()}, [], None, {}
 
 
 def _frames(bus: str, events: list) -> Frames:

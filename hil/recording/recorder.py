@@ -81,6 +81,7 @@ class Recorder:
         self._opened: list[Any] = []
         self._emulated: list[str] = []  # recorded buses served by simbus: their harness error is recorded
         self._clocks: dict[str, AdapterClock] = {}  # buses with adapter timestamps: their clock's error too
+        self._measured: dict[str, dict[str, Any]] = {}  # bus → harness figures measured elsewhere (networks)
         self._channels: dict[str, int] = {}
         self._schema_ids: dict[str, int] = {}
         self._writer: McapWriter | None = None
@@ -119,6 +120,12 @@ class Recorder:
         topic = schema.NET_INJECTED_PREFIX + net
         for t, address, port, data in datagrams:
             self._queue.append((topic, t, schema.encode_datagram(src, f"{address}:{port}", data)))
+
+    def harness(self, bus: str, kinds: dict[str, Any]) -> None:
+        """Harness figures of ``bus`` measured outside the recorder, ``{kind: histogram JSON}`` (a
+        network's: how late the injector's datagrams went out), in every ``harness`` event from now."""
+        self._measured[bus] = kinds
+        self._harness_event()
 
     # -- life cycle ------------------------------------------------------------------------------
     def __enter__(self) -> Recorder:
@@ -161,7 +168,7 @@ class Recorder:
         self._stop.set()
         for t in self._threads:
             t.join()
-        if self._writer_thread is not None and (self._emulated or self._clocks):
+        if self._writer_thread is not None and (self._emulated or self._clocks or self._measured):
             self._harness_event()
         self._close_buses()
         if self._writer_thread is not None:
@@ -271,6 +278,7 @@ class Recorder:
             buses = {name: self._buses.stats(name)["harness"] for name in self._emulated}
         except (HilError, KeyError):
             return
+        buses.update(self._measured)
         clocks = {name: clock.summary() for name, clock in self._clocks.items()}
         self.event("harness", {"buses": buses, **({"clocks": clocks} if clocks else {})})
 

@@ -119,9 +119,17 @@ class Stimulus(Spec):
 
 
 class ProbeEnd(Spec):
-    """One side of a latency probe: which frames, and for counter/edge pairing which field."""
+    """One side of a latency probe: which frames (or, with ``port``, which datagrams of a network),
+    and for counter/edge pairing which field."""
 
     bus: Name
+    port: StrictInt | None = Field(None, ge=1, le=65535, description="the datagrams to this UDP port on network "
+                                                                     "'bus' (injected or sent by the stack)")
+    offset: StrictInt | None = Field(None, ge=0, le=65_507, description="datagram: a counter field at this byte")
+    size: Literal[1, 2, 4, 8] = Field(2, description="datagram: the counter field's size in bytes")
+    order: Literal["big", "little"] = Field("big", description="datagram: the counter field's byte order")
+    rtp: Literal["sequence", "timestamp"] | None = Field(None, description="datagram: the RTP header's sequence "
+                                                                            "number or timestamp as counter")
     id: CanId | None = None
     message: Line | None = None
     signal: Line | None = Field(None, description="DBC signal: counter value or edge signal")
@@ -244,12 +252,13 @@ class Suite(Spec):
             for j, m in enumerate(b.measurements):
                 out += _measurement_problems(loc + ("measurements", j), m, probes, chains)
             for j, p in enumerate(b.probes):
+                out += [((*loc, "probes", j, *at), msg) for at, msg in _datagram_end_problems(p)]
                 for side in ("from", "to"):
                     end = p.from_ if side == "from" else p.to
-                    if (end.id is None) == (end.message is None):
+                    if end.port is None and (end.id is None) == (end.message is None):
                         out.append(((*loc, "probes", j, side), "expected exactly one of 'id' or 'message'"))
                 for side, end in (("from", p.from_), ("to", p.to)):
-                    if p.pair == "counter" and end.signal is None and end.byte is None:
+                    if p.pair == "counter" and end.port is None and end.signal is None and end.byte is None:
                         out.append(((*loc, "probes", j, side), "counter pairing needs 'signal' or 'byte'"))
                 if p.pair == "edge" and p.from_.threshold is None:
                     out.append(((*loc, "probes", j, "from"), "edge pairing needs 'signal' and 'threshold'"))
@@ -284,6 +293,8 @@ class Suite(Spec):
 
         ports = destinations(rig)
         for i, b in enumerate(self.benches):
+            datagram_ends = {("probes", j, side, "bus") for j, p in enumerate(b.probes)
+                             for side, end in (("from", p.from_), ("to", p.to)) if end.port is not None}
             for loc, bus in _bus_refs(b):
                 spec = rig.buses.get(bus)
                 if loc[:2] == ("stimulus", "sources") and bus in ports:
@@ -291,7 +302,10 @@ class Suite(Spec):
                 if spec is None:
                     known = ", ".join(sorted(rig.buses))
                     out.append((("benches", i, *loc), f"unknown bus {bus!r}; rig {rig.name!r} has: {known}"))
-                elif loc[0] in ("probes", "measurements", "faults") and spec.kind != "can":
+                elif loc in datagram_ends and spec.kind != "ethernet":
+                    out.append((("benches", i, *loc), f"'port' names datagrams of a network, but {bus!r} is a "
+                                                      f"{spec.kind} bus"))
+                elif loc[0] in ("probes", "measurements", "faults") and spec.kind != "can" and loc not in datagram_ends:
                     out.append((("benches", i, *loc), f"expected a CAN bus, but {bus!r} is a {spec.kind} bus"))
                 elif loc[0] == "faults" and not spec.emulated:
                     out.append((("benches", i, *loc), f"faults can only be injected on emulated buses; {bus!r} is "
@@ -300,6 +314,29 @@ class Suite(Spec):
                 fd = getattr(rig.buses.get(bus), "fd", True)
                 out += [(("benches", i, "faults", bus, *at), msg) for at, msg in fault_problems(faults, fd)]
         return out
+
+
+def _datagram_end_problems(p: Probe) -> list[Problem]:
+    """A probe end on datagrams (``port``) reads a field at an offset or the RTP header, never a
+    CAN id, DBC signal or byte; and edges are DBC signals' (CAN only)."""
+    out: list[Problem] = []
+    for side, end in (("from", p.from_), ("to", p.to)):
+        can_fields = [k for k in ("id", "message", "signal", "byte", "threshold") if getattr(end, k) is not None]
+        if end.port is None:
+            if end.offset is not None or end.rtp is not None:
+                out.append(((side,), "'offset' and 'rtp' read a datagram: they need the network's 'port'"))
+            continue
+        if can_fields:
+            out.append(((side, can_fields[0]), f"a datagram end (port {end.port}) has no '{can_fields[0]}': it is "
+                                                "matched by port, its counter read at 'offset' or from 'rtp'"))
+        if end.offset is not None and end.rtp is not None:
+            out.append(((side,), "expected one of 'offset' or 'rtp'"))
+        if p.pair == "counter" and end.offset is None and end.rtp is None:
+            out.append(((side,), "counter pairing on datagrams needs 'offset' (with 'size', 'order') or 'rtp'"))
+        if p.pair == "edge":
+            out.append(((side,), "edge pairing crosses DBC signal thresholds of CAN frames; pair datagrams by "
+                                 "'counter' or 'next'"))
+    return out
 
 
 def _duplicates(loc: tuple, names: list[str]) -> list[Problem]:

@@ -287,8 +287,8 @@ class _Replay:
         self.late_max = 0
         self.reader_error: str | None = None
         self.waker: Any = None  # the send loop's Waker
-        self.packets: dict[str, list[tuple[int, int]]] = {
-            b.name: [] for b in plan.buses if b.kind == "ethernet"}  # per network: (sent, step) per datagram
+        self.packets: dict[str, list[tuple[int, int, int]]] = {
+            b.name: [] for b in plan.buses if b.kind == "ethernet"}  # per network: (sent, step, lateness) per datagram
         self.returned: list[list[int]] = [[] for _ in plan.buses]  # per network, when each sendto returned
 
     def run(self) -> ReplayReport:
@@ -518,8 +518,8 @@ class _Replay:
                 self.strays += 1
                 continue
             paired.add(k)
-            packets.append((t, sent[k][1]))
             late = t - planned[k]
+            packets.append((t, sent[k][1], late))
             self.lateness.append(late)
             self.late_max = max(self.late_max, late)
 
@@ -538,7 +538,7 @@ class _Replay:
                 self.handles[i].kernel = False
                 for k, (t, (_, step)) in enumerate(zip(self.returned[i], self.sent[i])):
                     self.paired[i].add(k)
-                    self.packets[self.plan.buses[i].name].append((t, step))
+                    self.packets[self.plan.buses[i].name].append((t, step, t - self.planned[i][k]))
                     self.lateness.append(t - self.planned[i][k])
 
     def _packet_sources(self) -> dict[str, str]:

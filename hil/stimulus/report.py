@@ -40,8 +40,8 @@ class ReplayReport:
     echoes: dict[str, list[tuple[int, int, int, bytes]]] = field(default_factory=dict, repr=False)
     unseen: dict[str, dict[str, Any]] = field(default_factory=dict)  # bus → count and ids never seen back
     frames_unmeasured: int = 0  # sent on buses whose frames no echo or witness shows (their lateness is unknown)
-    packets: dict[str, list[tuple[int, int]]] = field(default_factory=dict, repr=False)  # network → (sent, timeline
-    # step) per datagram: when it went out (host["lateness"] says how that is known) and which it was
+    packets: dict[str, list[tuple[int, int, int]]] = field(default_factory=dict, repr=False)  # network → (sent,
+    # timeline step, lateness) per datagram: when it went out (host["lateness"] says how that is known), which it was
 
     @property
     def frames_early(self) -> int:
