@@ -7,8 +7,8 @@ the sensors' estimates from the last ``fresh`` seconds), the time to collision (
 speed: the radar's, else the vehicle's speed) and sends one BrakeRequest on the chassis bus
 (brake_ecu DBC), with a rolling 4-bit counter: full deceleration below ``ttc_brake``, partial below
 ``ttc_warn``, none otherwise. Before a request that a camera frame or lidar packet caused, it sends
-a CameraObject (with the frame's index) or a LidarObject (with the packet's timestamp), so probes
-pair each hop. Configuration comes as JSON in HIL_CONFIG, the buses from HIL_BUSES
+a CameraObject (with the frame's RTP timestamp) or a LidarObject (with the packet's timestamp), so
+probes pair each hop. Configuration comes as JSON in HIL_CONFIG, the buses from HIL_BUSES
 (hil.buses.bus_from_env); the camera and lidar listen on the ports named ``camera`` and ``lidar``
 of network ``network`` in HIL_NETS, if the target has them (else the planner is radar only).
 """
@@ -30,7 +30,7 @@ from hil.net.rtpjpeg import depacketize
 from perception import camera_distance, lidar_distance
 
 HERE = Path(__file__).resolve().parent
-OBJECTS = {"camera": ("CameraObject", "FrameIndex", "CameraCounter"),
+OBJECTS = {"camera": ("CameraObject", "FrameTimestamp", "CameraCounter"),
            "lidar": ("LidarObject", "PacketTimestamp", "LidarCounter")}
 
 
@@ -108,7 +108,7 @@ def _datagrams(sock: socket.socket):
 def camera_loop(planner: Planner, sock: socket.socket) -> None:
     cfg = planner.cfg
     for frame in depacketize(_datagrams(sock)):
-        planner.on_sensor("camera", camera_distance(frame.jpeg, cfg["focal_px"], cfg["object_width"]), frame.index or 0)
+        planner.on_sensor("camera", camera_distance(frame.jpeg, cfg["focal_px"], cfg["object_width"]), frame.timestamp)
 
 
 def lidar_loop(planner: Planner, sock: socket.socket) -> None:

@@ -1,7 +1,8 @@
 """End to end: the AEB demo with a camera and a lidar on the emulated rig, through the real `hil`
 command. The scene is generated into a temporary folder; every camera frame reaches the planner as
-RTP/JPEG, is decoded and answered in frame order, and lidar packets that show the object are
-answered with their own timestamps."""
+RTP/JPEG, is decoded and answered in frame order with its RTP timestamp, lidar packets that show
+the object are answered with their own timestamps, and the probes pair frames and packets with
+those answers."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import cantools
 import numpy as np
 import pytest
 
-from hil.net.rtpjpeg import depacketize
+from hil.net.rtpjpeg import depacketize, rtp_timestamp
 from hil.recording import load
 from tests.conftest import ROOT
 from tests.e2e.test_aeb import env
@@ -45,8 +46,12 @@ def test_the_suite_passes_or_names_the_harness(run):
     bench = results["benches"][0]
     assert pass_or_harness_error(bench), explain(bench) + r.stdout[-3000:] + r.stderr[-3000:]
     assert r.returncode == (0 if bench["verdict"] == "pass" else 3), r.stdout + r.stderr
-    assert bench["probes"]["camera-object-to-request"]["stats"]["missed"] == 0
-    assert bench["probes"]["lidar-object-to-request"]["stats"]["missed"] == 0
+    probes = bench["probes"]
+    assert probes["frame-to-camera-object"]["stats"]["count"] >= 90  # every frame but the last few
+    assert 30 <= probes["packet-to-lidar-object"]["stats"]["count"] <= 80  # those that show the object
+    assert probes["camera-object-to-request"]["stats"]["missed"] == 0
+    assert probes["lidar-object-to-request"]["stats"]["missed"] == 0
+    assert {"camera-frame-to-brake", "lidar-packet-to-brake"} <= set(bench["chains"])
 
 
 def test_every_camera_frame_and_the_lidar_packets_that_show_the_object_are_answered(run):
@@ -57,10 +62,11 @@ def test_every_camera_frame_and_the_lidar_packets_that_show_the_object_are_answe
     frames = load(out / bench["files"]["recording"], strict=True).frames("chassis")
     rows = list(zip(frames.id.tolist(), (bytes(row[:8]) for row in frames.data)))
     seen = [camera.decode(d) for i, d in rows if i == camera.frame_id]
-    indexes = [s["FrameIndex"] for s in seen]
+    t = scene.START_NS + np.arange(105) * 1_000_000_000 // 30  # 3.5 s at 30 fps
+    stamps = [s["FrameTimestamp"] for s in seen]
     # in order, none lost; the last few may still be in the planner when a busy host's bench ends
-    assert indexes == list(range(len(indexes))) and len(indexes) >= 90, indexes
-    t = scene.START_NS + np.arange(len(indexes)) * 1_000_000_000 // 30
+    assert stamps == [rtp_timestamp(c) for c in t[:len(stamps)]] and len(stamps) >= 90, stamps
+    t = t[:len(stamps)]
     assert np.allclose([s["ObjectDistance"] for s in seen], scene.Scene().distance_at(t), rtol=0.08)
     stamps = [lidar.decode(d)["PacketTimestamp"] for i, d in rows if i == lidar.frame_id]
     assert len(stamps) >= 30 and stamps == sorted(stamps)  # a few packets of each of 35 revolutions
