@@ -130,7 +130,7 @@ def run(sources: dict[str, Path], tmp: Path) -> dict:
     from hil.spec.rig import Rig
     from hil.spec.suite import Stimulus
     from hil.stimulus.events import PacketEvent
-    from hil.stimulus.injector import play
+    from hil.bench.inject import _play as play_and_record
     from hil.stimulus.timeline import build_timeline
 
     ports = {name: free_port() for name in STREAMS}
@@ -155,16 +155,13 @@ def run(sources: dict[str, Path], tmp: Path) -> dict:
     proc = start_sink(list(ports.values()))
     with RigBuses(rig, tmp / "run") as buses:
         with Recorder(tmp / "recording.mcap", buses, ["sensor", "lan"]) as recorder:
-            report = play(timeline, buses)
-            recorder.injected_datagrams("lan", report.host["senders"]["lan"], [
-                (t, *timeline.steps[k].event.to, timeline.steps[k].event.data) for t, k in report.packets["lan"]])
+            _, report = play_and_record(timeline, {}, buses, recorder, None)  # as a bench does
             time.sleep(0.5)  # the last frames reach the recorder
     arrivals = stop_sink(proc, list(ports.values()))
     out: dict = {"timeline": {"steps": len(timeline.steps), "read_s": round(read_s, 1)}}
     own_packets = {name: [] for name in STREAMS}
-    for sent, k in report.packets.get("lan", []):
-        step = timeline.steps[k]
-        own_packets[stream_of[step.event.to[1]]].append(sent - report.start_ns - step.t_ns)
+    for _, k, late in report.packets.get("lan", []):
+        own_packets[stream_of[timeline.steps[k].event.to[1]]].append(late)
     for name, got in zip(ports, arrivals):
         plan = planned[name]
         matched = [t - report.start_ns - p[1] for p, (crc, t) in zip(plan, got) if p[0] == crc]
