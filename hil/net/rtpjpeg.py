@@ -71,7 +71,7 @@ def split_jpeg(jpeg: bytes) -> JpegParts:
     if jpeg[:2] != b"\xff\xd8":
         raise JpegError("not a JPEG: no start-of-image marker")
     tables: dict[int, bytes] = {}
-    dht = b""
+    huffman: dict[int, bytes] = {}
     sof = None
     pos = 2
     while True:
@@ -85,7 +85,7 @@ def split_jpeg(jpeg: bytes) -> JpegParts:
         if marker == 0xDB:
             _read_dqt(body, tables)
         elif marker == 0xC4:
-            dht += body
+            _read_dht(body, huffman)
         elif marker == 0xC0:
             sof = body
         elif marker in (0xC1, 0xC2, 0xC3) or 0xC5 <= marker <= 0xCF and marker not in (0xC8, 0xCC):
@@ -93,7 +93,7 @@ def split_jpeg(jpeg: bytes) -> JpegParts:
         elif marker == 0xDD and int.from_bytes(body[:2], "big"):
             raise JpegError("JPEG has a restart interval: not supported, write it without restart markers")
         elif marker == 0xDA:
-            return _parts(sof, tables, dht, body, jpeg, pos + 2 + length)
+            return _parts(sof, tables, huffman, body, jpeg, pos + 2 + length)
         pos += 2 + length
 
 
@@ -107,7 +107,20 @@ def _read_dqt(body: bytes, tables: dict[int, bytes]) -> None:
         at += 65
 
 
-def _parts(sof: bytes | None, tables: dict[int, bytes], dht: bytes, sos: bytes, jpeg: bytes,
+def _read_dht(body: bytes, tables: dict[int, bytes]) -> None:
+    """The Huffman tables of a DHT segment, by class/id byte (each: 16 counts, then the values)."""
+    at = 0
+    while at + 17 <= len(body):
+        end = at + 17 + sum(body[at + 1:at + 17])
+        tables[body[at]] = body[at:end]
+        at = end
+
+
+STANDARD_TABLES: dict[int, bytes] = {}
+_read_dht(STANDARD_DHT, STANDARD_TABLES)
+
+
+def _parts(sof: bytes | None, tables: dict[int, bytes], huffman: dict[int, bytes], sos: bytes, jpeg: bytes,
            scan_at: int) -> JpegParts:
     if sof is None:
         raise JpegError("JPEG has no baseline frame header (SOF0)")
@@ -122,7 +135,7 @@ def _parts(sof: bytes | None, tables: dict[int, bytes], dht: bytes, sos: bytes, 
         raise JpegError("JPEG quantization tables are not table 0 for luma and table 1 for chroma")
     if width % 8 or height % 8 or not 0 < width <= MAX_SIDE or not 0 < height <= MAX_SIDE:
         raise JpegError(f"JPEG of {width}×{height}: RFC 2435 carries sides that are multiples of 8 up to {MAX_SIDE}")
-    if dht != STANDARD_DHT:
+    if huffman != STANDARD_TABLES:
         raise JpegError("JPEG has its own Huffman tables (optimized?): RFC 2435 carries the standard tables only")
     if sos[0] != 3 or sos[1:7:2] != sof[6:15:3] or sos[2:7:2] != b"\x00\x11\x11" or sos[7:10] != b"\x00\x3f\x00":
         raise JpegError("JPEG scan is not one sequential scan of Y, Cb, Cr with standard table selectors")

@@ -5,9 +5,10 @@ and ``sensor_msgs/CompressedImage`` (ROS 1) / ``sensor_msgs/msg/CompressedImage`
 Each channel becomes one RTP stream (:mod:`hil.net.rtpjpeg`; its SSRC from the topic name): every
 frame's packets are UDP datagrams whose channel is the topic, the first at the message's log time
 and the others paced as a camera on a 1 Gbit/s link sends them (a 200 kB frame takes 1.6 ms), not
-as one burst that would make the last packet of a frame late by design; each carrying the frame's capture time (the message's header stamp / timestamp) in the RTP
-timestamp and its index on the topic (from 0) in the frame-index extension. Messages on other
-channels are accounted for as left out; an image that is not a baseline JPEG RFC 2435 can carry is
+as one burst that would make the last packet of a frame late by design. Each packet carries the
+frame's capture time (the message's header stamp / timestamp) in the RTP timestamp and its index
+on the topic (from 0) in the frame-index extension. Messages on other channels are accounted for as
+left out; an image that is not a baseline JPEG RFC 2435 can carry is
 refused with the reason.
 """
 

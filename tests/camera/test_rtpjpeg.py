@@ -117,3 +117,19 @@ def test_gstreamer_rtpjpegdepay_decodes_the_stream(tmp_path):
     assert len(raw) >= 3 * frame_bytes, err.decode(errors="replace")
     decoded = np.frombuffer(raw[:frame_bytes], np.uint8).reshape(height, width, 3).astype(np.int16)
     assert np.abs(decoded - pixels(sent)).mean() < 3  # another decoder (IDCT, upsampling) may differ slightly
+
+
+def test_standard_huffman_tables_are_accepted_in_any_order_and_segmentation():
+    """Pillow writes one DHT segment per table; other encoders write all four in one, in any order."""
+    data = jpeg()
+    first = at = data.index(b"\xff\xc4")
+    tables = []
+    while data[at:at + 2] == b"\xff\xc4":
+        end = at + 2 + int.from_bytes(data[at + 2:at + 4], "big")
+        tables.append(data[at + 4:end])
+        at = end
+    assert len(tables) == 4
+    body = b"".join(reversed(tables))
+    merged = data[:first] + b"\xff\xc4" + (len(body) + 2).to_bytes(2, "big") + body + data[at:]
+    frames = list(depacketize(RtpJpegSender(ssrc=1).packets(merged, 0, 0)))
+    assert np.array_equal(pixels(frames[0].jpeg), pixels(data))
