@@ -143,24 +143,12 @@ def write_mcap(path: Path, images: Iterator[tuple[int, bytes]], topic: str = CAM
 def write_pcap(path: Path, datagrams: Iterator[tuple[int, bytes]], source=LIDAR_SOURCE,
                destination=LIDAR_DESTINATION) -> int:
     """The datagrams as Ethernet/IPv4/UDP packets in a ns-resolution pcap; returns how many."""
-    import socket
+    from hil.net.capture import udp_frame, write_pcap as write_frames
 
-    import dpkt
-
-    n = 0
+    frames = [(t, udp_frame(source, destination, payload)) for t, payload in datagrams]
     with path.open("wb") as f:
-        writer = dpkt.pcap.Writer(f, nano=True)
-        for t, payload in datagrams:
-            udp = dpkt.udp.UDP(sport=source[1], dport=destination[1], data=payload)
-            udp.ulen = len(udp)
-            ip = dpkt.ip.IP(src=socket.inet_aton(source[0]), dst=socket.inet_aton(destination[0]),
-                            p=dpkt.ip.IP_PROTO_UDP, data=udp, ttl=64)
-            ip.len = len(ip)
-            eth = dpkt.ethernet.Ethernet(src=b"\x60\x76\x88\x00\x00\x01", dst=b"\xff" * 6,
-                                         type=dpkt.ethernet.ETH_TYPE_IP, data=ip)
-            writer.writepkt(bytes(eth), ts=t / 1e9)
-            n += 1
-    return n
+        write_frames(f, frames)
+    return len(frames)
 
 
 def main() -> None:
