@@ -130,7 +130,7 @@ def run(sources: dict[str, Path], tmp: Path) -> dict:
     from hil.spec.rig import Rig
     from hil.spec.suite import Stimulus
     from hil.stimulus.events import PacketEvent
-    from hil.bench.inject import _play as play_and_record
+    from hil.bench.inject import inject
     from hil.stimulus.timeline import build_timeline
 
     ports = {name: free_port() for name in STREAMS}
@@ -155,7 +155,7 @@ def run(sources: dict[str, Path], tmp: Path) -> dict:
     proc = start_sink(list(ports.values()))
     with RigBuses(rig, tmp / "run") as buses:
         with Recorder(tmp / "recording.mcap", buses, ["sensor", "lan"]) as recorder:
-            _, report = play_and_record(timeline, {}, buses, recorder, None)  # as a bench does
+            _, report = inject(timeline, {}, buses, recorder)  # as a bench does
             time.sleep(0.5)  # the last frames reach the recorder
     arrivals = stop_sink(proc, list(ports.values()))
     out: dict = {"timeline": {"steps": len(timeline.steps), "read_s": round(read_s, 1)}}
