@@ -162,11 +162,15 @@ _DECODERS = {(FOXGLOVE, "json"): _foxglove_json, (FOXGLOVE, "protobuf"): _foxglo
 
 
 def has_images(stream: BinaryIO) -> bool:
-    """Whether an MCAP stream (its summary) has a compressed-image channel; the stream is rewound."""
+    """Whether an MCAP stream (its summary) has a compressed-image channel; the stream is rewound.
+    A file whose summary cannot be read has none: reading it as a recording says what is wrong."""
+    from mcap.exceptions import McapError
     from mcap.reader import make_reader
 
     try:
         summary = make_reader(stream).get_summary()
+    except (McapError, ValueError, EOFError, struct.error):
+        return False
     finally:
         stream.seek(0)
     return summary is not None and any(

@@ -139,3 +139,13 @@ def test_a_camera_mcap_on_the_timeline_goes_to_the_mapped_target_port(tmp_path):
     assert [f.index for f in depacketize([s.event.data for s in tl.steps])] == [0, 1, 2]
     with pytest.raises(StimulusError, match="channel '/front' needs a 'map' entry .* hpc.camera"):
         build_timeline(Stimulus.model_validate({"sources": [{"file": str(path)}]}), rig)
+
+
+def test_a_truncated_camera_mcap_is_refused_as_unreadable(tmp_path):
+    from hil.errors import StimulusError
+    from hil.stimulus.readers import read_source
+
+    path = tmp_path / "cam.mcap"
+    path.write_bytes(mcap([("/front", 1, ros1(jpeg()))], "ros1").getvalue()[:-100])
+    with pytest.raises(StimulusError, match=rf"^{path}: .*(truncated|unreadable)"):
+        read_source(path)
