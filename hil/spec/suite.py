@@ -41,6 +41,9 @@ STIMULUS_SUFFIXES = {".asc": "asc", ".blf": "blf", ".trc": "trc", ".log": "log",
                      ".mcap": "mcap", ".serial": "serial", ".scap": "serial", ".pcap": "pcap", ".pcapng": "pcapng"}
 
 
+PACKET_FORMATS = ("pcap", "pcapng")  # stimulus formats of UDP datagrams (hil.stimulus.pcap)
+
+
 def stimulus_format(path: Path, fmt: str = "auto") -> str | None:
     """The format of stimulus file ``path``: ``fmt``, or for "auto" the one its suffix names — the
     suffix before ``.gz`` for a compressed file (None: none)."""
@@ -72,6 +75,11 @@ class Source(Spec):
     offset: Duration = Field(0, description="where this source starts on the merged timeline")
     lenient: bool = Field(False, description="text logs: skip lines that are not understood (counted and "
                                              "reported as left out) instead of refusing the file")
+
+    @property
+    def packets(self) -> bool:
+        """Whether this source is a packet capture (its map names target ports, not buses)."""
+        return stimulus_format(self.file, self.format) in PACKET_FORMATS
 
 
 class WaitFor(Spec):
@@ -310,10 +318,22 @@ class Suite(Spec):
                 elif loc[0] == "faults" and not spec.emulated:
                     out.append((("benches", i, *loc), f"faults can only be injected on emulated buses; {bus!r} is "
                                                       f"{spec.interface}:{spec.channel}"))
+            out += [(("benches", i, *loc), msg) for loc, msg in _packet_map_problems(b, rig)]
             for bus, faults in b.faults.items():
                 fd = getattr(rig.buses.get(bus), "fd", True)
                 out += [(("benches", i, "faults", bus, *at), msg) for at, msg in fault_problems(faults, fd)]
         return out
+
+
+def _packet_map_problems(b: Bench, rig: Rig) -> list[Problem]:
+    """A packet capture's map sends destinations to ports targets declare (``TARGET.PORT``)."""
+    from hil.net import destinations
+
+    known = destinations(rig)
+    return [(("stimulus", "sources", j, "map", ch), f"unknown target port {to!r}; a datagram goes to TARGET.PORT: "
+                                                     f"{', '.join(sorted(known)) or 'none (targets declare ports under networks)'}")
+            for j, s in enumerate(b.stimulus.sources if b.stimulus else ()) if s.packets
+            for ch, to in s.map.items() if to not in known]
 
 
 def _datagram_end_problems(p: Probe) -> list[Problem]:
@@ -390,7 +410,7 @@ def _bus_refs(b: Bench):
         yield ("record", j), bus
     if b.stimulus:
         for j, s in enumerate(b.stimulus.sources):
-            for ch, bus in s.map.items():
+            for ch, bus in s.map.items() if not s.packets else ():  # a capture maps to TARGET.PORT
                 yield ("stimulus", "sources", j, "map", ch), bus
         for j, w in enumerate(b.stimulus.waits):
             yield ("stimulus", "waits", j, "until", "bus"), w.until.bus

@@ -25,7 +25,6 @@ from typing import Any, BinaryIO
 from hil.errors import StimulusError
 from hil.stimulus.events import Event, PacketEvent, RecordError
 
-PACKET_FORMATS = ("pcap", "pcapng")
 PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 _ETH_IP, _ETH_VLAN = 0x0800, (0x8100, 0x88A8)
 

@@ -35,10 +35,9 @@ from pathlib import Path
 from hil.errors import StimulusError
 from hil.spec.match import FrameMatch
 from hil.spec.rig import Rig
-from hil.spec.suite import Source, Stimulus
+from hil.spec.suite import PACKET_FORMATS, Source, Stimulus
 from hil.stimulus.events import CanEvent, Event, PacketEvent, SerialEvent
 from hil.stimulus.overrides import apply_overrides, load_dbc, message
-from hil.stimulus.pcap import PACKET_FORMATS
 from hil.stimulus.pcap import aims as packet_aims
 from hil.stimulus.readers import FRAME_LIMIT, SourceLog, read_source
 

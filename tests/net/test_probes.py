@@ -111,3 +111,14 @@ def test_a_port_on_a_can_bus_or_a_can_end_on_a_network_is_refused_against_the_ri
     assert swapped.problems_on(rig) == [
         (("benches", 0, "probes", 0, "from", "bus"), "'port' names datagrams of a network, but 'chassis' is a can bus"),
         (("benches", 0, "probes", 0, "to", "bus"), "expected a CAN bus, but 'lan' is a ethernet bus")]
+
+
+def test_a_capture_maps_to_target_ports_and_a_wrong_one_is_refused_against_the_rig():
+    from hil.spec.rig import Rig
+
+    rig = Rig.model_validate({"name": "r", "buses": {"lan": {"kind": "ethernet", "emulated": True}}, "targets": {
+        "hpc": {"kind": "hpc", "reach": {"via": "emulated"}, "networks": {"lan": {"ports": {"lidar": 2368}}}}}})
+    suite = Suite.model_validate({"name": "s", "defaults": {"stack": "x.yaml"}, "benches": [{"name": "b", "stimulus": {
+        "sources": [{"file": "l.pcap", "map": {"10.0.0.1:2368": "hpc.lidar", "10.0.0.1:2369": "hpc.radar"}}]}}]})
+    assert suite.problems_on(rig) == [(("benches", 0, "stimulus", "sources", 0, "map", "10.0.0.1:2369"),
+                                       "unknown target port 'hpc.radar'; a datagram goes to TARGET.PORT: hpc.lidar")]

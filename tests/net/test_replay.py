@@ -168,3 +168,13 @@ def test_packets_and_can_frames_play_on_one_timeline_are_recorded_and_export_to_
     assert [int(Decimal(r[0]) * 1_000_000_000) for r in rows] == [d.t_ns + anchor for d in expected]  # ns, exact
     assert [int(r[1]) for r in rows] == [int(d.dst.rsplit(":", 1)[1]) for d in expected]
     assert [int(r[2]) for r in rows] == [8 + len(d.data) for d in expected]
+
+
+def test_a_capture_takes_the_timeline_features_of_can_windows_rate_loops(tmp_path, rig):
+    path = write_capture(tmp_path / "c.pcap", [(k * MS, "10.0.0.9", 2368, bytes([k])) for k in range(10)])
+    timeline = build_timeline(Stimulus.model_validate({"rate": 2, "loop": 2, "sources": [
+        {"file": str(path), "map": {"10.0.0.9:2368": "hpc.lidar"}, "start": "2ms", "end": "6ms"}]}), rig)
+    # frames 2..5 of the window, at half their gaps; the loop repeats one period (span + median gap) later
+    assert [(s.t_ns, s.event.data[0]) for s in timeline.steps] == [
+        (0, 2), (MS // 2, 3), (MS, 4), (3 * MS // 2, 5), (2 * MS, 2), (5 * MS // 2, 3), (3 * MS, 4), (7 * MS // 2, 5)]
+    assert timeline.dropped == {"outside the window": 6}
