@@ -243,10 +243,13 @@ class ReceivedFrame:
 def depacketize(packets: Iterator[bytes] | list[bytes]) -> Iterator[ReceivedFrame]:
     """Rebuild frames from RTP/JPEG packets in arrival order, as a receiver does: a frame is
     complete at its marker packet when its fragments cover the scan without gaps; frames with a
-    lost packet are dropped."""
+    lost packet are dropped, and datagrams that are not RTP/JPEG are skipped."""
     pending: list[RtpPacket] = []
     for raw in packets:
-        pkt = parse_packet(raw)
+        try:
+            pkt = parse_packet(raw)
+        except (ValueError, struct.error):
+            continue
         if pending and pkt.timestamp != pending[0].timestamp:
             pending = []
         pending.append(pkt)

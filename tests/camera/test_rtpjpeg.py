@@ -48,11 +48,13 @@ def test_frames_come_back_pixel_identical_with_index_and_capture_time(subsamplin
         assert np.array_equal(pixels(sent), pixels(came.jpeg))
 
 
-def test_a_frame_with_a_lost_packet_is_dropped_and_the_next_one_decodes():
+def test_a_frame_with_a_lost_packet_is_dropped_and_datagrams_that_are_not_rtp_jpeg_are_skipped():
     sender = RtpJpegSender(ssrc=1, mtu=400)
     first, second = sender.packets(jpeg(), 0, 0), sender.packets(jpeg(), 33_333_333, 1)
     got = list(depacketize(first[:2] + first[3:] + second))
     assert [f.index for f in got] == [1]
+    noise = [b"", b"hello", bytes(20), b"\x80\x60" + bytes(30)]  # not RTP, too short, another payload type
+    assert [f.index for f in depacketize(noise + first + noise[1:2] + second)] == [0, 1]
 
 
 def test_rtp_timestamp_is_90_khz_of_the_capture_time():
