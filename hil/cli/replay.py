@@ -43,9 +43,10 @@ def _fraction(value: str) -> float:
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--rig", "rig_file", envvar="HIL_RIG", required=True, type=click.Path(dir_okay=False),
               help="Rig file (also HIL_RIG).")
-@click.option("--map", "maps", multiple=True, metavar="LOG_CH=BUS", help="Log channel → rig bus (repeatable).")
+@click.option("--map", "maps", multiple=True, metavar="LOG_CH=BUS",
+              help="Log channel → rig bus (repeatable); for a packet capture ADDR:PORT=TARGET.PORT.")
 @click.option("--format", "fmt", default="auto", show_default=True,
-              type=click.Choice(["auto", "asc", "blf", "trc", "log", "csv", "mf4", "mcap", "serial"]))
+              type=click.Choice(["auto", "asc", "blf", "trc", "log", "csv", "mf4", "mcap", "serial", "pcap", "pcapng"]))
 @click.option("--include", "include", multiple=True, metavar="ID", help="Only these CAN ids (repeatable).")
 @click.option("--exclude", "exclude", multiple=True, metavar="ID", help="Leave out these CAN ids (repeatable).")
 @click.option("--start", default="0s", show_default=True, help="Window start after the first event.")

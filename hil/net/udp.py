@@ -52,16 +52,16 @@ class Sender:
         self._poll.register(self.sock, select.POLLERR)
         self.sendto = self.sock.sendto
 
-    def stamps(self, until_ns: int = 0, timeout_s: float = 0.0) -> list[tuple[int, int]]:
+    def stamps(self, until_ns: int = 0, timeout_s: float = 0.0, most: int = 0) -> list[tuple[int, int]]:
         """``(datagram number, send time in CLOCK_MONOTONIC ns)`` for the stamps queued, read one
-        by one until none is left or the monotonic clock passes ``until_ns`` (0: no limit), after
-        waiting up to ``timeout_s`` for the first. Realtime stamps are moved onto the monotonic
+        by one until none is left, the monotonic clock passes ``until_ns`` or ``most`` were read
+        (0: no limit), after waiting up to ``timeout_s`` for the first. Realtime stamps are moved onto the monotonic
         clock with the offset read now (two clock reads, ~0.1 µs apart)."""
         if not self.kernel or (timeout_s and not self._poll.poll(timeout_s * 1000)):
             return []
         offset = time.time_ns() - time.monotonic_ns()
         out: list[tuple[int, int]] = []
-        while not until_ns or time.monotonic_ns() < until_ns:
+        while (not until_ns or time.monotonic_ns() < until_ns) and (not most or len(out) < most):
             try:
                 _, ancillary, _, _ = self.sock.recvmsg(0, 256, socket.MSG_ERRQUEUE | socket.MSG_DONTWAIT)
             except BlockingIOError:

@@ -59,6 +59,8 @@ NO_ECHO = ("slcan", "socketcand")  # python-can drivers whose device gives the h
 UNSEEN_IDS = 20  # ids of frames never seen on the bus named in the report
 SERIAL, PACKET = -1, -2  # a plan step's id for a serial chunk, a UDP datagram
 DRAIN_SLACK_NS = 30_000  # kernel send stamps are read until this long before the next datagram's deadline
+STAMP_BACKLOG, STAMP_BATCH = 256, 8  # a replay behind its deadlines still reads 8 stamps per datagram sent
+# while more than 256 are queued: the error queue holds ~500 (net.core.rmem_max), the rest would be lost
 _OPS = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt,
         ">=": operator.ge}
 
@@ -472,6 +474,8 @@ class _Replay:
                 self.sent[b].append((flags, k))  # a datagram: its destination and its step
                 if deadline - now_ns() > DRAIN_SLACK_NS:  # read send stamps while there is time
                     self._take_stamps(b, handles[b].stamps(deadline - DRAIN_SLACK_NS))
+                elif len(self.sent[b]) - len(self.paired[b]) > STAMP_BACKLOG:  # behind: a few, or the queue overflows
+                    self._take_stamps(b, handles[b].stamps(most=STAMP_BATCH))
                 wait_until(deadline)
                 handles[b].sendto(data, plan.dests[flags])
                 self.returned[b].append(now_ns())
