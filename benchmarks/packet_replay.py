@@ -34,10 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from tests.net.conftest import write_capture  # noqa: E402  (the tests' capture writer)
+from hil.net.capture import udp_frame, write_pcap
 
 TARGET = "127.0.1.2"
 SEQ = struct.Struct("<I")
@@ -183,8 +180,10 @@ def main() -> None:
     port = free_port()
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="hil-bench-") as tmp:
-        capture = write_capture(Path(tmp) / "replay.pcap", [(1_000_000_000 + t, "192.168.1.201", 2368, p)
-                                                             for t, p in zip(times, payloads)])
+        capture = Path(tmp) / "replay.pcap"
+        with open(capture, "wb") as f:
+            write_pcap(f, [(1_000_000_000 + t, udp_frame(("192.168.1.200", 40000), ("192.168.1.201", 2368), p))
+                           for t, p in zip(times, payloads)])
         hil = run_hil(capture, port)
         sleeper = run_sleep_player(times, payloads, port)
         tcpreplay = None if args.no_tcpreplay else run_tcpreplay(capture, port, n)
@@ -205,7 +204,7 @@ def main() -> None:
         if f and "p99_us" in f:
             print(f"{name:26} {f['p50_us']:9.1f} {f['p99_us']:9.1f} {f['max_us']:10.1f} {f['early']:6d} {f['lost']:5d} "
                   f"{f['span_error_pct']:11.5f}")
-    print(f"injector: {hil['injector']}")
+    print(f"injector's wake-ups: {hil['injector']}")
     print(f"p99 sleep player / hil: {ratio:.1f}× (goal ≥ 5×); hil's own report ({hil['own_report']['source']}): "
           f"p99 {hil['own_report']['p99_us']:.1f} µs, span error {hil['own_report']['span_error_pct']:+.5f} %")
 

@@ -47,7 +47,8 @@ def record(app: App, rig_file: str, duration: str, output: str, names: tuple[str
         try:
             with _progress(app) as bar:
                 if rig.emulated:  # printed once recording runs, so programs that join are recorded
-                    app.print(plain(f"HIL_BUSES={buses.env(chosen, side='device')['HIL_BUSES']}"), level=1)
+                    joinable = [n for n in chosen if rig.buses[n].kind != "ethernet"]  # networks: addresses
+                    app.print(plain(f"HIL_BUSES={buses.env(joinable, side='device')['HIL_BUSES']}"), level=1)
                 task = bar.add_task("record", total=length_ns / 1e9, frames="0", rate="")
                 start = now_ns()
                 while (elapsed := now_ns() - start) < length_ns:
