@@ -66,10 +66,16 @@ def topology_tree(rig):
     """The rig as a rich Tree: buses, targets (and how they are reached), power switches."""
     from rich.tree import Tree
 
+    from hil.net import plan
+
     tree = Tree(f"[bold]rig {rig.name}[/]" + (f" — {plain(rig.description)}" if rig.description else ""))
     buses = tree.add("buses")
+    networks = plan(rig)
     for name, bus in rig.buses.items():
-        if bus.kind == "can":
+        if bus.kind == "ethernet":
+            how = "emulated (loopback)" if bus.emulated else plain(f"interface {bus.interface}")
+            rate, extra = f"hil at {networks[name].hil.address}", _ports(networks[name].hil.ports)
+        elif bus.kind == "can":
             how = "emulated (simbus)" if bus.emulated else plain(f"{bus.interface}:{bus.channel}")
             if bus.emulated and bus.interface:
                 how += plain(f" through an emulated {bus.interface} adapter ({bus.channel})")
@@ -92,6 +98,9 @@ def topology_tree(rig):
             node = targets.add(f"[magenta]{name}[/] {t.kind} · {how}")
             if t.buses:
                 node.add("buses: " + ", ".join(t.buses))
+            for net, plan_ in networks.items():
+                if name in plan_.targets:
+                    node.add(f"network {net}: {plan_.targets[name].address}{_ports(plan_.targets[name].ports)}")
             if t.console:
                 node.add(f"console: {t.console}")
             if t.power:
@@ -101,3 +110,8 @@ def topology_tree(rig):
         for name, p in rig.power.items():
             power.add(f"{name} · {p.kind}")
     return tree
+
+
+def _ports(ports: dict[str, int]) -> str:
+    """UDP ports as ", ports camera 5004, lidar 2368" (nothing when there are none)."""
+    return (", ports " + ", ".join(f"{plain(n)} {p}" for n, p in ports.items())) if ports else ""

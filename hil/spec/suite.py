@@ -297,11 +297,16 @@ class Suite(Spec):
         missing = [t for t in self.requires if t not in rig.tags]
         if missing:
             out.append((("requires",), f"rig {rig.name!r} lacks tags {missing}; it has {rig.tags}"))
+        from hil.net import destinations
+
+        ports = destinations(rig)
         for i, b in enumerate(self.benches):
             datagram_ends = {("probes", j, side, "bus") for j, p in enumerate(b.probes)
                              for side, end in (("from", p.from_), ("to", p.to)) if end.port is not None}
             for loc, bus in _bus_refs(b):
                 spec = rig.buses.get(bus)
+                if loc[:2] == ("stimulus", "sources") and bus in ports:
+                    continue  # a datagram's destination: TARGET.PORT on a network
                 if spec is None:
                     known = ", ".join(sorted(rig.buses))
                     out.append((("benches", i, *loc), f"unknown bus {bus!r}; rig {rig.name!r} has: {known}"))

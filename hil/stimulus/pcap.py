@@ -127,6 +127,9 @@ def aims(channels: Any, mapping: dict[str, str], rig: Any, where: str) -> dict[s
         return {ch: known[v] for ch, v in mapping.items()}
     out = {}
     for ch in channels:
+        if not ch.rpartition(":")[2].isdigit():  # a camera topic: no destination to go by
+            raise StimulusError(f"{where}: channel {ch!r} needs a 'map' entry (channel → TARGET.PORT); "
+                                f"target ports: {offered}")
         port = int(ch.rsplit(":", 1)[1])
         fits = [name for name, (_, _, p) in known.items() if p == port]
         if len(fits) != 1:

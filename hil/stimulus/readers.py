@@ -304,8 +304,14 @@ def _read_mf4(stream: BinaryIO, path: Path) -> Iterator[tuple[int, Event | str]]
 
 
 def _read_mcap(f: BinaryIO, path: Path) -> Iterator[tuple[int, Event | str]]:
-    """A hil recording (or any MCAP with hil's CAN / serial topics): every bus is a channel."""
+    """A hil recording (or any MCAP with hil's CAN / serial topics): every bus is a channel. An MCAP
+    with camera image channels is a camera source instead (:mod:`hil.stimulus.camera`)."""
     from hil.recording.loader import load
+    from hil.stimulus.camera import has_images, read_camera
+
+    if has_images(f):
+        yield from read_camera(f)
+        return
 
     try:
         rec = load(path, strict=True, fileobj=f, expand_limit=EXPAND_LIMIT)

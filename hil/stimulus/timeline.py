@@ -182,7 +182,7 @@ def _place(log: SourceLog, src: Source, rig: Rig, k: int, dropped: Counter,
     """One source → ``(stimulus_t_ns, bus, event, origin)`` after its map, id filters and window;
     a datagram is aimed at its target's address and port (:func:`hil.stimulus.pcap.aims`)."""
     aims: dict[str, tuple[str, str, int]] = {}
-    if log.format in PACKET_FORMATS:
+    if log.format in PACKET_FORMATS or isinstance(log.events[0], PacketEvent):  # a capture, or camera frames
         aims = packet_aims(log.channels(), src.map, rig, f"stimulus source {k + 1} ({log.path.name})")
         routes = {ch: net for ch, (net, _, _) in aims.items()}
     else:

@@ -40,6 +40,13 @@ def test_check_lab_example_shows_real_interfaces():
     assert "brake-console serial · /dev/serial/by-id/usb-FTDI_FT232R_USB_UART_A50285BI-if00-port0 · 115200 baud" in r.stdout
 
 
+def test_check_shows_networks_with_addresses_and_ports():
+    r = hil("check", "rigs/sim-aeb-sensors.yaml")
+    assert r.returncode == 0, r.stderr
+    assert "lan ethernet · emulated (loopback) · hil at 127.0.1.1" in r.stdout
+    assert "network lan: 127.0.1.2, ports camera 5004, lidar 2368" in r.stdout
+
+
 def test_spec_error_exits_2_on_stderr_without_traceback():
     r = hil("check", "tests/spec/files/bad/rig-unknown-key.yaml")
     assert r.returncode == 2
