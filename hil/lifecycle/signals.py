@@ -86,6 +86,23 @@ def install() -> None:
         signal.signal(sig, _on_signal)
 
 
+@contextmanager
+def installed() -> Iterator[None]:
+    """The stop policy for the block, for an entry point that is a guest in someone else's process
+    (the pytest plugin): installed on entry (main thread only; elsewhere signals never land), the
+    previous handlers back afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    install()
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def received() -> int | None:
     """The first stop signal this process received (None: none yet)."""
     return _policy.signum
