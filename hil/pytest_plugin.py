@@ -170,12 +170,12 @@ def hil_rig(request: pytest.FixtureRequest, hil_rig_spec: Any, hil_lease: Any,
     """The rig brought up for this test: buses up (the simbus broker for emulated ones); what the
     test deploys and records is torn down with it."""
     from hil.session import RigSession
-    from hil.session.folders import safe_name
+    from hil.session.folders import BENCH_CONSOLES, safe_name
 
     runs = request.config.getoption("hil_runs")
     run_dir = Path(runs) / safe_name(request.node.name) if runs else tmp_path
     run_dir.mkdir(parents=True, exist_ok=True)
-    with RigSession(hil_rig_spec, run_dir) as session:
+    with RigSession(hil_rig_spec, run_dir, consoles=BENCH_CONSOLES) as session:
         session.up()
         yield HilRig(session)
 

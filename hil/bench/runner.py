@@ -25,7 +25,7 @@ from hil.clock import now_ns
 from hil.errors import HilError
 from hil.lifecycle.signals import Stopped, stopped
 from hil.session import Deadline, RigSession
-from hil.session.folders import RECORDING
+from hil.session.folders import BENCH_CONSOLES, RECORDING
 from hil.session.inject import read_stimulus
 
 
@@ -85,7 +85,7 @@ class BenchRun:
         self.plan, self.options = plan, options
         self.run_dir = run_dir.resolve()
         self.dir = self.run_dir / bench_folder(plan.bench.name, options.repeat)
-        self.session = RigSession(plan.rig, self.dir, on_phase=self._on_phase)
+        self.session = RigSession(plan.rig, self.dir, on_phase=self._on_phase, consoles=BENCH_CONSOLES)
         self.timeline = None  # the stimulus, read before the rig is brought up
 
     def execute(self) -> BenchResult:

@@ -11,8 +11,10 @@ pytest plugin               ``--hil-runs/TEST``, else the test's ``tmp_path``   
 ``hil replay``, ``record``  a temporary ``hil-COMMAND-*`` (bus sockets only)          no
 ==========================  ========================================================  =========
 
-Inside a rig session's folder: ``recording.mcap``, ``consoles/SOURCE.log``, ``simbus/`` (the broker's
-sockets, 0700), ``targets/TARGET/`` (sandboxes, an MCU's flash) and the stack's bundle.
+Inside a rig session's folder: ``recording.mcap``, the console logs ``SOURCE.log`` — in ``console/``
+for a bench (``hil run``, the pytest plugin: docs/results.md), in ``consoles/`` for ``hil deploy``
+and the commands —, ``simbus/`` (the broker's sockets, 0700), ``targets/TARGET/`` (sandboxes, an
+MCU's flash) and the stack's bundle.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pathlib import Path
 RUNS = Path("runs")
 RECORDING = "recording.mcap"
 CONSOLES = "consoles"
+BENCH_CONSOLES = "console"
 
 
 def run_folder(name: str, given: str | Path | None, started: datetime) -> Path:

@@ -74,11 +74,11 @@ class RigSession:
 
     ``on_phase(phase, message)`` learns every phase entered, ``on_target`` every deployment event
     (:class:`hil.targets.deployment.Event`), ``on_console`` every console line (they also go to
-    ``folder/consoles/SOURCE.log`` and into the recording)."""
+    ``folder/CONSOLES/SOURCE.log``, ``consoles`` being that folder's name, and into the recording)."""
 
     def __init__(self, rig: Rig, folder: Path, *, joined: Held | None = None, deadline: Deadline | None = None,
                  on_phase: Callable[[str, str], None] | None = None, on_target: Callable[[Any], None] | None = None,
-                 on_console: Callable[[Any], None] | None = None):
+                 on_console: Callable[[Any], None] | None = None, consoles: str = CONSOLES):
         self.rig = rig
         self.folder = Path(folder)
         self.joined = joined
@@ -89,7 +89,7 @@ class RigSession:
         self.buses: Any = None
         self.deployment: Any = None
         self.recorder: Any = None
-        self.consoles = Consoles(self.folder / CONSOLES)
+        self.consoles = Consoles(self.folder / consoles)
         self._on_phase, self._on_target, self._on_console = on_phase, on_target, on_console
         # what teardown ends, in its order: joiners turned away, the recording, the targets, the buses
         self._joiners, self._recording, self._targets, self._buses = ExitStack(), ExitStack(), ExitStack(), ExitStack()
