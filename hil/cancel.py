@@ -8,15 +8,16 @@ A bench on a lab host's Dask worker is cancelled the same way: the submitter set
 and a watcher thread on the worker sets the cancel event of the thread that runs the bench.
 Raising at a chosen place matters: an exception forced into a thread at an arbitrary instruction
 can land inside an import and leave the interpreter's import lock held, and every other thread
-that imports then waits for ever. So :func:`force` is only the fallback, for a thread that
-reaches no check in time.
+that imports then waits for ever. So forcing is only :func:`cancel_all`'s fallback, for a thread
+that reaches no check in time; no caller raises into a thread itself.
 """
 
 from __future__ import annotations
 
 import ctypes
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from hil.lifecycle.signals import Stopped, received
@@ -43,6 +44,20 @@ def check() -> None:
         raise Stopped(received())
 
 
-def force(thread: threading.Thread) -> None:
+def cancel_all(runs: Sequence[tuple[threading.Thread, threading.Event, threading.Event]], grace_s: float) -> None:
+    """Cancel every run — its thread, the thread's cancel event, the event the run sets when it is
+    done — and wait until each is done. A run that is not done within ``grace_s`` (it reached no
+    check) gets the stop forced into its thread."""
+    for _, event, _ in runs:
+        event.set()
+    deadline = time.monotonic() + grace_s
+    for thread, _, done in runs:
+        if not done.wait(max(0.0, deadline - time.monotonic())):
+            _force(thread)
+    for _, _, done in runs:
+        done.wait()
+
+
+def _force(thread: threading.Thread) -> None:
     """Raise Stopped in ``thread`` at its next Python instruction, wherever that is."""
     ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(Stopped))

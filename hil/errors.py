@@ -27,6 +27,7 @@ Tree::
     ├── DeployError                      a stack component could not be deployed or started
     │   └── BundleError                  a stack bundle is malformed or fails verification
     ├── TargetStateError                 a target was driven out of its life-cycle order
+    ├── SessionStateError                a rig session was driven out of its life-cycle order
     ├── TargetTimeoutError               a target did not become ready in time
     ├── FlashError                       a flashing step failed (which step, which response)
     ├── StimulusError                    a stimulus file is unreadable or corrupt (file, record)
@@ -107,6 +108,10 @@ class BundleError(DeployError):
 
 class TargetStateError(HilError):
     """A target was asked to do something its life-cycle state does not allow."""
+
+
+class SessionStateError(HilError):
+    """A rig session was asked to do something its life-cycle state does not allow."""
 
 
 class TargetTimeoutError(HilError):

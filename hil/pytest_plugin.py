@@ -6,7 +6,8 @@ the steps of a bench, each tearing down what it brought up, on every exit path:
 ``hil_rig``        the rig brought up for one test (its buses; the rig's lease is held for the session)
 ``hil_bench``      ``hil_bench(suite.yaml, name)`` plans a suite's bench on the rig: ``.bench`` (its
                    stimulus, probes, measurements), ``.stack``, ``.db`` (its DBC files)
-``hil_deploy``     ``hil_deploy(plan.stack)`` deploys a stack, starts it, waits until it is ready
+``hil_deploy``     ``hil_deploy(plan)`` deploys a bench's stack as ``hil run`` does (bundle checked,
+                   consoles opened first, power cycled on request), starts it, waits until it is ready
 ``hil_recording``  ``with hil_recording: ...`` records every bus and console; afterwards
                    ``hil_recording.analyse(plan)`` judges it as ``hil run`` does; when the harness
                    broke its budget (a busy host) it raises :class:`~hil.errors.HarnessError`
@@ -17,11 +18,12 @@ the steps of a bench, each tearing down what it brought up, on every exit path:
 Every measurement ``analyse`` judges goes into the JUnit report as properties
 ``hil.<measurement>`` (value and unit), ``hil.<measurement>.limits`` and ``hil.<measurement>.outcome``.
 Without ``--hil-rig`` these fixtures skip the test, saying how to give a rig.
+
+Each test's rig is a :class:`hil.session.RigSession`, the same as every other entry point's.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -41,19 +43,34 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 class HilRig:
-    """One test's brought-up rig: the rig spec, its buses, its run folder, what was deployed on it."""
+    """One test's rig session (:class:`hil.session.RigSession`, ``.session``): the rig spec
+    (``.rig``), its buses, its run folder, what was deployed on it."""
 
-    def __init__(self, rig: Any, buses: Any, run_dir: Path):
-        self.rig, self.buses, self.run_dir = rig, buses, run_dir
-        self.targets: dict[str, Any] = {}
-        self.recorder: Any = None  # the recording in progress, which console lines also go to
+    def __init__(self, session: Any):
+        self.session = session
 
-    def deploy(self, stack: Any, timeout_ns: int | None = None) -> dict[str, Any]:
-        """Deploy a stack to its targets, start them, wait until all are ready; returns the targets
-        by name. ``stack`` is a bench plan (its stack with the bench's ``config``), a stack file,
-        or a loaded Stack."""
+    @property
+    def rig(self) -> Any:
+        return self.session.rig
+
+    @property
+    def buses(self) -> Any:
+        return self.session.buses
+
+    @property
+    def run_dir(self) -> Path:
+        return self.session.folder
+
+    @property
+    def targets(self) -> dict[str, Any]:
+        return {} if self.session.deployment is None else dict(self.session.deployment.targets)
+
+    def deploy(self, stack: Any, timeout_ns: int | None = None, power_cycle: bool = False) -> dict[str, Any]:
+        """Deploy a stack as ``hil run`` and ``hil deploy`` do (its bundle built and verified where
+        it lands, serial consoles opened first, every power switch cycled if ``power_cycle``), start
+        it, wait until every target is ready; returns the targets by name. ``stack`` is a bench plan
+        (its stack with the bench's ``config``), a stack file, or a loaded Stack."""
         from hil.bench.plan import BenchPlan
-        from hil.targets import components_for, create_target
 
         if isinstance(stack, BenchPlan):
             stack = stack.deployed_stack
@@ -61,49 +78,21 @@ class HilRig:
             from hil.spec import load_stack
 
             stack = load_stack(stack).model
-        for name, spec in self.rig.targets.items():
-            components = components_for(stack, name)
-            if not components:
-                continue
-            target = create_target(name, spec, self.rig, self.buses, self.run_dir, self._console)
-            self.targets[name] = target
-            target.deploy(components, None)
-            target.start()
-        for target in self.targets.values():
-            target.wait_ready(timeout_ns)
-        return dict(self.targets)
+        return self.session.deploy(stack, power_cycle=power_cycle, timeout_ns=timeout_ns)
 
     def inject(self, stimulus: Any, settle_ns: int = 0, faults: Any = None) -> Any:
         """Play ``stimulus`` onto the buses, arming ``faults`` (bus → faults) as it starts, then let
         the stack answer for ``settle_ns``; returns the ReplayReport. ``stimulus`` may be a bench
         plan: its stimulus, faults and settle time, as ``hil run`` plays them. Echoes of the
-        injected frames and armed faults go into the recording in progress."""
-        import time
-
-        from hil.bench.inject import inject, read_stimulus
+        injected frames, armed faults and the phases go into the recording in progress."""
         from hil.bench.plan import BenchPlan
+        from hil.session.inject import read_stimulus
 
         if isinstance(stimulus, BenchPlan):
             stimulus, settle_ns, faults = stimulus.bench.stimulus, stimulus.settle_ns, stimulus.bench.faults
-        _, report = inject(read_stimulus(stimulus, self.rig), faults or {}, self.buses, self.recorder)
-        time.sleep(settle_ns / 1e9)
+        _, report = self.session.inject(read_stimulus(stimulus, self.rig), faults)
+        self.session.settle(settle_ns)
         return report
-
-    def stop(self) -> None:
-        """Stop every target (reverse order of deployment); the first error is raised after all."""
-        errors = []
-        for target in reversed(list(self.targets.values())):
-            try:
-                target.stop()
-            except Exception as exc:  # keep stopping the others
-                errors.append(exc)
-        self.targets.clear()
-        if errors:
-            raise errors[0]
-
-    def _console(self, line: Any) -> None:
-        if self.recorder is not None:
-            self.recorder.console(line)
 
 
 class HilRecording:
@@ -112,29 +101,19 @@ class HilRecording:
     ``record_property`` does, without its warning under the default ``junit_family``)."""
 
     def __init__(self, rig: HilRig, add_property: Callable[[str, object], None]):
+        from hil.session.folders import RECORDING
+
         self.rig = rig
-        self.path = rig.run_dir / "recording.mcap"
+        self.path = rig.run_dir / RECORDING
         self.result: Any = None
         self._add_property = add_property
 
     def __enter__(self) -> HilRecording:
-        from hil.recording.recorder import Recorder
-
-        rig = self.rig.rig  # as the bench runner: consoles arrive as lines, not as serial bytes
-        consoles = {t.console for t in rig.targets.values() if t.console}
-        names = [n for n, b in rig.buses.items() if b.record and (b.kind == "can" or n not in consoles)]
-        recorder = Recorder(self.path, self.rig.buses, names, {"rig": self.rig.rig.name, "via": "pytest"})
-        recorder.start()
-        self.rig.recorder = recorder
+        self.rig.session.record(self.path, metadata={"via": "pytest"})
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        recorder, self.rig.recorder = self.rig.recorder, None
-        try:
-            emulated = [n for n, b in self.rig.rig.buses.items() if b.kind == "can" and b.emulated]
-            recorder.event("bus-stats", {name: self.rig.buses.stats(name) for name in emulated})
-        finally:
-            recorder.close()
+    def __exit__(self, *exc: Any) -> None:
+        self.rig.session.stop_recording(*exc)
 
     def analyse(self, plan: Any) -> Any:
         """Judge the recording as ``hil run`` does, for the bench ``plan`` (from ``hil_bench``):
@@ -172,44 +151,33 @@ def hil_rig_spec(pytestconfig: pytest.Config) -> Any:
 
 @pytest.fixture(scope="session")
 def hil_lease(pytestconfig: pytest.Config, hil_rig_spec: Any) -> Iterator[Any]:
-    """The rig's lease, held for the whole pytest session. SIGTERM (a cancelled CI job) ends the
-    session as Ctrl-C does: the test in progress is torn down, no other test runs on the rig, the
-    lease is freed. (Raised as SystemExit, pytest would fail one test and go on with the next.)"""
-    import signal
-    import threading
-
+    """The rig's lease, held for the whole pytest session under hil's stop policy
+    (:func:`hil.lifecycle.signals.installed`): SIGTERM (a cancelled CI job) ends the session as
+    Ctrl-C does — the test in progress is torn down, no other test runs on the rig, the lease is
+    freed, and the watchdog bounds that teardown. (Raised as SystemExit, pytest would fail one test
+    and go on with the next.)"""
     from hil.bench.lease import Lease
-    from hil.lifecycle.signals import Stopped
+    from hil.lifecycle import signals
 
-    def interrupt(signum: int, _frame: Any) -> None:
-        raise Stopped(signum)  # a KeyboardInterrupt naming SIGTERM
-
-    main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, interrupt) if main else None
-    try:
-        with Lease(hil_rig_spec.name, wait=pytestconfig.getoption("hil_wait"),
-                   command="pytest --hil-rig") as lease:
-            yield lease
-    finally:
-        if main:
-            signal.signal(signal.SIGTERM, previous)
+    with signals.installed(), Lease(hil_rig_spec.name, wait=pytestconfig.getoption("hil_wait"),
+                                    command="pytest --hil-rig") as lease:
+        yield lease
 
 
 @pytest.fixture
 def hil_rig(request: pytest.FixtureRequest, hil_rig_spec: Any, hil_lease: Any,
             tmp_path: Path) -> Iterator[HilRig]:
-    """The rig brought up for this test: buses up (the simbus broker for emulated ones)."""
-    from hil.buses import RigBuses
+    """The rig brought up for this test: buses up (the simbus broker for emulated ones); what the
+    test deploys and records is torn down with it."""
+    from hil.session import RigSession
+    from hil.session.folders import BENCH_CONSOLES, safe_name
 
     runs = request.config.getoption("hil_runs")
-    run_dir = Path(runs) / re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name) if runs else tmp_path
+    run_dir = Path(runs) / safe_name(request.node.name) if runs else tmp_path
     run_dir.mkdir(parents=True, exist_ok=True)
-    with RigBuses(hil_rig_spec, run_dir) as buses:
-        rig = HilRig(hil_rig_spec, buses, run_dir)
-        try:
-            yield rig
-        finally:
-            rig.stop()
+    with RigSession(hil_rig_spec, run_dir, consoles=BENCH_CONSOLES) as session:
+        session.up()
+        yield HilRig(session)
 
 
 @pytest.fixture

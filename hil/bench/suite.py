@@ -20,6 +20,7 @@ from hil.bench.runner import BenchOptions, Event, Interrupted, run_bench, utc_no
 from hil.clock import now_ns
 from hil.errors import UsageError
 from hil.lifecycle.signals import shielded, stopped
+from hil.session.folders import run_folder
 from hil.spec.rig import Rig
 
 
@@ -47,7 +48,7 @@ def run_suite(rig_path: str | Path, suite_path: str | Path, options: SuiteOption
     plans = plan_suite(rig_path, suite_path, options.benches, options.stacks)
     rig, suite = plans[0].rig, plans[0].suite
     started = datetime.now(timezone.utc)
-    run_dir = Path(options.out or Path("runs") / f"{suite.name}-{started:%Y%m%d-%H%M%S}").resolve()
+    run_dir = run_folder(suite.name, options.out, started).resolve()
     if (run_dir / "results.json").exists():
         raise UsageError(f"{run_dir} already holds a run (results.json); choose another --out")
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -7,8 +7,9 @@
         buses.faults("chassis").arm({"kind": "drop", "ids": [0x100]})
 
 Emulated CAN buses and serial links are served by one simbus broker process that lives as long as
-the ``with`` block, under ``run_dir/simbus`` (0700). Real buses are passed straight to python-can /
-pyserial. Inside a child process, :func:`bus_from_env` opens a bus from the ``HIL_BUSES`` variable that
+the ``with`` block, under ``run_dir/simbus`` (0700) — or, for a rig another process holds, by that
+process's broker and adapters, attached to and never started or stopped. Real buses are passed
+straight to python-can / pyserial. Inside a child process, :func:`bus_from_env` opens a bus from the ``HIL_BUSES`` variable that
 :meth:`RigBuses.env` produced, so targets need no knowledge of the rig.
 """
 
@@ -29,17 +30,23 @@ Side = Literal["host", "device"]
 class RigBuses:
     """The buses of one rig for the length of a ``with`` block."""
 
-    def __init__(self, rig: Rig, run_dir: Path, seed: int = 0):
+    def __init__(self, rig: Rig, run_dir: Path, seed: int = 0, *, joined: tuple[Any, dict[str, Any]] | None = None):
+        """``joined``: the broker and adapters (by bus name) of a rig another process holds, each
+        with ``info``, ``what``, ``alive`` and ``ended()`` (:meth:`hil.session.held.Held.services`),
+        attached to instead of started."""
         self.rig = rig
         self.run_dir = Path(run_dir).absolute()  # socket paths must work from any working directory
         self.seed = seed
-        self._broker = None
-        self._adapters: dict[str, Any] = {}  # bus name → its emulated adapter's process
+        self.joined = joined is not None
+        self._broker, adapters = joined or (None, {})
+        self._adapters: dict[str, Any] = dict(adapters)  # bus name → its emulated adapter's process
         self._controls: dict[str, Any] = {}
 
     def __enter__(self) -> RigBuses:
         from hil.simbus.service import BrokerProcess, broker_config
 
+        if self.joined:
+            return self
         config = broker_config(self.rig, self.run_dir / "simbus", self.seed)
         if config["can"] or config["serial"]:
             self._broker = BrokerProcess(config).__enter__()
@@ -71,6 +78,8 @@ class RigBuses:
         for control in self._controls.values():
             control.close()
         self._controls.clear()
+        if self.joined:  # the holder's: never ours to stop
+            return
         adapters, self._adapters = list(self._adapters.values()), {}
         for adapter in adapters:
             adapter.__exit__(*exc)
@@ -82,15 +91,22 @@ class RigBuses:
         """Raise BusError if the simbus broker ended while the rig is up (every emulated bus went with
         it), or an emulated adapter did (its bus is out of the controller's reach)."""
         if self._broker is not None and not self._broker.alive:
-            raise BusError(f"the simbus broker {self._broker.child.ended()}; every emulated bus went down with it")
+            raise BusError(f"the simbus broker {self._broker.ended()}; every emulated bus went down with it")
         for adapter in self._adapters.values():
             if not adapter.alive:
-                raise BusError(f"{adapter.what} {adapter.child.ended()}")
+                raise BusError(f"{adapter.what} {adapter.ended()}")
 
     @property
     def broker_pid(self) -> int | None:
         """The simbus broker's process id (None when the rig has no emulated buses)."""
         return None if self._broker is None else self._broker.info["pid"]
+
+    def attach_info(self) -> dict[str, Any]:
+        """Where other processes attach to the emulated buses: the simbus broker's ready line (its
+        pid, each CAN bus's socket, each serial link's ttys; None without emulated buses) and each
+        emulated adapter's (its pid, SLCAN tty or socketcand port)."""
+        return {"broker": None if self._broker is None else dict(self._broker.info),
+                "adapters": {name: dict(a.info) for name, a in self._adapters.items()}}
 
     def open(self, name: str, side: Side = "host", **kw: Any):
         """Bus ``name`` whatever its kind: a ``can.BusABC`` for CAN (``side`` does not apply), a
@@ -182,7 +198,7 @@ class RigBuses:
         if adapter is None:
             raise BusError("the rig's buses are not up: use RigBuses as a context manager (with ...)")
         if not adapter.alive:
-            raise BusError(f"{adapter.what} {adapter.child.ended()}")
+            raise BusError(f"{adapter.what} {adapter.ended()}")
         return adapter.info
 
     def _broker_info(self, section: str) -> dict[str, Any]:

@@ -42,7 +42,7 @@ def _check_contents(checked) -> None:
     """What ``hil run`` refuses before it touches a rig, from the files' contents: every stack's
     firmware images and ready conditions, every bench's DBC names and units, and every bench's
     stimulus read and checked in full (its problem at the bench's ``stimulus``)."""
-    from hil.bench.inject import read_stimulus
+    from hil.session.inject import read_stimulus
     from hil.bench.plan import bench_database, stack_problems
     from hil.errors import SpecError, StimulusError
 

@@ -1,22 +1,21 @@
 """``hil deploy RIG STACK``: deploy, start and wait ready on every target, then stay up until Ctrl-C.
 
 Progress is a live table per target on a terminal and one line per step otherwise (CI logs, pipes).
-Console lines go to ``RUN_DIR/consoles/SOURCE.log`` (and to the screen with ``-v``). Ctrl-C or
-SIGTERM once the stack is up ends the deploy normally (exit 0) after tearing everything down; during
-bring-up it is an interruption (exit 130), and teardown still runs.
+Console lines go to ``RUN_DIR/consoles/SOURCE.log`` (and to the screen with ``-v``). Once the stack
+is up, the rig accepts joiners: ``hil record`` and ``hil replay`` of the same user on this host
+work on it (:mod:`hil.session.held`). Ctrl-C or SIGTERM once the stack is up ends the deploy
+normally (exit 0) after tearing everything down; during bring-up it is an interruption (exit 130),
+and teardown still runs.
 """
 
 from __future__ import annotations
 
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import click
 
 from hil.cli.app import App, Seconds, lease_wait_option, plain
-
-ALIVE_POLL_S = 0.2
 
 
 @click.command()
@@ -36,13 +35,14 @@ ALIVE_POLL_S = 0.2
 def deploy(app: App, rig_file: str, stack_file: str, bundle: str | None, run_dir: str | None,
            power_cycle: bool, timeout_s: float | None, hold_s: float | None, lease_wait: float | None) -> None:
     """Deploy STACK onto RIG's targets, start it, wait until ready, and keep it running until Ctrl-C."""
-    from hil.bench.consoles import Consoles
     from hil.bench.lease import Lease
-    from hil.buses import RigBuses
     from hil.bench.plan import stack_problems
+    from hil.clock import now_ns
     from hil.errors import SpecError
+    from hil.session import RigSession
+    from hil.session.folders import CONSOLES, run_folder
     from hil.spec import check_files
-    from hil.targets.deployment import Deployment
+    from hil.targets.deployment import drivers
 
     checked = check_files(rig_file, [stack_file])
     rig, stack_spec = checked.rig.model, checked.stacks[Path(stack_file)]
@@ -50,29 +50,29 @@ def deploy(app: App, rig_file: str, stack_file: str, bundle: str | None, run_dir
     if problems:
         raise SpecError(problems)
     stack = stack_spec.model
-    started = datetime.now(timezone.utc)
-    folder = Path(run_dir) if run_dir else Path("runs") / f"deploy-{stack.name}-{started:%Y%m%d-%H%M%S}"
+    folder = run_folder(f"deploy-{stack.name}", run_dir, datetime.now(timezone.utc))
     folder.mkdir(parents=True, exist_ok=True)
-    consoles = Consoles(folder / "consoles")
+    logs = plain(folder / CONSOLES)
     progress = Progress(app)
 
     def on_console(line) -> None:
-        consoles.add(line)
         app.print(f"[dim]{plain(line.source)}[/] {plain(line.text)}", level=1)
 
     up = False
     try:
-        with Lease(rig.name, wait=lease_wait), RigBuses(rig, folder) as buses, Deployment(rig, stack, buses, folder, on_console=on_console,
-                                                         bundle=Path(bundle) if bundle else None,
-                                                         on_event=progress.event) as dep:
-            progress.start(dep.drivers())
+        with Lease(rig.name, wait=lease_wait) as lease, \
+                RigSession(rig, folder, on_target=progress.event, on_console=on_console) as session:
+            progress.start(drivers(rig, stack))
             try:
-                dep.up(power_cycle, int(timeout_s * 1e9) if timeout_s is not None else None)
+                session.up()
+                session.deploy(stack, bundle=Path(bundle) if bundle else None, power_cycle=power_cycle,
+                               timeout_ns=int(timeout_s * 1e9) if timeout_s is not None else None)
+                session.accept_joiners(lease.directory)
                 up = True
                 progress.pause(f"[green]{stack.name} {stack.version} is up[/] on {rig.name}; "
                                + ("Ctrl-C to stop" if hold_s is None else f"stopping in {hold_s:g}s")
-                               + f" · logs in {plain(folder / 'consoles')}")
-                _hold(dep, hold_s)
+                               + f" · logs in {logs}")
+                session.hold(None if hold_s is None else now_ns() + int(hold_s * 1e9))
             except KeyboardInterrupt:
                 if not up:
                     raise
@@ -80,15 +80,7 @@ def deploy(app: App, rig_file: str, stack_file: str, bundle: str | None, run_dir
                 progress.resume()
     finally:
         progress.stop()
-        consoles.close()
-    app.print(f"torn down; logs in {plain(folder / 'consoles')}", level=-1)
-
-
-def _hold(dep, hold_s: float | None) -> None:
-    end = time.monotonic() + hold_s if hold_s is not None else None
-    while end is None or time.monotonic() < end:
-        dep.check_alive()
-        time.sleep(ALIVE_POLL_S)
+    app.print(f"torn down; logs in {logs}", level=-1)
 
 
 class Progress:

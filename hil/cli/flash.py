@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import click
@@ -28,12 +27,12 @@ def flash(app: App, rig_file: str, target: str, image: str, run_dir: str | None,
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from hil.bench.lease import Lease
-    from hil.buses import RigBuses
     from hil.firmware.build import load_image
+    from hil.session import RigSession
+    from hil.session.folders import scratch_folder
     from hil.spec import load_rig
     from hil.spec.load import error_message
     from hil.spec.stack import FirmwareComponent
-    from hil.targets import create_target
 
     rig = load_rig(rig_file).model
     spec = rig.targets.get(target)
@@ -47,8 +46,8 @@ def flash(app: App, rig_file: str, target: str, image: str, run_dir: str | None,
         comp = FirmwareComponent(kind="firmware", target=target, image=str(Path(image).resolve()), version=version)
     except ValidationError as exc:
         app.abort(f"invalid --version: {error_message(exc.errors()[0])}")
-    with Lease(rig.name, wait=lease_wait), tempfile.TemporaryDirectory(prefix="hil-flash-") as tmp, \
-            RigBuses(rig, Path(run_dir or tmp)) as buses, \
+    with Lease(rig.name, wait=lease_wait), scratch_folder("flash", run_dir) as folder, \
+            RigSession(rig, folder) as session, \
             Progress(TextColumn("{task.description:<8}"), BarColumn(), MofNCompleteColumn(),
                      console=app.console, disable=app.verbosity < 0) as bar:
         tasks: dict[str, int] = {}
@@ -58,11 +57,9 @@ def flash(app: App, rig_file: str, target: str, image: str, run_dir: str | None,
                 tasks[step] = bar.add_task(step, total=total)
             bar.update(tasks[step], completed=done, total=total)
 
-        mcu = create_target(target, spec, rig, buses, Path(run_dir or tmp))
+        session.up()
+        mcu = session.target(target)
         mcu.progress = progress
-        try:
-            mcu.deploy({f"{target}-firmware": comp})
-        finally:
-            mcu.stop()
+        mcu.deploy({f"{target}-firmware": comp})
     method = spec.flash.method if spec.flash else "direct"
     app.print(f"[green]flashed[/] {plain(target)} with {plain(image)} ({plain(version)}) over {method}", level=-1)

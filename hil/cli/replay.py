@@ -1,5 +1,8 @@
 """``hil replay STIMULUS... --rig RIG``: inject recorded streams onto a rig's buses and report the
-replay error (lateness p50/p99/p99.9/max, frames early, span error)."""
+replay error (lateness p50/p99/p99.9/max, frames early, span error).
+
+The rig is brought up for the replay under its lease — or, when ``hil deploy`` of the same user
+holds it, joined: the stimulus then drives the deployed stack (:mod:`hil.session.held`)."""
 
 from __future__ import annotations
 
@@ -68,18 +71,18 @@ def _fraction(value: str) -> float:
 def replay(app: App, files, rig_file, maps, fmt, include, exclude, start, end, rate, loop, skip_gaps_over,
            max_gap, lenient, dbc, record_to, budget, spin_only, as_json, lease_wait) -> None:
     """Inject FILES (CAN logs, MCAP recordings, serial captures) onto RIG with exact timing."""
-    import tempfile
-    from pathlib import Path
+    from contextlib import nullcontext
 
     from pydantic import ValidationError
 
-    from hil.bench.lease import Lease
-    from hil.buses import RigBuses
+    from hil.bench.lease import Lease, lock_dir
+    from hil.session import RigSession
+    from hil.session.folders import scratch_folder
+    from hil.session.held import find
     from hil.spec.check import file_problems, stimulus_problems
     from hil.spec.common import parse_duration_ns
     from hil.spec.load import error_message, load_rig
     from hil.spec.suite import Stimulus
-    from hil.stimulus.injector import play
     from hil.stimulus.report import STATISTICS
     from hil.stimulus.timeline import build_timeline
 
@@ -112,13 +115,18 @@ def replay(app: App, files, rig_file, maps, fmt, include, exclude, start, end, r
     if not as_json:  # the JSON report carries them
         for why, n in timeline.dropped.items():
             app.print(f"[dim]left out: {n} {plain(why)}[/]")
-    with Lease(rig.name, wait=lease_wait), tempfile.TemporaryDirectory(prefix="hil-replay-") as run_dir, \
-            RigBuses(rig, Path(run_dir)) as buses:
-        report = _play_with_progress(app, timeline, buses, record_to, rig, not spin_only, play)
+    held = find(lock_dir(), rig)
+    with nullcontext() if held is not None else Lease(rig.name, wait=lease_wait), scratch_folder("replay") as folder, \
+            RigSession(rig, folder, joined=held) as session:
+        session.up()
+        if held is not None and not as_json:
+            app.print(plain(f"joined {held.describe()}"))
+        report = _play_with_progress(app, session, timeline, record_to, not spin_only)
     problems = report.over_budget(limits)
     if as_json:
         app.console.print_json(json.dumps({**report.summary(), "left_out": dict(timeline.dropped),
-                                           "budget_problems": problems}))
+                                           "budget_problems": problems,
+                                           "joined": None if held is None else held.describe()}))
     else:
         app.print(report_table(report), level=-1)
         for p in problems:
@@ -127,33 +135,24 @@ def replay(app: App, files, rig_file, maps, fmt, include, exclude, start, end, r
         raise click.exceptions.Exit(EXIT_FAILED)
 
 
-def _play_with_progress(app, timeline, buses, record_to, rig, timed, play):
-    from contextlib import ExitStack
-
+def _play_with_progress(app, session, timeline, record_to, timed):
+    """Play ``timeline`` in ``session`` (recording into ``record_to`` if given) under a live bar."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from hil.recording import Recorder
 
     columns = [TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
                TextColumn("late max {task.fields[late]}"), TimeElapsedColumn()]
-    with ExitStack() as stack:
-        recorder = None
-        if record_to:
-            recorder = stack.enter_context(Recorder(
-                record_to, buses, [n for n, b in rig.buses.items() if b.kind == "can" and b.record],
-                metadata={"rig": rig.name, "command": "hil replay"}))
-        with Progress(*columns, console=app.err_console, disable=app.verbosity < 0, transient=True) as bar:
-            task = bar.add_task("replay", total=len(timeline.steps), rate="", late="–")
+    if record_to:
+        session.record(record_to, [n for n, b in session.rig.buses.items() if b.kind == "can" and b.record],
+                       metadata={"command": "hil replay"})
+    with Progress(*columns, console=app.err_console, disable=app.verbosity < 0, transient=True) as bar:
+        task = bar.add_task("replay", total=len(timeline.steps), rate="", late="–")
 
-            def update(p) -> None:
-                rate = f"{p.sent / (p.elapsed_ns / 1e9):,.0f} frames/s" if p.elapsed_ns > 0 else ""
-                bar.update(task, completed=p.sent, rate=rate, late=_us(p.late_max_ns))
+        def update(p) -> None:
+            rate = f"{p.sent / (p.elapsed_ns / 1e9):,.0f} frames/s" if p.elapsed_ns > 0 else ""
+            bar.update(task, completed=p.sent, rate=rate, late=_us(p.late_max_ns))
 
-            report = play(timeline, buses, on_progress=update, timed_release=timed)
-            bar.update(task, completed=report.frames_sent)
-        if recorder is not None:
-            for bus, echoes in report.echoes.items():
-                recorder.injected(bus, echoes)
+        _, report = session.inject(timeline, timed_release=timed, on_progress=update)
+        bar.update(task, completed=report.frames_sent)
     return report
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -23,6 +22,7 @@ from hil.bench import SuiteOptions, SuiteResult, run_suite
 from hil.cluster.health import FRESH, health_gate
 from hil.cluster.retry import with_retries
 from hil.errors import HilError, UsageError
+from hil.session.folders import run_folder
 
 CANCEL_GRACE_S = 10.0  # after Ctrl-C or SIGTERM, how long a rig's run has to reach a cancel check
 
@@ -60,7 +60,7 @@ def run_lab(suite: str | Path, rigs: list[str], options: SuiteOptions, lab: LabO
             f"{r} → {label}/" for r, label in zip(rigs, labels) if labels.count(label) > 1)
             + "; give the rig files different names")
     started = datetime.now(timezone.utc)
-    out = Path(options.out or Path("runs") / f"{_suite_name(suite)}-{started:%Y%m%d-%H%M%S}")
+    out = run_folder(_suite_name(suite), options.out, started)
     client = _connect(lab) if lab.scheduler else None
     try:
         if client is not None:
@@ -86,9 +86,8 @@ def run_lab(suite: str | Path, rigs: list[str], options: SuiteOptions, lab: LabO
 
 def _run_side_by_side(jobs: list[_RigJob]) -> None:
     """Run the rigs' jobs in threads. Signals reach only the main thread, so Ctrl-C and SIGTERM
-    cancel every rig's run (:mod:`hil.cancel`), and their teardowns run before we leave. A
-    rig that does not reach a cancel check within ``CANCEL_GRACE_S`` gets the stop forced into its
-    thread (:func:`hil.cancel.force`).
+    cancel every rig's run, and their teardowns run before we leave (:func:`hil.cancel.cancel_all`:
+    a rig that reaches no cancel check within ``CANCEL_GRACE_S`` gets the stop forced).
 
     The main thread waits on each job's ``done`` event, not on ``Thread.join``: a join interrupted
     by a signal marks a live thread as finished (CPython bpo-45274), and then nobody waits for it."""
@@ -101,15 +100,8 @@ def _run_side_by_side(jobs: list[_RigJob]) -> None:
             while not job.done.wait(0.2):  # back in Python now and then: a signal that reached
                 pass  # another thread has its handler run only when the main thread runs bytecode
     except BaseException:
-        started = [job for job in jobs if job.thread.ident is not None]
-        for job in started:
-            job.cancel.set()
-        deadline = time.monotonic() + CANCEL_GRACE_S
-        for job in started:
-            if not job.done.wait(max(0.0, deadline - time.monotonic())):
-                cancel.force(job.thread)
-        for job in started:
-            job.done.wait()
+        cancel.cancel_all([(job.thread, job.cancel, job.done) for job in jobs if job.thread.ident is not None],
+                          CANCEL_GRACE_S)
         raise
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from distributed import Worker, WorkerPlugin, get_worker
 
 from hil.cluster.tasks import cancel_running
 from hil.errors import ClusterError, UsageError
+from hil.lifecycle import signals
 
 PLUGIN_NAME = "hil-lab-host"
 
@@ -76,8 +76,9 @@ def load_rigs(paths: list[str | Path]) -> dict[str, Path]:
 
 async def serve(scheduler: str, host: LabHost, *, name: str | None = None, listen: str | None = None,
                 security: object | None = None, connect_timeout: float = 60, on_ready=None) -> None:
-    """Run the worker until the scheduler goes away or SIGTERM / SIGINT arrives; a scheduler not
-    reached within ``connect_timeout`` seconds is a ClusterError."""
+    """Run the worker until the scheduler goes away or a stop signal arrives (the entry point's
+    policy, :func:`hil.lifecycle.signals.stopping`: the benches it runs are cancelled and torn
+    down first); a scheduler not reached within ``connect_timeout`` seconds is a ClusterError."""
     resources = {resource_name(r): 1 for r in host.rigs}
     # a thread per rig, so every rig can run a bench at once, plus one for small tasks (rig files,
     # artifacts) that must not queue behind a bench
@@ -87,20 +88,18 @@ async def serve(scheduler: str, host: LabHost, *, name: str | None = None, liste
                     memory_limit=0)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await worker
-    except OSError as exc:  # TimeoutError included
-        raise ClusterError(f"cannot reach the Dask scheduler at {scheduler} within {connect_timeout:g} s: {exc}") from None
-    async with worker:
-        log.info("worker %s at %s owns %s", worker.name, worker.address, ", ".join(resources))
-        if on_ready is not None:
-            on_ready(worker)
-        finished = asyncio.ensure_future(worker.finished())
-        await asyncio.wait([finished, asyncio.ensure_future(stop.wait())],
-                           return_when=asyncio.FIRST_COMPLETED)
-        if stop.is_set() and (n := cancel_running()):  # torn down now, not after their last minute
-            log.info("stopping: cancelled %d running bench(es); their rigs are torn down first", n)
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.remove_signal_handler(sig)
+    with signals.stopping(lambda: loop.call_soon_threadsafe(stop.set)):
+        try:
+            await worker
+        except OSError as exc:  # TimeoutError included
+            raise ClusterError(f"cannot reach the Dask scheduler at {scheduler} within {connect_timeout:g} s: "
+                               f"{exc}") from None
+        async with worker:
+            log.info("worker %s at %s owns %s", worker.name, worker.address, ", ".join(resources))
+            if on_ready is not None:
+                on_ready(worker)
+            finished = asyncio.ensure_future(worker.finished())
+            await asyncio.wait([finished, asyncio.ensure_future(stop.wait())],
+                               return_when=asyncio.FIRST_COMPLETED)
+            if stop.is_set() and (n := cancel_running()):  # torn down now, not after their last minute
+                log.info("stopping: cancelled %d running bench(es); their rigs are torn down first", n)

@@ -136,6 +136,7 @@ class Child:
         self._status_fd = status_fd  # the read end of the leash's status pipe, until stop closes it
         self._status = b""
         self._terminated = False
+        self._readers: list[threading.Thread] = []
 
     @property
     def pid(self) -> int:
@@ -177,6 +178,28 @@ class Child:
             if key == kind:
                 return value
         return None
+
+    def read_lines(self, handlers: dict[str, Callable[[str], None]], name: str, limit: int = -1) -> None:
+        """Read the child's piped ``stdout`` / ``stderr`` line by line, each on a thread of its own
+        (so neither pipe fills and blocks the child): every line, its line ending removed and
+        decoded as UTF-8 (bad bytes replaced), at most ``limit`` bytes, goes to ``handlers[STREAM]``."""
+        for stream, handle in handlers.items():
+            pipe = getattr(self.proc, stream)
+
+            def run(pipe: Any = pipe, handle: Callable[[str], None] = handle) -> None:
+                with pipe:
+                    for raw in iter(lambda: pipe.readline(limit), b""):
+                        handle(raw.rstrip(b"\n").rstrip(b"\r").decode("utf-8", errors="replace"))
+
+            thread = threading.Thread(target=run, name=f"{name}-{stream}", daemon=True)
+            thread.start()
+            self._readers.append(thread)
+
+    def drain(self, timeout_s: float) -> None:
+        """Wait (at most ``timeout_s`` per pipe) until :meth:`read_lines` has passed on all the
+        child wrote: call it once the child ended, so its last lines are not lost."""
+        for thread in self._readers:
+            thread.join(timeout_s)
 
     def terminate(self) -> None:
         """Ask the child to end (SIGTERM; a leash forwards it to everything below it), once."""

@@ -8,8 +8,10 @@ after the first never interrupt the teardown they would cut short: they are note
 bounds that teardown (``HIL_TEARDOWN_GRACE_S`` seconds, default 60): past it, the stack of every
 thread is printed, every supervised child is killed and the process exits anyway.
 
-Inside :func:`shielded` (writing the reports) a stop waits for the block's end; after
-:func:`finish` (the command is over, its exit code decided) a stop changes nothing.
+Inside :func:`shielded` (writing the reports) a stop waits for the block's end; inside
+:func:`stopping` (a loop that serves until asked to end: ``hil worker``) a stop asks it to end
+instead of raising; after :func:`finish` (the command is over, its exit code decided) a stop
+changes nothing.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -65,6 +67,8 @@ class _Policy:
         self.noted = False
         self.grace_s = DEFAULT_GRACE_S
         self.wake = -1  # the watchdog's pipe: a handler may write to a pipe, not take a lock
+        self.on_stop: Callable[[], None] | None = None  # set by stopping(): a stop asks instead of raising
+        self.asked: Callable[[], None] | None = None  # what the first stop asked (the watchdog calls it)
 
 
 _policy = _Policy()
@@ -84,6 +88,36 @@ def install() -> None:
         threading.Thread(target=_watchdog, args=(wait,), name="hil-teardown-watchdog", daemon=True).start()
     for sig in STOP_SIGNALS:
         signal.signal(sig, _on_signal)
+
+
+@contextmanager
+def installed() -> Iterator[None]:
+    """The stop policy for the block, for an entry point that is a guest in someone else's process
+    (the pytest plugin): installed on entry (main thread only; elsewhere signals never land), the
+    previous handlers back afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    install()
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@contextmanager
+def stopping(on_stop: Callable[[], None]) -> Iterator[None]:
+    """Within the block, a stop calls ``on_stop`` instead of raising: for a loop that serves until
+    it is asked to end. ``on_stop`` runs on the watchdog's thread, never inside the interrupted
+    code, so it may take locks (``loop.call_soon_threadsafe`` does); the watchdog then bounds the
+    ending as after any stop."""
+    _policy.on_stop = on_stop
+    try:
+        yield
+    finally:
+        _policy.on_stop = None
 
 
 def received() -> int | None:
@@ -120,8 +154,9 @@ def _on_signal(signum: int, _frame: object) -> None:
             _say(f"hil: {describe(signum)} again: still tearing down (at most {_policy.grace_s:g} s)\n")
         return
     _policy.signum = signum
-    os.write(_policy.wake, bytes([signum]))  # starts the watchdog's clock
-    if _policy.finished:
+    _policy.asked = _policy.on_stop
+    os.write(_policy.wake, bytes([signum]))  # wakes the watchdog: it asks (if asked to), then its clock runs
+    if _policy.finished or _policy.asked is not None:
         return
     if _policy.shield:
         _policy.pending = True
@@ -132,6 +167,8 @@ def _on_signal(signum: int, _frame: object) -> None:
 def _watchdog(wait: int) -> None:
     """Waits (from install on) for the first stop, then bounds the teardown it starts."""
     signum = os.read(wait, 1)[0]
+    if _policy.asked is not None:
+        _policy.asked()
     time.sleep(_policy.grace_s)
     _say(f"error: teardown did not finish within {_policy.grace_s:g} s of {signal.Signals(signum).name}; "
          "exiting. Where each thread was:\n")

@@ -92,6 +92,10 @@ class BrokerProcess:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def ended(self) -> str:
+        """How the broker ended: ``exited with code 1``, ``was killed by SIGKILL``."""
+        return self.child.ended()
+
     def __exit__(self, *exc: object) -> None:
         proc, self.proc = self.proc, None
         if proc is None:

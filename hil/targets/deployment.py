@@ -1,10 +1,11 @@
 """Bring a stack up on a rig's targets, keep an eye on it, and always tear it down.
 
-The engine behind ``hil deploy``: one bundle for the whole stack (built, or a prebuilt one checked
-against the stack), one driver per target that has components, serial consoles captured before
-anything else happens, an optional power cycle, then deploy → start → wait ready target by
-target. Every step is reported as an :class:`Event`; leaving the ``with`` block stops every target
-in reverse order, also after errors and Ctrl-C.
+The engine behind every deploy (the deploy step of :class:`hil.session.RigSession`): one bundle
+for the whole stack (built, or a prebuilt one checked against the stack), one driver per target
+that has components, serial consoles captured before anything else happens, an optional power
+cycle, then deploy → start → wait ready target by target. Every step is reported as an
+:class:`Event`; leaving the ``with`` block stops every target in reverse order, also after errors
+and Ctrl-C.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ class Deployment:
                 target.stop()
             except Exception as err:  # the others must still be stopped
                 failed.append(err)
-                self._emit(Event(name, "failed", _first_line(err)))
+                self._emit(Event(name, "failed", first_line(err)))
                 continue
             self._emit(Event(name, "stopped"))
         if failed and exc_type is None:
@@ -68,8 +69,7 @@ class Deployment:
 
     def drivers(self) -> dict[str, str]:
         """Target name → driver key for every target the stack uses, in rig order."""
-        used = {c.target for c in self.stack.components.values()}
-        return {n: driver_key(t) for n, t in self.rig.targets.items() if n in used}
+        return drivers(self.rig, self.stack)
 
     def up(self, power_cycle: bool = False, timeout_ns: int | None = None) -> None:
         """Create, (power-cycle,) deploy, start and wait ready every target the stack uses."""
@@ -121,11 +121,17 @@ class Deployment:
         try:
             action()
         except BaseException as exc:
-            self._emit(Event(name, "failed", _first_line(exc)))
+            self._emit(Event(name, "failed", first_line(exc)))
             raise
         self._emit(Event(name, done, f"{(now_ns() - t0) / 1e9:.1f}s"))
 
 
-def _first_line(exc: BaseException) -> str:
+def drivers(rig: Rig, stack: Stack) -> dict[str, str]:
+    """Target name → driver key for every target of ``rig`` that ``stack`` uses, in rig order."""
+    used = {c.target for c in stack.components.values()}
+    return {n: driver_key(t) for n, t in rig.targets.items() if n in used}
+
+
+def first_line(exc: BaseException) -> str:
     text = str(exc)
     return text.splitlines()[0] if text else type(exc).__name__

@@ -14,11 +14,10 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from hil import clock
 from hil.lifecycle.children import Child, spawn
@@ -32,6 +31,7 @@ from hil.targets.ready import Armed
 
 DEFAULT_GRACE_NS = 5_000_000_000
 _LINE_LIMIT = 1 << 16
+DRAIN_S = 5.0  # how long a component's last output may take to be read once it ended
 
 
 class LocalHpcTarget(Target):
@@ -49,7 +49,6 @@ class LocalHpcTarget(Target):
         self.manifest: bundles.Manifest | None = None
         self._components: dict[str, ProcessComponent] = {}
         self._procs: dict[str, Child] = {}
-        self._pumps: dict[str, list[threading.Thread]] = {}
         self._ready = Armed()
 
     # -- life cycle hooks ----------------------------------------------------------------------
@@ -90,19 +89,8 @@ class LocalHpcTarget(Target):
         child = spawn(expand_argv(comp.argv, sys.executable), what=f"component {name!r}", leash=True, cwd=cwd,
                       env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self._procs[name] = child
-        self._pumps[name] = [self._pump(name, child.proc.stdout, "stdout"),
-                             self._pump(name, child.proc.stderr, "stderr")]
-
-    def _pump(self, name: str, pipe: IO[bytes], stream: str) -> threading.Thread:
-        def run() -> None:
-            with pipe:
-                for raw in iter(lambda: pipe.readline(_LINE_LIMIT), b""):
-                    text = raw.rstrip(b"\n").rstrip(b"\r").decode("utf-8", errors="replace")
-                    self.console(ConsoleLine(clock.now_ns(), name, text, stream))
-
-        thread = threading.Thread(target=run, name=f"{self.name}-{name}-{stream}", daemon=True)
-        thread.start()
-        return thread
+        child.read_lines({stream: lambda text, s=stream: self.console(ConsoleLine(clock.now_ns(), name, text, s))
+                          for stream in ("stdout", "stderr")}, f"{self.name}-{name}", _LINE_LIMIT)
 
     def pgids(self) -> dict[str, int]:
         """Process group of each running component (its leash's pid)."""
@@ -112,12 +100,8 @@ class LocalHpcTarget(Target):
         """Raise DeployError naming the first component that died, with its console tail."""
         for name, child in self._procs.items():
             if child.poll() is not None:
-                self._drain(name)
+                child.drain(DRAIN_S)
                 raise crashed(self.name, name, child.ended(), self.log, self.state)
-
-    def _drain(self, name: str, timeout_s: float = 5.0) -> None:
-        for thread in self._pumps.get(name, []):
-            thread.join(timeout_s)
 
     def _terminate(self, grace_ns: int) -> None:
         """Stop every component at once (SIGTERM, or SIGKILL when ``grace_ns`` is 0); SIGKILL what
@@ -129,6 +113,5 @@ class LocalHpcTarget(Target):
         deadline = time.monotonic() + grace_ns / 1e9
         for child in procs.values():
             child.stop(max(0.0, deadline - time.monotonic()))
-        for name in procs:
-            self._drain(name)
-        self._pumps = {}
+        for child in procs.values():
+            child.drain(DRAIN_S)

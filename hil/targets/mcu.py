@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from hil import clock
 from hil.cortexm import config as cortexm_config
@@ -189,7 +189,6 @@ class EmulatedMcuTarget(_McuTarget):
         self.flash_path = self.dir / "flash.bin"
         self.device = an3155.DEVICES[spec.part or an3155.DEFAULT_PID]
         self.proc: Child | None = None
-        self._pumps: list[threading.Thread] = []
         self._states: list[dict] = []
         self._started = 0  # state events before the last start
         self._cond = threading.Condition()
@@ -305,18 +304,7 @@ class EmulatedMcuTarget(_McuTarget):
         cfg_path.write_text(self._config(boot0).to_json())
         self.proc = spawn(python_argv("hil.firmware", str(cfg_path)), what=f"emulated MCU {self.name!r}", leash=True,
                           cwd=self.dir, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        self._pumps = [self._pump(self.proc.proc.stdout, self._on_event),
-                       self._pump(self.proc.proc.stderr, self._on_stderr)]
-
-    def _pump(self, pipe: IO[bytes], handle: Callable[[str], None]) -> threading.Thread:
-        def run() -> None:
-            with pipe:
-                for raw in iter(pipe.readline, b""):
-                    handle(raw.rstrip(b"\n").decode("utf-8", errors="replace"))
-
-        thread = threading.Thread(target=run, name=f"{self.name}-mcu", daemon=True)
-        thread.start()
-        return thread
+        self.proc.read_lines({"stdout": self._on_event, "stderr": self._on_stderr}, f"{self.name}-mcu")
 
     def _on_event(self, text: str) -> None:
         try:
@@ -336,8 +324,7 @@ class EmulatedMcuTarget(_McuTarget):
 
     def _alive(self) -> None:
         if self.proc is not None and self.proc.poll() is not None:
-            for thread in self._pumps:
-                thread.join(GRACE_S)
+            self.proc.drain(GRACE_S)
             raise crashed(self.name, self.comp_name, self.proc.ended(), self.log, self.state)
         with self._cond:
             fault = next((e for e in self._states[self._started:] if e["state"] == "fault"), None)
@@ -349,9 +336,7 @@ class EmulatedMcuTarget(_McuTarget):
         if proc is None:
             return
         proc.stop(grace_s)
-        for thread in self._pumps:
-            thread.join(GRACE_S)
-        self._pumps = []
+        proc.drain(GRACE_S)
 
 
 class BootCheck(Check):

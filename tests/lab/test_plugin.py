@@ -65,6 +65,9 @@ def test_runs_the_bench_and_reports_measurements_as_junit_properties(tmp_path, m
         assert 0 < float(value) <= 5000 if test == "test_echo_latency" else float(value) >= 50
     assert broke or "warning" not in out.stdout
     assert (runs / "test_echo_latency" / "recording.mcap").stat().st_size > 0
+    # deployed as hil run deploys (a RigSession): the stack's bundle built and verified, consoles kept
+    assert [p.name for p in (runs / "test_echo_latency").glob("*.tar.gz")] == ["echo-stack-1.0.tar.gz"]
+    assert "echo ready" in (runs / "test_echo_latency" / "console" / "echo.log").read_text()
 
 
 def test_a_broken_harness_budget_fails_the_test_naming_the_harness_never_passes_it(tmp_path, monkeypatch):

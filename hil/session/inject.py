@@ -1,10 +1,10 @@
-"""A bench's stimulus onto the rig, and its faults armed the moment the stimulus starts (their
-windows count from there). Shared by the bench runner and the pytest plugin, so a bench behaves
-the same written either way."""
+"""A stimulus onto the rig, and a bench's faults armed the moment the stimulus starts (their
+windows count from there). The rig session's inject step, so a bench behaves the same under
+``hil run`` and the pytest plugin, and ``hil replay`` records what a bench records."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from hil.clock import now_ns
@@ -29,14 +29,16 @@ def read_stimulus(stimulus: Any, rig: Any) -> Any:
 
 
 def inject(timeline: Any, faults: Mapping[str, list[Any]], buses: Any, recorder: Any,
-           deadline_ns: int | None = None) -> tuple[int, Any]:
+           deadline_ns: int | None = None, *, timed_release: bool = True,
+           on_progress: Callable[[Any], None] | None = None) -> tuple[int, Any]:
     """Play ``timeline`` (from :func:`read_stimulus`; None: nothing to play) and arm ``faults`` for
-    its start, before its first frame.
+    its start, before its first frame; ``timed_release`` and ``on_progress`` go to the injector
+    (:func:`hil.stimulus.injector.play`).
 
     Returns the start on the run clock and the ReplayReport (None without a stimulus). The
     injected frames' echoes, the replay figures and the host's load as the injection starts and
-    ends go into ``recorder`` (when there is one), as analysis expects them, and what the timeline left out (reason → count) goes into the replay
-    event, hence the bench result. Raises
+    ends go into ``recorder`` (when there is one), as analysis expects them, and what the timeline
+    left out (reason → count) goes into the replay event, hence the bench result. Raises
     ReplayStoppedError when ``deadline_ns`` stopped the replay."""
     from hil.stimulus.realtime import host_load
 
@@ -46,7 +48,7 @@ def inject(timeline: Any, faults: Mapping[str, list[Any]], buses: Any, recorder:
 
     load("inject-start")
     try:
-        return _play(timeline, faults, buses, recorder, deadline_ns)
+        return _play(timeline, faults, buses, recorder, deadline_ns, timed_release, on_progress)
     finally:
         load("inject-end")
 
@@ -62,8 +64,8 @@ def _histogram(values: Any) -> Any:
     return h
 
 
-def _play(timeline: Any, faults: Mapping[str, list[Any]], buses: Any, recorder: Any,
-          deadline_ns: int | None) -> tuple[int, Any]:
+def _play(timeline: Any, faults: Mapping[str, list[Any]], buses: Any, recorder: Any, deadline_ns: int | None,
+          timed_release: bool, on_progress: Callable[[Any], None] | None) -> tuple[int, Any]:
     from hil.stimulus.injector import play
 
     if timeline is None:
@@ -76,7 +78,8 @@ def _play(timeline: Any, faults: Mapping[str, list[Any]], buses: Any, recorder: 
         started.append(start_ns)
         arm_faults(faults, buses, recorder, start_ns)
 
-    report = play(timeline, buses, on_start=on_start, deadline_ns=deadline_ns)
+    report = play(timeline, buses, on_progress=on_progress, timed_release=timed_release, on_start=on_start,
+                  deadline_ns=deadline_ns)
     if recorder is not None:
         for bus, echoes in report.echoes.items():
             recorder.injected(bus, echoes)

@@ -1,13 +1,13 @@
-"""Console lines of a bench's targets: one text file per source beside the recording, and into the
-recording while it runs. Lines arrive from the drivers' reader threads, hence the lock."""
+"""Console lines of a session's targets: one text file per source in the session's folder, and into
+the recording while one runs. Lines arrive from the drivers' reader threads, hence the lock."""
 
 from __future__ import annotations
 
-import re
 import threading
 from pathlib import Path
 from typing import IO, Any
 
+from hil.session.folders import safe_name
 from hil.targets.base import ConsoleLine
 
 
@@ -24,7 +24,7 @@ class Consoles:
             f = self._files.get(line.source)
             if f is None:
                 self.folder.mkdir(parents=True, exist_ok=True)
-                path = self.folder / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', line.source)}.log"
+                path = self.folder / f"{safe_name(line.source)}.log"
                 f = self._files[line.source] = path.open("a", encoding="utf-8")
                 self.paths[line.source] = path
             f.write(f"{line.t_ns / 1e9:.6f} {line.stream} {line.text}\n")
