@@ -130,7 +130,7 @@ def run(sources: dict[str, Path], tmp: Path) -> dict:
     from hil.spec.rig import Rig
     from hil.spec.suite import Stimulus
     from hil.stimulus.events import PacketEvent
-    from hil.bench.inject import inject
+    from hil.session.inject import inject
     from hil.stimulus.timeline import build_timeline
 
     ports = {name: free_port() for name in STREAMS}

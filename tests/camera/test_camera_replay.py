@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from hil.bench.inject import inject
+from hil.session.inject import inject
 from hil.buses import RigBuses
 from hil.spec.rig import Rig
 from hil.spec.suite import Stimulus

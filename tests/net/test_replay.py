@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from hil.bench.inject import inject
+from hil.session.inject import inject
 from hil.buses import RigBuses
 from hil.errors import StimulusError
 from hil.net.udp import KERNEL, RETURNED
