@@ -1,6 +1,7 @@
 """Latency probes: pair each stimulus event with its response, hop by hop.
 
-Three pairings (``Probe.pair``):
+Three pairings are built in (``Probe.pair``); each is a :class:`Pairer` in the ``hil.probe``
+registry (:mod:`hil.registry`), and a plugin adds one with an entry point:
 
 ``next``
     each stimulus frame → the first response frame at or after it. Several stimuli may share one
@@ -21,12 +22,14 @@ pairing is done with ``argsort``/``searchsorted`` over whole columns: no Python 
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from hil.analysis.signals import Column, Database, byte_column, frames_with_id, signal_column
+from hil import registry
 from hil.errors import AnalysisError
 from hil.recording.frames import Frames
 from hil.spec.suite import Chain, Probe, ProbeEnd
@@ -155,26 +158,46 @@ def chain(pairings: list[Pairing]) -> ChainPairing:
 # -- from the suite's probe definitions ------------------------------------------------------------
 
 
-def run_probe(probe: Probe, buses: Mapping[str, Frames], db: Database) -> Pairing:
-    """Evaluate one probe on the recorded frames of the rig's buses."""
-    stim_frames = probe_frames(probe.from_, buses, db)
-    resp_frames = probe_frames(probe.to, buses, db)
-    if probe.pair == "next":
-        stim, resp = stim_frames.t_ns, resp_frames.t_ns
+class Pairer(ABC):
+    """A probe pairing (``hil.probe``): the stimulus events of a probe and, per stimulus, its
+    response, from the recorded frames of the rig's buses (:func:`probe_frames` and
+    :func:`field_column` read a probe end; :func:`pair_next` pairs two time columns)."""
+
+    @abstractmethod
+    def pair(self, probe: Probe, buses: Mapping[str, Frames], db: Database) -> Pairing: ...
+
+
+class NextPairer(Pairer):
+    def pair(self, probe: Probe, buses: Mapping[str, Frames], db: Database) -> Pairing:
+        stim, resp = probe_frames(probe.from_, buses, db).t_ns, probe_frames(probe.to, buses, db).t_ns
         return Pairing(stim, pair_next(stim, resp, probe.window))
-    if probe.pair == "edge":
+
+
+class EdgePairer(Pairer):
+    def pair(self, probe: Probe, buses: Mapping[str, Frames], db: Database) -> Pairing:
+        stim_frames, resp_frames = probe_frames(probe.from_, buses, db), probe_frames(probe.to, buses, db)
         stim = crossings(field_column(probe.from_, stim_frames, db), probe.from_.threshold, probe.from_.direction)
         if probe.to.threshold is None:
             resp = resp_frames.t_ns
         else:
             resp = crossings(field_column(probe.to, resp_frames, db), probe.to.threshold, probe.to.direction)
         return Pairing(stim, pair_next(stim, resp, probe.window))
-    s, r = field_column(probe.from_, stim_frames, db), field_column(probe.to, resp_frames, db)
-    s_ctr, r_ctr = s.value.astype(np.int64), r.value.astype(np.int64)
-    if probe.modulo:
-        s_ctr, r_ctr = s_ctr % probe.modulo, r_ctr % probe.modulo
-    response, duplicates = pair_counter(s.t_ns, s_ctr, r.t_ns, r_ctr, probe.window)
-    return Pairing(s.t_ns, response, duplicates)
+
+
+class CounterPairer(Pairer):
+    def pair(self, probe: Probe, buses: Mapping[str, Frames], db: Database) -> Pairing:
+        s = field_column(probe.from_, probe_frames(probe.from_, buses, db), db)
+        r = field_column(probe.to, probe_frames(probe.to, buses, db), db)
+        s_ctr, r_ctr = s.value.astype(np.int64), r.value.astype(np.int64)
+        if probe.modulo:
+            s_ctr, r_ctr = s_ctr % probe.modulo, r_ctr % probe.modulo
+        response, duplicates = pair_counter(s.t_ns, s_ctr, r.t_ns, r_ctr, probe.window)
+        return Pairing(s.t_ns, response, duplicates)
+
+
+def run_probe(probe: Probe, buses: Mapping[str, Frames], db: Database) -> Pairing:
+    """Evaluate one probe on the recorded frames of the rig's buses, with its pairing."""
+    return registry.PROBES.implementation(probe.pair)().pair(probe, buses, db)
 
 
 def run_chain(c: Chain, pairings: Mapping[str, Pairing]) -> ChainPairing:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import platform
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,6 +21,7 @@ from hil.clock import now_ns
 from hil.errors import UsageError
 from hil.lifecycle.signals import shielded, stopped
 from hil.spec.rig import Rig
+from hil.spec.suite import ReportSpec
 
 
 @dataclass
@@ -69,7 +70,7 @@ def run_suite(rig_path: str | Path, suite_path: str | Path, options: SuiteOption
     finally:  # an interrupted run still gets its reports, but never becomes a history baseline
         result.duration_s = (now_ns() - start) / 1e9
         with shielded():  # a stop now waits for the reports: they are whole, or not there at all
-            _finish(result, run_dir, options, record=completed and options.record_history)
+            _finish(result, run_dir, options, record=completed and options.record_history, reports=suite.reports)
     return result
 
 
@@ -102,7 +103,8 @@ def _run_benches(rig_path: str | Path, suite_path: str | Path, names: list[str],
                 options.on_result(bench)
 
 
-def _finish(result: SuiteResult, run_dir: Path, options: SuiteOptions, record: bool) -> None:
+def _finish(result: SuiteResult, run_dir: Path, options: SuiteOptions, record: bool,
+            reports: Sequence[ReportSpec]) -> None:
     """Regressions against the history, the history row, the report files."""
     from hil.report import write_reports
     from hil.report.history import History
@@ -111,4 +113,4 @@ def _finish(result: SuiteResult, run_dir: Path, options: SuiteOptions, record: b
         with History(options.history) as history:
             result.regressions = history.regressions(result)
             history.record(result)
-    write_reports(result, run_dir)
+    write_reports(result, run_dir, reports)

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Union
 
-from pydantic import Field, StrictBool, StrictFloat, StrictInt
+from pydantic import Field, StrictBool, StrictFloat, StrictInt, StrictStr
+
+from hil import registry
 
 from hil.spec.common import (DBC_FILE, SPEC_FILE, STIMULUS_FILE, CanId, Duration, JsonObject, Line, Name,
                              PositiveDuration, Spec, SpecPath, Text, format_duration)
 from hil.spec.faults import Fault, fault_problems
 from hil.spec.match import FrameMatch
+from hil.spec.registered import Named, Registered
 from hil.spec.rig import Rig
 
 Problem = tuple[tuple, str]
@@ -36,18 +39,38 @@ class Override(Spec):
     end: Duration | None = None
 
 
-STIMULUS_FORMATS = ("asc", "blf", "trc", "log", "csv", "mf4", "mcap", "serial")
-STIMULUS_SUFFIXES = {".asc": "asc", ".blf": "blf", ".trc": "trc", ".log": "log", ".csv": "csv", ".mf4": "mf4",
-                     ".mcap": "mcap", ".serial": "serial", ".scap": "serial"}
-
-
 def stimulus_format(path: Path, fmt: str = "auto") -> str | None:
-    """The format of stimulus file ``path``: ``fmt``, or for "auto" the one its suffix names — the
-    suffix before ``.gz`` for a compressed file (None: none)."""
+    """The format of stimulus file ``path``: ``fmt``, or for "auto" the ``hil.stimulus`` reader
+    that claims its suffix — the suffix before ``.gz`` for a compressed file — else ``python-can``
+    when python-can's reader table (its own readers and its plugins) has one for it (None: none)."""
     if fmt != "auto":
         return fmt
     name = path.with_suffix("") if path.suffix.lower() == ".gz" else path
-    return STIMULUS_SUFFIXES.get(name.suffix.lower())
+    suffix = name.suffix.lower()
+    owners = [n for n in registry.STIMULUS.names() if suffix in registry.STIMULUS.suffixes(n)]
+    if len(owners) > 1:
+        raise registry.STIMULUS.error(f"files ending in {suffix!r} are claimed twice: by "
+                                      f"{registry.STIMULUS.entry(owners[0]).describe()} and by "
+                                      f"{registry.STIMULUS.entry(owners[1]).describe()}; a plugin may not "
+                                      "replace another — uninstall one")
+    if owners:
+        return owners[0]
+    return "python-can" if suffix and suffix in python_can_suffixes() else None
+
+
+def suffix_formats() -> list[str]:
+    """The stimulus formats a file's suffix names (``python-can`` needs a suffix python-can reads)."""
+    return [n for n in registry.STIMULUS.names() if registry.STIMULUS.suffixes(n)]
+
+
+def python_can_suffixes() -> set[str]:
+    """The suffixes python-can's ``LogReader`` reads: its own readers and ``can.io.message_reader``
+    entry points."""
+    from importlib.metadata import entry_points
+
+    from can.io.player import MESSAGE_READERS
+
+    return set(MESSAGE_READERS) | {ep.name for ep in entry_points(group="can.io.message_reader")}
 
 
 def format_unavailable(fmt: str) -> str | None:
@@ -62,7 +85,7 @@ class Source(Spec):
     """One recorded stream on the timeline."""
 
     file: Annotated[SpecPath, STIMULUS_FILE]
-    format: Literal[("auto", *STIMULUS_FORMATS)] = "auto"
+    format: Annotated[StrictStr, Named(registry.STIMULUS, also=("auto",))] = "auto"
     map: dict[Line, Name] = Field(default_factory=dict, description="log channel → rig bus")
     include_ids: list[CanId] | None = None
     exclude_ids: list[CanId] = Field(default_factory=list)
@@ -130,12 +153,13 @@ class ProbeEnd(Spec):
 
 
 class Probe(Spec):
-    """A latency definition: stimulus event → response, paired by counter, edge or next frame."""
+    """A latency definition: stimulus event → response, paired by counter, edge, next frame or a
+    plugin's pairing (``hil.probe``)."""
 
     name: Name
     from_: ProbeEnd = Field(alias="from")
     to: ProbeEnd
-    pair: Literal["counter", "edge", "next"]
+    pair: Annotated[StrictStr, Named(registry.PROBES)]
     window: PositiveDuration = Field(1_000_000_000, description="a response later than this is a miss")
     budget: PositiveDuration | None = Field(None, description="deadline for deadline-miss counting")
     modulo: StrictInt | None = Field(None, ge=2, le=1 << 32, description="counter wrap-around (e.g. 16, 256)")
@@ -187,6 +211,35 @@ class HarnessBudget(Spec):
     max: PositiveDuration = Field(20_000_000, description="any single frame's harness error or replay lateness")
 
 
+class ReportSpec(Spec):
+    """Base of every report format's model (``hil.report``): ``format`` names it; a bare name
+    stands for ``{format: NAME}``."""
+
+    format: str
+
+
+class ResultsReport(ReportSpec):
+    """results.json (always written)."""
+
+    format: Literal["results"]
+
+
+class JunitReport(ReportSpec):
+    """junit.xml (always written)."""
+
+    format: Literal["junit"]
+
+
+class HtmlReport(ReportSpec):
+    """report.html with plots (always written)."""
+
+    format: Literal["html"]
+
+
+Report = Annotated[Union[ResultsReport, JunitReport, HtmlReport, ReportSpec],
+                   Registered(registry.REPORTS, shorthand=True)]
+
+
 class Bench(Spec):
     name: Name
     description: Text = ""
@@ -220,6 +273,8 @@ class Suite(Spec):
     requires: list[Line] = Field(default_factory=list, description="rig tags this suite needs")
     defaults: Defaults = Field(default_factory=Defaults)
     benches: list[Bench] = Field(min_length=1)
+    reports: list[Report] = Field(default_factory=list, description="report formats written besides results.json, "
+                                                                    "junit.xml and report.html (hil plugins)")
 
     def problems(self) -> list[Problem]:
         out: list[Problem] = []
