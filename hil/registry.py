@@ -236,6 +236,11 @@ PROBES = Registry("hil.probe", "probe pairing", [
         ("counter", "CounterPairer"), ("edge", "EdgePairer"), ("next", "NextPairer"))
 ], tag="pair", impl_base="hil.analysis.probes:Pairer", error=AnalysisError)
 
+MEASUREMENTS = Registry("hil.measurement", "measurement source", [
+    Entry(name, f"hil.analysis.bench:{name.capitalize()}Source")
+    for name in ("probe", "chain", "signal", "frames", "cycle", "replay", "lost")
+], impl_base="hil.analysis.bench:Source", spec_base="hil.spec.suite:SourceSpec", error=AnalysisError)
+
 REPORTS = Registry("hil.report", "report format", [
     Entry(name, f"hil.report:{cls}", f"hil.spec.suite:{model}") for name, cls, model in (
         ("results", "ResultsWriter", "ResultsReport"), ("junit", "JunitWriter", "JunitReport"),

@@ -69,6 +69,9 @@ class Registered:
             model = reg.model(tag)
         except HilError as exc:  # a clash or a broken plugin, reported at the tag that names it
             raise PydanticCustomError("plugin_unusable", "{reason}", {**disc, "reason": str(exc)}) from None
+        if model is None:  # a built-in written as a key of its own (a measurement's ``probe:``)
+            raise PydanticCustomError("plugin_unusable", "{reason}", {**disc, "reason": (
+                f"{reg.what} {tag!r} is built in and written as a key of its own, not here")})
         return model.model_validate(value, context=info.context)
 
     def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
@@ -83,7 +86,10 @@ class Registered:
                 model = self.registry.model(tag)
             except HilError:
                 continue
-            models[tag] = model.__pydantic_core_schema__
+            if model is not None:
+                models[tag] = model.__pydantic_core_schema__
+        if not models:  # no plugin brings one (measurement sources): nothing is valid here
+            return {"not": {}}
         if self.registry.keyed:
             union = core_schema.union_schema(list(models.values()))
         else:
@@ -114,3 +120,7 @@ class Named:
 
     def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
         return core_schema.no_info_after_validator_function(self.check, handler(source))
+
+    def __get_pydantic_json_schema__(self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler) -> dict:
+        """The names known when ``hil schema`` runs, plugins' too."""
+        return {**handler(schema), "enum": self.choices()}

@@ -173,9 +173,19 @@ class Chain(Spec):
     budget: PositiveDuration | None = Field(None, description="end-to-end deadline for deadline-miss counting")
 
 
+class SourceSpec(Spec):
+    """Base of a plugin measurement source's model (``hil.measurement``), written as a
+    measurement's ``source: {kind: NAME, ...}``; the built-in sources are keys of their own."""
+
+    kind: str
+
+
+BUILTIN_SOURCES = ("probe", "chain", "signal", "frames", "cycle", "replay", "lost")
+
+
 class Measurement(Spec):
-    """A named value with a unit and limits; exactly one source among probe/signal/frames/cycle/
-    replay/lost."""
+    """A named value with a unit and limits; exactly one source among probe/chain/signal/frames/
+    cycle/replay/lost, or a plugin's ``source``."""
 
     name: Name
     probe: Name | None = None
@@ -194,11 +204,13 @@ class Measurement(Spec):
     ge: StrictFloat | None = None
     range: tuple[StrictFloat, StrictFloat] | None = None
     marginal: StrictFloat | None = Field(None, ge=0, description="band inside the limits judged marginal")
+    source: Annotated[SourceSpec, Registered(registry.MEASUREMENTS)] | None = Field(
+        None, description="a plugin's measurement source: {kind: NAME, ...}")
 
     def sources(self) -> list[str]:
-        named = ["probe", "chain", "signal", "frames", "cycle"]
-        return [k for k in named if getattr(self, k) is not None] + [
-            k for k in ("replay", "lost") if getattr(self, k)]
+        """The sources this measurement names: built-in keys, or the kind of its ``source``."""
+        return [k for k in BUILTIN_SOURCES if getattr(self, k) not in (None, False)] + (
+            [self.source.kind] if self.source is not None else [])
 
 
 class HarnessBudget(Spec):
@@ -365,7 +377,8 @@ def _measurement_problems(loc: tuple, m: Measurement, probes: set[str], chains: 
     out: list[Problem] = []
     src = m.sources()
     if len(src) != 1:
-        out.append((loc, f"expected exactly one of probe, chain, signal, frames, cycle, replay, lost; got {src or 'none'}"))
+        keys = ", ".join(BUILTIN_SOURCES + (("source",) if registry.MEASUREMENTS.plugins() else ()))
+        out.append((loc, f"expected exactly one of {keys}; got {src or 'none'}"))
     if m.probe is not None and m.probe not in probes:
         out.append((loc + ("probe",), f"unknown probe {m.probe!r}; this bench has: {', '.join(sorted(probes)) or 'none'}"))
     if m.chain is not None and m.chain not in chains:

@@ -1,5 +1,5 @@
-"""A plugin distribution adds a power switch, a flash method, a stimulus reader, a probe pairing
-and a report format through entry points — with no edit to ``hil/``: its settings are checked
+"""A plugin distribution adds a power switch, a flash method, a stimulus reader, a probe pairing,
+a measurement source and a report format through entry points — with no edit to ``hil/``: its settings are checked
 like the built-ins' (file:line:col), and a bench runs with all five on an emulated rig."""
 
 from __future__ import annotations
@@ -58,7 +58,9 @@ def suite(tmp: Path, pair: str = "exclusive", report: dict | None = None) -> dic
             "probes": [{"name": "echo", "pair": pair, "from": {"bus": "chassis", "id": 0x500},
                         "to": {"bus": "chassis", "id": 0x580}, "window": "100ms"}],
             "measurements": [{"name": "echo-missed", "probe": "echo", "stat": "missed", "le": 0},
-                             {"name": "echo-count", "probe": "echo", "stat": "count", "ge": FRAMES}],
+                             {"name": "echo-count", "probe": "echo", "stat": "count", "ge": FRAMES},
+                             {"name": "echo-gap", "source": {"kind": "gap", "bus": "chassis", "id": 0x580},
+                              "unit": "ms", "le": 1000}],
         }],
     }
 
@@ -75,10 +77,13 @@ def test_a_bench_runs_with_the_plugins_power_flash_stimulus_pairing_and_report(p
     assert stats["count"] + stats["missed"] == FRAMES  # every frame of the .jsonl played and paired or missed
     if bench["verdict"] == "pass":  # flashed by the loader, so the echo firmware answered every one at once
         assert (stats["count"], stats["missed"]) == (FRAMES, 0)
+    gap = bench["measurements"][2]
     rows = list(csv.reader((tmp_path / "run" / "m.csv").open(), delimiter=";"))
     assert rows == [["bench", "measurement", "value", "unit", "outcome"],
                     ["echo", "echo-missed", repr(float(stats["missed"])), "", bench["measurements"][0]["outcome"]],
-                    ["echo", "echo-count", repr(float(stats["count"])), "", bench["measurements"][1]["outcome"]]]
+                    ["echo", "echo-count", repr(float(stats["count"])), "", bench["measurements"][1]["outcome"]],
+                    ["echo", "echo-gap", repr(gap["value"]), "ms", gap["outcome"]]]
+    assert gap["source"] == "gap 0x580 on chassis" and 5 < gap["value"] < 1000  # answers come 10 ms apart
 
 
 def test_hil_deploy_cycles_the_plugins_power_switch_and_flashes_with_its_loader(plugin_site, tmp_path):
