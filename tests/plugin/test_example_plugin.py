@@ -127,3 +127,12 @@ def test_without_the_plugin_its_names_are_unknown(tmp_path):
     r = hil(Path("/nonexistent"), tmp_path, "check", str(tmp_path / "rig.yaml"))
     assert r.returncode == 2
     assert "power.relay.kind: expected 'kind' to be one of 'command', 'emulated', got 'journal'" in r.stderr, r.stderr
+
+
+def test_hil_plugins_lists_what_the_plugin_adds_beside_the_built_ins(plugin_site, tmp_path):
+    r = hil(plugin_site, tmp_path, "plugins")
+    assert r.returncode == 0, r.stdout + r.stderr
+    listed = [line.split(None, 1) for line in r.stdout.splitlines() if line.startswith("  ")]
+    assert ["journal", "hil_example_plugin.power:JournalSwitch (hil-example-plugin 0.1.0)"] in listed
+    assert ["uart-loader", "hil_example_plugin.flash:UartLoader (hil-example-plugin 0.1.0)"] in listed
+    assert ["emulated", "built in"] in listed and "hil.report (report format)" in r.stdout
