@@ -5,7 +5,11 @@ like the built-ins' (file:line:col), and a bench runs with all five on an emulat
 from __future__ import annotations
 
 import csv
+import gzip
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -136,3 +140,15 @@ def test_hil_plugins_lists_what_the_plugin_adds_beside_the_built_ins(plugin_site
     assert ["journal", "hil_example_plugin.power:JournalSwitch (hil-example-plugin 0.1.0)"] in listed
     assert ["uart-loader", "hil_example_plugin.flash:UartLoader (hil-example-plugin 0.1.0)"] in listed
     assert ["emulated", "built in"] in listed and "hil.report (report format)" in r.stdout
+
+
+def test_python_cans_reader_plugins_are_stimulus_formats_also_gzipped(plugin_site, tmp_path):
+    text = "".join(f"{10 + k / 100:.2f} 123 {k:02x}0102\n" for k in range(5))
+    (tmp_path / "drive.canl.gz").write_bytes(gzip.compress(text.encode()))
+    code = ("import sys; from hil.stimulus.readers import read_source; log = read_source(sys.argv[1]); "
+            "print(log.format, [(e.t_ns, e.channel, e.id, e.data.hex()) for e in log.events])")
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "drive.canl.gz")], capture_output=True, text=True,
+                       env={**os.environ, "PYTHONPATH": str(plugin_site)}, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "python-can " + repr([(10_000_000_000 + k * 10_000_000, "can0", 0x123, f"{k:02x}0102")
+                                                     for k in range(5)])
