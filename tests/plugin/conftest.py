@@ -21,7 +21,7 @@ def plugin_site(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("plugin")
     shutil.copytree(SOURCE, tmp / "src", ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
     done = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                           "--no-index", "--target", str(tmp / "site"), str(tmp / "src")],
+                           "--no-index", "--no-cache-dir", "--target", str(tmp / "site"), str(tmp / "src")],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     return tmp / "site"
