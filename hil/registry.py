@@ -148,7 +148,8 @@ class Registry:
         if field not in model.model_fields:
             return f"its model {model.__name__} has no field {field!r}"
         if not self.keyed and typing.get_args(model.model_fields[field].annotation) != (name,):
-            return f"expected its model's {field!r} to be Literal[{name!r}], got {model.model_fields[field].annotation!r}"
+            got = model.model_fields[field].annotation
+            return f"expected its model's {field!r} to be Literal[{name!r}], got {got!r}"
         return None
 
     def suffixes(self, name: str) -> tuple[str, ...]:

@@ -164,7 +164,8 @@ class LostSource(Source):
 class ReplaySource(Source):
     def measure(self, m: Measurement, got: Evidence) -> MeasurementResult:
         if got.replay.get(m.stat) is None:
-            return judge(m, None, "replay", detail=f"no replay figure {m.stat!r}; have: {', '.join(got.replay) or 'none'}")
+            have = ", ".join(got.replay) or "none"
+            return judge(m, None, "replay", detail=f"no replay figure {m.stat!r}; have: {have}")
         return judge(m, ns_to(m.unit, got.replay[m.stat]), "replay")
 
 

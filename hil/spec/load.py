@@ -291,7 +291,8 @@ def _format_pydantic(path: Path, doc: Any, model: type[BaseModel], err: dict) ->
         msg = f"expected {ctx.get('discriminator', 'kind')} to be one of {ctx.get('expected_tags')}, got {ctx.get('tag')!r}"
         return format_problem(path, doc, (*loc, ctx.get("discriminator", "").strip("'")), msg)
     if kind == "plugin_unusable":  # a registry name claimed twice, or a plugin that cannot be loaded
-        return format_problem(path, doc, (*loc, ctx.get("discriminator", "").strip("'")), ctx.get("reason", err["msg"]))
+        at = (*loc, ctx.get("discriminator", "").strip("'"))
+        return format_problem(path, doc, at, ctx.get("reason", err["msg"]))
     if kind == "union_tag_not_found":
         disc = ctx.get("discriminator", "kind").strip("'")
         return format_problem(path, doc, loc, f"missing required key {disc!r}", at_key=False)

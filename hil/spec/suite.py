@@ -9,7 +9,6 @@ from typing import Annotated, Literal, Union
 from pydantic import Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
 from hil import registry
-
 from hil.spec.common import (DBC_FILE, SPEC_FILE, STIMULUS_FILE, CanId, Duration, JsonObject, Line, Name,
                              PositiveDuration, Spec, SpecPath, Text, format_duration)
 from hil.spec.faults import Fault, fault_problems

@@ -2,10 +2,11 @@
 
 Both take exactly one firmware component, check its image (built from a stub folder if need be)
 against the component's version, and flash it with the method the rig names (``stm32-uart``,
-``uds``, ``command`` or a plugin's: :mod:`hil.flash`). The emulated MCU (``hil.firmware`` under its leash, which ends it with the
-controller, and ends with it) keeps its flash in ``RUN_DIR/targets/NAME/flash.bin``, so a reset or
-power cycle boots what was flashed. Ready means: the MCU reported that its image booted (an image refused at boot fails
-at once with the console's reason), and the component's own ready condition, if any, holds.
+``uds``, ``command`` or a plugin's: :mod:`hil.flash`). The emulated MCU (``hil.firmware`` under its
+leash, which ends it with the controller, and ends with it) keeps its flash in
+``RUN_DIR/targets/NAME/flash.bin``, so a reset or power cycle boots what was flashed. Ready means:
+the MCU reported that its image booted (an image refused at boot fails at once with the console's
+reason), and the component's own ready condition, if any, holds.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from hil import clock
+from hil import clock, registry
 from hil.cortexm import config as cortexm_config
 from hil.cortexm.part import is_machine_code
 from hil.errors import DeployError, FlashError
@@ -29,7 +30,6 @@ from hil.firmware.build import load_image
 from hil.firmware.flashmem import FlashMemory
 from hil.firmware.image import Image, ImageError, RawImage
 from hil.firmware.mcu import McuConfig
-from hil import registry
 from hil.flash import FlashJob, FlashMethod, Progress, an3155, no_progress
 from hil.lifecycle.children import Child, python_argv, spawn
 from hil.spec.rig import McuTarget, Rig
@@ -133,7 +133,7 @@ class _McuTarget(Target):
     def _flash(self, image_path: Path) -> None:
         """Flash with the rig's method (``hil.flash``); the MCU is powered the way it needs."""
         self._method().flash(FlashJob(self.name, self.spec.flash, self.image, image_path, self.rig, self.buses,
-                                      self.dir, isinstance(self, EmulatedMcuTarget), self.progress))
+                                      self.dir, self.spec.emulated, self.progress))
 
     def _method(self) -> FlashMethod:
         return registry.FLASH.implementation(self.spec.flash.method)()
