@@ -1,16 +1,22 @@
 """Analyse one bench's recording: run its probes and chains, evaluate its measurements.
 
 Input is only what a recording holds (frames per bus) plus the injector's replay figures, so any
-recording — also an old one, or one converted from another tool — can be re-analysed.
+recording — also an old one, or one converted from another tool — can be re-analysed. Each kind of
+measurement source is a :class:`Source` in the ``hil.measurement`` registry (:mod:`hil.registry`):
+the built-ins are keys of a measurement (``probe:``, ``signal:``, …), a plugin's is written as
+``source: {kind: NAME, ...}``.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
+
+from hil import registry
 
 from hil.analysis.measure import MeasurementResult, judge, ns_to, signal_unit_problem
 from hil.analysis.probes import ChainPairing, Pairing, field_column, probe_frames, run_chain, run_probe
@@ -59,7 +65,8 @@ def analyse(bench: Bench, buses: Mapping[str, Frames], db: Database,
         out.chains[c.name] = (cp, describe(cp.total_ns, cp.missed, c.budget), hops)
         out.budgets[f"chain {c.name}"] = c.budget
     for m in bench.measurements:
-        out.measurements.append(_measure(m, out, buses, db, replay or {}, lost or {}))
+        got = Evidence(out, buses, db, replay or {}, lost or {})
+        out.measurements.append(registry.MEASUREMENTS.implementation(m.sources()[0])(m.source).measure(m, got))
         if m.signal is not None:
             out.signals[f"{m.bus}:{m.signal}"] = _signal(m, buses, db)
     for probe in bench.probes:  # edge probes: plot the signals whose crossings they pair
@@ -98,31 +105,78 @@ def check_bench(bench: Bench, db: Database) -> list[Problem]:
     return out
 
 
-def _measure(m: Measurement, a: Analysis, buses: Mapping[str, Frames], db: Database,
-             replay: Mapping[str, float], lost: Mapping[str, int]) -> MeasurementResult:
-    if m.probe is not None and m.stat == "duplicates":  # a frozen counter: answered once, sent many times
-        return judge(m, float(a.probes[m.probe][0].duplicates), f"probe {m.probe}")
-    if m.probe is not None:
-        return _from_stats(m, a.probes[m.probe][1], f"probe {m.probe}")
-    if m.chain is not None:
-        return _from_stats(m, a.chains[m.chain][1], f"chain {m.chain}")
-    if m.cycle is not None:
-        t = frames_with_id(buses, m.bus, m.cycle).t_ns
+@dataclass(frozen=True)
+class Evidence:
+    """What a measurement source reads: the bench's probes and chains so far, the recorded frames
+    per bus, the DBC database, the injector's replay lateness (ns by statistic) and the frames lost
+    per bus."""
+
+    analysis: Analysis
+    buses: Mapping[str, Frames]
+    db: Database
+    replay: Mapping[str, float]
+    lost: Mapping[str, int]
+
+
+class Source(ABC):
+    """A measurement source (``hil.measurement``): the value a measurement judges, through
+    :func:`hil.analysis.measure.judge`. ``spec`` is the measurement's ``source`` (None for a
+    built-in); a plugin's carries its model as ``model`` (a :class:`hil.spec.suite.SourceSpec`
+    whose ``kind`` is the entry point's name)."""
+
+    model: ClassVar[type]
+
+    def __init__(self, spec: Any = None):
+        self.spec = spec
+
+    @abstractmethod
+    def measure(self, m: Measurement, got: Evidence) -> MeasurementResult: ...
+
+
+class ProbeSource(Source):
+    def measure(self, m: Measurement, got: Evidence) -> MeasurementResult:
+        if m.stat == "duplicates":  # a frozen counter: answered once, sent many times
+            return judge(m, float(got.analysis.probes[m.probe][0].duplicates), f"probe {m.probe}")
+        return _from_stats(m, got.analysis.probes[m.probe][1], f"probe {m.probe}")
+
+
+class ChainSource(Source):
+    def measure(self, m: Measurement, got: Evidence) -> MeasurementResult:
+        return _from_stats(m, got.analysis.chains[m.chain][1], f"chain {m.chain}")
+
+
+class CycleSource(Source):
+    def measure(self, m: Measurement, got: Evidence) -> MeasurementResult:
+        t = frames_with_id(got.buses, m.bus, m.cycle).t_ns
         return _from_stats(m, describe(np.diff(t)), f"cycle {m.cycle:#x} on {m.bus}")
-    if m.frames is not None:
-        return judge(m, float(len(frames_with_id(buses, m.bus, m.frames))), f"frames {m.frames:#x} on {m.bus}")
-    if m.lost:
-        if m.bus not in lost:
+
+
+class FramesSource(Source):
+    def measure(self, m: Measurement, got: Evidence) -> MeasurementResult:
+        return judge(m, float(len(frames_with_id(got.buses, m.bus, m.frames))), f"frames {m.frames:#x} on {m.bus}")
+
+
+class LostSource(Source):
+    def measure(self, m: Measurement, got: Evidence) -> MeasurementResult:
+        if m.bus not in got.lost:
             return judge(m, None, f"lost on {m.bus}", detail=f"no loss figure for bus {m.bus!r}")
-        return judge(m, float(lost[m.bus]), f"lost on {m.bus}")
-    if m.replay:
-        if replay.get(m.stat) is None:
-            return judge(m, None, "replay", detail=f"no replay figure {m.stat!r}; have: {', '.join(replay) or 'none'}")
-        return judge(m, ns_to(m.unit, replay[m.stat]), "replay")
-    column = _signal(m, buses, db)
-    stats = describe(column.value)
-    value = float(stats.count) if m.stat == "count" else stats.get(m.stat)
-    return judge(m, value, f"signal {m.signal} on {m.bus}", unit=m.unit or column.unit)
+        return judge(m, float(got.lost[m.bus]), f"lost on {m.bus}")
+
+
+class ReplaySource(Source):
+    def measure(self, m: Measurement, got: Evidence) -> MeasurementResult:
+        if got.replay.get(m.stat) is None:
+            have = ", ".join(got.replay) or "none"
+            return judge(m, None, "replay", detail=f"no replay figure {m.stat!r}; have: {have}")
+        return judge(m, ns_to(m.unit, got.replay[m.stat]), "replay")
+
+
+class SignalSource(Source):
+    def measure(self, m: Measurement, got: Evidence) -> MeasurementResult:
+        column = _signal(m, got.buses, got.db)
+        stats = describe(column.value)
+        value = float(stats.count) if m.stat == "count" else stats.get(m.stat)
+        return judge(m, value, f"signal {m.signal} on {m.bus}", unit=m.unit or column.unit)
 
 
 def _from_stats(m: Measurement, stats: Stats, source: str) -> MeasurementResult:

@@ -1,6 +1,7 @@
 """Latency probes: pair each stimulus event with its response, hop by hop.
 
-Three pairings (``Probe.pair``):
+Three pairings are built in (``Probe.pair``); each is a :class:`Pairer` in the ``hil.probe``
+registry (:mod:`hil.registry`), and a plugin adds one with an entry point:
 
 ``next``
     each stimulus frame → the first response frame at or after it. Several stimuli may share one
@@ -26,12 +27,14 @@ pairing is done with ``argsort``/``searchsorted`` over whole columns: no Python 
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from hil.analysis.signals import Column, Database, byte_column, frames_with_id, signal_column
+from hil import registry
 from hil.errors import AnalysisError
 from hil.recording.frames import Frames
 from hil.recording.loader import Datagram
@@ -162,15 +165,37 @@ def chain(pairings: list[Pairing]) -> ChainPairing:
 # -- from the suite's probe definitions ------------------------------------------------------------
 
 
-def run_probe(probe: Probe, buses: Mapping[str, Frames], db: Database,
-              datagrams: Mapping[str, Sequence[Datagram]] | None = None) -> Pairing:
-    """Evaluate one probe on the recorded frames of the rig's buses (and datagrams of its networks)."""
-    datagrams = datagrams or {}
-    if probe.pair == "next":
-        stim, resp = (datagram_column(e, datagrams).t_ns if e.port is not None else probe_frames(e, buses, db).t_ns
-                      for e in (probe.from_, probe.to))
+class Pairer(ABC):
+    """A probe pairing (``hil.probe``): the stimulus events of a probe and, per stimulus, its
+    response, from the recorded frames of the rig's buses (:func:`probe_frames` and
+    :func:`field_column` read a probe end; :func:`pair_next` pairs two time columns) and the
+    datagrams of its networks (:attr:`datagrams`, read by :meth:`times` and :meth:`column`)."""
+
+    def __init__(self, datagrams: Mapping[str, Sequence[Datagram]] | None = None):
+        self.datagrams = datagrams or {}
+
+    @abstractmethod
+    def pair(self, probe: Probe, buses: Mapping[str, Frames], db: Database) -> Pairing: ...
+
+    def times(self, end: ProbeEnd, buses: Mapping[str, Frames], db: Database) -> np.ndarray:
+        """When ``end``'s events were recorded: a port's datagrams, else a CAN id's frames."""
+        return self.column(end, buses, db).t_ns if end.port is not None else probe_frames(end, buses, db).t_ns
+
+    def column(self, end: ProbeEnd, buses: Mapping[str, Frames], db: Database) -> Column:
+        """``end``'s counter field over time, from datagrams or frames."""
+        if end.port is not None:
+            return datagram_column(end, self.datagrams)
+        return field_column(end, probe_frames(end, buses, db), db)
+
+
+class NextPairer(Pairer):
+    def pair(self, probe: Probe, buses: Mapping[str, Frames], db: Database) -> Pairing:
+        stim, resp = self.times(probe.from_, buses, db), self.times(probe.to, buses, db)
         return Pairing(stim, pair_next(stim, resp, probe.window))
-    if probe.pair == "edge":
+
+
+class EdgePairer(Pairer):
+    def pair(self, probe: Probe, buses: Mapping[str, Frames], db: Database) -> Pairing:
         stim_frames, resp_frames = probe_frames(probe.from_, buses, db), probe_frames(probe.to, buses, db)
         stim = crossings(field_column(probe.from_, stim_frames, db), probe.from_.threshold, probe.from_.direction)
         if probe.to.threshold is None:
@@ -178,13 +203,23 @@ def run_probe(probe: Probe, buses: Mapping[str, Frames], db: Database,
         else:
             resp = crossings(field_column(probe.to, resp_frames, db), probe.to.threshold, probe.to.direction)
         return Pairing(stim, pair_next(stim, resp, probe.window))
-    s, r = (datagram_column(e, datagrams) if e.port is not None else field_column(e, probe_frames(e, buses, db), db)
-            for e in (probe.from_, probe.to))
-    s_ctr, r_ctr = s.value.astype(np.int64), r.value.astype(np.int64)
-    if probe.modulo:
-        s_ctr, r_ctr = s_ctr % probe.modulo, r_ctr % probe.modulo
-    response, duplicates = pair_counter(s.t_ns, s_ctr, r.t_ns, r_ctr, probe.window)
-    return Pairing(s.t_ns, response, duplicates)
+
+
+class CounterPairer(Pairer):
+    def pair(self, probe: Probe, buses: Mapping[str, Frames], db: Database) -> Pairing:
+        s, r = self.column(probe.from_, buses, db), self.column(probe.to, buses, db)
+        s_ctr, r_ctr = s.value.astype(np.int64), r.value.astype(np.int64)
+        if probe.modulo:
+            s_ctr, r_ctr = s_ctr % probe.modulo, r_ctr % probe.modulo
+        response, duplicates = pair_counter(s.t_ns, s_ctr, r.t_ns, r_ctr, probe.window)
+        return Pairing(s.t_ns, response, duplicates)
+
+
+def run_probe(probe: Probe, buses: Mapping[str, Frames], db: Database,
+              datagrams: Mapping[str, Sequence[Datagram]] | None = None) -> Pairing:
+    """Evaluate one probe on the recorded frames of the rig's buses (and datagrams of its
+    networks), with its pairing."""
+    return registry.PROBES.implementation(probe.pair)(datagrams).pair(probe, buses, db)
 
 
 def run_chain(c: Chain, pairings: Mapping[str, Pairing]) -> ChainPairing:

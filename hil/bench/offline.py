@@ -47,7 +47,7 @@ def analyse_offline(recording: Path, suite_path: str | Path, bench_name: str, ou
                       hil_version=__version__, benches=[result],
                       selected=None if len(suite.benches) == 1 else [bench.name],
                       run_id=f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}")
-    write_reports(run, out)
+    write_reports(run, out, suite.reports)
     return run
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import platform
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,6 +22,7 @@ from hil.errors import UsageError
 from hil.lifecycle.signals import shielded, stopped
 from hil.session.folders import run_folder
 from hil.spec.rig import Rig
+from hil.spec.suite import ReportSpec
 
 
 @dataclass
@@ -68,7 +69,7 @@ def run_suite(rig_path: str | Path, suite_path: str | Path, options: SuiteOption
         nonlocal reported
         result.duration_s = (now_ns() - start) / 1e9
         with shielded():  # a stop now waits for the reports: they are whole, or not there at all
-            _finish(result, run_dir, options, record=record)
+            _finish(result, run_dir, options, record=record, reports=suite.reports)
             reported = True
 
     try:
@@ -114,7 +115,8 @@ def _run_benches(rig_path: str | Path, suite_path: str | Path, names: list[str],
                 options.on_result(bench)
 
 
-def _finish(result: SuiteResult, run_dir: Path, options: SuiteOptions, record: bool) -> None:
+def _finish(result: SuiteResult, run_dir: Path, options: SuiteOptions, record: bool,
+            reports: Sequence[ReportSpec]) -> None:
     """Regressions against the history, the history row, the report files."""
     from hil.report import write_reports
     from hil.report.history import History
@@ -123,4 +125,4 @@ def _finish(result: SuiteResult, run_dir: Path, options: SuiteOptions, record: b
         with History(options.history) as history:
             result.regressions = history.regressions(result)
             history.record(result)
-    write_reports(result, run_dir)
+    write_reports(result, run_dir, reports)

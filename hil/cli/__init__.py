@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("hil.cli.export:export", "Convert a recording's CAN frames to BLF, ASC, MF4, CSV."),
     "doctor": ("hil.cli.doctor:doctor", "How fit this host is for exact replay timing, with advice."),
     "schema": ("hil.cli.schema:schema", "Print the JSON Schema of a rig, suite or stack file."),
+    "plugins": ("hil.cli.plugins:plugins", "List the registries (targets, flash methods, ...) and the plugins in them."),
     "simbus": ("hil.cli.simbus:simbus", "Serve a rig's emulated CAN and serial buses by hand (simbus serve)."),
     "deploy": ("hil.cli.deploy:deploy", "Deploy a stack onto a rig's targets and keep it running until Ctrl-C."),
     "firmware": ("hil.cli.firmware:firmware", "Firmware images: build one from a stub folder, show an image's header."),

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from hil.errors import FlashError
 from hil.lifecycle.children import spawn
-from hil.flash import Progress, no_progress
+from hil.flash import FlashJob, FlashMethod, Progress, no_progress
 from hil.spec.common import format_duration
 from hil.spec.rig import CommandFlash
 
@@ -83,6 +83,21 @@ def flash(spec: CommandFlash, fields: dict[str, str], progress: Progress = no_pr
         raise FlashError(f"command {argv[0]!r}: {failure}" + _tail(out, log))
     progress("command", 1, 1)
     return out.decode("utf-8", errors="replace")
+
+
+class CommandMethod(FlashMethod):
+    """``method: command``: ``{image}``, ``{target}`` and, with a flash ``bus``, ``{port}`` and
+    ``{baudrate}`` put into the argv; without a bus it runs with the MCU off."""
+
+    def live(self, spec: CommandFlash) -> bool:
+        return spec.bus is not None
+
+    def flash(self, job: FlashJob) -> None:
+        fields = {"image": str(job.image_path), "target": job.target}
+        if job.spec.bus is not None:
+            fields["port"] = job.buses.serial_port(job.spec.bus, side="host")
+            fields["baudrate"] = str(job.rig.buses[job.spec.bus].baudrate)
+        flash(job.spec, fields, progress=job.progress, log=job.folder / "flash.log")
 
 
 def _tail(out: bytes, log: Path | None) -> str:

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 import serial
 
 from hil.errors import FlashError
-from hil.flash import Progress, no_progress
+from hil.flash import FlashJob, FlashMethod, Progress, no_progress
 from hil.flash import an3155 as P
 
 REPLY_TIMEOUT_S = 1.0
@@ -261,3 +261,18 @@ def flash(port: serial.Serial, image: bytes, address: int = 0x0800_0000, progres
         progress("verify", min(off + P.MAX_BLOCK, len(padded)), len(padded))
     bl.go(address)
     progress("go", 1, 1)
+
+
+class Stm32UartMethod(FlashMethod):
+    """``method: stm32-uart``: into the bootloader as the rig's ``enter`` says (an emulated MCU's
+    BOOT0 is its driver's, whatever ``enter`` says), then :func:`flash` on one open of the bus."""
+
+    def flash(self, job: FlashJob) -> None:
+        spec = job.spec
+        enter = "manual" if job.emulated else spec.enter
+        if enter == "emulated":
+            raise FlashError(f"stm32-uart on target {job.target!r}: enter 'emulated' needs an emulated MCU; "
+                             "use 'rts-dtr' or 'manual' for a real one")
+        geometry = spec.geometry.device() if spec.geometry is not None else None
+        with session(job.buses.serial_port(spec.bus, side="host"), job.rig.buses[spec.bus].baudrate, enter) as port:
+            flash(port, job.image.to_bytes(), spec.address, progress=job.progress, geometry=geometry)

@@ -25,7 +25,7 @@ from udsoncan.exceptions import InvalidResponseException
 from hil.errors import FlashError
 from hil.firmware.image import Image, RawImage
 from hil.firmware.uds import DID_BOOT_VERSION, DID_SOFTWARE_VERSION, DID_VIN, ERASE_MEMORY, isotp_params
-from hil.flash import Progress, no_progress
+from hil.flash import FlashJob, FlashMethod, Progress, no_progress
 from hil.flash.seedkey import key_function
 from hil.spec.rig import UdsFlash
 
@@ -170,3 +170,17 @@ def _step(step: str) -> Iterator[None]:
         raise FlashError(f"uds {step}: no response ({exc})") from None
     except (UnexpectedResponseException, InvalidResponseException) as exc:
         raise FlashError(f"uds {step}: unexpected response: {exc}") from None
+
+
+class UdsMethod(FlashMethod):
+    """``method: uds``: the download on the rig's CAN bus; an emulated MCU runs its application
+    (whose UDS server takes the download), so it boots without BOOT0."""
+
+    boot0 = False
+
+    def flash(self, job: FlashJob) -> None:
+        bus = job.buses.open_can(job.spec.bus)
+        try:
+            flash(bus, job.spec, job.image, progress=job.progress)
+        finally:
+            bus.shutdown()

@@ -21,13 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hil.errors import SpecError, UsageError
+from hil.errors import HilError, SpecError, UsageError
 from hil.files import FileRefused, open_regular, read_text
 from hil.spec.common import KEY_MODULE, SPEC_FILE, STIMULUS_FILE, FileKind, named_files
 from hil.spec.load import SpecFile, load_rig, load_stack, load_suite, parse_yaml
 from hil.spec.rig import Rig, UdsFlash
 from hil.spec.stack import Stack
-from hil.spec.suite import STIMULUS_FORMATS, Stimulus, Suite, format_unavailable, stimulus_format
+from hil.spec.suite import Stimulus, Suite, format_unavailable, stimulus_format, suffix_formats
 
 Problem = tuple[tuple, str]
 
@@ -195,12 +195,16 @@ def stimulus_problems(stimulus: Stimulus) -> list[Problem]:
     for j, src in enumerate(stimulus.sources):
         if refusal(src.file, STIMULUS_FILE) is not None:
             continue
-        fmt = stimulus_format(src.file, src.format)
+        try:
+            fmt = stimulus_format(src.file, src.format)
+        except HilError as exc:  # a suffix two readers claim, or a reader plugin that cannot be loaded
+            out.append((("sources", j, "file"), str(exc)))
+            continue
         if src.file.stat().st_size == 0:
             out.append((("sources", j, "file"), f"stimulus file {src.file} is empty: it has no frames to play"))
         elif fmt is None:
             out.append((("sources", j, "file"), f"cannot tell the format of stimulus file {src.file} from its suffix "
-                        f"{src.file.suffix!r}; expected one of {', '.join(sorted(STIMULUS_FORMATS))} or an explicit 'format'"))
+                        f"{src.file.suffix!r}; expected one of {', '.join(sorted(suffix_formats()))} or an explicit 'format'"))
         elif format_unavailable(fmt):
             out.append((("sources", j, "file" if src.format == "auto" else "format"),
                         f"stimulus file {src.file}: {format_unavailable(fmt)}"))

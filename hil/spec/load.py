@@ -25,6 +25,7 @@ from ruamel.yaml.nodes import MappingNode, SequenceNode
 from hil.errors import SpecError
 from hil.files import FileRefused, read_bytes
 from hil.spec.common import NAME_RE, SPEC_FILE, VERSION_RE
+from hil.spec.registered import Registered
 from hil.spec.rig import HOST_RE, USER_RE, Rig
 from hil.spec.stack import Stack
 from hil.spec.suite import Suite
@@ -278,7 +279,7 @@ def format_problem(path: Path, doc: Any, loc: Loc, msg: str, at_key: bool = Fals
 def _format_pydantic(path: Path, doc: Any, model: type[BaseModel], err: dict) -> str:
     loc, kind, ctx = tuple(err["loc"]), err["type"], err.get("ctx") or {}
     if kind == "extra_forbidden":
-        allowed = _keys_at(model, loc[:-1])
+        allowed = _keys_at(model, loc[:-1], doc)
         key = loc[-1]
         hint = difflib.get_close_matches(str(key), allowed, n=1)
         msg = f"unknown key {key!r}; " + (f"did you mean {hint[0]!r}? " if hint else "")
@@ -289,6 +290,9 @@ def _format_pydantic(path: Path, doc: Any, model: type[BaseModel], err: dict) ->
     if kind == "union_tag_invalid":
         msg = f"expected {ctx.get('discriminator', 'kind')} to be one of {ctx.get('expected_tags')}, got {ctx.get('tag')!r}"
         return format_problem(path, doc, (*loc, ctx.get("discriminator", "").strip("'")), msg)
+    if kind == "plugin_unusable":  # a registry name claimed twice, or a plugin that cannot be loaded
+        at = (*loc, ctx.get("discriminator", "").strip("'"))
+        return format_problem(path, doc, at, ctx.get("reason", err["msg"]))
     if kind == "union_tag_not_found":
         disc = ctx.get("discriminator", "kind").strip("'")
         return format_problem(path, doc, loc, f"missing required key {disc!r}", at_key=False)
@@ -349,14 +353,18 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _keys_at(model: Any, loc: Loc) -> list[str]:
-    """The keys the model accepts at ``loc`` (for 'unknown key' messages)."""
+def _keys_at(model: Any, loc: Loc, doc: Any) -> list[str]:
+    """The keys the model accepts at ``loc`` (for 'unknown key' messages). A registry field's
+    model is the one its value in ``doc`` names (:mod:`hil.spec.registered`)."""
     tp: Any = model
+    node = doc
     for part in loc:
-        tp = _step(tp, part)
+        tp = _step(_resolve(tp, node), part)
+        if isinstance(node, dict) and part in node or isinstance(node, list) and isinstance(part, int):
+            node = node[part]  # (a union's tag in ``loc`` is no key of the document: the node stays)
         if tp is None:
             return []
-    tp = _unwrap(tp)
+    tp = _resolve(tp, node)
     if isinstance(tp, type) and issubclass(tp, BaseModel):
         return [f.alias or name for name, f in tp.model_fields.items()]
     return []
@@ -366,6 +374,18 @@ def _unwrap(tp: Any) -> Any:
     while typing.get_origin(tp) is typing.Annotated:
         tp = typing.get_args(tp)[0]
     return tp
+
+
+def _resolve(tp: Any, node: Any) -> Any:
+    """``tp`` without Optional and Annotated; a registry field as the model its value ``node`` names."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        members = [a for a in typing.get_args(tp) if a is not type(None)]
+        tp = members[0] if len(members) == 1 else tp
+    if typing.get_origin(tp) is typing.Annotated:
+        marker = next((m for m in tp.__metadata__ if isinstance(m, Registered)), None)
+        if marker is not None:
+            return marker.model_for(node)
+    return _unwrap(tp)
 
 
 def _step(tp: Any, part: Any) -> Any:

@@ -5,13 +5,15 @@ from __future__ import annotations
 import difflib
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal, Union
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal, Union
 
 from pydantic import Field, StrictBool, StrictFloat, StrictInt, ValidationInfo, field_validator
 
+from hil import registry
 from hil.spec.common import (KNOWN_HOSTS, SPEC_FILE, SSH_KEY, Arg, CanId, Duration, JsonObject, Line, Name,
                              PositiveDuration, Spec, SpecPath, Text)
 from hil.spec.faults import Fault, fault_problems
+from hil.spec.registered import Registered
 
 if TYPE_CHECKING:
     from hil.flash.an3155 import Stm32Device
@@ -119,7 +121,13 @@ class NetworkAttachment(Spec):
     ports: Ports = Field(default_factory=dict, description="name → UDP port a component listens on")
 
 
-class CommandPower(Spec):
+class PowerSpec(Spec):
+    """Base of every power switch's model (``hil.power``): ``kind`` names the switch."""
+
+    kind: str
+
+
+class CommandPower(PowerSpec):
     """A power switch driven by commands (argv lists, run without a shell)."""
 
     kind: Literal["command"]
@@ -130,13 +138,13 @@ class CommandPower(Spec):
     off_time: Duration = Field(1_000_000_000, description="pause between off and on when cycling without 'cycle'")
 
 
-class EmulatedPower(Spec):
+class EmulatedPower(PowerSpec):
     """Power for emulated targets: off kills the target's processes, on boots it again."""
 
     kind: Literal["emulated"]
 
 
-PowerSwitch = Annotated[Union[CommandPower, EmulatedPower], Field(discriminator="kind")]
+PowerSwitch = Annotated[Union[CommandPower, EmulatedPower, PowerSpec], Registered(registry.POWER)]
 
 
 class LocalReach(Spec):
@@ -213,7 +221,20 @@ class FlashGeometry(Spec):
         return from_geometry(self.pid, self.flash_start, tuple((run.count, run.size) for run in self.layout))
 
 
-class Stm32UartFlash(Spec):
+class FlashSpec(Spec):
+    """Base of every flash method's model (``hil.flash``): ``method`` names it; ``bus`` is the rig
+    bus it flashes over, of kind :attr:`bus_kind`, if any."""
+
+    method: str
+    bus: Name | None = None
+    bus_kind: ClassVar[str] = "serial"
+
+    def problems(self) -> list[Problem]:
+        """What one field cannot say about these settings (locations inside ``flash``)."""
+        return []
+
+
+class Stm32UartFlash(FlashSpec):
     """ST AN3155 UART bootloader on a serial bus."""
 
     method: Literal["stm32-uart"]
@@ -223,11 +244,12 @@ class Stm32UartFlash(Spec):
     geometry: FlashGeometry | None = Field(None, description="the flash layout of a part hil's device table lacks")
 
 
-class UdsFlash(Spec):
+class UdsFlash(FlashSpec):
     """UDS (ISO 14229) download over ISO-TP on a CAN bus."""
 
     method: Literal["uds"]
     bus: Name
+    bus_kind: ClassVar[str] = "can"
     tx_id: CanId = Field(description="tester → ECU request id")
     rx_id: CanId = Field(description="ECU → tester response id")
     security_level: StrictInt = Field(1, ge=1, le=0x41)
@@ -257,7 +279,7 @@ class UdsFlash(Spec):
         return None if kind == "xor" else kind
 
 
-class CommandFlash(Spec):
+class CommandFlash(FlashSpec):
     """An external flasher (openocd, pyocd, esptool, st-flash, stm32flash): argv template, no shell."""
 
     method: Literal["command"]
@@ -267,36 +289,88 @@ class CommandFlash(Spec):
                                                "released while the command runs")
     timeout: PositiveDuration = 120_000_000_000
 
+    def problems(self) -> list[Problem]:
+        """A placeholder that is nearly one of the fields is a typo (it would be passed on as it
+        is); ``{port}`` and ``{baudrate}`` need the bus they come from."""
+        for i, arg in enumerate(self.argv):
+            for word in re.findall(r"\{([A-Za-z_]+)\}", arg):
+                near = difflib.get_close_matches(word, FLASH_FIELDS, n=1, cutoff=0.6)
+                if word not in FLASH_FIELDS and near:
+                    return [(("argv", i), f"unknown placeholder '{{{word}}}'; did you mean '{{{near[0]}}}'? "
+                                          f"the flasher gets: {', '.join('{' + f + '}' for f in FLASH_FIELDS)}")]
+        if self.bus is None:
+            for i, arg in enumerate(self.argv):
+                if "{port}" in arg or "{baudrate}" in arg:
+                    return [(("argv", i), "'{port}' and '{baudrate}' need the flash 'bus' they come from")]
+        return []
 
-Flash = Annotated[Union[Stm32UartFlash, UdsFlash, CommandFlash], Field(discriminator="method")]
+
+Flash = Annotated[Union[Stm32UartFlash, UdsFlash, CommandFlash, FlashSpec], Registered(registry.FLASH)]
 
 
-class HpcTarget(Spec):
+class TargetSpec(Spec):
+    """Base of every target's model (``hil.target``): ``kind`` names it; ``buses``, ``console``
+    and ``power`` are checked against the rig. ``runs`` is the component kind it runs."""
+
+    kind: str
+    buses: list[Name] = Field(default_factory=list)
+    console: Name | None = None
+    power: Name | None = None
+    runs: ClassVar[str] = "process"
+
+    def driver(self) -> str:
+        """The ``hil.target`` entry that drives this target: by default its kind."""
+        return self.kind
+
+    def problems(self, rig: Rig) -> list[Problem]:
+        """What one field cannot say, checked against ``rig`` (locations inside the target)."""
+        return []
+
+
+class HpcTarget(TargetSpec):
     """A Linux computer that runs the stack's processes."""
 
     kind: Literal["hpc"]
     reach: Reach
-    buses: list[Name] = Field(default_factory=list)
     networks: dict[Name, NetworkAttachment] = Field(default_factory=dict, description="ethernet bus → the "
                                                     "target's address and ports on it (HIL_NETS)")
-    console: Name | None = None
-    power: Name | None = None
+
+    def driver(self) -> str:
+        return "hpc-ssh" if self.reach.via == "ssh" else "hpc-local"
 
 
-class McuTarget(Spec):
+class McuTarget(TargetSpec):
     """A microcontroller that runs a firmware image."""
 
     kind: Literal["mcu"]
     emulated: StrictBool = False
     part: StrictInt | None = Field(None, description="emulated: the STM32 part it is, by product id (default "
                                                        "0x414, an STM32F103 high-density)")
-    buses: list[Name] = Field(default_factory=list)
-    console: Name | None = None
-    power: Name | None = None
     flash: Flash | None = None
+    runs: ClassVar[str] = "firmware"
+
+    def driver(self) -> str:
+        return "mcu-emulated" if self.emulated else "mcu-real"
+
+    def problems(self, rig: Rig) -> list[Problem]:
+        """An emulated MCU runs on the run clock (emulated buses, a pty console), is a part hil
+        emulates; the flash bus is of the kind the method needs."""
+        out: list[Problem] = []
+        if self.emulated:
+            out += [(("buses", i), f"an emulated MCU runs on the run clock and needs emulated buses; {bus!r} "
+                                   "is a real one") for i, bus in enumerate(self.buses)
+                    if bus in rig.buses and not rig.buses[bus].emulated]
+            if self.console is not None and not getattr(rig.buses.get(self.console), "emulated", True):
+                out.append((("console",), f"an emulated MCU's console is a pty: {self.console!r} is a real port"))
+        if self.flash is not None:
+            flash = [(("flash", *at), msg) for at, msg in self.flash.problems()]
+            if self.flash.bus is not None and not flash:
+                flash = rig.expect_bus(("flash", "bus"), self.flash.bus, self.flash.bus_kind)
+            out += flash
+        return out + _part_problems(self)
 
 
-Target = Annotated[Union[HpcTarget, McuTarget], Field(discriminator="kind")]
+Target = Annotated[Union[HpcTarget, McuTarget, TargetSpec], Registered(registry.TARGETS)]
 
 
 class Rig(Spec):
@@ -331,7 +405,7 @@ class Rig(Spec):
 
         return out + network_problems(self)
 
-    def _target_problems(self, loc: Loc, t: HpcTarget | McuTarget) -> list[Problem]:
+    def _target_problems(self, loc: Loc, t: TargetSpec) -> list[Problem]:
         out: list[Problem] = []
         for i, bus in enumerate(t.buses):
             if bus not in self.buses:
@@ -339,40 +413,14 @@ class Rig(Spec):
             elif self.buses[bus].kind == "ethernet":
                 out.append(((*loc, "buses", i), f"{bus!r} is a network: a target joins it under 'networks' "
                                                 "with its address and ports"))
-            elif isinstance(t, McuTarget) and t.emulated and not self.buses[bus].emulated:
-                out.append(((*loc, "buses", i), f"an emulated MCU runs on the run clock and needs emulated "
-                                                f"buses; {bus!r} is a real one"))
         if t.console is not None:
-            out += self._expect_bus(loc + ("console",), t.console, "serial")
-            if isinstance(t, McuTarget) and t.emulated and not getattr(self.buses.get(t.console), "emulated", True):
-                out.append(((*loc, "console"), f"an emulated MCU's console is a pty: {t.console!r} is a real port"))
+            out += self.expect_bus(loc + ("console",), t.console, "serial")
         if t.power is not None and t.power not in self.power:
             out.append(((*loc, "power"), self._unknown("power switch", t.power, "power")))
-        if isinstance(t, McuTarget) and t.flash is not None:
-            out += self._flash_problems(loc + ("flash",), t.flash)
-        if isinstance(t, McuTarget):
-            out += _part_problems(loc, t)
-        return out
+        return out + [((*loc, *at), msg) for at, msg in t.problems(self)]
 
-    def _flash_problems(self, loc: Loc, flash: Stm32UartFlash | UdsFlash | CommandFlash) -> list[Problem]:
-        """The flash bus is of the kind the method needs; a command's ``{port}`` needs a bus at all,
-        and a placeholder that is nearly one of the fields is a typo (it would be passed on as it is)."""
-        if isinstance(flash, CommandFlash):
-            for i, arg in enumerate(flash.argv):
-                for word in re.findall(r"\{([A-Za-z_]+)\}", arg):
-                    near = difflib.get_close_matches(word, FLASH_FIELDS, n=1, cutoff=0.6)
-                    if word not in FLASH_FIELDS and near:
-                        return [((*loc, "argv", i), f"unknown placeholder '{{{word}}}'; did you mean '{{{near[0]}}}'? "
-                                                     f"the flasher gets: {', '.join('{' + f + '}' for f in FLASH_FIELDS)}")]
-        if isinstance(flash, CommandFlash) and flash.bus is None:
-            for i, arg in enumerate(flash.argv):
-                if "{port}" in arg or "{baudrate}" in arg:
-                    return [((*loc, "argv", i), "'{port}' and '{baudrate}' need the flash 'bus' they come from")]
-        if flash.bus is None:
-            return []
-        return self._expect_bus(loc + ("bus",), flash.bus, "can" if flash.method == "uds" else "serial")
-
-    def _expect_bus(self, loc: Loc, name: str, kind: str) -> list[Problem]:
+    def expect_bus(self, loc: Loc, name: str, kind: str) -> list[Problem]:
+        """``name`` is a bus of this rig of ``kind`` (else the problem, at ``loc``)."""
         bus = self.buses.get(name)
         if bus is None:
             return [(loc, self._unknown("bus", name))]
@@ -385,24 +433,24 @@ class Rig(Spec):
         return f"unknown {what} {name!r}; the rig has: {known}"
 
 
-def _part_problems(loc: Loc, t: McuTarget) -> list[Problem]:
+def _part_problems(t: McuTarget) -> list[Problem]:
     """An emulated MCU is a part hil emulates; a real one says what it is (Get ID). The image's
     address lies inside the rig's geometry."""
     from hil.flash.an3155 import DEVICES, EMULATED, known_ids
 
     out: list[Problem] = []
     if t.part is not None and not t.emulated:
-        out.append(((*loc, "part"), "'part' chooses what an emulated MCU is; a real MCU tells its product id "
+        out.append((("part",), "'part' chooses what an emulated MCU is; a real MCU tells its product id "
                                     "itself (give flash.geometry for a part hil's table lacks)"))
     elif t.part is not None and t.part not in EMULATED:
         name = f" ({DEVICES[t.part].name})" if t.part in DEVICES else ""
-        out.append(((*loc, "part"), f"hil does not emulate part {t.part:#05x}{name}; it emulates: "
+        out.append((("part",), f"hil does not emulate part {t.part:#05x}{name}; it emulates: "
                                     f"{known_ids(EMULATED)}"))
     flash = t.flash
     if isinstance(flash, Stm32UartFlash) and flash.geometry is not None:
         device = flash.geometry.device()
         if not device.flash_start <= flash.address < device.flash_end:
-            out.append(((*loc, "flash", "address"), f"address {flash.address:#010x} is outside the geometry's "
+            out.append((("flash", "address"), f"address {flash.address:#010x} is outside the geometry's "
                         f"flash ({device.describe()})"))
     return out
 

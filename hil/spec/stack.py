@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Literal, Union
 
-from pydantic import Discriminator, Field, Tag, field_validator
+from pydantic import Field, field_validator
 
+from hil import registry
 from hil.spec.common import (DBC_FILE, FIRMWARE_IMAGE, SHIPPED_FILE, Arg, EnvName, JsonObject, Name, PositiveDuration,
                              Spec, SpecPath, Version)
 from hil.spec.match import FrameMatch
+from hil.spec.registered import Registered
 from hil.spec.rig import Rig
 from hil.text import LINE_CONTROL
 
@@ -17,11 +19,17 @@ Problem = tuple[tuple, str]
 UNIX_PATH_MAX = 107  # sun_path holds 108 bytes with the terminating NUL
 
 
-class ConsoleReady(Spec):
+class ReadySpec(Spec):
+    """Base of every ready condition's model (``hil.ready``): a condition is told apart by its key
+    (``console:``, ``frame:``, …), which is its entry's name."""
+
+    timeout: PositiveDuration = 30_000_000_000
+
+
+class ConsoleReady(ReadySpec):
     """Ready when a console (stdout/stderr or serial console) line matches ``console`` (a regex)."""
 
     console: str = Field(max_length=1000, description="a Python regular expression")
-    timeout: PositiveDuration = 30_000_000_000
 
     @field_validator("console")
     @classmethod
@@ -33,19 +41,17 @@ class ConsoleReady(Spec):
         return value
 
 
-class FrameReady(Spec):
+class FrameReady(ReadySpec):
     """Ready when a matching frame appears on a bus."""
 
     frame: FrameMatch
     dbc: Annotated[SpecPath, DBC_FILE] | None = Field(None, description="DBC file for 'message' / 'signal' conditions")
-    timeout: PositiveDuration = 30_000_000_000
 
 
-class SocketReady(Spec):
+class SocketReady(ReadySpec):
     """Ready when ``tcp://HOST:PORT`` or ``unix:PATH`` accepts a connection."""
 
     socket: str
-    timeout: PositiveDuration = 30_000_000_000
 
     @field_validator("socket")
     @classmethod
@@ -63,23 +69,7 @@ class SocketReady(Spec):
         raise ValueError(f"expected 'tcp://HOST:PORT' or 'unix:PATH', got {value!r}")
 
 
-_READY_KEYS = {"console": "ConsoleReady", "frame": "FrameReady", "socket": "SocketReady"}
-
-
-def _ready_kind(value: Any) -> str | None:
-    """A ready condition is told apart by its key: console, frame or socket. The tag is the model's
-    name, which no YAML key can be (an error's location holds the tag; the loader skips it)."""
-    if isinstance(value, dict):
-        return next((tag for key, tag in _READY_KEYS.items() if key in value), None)
-    return None
-
-
-Ready = Annotated[
-    Union[Annotated[ConsoleReady, Tag("ConsoleReady")], Annotated[FrameReady, Tag("FrameReady")],
-          Annotated[SocketReady, Tag("SocketReady")]],
-    Discriminator(_ready_kind, custom_error_type="ready_kind",
-                  custom_error_message="expected one of the keys 'console', 'frame' or 'socket'"),
-]
+Ready = Annotated[Union[ConsoleReady, FrameReady, SocketReady, ReadySpec], Registered(registry.READY)]
 
 
 class ProcessComponent(Spec):
@@ -127,7 +117,7 @@ class Stack(Spec):
                 out.append(((*loc, "target"), f"unknown target {comp.target!r}; rig {rig.name!r} has: {known}"))
                 continue
             want = "hpc" if comp.kind == "process" else "mcu"
-            if target.kind != want:
+            if target.runs != comp.kind:
                 out.append(((*loc, "target"),
                             f"a {comp.kind} component needs an {want} target, but {comp.target!r} is {target.kind}"))
             if isinstance(comp.ready, FrameReady) and comp.ready.frame.bus not in rig.buses:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Union
 
-from pydantic import Field, StrictBool, StrictFloat, StrictInt
+from pydantic import Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
+from hil import registry
 from hil.spec.common import (DBC_FILE, SPEC_FILE, STIMULUS_FILE, CanId, Duration, JsonObject, Line, Name,
                              PositiveDuration, Spec, SpecPath, Text, format_duration)
 from hil.spec.faults import Fault, fault_problems
 from hil.spec.match import FrameMatch
+from hil.spec.registered import Named, Registered
 from hil.spec.rig import Rig
 
 Problem = tuple[tuple, str]
@@ -36,21 +38,41 @@ class Override(Spec):
     end: Duration | None = None
 
 
-STIMULUS_FORMATS = ("asc", "blf", "trc", "log", "csv", "mf4", "mcap", "serial", "pcap", "pcapng")
-STIMULUS_SUFFIXES = {".asc": "asc", ".blf": "blf", ".trc": "trc", ".log": "log", ".csv": "csv", ".mf4": "mf4",
-                     ".mcap": "mcap", ".serial": "serial", ".scap": "serial", ".pcap": "pcap", ".pcapng": "pcapng"}
-
-
 PACKET_FORMATS = ("pcap", "pcapng")  # stimulus formats of UDP datagrams (hil.stimulus.pcap)
 
 
 def stimulus_format(path: Path, fmt: str = "auto") -> str | None:
-    """The format of stimulus file ``path``: ``fmt``, or for "auto" the one its suffix names — the
-    suffix before ``.gz`` for a compressed file (None: none)."""
+    """The format of stimulus file ``path``: ``fmt``, or for "auto" the ``hil.stimulus`` reader
+    that claims its suffix — the suffix before ``.gz`` for a compressed file — else ``python-can``
+    when python-can's reader table (its own readers and its plugins) has one for it (None: none)."""
     if fmt != "auto":
         return fmt
     name = path.with_suffix("") if path.suffix.lower() == ".gz" else path
-    return STIMULUS_SUFFIXES.get(name.suffix.lower())
+    suffix = name.suffix.lower()
+    owners = [n for n in registry.STIMULUS.names() if suffix in registry.STIMULUS.suffixes(n)]
+    if len(owners) > 1:
+        raise registry.STIMULUS.error(f"files ending in {suffix!r} are claimed twice: by "
+                                      f"{registry.STIMULUS.entry(owners[0]).describe()} and by "
+                                      f"{registry.STIMULUS.entry(owners[1]).describe()}; a plugin may not "
+                                      "replace another — uninstall one")
+    if owners:
+        return owners[0]
+    return "python-can" if suffix and suffix in python_can_suffixes() else None
+
+
+def suffix_formats() -> list[str]:
+    """The stimulus formats a file's suffix names (``python-can`` needs a suffix python-can reads)."""
+    return [n for n in registry.STIMULUS.names() if registry.STIMULUS.suffixes(n)]
+
+
+def python_can_suffixes() -> set[str]:
+    """The suffixes python-can's ``LogReader`` reads: its own readers and ``can.io.message_reader``
+    entry points."""
+    from importlib.metadata import entry_points
+
+    from can.io.player import MESSAGE_READERS
+
+    return set(MESSAGE_READERS) | {ep.name for ep in entry_points(group="can.io.message_reader")}
 
 
 def format_unavailable(fmt: str) -> str | None:
@@ -65,7 +87,7 @@ class Source(Spec):
     """One recorded stream on the timeline."""
 
     file: Annotated[SpecPath, STIMULUS_FILE]
-    format: Literal[("auto", *STIMULUS_FORMATS)] = "auto"
+    format: Annotated[StrictStr, Named(registry.STIMULUS, also=("auto",))] = "auto"
     map: dict[Line, Name] = Field(default_factory=dict, description="log channel → rig bus; for a packet "
                                   "capture, destination ADDRESS:PORT → TARGET.PORT")
     include_ids: list[CanId] | None = None
@@ -147,12 +169,13 @@ class ProbeEnd(Spec):
 
 
 class Probe(Spec):
-    """A latency definition: stimulus event → response, paired by counter, edge or next frame."""
+    """A latency definition: stimulus event → response, paired by counter, edge, next frame or a
+    plugin's pairing (``hil.probe``)."""
 
     name: Name
     from_: ProbeEnd = Field(alias="from")
     to: ProbeEnd
-    pair: Literal["counter", "edge", "next"]
+    pair: Annotated[StrictStr, Named(registry.PROBES)]
     window: PositiveDuration = Field(1_000_000_000, description="a response later than this is a miss")
     budget: PositiveDuration | None = Field(None, description="deadline for deadline-miss counting")
     modulo: StrictInt | None = Field(None, ge=2, le=1 << 32, description="counter wrap-around (e.g. 16, 256)")
@@ -166,9 +189,19 @@ class Chain(Spec):
     budget: PositiveDuration | None = Field(None, description="end-to-end deadline for deadline-miss counting")
 
 
+class SourceSpec(Spec):
+    """Base of a plugin measurement source's model (``hil.measurement``), written as a
+    measurement's ``source: {kind: NAME, ...}``; the built-in sources are keys of their own."""
+
+    kind: str
+
+
+BUILTIN_SOURCES = ("probe", "chain", "signal", "frames", "cycle", "replay", "lost")
+
+
 class Measurement(Spec):
-    """A named value with a unit and limits; exactly one source among probe/signal/frames/cycle/
-    replay/lost."""
+    """A named value with a unit and limits; exactly one source among probe/chain/signal/frames/
+    cycle/replay/lost, or a plugin's ``source``."""
 
     name: Name
     probe: Name | None = None
@@ -187,11 +220,13 @@ class Measurement(Spec):
     ge: StrictFloat | None = None
     range: tuple[StrictFloat, StrictFloat] | None = None
     marginal: StrictFloat | None = Field(None, ge=0, description="band inside the limits judged marginal")
+    source: Annotated[SourceSpec, Registered(registry.MEASUREMENTS)] | None = Field(
+        None, description="a plugin's measurement source: {kind: NAME, ...}")
 
     def sources(self) -> list[str]:
-        named = ["probe", "chain", "signal", "frames", "cycle"]
-        return [k for k in named if getattr(self, k) is not None] + [
-            k for k in ("replay", "lost") if getattr(self, k)]
+        """The sources this measurement names: built-in keys, or the kind of its ``source``."""
+        return [k for k in BUILTIN_SOURCES if getattr(self, k) not in (None, False)] + (
+            [self.source.kind] if self.source is not None else [])
 
 
 class HarnessBudget(Spec):
@@ -202,6 +237,35 @@ class HarnessBudget(Spec):
     p50: PositiveDuration | None = Field(None, description="p50 of every harness error and of the replay lateness")
     p99: PositiveDuration = Field(1_000_000, description="p99 of every harness error and of the replay lateness")
     max: PositiveDuration = Field(20_000_000, description="any single frame's harness error or replay lateness")
+
+
+class ReportSpec(Spec):
+    """Base of every report format's model (``hil.report``): ``format`` names it; a bare name
+    stands for ``{format: NAME}``."""
+
+    format: str
+
+
+class ResultsReport(ReportSpec):
+    """results.json (always written)."""
+
+    format: Literal["results"]
+
+
+class JunitReport(ReportSpec):
+    """junit.xml (always written)."""
+
+    format: Literal["junit"]
+
+
+class HtmlReport(ReportSpec):
+    """report.html with plots (always written)."""
+
+    format: Literal["html"]
+
+
+Report = Annotated[Union[ResultsReport, JunitReport, HtmlReport, ReportSpec],
+                   Registered(registry.REPORTS, shorthand=True)]
 
 
 class Bench(Spec):
@@ -237,6 +301,8 @@ class Suite(Spec):
     requires: list[Line] = Field(default_factory=list, description="rig tags this suite needs")
     defaults: Defaults = Field(default_factory=Defaults)
     benches: list[Bench] = Field(min_length=1)
+    reports: list[Report] = Field(default_factory=list, description="report formats written besides results.json, "
+                                                                    "junit.xml and report.html (hil plugins)")
 
     def problems(self) -> list[Problem]:
         out: list[Problem] = []
@@ -373,7 +439,8 @@ def _measurement_problems(loc: tuple, m: Measurement, probes: set[str], chains: 
     out: list[Problem] = []
     src = m.sources()
     if len(src) != 1:
-        out.append((loc, f"expected exactly one of probe, chain, signal, frames, cycle, replay, lost; got {src or 'none'}"))
+        keys = ", ".join(BUILTIN_SOURCES + (("source",) if registry.MEASUREMENTS.plugins() else ()))
+        out.append((loc, f"expected exactly one of {keys}; got {src or 'none'}"))
     if m.probe is not None and m.probe not in probes:
         out.append((loc + ("probe",), f"unknown probe {m.probe!r}; this bench has: {', '.join(sorted(probes)) or 'none'}"))
     if m.chain is not None and m.chain not in chains:

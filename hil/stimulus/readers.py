@@ -1,6 +1,11 @@
 """Stimulus readers: CAN logs (ASC, BLF, TRC, candump, CSV, MF4; each also ``.gz``), MCAP
 recordings and serial captures, read losslessly and within bounds.
 
+Each format is a :class:`StimulusReader` in the ``hil.stimulus`` registry (:mod:`hil.registry`);
+a plugin adds one with an entry point. A suffix no reader claims goes to python-can's reader table
+(``python-can``: its own readers such as ``.db`` and its ``can.io.message_reader`` plugins, also
+``.gz``-compressed).
+
 Every frame of a file ends up in the :class:`SourceLog`, or reading fails with
 :class:`StimulusError` naming the file and the record (``line N`` for text, ``object N`` for BLF,
 ``frame N`` for MF4, ``message N`` for MCAP) and what was expected — before any bench starts,
@@ -22,19 +27,18 @@ import io
 import zlib
 from array import array
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, ClassVar
 
-from hil.errors import RecordingError, StimulusError
+from hil import registry
+from hil.errors import HilError, RecordingError, StimulusError
 from hil.files import MiB, FileRefused, open_regular
 from hil.spec.common import STIMULUS_FILE
-from hil.spec.suite import STIMULUS_FORMATS, STIMULUS_SUFFIXES, stimulus_format
+from hil.spec.suite import stimulus_format, suffix_formats
 from hil.stimulus.events import MAX_LOG_NS, CanEvent, Event, RecordError, SerialEvent
 
-FORMATS = STIMULUS_FORMATS
-_UNITS = {"blf": "object", "mf4": "frame", "mcap": "message", "pcap": "packet", "pcapng": "packet"}  # else "line"
 FILE_LIMIT = STIMULUS_FILE.limit  # a stimulus file on disk
 EXPAND_LIMIT = 1024 * MiB  # what a .gz, BLF containers, MF4 blocks or MCAP chunks may expand to
 LINE_LIMIT = 64 * 1024  # one line of a text log
@@ -64,12 +68,35 @@ class SourceLog:
         return f"{self.path.name} {self.unit} {self.records[i]}" if i < len(self.records) else self.path.name
 
 
+class StimulusReader:
+    """One stimulus format (``hil.stimulus``): the file suffixes it claims (lower case, with their
+    dot), what one of its records is called in errors (``unit``), whether ``lenient`` applies
+    (``text``) and whether a ``.gz`` of it may be read (``packed``).
+
+    :meth:`records` yields ``(record number, event)`` — a :class:`CanEvent` or
+    :class:`SerialEvent` — or ``(record number, why)`` for a record that is not a frame (counted
+    as left out); it raises :class:`RecordError` for a record it cannot account for. hil checks
+    every event, the order of times per channel and the frame limit."""
+
+    suffixes: ClassVar[tuple[str, ...]] = ()
+    unit: ClassVar[str] = "line"
+    text: ClassVar[bool] = False
+    packed: ClassVar[bool] = True
+
+    def records(self, stream: BinaryIO, path: Path, lenient: bool) -> Iterator[tuple[int, Event | str]]:
+        raise NotImplementedError
+
+
 def detect_format(path: Path) -> str:
     """The format from the suffix (the one before ``.gz`` for a compressed file)."""
-    fmt = stimulus_format(path)
+    try:
+        fmt = stimulus_format(path)
+    except HilError as exc:
+        raise StimulusError(f"{path}: {exc}") from None
     if fmt is None:
+        suffixes = sorted(s for name in suffix_formats() for s in registry.STIMULUS.suffixes(name))
         raise StimulusError(f"{path}: cannot tell the format from the suffix {path.suffix!r}; "
-                            f"expected one of {', '.join(sorted(STIMULUS_SUFFIXES))} (optionally + .gz) or an explicit format")
+                            f"expected one of {', '.join(suffixes)} (optionally + .gz) or an explicit format")
     return fmt
 
 
@@ -80,31 +107,19 @@ def read_source(path: str | Path, fmt: str = "auto", lenient: bool = False,
     path = Path(path)
     if fmt == "auto":
         fmt = detect_format(path)
-    if fmt not in FORMATS:
-        raise StimulusError(f"{path}: unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    try:
+        reader = registry.STIMULUS.implementation(fmt)()
+    except HilError as exc:
+        raise StimulusError(f"{path}: {exc}") from None
     packed = path.suffix.lower() == ".gz"
-    if lenient and fmt in ("blf", "mf4", "mcap", "pcap", "pcapng"):
+    if lenient and not reader.text:
         raise StimulusError(f"{path}: 'lenient' applies to text logs only; a {fmt} file is read strictly")
-    if packed and fmt == "mcap":
-        raise StimulusError(f"{path}: expected a plain .mcap file (MCAP compresses its chunks itself)")
-    out = _Collector(path, _UNITS.get(fmt, "line"), max_frames)
+    if packed and not reader.packed:
+        raise StimulusError(f"{path}: expected a plain {fmt} file, not a .gz of it")
+    out = _Collector(path, reader.unit, max_frames)
     try:
         with open_regular(path, FILE_LIMIT, "stimulus file") as f:
-            stream = _Inflated(f) if packed else f
-            if fmt == "blf":
-                from hil.stimulus.blf import read_blf
-
-                out.add_all(read_blf(stream, EXPAND_LIMIT))
-            elif fmt == "mf4":
-                out.add_all(_read_mf4(stream, path))
-            elif fmt == "mcap":
-                out.add_all(_read_mcap(f, path))
-            elif fmt in ("pcap", "pcapng"):
-                from hil.stimulus.pcap import read_pcap
-
-                out.add_all(read_pcap(stream if not packed else io.BytesIO(stream.read(EXPAND_LIMIT)), fmt))
-            else:
-                _read_text(stream, fmt, out, lenient)
+            out.add_all(reader.records(_Inflated(f) if packed else f, path, lenient))
     except FileRefused as exc:
         raise StimulusError(str(exc)) from None
     except RecordError as exc:
@@ -160,12 +175,41 @@ class _Collector:
 
 # ---- text logs -----------------------------------------------------------------------------------
 
-def _read_text(stream: BinaryIO, fmt: str, out: _Collector, lenient: bool) -> None:
-    """Feed every line to the format's reader; a line it cannot account for is an error (or, when
-    ``lenient``, skipped and counted)."""
-    from hil.stimulus.textlogs import READERS
+class TextLog(StimulusReader):
+    """A line-oriented log, parsed by the line parser of :mod:`hil.stimulus.textlogs` for ``fmt``."""
 
-    reader = READERS[fmt]()
+    text = True
+    fmt: ClassVar[str]
+
+    def records(self, stream: BinaryIO, path: Path, lenient: bool) -> Iterator[tuple[int, Event | str]]:
+        from hil.stimulus.textlogs import READERS
+
+        return _read_text(stream, READERS[self.fmt](), lenient)
+
+
+class AscReader(TextLog):
+    fmt = "asc"
+
+
+class TrcReader(TextLog):
+    fmt = "trc"
+
+
+class CandumpReader(TextLog):
+    fmt = "log"
+
+
+class CsvReader(TextLog):
+    fmt = "csv"
+
+
+class SerialReader(TextLog):
+    fmt = "serial"
+
+
+def _read_text(stream: BinaryIO, reader, lenient: bool) -> Iterator[tuple[int, Event | str]]:
+    """Feed every line to the line parser; a line it cannot account for is an error (or, when
+    ``lenient``, skipped and counted)."""
     n = 0
     for n, line in _lines(stream):
         try:
@@ -178,7 +222,7 @@ def _read_text(stream: BinaryIO, fmt: str, out: _Collector, lenient: bool) -> No
                 raise RecordError(f"line {n}", str(exc)) from None
             item = "lines not understood (lenient)"
         if item is not None:
-            out.add(n, item)
+            yield n, item
     try:
         reader.end()
     except ValueError as exc:
@@ -247,7 +291,85 @@ class _GzipRaw(io.RawIOBase):
         return n
 
 
-# ---- MF4 and MCAP --------------------------------------------------------------------------------
+# ---- BLF, MF4, MCAP and python-can's readers -----------------------------------------------------
+
+class BlfReader(StimulusReader):
+    unit = "object"
+
+    def records(self, stream: BinaryIO, path: Path, lenient: bool) -> Iterator[tuple[int, Event | str]]:
+        from hil.stimulus.blf import read_blf
+
+        return read_blf(stream, EXPAND_LIMIT)
+
+
+class Mf4Reader(StimulusReader):
+    unit = "frame"
+
+    def records(self, stream: BinaryIO, path: Path, lenient: bool) -> Iterator[tuple[int, Event | str]]:
+        return _read_mf4(stream, path)
+
+
+class McapReader(StimulusReader):
+    """MCAP compresses its chunks itself: a .gz of it is refused."""
+
+    unit = "message"
+    packed = False
+
+    def records(self, stream: BinaryIO, path: Path, lenient: bool) -> Iterator[tuple[int, Event | str]]:
+        return _read_mcap(stream, path)
+
+
+class PcapReader(StimulusReader):
+    """UDP datagrams of a pcap / pcapng capture (:mod:`hil.stimulus.pcap`); a .gz of one is
+    inflated (within the expansion limit) because the capture readers seek."""
+
+    unit = "packet"
+    fmt: ClassVar[str] = "pcap"
+
+    def records(self, stream: BinaryIO, path: Path, lenient: bool) -> Iterator[tuple[int, Event | str]]:
+        from hil.stimulus.pcap import read_pcap
+
+        seekable = io.BytesIO(stream.read(EXPAND_LIMIT)) if isinstance(stream, _Inflated) else stream
+        return read_pcap(seekable, self.fmt)
+
+
+class PcapngReader(PcapReader):
+    fmt = "pcapng"
+
+
+class PythonCanReader(StimulusReader):
+    """python-can's ``LogReader`` for a suffix no hil reader claims: python-can's own readers
+    (``.db``) and its ``can.io.message_reader`` plugins, ``.gz`` too. python-can opens the file
+    itself (hil has checked it is a regular file of bounded size)."""
+
+    unit = "message"
+
+    def records(self, stream: BinaryIO, path: Path, lenient: bool) -> Iterator[tuple[int, Event | str]]:
+        import can
+
+        try:
+            reader = can.LogReader(path)
+        except Exception as exc:  # whatever the chosen reader raises on opening
+            raise RecordError("", f"python-can cannot read it ({type(exc).__name__}: {exc})") from None
+        return _messages(reader, self.unit)
+
+
+def _messages(reader, unit: str) -> Generator[tuple[int, Event | str], None, int]:
+    """The frames of a python-can reader, numbered; whatever it raises names the record. Returns
+    how many it read."""
+    n = 0
+    with reader:
+        try:
+            for msg in reader:
+                n += 1
+                yield n, CanEvent.from_message(msg, round(msg.timestamp * 1e9))
+        except RecordError:
+            raise
+        except Exception as exc:
+            raise RecordError(f"{unit} {n + 1}", f"unreadable ({type(exc).__name__}: {exc}); "
+                              "the file is corrupt") from None
+    return n
+
 
 def _read_mf4(stream: BinaryIO, path: Path) -> Iterator[tuple[int, Event | str]]:
     """Every CAN bus event of an MF4 file, through python-can's reader (asammdf). That reader takes
@@ -287,17 +409,7 @@ def _read_mf4(stream: BinaryIO, path: Path) -> Iterator[tuple[int, Event | str]]
         raise RecordError("", MF4_MISSING) from None
     except Exception as exc:  # asammdf raises whatever its parser meets
         raise RecordError("", f"unreadable MF4 ({type(exc).__name__}: {exc}); the file is corrupt") from None
-    n = 0
-    with reader:
-        try:
-            for msg in reader:
-                n += 1
-                yield n, CanEvent.from_message(msg, round(msg.timestamp * 1e9))
-        except RecordError:
-            raise
-        except Exception as exc:
-            raise RecordError(f"frame {n + 1}", f"unreadable ({type(exc).__name__}: {exc}); "
-                              "the file is corrupt") from None
+    n = yield from _messages(reader, "frame")
     if n != declared:
         raise RecordError("", f"its CAN channel groups declare {declared} frames, {n} could be read; "
                           "the file is corrupt")

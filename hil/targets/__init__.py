@@ -1,57 +1,38 @@
 """Target drivers behind one small protocol (:class:`hil.targets.base.Target`).
 
-:func:`create_target` picks the driver for a rig target through a lazy name → ``module:Class``
-table (like python-can's interface table), extended by the ``hil.target`` entry-point group, so a
-driver's heavy imports (asyncssh, udsoncan) happen only when a rig uses it. Every driver class is
+:func:`create_target` picks the driver for a rig target from the ``hil.target`` registry
+(:mod:`hil.registry`: a lazy name → ``module:Class`` table extended by entry points), so a driver's
+heavy imports (asyncssh, udsoncan) happen only when a rig uses it. Every driver class is
 built as ``cls(name, spec, rig=rig, buses=buses, run_dir=run_dir, on_console=on_console)``.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hil.errors import DeployError
+from hil import registry
 
 if TYPE_CHECKING:
-    from hil.spec.rig import HpcTarget, McuTarget, Rig
+    from hil.spec.rig import Rig, TargetSpec
     from hil.spec.stack import Component, Stack
     from hil.targets.base import Target
     from hil.targets.console import ConsoleLine
 
-DRIVERS: dict[str, str] = {
-    "hpc-local": "hil.targets.local:LocalHpcTarget",
-    "hpc-ssh": "hil.targets.ssh:SshHpcTarget",
-    "mcu-emulated": "hil.targets.mcu:EmulatedMcuTarget",
-    "mcu-real": "hil.targets.mcu:RealMcuTarget",
-}
 
-
-def driver_key(spec: HpcTarget | McuTarget) -> str:
-    """The driver table key for a target spec: hpc-local, hpc-ssh, mcu-emulated or mcu-real."""
-    if spec.kind == "hpc":
-        return "hpc-ssh" if spec.reach.via == "ssh" else "hpc-local"
-    return "mcu-emulated" if spec.emulated else "mcu-real"
+def driver_key(spec: TargetSpec) -> str:
+    """The ``hil.target`` entry that drives a rig target: hpc-local, hpc-ssh, mcu-emulated,
+    mcu-real, or a plugin's name."""
+    return spec.driver()
 
 
 def driver_class(key: str) -> type[Target]:
-    """Import the driver class for ``key`` from the built-in table or a ``hil.target`` entry point."""
-    from importlib.metadata import entry_points
-
-    where = DRIVERS.get(key)
-    if where is None:
-        eps = {ep.name: ep.value for ep in entry_points(group="hil.target")}
-        where = eps.get(key)
-    if where is None:
-        known = ", ".join(sorted(DRIVERS))
-        raise DeployError(f"no target driver {key!r}; known: {known}")
-    module, attr = where.split(":")
-    return getattr(importlib.import_module(module), attr)
+    """The driver class of ``key``, built in or from a ``hil.target`` entry point."""
+    return registry.TARGETS.implementation(key)
 
 
-def create_target(name: str, spec: HpcTarget | McuTarget, rig: Rig, buses: Any, run_dir: Path,
+def create_target(name: str, spec: TargetSpec, rig: Rig, buses: Any, run_dir: Path,
                   on_console: Callable[[ConsoleLine], None] | None = None) -> Target:
     """The driver for rig target ``name``; ``buses`` is the run's :class:`hil.buses.RigBuses`."""
     cls = driver_class(driver_key(spec))

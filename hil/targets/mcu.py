@@ -2,10 +2,11 @@
 
 Both take exactly one firmware component, check its image (built from a stub folder if need be)
 against the component's version, and flash it with the method the rig names (``stm32-uart``,
-``uds``, ``command``). The emulated MCU (``hil.firmware`` under its leash, which ends it with the
-controller, and ends with it) keeps its flash in ``RUN_DIR/targets/NAME/flash.bin``, so a reset or
-power cycle boots what was flashed. Ready means: the MCU reported that its image booted (an image refused at boot fails
-at once with the console's reason), and the component's own ready condition, if any, holds.
+``uds``, ``command`` or a plugin's: :mod:`hil.flash`). The emulated MCU (``hil.firmware`` under its
+leash, which ends it with the controller, and ends with it) keeps its flash in
+``RUN_DIR/targets/NAME/flash.bin``, so a reset or power cycle boots what was flashed. Ready means:
+the MCU reported that its image booted (an image refused at boot fails at once with the console's
+reason), and the component's own ready condition, if any, holds.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from hil import clock
+from hil import clock, registry
 from hil.cortexm import config as cortexm_config
 from hil.cortexm.part import is_machine_code
 from hil.errors import DeployError, FlashError
@@ -29,7 +30,7 @@ from hil.firmware.build import load_image
 from hil.firmware.flashmem import FlashMemory
 from hil.firmware.image import Image, ImageError, RawImage
 from hil.firmware.mcu import McuConfig
-from hil.flash import Progress, an3155, no_progress
+from hil.flash import FlashJob, FlashMethod, Progress, an3155, no_progress
 from hil.lifecycle.children import Child, python_argv, spawn
 from hil.spec.rig import McuTarget, Rig
 from hil.spec.stack import Component, FirmwareComponent
@@ -130,43 +131,12 @@ class _McuTarget(Target):
         """Whatever stop does beyond closing the checks."""
 
     def _flash(self, image_path: Path) -> None:
-        """Flash with the rig's method; the MCU is already powered the way the method needs."""
-        method = self.spec.flash.method
-        if method == "uds":
-            self._flash_uds()
-        elif method == "command":
-            self._flash_command(image_path)
-        else:
-            self._flash_stm32()
+        """Flash with the rig's method (``hil.flash``); the MCU is powered the way it needs."""
+        self._method().flash(FlashJob(self.name, self.spec.flash, self.image, image_path, self.rig, self.buses,
+                                      self.dir, self.spec.emulated, self.progress))
 
-    def _flash_uds(self) -> None:
-        from hil.flash import uds
-
-        bus = self.buses.open_can(self.spec.flash.bus)
-        try:
-            uds.flash(bus, self.spec.flash, self.image, progress=self.progress)
-        finally:
-            bus.shutdown()
-
-    def _flash_stm32(self, enter: str = "manual") -> None:
-        """AN3155 on one open of the flash bus (``enter="rts-dtr"`` drives the boot lines on it; an
-        emulated MCU's BOOT0 is the driver's, whatever the rig's ``enter``)."""
-        from hil.flash import stm32
-
-        flash = self.spec.flash
-        geometry = flash.geometry.device() if flash.geometry is not None else None
-        with stm32.session(self.buses.serial_port(flash.bus, side="host"), self.rig.buses[flash.bus].baudrate,
-                           enter) as port:
-            stm32.flash(port, self.image.to_bytes(), flash.address, progress=self.progress, geometry=geometry)
-
-    def _flash_command(self, image_path: Path) -> None:
-        from hil.flash import command
-
-        fields = {"image": str(image_path), "target": self.name}
-        if self.spec.flash.bus is not None:
-            fields["port"] = self.buses.serial_port(self.spec.flash.bus, side="host")
-            fields["baudrate"] = str(self.rig.buses[self.spec.flash.bus].baudrate)
-        command.flash(self.spec.flash, fields, progress=self.progress, log=self.dir / "flash.log")
+    def _method(self) -> FlashMethod:
+        return registry.FLASH.implementation(self.spec.flash.method)()
 
     @contextlib.contextmanager
     def _flash_uart(self) -> Iterator[None]:
@@ -209,8 +179,8 @@ class EmulatedMcuTarget(_McuTarget):
                 memory.program(memory.device.flash_start, self.image.to_bytes())
             except ValueError as exc:  # a write-protected page
                 raise FlashError(f"target {self.name!r}: programming the flash failed: {exc}") from None
-        elif flash.method == "command" and flash.bus is None:  # runs with the MCU off
-            self._flash_command(image_path)
+        elif not self._method().live(flash):  # runs with the MCU off
+            self._flash(image_path)
         else:
             self._flash_live(image_path)
 
@@ -221,7 +191,7 @@ class EmulatedMcuTarget(_McuTarget):
         BOOT0 high (what ``enter: rts-dtr`` or a jumper does on a real board)."""
         since = self.states_seen
         with self._flash_uart():
-            self._spawn(boot0=self.spec.flash.method != "uds")
+            self._spawn(boot0=self._method().boot0)
             try:
                 self._wait_powered(since)
                 self._flash(image_path)
@@ -373,13 +343,6 @@ class RealMcuTarget(_McuTarget):
             self.capture_console(self.buses, self.spec.console)
         with self._flash_uart():
             self._flash(image_path)
-
-    def _flash_stm32(self) -> None:
-        """Into the bootloader as the rig says (RTS/DTR or by hand), then the AN3155 client."""
-        if self.spec.flash.enter == "emulated":
-            raise FlashError(f"stm32-uart on target {self.name!r}: enter 'emulated' needs an emulated MCU; "
-                             "use 'rts-dtr' or 'manual' for a real one")
-        super()._flash_stm32(self.spec.flash.enter)
 
     def _start(self) -> None:
         self._arm({})

@@ -2,8 +2,9 @@
 
 A ``command`` switch runs argv lists (no shell) with a timeout — a PDU's snmpset, a relay board's
 CLI, a USB hub's uhubctl. An ``emulated`` switch feeds emulated targets: off kills what runs on
-them (:meth:`Target.power_off`), on boots them again (:meth:`Target.power_on`). One rig switch may
-feed several targets; :func:`switches_for` builds each once.
+them (:meth:`Target.power_off`), on boots them again (:meth:`Target.power_on`). Each kind is a
+:class:`Switch` in the ``hil.power`` registry (:mod:`hil.registry`); a plugin adds one with an
+entry point. One rig switch may feed several targets; :func:`switches_for` builds each once.
 """
 
 from __future__ import annotations
@@ -11,21 +12,29 @@ from __future__ import annotations
 import subprocess
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import ClassVar
 
+from hil import registry
 from hil.errors import DeployError
 from hil.spec.common import format_duration
-from hil.spec.rig import CommandPower, Rig
+from hil.spec.rig import CommandPower, PowerSpec, Rig
 from hil.targets.base import Target
 
 _OUTPUT_TAIL = 400
 
 
 class Switch(ABC):
-    """One power switch of the rig."""
+    """One power switch of the rig (``hil.power``): its name, its rig settings and the targets it
+    feeds, in rig order. A plugin's carries its settings' model as ``model`` (a
+    :class:`hil.spec.rig.PowerSpec` whose ``kind`` is the entry point's name)."""
 
-    def __init__(self, name: str):
+    model: ClassVar[type[PowerSpec]]
+
+    def __init__(self, name: str, spec: PowerSpec, targets: Sequence[Target] = ()):
         self.name = name
+        self.spec = spec
+        self.targets = list(targets)
 
     @abstractmethod
     def on(self) -> None: ...
@@ -42,9 +51,7 @@ class Switch(ABC):
 class CommandSwitch(Switch):
     """Runs the spec's ``on`` / ``off`` / ``cycle`` argv; a non-zero exit or a timeout is an error."""
 
-    def __init__(self, name: str, spec: CommandPower):
-        super().__init__(name)
-        self.spec = spec
+    spec: CommandPower
 
     def on(self) -> None:
         self._run("on", self.spec.on)
@@ -77,10 +84,6 @@ class CommandSwitch(Switch):
 class EmulatedSwitch(Switch):
     """Feeds emulated targets: off cuts them (their processes die), on boots them again."""
 
-    def __init__(self, name: str, targets: list[Target]):
-        super().__init__(name)
-        self.targets = targets
-
     def on(self) -> None:
         for target in self.targets:
             target.power_on()
@@ -97,5 +100,5 @@ def switches_for(rig: Rig, targets: Mapping[str, Target]) -> dict[str, Switch]:
         fed = [t for tname, t in targets.items() if rig.targets[tname].power == name]
         if not fed:
             continue
-        out[name] = CommandSwitch(name, spec) if isinstance(spec, CommandPower) else EmulatedSwitch(name, fed)
+        out[name] = registry.POWER.implementation(spec.kind)(name, spec, fed)
     return out

@@ -5,7 +5,9 @@ message, optionally a signal condition) appears on a rig bus, or when a TCP / Un
 Each condition is *armed* before its component starts (the console position is marked, the bus is
 opened), so a line or frame sent at once on start-up is not missed. :func:`wait_ready` polls every
 pending condition until all hold; a timeout names the component, the condition and quotes the last
-console lines of that component. Used by the HPC targets and the MCU target alike.
+console lines of that component. Used by the HPC targets and the MCU target alike. Each kind of
+condition is a :class:`Check` in the ``hil.ready`` registry (:mod:`hil.registry`), told apart by
+its key; a plugin adds one with an entry point.
 """
 
 from __future__ import annotations
@@ -17,13 +19,13 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
-from hil import cancel
+from hil import cancel, registry
 from hil.clock import now_ns
 from hil.errors import DeployError, TargetTimeoutError
 from hil.spec.common import format_duration
-from hil.spec.stack import ConsoleReady, FrameReady, Ready, SocketReady
+from hil.spec.stack import ConsoleReady, FrameReady, Ready, ReadySpec, SocketReady
 from hil.targets.console import ConsoleLog, format_tail
 
 POLL_S = 0.1
@@ -34,10 +36,19 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {
 
 
 class Check(ABC):
-    """One armed ready condition."""
+    """One armed ready condition (``hil.ready``). A plugin's carries its stack settings as
+    ``model`` (a :class:`hil.spec.stack.ReadySpec` with a field named as its entry point)."""
+
+    model: ClassVar[type[ReadySpec]]
 
     def __init__(self, timeout_ns: int):
         self.timeout_ns = timeout_ns
+
+    @classmethod
+    def from_spec(cls, ready: Any, source: str, log: ConsoleLog, buses: Any) -> Check:
+        """The check for ``ready``, on console lines of ``source`` in ``log`` or the rig's open
+        ``buses`` (:class:`hil.buses.RigBuses`)."""
+        return cls(ready.timeout)
 
     def arm(self) -> None:
         """Prepare before the component starts (nothing to do by default)."""
@@ -63,6 +74,10 @@ class ConsoleCheck(Check):
         self.source = source
         self._log = log
         self._since = 0
+
+    @classmethod
+    def from_spec(cls, ready: ConsoleReady, source: str, log: ConsoleLog, buses: Any) -> Check:
+        return cls(ready.console, source, log, ready.timeout)
 
     def arm(self) -> None:
         self._since = self._log.mark(self.source)
@@ -104,6 +119,10 @@ class FrameCheck(Check):
             if m.signal is not None and m.signal not in {s.name for s in self._message.signals}:
                 raise DeployError(f"DBC message {self._message.name!r} has no signal {m.signal!r}")
         self.frame_id = self._message.frame_id if self._message is not None else m.id
+
+    @classmethod
+    def from_spec(cls, ready: FrameReady, source: str, log: ConsoleLog, buses: Any) -> Check:
+        return cls(ready, buses)
 
     def arm(self) -> None:
         if self._buses is None:
@@ -148,6 +167,10 @@ class SocketCheck(Check):
         super().__init__(timeout_ns)
         self.address = address
 
+    @classmethod
+    def from_spec(cls, ready: SocketReady, source: str, log: ConsoleLog, buses: Any) -> Check:
+        return cls(ready.socket, ready.timeout)
+
     def poll(self, timeout_s: float) -> bool:
         if self.address.startswith("unix:"):
             family, where = socket.AF_UNIX, self.address.removeprefix("unix:")
@@ -168,14 +191,10 @@ class SocketCheck(Check):
 
 
 def make_check(ready: Ready, source: str, log: ConsoleLog, buses: Any = None) -> Check:
-    """The armed-able check for one component's ready condition (console lines of ``source``)."""
-    if isinstance(ready, ConsoleReady):
-        return ConsoleCheck(ready.console, source, log, ready.timeout)
-    if isinstance(ready, FrameReady):
-        return FrameCheck(ready, buses)
-    if isinstance(ready, SocketReady):
-        return SocketCheck(ready.socket, ready.timeout)
-    raise TypeError(f"unknown ready condition {type(ready).__name__}")
+    """The armed-able check for one component's ready condition (console lines of ``source``):
+    the ``hil.ready`` entry whose key the condition has."""
+    name = next(n for n in registry.READY.names() if n in type(ready).model_fields)
+    return registry.READY.implementation(name).from_spec(ready, source, log, buses)
 
 
 @dataclass
