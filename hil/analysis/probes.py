@@ -157,7 +157,7 @@ def chain(pairings: list[Pairing]) -> ChainPairing:
     return ChainPairing(
         hops={n: h[alive] for n, h in zip(names, hops)},
         total_ns=at[alive] - first.stimulus_ns[alive],
-        missed=int(np.count_nonzero(~alive)),
+        missed=int(np.count_nonzero(~alive)) - first.duplicates,  # a repeat of a paired stimulus starts no chain
         stimulus_ns=first.stimulus_ns,
     )
 

@@ -138,6 +138,21 @@ def test_chain_gives_per_hop_breakdown_that_adds_up():
     assert c.total_ns.tolist() == [3 * MS, 5 * MS]
 
 
+def test_a_chain_does_not_count_the_repeats_of_a_paired_stimulus_as_missed():
+    """A camera frame's packets all carry its RTP timestamp: the first is paired, the rest are
+    duplicates of it, and neither the probe nor the chain counts them as missed."""
+    packets = np.array([0, 1, 2, 33, 34, 35]) * MS
+    stamp = np.array([0, 0, 0, 1, 1, 1])
+    objects = np.array([10, 40]) * MS
+    response, duplicates = pair_counter(packets, stamp, objects, np.array([0, 1]), 100 * MS)
+    hop1 = Pairing(packets, response, duplicates)
+    requests = objects + MS
+    hop2 = Pairing(objects, pair_next(objects, requests, 5 * MS))
+    c = chain([hop1, hop2])
+    assert (hop1.missed, c.missed) == (0, 0)
+    assert c.total_ns.tolist() == [11 * MS, 8 * MS]
+
+
 @pytest.mark.parametrize("n", [0, 1])
 def test_chain_with_an_empty_hop_misses_all(n):
     s = np.arange(3) * MS
