@@ -326,7 +326,8 @@ class BxCan(Peripheral):
         else:
             self.bus.send(msg)
             self.late(run - when)  # the host held the core back: the frame leaves after its core time
-            when = max(when, run)
+        # its end in core time, from when the core sent it: a core the host holds back sees its frames
+        # end as late as everything else (from when they left, its mailboxes filled while it caught up)
         flags = (F_EXTENDED if msg.is_extended_id else 0) | (F_REMOTE if msg.is_remote_frame else 0)
         self.eof_at = when + self.wire.timing(msg.arbitration_id, flags, msg.dlc, bytes(msg.data))[1]
 
