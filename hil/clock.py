@@ -104,24 +104,32 @@ class AdapterClock:
     Timestamps that wrap (``period_s``, e.g. 60 s for SLCAN's ``Z1``) are unwrapped against the
     arrival time, so even a silence longer than the period is no lost lap.
 
-    Error bound (:meth:`error_bound_ns`): half the resolution, plus how far the median window's
-    least delay lies above the line (the envelope is a line only within that), plus the drift over
-    the first two windows (frames mapped before the first fit). The transport floor itself cannot
-    be seen from arrival times: mapped times are late by the floor (the smallest delay of any
-    frame), which the bound does not hold.
+    What arrival times cannot show is given: how late the stamps may be by construction
+    (``stamped_late_s``: a driver that stamps on arrival, a server whose kernel stamps after the
+    adapter's USB batch) and the transport floor after the stamp, which the envelope takes for
+    offset (mapped times are late by it); ``round_trip_s``, the least round trip to the adapter
+    (socketcand's echo), bounds that floor, as no one-way trip is longer than a round trip. Each
+    is a delay known only to lie between 0 and its value, so a mapped time is moved half of their
+    sum earlier and the bound holds the other half.
+
+    Error bound (:meth:`error_bound_ns`): half the resolution, half of those unseen delays, plus how
+    far the median window's least delay lies above the line (the envelope is a line only within
+    that), plus the drift over the first two windows (frames mapped before the first fit).
     """
 
     def __init__(self, resolution_s: float = 1e-6, period_s: float | None = None, stamped_late_s: float = 0.0,
-                 note: str = ""):
-        """``stamped_late_s``: how late the stamps themselves may be by construction (a driver that
-        stamps on arrival, after USB batching), added to the bound; ``note`` says why."""
+                 round_trip_s: float = 0.0, note: str = ""):
+        """``stamped_late_s``, ``round_trip_s``: the delays the fit cannot see (see the class);
+        ``note`` says where they come from."""
         self.resolution_ns = max(1, from_seconds(resolution_s))
         self.period_ns = None if period_s is None else from_seconds(period_s)
-        self.stamped_late_ns = from_seconds(stamped_late_s)
+        self.unseen_ns = from_seconds(stamped_late_s) + from_seconds(round_trip_s)
         self.method = (f"lower-envelope fit: run clock = adapter time + offset + drift × adapter time, fitted "
                        f"to the least delay per {WINDOW_NS / 1e9:g} s window over the last {WINDOWS} windows; "
                        f"resolution {self.resolution_ns / 1e3:g} µs"
                        + (f", wraps every {self.period_ns / 1e9:g} s" if self.period_ns else "")
+                       + (f"; unseen delays 0–{self.unseen_ns / 1e3:g} µs (mapped to their middle)"
+                          if self.unseen_ns else "")
                        + (f"; {note}" if note else ""))
         self.frames = 0
         self._origin: int | None = None  # first unwrapped adapter time (ns): the fit's x origin
@@ -154,15 +162,15 @@ class AdapterClock:
             self._window = (index, x, delay)
         elif delay < self._window[2]:
             self._window = (index, x, delay)
-        return self._origin + x + round(self._delay_at(x)) + self.resolution_ns // 2
+        return self._origin + x + round(self._delay_at(x)) + self.resolution_ns // 2 - self.unseen_ns // 2
 
     def error_bound_ns(self) -> int:
         """How far a mapped time may be from the adapter's own time of the frame (see the class)."""
+        known = (self.resolution_ns + self.unseen_ns) / 2
         if self._line is None:  # the running minimum: drift is not corrected, at most MAX_DRIFT
-            return round(self.stamped_late_ns + self.resolution_ns / 2 + MAX_DRIFT * self._last_x)
+            return round(known + MAX_DRIFT * self._last_x)
         # frames mapped before the first fit were off by the drift over the first two windows
-        return round(self.stamped_late_ns + self.resolution_ns / 2 + self._spread_ns
-                     + abs(self._line[1]) * 2 * WINDOW_NS)
+        return round(known + self._spread_ns + abs(self._line[1]) * 2 * WINDOW_NS)
 
     def summary(self) -> dict[str, object]:
         """JSON-ready: method, error bound (ns), fitted drift (ppm), resolution, wrap period, frames."""

@@ -72,3 +72,17 @@ def test_the_bound_before_a_fit_allows_for_any_drift():
         clock.to_run_clock(stamp, arrived)
     assert not clock.summary()["fitted"]
     assert clock.error_bound_ns() >= 500_000 + 480_000  # half a tick + 1000 ppm over the half second
+
+
+def test_delays_the_fit_cannot_see_are_mapped_to_their_middle_and_held_by_the_bound():
+    """Every frame arrives at least FLOOR_NS late: the envelope takes that floor for offset, so
+    mapped times are late by all of it, beyond a bound that cannot see it. Told the least round
+    trip (which no one-way trip exceeds), the clock maps to the middle and its bound holds the rest."""
+    frames = list(adapter(100, 1_000, None, 30))
+    blind = AdapterClock()
+    late = max(blind.to_run_clock(s, a) - t for t, s, a in frames[-500:])
+    assert late > blind.error_bound_ns()  # the gap this closes
+    told = AdapterClock(round_trip_s=2.5 * FLOOR_NS / 1e9, stamped_late_s=1e-4)
+    worst = max(abs(told.to_run_clock(s, a) - t) for t, s, a in frames[-500:])
+    assert worst <= told.error_bound_ns()
+    assert told.error_bound_ns() >= (2.5 * FLOOR_NS + 100_000) / 2 and "unseen delays 0–600 µs" in told.method

@@ -12,11 +12,14 @@ device path, ``interface: socketcand`` with a server — so python-can's own dri
   60000, appended to each received frame); ``t``/``T``/``r``/``R`` and ``d``/``D``/``b``/``B``
   frames. ``\\r`` answers OK, BEL an error, ``z``/``Z`` a queued frame.
 * **socketcand** on 127.0.0.1: ``< hi >``, ``< open CHANNEL >``, ``< rawmode >``, ``< send … >``,
-  and every frame as ``< frame ID SEC.USEC DATA >`` stamped by the server's own clock (its wall
-  clock, drifting). Each client is its own node, as each has its own raw socket on a real server.
+  ``< echo >``, and every frame as ``< frame ID SEC.USEC DATA >`` stamped at its end of frame by
+  the server's own clock (its wall clock, drifting). Each client is its own node, as each has its
+  own raw socket on a real server. :func:`echo_round_trip_ns` is the host's side: the least echo
+  round trip to any socketcand server, which bounds the trip a frame takes after its stamp.
 
 What makes real adapters hard is modelled: the adapter's oscillator drifts (``drift_ppm``), frames
-reach the host in USB-style batches (``batch``, 1 ms frames by default), and the adapter gives the
+reach the host in USB-style batches (``batch``, 1 ms frames by default: the first after a frame's
+end), and the adapter gives the
 host no echo of its own frames (neither device does). Run as ``python -m hil.buses.adapters
 CONFIG.json``: one JSON line when ready (``channel`` path or ``port``), serving until SIGTERM or
 until stdin closes (its parent died).
@@ -63,9 +66,11 @@ class Oscillator:
 
 
 class Batches:
-    """USB-style delivery: what the adapter has for the host leaves at the next batch boundary of
-    the run clock (or at once with ``batch_ns`` 0). ``write`` returns False when the host is not
-    reading and its buffer is full: the data is lost, as on a real adapter (an overrun)."""
+    """USB-style delivery: what the adapter has for the host leaves at the first batch boundary of
+    the run clock after the adapter had it (a frame: its end of frame), or then with ``batch_ns``
+    0; if this process woke later than that, at once (the host's lateness, not the model's).
+    ``write`` returns False when the host is not reading and its buffer is full: the data is lost,
+    as on a real adapter (an overrun)."""
 
     def __init__(self, batch_ns: int, write: Callable[[bytes], bool]):
         self.batch_ns = batch_ns
@@ -74,10 +79,17 @@ class Batches:
         self._due: int | None = None
         self.overruns = 0
 
-    def add(self, data: bytes, now_ns: int) -> None:
+    def boundary(self, t_ns: int) -> int:
+        """The batch that carries what the adapter had at ``t_ns`` leaves at this run-clock time."""
+        return -(-t_ns // self.batch_ns) * self.batch_ns if self.batch_ns else t_ns
+
+    def add(self, data: bytes, had_ns: int) -> None:
+        due = self.boundary(had_ns)
+        if self._due is not None and due > self._due:  # a batch this process was late to send goes first
+            self.flush_due(self._due)
         self._pending += data
         if self._due is None:
-            self._due = now_ns if not self.batch_ns else -(-now_ns // self.batch_ns) * self.batch_ns
+            self._due = due
 
     def timeout(self, now_ns: int, idle: float) -> float:
         return idle if self._due is None else max(0.0, (self._due - now_ns) / 1e9)
@@ -99,18 +111,22 @@ def node(cfg: dict[str, Any], name: str):
 
 def forward(bus: Any, batches: Batches, encode: Callable[[Any, int], bytes | None], lock: threading.Lock,
             stop: threading.Event) -> None:
-    """The receive side: every frame on the bus, stamped when the adapter got it (its end of frame:
-    simcan holds it until then), encoded and delivered in batches."""
+    """The receive side: every frame on the bus, encoded with its end of frame (simcan's exact
+    ``run_ns``: when the controller had it, not when this process woke to take it, a wake-up that
+    is the host's and no real adapter's) and delivered in the batch after it."""
+    from hil.clock import fine_timer_slack, frame_ns
+
+    fine_timer_slack()  # a batch leaves at its boundary, not up to 50 µs after it
+
     while not stop.is_set():
         try:
             msg = bus.recv(batches.timeout(time.monotonic_ns(), 0.05))
         except Exception:  # the bus went down: the adapter ends, and the host sees its port go quiet
             stop.set()
             return
-        now = time.monotonic_ns()
         with lock:
-            if msg is not None and (text := encode(msg, now)) is not None:
-                batches.add(text, now)
+            if msg is not None and (text := encode(msg, eof := frame_ns(msg))) is not None:
+                batches.add(text, eof)
             batches.flush_due(time.monotonic_ns())
 
 
@@ -189,8 +205,9 @@ class Slcan:
             return "z" if head.islower() else "Z"
         return None
 
-    def frame_text(self, msg: Any, now_ns: int) -> bytes | None:
-        """A frame from the bus as the device sends it to the host (None while closed)."""
+    def frame_text(self, msg: Any, stamp_ns: int) -> bytes | None:
+        """A frame from the bus, stamped at run-clock ``stamp_ns``, as the device sends it to the
+        host (None while closed)."""
         if not self.open or msg.is_error_frame or (msg.is_fd and not self.fd):
             return None
         ext = msg.is_extended_id
@@ -203,7 +220,7 @@ class Slcan:
         else:
             text = f"{'T' if ext else 't'}{ident}{len(msg.data):d}{bytes(msg.data).hex().upper()}"
         if self.timestamps:
-            text += f"{self.clock.ns(now_ns) // 1_000_000 % Z1_PERIOD_MS:04X}"
+            text += f"{self.clock.ns(stamp_ns) // 1_000_000 % Z1_PERIOD_MS:04X}"
         return text.encode() + OK
 
 
@@ -356,12 +373,14 @@ class SocketcandClient:
             return self._say(f"< error malformed frame {' '.join(words)[:40]} >")
         self.bus.send(can.Message(arbitration_id=ident, is_extended_id=len(words[0]) > 3, data=data))
 
-    def _frame_text(self, msg: Any, now_ns: int) -> bytes | None:
+    def _frame_text(self, msg: Any, stamp_ns: int) -> bytes | None:
+        """A frame ended at ``stamp_ns`` as the server sends it: stamped on the server's clock at
+        its end of frame, as a server's kernel stamps a frame from its CAN controller (µs)."""
         if msg.is_error_frame or msg.is_remote_frame or msg.is_fd:
             return None
         if time.monotonic() - self.raw_at < FRAMES_AFTER_OK_S:
             time.sleep(FRAMES_AFTER_OK_S)
-        stamp = self.clock.ns(now_ns) // 1000
+        stamp = self.clock.ns(stamp_ns) // 1000
         ident = f"{msg.arbitration_id:08X}" if msg.is_extended_id else f"{msg.arbitration_id:03X}"
         data = bytes(msg.data).hex().upper()
         return f"< frame {ident} {stamp // 1_000_000}.{stamp % 1_000_000:06d} {data} >".encode()
@@ -373,6 +392,38 @@ class SocketcandClient:
         if self.bus is not None:
             self.bus.shutdown()
         self.sock.close()
+
+
+def echo_round_trip_ns(host: str, port: int, channel: str, times: int = 20, timeout: float = 2.0) -> int:
+    """The least round trip of ``< echo >`` to a socketcand server, real or emulated, on a
+    connection of its own (``< open CHANNEL >``: BCM mode, where a real server answers echo and
+    sends no frames unasked). No one-way delay from the server to the host is below it, so it bounds
+    the transport floor an :class:`~hil.clock.AdapterClock` cannot see. OSError if it cannot."""
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        def reply() -> bytes:
+            got = b""
+            while not got.endswith(b">"):
+                chunk = sock.recv(256)
+                if not chunk:
+                    raise OSError("socketcand server closed the connection")
+                got += chunk
+            return got
+
+        reply()  # < hi >
+        sock.sendall(f"< open {channel} >".encode())
+        if reply() != b"< ok >":
+            raise OSError(f"socketcand server refused to open {channel}")
+        best = None
+        for _ in range(times):
+            start = time.monotonic_ns()
+            sock.sendall(b"< echo >")
+            if reply() != b"< echo >":
+                raise OSError("socketcand server did not echo")
+            took = time.monotonic_ns() - start
+            best = took if best is None else min(best, took)
+        return best
 
 
 def serve_socketcand(cfg: dict[str, Any], stop: threading.Event, ready: Callable[[dict[str, Any]], None]) -> None:

@@ -7,13 +7,18 @@ transmit and receive error counters, error warning / passive, bus-off with autom
 software-requested recovery after 128 × 11 recessive bits.
 
 The controller sends one frame at a time, as the silicon does: the highest-priority pending
-mailbox (lowest identifier, or request order with TXFP) goes to the bus, and the bus's echo of it,
-stamped at its end of frame, completes the mailbox (RQCP, TXOK, TME). A frame the bus delivers as
-an error frame (a ``corrupt`` fault) is a transmit error (TEC + 8, retransmitted unless NART);
-a ``bus_off`` window leaves it unacknowledged (TEC + 8 until error passive, retransmitted a frame
-time later); a ``drop`` counts as sent. Received error frames raise REC. Bit timing is checked
-against the bus: a BTR that gives another bit rate is reported on the console (a board would
-only see errors).
+mailbox (lowest identifier, or request order with TXFP) goes to the bus, and the mailbox completes
+(RQCP, TXOK, TME) at the frame's end of frame, core time, as the wire model gives it from its
+release — or at the bus's echo of it if that comes first. Waiting for the echo alone made every
+frame cost a host round trip (broker, receive thread, core), which a 1 kHz task's three mailboxes
+did not cover on a busy host. The bus still decides: a frame the bus delivers as an error frame
+(a ``corrupt`` fault) is a transmit error (TEC + 8, retransmitted unless NART); a ``bus_off``
+window leaves it unacknowledged (TEC + 8 until error passive, retransmitted a frame time later);
+a ``drop`` counts as sent. If that news comes after the mailbox completed, the error is counted
+then and the controller sends its copy of the frame again before any mailbox (a frame that lost
+arbitration ends later than modelled: its mailbox completed that much early). Received error
+frames raise REC. Bit timing is checked against the bus: a BTR that gives another bit rate is
+reported on the console (a board would only see errors).
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ import can
 from hil.clock import now_ns
 from hil.cortexm.mmio import Peripheral, w1c
 from hil.cortexm.part import CAN1_RX0_IRQ, CAN1_RX1_IRQ, CAN1_SCE_IRQ, CAN1_TX_IRQ
+from hil.simbus.protocol import F_EXTENDED, F_REMOTE
+from hil.simbus.wire import WireModel
 
 MCR, MSR, TSR, RF0R, RF1R, IER, ESR, BTR = range(0, 0x20, 4)
 TX_BOX, RX_BOX = 0x180, 0x1B0
@@ -36,6 +43,7 @@ TXRQ = 1
 EWGF, EPVF, BOFF = 1, 2, 4
 LEC_BIT_DOMINANT, LEC_CRC = 5, 6
 NS = 1_000_000_000
+UNCONFIRMED = 32  # frames completed at their modelled end whose echo is still to come (older ones: lost)
 
 
 class Mailbox:
@@ -83,7 +91,11 @@ class BxCan(Peripheral):
         self.fmr, self.fm1r, self.fs1r, self.ffa1r, self.fa1r = 0x2A1C0E01, 0, 0, 0, 0
         self.fr = [[0, 0] for _ in range(BANKS)]
         self.order: list[int] = []  # mailboxes in request order
-        self.in_flight: tuple[int, can.Message] | None = None
+        self.in_flight: tuple[int | None, can.Message] | None = None  # mailbox (None: a resend), frame
+        self.eof_at: int | None = None  # core time the frame in flight ends, if it wins the bus when released
+        self.unconfirmed: deque[can.Message] = deque(maxlen=UNCONFIRMED)  # completed, the bus's echo to come
+        self.resend: deque[can.Message] = deque()  # completed frames the bus then refused: sent again first
+        self.wire = WireModel(self.bitrate or 500_000)
         self.retry_at: int | None = None
         self.recover_at: int | None = None  # bus-off recovery done at this run-clock ns
         self.tec = self.rec = 0
@@ -131,24 +143,54 @@ class BxCan(Peripheral):
 
     def fault_event(self, kind: str, can_id: int, t_ns: int) -> None:
         """A fault the bus injected on our frame in flight: lost (``drop``) or unacknowledged."""
-        if self.in_flight is None or self.in_flight[1].arbitration_id != can_id:
+        if kind not in ("drop", "bus_off"):
             return
-        if kind == "drop":
-            self._complete(ok=True)
-        elif kind == "bus_off":
-            self._error(rx=False, lec=3, retry_at=t_ns + 130 * self._bit_ns())  # ACK error
+        retry_at = t_ns + 130 * self._bit_ns()  # after the ACK error
+        if (done := self._confirmed(can_id)) is not None:  # older than the frame in flight: its news first
+            if kind == "bus_off":
+                self._refused(done, lec=3, retry_at=retry_at)
+        elif self.in_flight is not None and self.in_flight[1].arbitration_id == can_id:
+            if kind == "drop":
+                self._complete(ok=True)
+            else:
+                self._error(rx=False, lec=3, retry_at=retry_at)
 
     def _echo(self, msg: can.Message) -> None:
-        if self.in_flight is None or msg.arbitration_id != self.in_flight[1].arbitration_id:
-            return
-        if msg.is_error_frame:
-            self._error(rx=False, lec=LEC_BIT_DOMINANT)
-        else:
-            if self.tec:
-                self.tec -= 1
-            self._complete(ok=True)
+        if (done := self._confirmed(msg.arbitration_id)) is not None:  # older than the frame in flight
+            if msg.is_error_frame:
+                self._refused(done, lec=LEC_BIT_DOMINANT)
+            else:
+                self._sent()
+        elif self.in_flight is not None and msg.arbitration_id == self.in_flight[1].arbitration_id:
+            if msg.is_error_frame:
+                self._error(rx=False, lec=LEC_BIT_DOMINANT)
+            else:
+                self._sent()
+                self._complete(ok=True)
 
-    def _error(self, rx: bool, lec: int, retry_at: int | None = None) -> None:
+    def _sent(self) -> None:
+        if self.tec:
+            self.tec -= 1
+
+    def _confirmed(self, can_id: int) -> can.Message | None:
+        """The oldest frame completed at its modelled end with identifier ``can_id``, now that the
+        bus has told of it (None: none is waiting for that news)."""
+        for msg in self.unconfirmed:
+            if msg.arbitration_id == can_id:
+                self.unconfirmed.remove(msg)
+                return msg
+        return None
+
+    def _refused(self, msg: can.Message, lec: int, retry_at: int | None = None) -> None:
+        """The bus refused a frame whose mailbox had completed: the error counts now, and unless
+        NART the controller sends its copy again, before any mailbox."""
+        if not self.mcr & NART:
+            self.resend.append(msg)
+        self._error(rx=False, lec=lec, retry_at=retry_at, completed=True)
+
+    def _error(self, rx: bool, lec: int, retry_at: int | None = None, completed: bool = False) -> None:
+        """A receive or transmit error; ``completed``: of a frame whose mailbox completed already
+        (the frame in flight, if any, is another one and goes on)."""
         self.lec = lec
         self.msr |= ERRI
         if rx:
@@ -157,22 +199,27 @@ class BxCan(Peripheral):
             self.tec += 8
         if self.tec > 255:
             self._bus_off()
-        elif not rx:
-            if self.mcr & NART:
-                self._complete(ok=False)
-            else:
-                self.in_flight = None
-                self.retry_at = retry_at
-                self._send_next()
+        elif not rx and not completed and self.mcr & NART:
+            self._complete(ok=False)
+        elif not rx and (not completed or self.in_flight is None):
+            self._land()
+            self.retry_at = retry_at
+            self._send_next()
         self._flags()
 
     def _bus_off(self) -> None:
         self.esr |= BOFF
-        self.in_flight = None  # its mailbox stays pending until the node is back
+        self._land()  # its mailbox stays pending until the node is back
         self.retry_at = None
         self.machine.diagnostic("can1: bus-off (transmit error counter over 255)")
         if self.mcr & ABOM:
             self.recover_at = self.machine.now() + 128 * 11 * self._bit_ns()
+
+    def _land(self) -> None:
+        """No frame in flight any more; a resend that was is sent again first."""
+        if self.in_flight is not None and self.in_flight[0] is None:
+            self.resend.appendleft(self.in_flight[1])
+        self.in_flight = self.eof_at = None
 
     def _recovered(self) -> None:
         self.esr &= ~BOFF
@@ -183,10 +230,11 @@ class BxCan(Peripheral):
 
     def _complete(self, ok: bool) -> None:
         box, _ = self.in_flight
-        self.in_flight = None
-        self.tx[box].ir &= ~TXRQ
-        shift = 8 * box
-        self.tsr = self.tsr & ~(0xF << shift) | (1 | (2 if ok else 8)) << shift | 1 << (26 + box)
+        self.in_flight = self.eof_at = None
+        if box is not None:  # a resend has no mailbox left to complete
+            self.tx[box].ir &= ~TXRQ
+            shift = 8 * box
+            self.tsr = self.tsr & ~(0xF << shift) | (1 | (2 if ok else 8)) << shift | 1 << (26 + box)
         self._send_next()
         self._flags()
 
@@ -254,21 +302,23 @@ class BxCan(Peripheral):
             return
         pending = [b for b in self.order if self.tx[b].ir & TXRQ]
         self.order = pending
-        if not pending:
+        if self.resend:
+            box, msg = None, self.resend.popleft()
+        elif pending:
+            if not self.mcr & TXFP:
+                pending = sorted(pending, key=lambda b: (self.tx[b].can_id << (0 if self.tx[b].extended else 18), b))
+            box = pending[0]
+            msg = self.tx[box].message()
+        else:
             return
-        if not self.mcr & TXFP:
-            pending = sorted(pending, key=lambda b: (self.tx[b].can_id << (0 if self.tx[b].extended else 18), b))
-        box = pending[0]
-        msg = self.tx[box].message()
         self.retry_at = None
         silent, loopback = self.btr >> 31 & 1, self.btr >> 30 & 1
         if loopback:
             self._receive(msg)
+        self.in_flight = (box, msg)
         if silent or self.bus is None:
-            self.in_flight = (box, msg)
             self._complete(ok=True)
             return
-        self.in_flight = (box, msg)
         run = now_ns()
         when, send_at = self.machine.now(run), getattr(self.bus, "send_at", None)
         if send_at is not None and when > run:
@@ -276,6 +326,10 @@ class BxCan(Peripheral):
         else:
             self.bus.send(msg)
             self.late(run - when)  # the host held the core back: the frame leaves after its core time
+        # its end in core time, from when the core sent it: a core the host holds back sees its frames
+        # end as late as everything else (from when they left, its mailboxes filled while it caught up)
+        flags = (F_EXTENDED if msg.is_extended_id else 0) | (F_REMOTE if msg.is_remote_frame else 0)
+        self.eof_at = when + self.wire.timing(msg.arbitration_id, flags, msg.dlc, bytes(msg.data))[1]
 
     def late(self, ns: int) -> None:
         """The machine's own lateness with a frame (taken after its end of frame, or sent after its
@@ -292,12 +346,15 @@ class BxCan(Peripheral):
     # -- the run clock ---------------------------------------------------------------------------
 
     def due(self) -> int | None:
-        times = [t for t in (self.retry_at, self.recover_at) if t is not None]
+        times = [t for t in (self.retry_at, self.recover_at, self.eof_at) if t is not None]
         return min(times) if times else None
 
     def service(self, now: int) -> None:
         if self.recover_at is not None and now >= self.recover_at:
             self._recovered()
+        if self.eof_at is not None and now >= self.eof_at:  # its end of frame: the bus's news comes later
+            self.unconfirmed.append(self.in_flight[1])
+            self._complete(ok=True)
         if self.retry_at is not None and now >= self.retry_at:
             self.retry_at = None
             self._send_next()

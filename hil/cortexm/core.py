@@ -409,8 +409,7 @@ class Machine:
     def _learn(self, handled_ns: int) -> None:
         """One timer event handled ``handled_ns`` after its planned wake-up; set the lead again
         every ``LEARN_EVERY`` events (see the module's docstring). At most half a 1 kHz period: a
-        longer lead has a frame still waiting for its echo when the next tick's is queued, and
-        eats the transmit mailboxes' slack (measured: more ticks found no empty mailbox)."""
+        frame that ends within the lead before a timer event is taken up to the lead late."""
         recent = self._handled
         recent.append(handled_ns)
         self._events += 1

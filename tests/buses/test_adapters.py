@@ -167,6 +167,41 @@ def test_the_adapter_clock_follows_an_emulated_socketcand_server_that_drifts(tmp
     assert late[0] > -clock.error_bound_ns() and late[len(late) // 2] < 5_000_000  # after the send, not long after
 
 
+def test_the_socketcand_server_stamps_frames_at_their_end_not_when_it_woke(tmp_path):
+    """A server's kernel stamps a frame from its CAN controller at its end: the emulated one stamps
+    simcan's end of frame however late the host woke the server, and batches after the stamp.
+    Against the end of frame a witness saw, the stamps differ by one constant (the server's epoch)
+    to the µs; stamped on waking they scattered by the wake-ups, tens of µs and more."""
+    from hil.clock import frame_ns
+
+    for batch in ("0", "1ms"):
+        with RigBuses(rig("socketcand", batch=batch), tmp_path / batch) as buses:
+            host = buses.open_can("chassis")
+            node = can.Bus(**buses.can_config("chassis", side="device"))
+            witness = can.Bus(**buses.can_config("chassis", side="device"), hold=False)
+            try:
+                offsets = []
+                for i in range(40):
+                    node.send(can.Message(arbitration_id=0x100, data=[i], is_extended_id=False))
+                    got, seen = host.recv(5), witness.recv(5)
+                    offsets.append(round(got.timestamp * 1e6) - frame_ns(seen) // 1000)
+                    time.sleep(0.003)
+            finally:
+                for bus in (host, node, witness):
+                    bus.shutdown()
+        assert max(offsets) - min(offsets) <= 2, (batch, offsets)
+
+
+def test_the_echo_round_trip_of_a_socketcand_server_bounds_its_transport(tmp_path):
+    from hil.buses.adapters import echo_round_trip_ns
+
+    with RigBuses(rig("socketcand"), tmp_path) as buses:
+        cfg = buses.can_config("chassis")
+        assert 0 < echo_round_trip_ns(cfg["host"], cfg["port"], "can0", times=5) < 1_000_000_000
+        with pytest.raises(OSError, match="refused to open can7"):
+            echo_round_trip_ns(cfg["host"], cfg["port"], "can7")
+
+
 def test_can_fd_frames_cross_the_slcan_adapter_both_ways(tmp_path):
     fd_rig = Rig.model_validate({"name": "sim", "buses": {"chassis": {
         "kind": "can", "emulated": True, "interface": "slcan", "channel": "ttyACM0", "bitrate": 500000, "fd": True,

@@ -118,3 +118,25 @@ def test_the_machines_own_lateness_is_counted_in_its_nodes_delivery_error(chassi
         notifier.stop()
         bus.shutdown()
         tester.shutdown()
+
+
+def test_mailboxes_complete_at_their_end_of_frame_not_at_the_hosts_echo(chassis, run_image, brake_build):
+    """A board's bxCAN completes a mailbox when its frame ends on the wire. With no echo coming back
+    at all (the longest a busy host can take), the 1 kHz status frame keeps leaving; completing on
+    the echo, the three mailboxes filled with the first three frames and stayed full."""
+    tester = chassis.open_can("chassis")
+    bus = chassis.open_can("chassis", receive_own_messages=False)
+    run = run_image(brake_build / "brake_ecu.elf", {"status_period": "1ms"}, can_bus=bus)
+    try:
+        run.wait_for(r"brake: ready")
+        end, status = time.monotonic() + 0.5, []
+        while time.monotonic() < end:
+            msg = tester.recv(0.1)
+            if msg is not None and msg.arbitration_id == 0x112:
+                status.append(msg)
+        assert len(status) > 100  # on the echo, three (then no mailbox was ever empty again)
+        assert len(run.machine.can1.unconfirmed) <= 32  # news that never comes is not kept for ever
+    finally:
+        run.close()
+        bus.shutdown()
+        tester.shutdown()
