@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -12,14 +10,10 @@ import jsonschema
 import pytest
 from ruamel.yaml import YAML
 
+from tests.hilcli import hil
+
 ROOT = Path(__file__).resolve().parents[2]
 HIL = [sys.executable, "-m", "hil"]
-
-
-def hil(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    full_env = {k: v for k, v in os.environ.items() if k not in ("HIL_RIG", "NO_COLOR")}
-    full_env.update(env or {})
-    return subprocess.run([*HIL, *args], cwd=ROOT, capture_output=True, text=True, env=full_env, timeout=60)
 
 
 def test_check_valid_rig_prints_topology_and_exits_0():
