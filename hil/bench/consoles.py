@@ -8,7 +8,8 @@ import threading
 from pathlib import Path
 from typing import IO, Any
 
-from hil.targets.base import ConsoleLine
+from hil.values import ConsoleLine
+
 
 
 class Consoles:

@@ -9,13 +9,14 @@ from pathlib import Path
 
 from hil import __version__
 from hil.bench.plan import bench_database
-from hil.bench.results import BenchResult, SuiteResult
+from hil.results import BenchResult, SuiteResult
 from hil.bench.runner import utc_now
 from hil.bench.verdict import judge_recording
 from hil.clock import now_ns
 from hil.errors import UsageError
 from hil.recording.schema import METADATA_NAME
 from hil.spec import load_suite
+from hil.values import Verdict
 
 
 def analyse_offline(recording: Path, suite_path: str | Path, bench_name: str, out: Path,
@@ -38,7 +39,7 @@ def analyse_offline(recording: Path, suite_path: str | Path, bench_name: str, ou
     bench_dir = out / bench.name
     bench_dir.mkdir(parents=True, exist_ok=True)
     start = now_ns()
-    result = BenchResult(bench.name, "error", dir=bench.name, started_utc=utc_now())
+    result = BenchResult(bench.name, Verdict.ERROR, dir=bench.name, started_utc=utc_now())
     judge_recording(bench, suite.harness_budget(bench), db, Path(recording), bench_dir, result, channel_map)
     result.duration_s = (now_ns() - start) / 1e9
     result.files["recording"] = str(Path(recording).resolve())

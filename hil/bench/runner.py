@@ -24,12 +24,13 @@ from hil import cancel
 from hil.bench.consoles import Consoles
 from hil.bench.inject import inject, read_stimulus
 from hil.bench.plan import BenchPlan, plan_bench
-from hil.bench.results import ERROR, BenchResult, run_key
+from hil.results import BenchResult, run_key
 from hil.bench.verdict import judge_recording
 from hil.clock import now_ns
 from hil.errors import HilError, ReplayStoppedError, TargetTimeoutError
 from hil.lifecycle.signals import Stopped, stopped
 from hil.spec.common import format_duration
+from hil.values import Verdict
 
 RECORDING = "recording.mcap"
 ALIVE_POLL_S = 0.05
@@ -58,7 +59,7 @@ class Interrupted(Stopped):
 
 def record_stop(result: BenchResult, stop: Stopped) -> None:
     """Make ``result`` the error of a bench that ``stop`` cut short (and that was torn down)."""
-    result.verdict, result.error, result.error_kind = ERROR, f"{stop}; the rig was torn down", "KeyboardInterrupt"
+    result.verdict, result.error, result.error_kind = Verdict.ERROR, f"{stop}; the rig was torn down", "KeyboardInterrupt"
 
 
 @dataclass
@@ -100,7 +101,7 @@ class BenchRun:
     def execute(self) -> BenchResult:
         bench = self.plan.bench
         self.dir.mkdir(parents=True, exist_ok=True)
-        result = BenchResult(bench.name, ERROR, self.options.repeat, self.plan.rig.name, str(self.dir), utc_now())
+        result = BenchResult(bench.name, Verdict.ERROR, self.options.repeat, self.plan.rig.name, str(self.dir), utc_now())
         start = now_ns()
         self.deadline_ns = start + self.plan.timeout_ns
         stopped_by: Stopped | None = None
@@ -228,7 +229,7 @@ class BenchRun:
             self.options.on_event(Event(self.plan.bench.name, self.options.repeat, phase, message))
 
     def _fail(self, result: BenchResult, message: str, kind: str) -> None:
-        result.verdict, result.error, result.error_kind, result.phase = ERROR, message, kind, self.phase
+        result.verdict, result.error, result.error_kind, result.phase = Verdict.ERROR, message, kind, self.phase
 
     def _files(self) -> dict[str, Any]:
         """The bench's artifacts, relative to the run folder."""

@@ -15,12 +15,13 @@ from typing import ContextManager
 
 from hil import __version__
 from hil.bench.plan import plan_suite
-from hil.bench.results import ERROR, FAIL, SKIPPED, BenchResult, SuiteResult
+from hil.results import BenchResult, SuiteResult
 from hil.bench.runner import BenchOptions, Event, Interrupted, run_bench, utc_now
 from hil.clock import now_ns
 from hil.errors import UsageError
 from hil.lifecycle.signals import shielded, stopped
 from hil.spec.rig import Rig
+from hil.values import Verdict
 
 
 @dataclass
@@ -79,7 +80,7 @@ def _run_benches(rig_path: str | Path, suite_path: str | Path, names: list[str],
     for repeat in range(options.repeat):
         for name in names:
             if stop is not None:
-                bench = BenchResult(name, SKIPPED, repeat, result.rig, error=f"--fail-fast: {stop} did not pass")
+                bench = BenchResult(name, Verdict.SKIPPED, repeat, result.rig, error=f"--fail-fast: {stop} did not pass")
             else:
                 try:
                     bench = options.run_bench(rig_path, suite_path, name, run_dir,
@@ -95,7 +96,7 @@ def _run_benches(rig_path: str | Path, suite_path: str | Path, names: list[str],
                         error_kind="KeyboardInterrupt", phase="plan"))
                     raise
                 bench.dir = Path(bench.dir).name  # bench folders sit in the run folder (also remote ones)
-                if options.fail_fast and bench.verdict in (FAIL, ERROR):
+                if options.fail_fast and bench.verdict in (Verdict.FAIL, Verdict.ERROR):
                     stop = bench.key
             result.benches.append(bench)
             if options.on_result is not None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from hil.errors import RigUnhealthyError
 from hil.spec.rig import Rig
+from hil.values import Verdict
 
 #: A passing health check younger than this is trusted; older ones are checked again.
 FRESH = timedelta(hours=1)
@@ -66,7 +67,7 @@ def rig_health(rig: Rig, history: Path | None = None) -> RigHealth:
     if not runs:
         return RigHealth(rig.name, "unknown", found[0])
     last = runs[0]
-    return RigHealth(rig.name, "healthy" if last["verdict"] == "pass" else "unhealthy", found[0],
+    return RigHealth(rig.name, "healthy" if last["verdict"] == Verdict.PASS else "unhealthy", found[0],
                      last["started_utc"], last["id"], last["run_dir"])
 
 
@@ -82,7 +83,7 @@ def check_health(rig_path: str | Path, rig: Rig, options: Any) -> RigHealth:
         return RigHealth(rig.name, "unknown")
     # the health suite deploys its own stacks: --stack replaces only those of the suite under test
     result = run_suite(rig_path, rig.health, replace(options, benches=[bench], repeat=1, record_history=True, stacks={}))
-    return RigHealth(rig.name, "healthy" if result.verdict == "pass" else "unhealthy", suite,
+    return RigHealth(rig.name, "healthy" if result.verdict == Verdict.PASS else "unhealthy", suite,
                      result.started_utc, result.run_id, result.run_dir)
 
 

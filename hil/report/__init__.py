@@ -10,7 +10,7 @@ import json
 import os
 from pathlib import Path
 
-from hil.bench.results import SuiteResult
+from hil.results import SuiteResult
 from hil.errors import UsageError
 
 RESULTS, JUNIT, HTML = "results.json", "junit.xml", "report.html"

@@ -10,9 +10,9 @@ from typing import Annotated, Literal, Union
 
 from pydantic import Field, StrictFloat, StrictInt
 
+from hil.canframe import FD_LENGTHS
 from hil.spec.common import CanId, Duration, Spec
 
-FD_LENGTHS = (0, 1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 20, 24, 32, 48, 64)
 
 
 class _Window(Spec):

@@ -14,7 +14,7 @@ from hil.spec.common import (KNOWN_HOSTS, SPEC_FILE, SSH_KEY, Arg, CanId, Durati
 from hil.spec.faults import Fault, fault_problems
 
 if TYPE_CHECKING:
-    from hil.flash.an3155 import Stm32Device
+    from hil.protocol.an3155 import Stm32Device
 
 Loc = tuple[str | int, ...]
 Problem = tuple[Loc, str]
@@ -180,7 +180,7 @@ class FlashGeometry(Spec):
 
     def device(self) -> Stm32Device:
         """The part as the AN3155 client sees it."""
-        from hil.flash.an3155 import from_geometry
+        from hil.protocol.an3155 import from_geometry
 
         return from_geometry(self.pid, self.flash_start, tuple((run.count, run.size) for run in self.layout))
 
@@ -353,7 +353,7 @@ class Rig(Spec):
 def _part_problems(loc: Loc, t: McuTarget) -> list[Problem]:
     """An emulated MCU is a part hil emulates; a real one says what it is (Get ID). The image's
     address lies inside the rig's geometry."""
-    from hil.flash.an3155 import DEVICES, EMULATED, known_ids
+    from hil.protocol.an3155 import DEVICES, EMULATED, known_ids
 
     out: list[Problem] = []
     if t.part is not None and not t.emulated:

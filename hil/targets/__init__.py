@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from hil.spec.rig import HpcTarget, McuTarget, Rig
     from hil.spec.stack import Component, Stack
     from hil.targets.base import Target
-    from hil.targets.console import ConsoleLine
+    from hil.values import ConsoleLine
 
 DRIVERS: dict[str, str] = {
     "hpc-local": "hil.targets.local:LocalHpcTarget",

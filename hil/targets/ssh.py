@@ -41,9 +41,9 @@ from hil.spec.rig import HpcTarget, Rig, SshReach
 from hil.spec.stack import Component, ProcessComponent
 from hil.targets import bundle as bundles
 from hil.targets.base import Target
-from hil.targets.console import ConsoleLine
 from hil.targets.hpc import check_argv, checked_bundle, component_env, crashed, expand_argv
 from hil.targets.ready import Armed
+from hil.values import ConsoleLine
 
 DEFAULT_GRACE_NS = 5_000_000_000
 CONNECT_TIMEOUT_S = 30.0  # one attempt

@@ -15,7 +15,7 @@ import pytest
 from hil.clock import epoch_offset_ns, frame_ns, now_ns, run_ns, unix_seconds
 from hil.recording import Recorder, load
 from hil.recording.export import ExportLoss, export
-from hil.recording.frames import FLAG_ERROR, FLAG_FD, FLAG_REMOTE
+from hil.canframe import FLAG_ERROR, FLAG_FD, FLAG_REMOTE
 from tests.hilcli import hil as run_hil
 from tests.simbus.conftest import make_rig
 
