@@ -8,10 +8,10 @@ import contextlib
 import platform
 import uuid
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import ContextManager
 
 from hil import __version__
 from hil.bench.plan import plan_suite
@@ -34,7 +34,7 @@ class SuiteOptions:
     history: Path | None = None  # None: the default history database
     record_history: bool = True
     run_bench: Callable[..., BenchResult] = run_bench
-    lease: Callable[[Rig], ContextManager] | None = None
+    lease: Callable[[Rig], AbstractContextManager] | None = None
     on_event: Callable[[Event], None] | None = None
     on_result: Callable[[BenchResult], None] | None = None
 

@@ -217,7 +217,7 @@ class SshHpcTarget(Target):
 
     async def _start_all(self) -> None:
         self._exits = {}
-        for name, comp in self._components.items():
+        for name in self._components:
             self._procs[name] = proc = await self._conn.create_process(
                 f"exec sh -- {shlex.quote(self._launch_path(name))}", encoding="utf-8", errors="replace")
             self._pumps[name] = [asyncio.ensure_future(self._pump(name, proc.stdout, "stdout")),

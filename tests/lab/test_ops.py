@@ -251,7 +251,7 @@ def test_a_busy_rig_does_not_cost_the_other_rigs_their_results(tmp_path, env):
 
 def test_a_fault_from_the_start_hits_the_first_answer_too(tmp_path, env):
     # every 0x201 answer is delayed 50 ms from the stimulus start on: the smallest latency too
-    r = hil("run", str(PLUGIN / "faults.yaml"), "--rig", str(RIGS / "sim-lab-a.yaml"),
+    hil("run", str(PLUGIN / "faults.yaml"), "--rig", str(RIGS / "sim-lab-a.yaml"),
             "--out", str(tmp_path / "run"), "--no-history", env=env)
     bench = json.loads((tmp_path / "run" / "results.json").read_text())["benches"][0]
     assert pass_or_harness_error(bench), explain(bench)  # a busy host may leave it unjudged: still measured

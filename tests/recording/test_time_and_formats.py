@@ -35,7 +35,7 @@ def test_simcan_frames_are_unix_time_and_recorded_on_the_run_clock_with_the_anch
     from hil.buses import RigBuses
 
     with RigBuses(make_rig(chassis={"bitrate": 500_000}), tmp_path / "run") as buses:
-        with Recorder(tmp_path / "r.mcap", buses, ["chassis"], {"rig": "test"}) as rec:
+        with Recorder(tmp_path / "r.mcap", buses, ["chassis"], {"rig": "test"}):
             tx, rx = buses.open_can("chassis"), buses.open_can("chassis")
             time.sleep(0.2)  # the recorder's reader is on the bus
             tx.send(can.Message(arbitration_id=0x123, is_extended_id=False, is_remote_frame=True, dlc=2))
