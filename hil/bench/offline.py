@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import platform
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 from hil import __version__
@@ -47,7 +47,7 @@ def analyse_offline(recording: Path, suite_path: str | Path, bench_name: str, ou
                       started_utc=result.started_utc, duration_s=result.duration_s, host=platform.node(),
                       hil_version=__version__, benches=[result],
                       selected=None if len(suite.benches) == 1 else [bench.name],
-                      run_id=f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}")
+                      run_id=f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}")
     write_reports(run, out)
     return run
 

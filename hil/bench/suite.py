@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 from hil import __version__
@@ -47,7 +47,7 @@ def run_suite(rig_path: str | Path, suite_path: str | Path, options: SuiteOption
         raise UsageError(f"expected --repeat ≥ 1, got {options.repeat}")
     plans = plan_suite(rig_path, suite_path, options.benches, options.stacks)
     rig, suite = plans[0].rig, plans[0].suite
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     run_dir = Path(options.out or Path("runs") / f"{suite.name}-{started:%Y%m%d-%H%M%S}").resolve()
     if (run_dir / "results.json").exists():
         raise UsageError(f"{run_dir} already holds a run (results.json); choose another --out")

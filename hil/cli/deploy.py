@@ -9,7 +9,7 @@ bring-up it is an interruption (exit 130), and teardown still runs.
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 import click
@@ -50,7 +50,7 @@ def deploy(app: App, rig_file: str, stack_file: str, bundle: str | None, run_dir
     if problems:
         raise SpecError(problems)
     stack = stack_spec.model
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     folder = Path(run_dir) if run_dir else Path("runs") / f"deploy-{stack.name}-{started:%Y%m%d-%H%M%S}"
     folder.mkdir(parents=True, exist_ok=True)
     consoles = Consoles(folder / "consoles")

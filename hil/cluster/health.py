@@ -10,7 +10,7 @@ the run too, until a health check passes again (``hil rig health RIG``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ class RigHealth:
     def fresh(self, now: datetime | None = None, fresh: timedelta = FRESH) -> bool:
         if self.state != "healthy" or self.checked_utc is None:
             return False
-        return (now or datetime.now(timezone.utc)) - datetime.fromisoformat(self.checked_utc) < fresh
+        return (now or datetime.now(UTC)) - datetime.fromisoformat(self.checked_utc) < fresh
 
     def describe(self) -> str:
         if self.state == "unknown":

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +59,7 @@ def run_lab(suite: str | Path, rigs: list[str], options: SuiteOptions, lab: LabO
         raise UsageError("two rigs would share a results folder: " + ", ".join(
             f"{r} → {label}/" for r, label in zip(rigs, labels) if labels.count(label) > 1)
             + "; give the rig files different names")
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     out = Path(options.out or Path("runs") / f"{_suite_name(suite)}-{started:%Y%m%d-%H%M%S}")
     client = _connect(lab) if lab.scheduler else None
     try:

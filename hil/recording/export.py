@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 import can
@@ -119,7 +119,7 @@ class _AnchoredMF4Writer(can.MF4Writer):
 
     def __init__(self, file: Path, start_s: float):
         super().__init__(file)
-        self._mdf.header.start_time = datetime.fromtimestamp(start_s, timezone.utc)
+        self._mdf.header.start_time = datetime.fromtimestamp(start_s, UTC)
         self.last_timestamp = self._start_time = start_s
 
 

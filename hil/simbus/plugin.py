@@ -38,7 +38,8 @@ import select
 import threading
 import time
 from collections import deque
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import can
 from can import CanOperationError, CanProtocol, Message

@@ -6,7 +6,7 @@ the start of injection for bench faults.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import Field, StrictFloat, StrictInt
 
@@ -60,7 +60,7 @@ class BabbleFault(_Window):
 
 
 Fault = Annotated[
-    Union[DropFault, DelayFault, CorruptFault, BusOffFault, BabbleFault],
+    DropFault | DelayFault | CorruptFault | BusOffFault | BabbleFault,
     Field(discriminator="kind"),
 ]
 

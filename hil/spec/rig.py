@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field, StrictBool, StrictFloat, StrictInt, ValidationInfo, field_validator
 
@@ -88,7 +88,7 @@ class SerialBus(Spec):
     record: StrictBool = True
 
 
-Bus = Annotated[Union[CanBus, SerialBus], Field(discriminator="kind")]
+Bus = Annotated[CanBus | SerialBus, Field(discriminator="kind")]
 
 
 class CommandPower(Spec):
@@ -108,7 +108,7 @@ class EmulatedPower(Spec):
     kind: Literal["emulated"]
 
 
-PowerSwitch = Annotated[Union[CommandPower, EmulatedPower], Field(discriminator="kind")]
+PowerSwitch = Annotated[CommandPower | EmulatedPower, Field(discriminator="kind")]
 
 
 class LocalReach(Spec):
@@ -140,7 +140,7 @@ class SshReach(Spec):
         return value
 
 
-Reach = Annotated[Union[LocalReach, SshReach], Field(discriminator="via")]
+Reach = Annotated[LocalReach | SshReach, Field(discriminator="via")]
 
 
 class FlashRun(Spec):
@@ -240,7 +240,7 @@ class CommandFlash(Spec):
     timeout: PositiveDuration = 120_000_000_000
 
 
-Flash = Annotated[Union[Stm32UartFlash, UdsFlash, CommandFlash], Field(discriminator="method")]
+Flash = Annotated[Stm32UartFlash | UdsFlash | CommandFlash, Field(discriminator="method")]
 
 
 class HpcTarget(Spec):
@@ -266,7 +266,7 @@ class McuTarget(Spec):
     flash: Flash | None = None
 
 
-Target = Annotated[Union[HpcTarget, McuTarget], Field(discriminator="kind")]
+Target = Annotated[HpcTarget | McuTarget, Field(discriminator="kind")]
 
 
 class Rig(Spec):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Tag, field_validator
 
@@ -75,8 +75,7 @@ def _ready_kind(value: Any) -> str | None:
 
 
 Ready = Annotated[
-    Union[Annotated[ConsoleReady, Tag("ConsoleReady")], Annotated[FrameReady, Tag("FrameReady")],
-          Annotated[SocketReady, Tag("SocketReady")]],
+    Annotated[ConsoleReady, Tag("ConsoleReady")] | Annotated[FrameReady, Tag("FrameReady")] | Annotated[SocketReady, Tag("SocketReady")],
     Discriminator(_ready_kind, custom_error_type="ready_kind",
                   custom_error_message="expected one of the keys 'console', 'frame' or 'socket'"),
 ]
@@ -106,7 +105,7 @@ class FirmwareComponent(Spec):
     config: JsonObject = Field(default_factory=dict, description="firmware parameters")
 
 
-Component = Annotated[Union[ProcessComponent, FirmwareComponent], Field(discriminator="kind")]
+Component = Annotated[ProcessComponent | FirmwareComponent, Field(discriminator="kind")]
 
 
 class Stack(Spec):

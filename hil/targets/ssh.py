@@ -266,7 +266,7 @@ class SshHpcTarget(Target):
         for proc in procs.values():
             try:
                 await asyncio.wait_for(proc.wait(check=False), self.grace_ns / 1e9 + _SLACK_S)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 proc.close()
         await self._drain(list(procs))
         self._pumps = {}
