@@ -127,7 +127,7 @@ class BenchRun:
         if stopped_by is not None:
             record_stop(result, stopped_by)
             raise Interrupted(result, stopped_by.signum)
-        self._enter("done", result.verdict)
+        self._enter("done", str(result.verdict))  # a plain str: Dask sends events as msgpack
         return result
 
     # -- on the rig ------------------------------------------------------------------------------
