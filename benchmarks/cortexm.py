@@ -220,7 +220,7 @@ def frame_periods(bus: can.BusABC, can_id: int, seconds: float, nominal_us: floa
 
 def flashing(folder: Path) -> dict:
     from hil.firmware.bootloader import Bootloader, Stopped
-    from hil.flash import an3155, stm32
+    from hil.protocol import an3155, stm32
 
     image = folder / "image.bin"
     image.write_bytes(os.urandom(FLASH_IMAGE))

@@ -9,7 +9,8 @@ problem is a :class:`~hil.files.FileRefused` naming the file; callers raise it a
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import operator
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,17 +20,34 @@ from hil.spec.common import DBC_FILE
 
 def load_dbc(paths: Iterable[str | Path]) -> Any:
     """The DBC files ``paths`` merged into one cantools database (empty when there are none)."""
-    import cantools
-
-    db = cantools.database.can.Database()
+    db = _database()
     for path in paths:
         add_dbc(db, path)
     return db
 
 
+def load_dbc_data(texts: Mapping[str, bytes]) -> Any:
+    """DBC files already read (name → bytes, as a firmware image carries them) merged into one
+    cantools database, decoded and parsed as a DBC file is."""
+    db = _database()
+    for name, data in texts.items():
+        add_dbc_data(db, data, name)
+    return db
+
+
+def _database() -> Any:
+    import cantools
+
+    return cantools.database.can.Database()
+
+
 def add_dbc(db: Any, path: str | Path) -> None:
     """Merge the DBC file ``path`` into the cantools database ``db``."""
-    data = read_bytes(path, DBC_FILE.limit, DBC_FILE.what)
+    add_dbc_data(db, read_bytes(path, DBC_FILE.limit, DBC_FILE.what), path)
+
+
+def add_dbc_data(db: Any, data: bytes, path: str | Path) -> None:
+    """Merge DBC text ``data`` (from ``path``, named in errors) into the cantools database ``db``."""
     try:
         text = data.decode("cp1252")
     except UnicodeDecodeError as exc:
@@ -39,3 +57,22 @@ def add_dbc(db: Any, path: str | Path) -> None:
         db.add_dbc_string(text)
     except Exception as exc:  # cantools raises parser-specific errors (textparser, its own Error, …)
         raise FileRefused(f"{DBC_FILE.what} {path} cannot be parsed: {' '.join(str(exc).split())[:300]}") from None
+
+
+#: The comparisons a frame condition (``op`` of :class:`hil.spec.match.FrameMatch`) may name.
+OPS: dict[str, Callable[[Any, Any], bool]] = {"==": operator.eq, "!=": operator.ne, "<": operator.lt,
+                                               "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+
+
+def signal_holds(message: Any, data: bytes, signal: str | None, op: str | None, value: float | None) -> bool:
+    """Whether a frame's payload, decoded as the DBC ``message``, satisfies ``signal op value`` —
+    the one evaluation of a frame condition, for ready checks and closed-loop waits alike. No
+    signal: any payload holds; a signal without ``op``: any payload it decodes from; a payload that
+    does not decode satisfies nothing."""
+    if signal is None:
+        return True
+    try:
+        decoded = message.decode(bytes(data), decode_choices=False)[signal]
+    except Exception:  # cantools raises per codec (too short, bad choice, ...)
+        return False
+    return op is None or OPS[op](decoded, value)

@@ -119,11 +119,12 @@ class HilRecording:
         """Judge the recording as ``hil run`` does, for the bench ``plan`` (from ``hil_bench``):
         probes, chains, measurements (replay and bus figures from the recording), plots. Returns
         the Analysis; ``.result`` is the BenchResult. Every measurement becomes JUnit properties."""
-        from hil.bench.results import BenchResult
+        from hil.results import BenchResult
+        from hil.values import Verdict
         from hil.bench.verdict import HARNESS_ERROR, judge_recording
         from hil.errors import HarnessError
 
-        self.result = BenchResult(plan.bench.name, "error", rig=self.rig.rig.name, dir=str(self.rig.run_dir))
+        self.result = BenchResult(plan.bench.name, Verdict.ERROR, rig=self.rig.rig.name, dir=str(self.rig.run_dir))
         analysis = judge_recording(plan.bench, plan.harness_budget, plan.db, self.path, self.rig.run_dir, self.result)
         for m in self.result.measurements:
             key = f"hil.{m.name}"

@@ -4,6 +4,8 @@ leaves a child process behind."""
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -12,6 +14,31 @@ import pytest
 from hil.lifecycle import procfs
 
 ROOT = Path(__file__).resolve().parent.parent
+#: The XDG folders hil's defaults live in (leases under the runtime folder, history under data).
+XDG = ("XDG_RUNTIME_DIR", "XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Before any fixture runs (module and session ones too): leases, history and the XDG folders
+    hil's defaults live in point into a temporary folder of this test run, in this process's
+    environment, so every process a test starts inherits them — also one whose environment drops
+    ``HIL_LOCK_DIR`` or ``HIL_HISTORY`` to use the defaults. (A run of the suite used to leave
+    lock files in the user's own lease folder, which ``hil rig status`` then listed.)"""
+    home = Path(tempfile.mkdtemp(prefix="hil-tests-"))
+    config.stash[_HOME] = home
+    for name in XDG:
+        (home / name.lower()).mkdir(mode=0o700)
+        os.environ[name] = str(home / name.lower())
+    os.environ["HIL_LOCK_DIR"] = str(home / "locks")
+    os.environ["HIL_HISTORY"] = str(home / "history.sqlite")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if home := config.stash.get(_HOME, None):
+        shutil.rmtree(home, ignore_errors=True)
+
+
+_HOME = pytest.StashKey[Path]()
 
 
 @pytest.fixture

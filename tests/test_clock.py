@@ -68,7 +68,7 @@ def test_the_running_minimum_alone_would_have_drifted_off():
 
 def test_the_bound_before_a_fit_allows_for_any_drift():
     clock = AdapterClock(resolution_s=1e-3)
-    for t, stamp, arrived in adapter(0, 1_000_000, None, 0.5):
+    for _t, stamp, arrived in adapter(0, 1_000_000, None, 0.5):
         clock.to_run_clock(stamp, arrived)
     assert not clock.summary()["fitted"]
     assert clock.error_bound_ns() >= 500_000 + 480_000  # half a tick + 1000 ppm over the half second

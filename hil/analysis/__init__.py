@@ -5,9 +5,9 @@ be analysed again later (``hil analyze``).
 """
 
 from hil.analysis.bench import Analysis, analyse, check_bench
-from hil.analysis.measure import FAIL, MARGINAL, PASS, MeasurementResult
+from hil.analysis.measure import MeasurementResult
 from hil.analysis.signals import Database
 from hil.analysis.stats import Stats, describe
 
-__all__ = ["FAIL", "MARGINAL", "PASS", "Analysis", "Database", "MeasurementResult", "Stats",
+__all__ = ["Analysis", "Database", "MeasurementResult", "Stats",
            "analyse", "check_bench", "describe"]

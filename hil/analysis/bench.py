@@ -25,6 +25,7 @@ from hil.analysis.stats import Stats, describe
 from hil.errors import AnalysisError
 from hil.recording.frames import Frames
 from hil.spec.suite import COUNT_STATS, Bench, Measurement
+from hil.values import Outcome
 
 Problem = tuple[tuple, str]
 
@@ -41,9 +42,9 @@ class Analysis:
     budgets: dict[str, int | None] = field(default_factory=dict)  # probe name, or "chain NAME"
 
     @property
-    def outcome(self) -> str:
+    def outcome(self) -> Outcome:
         """fail if any measurement failed, else pass (marginal passes)."""
-        return "fail" if any(m.outcome == "fail" for m in self.measurements) else "pass"
+        return Outcome.FAIL if any(m.outcome == Outcome.FAIL for m in self.measurements) else Outcome.PASS
 
 
 def analyse(bench: Bench, buses: Mapping[str, Frames], db: Database,

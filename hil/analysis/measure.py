@@ -12,8 +12,8 @@ import math
 from dataclasses import asdict, dataclass
 
 from hil.spec.suite import COUNT_STATS, Measurement
+from hil.values import Outcome
 
-PASS, MARGINAL, FAIL, UNJUDGED = "pass", "marginal", "fail", "unjudged"
 
 TIME_UNITS_NS = {"ns": 1.0, "us": 1e3, "µs": 1e3, "ms": 1e6, "s": 1e9}
 
@@ -43,7 +43,7 @@ class MeasurementResult:
     value: float | None
     unit: str
     limits: str
-    outcome: str
+    outcome: Outcome
     detail: str = ""
     worse: str = ""  # "higher" / "lower": which way a change moves towards the limits ("" both)
     limit: float | None = None  # the limit a change in the ``worse`` direction moves towards
@@ -54,7 +54,7 @@ class MeasurementResult:
 
     @classmethod
     def from_json(cls, d: dict) -> MeasurementResult:
-        return cls(**d)
+        return cls(**{**d, "outcome": Outcome(d["outcome"])})
 
 
 def judge(m: Measurement, value: float | None, source: str, unit: str | None = None,
@@ -67,7 +67,7 @@ def judge(m: Measurement, value: float | None, source: str, unit: str | None = N
     worse = "higher" if upper and not lower else "lower" if lower and not upper else ""
     limit = _tightest(m.lt, m.le, min) if worse == "higher" else _tightest(m.gt, m.ge, max) if worse else None
     if value is None or math.isnan(value):
-        return MeasurementResult(m.name, source, stat, None, unit, limits_text(m), FAIL,
+        return MeasurementResult(m.name, source, stat, None, unit, limits_text(m), Outcome.FAIL,
                                  detail or "no value: nothing to measure in the recording", worse, limit)
     outcome, why = _outcome(m, value)
     text = "; ".join(x for x in (why, detail) if x)
@@ -79,7 +79,7 @@ def _tightest(a: float | None, b: float | None, pick) -> float | None:
     return pick(given) if given else None
 
 
-def _outcome(m: Measurement, v: float) -> tuple[str, str]:
+def _outcome(m: Measurement, v: float) -> tuple[Outcome, str]:
     lo_checks = [(m.gt, lambda x, L: x > L, ">"), (m.ge, lambda x, L: x >= L, "≥")]
     hi_checks = [(m.lt, lambda x, L: x < L, "<"), (m.le, lambda x, L: x <= L, "≤")]
     if m.range is not None:
@@ -87,16 +87,16 @@ def _outcome(m: Measurement, v: float) -> tuple[str, str]:
         hi_checks.append((m.range[1], lambda x, L: x <= L, "≤"))
     for limit, ok, sym in lo_checks + hi_checks:
         if limit is not None and not ok(v, limit):
-            return FAIL, f"{_fmt(v)} is not {sym} {_fmt(limit)}"
+            return Outcome.FAIL, f"{_fmt(v)} is not {sym} {_fmt(limit)}"
     band = m.marginal
     if band:
         for limit, _, sym in lo_checks:
             if limit is not None and v - limit < band:
-                return MARGINAL, f"within {_fmt(band)} of the limit {sym} {_fmt(limit)}"
+                return Outcome.MARGINAL, f"within {_fmt(band)} of the limit {sym} {_fmt(limit)}"
         for limit, _, sym in hi_checks:
             if limit is not None and limit - v < band:
-                return MARGINAL, f"within {_fmt(band)} of the limit {sym} {_fmt(limit)}"
-    return PASS, ""
+                return Outcome.MARGINAL, f"within {_fmt(band)} of the limit {sym} {_fmt(limit)}"
+    return Outcome.PASS, ""
 
 
 def limits_text(m: Measurement) -> str:

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from hil.errors import AnalysisError
-from hil.recording.frames import FLAG_ERROR, FLAG_REMOTE, Frames
+from hil.canframe import FLAG_ERROR, FLAG_REMOTE
+from hil.recording.frames import Frames
 
 
 @dataclass(frozen=True)

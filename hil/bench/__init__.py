@@ -10,7 +10,7 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "BenchResult": "hil.bench.results", "SuiteResult": "hil.bench.results",
+    "BenchResult": "hil.results", "SuiteResult": "hil.results",
     "BenchOptions": "hil.bench.runner", "Event": "hil.bench.runner", "run_bench": "hil.bench.runner",
     "SuiteOptions": "hil.bench.suite", "run_suite": "hil.bench.suite",
 }

@@ -30,7 +30,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 from filelock import FileLock, Timeout
@@ -78,7 +78,7 @@ class LeaseRecord:
         job = ci_job or next((os.environ[v] for v in CI_JOB_VARS if os.environ.get(v)), None)
         return cls(rig=rig, pid=os.getpid(), host=socket.gethostname(), user=_user(),
                    command=command if command is not None else " ".join(sys.argv),
-                   started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                   started_at=datetime.now(UTC).isoformat(timespec="seconds"),
                    started_ns=now_ns(), ci_job=job)
 
     @property

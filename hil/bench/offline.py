@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import platform
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from hil import __version__
 from hil.bench.plan import bench_database
-from hil.bench.results import BenchResult, SuiteResult
+from hil.results import BenchResult, SuiteResult
 from hil.bench.runner import utc_now
 from hil.bench.verdict import judge_recording
 from hil.clock import now_ns
 from hil.errors import UsageError
 from hil.recording.schema import METADATA_NAME
 from hil.spec import load_suite
+from hil.values import Verdict
 
 
 def analyse_offline(recording: Path, suite_path: str | Path, bench_name: str, out: Path,
@@ -38,7 +39,7 @@ def analyse_offline(recording: Path, suite_path: str | Path, bench_name: str, ou
     bench_dir = out / bench.name
     bench_dir.mkdir(parents=True, exist_ok=True)
     start = now_ns()
-    result = BenchResult(bench.name, "error", dir=bench.name, started_utc=utc_now())
+    result = BenchResult(bench.name, Verdict.ERROR, dir=bench.name, started_utc=utc_now())
     judge_recording(bench, suite.harness_budget(bench), db, Path(recording), bench_dir, result, channel_map)
     result.duration_s = (now_ns() - start) / 1e9
     result.files["recording"] = str(Path(recording).resolve())
@@ -46,7 +47,7 @@ def analyse_offline(recording: Path, suite_path: str | Path, bench_name: str, ou
                       started_utc=result.started_utc, duration_s=result.duration_s, host=platform.node(),
                       hil_version=__version__, benches=[result],
                       selected=None if len(suite.benches) == 1 else [bench.name],
-                      run_id=f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}")
+                      run_id=f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}")
     write_reports(run, out, suite.reports)
     return run
 

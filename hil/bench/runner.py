@@ -14,12 +14,12 @@ from __future__ import annotations
 import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 from typing import Any
 
 from hil.bench.plan import BenchPlan, plan_bench
-from hil.bench.results import ERROR, BenchResult, run_key
+from hil.results import BenchResult, run_key
 from hil.bench.verdict import judge_recording
 from hil.clock import now_ns
 from hil.errors import HilError
@@ -27,6 +27,7 @@ from hil.lifecycle.signals import Stopped, stopped
 from hil.session import Deadline, RigSession
 from hil.session.folders import BENCH_CONSOLES, RECORDING
 from hil.session.inject import read_stimulus
+from hil.values import Verdict
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ class Interrupted(Stopped):
 
 def record_stop(result: BenchResult, stop: Stopped) -> None:
     """Make ``result`` the error of a bench that ``stop`` cut short (and that was torn down)."""
-    result.verdict, result.error, result.error_kind = ERROR, f"{stop}; the rig was torn down", "KeyboardInterrupt"
+    result.verdict, result.error, result.error_kind = Verdict.ERROR, f"{stop}; the rig was torn down", "KeyboardInterrupt"
 
 
 @dataclass
@@ -75,7 +76,7 @@ def bench_folder(name: str, repeat: int) -> str:
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 class BenchRun:
@@ -91,7 +92,7 @@ class BenchRun:
     def execute(self) -> BenchResult:
         bench, session = self.plan.bench, self.session
         self.dir.mkdir(parents=True, exist_ok=True)
-        result = BenchResult(bench.name, ERROR, self.options.repeat, self.plan.rig.name, str(self.dir), utc_now())
+        result = BenchResult(bench.name, Verdict.ERROR, self.options.repeat, self.plan.rig.name, str(self.dir), utc_now())
         start = now_ns()
         session.deadline = Deadline(start + self.plan.timeout_ns, f"bench {bench.name!r}", self.plan.timeout_ns)
         stopped_by: Stopped | None = None
@@ -117,7 +118,7 @@ class BenchRun:
         if stopped_by is not None:
             record_stop(result, stopped_by)
             raise Interrupted(result, stopped_by.signum)
-        session.enter("done", result.verdict)
+        session.enter("done", str(result.verdict))  # a plain str: Dask sends events as msgpack
         return result
 
     def _on_rig(self) -> None:
@@ -137,7 +138,7 @@ class BenchRun:
             self.options.on_event(Event(self.plan.bench.name, self.options.repeat, phase, message))
 
     def _fail(self, result: BenchResult, message: str, kind: str) -> None:
-        result.verdict, result.error, result.error_kind, result.phase = ERROR, message, kind, self.session.phase
+        result.verdict, result.error, result.error_kind, result.phase = Verdict.ERROR, message, kind, self.session.phase
 
     def _files(self) -> dict[str, Any]:
         """The bench's artifacts, relative to the run folder."""

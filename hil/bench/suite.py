@@ -8,14 +8,14 @@ import contextlib
 import platform
 import uuid
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import ContextManager
 
 from hil import __version__
 from hil.bench.plan import plan_suite
-from hil.bench.results import ERROR, FAIL, SKIPPED, BenchResult, SuiteResult
+from hil.results import BenchResult, SuiteResult
 from hil.bench.runner import BenchOptions, Event, Interrupted, run_bench, utc_now
 from hil.clock import now_ns
 from hil.errors import UsageError
@@ -23,6 +23,7 @@ from hil.lifecycle.signals import shielded, stopped
 from hil.session.folders import run_folder
 from hil.spec.rig import Rig
 from hil.spec.suite import ReportSpec
+from hil.values import Verdict
 
 
 @dataclass
@@ -35,7 +36,7 @@ class SuiteOptions:
     history: Path | None = None  # None: the default history database
     record_history: bool = True
     run_bench: Callable[..., BenchResult] = run_bench
-    lease: Callable[[Rig], ContextManager] | None = None
+    lease: Callable[[Rig], AbstractContextManager] | None = None
     on_event: Callable[[Event], None] | None = None
     on_result: Callable[[BenchResult], None] | None = None
 
@@ -48,7 +49,7 @@ def run_suite(rig_path: str | Path, suite_path: str | Path, options: SuiteOption
         raise UsageError(f"expected --repeat ≥ 1, got {options.repeat}")
     plans = plan_suite(rig_path, suite_path, options.benches, options.stacks)
     rig, suite = plans[0].rig, plans[0].suite
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     run_dir = run_folder(suite.name, options.out, started).resolve()
     if (run_dir / "results.json").exists():
         raise UsageError(f"{run_dir} already holds a run (results.json); choose another --out")
@@ -92,7 +93,7 @@ def _run_benches(rig_path: str | Path, suite_path: str | Path, names: list[str],
     for repeat in range(options.repeat):
         for name in names:
             if stop is not None:
-                bench = BenchResult(name, SKIPPED, repeat, result.rig, error=f"--fail-fast: {stop} did not pass")
+                bench = BenchResult(name, Verdict.SKIPPED, repeat, result.rig, error=f"--fail-fast: {stop} did not pass")
             else:
                 try:
                     bench = options.run_bench(rig_path, suite_path, name, run_dir,
@@ -108,7 +109,7 @@ def _run_benches(rig_path: str | Path, suite_path: str | Path, names: list[str],
                         error_kind="KeyboardInterrupt", phase="plan"))
                     raise
                 bench.dir = Path(bench.dir).name  # bench folders sit in the run folder (also remote ones)
-                if options.fail_fast and bench.verdict in (FAIL, ERROR):
+                if options.fail_fast and bench.verdict in (Verdict.FAIL, Verdict.ERROR):
                     stop = bench.key
             result.benches.append(bench)
             if options.on_result is not None:

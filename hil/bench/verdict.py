@@ -17,10 +17,11 @@ import numpy as np
 
 from hil.analysis import Analysis, Database, analyse
 from hil.analysis.harness import judge_harness, probe_bounds
-from hil.analysis.measure import FAIL, UNJUDGED, MeasurementResult
-from hil.bench.results import ERROR, PASS, BenchResult
+from hil.analysis.measure import MeasurementResult
+from hil.results import BenchResult
 from hil.recording.frames import DATA_WIDTH, Frames
 from hil.spec.suite import COUNT_STATS, Bench, HarnessBudget, Measurement
+from hil.values import Outcome, Verdict
 
 
 def judge_recording(bench: Bench, budget: HarnessBudget, db: Database, recording: Path, out_dir: Path,
@@ -53,13 +54,13 @@ def judge_recording(bench: Bench, budget: HarnessBudget, db: Database, recording
     analysis.measurements += aborted  # the Analysis (pytest plugin) keeps the stack's own outcomes
     judged += [(m, False) for m in aborted]
     harness.breaches += [f"replay measurement {m.name} = {m.value:.6g} {m.unit}, limits {m.limits}"
-                         for m, own in judged if own and m.outcome == FAIL and m.value is not None]
+                         for m, own in judged if own and m.outcome == Outcome.FAIL and m.value is not None]
     if harness.breaches:  # the stack's figures are not judged against a harness out of budget
-        result.verdict, result.error, result.error_kind = ERROR, harness.message(), HARNESS_ERROR
+        result.verdict, result.error, result.error_kind = Verdict.ERROR, harness.message(), HARNESS_ERROR
         result.phase = "analyse"
         judged = [(m if own else unjudged(m), own) for m, own in judged]
     else:
-        result.verdict = FAIL if any(m.outcome == FAIL for m, _ in judged) else PASS
+        result.verdict = Verdict.FAIL if any(m.outcome == Outcome.FAIL for m, _ in judged) else Verdict.PASS
     result.measurements = [m for m, _ in judged]
     result.harness = harness.to_json()
     result.probes = {name: {"stats": s.to_json(), "duplicates": p.duplicates, "unit": "ns", "harness": probes[name]}
@@ -85,14 +86,14 @@ def replay_aborted(replay: dict[str, Any]) -> list[MeasurementResult]:
     if not replay.get("aborted"):
         return []
     planned, sent = replay.get("frames_planned", 0), replay.get("frames_sent", 0)
-    return [MeasurementResult("replay-aborted", "replay", "count", float(sent), "frames", f"= {planned}", FAIL,
+    return [MeasurementResult("replay-aborted", "replay", "count", float(sent), "frames", f"= {planned}", Outcome.FAIL,
                               f"the replay was aborted: {replay['aborted']}")]
 
 
 def unjudged(m: MeasurementResult) -> MeasurementResult:
     """``m`` shown, not judged: the harness broke its budget while it was measured."""
     would = m.outcome + (f": {m.detail}" if m.detail else "")
-    return replace(m, outcome=UNJUDGED, detail=f"not judged, the harness broke its budget (would be {would})")
+    return replace(m, outcome=Outcome.UNJUDGED, detail=f"not judged, the harness broke its budget (would be {would})")
 
 
 def _bound_of(spec: Measurement, probes: dict[str, dict], chains: dict[str, dict]) -> float | None:

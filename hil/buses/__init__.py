@@ -18,7 +18,8 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterable, Literal
+from typing import Any, Literal
+from collections.abc import Iterable
 
 from hil.errors import BusError, UsageError
 from hil.spec.rig import CanBus, Rig, SerialBus

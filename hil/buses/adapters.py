@@ -37,7 +37,8 @@ import threading
 import time
 import tty
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 VERSION = "V1013"  # hardware 10, software 13 (python-can's get_version parses two digits each)
 FIRMWARE = "vhil-slcan-emulated"

@@ -37,6 +37,53 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def _app(ctx: click.Context) -> App:
+    return ctx.ensure_object(App)
+
+
+def _more(ctx: click.Context, param: click.Parameter, count: int) -> None:
+    _app(ctx).verbosity += count
+
+
+def _less(ctx: click.Context, param: click.Parameter, count: int) -> None:
+    _app(ctx).verbosity -= count
+
+
+def _no_color(ctx: click.Context, param: click.Parameter, flag: bool) -> None:
+    if flag:
+        _app(ctx).color = False
+
+
+def _debug(ctx: click.Context, param: click.Parameter, flag: bool) -> None:
+    if flag:
+        _app(ctx).debug = True
+
+
+def global_options(hidden: bool = False) -> list[click.Option]:
+    """``-v``, ``-q``, ``--no-color`` and ``--debug``: they set the App as they are parsed, so they
+    mean the same before the command name (``hil -v replay``) and after it (``hil replay -v``)."""
+    return [
+        click.Option(["-v", "--verbose"], count=True, expose_value=False, callback=_more, hidden=hidden,
+                     help="More output (repeatable)."),
+        click.Option(["-q", "--quiet"], count=True, expose_value=False, callback=_less, hidden=hidden,
+                     help="Less output (repeatable)."),
+        click.Option(["--no-color"], is_flag=True, expose_value=False, callback=_no_color, hidden=hidden,
+                     help="No colours (also NO_COLOR set to anything but empty)."),
+        click.Option(["--debug"], is_flag=True, expose_value=False, callback=_debug, hidden=hidden,
+                     help="Show tracebacks for errors."),
+    ]
+
+
+def _accept_global_options(command: click.Command) -> click.Command:
+    """Give ``command`` (and a group's subcommands) the global options, once per process."""
+    if not getattr(command, "_hil_global_options", False):
+        command.params.extend(global_options(hidden=True))
+        command._hil_global_options = True  # type: ignore[attr-defined]
+        for sub in getattr(command, "commands", {}).values():
+            _accept_global_options(sub)
+    return command
+
+
 class LazyGroup(click.Group):
     """A group that imports a command's module only when that command runs."""
 
@@ -47,7 +94,7 @@ class LazyGroup(click.Group):
         if name not in COMMANDS:
             return None
         module, attr = COMMANDS[name][0].split(":")
-        return getattr(importlib.import_module(module), attr)
+        return _accept_global_options(getattr(importlib.import_module(module), attr))
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
@@ -55,24 +102,17 @@ class LazyGroup(click.Group):
             formatter.write_dl(rows)
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, params=global_options(), context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="hil")
-@click.option("-v", "--verbose", count=True, help="More output (repeatable).")
-@click.option("-q", "--quiet", count=True, help="Less output (repeatable).")
-@click.option("--no-color", is_flag=True, help="No colours (also NO_COLOR set to anything but empty).")
-@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.pass_context
-def cli(ctx: click.Context, verbose: int, quiet: int, no_color: bool, debug: bool) -> None:
+def cli(ctx: click.Context) -> None:
     """hil — deploy, inject, record, measure: hardware-in-the-loop benches on real or emulated rigs.
 
     \b
     Exit codes: 0 pass · 1 a bench failed · 2 usage or spec error · 3 infrastructure error
                 130 interrupted
     """
-    app = ctx.ensure_object(App)
-    app.verbosity = verbose - quiet
-    app.color = app.color and not no_color
-    app.debug = app.debug or debug
+    _app(ctx)
 
 
 def main(argv: list[str] | None = None) -> None:

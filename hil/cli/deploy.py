@@ -10,7 +10,7 @@ and teardown still runs.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 import click
@@ -50,7 +50,7 @@ def deploy(app: App, rig_file: str, stack_file: str, bundle: str | None, run_dir
     if problems:
         raise SpecError(problems)
     stack = stack_spec.model
-    folder = run_folder(f"deploy-{stack.name}", run_dir, datetime.now(timezone.utc))
+    folder = run_folder(f"deploy-{stack.name}", run_dir, datetime.now(UTC))
     folder.mkdir(parents=True, exist_ok=True)
     logs = plain(folder / CONSOLES)
     progress = Progress(app)

@@ -8,6 +8,12 @@ from pathlib import Path
 import click
 
 from hil.cli.app import App, plain
+from hil.values import Outcome, Verdict
+
+MARKS: dict[str, str] = {Outcome.PASS: "[green]✓[/]", Outcome.MARGINAL: "[yellow]~[/]", Outcome.FAIL: "[red]✗[/]",
+                         Outcome.UNJUDGED: "[dim]·[/]"}  # a measurement's outcome in a trend
+VERDICTS: dict[str, str] = {Verdict.PASS: "[green]pass[/]", Verdict.FAIL: "[red]fail[/]",
+                            Verdict.ERROR: "[bold red]error[/]"}
 
 
 @click.command()
@@ -46,9 +52,7 @@ def history(app: App, suite: str | None, rig: str | None, last: int, history: Pa
     for (bench, name), points in trend.items():
         values = [p.value for p in points]
         known = [v for v in values if v is not None]
-        marks = "".join({"pass": "[green]✓[/]", "marginal": "[yellow]~[/]", "fail": "[red]✗[/]",
-                         "unjudged": "[dim]·[/]"}.get(p.outcome, "?")
-                        for p in points)
+        marks = "".join(MARKS.get(p.outcome, "?") for p in points)
         table.add_row(bench, name, sparkline(values), _num(values[-1]), _num(min(known, default=None)),
                       _num(max(known, default=None)), marks)
     app.print(table, level=-1)
@@ -60,4 +64,4 @@ def _num(v: float | None) -> str:
 
 
 def _verdict(v: str) -> str:
-    return {"pass": "[green]pass[/]", "fail": "[red]fail[/]", "error": "[bold red]error[/]"}.get(v, v)
+    return VERDICTS.get(v, v)

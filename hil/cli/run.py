@@ -8,6 +8,7 @@ import click
 
 from hil.cli.app import App
 from hil.cli.lab import lab_options, run_on_rigs
+from hil.values import Verdict
 
 
 MAX_REPEAT = 10_000  # benches × repeats are planned up front
@@ -42,7 +43,7 @@ def run(app: App, suite: str, rigs: tuple[str, ...], benches: tuple[str, ...], s
             app.print(f"[dim]{event.bench}: {event.phase}[/]", level=1)
 
     def on_result(bench) -> None:
-        style = {"pass": "green", "fail": "red", "error": "bold red"}.get(bench.verdict, "dim")
+        style = {Verdict.PASS: "green", Verdict.FAIL: "red", Verdict.ERROR: "bold red"}.get(bench.verdict, "dim")
         where = f" on {bench.rig}" if len(rigs) > 1 else ""
         app.print(f"[{style}]{bench.verdict:7}[/] {bench.key}{where} ({bench.duration_s:.1f} s)")
 

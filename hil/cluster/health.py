@@ -10,12 +10,13 @@ the run too, until a health check passes again (``hil rig health RIG``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from pathlib import Path
 from typing import Any
 
 from hil.errors import RigUnhealthyError
 from hil.spec.rig import Rig
+from hil.values import Verdict
 
 #: A passing health check younger than this is trusted; older ones are checked again.
 FRESH = timedelta(hours=1)
@@ -36,7 +37,7 @@ class RigHealth:
     def fresh(self, now: datetime | None = None, fresh: timedelta = FRESH) -> bool:
         if self.state != "healthy" or self.checked_utc is None:
             return False
-        return (now or datetime.now(timezone.utc)) - datetime.fromisoformat(self.checked_utc) < fresh
+        return (now or datetime.now(UTC)) - datetime.fromisoformat(self.checked_utc) < fresh
 
     def describe(self) -> str:
         if self.state == "unknown":
@@ -66,7 +67,7 @@ def rig_health(rig: Rig, history: Path | None = None) -> RigHealth:
     if not runs:
         return RigHealth(rig.name, "unknown", found[0])
     last = runs[0]
-    return RigHealth(rig.name, "healthy" if last["verdict"] == "pass" else "unhealthy", found[0],
+    return RigHealth(rig.name, "healthy" if last["verdict"] == Verdict.PASS else "unhealthy", found[0],
                      last["started_utc"], last["id"], last["run_dir"])
 
 
@@ -82,7 +83,7 @@ def check_health(rig_path: str | Path, rig: Rig, options: Any) -> RigHealth:
         return RigHealth(rig.name, "unknown")
     # the health suite deploys its own stacks: --stack replaces only those of the suite under test
     result = run_suite(rig_path, rig.health, replace(options, benches=[bench], repeat=1, record_history=True, stacks={}))
-    return RigHealth(rig.name, "healthy" if result.verdict == "pass" else "unhealthy", suite,
+    return RigHealth(rig.name, "healthy" if result.verdict == Verdict.PASS else "unhealthy", suite,
                      result.started_utc, result.run_id, result.run_dir)
 
 

@@ -14,7 +14,7 @@ import contextlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +59,7 @@ def run_lab(suite: str | Path, rigs: list[str], options: SuiteOptions, lab: LabO
         raise UsageError("two rigs would share a results folder: " + ", ".join(
             f"{r} → {label}/" for r, label in zip(rigs, labels) if labels.count(label) > 1)
             + "; give the rig files different names")
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     out = run_folder(_suite_name(suite), options.out, started)
     client = _connect(lab) if lab.scheduler else None
     try:

@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from pathlib import Path
 
-from hil.bench.results import SuiteResult
+from hil.results import SuiteResult
 
 STATS = ("p50", "p99", "max")
 

@@ -10,7 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hil.bench.results import ERROR, PASS, BenchResult
+from hil.results import BenchResult
+from hil.values import Verdict
 
 
 def with_retries(run_bench: Callable[..., BenchResult], retries: int,
@@ -22,13 +23,13 @@ def with_retries(run_bench: Callable[..., BenchResult], retries: int,
     def run(rig_path: Any, suite_path: Any, bench: str, run_dir: Path, options: Any = None) -> BenchResult:
         result = run_bench(rig_path, suite_path, bench, run_dir, options)
         errors: list[str] = []
-        while result.verdict == ERROR and len(errors) < retries:
+        while result.verdict == Verdict.ERROR and len(errors) < retries:
             errors.append(f"attempt {len(errors) + 1}: {result.error}")
             set_aside(Path(result.dir))
             if on_retry is not None:
                 on_retry(result, len(errors))
             result = run_bench(rig_path, suite_path, bench, run_dir, options)
-        if errors and result.verdict == PASS:
+        if errors and result.verdict == Verdict.PASS:
             result.flaky = True
             result.error = f"passed on attempt {len(errors) + 1} after an infrastructure error; " + "; ".join(errors)
         return result

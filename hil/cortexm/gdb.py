@@ -199,7 +199,7 @@ class Session:
             self.sock.settimeout(POLL_S if self.running else None)
             try:
                 data = self.sock.recv(4096)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             if not data:
                 return None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from hil.flash.an3155 import DEVICES, Stm32Device
+from hil.protocol.an3155 import DEVICES, Stm32Device
 
 RAM_START = 0x2000_0000
 PERIPH_START = 0x4000_0000

@@ -21,8 +21,8 @@ from collections.abc import Callable
 
 import serial
 
-from hil.flash import an3155 as P
-from hil.firmware.flashmem import FlashMemory, OptionBytes, SystemMemory
+from hil.protocol import an3155 as P
+from hil.firmware.flashmem import OptionBytes, SystemMemory
 
 RAM_BASE = 0x2000_0000
 

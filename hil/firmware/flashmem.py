@@ -9,7 +9,7 @@ write-protected pages. Programming or erasing a write-protected page fails; the 
 readout protection, as the silicon's does.
 
 A page is the part's erase unit: a uniform page on most families, a sector of its own size on
-F2/F4/F7/H7 (:class:`hil.flash.an3155.Stm32Device` knows the layout).
+F2/F4/F7/H7 (:class:`hil.protocol.an3155.Stm32Device` knows the layout).
 
 :class:`SystemMemory` is what else the bootloader lets a host read: system memory (the ROM), the
 flash-size and unique-id registers, and the option bytes as the family lays them out.
@@ -23,7 +23,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from hil.flash.an3155 import Stm32Device
+from hil.protocol.an3155 import Stm32Device
 
 BLOCK = 256  # the id registers are served in whole 256-byte blocks (stm32loader reads F4 ids that way)
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import gc
 import importlib
-import io
 import json
 import signal
 import sys
@@ -36,9 +35,10 @@ from hil.firmware.bootloader import Bootloader, Stopped, SystemReset
 from hil.firmware.flashmem import FlashMemory, SystemMemory, unique_id
 from hil.firmware.image import Image, ImageError, parse
 from hil.firmware.runtime import Mcu
-from hil.firmware.uds import EcuHooks, UdsServer, isotp_params
-from hil.flash import an3155
-from hil.flash.seedkey import key_function
+from hil.firmware.uds import EcuHooks, UdsServer
+from hil.protocol import an3155
+from hil.protocol.seedkey import key_function
+from hil.protocol.uds import isotp_params
 
 SWITCH_INTERVAL_S = 0.0002  # a core running Cortex-M code hands the GIL over this often (Python's default: 5 ms)
 
@@ -343,14 +343,10 @@ class McuProcess:
 
 
 def _load_dbc(files: dict[str, bytes], names: list[str]) -> Any:
-    if not names:
-        return None
-    import cantools
+    """The image's DBC files as one database, read as hil reads every DBC (None when it has none)."""
+    from hil.dbc import load_dbc_data
 
-    db = cantools.database.Database()
-    for name in names:
-        db.add_dbc(io.StringIO(files[name].decode()))
-    return db
+    return load_dbc_data({name: files[name] for name in names}) if names else None
 
 
 def main(argv: list[str]) -> int:

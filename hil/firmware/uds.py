@@ -23,16 +23,13 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from udsoncan.ResponseCode import ResponseCode as NRC
 
 from hil.firmware.flashmem import FlashMemory
-from hil.flash.seedkey import KeyFunction
+from hil.protocol.seedkey import KeyFunction
+from hil.protocol.uds import DEFAULT, DID_BOOT_VERSION, DID_SOFTWARE_VERSION, DID_VIN, ERASE_MEMORY, PROGRAMMING, EXTENDED
 
-DEFAULT, PROGRAMMING, EXTENDED = 0x01, 0x02, 0x03
-ERASE_MEMORY = 0xFF00
-DID_BOOT_VERSION, DID_VIN, DID_SOFTWARE_VERSION = 0xF180, 0xF190, 0xF195
 BOOT_VERSION = "hil-boot 1"
 MAX_BLOCK = 0x402  # TransferData: SID + counter + 1024 data bytes
 MAX_ATTEMPTS = 3
@@ -40,12 +37,6 @@ S3_S = 5.0  # a non-default session without requests for this long falls back to
 P2_MS, P2_STAR_10MS = 50, 500  # timing reported by DiagnosticSessionControl
 PAGE_ERASE_S, MASS_ERASE_S = 0.020, 0.040
 PENDING_FIRST_S, PENDING_EVERY_S = 0.040, 1.0  # 0x78 well inside P2, then well inside P2*
-
-
-def isotp_params() -> dict[str, Any]:
-    """ISO-TP settings both ends use: no flow-control pacing on an emulated bus, 8-byte padded frames."""
-    return {"stmin": 0, "blocksize": 0, "tx_padding": 0xAA, "tx_data_min_length": 8,
-            "rx_flowcontrol_timeout": 1000, "rx_consecutive_frame_timeout": 1000}
 
 
 class Negative(Exception):

@@ -26,7 +26,7 @@ import serial
 
 from hil.errors import FlashError
 from hil.flash import FlashJob, FlashMethod, Progress, no_progress
-from hil.flash import an3155 as P
+from hil.protocol import an3155 as P
 
 REPLY_TIMEOUT_S = 1.0
 RDP_HINT = ("; the part refuses the command itself: its readout protection (RDP) is on. Readout "
@@ -38,7 +38,7 @@ BOOT_DELAY_S = 0.1  # from reset release until the bootloader listens (AN2606: a
 
 def open_port(port: str, baudrate: int = 115_200, enter: str = "manual",
               serial_class: type[serial.Serial] = serial.Serial) -> serial.Serial:
-    """Open ``port`` 8E1 (8N1 on a pty, see :func:`hil.flash.an3155.open_uart`), once. With
+    """Open ``port`` 8E1 (8N1 on a pty, see :func:`hil.protocol.an3155.open_uart`), once. With
     ``enter="rts-dtr"`` the part is held in reset with BOOT0 high as the port opens, then
     released into its bootloader. ``serial_class`` is the pyserial class (a subclass may watch
     the lines)."""

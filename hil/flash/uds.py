@@ -24,13 +24,11 @@ from udsoncan.exceptions import InvalidResponseException
 
 from hil.errors import FlashError
 from hil.firmware.image import Image, RawImage
-from hil.firmware.uds import DID_BOOT_VERSION, DID_SOFTWARE_VERSION, DID_VIN, ERASE_MEMORY, isotp_params
 from hil.flash import FlashJob, FlashMethod, Progress, no_progress
-from hil.flash.seedkey import key_function
+from hil.protocol.seedkey import key_function
+from hil.protocol.uds import DID_BOOT_VERSION, DID_SOFTWARE_VERSION, DID_VIN, ERASE_MEMORY, EXTENDED, HARD_RESET, PROGRAMMING, isotp_params
 from hil.spec.rig import UdsFlash
 
-PROGRAMMING, EXTENDED = 0x02, 0x03
-HARD_RESET = 0x01
 RESPONSE_TIMEOUT_S = 2.0
 REBOOT_TIMEOUT_S = 10.0
 RETRY_PAUSE_S = 0.1  # between version reads while the ECU reboots

@@ -40,7 +40,7 @@ class Sender:
     def __init__(self, address: str):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind((address, 0))
-        self.src = "%s:%d" % self.sock.getsockname()  # "ADDRESS:PORT" its datagrams come from
+        self.src = "{}:{}".format(*self.sock.getsockname())  # "ADDRESS:PORT" its datagrams come from
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, ERRQUEUE_BUFFER)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, ERRQUEUE_BUFFER)
         try:

@@ -22,15 +22,15 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 import can
 import numpy as np
 
 from hil.errors import RecordingError, UsageError
-from hil.recording.frames import (FLAG_BRS, FLAG_ERROR, FLAG_ESI, FLAG_EXTENDED, FLAG_FD, FLAG_REMOTE, FLAG_TX,
-                                  Frames)
+from hil.canframe import FLAG_ERROR, FLAG_FD, FLAG_REMOTE, FLAG_TX, to_message
+from hil.recording.frames import Frames
 from hil.recording.loader import load
 from hil.spec.suite import format_unavailable
 
@@ -149,15 +149,11 @@ class _AnchoredMF4Writer(can.MF4Writer):
 
     def __init__(self, file: Path, start_s: float):
         super().__init__(file)
-        self._mdf.header.start_time = datetime.fromtimestamp(start_s, timezone.utc)
+        self._mdf.header.start_time = datetime.fromtimestamp(start_s, UTC)
         self.last_timestamp = self._start_time = start_s
 
 
 def _messages(f: Frames, anchor_ns: int, channel: str | int):
     for t, i, fl, n, row in zip(f.t_ns.tolist(), f.id.tolist(), f.flags.tolist(), f.dlc.tolist(), f.data):
-        yield can.Message(timestamp=(t + anchor_ns) / 1_000_000_000, arbitration_id=i,
-                          data=bytes(row[:n]) if not fl & FLAG_REMOTE else b"",
-                          dlc=n, is_extended_id=bool(fl & FLAG_EXTENDED), is_remote_frame=bool(fl & FLAG_REMOTE),
-                          is_error_frame=bool(fl & FLAG_ERROR), is_fd=bool(fl & FLAG_FD),
-                          bitrate_switch=bool(fl & FLAG_BRS), error_state_indicator=bool(fl & FLAG_ESI),
-                          is_rx=not fl & FLAG_TX, channel=channel, check=False)
+        yield to_message(i, fl, bytes(row[:n]) if not fl & FLAG_REMOTE else b"", dlc=n, is_rx=not fl & FLAG_TX,
+                         timestamp=(t + anchor_ns) / 1_000_000_000, channel=channel)

@@ -11,14 +11,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-FLAG_EXTENDED = 0x01
-FLAG_REMOTE = 0x02
-FLAG_ERROR = 0x04
-FLAG_FD = 0x08
-FLAG_BRS = 0x10
-FLAG_ESI = 0x20
-FLAG_TX = 0x40  # sent by the controller (injector echo)
-
 DATA_WIDTH = 64
 
 
@@ -48,10 +40,3 @@ class Frames:
 
     def with_id(self, can_id: int) -> Frames:
         return self.select(self.id == can_id)
-
-
-def message_flags(msg) -> int:
-    """python-can ``Message`` booleans → FLAG_* bits."""
-    return ((FLAG_EXTENDED if msg.is_extended_id else 0) | (FLAG_REMOTE if msg.is_remote_frame else 0)
-            | (FLAG_ERROR if msg.is_error_frame else 0) | (FLAG_FD if msg.is_fd else 0)
-            | (FLAG_BRS if msg.bitrate_switch else 0) | (FLAG_ESI if msg.error_state_indicator else 0))

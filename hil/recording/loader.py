@@ -32,8 +32,9 @@ from mcap.writer import MCAP0_MAGIC as MAGIC
 
 from hil.errors import RecordingError
 from hil.recording import schema
-from hil.recording.frames import DATA_WIDTH, FLAG_REMOTE, FLAG_TX, Frames
-from hil.targets.base import ConsoleLine
+from hil.canframe import FLAG_REMOTE, FLAG_TX
+from hil.recording.frames import DATA_WIDTH, Frames
+from hil.values import ConsoleLine
 
 _RECORD = struct.Struct("<BQ")
 _MESSAGE = struct.Struct("<HIQQ")

@@ -35,8 +35,8 @@ from hil.clock import AdapterClock, epoch_offset_ns, frame_ns, now_ns
 from hil.errors import RecordingError
 from hil.recording import schema
 from hil.recording.mcapwriter import McapWriter
-from hil.recording.frames import message_flags
-from hil.targets.base import ConsoleLine
+from hil.canframe import message_flags
+from hil.values import ConsoleLine
 
 CLOCK_MODEL = ("run clock = CLOCK_MONOTONIC in ns, shared by every process of the run; "
                "CAN times are end-of-frame times")

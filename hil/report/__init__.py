@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from hil import registry
-from hil.bench.results import SuiteResult
+from hil.results import SuiteResult
 from hil.errors import UsageError
 from hil.spec.suite import ReportSpec
 

@@ -5,6 +5,7 @@ towards its limit (worse) or away from it (better) — with a warning when the r
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from hil.errors import UsageError
 @dataclass(frozen=True)
 class Run:
     label: str
-    values: dict[tuple[str, str], tuple[float | None, str, str, str]]  # → value, unit, outcome, worse
+    values: Mapping[tuple[str, str], tuple[float | None, str, str, str]]  # → value, unit, outcome, worse
     suite: str = ""
     rig: str = ""
     selected: list[str] | None = None  # the --bench subset it ran; None: the whole suite

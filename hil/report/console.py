@@ -9,8 +9,9 @@ from rich.table import Table
 from rich.text import Text
 
 from hil.analysis.harness import bound_text, budget_text, duration_text
-from hil.bench.results import BenchResult, SuiteResult
+from hil.results import BenchResult, SuiteResult
 from hil.harness import KINDS
+from hil.values import Outcome, Verdict
 
 STYLE = {"pass": "green", "fail": "red", "error": "bold red", "skipped": "dim", "marginal": "yellow",
          "unjudged": "dim"}
@@ -29,7 +30,7 @@ def summary(result: SuiteResult) -> RenderableType:
     parts: list[RenderableType] = [table]
     parts += [t for t in (_latency_table(result), _harness_table(result)) if t is not None]
     for b in result.benches:
-        rows = [m for m in b.measurements if m.outcome != "pass"]
+        rows = [m for m in b.measurements if m.outcome != Outcome.PASS]
         if rows:
             parts.append(Text.from_markup(f"[bold]{escape(b.key)}[/]"))
             parts += [Text.from_markup(f"  [{STYLE[m.outcome]}]{m.outcome}[/] {escape(m.name)} = "
@@ -121,18 +122,18 @@ def _verdict(verdict: str, flaky: bool) -> Text:
 def _tally(b: BenchResult) -> str:
     if not b.measurements:
         return "—"
-    unjudged = sum(m.outcome == "unjudged" for m in b.measurements)
+    unjudged = sum(m.outcome == Outcome.UNJUDGED for m in b.measurements)
     if unjudged:
         return f"{unjudged} unjudged"
-    ok = sum(m.outcome != "fail" for m in b.measurements)
-    marginal = sum(m.outcome == "marginal" for m in b.measurements)
+    ok = sum(m.outcome != Outcome.FAIL for m in b.measurements)
+    marginal = sum(m.outcome == Outcome.MARGINAL for m in b.measurements)
     return f"{ok}/{len(b.measurements)}" + (f" ({marginal} marginal)" if marginal else "")
 
 
 def _note(b: BenchResult) -> str:
-    if b.verdict == "error":
+    if b.verdict == Verdict.ERROR:
         return f"{b.phase}: {b.error}" if b.phase else (b.error or "")
-    if b.verdict == "skipped":
+    if b.verdict == Verdict.SKIPPED:
         return b.error or ""
     failed = b.failed_measurements()
     if failed:

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hil.bench.results import FAIL, PASS, SuiteResult
+from hil.results import SuiteResult
+from hil.values import Verdict
 
 BASELINE_RUNS = 10
 MIN_RUNS = 3
@@ -150,7 +151,7 @@ class History:
         earlier = self._baseline(run)
         out = []
         for b in run.benches:
-            if b.repeat or b.verdict not in (PASS, FAIL):  # an error bench's figures were not judged
+            if b.repeat or b.verdict not in (Verdict.PASS, Verdict.FAIL):  # an error bench's figures were not judged
                 continue
             for m in b.measurements:
                 values = earlier.get((b.name, m.name, m.unit), [])
@@ -176,7 +177,7 @@ class History:
         rows = self.db.execute(
             "SELECT r.id, b.bench FROM runs r JOIN benches b ON b.run_id = r.id AND b.repeat = 0 "
             "WHERE r.suite = ? AND r.rig = ? AND r.id != ? AND r.selected IS NULL AND b.verdict = ? "
-            "ORDER BY r.started_utc DESC, r.rowid DESC", (run.suite, run.rig, run.run_id, PASS)).fetchall()
+            "ORDER BY r.started_utc DESC, r.rowid DESC", (run.suite, run.rig, run.run_id, Verdict.PASS)).fetchall()
         runs: dict[str, list[str]] = {}
         for run_id, bench in rows:
             if len(runs.setdefault(bench, [])) < BASELINE_RUNS:

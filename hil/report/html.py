@@ -10,7 +10,8 @@ from urllib.parse import quote
 from pathlib import Path
 
 from hil.analysis.harness import bound_text, budget_text, duration_text, load_text
-from hil.bench.results import BenchResult, SuiteResult
+from hil.results import BenchResult, SuiteResult
+from hil.values import Verdict
 
 CSS = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1100px}
@@ -54,7 +55,7 @@ def write_html(result: SuiteResult, run_dir: Path, path: Path) -> Path:
 
 
 def _note(b: BenchResult) -> str:
-    if b.verdict == "error":
+    if b.verdict == Verdict.ERROR:
         return f"{b.phase}: {b.error}" if b.phase else (b.error or "")
     failed = b.failed_measurements()
     return ("failed: " + ", ".join(m.name for m in failed)) if failed else (b.error or "")

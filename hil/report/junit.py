@@ -13,14 +13,15 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from hil.analysis.harness import duration_text
-from hil.bench.results import ERROR, FAIL, SKIPPED, BenchResult, SuiteResult
+from hil.results import BenchResult, SuiteResult
+from hil.values import Verdict
 
 
 def junit_xml(result: SuiteResult) -> ET.ElementTree:
     counts = result.counts()
     root = ET.Element("testsuites", {
-        "name": result.suite, "tests": str(len(result.benches)), "failures": str(counts[FAIL]),
-        "errors": str(counts[ERROR]), "time": _time(result.duration_s)})
+        "name": result.suite, "tests": str(len(result.benches)), "failures": str(counts[Verdict.FAIL]),
+        "errors": str(counts[Verdict.ERROR]), "time": _time(result.duration_s)})
     for bench in result.benches:
         root.append(_bench_suite(result, bench))
     ET.indent(root)
@@ -34,8 +35,8 @@ def write_junit(result: SuiteResult, path: Path) -> Path:
 
 def _bench_suite(run: SuiteResult, b: BenchResult) -> ET.Element:
     suite = ET.Element("testsuite", {
-        "name": f"{run.suite}.{b.key}", "tests": "1", "failures": str(int(b.verdict == FAIL)),
-        "errors": str(int(b.verdict == ERROR)), "skipped": str(int(b.verdict == SKIPPED)),
+        "name": f"{run.suite}.{b.key}", "tests": "1", "failures": str(int(b.verdict == Verdict.FAIL)),
+        "errors": str(int(b.verdict == Verdict.ERROR)), "skipped": str(int(b.verdict == Verdict.SKIPPED)),
         "time": _time(b.duration_s), "timestamp": b.started_utc or run.started_utc,
         "hostname": run.host or "localhost", "package": run.suite})
     props = ET.SubElement(suite, "properties")
@@ -52,17 +53,17 @@ def _bench_suite(run: SuiteResult, b: BenchResult) -> ET.Element:
                                           "value": f"{m.outcome} ({m.limits})"})
     case = ET.SubElement(suite, "testcase", {"name": b.key, "classname": f"{run.suite}.{run.rig}",
                                              "time": _time(b.duration_s)})
-    if b.verdict == FAIL:
+    if b.verdict == Verdict.FAIL:
         failed = b.failed_measurements()
         el = ET.SubElement(case, "failure", {
             "type": "measurement",
             "message": f"{len(failed)} measurement(s) failed: " + ", ".join(m.name for m in failed)})
         el.text = "\n".join(f"{m.name}: {m.detail} (limits {m.limits}; {m.source})" for m in failed)
-    elif b.verdict == ERROR:
+    elif b.verdict == Verdict.ERROR:
         el = ET.SubElement(case, "error", {"type": b.error_kind or "error",
                                            "message": (b.error or "").splitlines()[0] if b.error else ""})
         el.text = (f"phase: {b.phase}\n" if b.phase else "") + (b.error or "")
-    elif b.verdict == SKIPPED:
+    elif b.verdict == Verdict.SKIPPED:
         ET.SubElement(case, "skipped", {"message": b.error or "not run"})
     if b.measurements:
         out = ET.SubElement(case, "system-out")

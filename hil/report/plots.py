@@ -31,7 +31,7 @@ def render_bench_plots(analysis: Analysis, lateness_ns: list[int] | None, out_di
     for name, (pairing, stats) in analysis.probes.items():
         made[f"latency {name}"] = _save(latency_figure(name, pairing.latency_ns, analysis.budgets.get(name), stats.missed),
                                         out_dir / f"latency-{name}.png")
-    for name, (cp, stats, _) in analysis.chains.items():
+    for name, (cp, _stats, _) in analysis.chains.items():
         made[f"latency chain {name}"] = _save(latency_figure(f"chain {name}", cp.total_ns, analysis.budgets.get(f"chain {name}"), cp.missed),
                                               out_dir / f"chain-{name}.png")
     if analysis.signals:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from hil.session.folders import safe_name
-from hil.targets.base import ConsoleLine
+from hil.values import ConsoleLine
 
 
 class Consoles:

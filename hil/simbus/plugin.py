@@ -38,15 +38,17 @@ import select
 import threading
 import time
 from collections import deque
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import can
 from can import CanOperationError, CanProtocol, Message
 
+from hil.canframe import FD_LENGTHS, message_flags
 from hil.clock import adopt_epoch_offset, epoch_offset_ns, fine_timer_slack
 from hil.harness import ErrorHistogram
 from hil.simbus.faults import FaultEvent
-from hil.simbus.wire import FD_LENGTHS, fd_dlc
+from hil.simbus.wire import fd_dlc
 from hil.simbus.protocol import (
     CONTROL, EVENT, EVENT_KINDS, F_BRS, F_ERROR, F_ESI, F_EXTENDED, F_FD, F_OWN, F_REMOTE, FRAME, HEADER,
     HEADER_SIZE, HELLO, HELLO_EVENTS, HELLO_NO_FRAMES, HELLO_OWN, MAX_RECORD, WELCOME_FD, connect)
@@ -83,9 +85,7 @@ def hold_until(t_ns: int) -> None:
 def pack_frame(msg: Message, release_ns: int = 0) -> bytes:
     """A python-can message as a FRAME record; ``release_ns`` is when it may go on the wire (the
     node's send time, or later for a timed release)."""
-    flags = ((F_EXTENDED if msg.is_extended_id else 0) | (F_REMOTE if msg.is_remote_frame else 0)
-             | (F_ERROR if msg.is_error_frame else 0) | (F_FD if msg.is_fd else 0)
-             | (F_BRS if msg.bitrate_switch else 0) | (F_ESI if msg.error_state_indicator else 0))
+    flags = message_flags(msg)
     data = b"" if msg.is_remote_frame else bytes(msg.data)
     if msg.is_fd and len(data) > 8:
         data = data.ljust(FD_LENGTHS[fd_dlc(len(data))], b"\0")  # as a controller pads it

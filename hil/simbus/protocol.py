@@ -31,7 +31,7 @@ MAX_RECORD = 64 * 1024
 
 HELLO, FRAME, EVENT, CONTROL = 1, 2, 3, 4
 
-# frame flags: the same bits as hil.recording.frames, so a recorder can store them as they come
+# frame flags: the same bits as hil.canframe, so a recorder can store them as they come
 F_EXTENDED = 0x01
 F_REMOTE = 0x02
 F_ERROR = 0x04

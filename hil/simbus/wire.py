@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from hil.canframe import FD_LENGTHS
 from hil.simbus.protocol import F_BRS, F_ERROR, F_EXTENDED, F_FD, F_REMOTE
 
 IFS_BITS = 3
 TRAILER_BITS = 1 + 1 + 7  # ACK slot, ACK delimiter, EOF (after the CRC delimiter)
 ERROR_FRAME_BITS = 6 + 8  # error flag + error delimiter
-FD_LENGTHS = (0, 1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 20, 24, 32, 48, 64)
 
 
 def fd_dlc(length: int) -> int:

@@ -6,13 +6,13 @@ the start of injection for bench faults.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import Field, StrictFloat, StrictInt
 
+from hil.canframe import FD_LENGTHS
 from hil.spec.common import CanId, Duration, Spec
 
-FD_LENGTHS = (0, 1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 20, 24, 32, 48, 64)
 
 
 class _Window(Spec):
@@ -60,7 +60,7 @@ class BabbleFault(_Window):
 
 
 Fault = Annotated[
-    Union[DropFault, DelayFault, CorruptFault, BusOffFault, BabbleFault],
+    DropFault | DelayFault | CorruptFault | BusOffFault | BabbleFault,
     Field(discriminator="kind"),
 ]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, ClassVar, Literal, Union
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 
 from pydantic import Field, StrictBool, StrictFloat, StrictInt, ValidationInfo, field_validator
 
@@ -16,7 +16,7 @@ from hil.spec.faults import Fault, fault_problems
 from hil.spec.registered import Registered
 
 if TYPE_CHECKING:
-    from hil.flash.an3155 import Stm32Device
+    from hil.protocol.an3155 import Stm32Device
 
 Loc = tuple[str | int, ...]
 Problem = tuple[Loc, str]
@@ -110,7 +110,7 @@ class EthernetBus(Spec):
     record: StrictBool = True
 
 
-Bus = Annotated[Union[CanBus, SerialBus, EthernetBus], Field(discriminator="kind")]
+Bus = Annotated[CanBus | SerialBus | EthernetBus, Field(discriminator="kind")]
 
 
 class NetworkAttachment(Spec):
@@ -144,7 +144,7 @@ class EmulatedPower(PowerSpec):
     kind: Literal["emulated"]
 
 
-PowerSwitch = Annotated[Union[CommandPower, EmulatedPower, PowerSpec], Registered(registry.POWER)]
+PowerSwitch = Annotated[CommandPower | EmulatedPower | PowerSpec, Registered(registry.POWER)]
 
 
 class LocalReach(Spec):
@@ -176,7 +176,7 @@ class SshReach(Spec):
         return value
 
 
-Reach = Annotated[Union[LocalReach, SshReach], Field(discriminator="via")]
+Reach = Annotated[LocalReach | SshReach, Field(discriminator="via")]
 
 
 class FlashRun(Spec):
@@ -216,7 +216,7 @@ class FlashGeometry(Spec):
 
     def device(self) -> Stm32Device:
         """The part as the AN3155 client sees it."""
-        from hil.flash.an3155 import from_geometry
+        from hil.protocol.an3155 import from_geometry
 
         return from_geometry(self.pid, self.flash_start, tuple((run.count, run.size) for run in self.layout))
 
@@ -305,7 +305,7 @@ class CommandFlash(FlashSpec):
         return []
 
 
-Flash = Annotated[Union[Stm32UartFlash, UdsFlash, CommandFlash, FlashSpec], Registered(registry.FLASH)]
+Flash = Annotated[Stm32UartFlash | UdsFlash | CommandFlash | FlashSpec, Registered(registry.FLASH)]
 
 
 class TargetSpec(Spec):
@@ -370,7 +370,7 @@ class McuTarget(TargetSpec):
         return out + _part_problems(self)
 
 
-Target = Annotated[Union[HpcTarget, McuTarget, TargetSpec], Registered(registry.TARGETS)]
+Target = Annotated[HpcTarget | McuTarget | TargetSpec, Registered(registry.TARGETS)]
 
 
 class Rig(Spec):
@@ -436,7 +436,7 @@ class Rig(Spec):
 def _part_problems(t: McuTarget) -> list[Problem]:
     """An emulated MCU is a part hil emulates; a real one says what it is (Get ID). The image's
     address lies inside the rig's geometry."""
-    from hil.flash.an3155 import DEVICES, EMULATED, known_ids
+    from hil.protocol.an3155 import DEVICES, EMULATED, known_ids
 
     out: list[Problem] = []
     if t.part is not None and not t.emulated:

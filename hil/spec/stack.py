@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
@@ -69,7 +69,7 @@ class SocketReady(ReadySpec):
         raise ValueError(f"expected 'tcp://HOST:PORT' or 'unix:PATH', got {value!r}")
 
 
-Ready = Annotated[Union[ConsoleReady, FrameReady, SocketReady, ReadySpec], Registered(registry.READY)]
+Ready = Annotated[ConsoleReady | FrameReady | SocketReady | ReadySpec, Registered(registry.READY)]
 
 
 class ProcessComponent(Spec):
@@ -96,7 +96,7 @@ class FirmwareComponent(Spec):
     config: JsonObject = Field(default_factory=dict, description="firmware parameters")
 
 
-Component = Annotated[Union[ProcessComponent, FirmwareComponent], Field(discriminator="kind")]
+Component = Annotated[ProcessComponent | FirmwareComponent, Field(discriminator="kind")]
 
 
 class Stack(Spec):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
@@ -264,7 +264,7 @@ class HtmlReport(ReportSpec):
     format: Literal["html"]
 
 
-Report = Annotated[Union[ResultsReport, JunitReport, HtmlReport, ReportSpec],
+Report = Annotated[ResultsReport | JunitReport | HtmlReport | ReportSpec,
                    Registered(registry.REPORTS, shorthand=True)]
 
 

@@ -34,7 +34,7 @@ from can.io.blf import (CAN_ERROR_EXT, CAN_ERROR_EXT_STRUCT, CAN_FD_MESSAGE, CAN
                         OBJ_HEADER_BASE_STRUCT, OBJ_HEADER_V1_STRUCT, OBJ_HEADER_V2_STRUCT, REMOTE_FLAG,
                         TIME_ONE_NANS, TIME_TEN_MICS, ZLIB_DEFLATE, systemtime_to_timestamp)
 
-from hil.recording.frames import FLAG_BRS, FLAG_ERROR, FLAG_ESI, FLAG_EXTENDED, FLAG_FD, FLAG_REMOTE
+from hil.canframe import FLAG_BRS, FLAG_ERROR, FLAG_ESI, FLAG_EXTENDED, FLAG_FD, FLAG_REMOTE
 from hil.stimulus.events import CLASSIC_MAX, FD_LENGTHS, CanEvent, RecordError
 
 CAN_ERROR, CAN_FD_ERROR_64, RESTORE_POINT = 2, 104, 115

@@ -16,9 +16,7 @@ from dataclasses import dataclass
 
 import can
 
-from hil.recording.frames import (FLAG_BRS, FLAG_ERROR, FLAG_ESI, FLAG_EXTENDED, FLAG_FD, FLAG_REMOTE,
-                                  message_flags)
-from hil.simbus.wire import FD_LENGTHS  # index: the DLC
+from hil.canframe import FD_LENGTHS, FLAG_BRS, FLAG_ERROR, FLAG_ESI, FLAG_EXTENDED, FLAG_FD, FLAG_REMOTE, message_flags, to_message
 
 CLASSIC_MAX = 8
 MAX_LOG_NS = 1 << 62  # log times are in [0, 2**62) ns (146 years): room for offsets in int64
@@ -61,12 +59,7 @@ class CanEvent:
                    message_flags(msg), data)
 
     def to_message(self) -> can.Message:
-        f = self.flags
-        return can.Message(arbitration_id=self.id, data=self.data, is_extended_id=bool(f & FLAG_EXTENDED),
-                           is_remote_frame=bool(f & FLAG_REMOTE), is_error_frame=bool(f & FLAG_ERROR),
-                           is_fd=bool(f & FLAG_FD), bitrate_switch=bool(f & FLAG_BRS),
-                           error_state_indicator=bool(f & FLAG_ESI), dlc=len(self.data),
-                           check=False)
+        return to_message(self.id, self.flags, self.data, dlc=len(self.data))
 
     def problem(self) -> str | None:
         """Why this frame cannot be put on a bus as it stands, or None."""

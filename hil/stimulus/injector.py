@@ -28,7 +28,6 @@ frames never seen (count and ids per bus).
 from __future__ import annotations
 
 import contextlib
-import operator
 import os
 import pickle
 import subprocess
@@ -41,9 +40,10 @@ from typing import Any
 
 from hil import cancel
 from hil.clock import now_ns
+from hil.dbc import signal_holds
 from hil.errors import BusError, HilError, ReplayStoppedError, StimulusError
 from hil.lifecycle.children import python_argv, spawn
-from hil.recording.frames import message_flags
+from hil.canframe import message_flags, to_message
 from hil.stimulus.events import CanEvent, PacketEvent
 from hil.stimulus.report import ReplayReport
 from hil.stimulus.timeline import Timeline
@@ -61,8 +61,6 @@ SERIAL, PACKET = -1, -2  # a plan step's id for a serial chunk, a UDP datagram
 DRAIN_SLACK_NS = 30_000  # kernel send stamps are read until this long before the next datagram's deadline
 STAMP_BACKLOG, STAMP_BATCH = 256, 8  # a replay behind its deadlines still reads 8 stamps per datagram sent
 # while more than 256 are queued: the error queue holds ~500 (net.core.rmem_max), the rest would be lost
-_OPS = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt,
-        ">=": operator.ge}
 
 
 @dataclass
@@ -422,21 +420,11 @@ class _Replay:
 
     @staticmethod
     def _matches(w: _WaitPlan, msg: Any) -> bool:
-        if msg.arbitration_id != w.id:
-            return False
-        if w.signal is None:
-            return True
-        try:
-            value = w.message.decode(bytes(msg.data), decode_choices=False)[w.signal]
-        except Exception:  # a frame that does not decode does not satisfy the condition
-            return False
-        return w.op is None or _OPS[w.op](value, w.value)
+        return msg.arbitration_id == w.id and signal_holds(w.message, msg.data, w.signal, w.op, w.value)
 
     def _send_all(self) -> tuple[int, int, list[dict[str, Any]], str | None]:
         """The send loop (messages are built before the start); returns start, frames sent, the
         waits' log and why it stopped early (or None)."""
-        import can
-
         from hil.clock import now_ns
         from hil.stimulus.realtime import Waker
 
@@ -447,10 +435,8 @@ class _Replay:
         simcan = [b.simcan for b in plan.buses]
         waits = {w.index: w for w in plan.waits}
         wait_log: list[dict[str, Any]] = []
-        messages = [None if can_id < 0 else can.Message(
-            arbitration_id=can_id, data=data, is_extended_id=bool(flags & 0x01), is_remote_frame=bool(flags & 0x02),
-            is_error_frame=bool(flags & 0x04), is_fd=bool(flags & 0x08), bitrate_switch=bool(flags & 0x10),
-            error_state_indicator=bool(flags & 0x20), check=False) for _, _, can_id, flags, data, _ in plan.steps]
+        messages = [None if can_id < 0 else to_message(can_id, flags, data)
+                    for _, _, can_id, flags, data, _ in plan.steps]
         start = now_ns() + START_MARGIN_NS
         self.send(("start", start))
         offset = 0

@@ -20,7 +20,7 @@ import binascii
 import decimal
 import re
 
-from hil.recording.frames import FLAG_BRS, FLAG_ERROR, FLAG_ESI, FLAG_EXTENDED, FLAG_FD, FLAG_REMOTE
+from hil.canframe import FLAG_BRS, FLAG_ERROR, FLAG_ESI, FLAG_EXTENDED, FLAG_FD, FLAG_REMOTE
 from hil.stimulus import serialcap
 from hil.stimulus.events import CLASSIC_MAX, FD_LENGTHS, CanEvent, Event, log_ns
 

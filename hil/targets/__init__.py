@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from hil.spec.rig import Rig, TargetSpec
     from hil.spec.stack import Component, Stack
     from hil.targets.base import Target
-    from hil.targets.console import ConsoleLine
+    from hil.values import ConsoleLine
 
 
 def driver_key(spec: TargetSpec) -> str:

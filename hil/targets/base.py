@@ -21,7 +21,8 @@ from collections.abc import Callable
 from typing import Any
 
 from hil.errors import DeployError, TargetStateError
-from hil.targets.console import ConsoleLine, ConsoleLog, SerialConsole
+from hil.targets.console import ConsoleLog, SerialConsole
+from hil.values import ConsoleLine
 
 
 class State(enum.Enum):

@@ -14,23 +14,14 @@ import select
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from hil.clock import now_ns
+from hil.values import ConsoleLine
 
 TAIL_LINES = 20
 KEEP_LINES = 10_000
 URL_POLL_S = 0.002  # ports without a file descriptor are polled this often
 
-
-@dataclass(frozen=True)
-class ConsoleLine:
-    """One line a target printed: run-clock time, component (or console bus) and the text."""
-
-    t_ns: int
-    source: str
-    text: str
-    stream: str = "stdout"
 
 
 class ConsoleLog:

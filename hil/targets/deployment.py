@@ -21,9 +21,9 @@ from hil.spec.stack import Stack
 from hil.targets import bundle as bundles
 from hil.targets import components_for, create_target, driver_key
 from hil.targets.base import Target
-from hil.targets.console import ConsoleLine
 from hil.targets.power import switches_for
 from hil.targets.ready import make_check
+from hil.values import ConsoleLine
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,9 @@ from hil.spec.rig import HpcTarget, Rig
 from hil.spec.stack import Component, ProcessComponent
 from hil.targets import bundle as bundles
 from hil.targets.base import Target
-from hil.targets.console import ConsoleLine
 from hil.targets.hpc import checked_bundle, component_env, crashed, expand_argv
 from hil.targets.ready import Armed
+from hil.values import ConsoleLine
 
 DEFAULT_GRACE_NS = 5_000_000_000
 _LINE_LIMIT = 1 << 16

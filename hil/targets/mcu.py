@@ -30,15 +30,16 @@ from hil.firmware.build import load_image
 from hil.firmware.flashmem import FlashMemory
 from hil.firmware.image import Image, ImageError, RawImage
 from hil.firmware.mcu import McuConfig
-from hil.flash import FlashJob, FlashMethod, Progress, an3155, no_progress
+from hil.flash import FlashJob, FlashMethod, Progress, no_progress
+from hil.protocol import an3155
 from hil.lifecycle.children import Child, python_argv, spawn
 from hil.spec.rig import McuTarget, Rig
 from hil.spec.stack import Component, FirmwareComponent
 from hil.targets import bundle as bundles
 from hil.targets.base import State, Target
-from hil.targets.console import ConsoleLine
 from hil.targets.hpc import crashed
 from hil.targets.ready import Check, make_check, wait_ready
+from hil.values import ConsoleLine
 
 GRACE_S = 5.0
 BOOT_TIMEOUT_NS = 30_000_000_000

@@ -12,7 +12,6 @@ its key; a plugin adds one with an entry point.
 
 from __future__ import annotations
 
-import operator
 import re
 import socket
 import time
@@ -23,16 +22,13 @@ from typing import Any, ClassVar
 
 from hil import cancel, registry
 from hil.clock import now_ns
+from hil.dbc import signal_holds
 from hil.errors import DeployError, TargetTimeoutError
 from hil.spec.common import format_duration
 from hil.spec.stack import ConsoleReady, FrameReady, Ready, ReadySpec, SocketReady
 from hil.targets.console import ConsoleLog, format_tail
 
 POLL_S = 0.1
-_OPS: dict[str, Callable[[Any, Any], bool]] = {
-    "==": operator.eq, "!=": operator.ne, "<": operator.lt,
-    "<=": operator.le, ">": operator.gt, ">=": operator.ge,
-}
 
 
 class Check(ABC):
@@ -135,18 +131,10 @@ class FrameCheck(Check):
             msg = self._bus.recv(timeout=max(0.0, end - time.monotonic()))
             if msg is None:
                 return False
-            if msg.arbitration_id == self.frame_id and not msg.is_error_frame and self._signal_holds(msg):
+            m = self.match
+            if (msg.arbitration_id == self.frame_id and not msg.is_error_frame
+                    and signal_holds(self._message, msg.data, m.signal, m.op, m.value)):
                 return True
-
-    def _signal_holds(self, msg: Any) -> bool:
-        m = self.match
-        if m.signal is None or m.op is None:
-            return True
-        try:
-            value = self._message.decode(bytes(msg.data), decode_choices=False)[m.signal]
-        except Exception:  # a frame that does not decode does not satisfy the condition
-            return False
-        return _OPS[m.op](value, m.value)
 
     def close(self) -> None:
         if self._bus is not None:

@@ -41,9 +41,9 @@ from hil.spec.rig import HpcTarget, Rig, SshReach
 from hil.spec.stack import Component, ProcessComponent
 from hil.targets import bundle as bundles
 from hil.targets.base import Target
-from hil.targets.console import ConsoleLine
 from hil.targets.hpc import check_argv, checked_bundle, component_env, crashed, expand_argv
 from hil.targets.ready import Armed
+from hil.values import ConsoleLine
 
 DEFAULT_GRACE_NS = 5_000_000_000
 CONNECT_TIMEOUT_S = 30.0  # one attempt
@@ -217,7 +217,7 @@ class SshHpcTarget(Target):
 
     async def _start_all(self) -> None:
         self._exits = {}
-        for name, comp in self._components.items():
+        for name in self._components:
             self._procs[name] = proc = await self._conn.create_process(
                 f"exec sh -- {shlex.quote(self._launch_path(name))}", encoding="utf-8", errors="replace")
             self._pumps[name] = [asyncio.ensure_future(self._pump(name, proc.stdout, "stdout")),
@@ -266,7 +266,7 @@ class SshHpcTarget(Target):
         for proc in procs.values():
             try:
                 await asyncio.wait_for(proc.wait(check=False), self.grace_ns / 1e9 + _SLACK_S)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 proc.close()
         await self._drain(list(procs))
         self._pumps = {}

@@ -7,7 +7,7 @@ import pytest
 
 from hil.analysis.signals import bit_positions, byte_column, frames_with_id, signal_column
 from hil.errors import AnalysisError
-from hil.recording.frames import FLAG_ERROR
+from hil.canframe import FLAG_ERROR
 
 from .conftest import make_frames
 

@@ -5,16 +5,16 @@ python-can), and hil's own recordings with their harness figures: a harness over
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 import textwrap
+from functools import partial
 
 import can
 import pytest
 
 from hil.bench.offline import analyse_offline
+from tests.hilcli import DEFAULT_HISTORY, PLAIN
+from tests.hilcli import hil as run_hil
 from tests.report.results_factory import BUSY, harness_events
 
 SUITE = textwrap.dedent('''
@@ -100,11 +100,7 @@ def test_a_closed_loop_wait_that_timed_out_stays_the_stacks_fail(tmp_path):
                                                         "not seen within 0.3 s")}
 
 
-def hil(tmp, *args):
-    env = {k: v for k, v in os.environ.items() if k not in ("HIL_RIG", "HIL_HISTORY")} | {"NO_COLOR": "1",
-                                                                                           "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "hil", *args], cwd=tmp, env=env, capture_output=True, text=True,
-                          timeout=120)
+hil = partial(run_hil, env=PLAIN | DEFAULT_HISTORY)
 
 
 def test_a_harness_over_its_budget_makes_hil_analyze_exit_3_not_1(tmp_path):
@@ -116,7 +112,7 @@ def test_a_harness_over_its_budget_makes_hil_analyze_exit_3_not_1(tmp_path):
     (tmp_path / "suite.yaml").write_text(late)
     rec = _record(tmp_path / "rec.mcap", [("replay", REPLAY),
                                           *harness_events([200] * 90 + [3200] * 10, [4, 5], BUSY)])
-    r = hil(tmp_path, "analyze", str(rec), "--suite", "suite.yaml", "--bench", "echo", "--out", "out")
+    r = hil("analyze", str(rec), "--suite", "suite.yaml", "--bench", "echo", "--out", "out", cwd=tmp_path)
     assert r.returncode == 3, r.stdout + r.stderr
     bench = json.loads((tmp_path / "out" / "results.json").read_text())["benches"][0]
     assert bench["error"].startswith("host overloaded, harness over budget: delivery error p99 3.2 ms on bus "
@@ -126,7 +122,7 @@ def test_a_harness_over_its_budget_makes_hil_analyze_exit_3_not_1(tmp_path):
 
     lenient = late.replace("  - name: echo\n", "  - name: echo\n    harness: {p99: 5ms}\n")
     (tmp_path / "suite.yaml").write_text(lenient)
-    r = hil(tmp_path, "analyze", str(rec), "--suite", "suite.yaml", "--bench", "echo", "--out", "again")
+    r = hil("analyze", str(rec), "--suite", "suite.yaml", "--bench", "echo", "--out", "again", cwd=tmp_path)
     assert r.returncode == 1, r.stdout + r.stderr
     bench = json.loads((tmp_path / "again" / "results.json").read_text())["benches"][0]
     assert (bench["verdict"], bench["harness"]["breaches"]) == ("fail", [])

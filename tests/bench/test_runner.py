@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from hil.bench import BenchOptions, SuiteOptions, run_bench, run_suite
-from hil.bench.results import BenchResult
+from hil.results import BenchResult
 from hil.errors import SpecError, UsageError
 from hil.recording import load
 from tests.outcomes import explain, pass_or_harness_error, require_harness

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -12,14 +10,10 @@ import jsonschema
 import pytest
 from ruamel.yaml import YAML
 
+from tests.hilcli import hil
+
 ROOT = Path(__file__).resolve().parents[2]
 HIL = [sys.executable, "-m", "hil"]
-
-
-def hil(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    full_env = {k: v for k, v in os.environ.items() if k not in ("HIL_RIG", "NO_COLOR")}
-    full_env.update(env or {})
-    return subprocess.run([*HIL, *args], cwd=ROOT, capture_output=True, text=True, env=full_env, timeout=60)
 
 
 def test_check_valid_rig_prints_topology_and_exits_0():
@@ -138,3 +132,25 @@ def test_check_finds_what_run_would_refuse_in_the_dbc(tmp_path):
     assert r.returncode == 2
     assert r.stderr == (f"error: {suite}:6:27: benches[0].measurements[0].signal: no DBC message 'Nope'; "
                         "known messages: none (no DBC loaded)\n")
+
+
+@pytest.mark.parametrize("where", ["before", "after", "both"])
+def test_global_options_are_accepted_after_the_command_name(where):
+    """`hil check -q -q RIG` is `hil -q -q check RIG` (the docs write `hil replay -v ...`)."""
+    before, after = {"before": (("-q", "-q"), ()), "after": ((), ("-q", "-q")), "both": (("-q",), ("-q",))}[where]
+    r = hil(*before, "check", *after, "rigs/sim-minimal.yaml")
+    assert r.returncode == 0 and r.stdout == "", r.stderr
+
+
+def test_debug_and_no_color_after_the_command_name():
+    r = hil("check", "--debug", "tests/spec/files/bad/rig-unknown-key.yaml")
+    assert r.returncode != 0 and "Traceback" in r.stderr and "SpecError" in r.stderr
+    r = hil("check", "tests/spec/files/bad/rig-unknown-key.yaml", "--no-color", env={"FORCE_COLOR": "1"})
+    assert r.returncode == 2 and "unknown key" in r.stderr and "\x1b[" not in r.stderr, r.stderr
+
+
+def test_verbose_after_a_subcommand_of_a_group():
+    r = hil("rig", "status", "-v", "--no-color")
+    assert r.returncode == 0, r.stderr
+    r = hil("rig", "status", "--bogus")
+    assert r.returncode == 2 and "--bogus" in r.stderr

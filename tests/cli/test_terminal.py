@@ -5,7 +5,6 @@ run as real processes where the terminal bytes matter."""
 from __future__ import annotations
 
 import io
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 
 from hil.cli import cli
 from hil.cli.app import App, run_guarded
+from tests.hilcli import hil as run_hil
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD = ROOT / "tests" / "spec" / "files" / "good"
@@ -21,11 +21,8 @@ TITLE_AND_CLEAR = "\x1b]0;owned\x07\x1b[2J"
 
 
 def hil(*args: str, cwd: Path = ROOT, env: dict | None = None, prelude: str = "") -> subprocess.CompletedProcess:
-    full_env = {k: v for k, v in os.environ.items() if k not in ("HIL_RIG", "NO_COLOR")}
-    full_env.update(env or {})
-    code = f"{prelude}from hil.cli import main; main()"
-    return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True,
-                          env=full_env, timeout=120)
+    """``hil ARGS`` run as ``python -c``, after ``prelude`` (code that changes the process first)."""
+    return run_hil(*args, cwd=cwd, env=env, command=(sys.executable, "-c", f"{prelude}from hil.cli import main; main()"))
 
 
 def test_escape_sequences_in_a_message_are_shown_not_obeyed_and_colours_stay(tmp_path):

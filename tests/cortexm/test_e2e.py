@@ -6,25 +6,21 @@ its bench with the PC and symbol of the fault."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
 
+from tests.hilcli import DEFAULT_HISTORY, PLAIN
+from tests.hilcli import hil as run_hil
 from tests.outcomes import explain, pass_or_harness_error
 
 ROOT = Path(__file__).resolve().parents[2]
 RIG = "rigs/sim-aeb-c.yaml"
 
 
-def hil(tmp: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("HIL_RIG", "HIL_HISTORY")}
-    env.update(NO_COLOR="1", HIL_LOCK_DIR=str(tmp / "locks"), COLUMNS="200")
-    return subprocess.run([sys.executable, "-m", "hil", *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+hil = partial(run_hil, env=PLAIN | DEFAULT_HISTORY, timeout=600)
 
 
 C_STACK = "aeb/stack.yaml=aeb/stack-c.yaml"
@@ -33,7 +29,7 @@ C_BRAKE_STACK = "aeb/brake-stack.yaml=aeb/brake-stack-c.yaml"
 
 def run_suite(tmp: Path, suite: str, *extra: str) -> tuple:
     """``hil run`` of a suite as it is in benches/, its stacks replaced with ``--stack`` in ``extra``."""
-    r = hil(tmp, "run", f"benches/{suite}", "--rig", RIG, "--out", str(tmp / "run"), "--no-history", *extra)
+    r = hil("run", f"benches/{suite}", "--rig", RIG, "--out", str(tmp / "run"), "--no-history", *extra)
     results = json.loads((tmp / "run" / "results.json").read_text()) if (tmp / "run" / "results.json").exists() else {}
     return r, results
 
@@ -101,7 +97,7 @@ def test_stm32flash_flashes_the_c_image_into_the_emulated_part(tmp_path):
         "argv: [stm32flash, -m, 8n1, -b, '{baudrate}', -w, '{image}', -v, '{port}']}")
     (tmp_path / "rig.yaml").write_text(rig)
     image = ROOT / "firmware_stubs" / "brake_ecu_c" / "brake_ecu.bin"
-    r = hil(tmp_path, "flash", str(tmp_path / "rig.yaml"), "brake-mcu", str(image), "--version", "1.0.0",
+    r = hil("flash", str(tmp_path / "rig.yaml"), "brake-mcu", str(image), "--version", "1.0.0",
             "--run-dir", str(tmp_path / "run"))
     assert r.returncode == 0, r.stdout + r.stderr
     flash = (tmp_path / "run" / "targets" / "brake-mcu" / "flash.bin").read_bytes()

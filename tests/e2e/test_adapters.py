@@ -17,7 +17,7 @@ from tests.outcomes import explain, pass_or_harness_error
 
 @pytest.mark.parametrize("interface", ["slcan", "socketcand"])
 def test_the_smoke_suite_runs_with_its_chassis_bus_behind_an_emulated_adapter(tmp_path, interface):
-    r = hil(tmp_path, "run", "benches/aeb-smoke.yaml", "--rig", f"rigs/sim-aeb-{interface}.yaml", "--out",
+    r = hil("run", "benches/aeb-smoke.yaml", "--rig", f"rigs/sim-aeb-{interface}.yaml", "--out",
             str(tmp_path / "run"), "--history", str(tmp_path / "history.sqlite"), timeout=400)
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     bench = results["benches"][0]

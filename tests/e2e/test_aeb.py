@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
@@ -19,6 +20,8 @@ import pytest
 import xmlschema
 
 from hil.recording import load
+from tests.hilcli import DEFAULT_HISTORY, PLAIN, hil_env
+from tests.hilcli import hil as run_hil
 from tests.outcomes import explain, pass_or_harness_error, require_harness
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,21 +29,13 @@ XSD = ROOT / "tests" / "report" / "junit-10.xsd"
 RIG = "rigs/sim-aeb.yaml"
 
 
-def env(tmp: Path) -> dict[str, str]:
-    out = {k: v for k, v in os.environ.items() if k not in ("HIL_RIG", "HIL_HISTORY")}
-    out.update(NO_COLOR="1", HIL_LOCK_DIR=str(tmp / "locks"), COLUMNS="200")
-    return out
-
-
-def hil(tmp: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "hil", *args], cwd=ROOT, env=env(tmp), capture_output=True,
-                          text=True, timeout=timeout)
+hil = partial(run_hil, env=PLAIN | DEFAULT_HISTORY, timeout=240)
 
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("smoke")
-    r = hil(tmp, "run", "benches/aeb-smoke.yaml", "--rig", RIG, "--out", str(tmp / "run"),
+    r = hil("run", "benches/aeb-smoke.yaml", "--rig", RIG, "--out", str(tmp / "run"),
             "--history", str(tmp / "history.sqlite"))
     return tmp, r
 
@@ -68,7 +63,7 @@ def test_smoke_suite_passes_and_writes_the_run_folder(smoke):
 
 def test_analyze_judges_a_recording_again_without_a_rig(smoke, tmp_path):
     tmp, first = smoke
-    r = hil(tmp_path, "analyze", str(tmp / "run" / "approach" / "recording.mcap"), "--suite",
+    r = hil("analyze", str(tmp / "run" / "approach" / "recording.mcap"), "--suite",
             "benches/aeb-smoke.yaml", "--bench", "approach", "--out", str(tmp_path / "again"))
     assert r.returncode == first.returncode, r.stdout + r.stderr
     before = json.loads((tmp / "run" / "results.json").read_text())["benches"][0]
@@ -89,7 +84,7 @@ def test_a_failing_limit_exits_1_with_a_junit_failure(smoke, tmp_path):
     for rel in ("aeb/", "../firmware_stubs/"):  # the copy lives elsewhere: make its paths absolute
         strict = strict.replace(rel, str((ROOT / "benches" / rel).resolve()) + "/")
     (tmp_path / "strict.yaml").write_text(strict)
-    r = hil(tmp_path, "analyze", str(tmp / "run" / "approach" / "recording.mcap"), "--suite",
+    r = hil("analyze", str(tmp / "run" / "approach" / "recording.mcap"), "--suite",
             str(tmp_path / "strict.yaml"), "--bench", "approach", "--out", str(tmp_path / "strict"))
     assert r.returncode == 1, r.stdout + r.stderr
     assert re.search(r"fail peak-pressure = [\d.]+ bar\s+limits ≤ 5 bar", r.stdout)
@@ -101,10 +96,10 @@ def test_a_failing_limit_exits_1_with_a_junit_failure(smoke, tmp_path):
 
 def test_history_shows_the_run_and_compare_lines_up_measurements(smoke):
     tmp, _ = smoke
-    r = hil(tmp, "history", "aeb-smoke", "--history", str(tmp / "history.sqlite"))
+    r = hil("history", "aeb-smoke", "--history", str(tmp / "history.sqlite"))
     assert r.returncode == 0, r.stderr
     assert re.search(r"│ approach\s+│ peak-pressure\s+│ ▁\s+│", r.stdout)
-    r = hil(tmp, "compare", str(tmp / "run"), str(tmp / "run" / "results.json"))
+    r = hil("compare", str(tmp / "run"), str(tmp / "run" / "results.json"))
     assert r.returncode == 0, r.stderr
     # the same run on both sides: no change and the same outcome (marginal on a loaded machine,
     # unjudged when the harness broke its budget)
@@ -144,7 +139,7 @@ def _run_and_strike(tmp: Path, strike) -> tuple[int, str, str, Path]:
     (into the injection) and call ``strike(cli_process, planner_pid)``."""
     out = tmp / "run"
     proc = subprocess.Popen([sys.executable, "-m", "hil", "run", "benches/aeb-smoke.yaml", "--rig", RIG, "--out",
-                             str(out), "--no-history"], cwd=ROOT, env=env(tmp), stdout=subprocess.PIPE,
+                             str(out), "--no-history"], cwd=ROOT, env=hil_env(PLAIN | DEFAULT_HISTORY), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 180
@@ -188,7 +183,7 @@ def test_ctrl_c_tears_the_rig_down_and_exits_130(tmp_path):
 
 
 def test_calibration_matches_the_configured_delays(tmp_path):
-    r = hil(tmp_path, "run", "benches/calibration.yaml", "--rig", RIG, "--bench", "echo", "--bench", "brake-20ms",
+    r = hil("run", "benches/calibration.yaml", "--rig", RIG, "--bench", "echo", "--bench", "brake-20ms",
             "--out", str(tmp_path / "run"), "--no-history")
     benches = {b["name"]: b for b in json.loads((tmp_path / "run" / "results.json").read_text())["benches"]}
     require_harness(list(benches.values()))
@@ -203,7 +198,7 @@ def test_calibration_matches_the_configured_delays(tmp_path):
 def test_the_shipped_health_check_passes_on_the_demo_rig(tmp_path):
     rig = tmp_path / "sim-aeb.yaml"  # the demo rig with the health check docs/lab.md shows
     rig.write_text((ROOT / RIG).read_text() + f"\nhealth: {ROOT / 'benches' / 'rig-check.yaml'}\n")
-    r = hil(tmp_path, "rig", "health", str(rig), "--out", str(tmp_path / "run"),
+    r = hil("rig", "health", str(rig), "--out", str(tmp_path / "run"),
             "--history", str(tmp_path / "h.sqlite"))
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.startswith("rig sim-aeb: healthy — health check rig-check, run ")
@@ -212,7 +207,7 @@ def test_the_shipped_health_check_passes_on_the_demo_rig(tmp_path):
 def test_a_deliberate_radar_dropout_is_no_broken_replay_promise(tmp_path):
     """The nightly dropout bench drops 300 ms of radar frames on the wire: those frames are never
     seen on the bus, by design, and must not fail the bench as unseen."""
-    r = hil(tmp_path, "run", "benches/aeb-nightly.yaml", "--rig", RIG, "--bench", "radar-dropout",
+    r = hil("run", "benches/aeb-nightly.yaml", "--rig", RIG, "--bench", "radar-dropout",
             "--out", str(tmp_path / "run"), "--no-history")
     bench = json.loads((tmp_path / "run" / "results.json").read_text())["benches"][0]
     assert pass_or_harness_error(bench), explain(bench)

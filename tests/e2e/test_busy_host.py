@@ -29,7 +29,7 @@ def cpu_hogs(n: int):
 
 def test_cpu_hogs_give_pass_or_an_error_naming_the_harness_never_a_fail(tmp_path):
     with cpu_hogs(os.cpu_count() or 2) as hogs:
-        r = hil(tmp_path, "run", "benches/aeb-smoke.yaml", "--rig", RIG, "--out", str(tmp_path / "run"), "--no-history")
+        r = hil("run", "benches/aeb-smoke.yaml", "--rig", RIG, "--out", str(tmp_path / "run"), "--no-history")
         assert all(h.poll() is None for h in hogs), "the hogs stopped spinning before the run ended"
     bench = json.loads((tmp_path / "run" / "results.json").read_text())["benches"][0]
     require_harness([bench])

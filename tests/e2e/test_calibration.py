@@ -43,7 +43,7 @@ LOG = re.compile(r"responder: frame (\d+) stamp_s=([\d.]+) wait_ns=(\d+) recv_ns
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("calibration")
-    r = hil(tmp, "run", "benches/calibration.yaml", "--rig", RIG, *(a for b in DELAYS for a in ("--bench", b)),
+    r = hil("run", "benches/calibration.yaml", "--rig", RIG, *(a for b in DELAYS for a in ("--bench", b)),
             "--out", str(tmp / "run"), "--no-history")
     results = json.loads((tmp / "run" / "results.json").read_text())
     return r, tmp / "run", {b["name"]: b for b in results["benches"]}

@@ -11,12 +11,10 @@ import io
 import os
 import stat
 import struct
-import subprocess
-import sys
 import warnings
 import zipfile
 import zlib
-from pathlib import Path
+from functools import partial
 
 import pytest
 
@@ -24,6 +22,7 @@ from hil.errors import DeployError, SpecError
 from hil.files import MiB, size_text
 from hil.firmware import image
 from hil.firmware.build import build, load_image
+from tests.hilcli import hil as run_hil
 
 MAIN = ("blink.py", b"def setup(mcu):\n    pass\n")
 
@@ -217,22 +216,20 @@ def test_a_climbing_version_is_a_manifest_error_at_its_position(stub):
                               "the image's file name")
 
 
-def hil(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "hil", "--no-color", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=120)
+hil = partial(run_hil, "--no-color")
 
 
 def test_hil_firmware_build_writes_nothing_outside_for_a_climbing_version(stub, tmp_path):
     (stub / "firmware.yaml").write_text("name: blink\nversion: ../escape\nentry: blink:setup\n")
     work = tmp_path / "work"
     work.mkdir()
-    r = hil(work, "firmware", "build", str(stub))
+    r = hil("firmware", "build", str(stub), cwd=work)
     assert r.returncode == 2
     assert r.stderr.startswith(f"error: {stub / 'firmware.yaml'}:2:10: version: '../escape' contains '/'")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["blink", "work"] and list(work.iterdir()) == []
 
 
 def test_hil_firmware_info_refuses_a_device_at_once(tmp_path):
-    r = hil(tmp_path, "firmware", "info", "/dev/zero")
+    r = hil("firmware", "info", "/dev/zero", cwd=tmp_path)
     assert (r.returncode, r.stderr) == (2, "error: firmware image /dev/zero is not a regular file (a character "
                                            "device)\n")

@@ -6,8 +6,8 @@ import pytest
 
 from hil.firmware.flashmem import FlashMemory, OptionBytes
 from hil.firmware.uds import EcuHooks, UdsServer
-from hil.flash import an3155
-from hil.flash.seedkey import key_function
+from hil.protocol import an3155
+from hil.protocol.seedkey import key_function
 
 BASE = 0x0800_0000
 KEY = key_function("xor:0x5A5A5A5A")

@@ -18,7 +18,7 @@ from hil.buses import RigBuses
 from hil.firmware.bootloader import Bootloader, Stopped, SystemReset
 from hil.firmware.flashmem import FlashMemory, SystemMemory, unique_id
 from hil.firmware.mcu import McuConfig
-from hil.flash import an3155
+from hil.protocol import an3155
 from hil.lifecycle.children import Child, python_argv, spawn
 from hil.spec.rig import Rig
 

@@ -23,7 +23,7 @@ from hil.cli import cli
 from hil.cli.app import run_guarded
 from hil.errors import FlashError
 from hil.firmware.flashmem import FlashMemory, OptionBytes
-from hil.flash import an3155 as P
+from hil.protocol import an3155 as P
 from hil.flash import stm32
 from hil.spec.rig import Rig
 from hil.spec.stack import Stack

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from hil.errors import FlashError
-from hil.flash import an3155 as P
+from hil.protocol import an3155 as P
 from hil.flash import stm32
 
 BASE = 0x0800_0000

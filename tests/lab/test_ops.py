@@ -10,10 +10,12 @@ import sqlite3
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from functools import partial
 from pathlib import Path
 
 import pytest
 
+from tests.hilcli import hil as run_hil
 from tests.outcomes import explain, pass_or_harness_error
 
 from .cluster import RIGS
@@ -33,14 +35,13 @@ def env(tmp_path):
             "NO_COLOR": "1", "COLUMNS": "200"}
 
 
-def hil(env: dict, *args: str, timeout: float = 280) -> subprocess.CompletedProcess:
-    return subprocess.run([*HIL, *args], capture_output=True, text=True, env=env, timeout=timeout)
+hil = partial(run_hil, timeout=280)
 
 
 def test_retries_rerun_only_error_verdicts_and_report_flaky(tmp_path, env):
     out = tmp_path / "run"
-    r = hil(env, "run", str(OPS / "flaky.yaml"), "--rig", str(RIGS / "sim-lab-a.yaml"), "--retries", "2",
-            "--out", str(out))
+    r = hil("run", str(OPS / "flaky.yaml"), "--rig", str(RIGS / "sim-lab-a.yaml"), "--retries", "2",
+            "--out", str(out), env=env)
     assert r.returncode == 1, r.stdout + r.stderr  # too-strict really fails: exit 1, not 3
     assert "hiccup on sim-lab-a: error (" in r.stderr and "retry 1 of 2" in r.stderr
     assert "too-strict" not in r.stderr  # a fail is not retried
@@ -61,8 +62,8 @@ def test_retries_rerun_only_error_verdicts_and_report_flaky(tmp_path, env):
 
 
 def test_without_retries_the_error_stands(tmp_path, env):
-    r = hil(env, "run", str(OPS / "flaky.yaml"), "--rig", str(RIGS / "sim-lab-a.yaml"), "--bench", "hiccup",
-            "--out", str(tmp_path / "run"), "--no-history")
+    r = hil("run", str(OPS / "flaky.yaml"), "--rig", str(RIGS / "sim-lab-a.yaml"), "--bench", "hiccup",
+            "--out", str(tmp_path / "run"), "--no-history", env=env)
     assert r.returncode == 3, r.stdout + r.stderr
     assert json.loads((tmp_path / "run" / "results.json").read_text())["benches"][0]["verdict"] == "error"
 
@@ -74,41 +75,41 @@ def test_health_gate(tmp_path, env):
     work = ["run", str(OPS / "work.yaml"), "--rig", str(rig)]
 
     # never checked: the health bench runs first, then the suite
-    r = hil(env, *work, "--out", str(tmp_path / "r1"))
+    r = hil(*work, "--out", str(tmp_path / "r1"), env=env)
     assert r.returncode == 0, r.stdout + r.stderr
     assert (tmp_path / "r1" / "health" / "results.json").is_file()
 
     # the check fails: the rig is unhealthy in the history ...
     (tmp_path / "health").write_text("bad")
-    r = hil(env, "rig", "health", str(rig), "--out", str(tmp_path / "h1"))
+    r = hil("rig", "health", str(rig), "--out", str(tmp_path / "h1"), env=env)
     assert r.returncode == 3, r.stdout + r.stderr
     assert r.stdout.startswith("rig sim-lab-h: unhealthy — health check rig-check, run ")
-    status = json.loads(hil(env, "rig", "status", str(rig), "--json").stdout)[0]["health"]
+    status = json.loads(hil("rig", "status", str(rig), "--json", env=env).stdout)[0]["health"]
     assert (status["state"], status["run_dir"]) == ("unhealthy", str(tmp_path / "h1"))
 
     # ... so runs refuse it at once, naming the failed check ...
-    r = hil(env, *work, "--out", str(tmp_path / "r2"))
+    r = hil(*work, "--out", str(tmp_path / "r2"), env=env)
     assert r.returncode == 3
     assert r.stderr.startswith("error: rig 'sim-lab-h' is unhealthy: its health check 'rig-check' failed at ")
     assert f"(run {status['run_id']}, {tmp_path / 'h1'})" in r.stderr
     assert "or use --force" in r.stderr and not (tmp_path / "r2" / "results.json").exists()
 
     # ... unless forced ...
-    r = hil(env, *work, "--force", "--out", str(tmp_path / "r3"))
+    r = hil(*work, "--force", "--out", str(tmp_path / "r3"), env=env)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "running anyway (--force)" in r.stderr and (tmp_path / "r3" / "results.json").is_file()
 
     # ... until a health check passes again; then a recent healthy result skips the check
     (tmp_path / "health").write_text("good")
-    assert hil(env, "rig", "health", str(rig), "--out", str(tmp_path / "h2")).returncode == 0
-    r = hil(env, *work, "--out", str(tmp_path / "r4"))
+    assert hil("rig", "health", str(rig), "--out", str(tmp_path / "h2"), env=env).returncode == 0
+    r = hil(*work, "--out", str(tmp_path / "r4"), env=env)
     assert r.returncode == 0, r.stdout + r.stderr
     assert not (tmp_path / "r4" / "health").exists()
     # ... unless the user trusts no earlier check
-    r = hil(env, *work, "--health-fresh", "0", "--out", str(tmp_path / "r5"))
+    r = hil(*work, "--health-fresh", "0", "--out", str(tmp_path / "r5"), env=env)
     assert r.returncode == 0, r.stdout + r.stderr
     assert (tmp_path / "r5" / "health").is_dir()
-    r = hil(env, *work, "--health-fresh", "soon", "--out", str(tmp_path / "r6"))
+    r = hil(*work, "--health-fresh", "soon", "--out", str(tmp_path / "r6"), env=env)
     assert r.returncode == 2 and "--health-fresh" in r.stderr and "'soon'" in r.stderr, r.stderr
 
 
@@ -116,7 +117,7 @@ def test_second_run_on_a_leased_rig_fails_fast_or_waits(tmp_path, env):
     holder = Holder(tmp_path / "locks", "sim-lab-a")
     pid = holder.held()["pid"]
     run = ["run", str(OPS / "work.yaml"), "--rig", str(RIGS / "sim-lab-a.yaml"), "--no-history"]
-    r = hil(env, *run, "--out", str(tmp_path / "busy"))
+    r = hil(*run, "--out", str(tmp_path / "busy"), env=env)
     assert r.returncode == 3
     assert r.stderr.startswith(f"error: rig 'sim-lab-a' is leased by pid {pid} (")
     waiting = subprocess.Popen([*HIL, *run, "--wait", "--out", str(tmp_path / "queued")], env=env,
@@ -132,8 +133,8 @@ def test_second_run_on_a_leased_rig_fails_fast_or_waits(tmp_path, env):
 
 
 def test_several_rigs_side_by_side(tmp_path, env):
-    r = hil(env, "run", str(OPS / "work.yaml"), "--rig", str(RIGS / "sim-lab-a.yaml"),
-            "--rig", str(RIGS / "sim-lab-b.yaml"), "--out", str(tmp_path / "run"), "--no-history")
+    r = hil("run", str(OPS / "work.yaml"), "--rig", str(RIGS / "sim-lab-a.yaml"),
+            "--rig", str(RIGS / "sim-lab-b.yaml"), "--out", str(tmp_path / "run"), "--no-history", env=env)
     assert r.returncode == 0, r.stdout + r.stderr
     assert re.search(r"pass +idle on sim-lab-a", r.stdout) and re.search(r"pass +idle on sim-lab-b", r.stdout)
     assert re.search(r"│ idle\s+│\s+│\s+pass │\s+pass │", r.stdout), r.stdout
@@ -209,21 +210,21 @@ def test_sigterm_with_several_rigs_tears_each_down(tmp_path, env):
 
 def test_lab_option_mistakes_are_usage_errors(tmp_path, env):
     rig = str(RIGS / "sim-lab-a.yaml")
-    r = hil(env, "run", str(OPS / "work.yaml"), "--rig", rig, "--fetch-artifacts")
+    r = hil("run", str(OPS / "work.yaml"), "--rig", rig, "--fetch-artifacts", env=env)
     assert (r.returncode, r.stderr) == (2, "error: --fetch-artifacts needs --scheduler: without one the "
                                            "artifacts are here already\n")
-    r = hil(env, "run", str(OPS / "work.yaml"), "--rig", rig, "--rig", rig)
+    r = hil("run", str(OPS / "work.yaml"), "--rig", rig, "--rig", rig, env=env)
     assert (r.returncode, r.stderr) == (2, f"error: a rig is given twice: {rig}, {rig}\n")
     other = tmp_path / "other" / "sim-lab-a.yaml"  # another rig in a file of the same name
     other.parent.mkdir()
     other.write_text((RIGS / "sim-lab-b.yaml").read_text())
-    r = hil(env, "run", str(OPS / "work.yaml"), "--rig", rig, "--rig", str(other), "--out", str(tmp_path / "o"))
+    r = hil("run", str(OPS / "work.yaml"), "--rig", rig, "--rig", str(other), "--out", str(tmp_path / "o"), env=env)
     assert (r.returncode, r.stderr) == (2, f"error: two rigs would share a results folder: {rig} → sim-lab-a/, "
                                            f"{other} → sim-lab-a/; give the rig files different names\n")
     assert not (tmp_path / "o").exists()
-    r = hil(env, "run", str(OPS / "work.yaml"), "--rig", "sim-lab-a")
+    r = hil("run", str(OPS / "work.yaml"), "--rig", "sim-lab-a", env=env)
     assert (r.returncode, r.stderr) == (2, "error: rig file 'sim-lab-a' not found (a rig name needs --scheduler)\n")
-    r = hil(env, "run", str(OPS / "work.yaml"), "--rig", rig, "--wait", "soon")
+    r = hil("run", str(OPS / "work.yaml"), "--rig", rig, "--wait", "soon", env=env)
     assert r.returncode == 2 and "expected a number of seconds, got 'soon'" in r.stderr
 
 
@@ -231,8 +232,8 @@ def test_a_busy_rig_does_not_cost_the_other_rigs_their_results(tmp_path, env):
     holder = Holder(tmp_path / "locks", "sim-lab-a")
     pid = holder.held()["pid"]
     try:
-        r = hil(env, "run", str(OPS / "work.yaml"), "--rig", str(RIGS / "sim-lab-a.yaml"),
-                "--rig", str(RIGS / "sim-lab-b.yaml"), "--out", str(tmp_path / "run"), "--no-history")
+        r = hil("run", str(OPS / "work.yaml"), "--rig", str(RIGS / "sim-lab-a.yaml"),
+                "--rig", str(RIGS / "sim-lab-b.yaml"), "--out", str(tmp_path / "run"), "--no-history", env=env)
     finally:
         holder.release()
     assert r.returncode == 3, r.stdout + r.stderr  # infrastructure: one rig could not run
@@ -250,8 +251,8 @@ def test_a_busy_rig_does_not_cost_the_other_rigs_their_results(tmp_path, env):
 
 def test_a_fault_from_the_start_hits_the_first_answer_too(tmp_path, env):
     # every 0x201 answer is delayed 50 ms from the stimulus start on: the smallest latency too
-    r = hil(env, "run", str(PLUGIN / "faults.yaml"), "--rig", str(RIGS / "sim-lab-a.yaml"),
-            "--out", str(tmp_path / "run"), "--no-history")
+    hil("run", str(PLUGIN / "faults.yaml"), "--rig", str(RIGS / "sim-lab-a.yaml"),
+            "--out", str(tmp_path / "run"), "--no-history", env=env)
     bench = json.loads((tmp_path / "run" / "results.json").read_text())["benches"][0]
     assert pass_or_harness_error(bench), explain(bench)  # a busy host may leave it unjudged: still measured
     latency = bench["measurements"][0]

@@ -3,7 +3,6 @@ come back."""
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 

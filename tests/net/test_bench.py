@@ -6,7 +6,6 @@ both directions, and the datagrams' send error is judged as the network's harnes
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from hil.recording import load
 from tests.e2e.test_aeb import hil

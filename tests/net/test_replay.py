@@ -9,7 +9,6 @@ from decimal import Decimal
 import socket
 import subprocess
 import threading
-from pathlib import Path
 
 import pytest
 
@@ -80,7 +79,7 @@ def test_datagrams_are_aimed_at_the_target_port_by_map_or_by_port_number(tmp_pat
     mapped = build_timeline(Stimulus.model_validate(
         {"sources": [{"file": str(path), "map": {"10.0.0.9:2368": "hpc.lidar"}}]}), rig)
     assert [(s.bus, s.event.to, s.t_ns) for s in mapped.steps] == [("lan", ("127.0.1.2", port), k * MS) for k in range(3)]
-    assert mapped.dropped == {"on unmapped channel '10.0.0.9:%d'" % port: 1}
+    assert mapped.dropped == {f"on unmapped channel '10.0.0.9:{port}'": 1}
     own = write_capture(tmp_path / "own.pcap", [(0, "10.0.0.9", port, b"y")])
     by_number = build_timeline(Stimulus.model_validate({"sources": [{"file": str(own)}]}), rig)
     assert [s.event.to for s in by_number.steps] == [("127.0.1.2", port)]
@@ -110,7 +109,7 @@ class Stack(threading.Thread):
         while not self.stop.is_set():
             try:
                 data = self.sock.recv(2048)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             self.got.append(data)
             self.sock.sendto(data[:4], self.reply_to)

@@ -17,8 +17,8 @@ from mcap.reader import make_reader
 
 from hil.errors import RecordingError
 from hil.recording import Recorder, load
-from hil.recording.frames import FLAG_EXTENDED, FLAG_FD, FLAG_TX
-from hil.targets.base import ConsoleLine
+from hil.canframe import FLAG_EXTENDED, FLAG_FD, FLAG_TX
+from hil.values import ConsoleLine
 
 
 def test_every_frame_console_line_and_event_comes_back(tmp_path):

@@ -4,12 +4,10 @@ cannot hold every frame says which and how many (exit 2 unless --allow-loss)."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 import time
 from datetime import datetime
+from functools import partial
 
 import can
 import pytest
@@ -17,7 +15,8 @@ import pytest
 from hil.clock import epoch_offset_ns, frame_ns, now_ns, run_ns, unix_seconds
 from hil.recording import Recorder, load
 from hil.recording.export import ExportLoss, export
-from hil.recording.frames import FLAG_ERROR, FLAG_FD, FLAG_REMOTE
+from hil.canframe import FLAG_ERROR, FLAG_FD, FLAG_REMOTE
+from tests.hilcli import hil as run_hil
 from tests.simbus.conftest import make_rig
 
 MS = 1_000_000
@@ -36,7 +35,7 @@ def test_simcan_frames_are_unix_time_and_recorded_on_the_run_clock_with_the_anch
     from hil.buses import RigBuses
 
     with RigBuses(make_rig(chassis={"bitrate": 500_000}), tmp_path / "run") as buses:
-        with Recorder(tmp_path / "r.mcap", buses, ["chassis"], {"rig": "test"}) as rec:
+        with Recorder(tmp_path / "r.mcap", buses, ["chassis"], {"rig": "test"}):
             tx, rx = buses.open_can("chassis"), buses.open_can("chassis")
             time.sleep(0.2)  # the recorder's reader is on the bus
             tx.send(can.Message(arbitration_id=0x123, is_extended_id=False, is_remote_frame=True, dlc=2))
@@ -134,17 +133,14 @@ def test_lossy_exports_are_refused_with_counts_or_written_with_warnings(tmp_path
         export(rec, tmp_path / "r.log")
 
 
-def _hil(cwd, *args):
-    env = {k: v for k, v in os.environ.items() if k not in ("HIL_RIG", "NO_COLOR")} | {"NO_COLOR": "1", "COLUMNS": "300"}
-    return subprocess.run([sys.executable, "-m", "hil", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=120)
+hil = partial(run_hil, env={"NO_COLOR": "1", "COLUMNS": "300"})
 
 
 def test_hil_export_exit_2_on_loss_and_prints_the_written_channels(tmp_path):
     _recording(tmp_path / "r.mcap")
-    r = _hil(tmp_path, "export", "r.mcap", "--to", "trc")
+    r = hil("export", "r.mcap", "--to", "trc", cwd=tmp_path)
     assert r.returncode == 2 and "1 remote frames left out" in r.stderr and "--allow-loss" in r.stderr, r.stderr
-    r = _hil(tmp_path, "export", "r.mcap", "--to", "trc", "--allow-loss")
+    r = hil("export", "r.mcap", "--to", "trc", "--allow-loss", cwd=tmp_path)
     assert r.returncode == 0 and r.stdout == "wrote r.trc (body → channel 1, chassis → channel 2)\n", r.stderr
     assert "warning: TRC export: 1 remote frames left out" in r.stderr
     rows = [line.split() for line in (tmp_path / "r.trc").read_text().splitlines() if not line.startswith(";")]

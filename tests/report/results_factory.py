@@ -8,7 +8,7 @@ import numpy as np
 
 from hil.analysis.harness import judge_harness
 from hil.analysis.measure import judge
-from hil.bench.results import BenchResult, SuiteResult
+from hil.results import BenchResult, SuiteResult
 from hil.bench.verdict import unjudged
 from hil.harness import ErrorHistogram
 from hil.spec.suite import HarnessBudget, Measurement

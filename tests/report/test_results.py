@@ -7,7 +7,7 @@ import json
 import jsonschema
 import pytest
 
-from hil.bench.results import SuiteResult, json_schema, suite_verdict
+from hil.results import SuiteResult, json_schema, suite_verdict
 from hil.errors import UsageError
 from hil.report import load_results, write_reports
 

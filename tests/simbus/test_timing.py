@@ -50,7 +50,7 @@ def test_recv_hands_a_frame_out_at_its_end_of_frame_not_before(rig_buses):
     holds it until its end of frame."""
     with rig_buses(chassis={"bitrate": 10_000}) as buses:
         tx, rx = buses.open_can("chassis"), buses.open_can("chassis")
-        for i in range(5):
+        for _ in range(5):
             tx.send_at(_msg(0x20, *bytes(8)), now_ns() + 100 * MS)
             msg = rx.recv(10)
             returned = now_ns()

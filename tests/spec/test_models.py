@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pydantic
 import pytest
 
 from hil.errors import SpecError
@@ -50,7 +51,7 @@ def test_check_files_loads_suites_and_their_stacks():
 
 def test_models_are_frozen():
     suite = load_suite(FILES / "good" / "suite.yaml").model
-    with pytest.raises(Exception):
+    with pytest.raises(pydantic.ValidationError, match="frozen"):
         suite.name = "other"
 
 

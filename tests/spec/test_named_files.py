@@ -186,7 +186,7 @@ def test_a_key_module_is_found_and_compiled_but_never_run(key_modules):
     problem = key_module_problem("broken_keys:key")
     assert problem.startswith("module 'broken_keys' (") and problem.endswith("does not compile: line 1: expected ':'")
     assert key_module_problem("oem.nope:key") == "no module 'oem.nope' can be imported (with this Python and its sys.path)"
-    assert key_module_problem("hil.flash.seedkey:key_function") is None
+    assert key_module_problem("hil.protocol.seedkey:key_function") is None
 
 
 def test_a_bad_key_module_is_refused_by_hil_check_at_the_key(key_modules, tmp_path, capsys):

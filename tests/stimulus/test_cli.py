@@ -14,6 +14,7 @@ import can
 import pytest
 
 from hil.recording import load
+from tests.hilcli import hil
 
 HIL = [sys.executable, "-m", "hil"]
 RIG = """name: sim-cli
@@ -21,11 +22,6 @@ buses:
   chassis: {kind: can, emulated: true, bitrate: 1000000}
   console: {kind: serial, emulated: true}
 """
-
-
-def hil(*args: str, cwd: Path, **kw) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("HIL_RIG", "NO_COLOR")}
-    return subprocess.run([*HIL, *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=120, **kw)
 
 
 @pytest.fixture

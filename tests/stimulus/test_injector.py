@@ -18,7 +18,7 @@ from hil.buses import RigBuses
 from hil.clock import now_ns
 from hil.recording import Recorder, load
 from hil.recording.export import export
-from hil.recording.frames import FLAG_TX
+from hil.canframe import FLAG_TX
 from hil.spec.rig import Rig
 from hil.spec.suite import Stimulus
 from hil.stimulus import serialcap

@@ -10,7 +10,7 @@ import can
 import pytest
 
 from hil.errors import StimulusError
-from hil.recording.frames import message_flags
+from hil.canframe import message_flags
 from hil.recording import Recorder
 from hil.stimulus import serialcap
 from hil.stimulus.events import SerialEvent

@@ -7,11 +7,14 @@ import signal
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from hil.targets.bundle import file_sha256
+from tests.hilcli import PLAIN, hil_env
+from tests.hilcli import hil as run_hil
 
 from .conftest import group_members, wait_groups_gone
 
@@ -19,12 +22,7 @@ HIL = [sys.executable, "-m", "hil"]
 UP = 'cut -d" " -f5 /proc/$$/stat > "$PIDFILE"; echo booting; echo ready; exec sleep 600'  # pgid to PIDFILE
 
 
-def env() -> dict[str, str]:
-    return {**{k: v for k, v in os.environ.items() if k != "HIL_RIG"}, "NO_COLOR": "1", "COLUMNS": "200"}
-
-
-def hil(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([*HIL, *args], cwd=cwd, capture_output=True, text=True, env=env(), timeout=300)
+hil = partial(run_hil, env=PLAIN, timeout=300)
 
 
 @pytest.fixture
@@ -70,7 +68,7 @@ def test_deploy_for_a_while_then_tears_down(files, tmp_path):
 
 def _start(files, tmp_path) -> subprocess.Popen:
     return subprocess.Popen([*HIL, "deploy", "rig.yaml", "stack.yaml", "--run-dir", str(tmp_path / "run")],
-                            cwd=files.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env())
+                            cwd=files.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=hil_env(PLAIN))
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])

@@ -11,7 +11,8 @@ import pytest
 import serial
 
 from hil.clock import now_ns
-from hil.targets.console import ConsoleLine, ConsoleLog, SerialConsole
+from hil.targets.console import ConsoleLog, SerialConsole
+from hil.values import ConsoleLine
 
 
 @pytest.fixture

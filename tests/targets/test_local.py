@@ -61,7 +61,7 @@ def test_whole_life_cycle_runs_real_processes_in_own_groups(sf, tmp_path):
         assert target.state is State.READY
         groups = target.pgids()
         assert set(groups) == {"fusion", "planner"}
-        for name, pgid in groups.items():
+        for pgid in groups.values():
             assert os.getpgid(pgid) == pgid != os.getpgid(0)
             assert group_members(pgid)
     assert target.state is State.STOPPED

@@ -20,11 +20,11 @@ from hil.buses import RigBuses
 from hil.errors import BundleError, DeployError, FlashError, TargetTimeoutError
 from hil.firmware.build import build
 from hil.firmware.flashmem import FlashMemory, OptionBytes
-from hil.flash import an3155
+from hil.protocol import an3155
 from hil.spec.rig import Rig
 from hil.spec.stack import Stack
 from hil.targets import bundle, create_target
-from hil.targets.console import ConsoleLine
+from hil.values import ConsoleLine
 
 ROOT = Path(__file__).resolve().parents[2]
 STUBS = ROOT / "firmware_stubs"

@@ -13,7 +13,7 @@ from pydantic import Field, StrictInt
 
 from hil.errors import FlashError
 from hil.flash import FlashJob, FlashMethod
-from hil.flash.an3155 import uart_parity
+from hil.protocol.an3155 import uart_parity
 from hil.spec.common import Name
 from hil.spec.rig import FlashSpec
 

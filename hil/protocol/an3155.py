@@ -1,6 +1,6 @@
 """The STM32 UART bootloader protocol (ST application note AN3155) and the parts it runs on:
 constants shared by the device side (:mod:`hil.firmware.bootloader`) and the client
-(:mod:`hil.flash.stm32`), and the device table both use.
+(:mod:`hil.flash.stm32`), and the device table both use (and the rig's ``part:`` names).
 
 Every command is the command byte and its complement; every address or data block ends with the
 XOR of its bytes (a single byte is followed by its complement). The device answers ACK or NACK.

@@ -13,11 +13,10 @@ from typing import Any
 
 from hil.analysis.measure import MeasurementResult
 from hil.errors import EXIT_FAILED, EXIT_INFRA, EXIT_OK
+from hil.values import Outcome, Verdict
 
 SCHEMA_VERSION = 2
 READS = (1, 2)  # versions from_json reads (version 1 lacks the harness figures and the selection)
-PASS, FAIL, ERROR, SKIPPED = "pass", "fail", "error", "skipped"
-VERDICTS = (PASS, FAIL, ERROR, SKIPPED)
 
 
 @dataclass
@@ -27,7 +26,7 @@ class BenchResult:
     the run folder."""
 
     name: str
-    verdict: str
+    verdict: Verdict
     repeat: int = 0
     rig: str = ""
     dir: str = ""
@@ -47,14 +46,14 @@ class BenchResult:
 
     @classmethod
     def error_result(cls, name: str, message: str, **kw: Any) -> BenchResult:
-        return cls(name=name, verdict=ERROR, error=message, **kw)
+        return cls(name=name, verdict=Verdict.ERROR, error=message, **kw)
 
     @property
     def key(self) -> str:
         return run_key(self.name, self.repeat)
 
     def failed_measurements(self) -> list[MeasurementResult]:
-        return [m for m in self.measurements if m.outcome == FAIL]
+        return [m for m in self.measurements if m.outcome == Outcome.FAIL]
 
     def to_json(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -65,6 +64,7 @@ class BenchResult:
     def from_json(cls, d: dict[str, Any]) -> BenchResult:
         d = dict(d)
         d["measurements"] = [MeasurementResult.from_json(m) for m in d.get("measurements", [])]
+        d["verdict"] = Verdict(d["verdict"])
         return cls(**d)
 
 
@@ -89,15 +89,15 @@ class SuiteResult:
     stacks_replaced: dict[str, str] = field(default_factory=dict)  # --stack OLD=NEW: the suite's stacks replaced
 
     @property
-    def verdict(self) -> str:
+    def verdict(self) -> Verdict:
         return suite_verdict([b.verdict for b in self.benches])
 
     @property
     def exit_code(self) -> int:
-        return {ERROR: EXIT_INFRA, FAIL: EXIT_FAILED}.get(self.verdict, EXIT_OK)
+        return {Verdict.ERROR: EXIT_INFRA, Verdict.FAIL: EXIT_FAILED}.get(self.verdict, EXIT_OK)
 
     def counts(self) -> dict[str, int]:
-        return {v: sum(b.verdict == v for b in self.benches) for v in VERDICTS}
+        return {v: sum(b.verdict == v for b in self.benches) for v in Verdict}
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -121,12 +121,12 @@ def run_key(name: str, repeat: int) -> str:
     return name if repeat == 0 else f"{name}#{repeat}"
 
 
-def suite_verdict(verdicts: list[str]) -> str:
+def suite_verdict(verdicts: list[Verdict]) -> Verdict:
     """The worst verdict: error > fail > pass; skipped only when nothing ran."""
-    for v in (ERROR, FAIL, PASS):
+    for v in (Verdict.ERROR, Verdict.FAIL, Verdict.PASS):
         if v in verdicts:
             return v
-    return SKIPPED
+    return Verdict.SKIPPED
 
 
 def _clean(obj: Any) -> Any:
@@ -155,7 +155,7 @@ def json_schema() -> dict[str, Any]:
         "required": ["name", "source", "stat", "value", "unit", "limits", "outcome", "detail"],
         "properties": {"name": {"type": "string"}, "source": {"type": "string"}, "stat": {"type": "string"},
                        "value": num, "unit": {"type": "string"}, "limits": {"type": "string"},
-                       "outcome": {"enum": ["pass", "marginal", "fail", "unjudged"]}, "detail": {"type": "string"},
+                       "outcome": {"enum": [str(o) for o in Outcome]}, "detail": {"type": "string"},
                        "worse": {"enum": ["higher", "lower", ""]}, "limit": num, "harness_ns": num}}
     bound = {"type": "object", "required": ["p99_ns", "max_ns", "parts"],
              "properties": {"p99_ns": num, "max_ns": num, "parts": {"type": "array", "items": {"type": "string"}}}}
@@ -190,7 +190,7 @@ def json_schema() -> dict[str, Any]:
         "type": "object", "additionalProperties": False,
         "required": [f.name for f in fields(BenchResult) if f.name != "warnings"],  # added within version 1
         "properties": {
-            "name": {"type": "string"}, "verdict": {"enum": list(VERDICTS)}, "repeat": {"type": "integer"},
+            "name": {"type": "string"}, "verdict": {"enum": [str(v) for v in Verdict]}, "repeat": {"type": "integer"},
             "rig": {"type": "string"}, "dir": {"type": "string"}, "started_utc": {"type": "string"},
             "duration_s": {"type": "number"}, "error": {"type": ["string", "null"]},
             "error_kind": {"type": ["string", "null"]}, "phase": {"type": ["string", "null"]},
@@ -215,7 +215,7 @@ def json_schema() -> dict[str, Any]:
         "required": ["schema", "version", "verdict", "exit_code", "counts", "suite", "rig", "benches"],
         "properties": {
             "schema": {"const": "hil-results"}, "version": {"const": SCHEMA_VERSION},
-            "verdict": {"enum": list(VERDICTS)}, "exit_code": {"enum": [0, 1, 3]},
+            "verdict": {"enum": [str(v) for v in Verdict]}, "exit_code": {"enum": [0, 1, 3]},
             "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
             "suite": {"type": "string"}, "rig": {"type": "string"}, "suite_path": {"type": "string"},
             "rig_path": {"type": "string"}, "run_dir": {"type": "string"}, "started_utc": {"type": "string"},
