@@ -18,7 +18,7 @@ import pytest
 from hil.net.rtpjpeg import depacketize, rtp_timestamp
 from hil.recording import load
 from tests.conftest import ROOT
-from tests.e2e.test_aeb import env
+from tests.hilcli import PLAIN, hil_env
 from tests.outcomes import explain, pass_or_harness_error
 
 sys.path.insert(0, str(ROOT / "benches" / "aeb"))
@@ -37,7 +37,7 @@ def run(tmp_path_factory):
     (tmp / "aeb-sensors.yaml").write_text(suite)
     r = subprocess.run([sys.executable, "-m", "hil", "run", str(tmp / "aeb-sensors.yaml"), "--rig",
                         "rigs/sim-aeb-sensors.yaml", "--out", str(tmp / "run"), "--history", str(tmp / "h.sqlite")],
-                       cwd=ROOT, env=env(tmp), capture_output=True, text=True, timeout=400)
+                       cwd=ROOT, env=hil_env(PLAIN), capture_output=True, text=True, timeout=400)
     return tmp / "run", r
 
 

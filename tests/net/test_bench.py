@@ -62,7 +62,7 @@ def test_a_packet_bench_runs_on_the_emulated_network_and_pairs_datagrams_with_ca
     (tmp_path / "suite.yaml").write_text(SUITE.replace("LIDAR", lidar))
     write_capture(tmp_path / "lidar.pcap", [(k * 10 * MS, "192.168.1.201", 2368, bytes([k]) + bytes(1205))
                                             for k in range(50)])
-    r = hil(tmp_path, "run", str(tmp_path / "suite.yaml"), "--rig", str(tmp_path / "rig.yaml"),
+    r = hil("run", str(tmp_path / "suite.yaml"), "--rig", str(tmp_path / "rig.yaml"),
             "--out", str(tmp_path / "run"), "--no-history")
     assert r.returncode in (0, 3), r.stderr
     bench = json.loads((tmp_path / "run" / "results.json").read_text())["benches"][0]

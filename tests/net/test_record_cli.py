@@ -9,14 +9,14 @@ import sys
 import time
 
 from hil.recording import load
-from tests.e2e.test_aeb import ROOT, env
+from tests.hilcli import PLAIN, ROOT, hil_env
 
 
 def test_hil_record_records_datagrams_sent_to_hils_port(tmp_path, rig_text):
     (tmp_path / "rig.yaml").write_text(rig_text)
     brake = int(rig_text.split("brake: ")[1].split("}")[0])
     proc = subprocess.Popen([sys.executable, "-m", "hil", "-v", "record", "--rig", str(tmp_path / "rig.yaml"),
-                             "--duration", "4s", "-o", str(tmp_path / "r.mcap")], cwd=ROOT, env=env(tmp_path),
+                             "--duration", "4s", "-o", str(tmp_path / "r.mcap")], cwd=ROOT, env=hil_env(PLAIN),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()  # printed once recording runs
