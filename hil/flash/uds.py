@@ -47,6 +47,26 @@ class _Text(udsoncan.DidCodec):
         raise udsoncan.DidCodec.ReadAllRemainingData
 
 
+class _Answers(PythonIsoTpConnection):
+    """An ISO-TP connection that hands the client only answers to its last request. An ECU that
+    took a reset's version poll twice while it booted answers twice; the late answer belongs to no
+    request of this tester (nor of the next one on the bus) and is dropped."""
+
+    _sid: int | None = None
+
+    def specific_send(self, payload: bytes, timeout: float | None = None) -> None:
+        self._sid = payload[0]
+        super().specific_send(payload, timeout)
+
+    def specific_wait_frame(self, timeout: float | None = None) -> bytes | None:
+        end = None if timeout is None else time.monotonic() + timeout
+        while True:
+            frame = super().specific_wait_frame(None if end is None else max(0.0, end - time.monotonic()))
+            sid = self._sid
+            if not frame or sid is None or frame[0] == sid + 0x40 or frame[:2] == bytes([0x7F, sid]):
+                return frame
+
+
 class UdsFlasher:
     """A udsoncan client on ``bus`` addressed as ``spec`` says; one method per flashing step."""
 
@@ -62,7 +82,7 @@ class UdsFlasher:
         config.update(request_timeout=timeout_s * 2, p2_timeout=timeout_s, p2_star_timeout=timeout_s * 5,
                       use_server_timing=False, security_algo=lambda level, seed, params: algo(level, seed),
                       data_identifiers={d: _Text for d in (DID_SOFTWARE_VERSION, DID_VIN, DID_BOOT_VERSION)})
-        self.client = Client(PythonIsoTpConnection(self._stack), config=config)
+        self.client = Client(_Answers(self._stack), config=config)
         self.client.logger.addHandler(logging.NullHandler())  # failures surface as FlashError instead
         self.client.logger.propagate = False
         self.client.open()
