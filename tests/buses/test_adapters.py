@@ -79,13 +79,15 @@ def test_python_can_reaches_the_emulated_bus_through_the_adapter(tmp_path, inter
         host = buses.open_can("chassis", receive_own_messages=True)  # the device gives none all the same
         node = can.Bus(**buses.can_config("chassis", side="device"))
         try:
-            node.send(can.Message(arbitration_id=0x1AB, data=b"\x11\x22", is_extended_id=False))
-            got = host.recv(5)
-            assert (got.arbitration_id, bytes(got.data), got.is_extended_id) == (0x1AB, b"\x11\x22", False)
-            assert abs(got.timestamp - time.time()) < 5  # the adapter's (or python-can's) wall-clock seconds
+            # the host first: once its frame is on the bus the adapter has taken its open command, and
+            # a frame on the bus before that is not the host's to see (a real adapter forwards none)
             host.send(can.Message(arbitration_id=0x1234567, data=b"\xaa" * 8))
             got = node.recv(5)
             assert (got.arbitration_id, bytes(got.data), got.is_extended_id) == (0x1234567, b"\xaa" * 8, True)
+            node.send(can.Message(arbitration_id=0x1AB, data=b"\x11\x22", is_extended_id=False))
+            got = host.recv(5)  # not the host's own frame: the device gives no echo
+            assert (got.arbitration_id, bytes(got.data), got.is_extended_id) == (0x1AB, b"\x11\x22", False)
+            assert abs(got.timestamp - time.time()) < 5  # the adapter's (or python-can's) wall-clock seconds
             assert host.recv(0.3) is None
         finally:
             host.shutdown()
