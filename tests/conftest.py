@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 import time
 from pathlib import Path
@@ -71,6 +72,20 @@ def no_orphans():
     while (left := _children() - before) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not left, f"test left child processes running: {_commands(left)}"
+
+
+@pytest.fixture(autouse=True)
+def own_signal_handlers():
+    """Fail a test that leaves a stop-signal handler of its own in pytest's process (hil's stop
+    policy left installed once made Ctrl-C stop nothing for the rest of the run); the previous
+    handlers are put back either way."""
+    signums = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    before = {sig: signal.getsignal(sig) for sig in signums}
+    yield
+    changed = {signal.Signals(sig).name for sig in signums if signal.getsignal(sig) != before[sig]}
+    for sig, handler in before.items():
+        signal.signal(sig, handler)
+    assert not changed, f"test left its own handler for {sorted(changed)} installed"
 
 
 def _commands(pids: set[int]) -> list[str]:
