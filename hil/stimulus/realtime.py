@@ -28,7 +28,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-PR_SET_TIMERSLACK = 29
+from hil.clock import PR_SET_TIMERSLACK
+
 PR_GET_TIMERSLACK = 30
 DMA_LATENCY = "/dev/cpu_dma_latency"
 SLICE_NS = 100_000  # the shortest time slice Linux grants a normal task
