@@ -13,6 +13,7 @@ from hil.bench import BenchOptions, SuiteOptions, run_bench, run_suite
 from hil.results import BenchResult
 from hil.errors import SpecError, UsageError
 from hil.recording import load
+from tests.hilcli import PLAIN, hil
 from tests.outcomes import explain, pass_or_harness_error, require_harness
 
 ECHO = textwrap.dedent('''
@@ -272,6 +273,9 @@ def test_a_bench_with_power_cycle_cycles_its_targets_switch_before_deploying(fil
     recording = load(files / "run" / cold.files["recording"], strict=True)
     assert json.loads(recording.metadata["power_cycled"]) == ["hpc"]
 
-    unpowered = run_bench(files / "rig.yaml", path, "cold", files / "run2")
-    assert unpowered.power_cycled == []
-    assert unpowered.warnings == ["power_cycle: no power switch feeds target 'hpc'; it was not power-cycled"]
+    r = hil("run", str(path), "--rig", str(files / "rig.yaml"), "--bench", "cold", "--out", str(files / "run2"),
+            "--no-history", env=PLAIN, timeout=300)
+    unpowered = json.loads((files / "run2" / "results.json").read_text())["benches"][0]
+    warning = "power_cycle: no power switch feeds target 'hpc'; it was not power-cycled"
+    assert (unpowered["power_cycled"], unpowered["warnings"]) == ([], [warning]), r.stdout + r.stderr
+    assert f"warning: cold: {warning}" in r.stderr.splitlines()
