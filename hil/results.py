@@ -43,6 +43,7 @@ class BenchResult:
     files: dict[str, Any] = field(default_factory=dict)
     flaky: bool = False
     warnings: list[str] = field(default_factory=list)  # e.g. a recording judged although it was cut
+    power_cycled: list[str] = field(default_factory=list)  # targets whose power switch was cycled before deploying
 
     @classmethod
     def error_result(cls, name: str, message: str, **kw: Any) -> BenchResult:
@@ -188,7 +189,8 @@ def json_schema() -> dict[str, Any]:
             "breaches": {"type": "array", "items": {"type": "string"}}}}
     bench = {
         "type": "object", "additionalProperties": False,
-        "required": [f.name for f in fields(BenchResult) if f.name != "warnings"],  # added within version 1
+        # warnings added within version 1, power_cycled within version 2
+        "required": [f.name for f in fields(BenchResult) if f.name not in ("warnings", "power_cycled")],
         "properties": {
             "name": {"type": "string"}, "verdict": {"enum": [str(v) for v in Verdict]}, "repeat": {"type": "integer"},
             "rig": {"type": "string"}, "dir": {"type": "string"}, "started_utc": {"type": "string"},
@@ -207,7 +209,8 @@ def json_schema() -> dict[str, Any]:
             "harness": harness,
             "files": {"type": "object"},
             "flaky": {"type": "boolean"},
-            "warnings": {"type": "array", "items": {"type": "string"}}}}
+            "warnings": {"type": "array", "items": {"type": "string"}},
+            "power_cycled": {"type": "array", "items": {"type": "string"}}}}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": f"hil results.json, version {SCHEMA_VERSION}",

@@ -41,6 +41,10 @@ class BenchPlan:
         return self.bench.timeout if self.bench.timeout is not None else self.suite.defaults.timeout
 
     @property
+    def power_cycle(self) -> bool:
+        return self.bench.power_cycle if self.bench.power_cycle is not None else self.suite.defaults.power_cycle
+
+    @property
     def harness_budget(self) -> HarnessBudget:
         return self.suite.harness_budget(self.bench)
 

@@ -115,6 +115,7 @@ class BenchRun:
         finally:
             result.duration_s = (now_ns() - start) / 1e9
         result.files.update(self._files())
+        self._power_cycled(result)
         if stopped_by is not None:
             record_stop(result, stopped_by)
             raise Interrupted(result, stopped_by.signum)
@@ -124,7 +125,7 @@ class BenchRun:
     def _on_rig(self) -> None:
         plan, bench, session = self.plan, self.plan.bench, self.session
         session.up()
-        session.deploy(plan.deployed_stack)
+        session.deploy(plan.deployed_stack, power_cycle=plan.power_cycle)
         session.record(names=bench.record, metadata={
             "suite": plan.suite.name, "bench": bench.name, "repeat": self.options.repeat,
             "stack": f"{plan.stack.name} {plan.stack.version}" if plan.stack else ""})
@@ -139,6 +140,17 @@ class BenchRun:
 
     def _fail(self, result: BenchResult, message: str, kind: str) -> None:
         result.verdict, result.error, result.error_kind, result.phase = Verdict.ERROR, message, kind, self.session.phase
+
+    def _power_cycled(self, result: BenchResult) -> None:
+        """Which targets were power-cycled before deploying; one the bench asked to cycle that no
+        power switch feeds is a warning, not silently left as it was."""
+        deployment = self.session.deployment
+        if deployment is None:
+            return
+        result.power_cycled = list(deployment.power_cycled)
+        if self.plan.power_cycle:
+            result.warnings += [f"power_cycle: no power switch feeds target {name!r}; it was not power-cycled"
+                                for name in deployment.targets if self.plan.rig.targets[name].power is None]
 
     def _files(self) -> dict[str, Any]:
         """The bench's artifacts, relative to the run folder."""

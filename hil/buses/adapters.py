@@ -30,7 +30,6 @@ from __future__ import annotations
 import json
 import os
 import select
-import signal
 import socket
 import sys
 import threading
@@ -460,8 +459,9 @@ def main(argv: list[str]) -> int:
     """``python -m hil.buses.adapters CONFIG.json``: serve until SIGTERM or stdin closes."""
     cfg = json.loads(Path(argv[0]).read_text())
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the rig's teardown ends us, not a terminal's Ctrl-C
+    from hil.lifecycle import signals
+
+    signals.as_server(stop.set)  # the rig's teardown ends us, not a terminal's Ctrl-C
 
     def watch_stdin() -> None:
         while not stop.is_set():

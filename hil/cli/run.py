@@ -46,6 +46,8 @@ def run(app: App, suite: str, rigs: tuple[str, ...], benches: tuple[str, ...], s
         style = {Verdict.PASS: "green", Verdict.FAIL: "red", Verdict.ERROR: "bold red"}.get(bench.verdict, "dim")
         where = f" on {bench.rig}" if len(rigs) > 1 else ""
         app.print(f"[{style}]{bench.verdict:7}[/] {bench.key}{where} ({bench.duration_s:.1f} s)")
+        for warning in bench.warnings:
+            app.warn(f"{bench.key}{where}: {warning}")
 
     options = SuiteOptions(
         benches=list(benches) or None, stacks=stacks, repeat=repeat, fail_fast=fail_fast, out=out, history=history,

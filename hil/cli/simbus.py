@@ -23,14 +23,14 @@ def simbus() -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for random faults.")
 @click.pass_obj
 def serve(app: App, rig_file: str, folder: str | None, seed: int) -> None:
-    """Serve RIG's emulated buses until Ctrl-C (exit 0) and print how to attach to each."""
+    """Serve RIG's emulated buses until Ctrl-C or SIGTERM (exit 0) and print how to attach to each."""
     import json
     import shlex
     import shutil
-    import signal
     import tempfile
     from pathlib import Path
 
+    from hil.lifecycle import signals
     from hil.simbus.broker import Broker
     from hil.simbus.service import broker_config, private_folder
     from hil.spec.load import load_rig
@@ -52,9 +52,8 @@ def serve(app: App, rig_file: str, folder: str | None, seed: int) -> None:
             env[name] = {"port": ends["device"], "baudrate": rig.buses[name].baudrate}
             app.print(f"  serial [cyan]{name}[/]: " + plain(f"host {ends['host']}  device {ends['device']}"))
         app.print(plain(f"  export HIL_BUSES={shlex.quote(json.dumps(env))}"))
-        signal.signal(signal.SIGINT, broker.stop)
-        signal.signal(signal.SIGTERM, broker.stop)
-        broker.serve()
+        with signals.stopping(broker.stop):  # Ctrl-C, SIGTERM or SIGHUP: stop serving, then clean up
+            broker.serve()
     finally:
         broker.close()
         if folder is None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import gc
 import importlib
 import json
-import signal
 import sys
 import threading
 import time
@@ -36,6 +35,7 @@ from hil.firmware.flashmem import FlashMemory, SystemMemory, unique_id
 from hil.firmware.image import Image, ImageError, parse
 from hil.firmware.runtime import Mcu
 from hil.firmware.uds import EcuHooks, UdsServer
+from hil.lifecycle import signals
 from hil.protocol import an3155
 from hil.protocol.seedkey import key_function
 from hil.protocol.uds import isotp_params
@@ -354,7 +354,6 @@ def main(argv: list[str]) -> int:
         print("usage: python -m hil.firmware CONFIG.json", file=sys.stderr)
         return 2
     proc = McuProcess(McuConfig.from_file(argv[0]))
-    signal.signal(signal.SIGTERM, proc.power_off)
-    signal.signal(signal.SIGINT, proc.power_off)
+    signals.as_server(proc.power_off, interrupt=True)  # its own session (the leash's): a SIGINT is meant
     proc.run()
     return 0

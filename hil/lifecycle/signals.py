@@ -9,9 +9,14 @@ bounds that teardown (``HIL_TEARDOWN_GRACE_S`` seconds, default 60): past it, th
 thread is printed, every supervised child is killed and the process exits anyway.
 
 Inside :func:`shielded` (writing the reports) a stop waits for the block's end; inside
-:func:`stopping` (a loop that serves until asked to end: ``hil worker``) a stop asks it to end
-instead of raising; after :func:`finish` (the command is over, its exit code decided) a stop
-changes nothing.
+:func:`stopping` (a loop that serves until asked to end: ``hil worker``, ``hil simbus serve``) a
+stop asks it to end instead of raising; after :func:`finish` (the command is over, its exit code
+decided) a stop changes nothing.
+
+The children hil starts have policies of their own, installed once by their ``main``: a child
+that works and is done (the injector) runs its work :func:`as_child`; a child that serves until
+its supervisor ends it (the simbus broker, an emulated adapter, an emulated MCU) is
+:func:`as_server`.
 """
 
 from __future__ import annotations
@@ -204,3 +209,30 @@ def as_child() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def as_server(stop: Callable[[], None], *, interrupt: bool = False) -> None:
+    """The policy of a hil child process that serves until its supervisor ends it (the simbus
+    broker, an emulated adapter, an emulated MCU), for the rest of the process: SIGTERM asks it to
+    end by calling ``stop`` once, on a thread of its own (never inside the interrupted code, so
+    ``stop`` may take locks: ``threading.Event.set`` does), and the process ends when its serving
+    loop returns. SIGINT is ignored: Ctrl-C reaches the whole terminal group, and the rig's
+    teardown ends the process in order (the broker last). With ``interrupt`` SIGINT asks it to end
+    too: for a process in a session of its own (the emulated MCU, under its leash), which no
+    terminal's Ctrl-C reaches by accident, so a SIGINT there is meant."""
+    wait, wake = os.pipe()
+    os.set_blocking(wake, False)
+
+    def ask() -> None:
+        os.read(wait, 1)
+        stop()
+
+    def on_signal(_signum: int, _frame: object) -> None:
+        try:
+            os.write(wake, b"x")
+        except BlockingIOError:  # asked many times already: once is enough
+            pass
+
+    threading.Thread(target=ask, name="hil-stop", daemon=True).start()
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal if interrupt else signal.SIG_IGN)

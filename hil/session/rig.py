@@ -155,7 +155,8 @@ class RigSession:
                metadata: dict[str, Any] | None = None) -> Any:
         """Start recording into ``path`` (default ``folder/recording.mcap``) the buses ``names`` (default:
         :meth:`recorded`), every console line and fault, and the phases; returns the Recorder. It
-        runs until :meth:`stop_recording` or teardown."""
+        runs until :meth:`stop_recording` or teardown. Its metadata says which targets were
+        power-cycled before deploying (``power_cycled``), when this session deployed."""
         from hil.recording import Recorder
 
         if self.recorder is not None:
@@ -164,8 +165,8 @@ class RigSession:
             self.enter("record")
             recording = ExitStack()
             self.recorder = recording.enter_context(Recorder(
-                path or self.folder / RECORDING, self.buses, self.recorded(names), {"rig": self.rig.name,
-                                                                                  **(metadata or {})}))
+                path or self.folder / RECORDING, self.buses, self.recorded(names), {
+                    "rig": self.rig.name, **self._deployed(), **(metadata or {})}))
             recording.callback(self._detach)
             recording.push(self._bus_stats)
             self.consoles.recorder = self.recorder
@@ -302,6 +303,10 @@ class RigSession:
             self.enter(phase)
         if self._on_target is not None:
             self._on_target(event)
+
+    def _deployed(self) -> dict[str, Any]:
+        """What the recording's metadata says of this session's deployment."""
+        return {} if self.deployment is None else {"power_cycled": self.deployment.power_cycled}
 
     def _console(self, line: Any) -> None:
         self.consoles.add(line)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import select
-import signal
 import socket
 import sys
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from hil.clock import adopt_epoch_offset, epoch_offset_ns, fine_timer_slack
+from hil.lifecycle import signals
 from hil.simbus.bus import TX_QUEUE_LIMIT, Client, SimBus
 from hil.simbus.faults import FaultSet, parse_fault
 from hil.simbus.protocol import connect, unix_address
@@ -198,10 +198,9 @@ class Broker:
 def main(argv: list[str]) -> int:
     config = json.loads(Path(argv[0]).read_text())
     broker = Broker(config)
-    signal.signal(signal.SIGTERM, broker.stop)
     # Ctrl-C in a terminal reaches the whole foreground group; the controller then tears the rig
     # down in order and ends the broker last (SIGTERM or closing our stdin), so SIGINT is not ours.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signals.as_server(broker.stop)
     try:
         print(json.dumps(broker.attach_info()), flush=True)
         broker.serve(watch_fd=sys.stdin.fileno())

@@ -278,6 +278,8 @@ class Bench(Spec):
     settle: Duration | None = None
     timeout: PositiveDuration | None = None
     record: list[Name] | None = Field(None, description="buses to record (default: all)")
+    power_cycle: bool | None = Field(None, description="cycle the power switch of every target the stack uses "
+                                                       "before deploying (default: defaults.power_cycle)")
     faults: dict[Name, list[Fault]] = Field(default_factory=dict, description="bus → faults")
     config: dict[Name, JsonObject] = Field(default_factory=dict, description="component → config")
     probes: list[Probe] = Field(default_factory=list)
@@ -292,6 +294,7 @@ class Defaults(Spec):
     dbc: list[DbcPath] = Field(default_factory=list, description="DBC files every bench decodes with")
     settle: Duration = 500_000_000
     timeout: PositiveDuration = 120_000_000_000
+    power_cycle: bool = Field(False, description="every bench power-cycles its targets before deploying")
     harness: HarnessBudget = Field(default_factory=HarnessBudget)
 
 

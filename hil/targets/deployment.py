@@ -48,6 +48,7 @@ class Deployment:
         self._emit = on_event
         self._on_console = on_console
         self.targets: dict[str, Target] = {}
+        self.power_cycled: list[str] = []  # the targets whose power switch was cycled before deploying
 
     def __enter__(self) -> Deployment:
         return self
@@ -114,6 +115,7 @@ class Deployment:
                 dropped = f"; {stale[target]} stale console byte(s) dropped" if stale.get(target) else ""
                 self._emit(Event(target, "power-cycle", f"switch {name}{dropped}"))
             switch.cycle()
+            self.power_cycled += fed
 
     def _step(self, name: str, doing: str, done: str, action: Callable[[], None], detail: str = "") -> None:
         self._emit(Event(name, doing, detail))

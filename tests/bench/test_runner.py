@@ -13,6 +13,7 @@ from hil.bench import BenchOptions, SuiteOptions, run_bench, run_suite
 from hil.results import BenchResult
 from hil.errors import SpecError, UsageError
 from hil.recording import load
+from tests.hilcli import PLAIN, hil
 from tests.outcomes import explain, pass_or_harness_error, require_harness
 
 ECHO = textwrap.dedent('''
@@ -247,3 +248,34 @@ def test_a_harness_budget_no_emulation_can_keep_makes_a_real_run_an_error_not_a_
     assert "harness over budget: delivery error p99" in bench.error and "budget 1 ns" in bench.error
     assert {m.outcome for m in bench.measurements} == {"unjudged"}
     assert bench.harness["buses"]["can"]["delivery"]["count"] > 0
+
+
+def test_a_bench_with_power_cycle_cycles_its_targets_switch_before_deploying(files):
+    """``power_cycle`` (a nightly's cold boot): the switch feeding the bench's target goes off and on
+    before the deploy, the result and the recording list the target; a bench without it leaves the
+    switch alone; on a rig where no switch feeds the target, the result warns instead of pretending."""
+    import sys
+
+    log = files / "power.log"
+    step = "import sys; open(sys.argv[1], 'a').write(sys.argv[2] + '\\n')"
+    rig = (files / "rig.yaml").read_text().replace("buses: [can]", "buses: [can], power: pdu")
+    argv = {s: json.dumps([sys.executable, "-c", step, str(log), s]) for s in ("on", "off")}
+    (files / "powered.yaml").write_text(f"{rig}power:\n  pdu: {{kind: command, on: {argv['on']}, off: {argv['off']}, "
+                                        "off_time: 0s}\n")
+    path = suite(files, '''
+    - {name: cold, power_cycle: true, duration: 100ms}
+    - {name: warm, duration: 100ms}
+    ''')
+    cold, warm = run_suite(files / "powered.yaml", path, SuiteOptions(out=files / "run", record_history=False)).benches
+    assert (cold.verdict, warm.verdict) == ("pass", "pass"), (explain(cold.to_json()), explain(warm.to_json()))
+    assert log.read_text() == "off\non\n"  # once: the cold bench's, before its deploy
+    assert (cold.power_cycled, warm.power_cycled, cold.warnings) == (["hpc"], [], [])
+    recording = load(files / "run" / cold.files["recording"], strict=True)
+    assert json.loads(recording.metadata["power_cycled"]) == ["hpc"]
+
+    r = hil("run", str(path), "--rig", str(files / "rig.yaml"), "--bench", "cold", "--out", str(files / "run2"),
+            "--no-history", env=PLAIN, timeout=300)
+    unpowered = json.loads((files / "run2" / "results.json").read_text())["benches"][0]
+    warning = "power_cycle: no power switch feeds target 'hpc'; it was not power-cycled"
+    assert (unpowered["power_cycled"], unpowered["warnings"]) == ([], [warning]), r.stdout + r.stderr
+    assert f"warning: cold: {warning}" in r.stderr.splitlines()

@@ -3,8 +3,10 @@ come back."""
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
+from pathlib import Path
 
 SERVING = """
 import os, signal, threading
@@ -42,3 +44,18 @@ def test_a_serving_loop_is_asked_to_end_instead_of_being_interrupted():
 
 def test_a_guest_entry_point_gets_the_policy_for_its_block_and_gives_the_handlers_back():
     assert run(GUEST) == "True True\n"
+
+
+def test_only_the_lifecycle_layer_installs_signal_handlers():
+    """Each entry point takes its stop policy from hil.lifecycle.signals: a handler installed
+    anywhere else is a sixth behaviour nobody documented."""
+    hil = Path(__file__).resolve().parents[2] / "hil"
+    elsewhere = []
+    for path in sorted(hil.rglob("*.py")):
+        if path.parent.name == "lifecycle":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "signal"
+                    and isinstance(node.func.value, ast.Name) and node.func.value.id == "signal"):
+                elsewhere.append(f"{path.relative_to(hil.parent)}:{node.lineno}")
+    assert elsewhere == []

@@ -1,6 +1,7 @@
 """A plugin distribution adds a power switch, a flash method, a stimulus reader, a probe pairing,
 a measurement source and a report format through entry points — with no edit to ``hil/``: its settings are checked
-like the built-ins' (file:line:col), and a bench runs with all five on an emulated rig."""
+like the built-ins' (file:line:col), and a bench runs with all of them on an emulated rig (its power switch
+cycling the target before deploy, as a nightly suite asks with ``power_cycle``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+from hil.recording import load
 from tests.outcomes import explain, pass_or_harness_error
 
 from .conftest import ROOT, hil
@@ -54,7 +56,7 @@ def suite(tmp: Path, pair: str = "exclusive", report: dict | None = None) -> dic
         "kind": "firmware", "target": "echo-mcu", "image": str(ROOT / "firmware_stubs" / "echo"), "version": "1.0.0"}}})
     return {
         "name": "plugin-demo",
-        "defaults": {"settle": "200ms", "harness": {"p50": "100us", "p99": "500us", "max": "5ms"}},
+        "defaults": {"settle": "200ms", "power_cycle": True, "harness": {"p50": "100us", "p99": "500us", "max": "5ms"}},
         "reports": [report or {"format": "csv", "file": "m.csv", "delimiter": ";"}],
         "benches": [{
             "name": "echo", "stack": "stack.yaml",
@@ -88,6 +90,10 @@ def test_a_bench_runs_with_the_plugins_power_flash_stimulus_pairing_and_report(p
                     ["echo", "echo-count", repr(float(stats["count"])), "", bench["measurements"][1]["outcome"]],
                     ["echo", "echo-gap", repr(gap["value"]), "ms", gap["outcome"]]]
     assert gap["source"] == "gap 0x580 on chassis" and 5 < gap["value"] < 1000  # answers come 10 ms apart
+    journal = [line.split()[1:] for line in (tmp_path / "journal.txt").read_text().splitlines()]
+    assert journal == [["relay", "off", "echo-mcu"], ["relay", "on", "echo-mcu"]]  # cycled once, before deploy
+    assert bench["power_cycled"] == ["echo-mcu"] and bench["warnings"] == []
+    assert json.loads(load(tmp_path / "run" / bench["files"]["recording"]).metadata["power_cycled"]) == ["echo-mcu"]
 
 
 def test_hil_deploy_cycles_the_plugins_power_switch_and_flashes_with_its_loader(plugin_site, tmp_path):

@@ -1,4 +1,4 @@
-"""`hil simbus serve RIG` as a real process: it prints how to attach, serves, and stops on Ctrl-C."""
+"""`hil simbus serve RIG` as a real process: it prints how to attach, serves, and stops on Ctrl-C or SIGTERM."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import can
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,7 +25,8 @@ buses:
 """
 
 
-def test_serve_prints_attach_info_serves_and_stops_cleanly(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_serve_prints_attach_info_serves_and_stops_cleanly(tmp_path, sig):
     (tmp_path / "rig.yaml").write_text(RIG)
     folder = tmp_path / "sb"
     proc = subprocess.Popen([sys.executable, "-m", "hil", "--no-color", "simbus", "serve", str(tmp_path / "rig.yaml"),
@@ -44,7 +46,7 @@ def test_serve_prints_attach_info_serves_and_stops_cleanly(tmp_path):
         a.shutdown()
         b.shutdown()
     finally:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert out.strip() == "simbus stopped" and err == ""

@@ -31,6 +31,7 @@ def test_power_cycle_happens_before_deploy_and_teardown_follows(sf, tmp_path):
             dep.up(power_cycle=True)
             dep.check_alive()
     assert (tmp_path / "power.log").read_text() == "off\non\n"
+    assert dep.power_cycled == ["hpc"]
     assert [e.phase for e in events] == ["power-cycle", "deploying", "deployed", "starting", "started",
                                          "waiting", "ready", "stopping", "stopped"]
     assert events[0].detail == "switch pdu"
