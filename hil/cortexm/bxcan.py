@@ -319,21 +319,26 @@ class BxCan(Peripheral):
         if silent or self.bus is None:
             self._complete(ok=True)
             return
+        self.machine.held_back()  # a stall in the handler before this write delays its core time too
         run = now_ns()
-        when, send_at = self.machine.now(run), getattr(self.bus, "send_at", None)
-        if send_at is not None and when > run:
-            send_at(msg, when)  # the core runs ahead of the run clock: the bus releases it on time
+        when, send_written = self.machine.now(run), getattr(self.bus, "send_written", None)
+        if send_written is not None:
+            # written at its core time: ahead of the run clock the bus releases it then; behind it
+            # (the host held the core back) the bus places it then if the wire was free, and its
+            # send error says how late the frame really came
+            send_written(msg, when)
         else:
             self.bus.send(msg)
-            self.late(run - when)  # the host held the core back: the frame leaves after its core time
+            self.late(run - when)  # another bus: the frame leaves after its core time
         # its end in core time, from when the core sent it: a core the host holds back sees its frames
         # end as late as everything else (from when they left, its mailboxes filled while it caught up)
         flags = (F_EXTENDED if msg.is_extended_id else 0) | (F_REMOTE if msg.is_remote_frame else 0)
         self.eof_at = when + self.wire.timing(msg.arbitration_id, flags, msg.dlc, bytes(msg.data))[1]
 
     def late(self, ns: int) -> None:
-        """The machine's own lateness with a frame (taken after its end of frame, or sent after its
-        core time): added to the node's delivery harness error, so a bench's verdict sees it."""
+        """The machine's own lateness (a frame taken after its end of frame, an event taken after
+        its time, a frame sent after its core time on a bus that cannot carry that time): added
+        to the node's delivery harness error, so a bench's verdict sees it."""
         harness = getattr(self.bus, "harness", None)
         if ns > 0 and harness is not None:
             harness.add(ns)
