@@ -422,7 +422,10 @@ class BxCan(Peripheral):
             if self.msr & INAK:  # writable in initialisation mode only
                 self.btr = value & 0xC37F_03FF
         elif TX_BOX <= offset < TX_BOX + 0x30:
-            self._mailbox((offset - TX_BOX) // 16, (offset & 15) // 4, value)
+            word = (offset & 15) // 4
+            self._mailbox((offset - TX_BOX) // 16, word, value)
+            if word:
+                return  # identifier, length and data words change no flag
         elif offset == FMR:
             self.fmr = self.fmr & ~1 | value & 1
         elif offset in (FM1R, FS1R, FFA1R, FA1R):

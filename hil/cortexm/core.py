@@ -93,6 +93,7 @@ LEARN_EVERY = 32  # ... again after this many
 MAX_LAG_NS = 50_000_000  # the most core time trails the run clock (a host stalled longer skips ahead)
 STALL_NS = 50_000  # an awake core's thread off the CPU longer than this: the host held it back
 FRAME = struct.Struct("<8I")
+HALF, WORD = struct.Struct("<H"), struct.Struct("<I")
 STACKED = [UC_ARM_REG_R0, UC_ARM_REG_R1, UC_ARM_REG_R2, UC_ARM_REG_R3, UC_ARM_REG_R12, UC_ARM_REG_LR,
            UC_ARM_REG_PC, UC_ARM_REG_XPSR]
 MASKS = [UC_ARM_REG_PRIMASK, UC_ARM_REG_FAULTMASK, UC_ARM_REG_BASEPRI]
@@ -407,8 +408,12 @@ class Machine:
     # -- time ------------------------------------------------------------------------------------
 
     def _next_due(self) -> int | None:
-        dues = [d for d in (p.due() for p in self.timed) if d is not None]
-        return min(dues) if dues else None
+        first = None
+        for p in self.timed:
+            due = p.due()
+            if due is not None and (first is None or due < first):
+                first = due
+        return first
 
     def _sleep(self, until: int | None, stop: threading.Event) -> None:
         """WFI: until the next event at core time ``until`` (woken the lead early), an input, or a
@@ -488,12 +493,23 @@ class Machine:
         if self._replay is not None:
             self._finish_store()
             return
-        pc = PC_SET.read(uc)[0]
-        last = struct.unpack("<H", uc.mem_read(pc - 2, 2))[0] if pc >= 2 else 0
-        if last in (WFI, WFE):
+        if self._half_word_before(PC_SET.read(uc)[0]) in (WFI, WFE):
             self.sleeping = True
             return
         self._pace(now, count * 1_000_000_000 // hclk)
+
+    def _half_word_before(self, pc: int) -> int:
+        """The half-word before ``pc`` (WFI, if that stopped the core)."""
+        return self._code(HALF, pc - 2) if pc >= 2 else 0
+
+    def _code(self, form: struct.Struct, address: int) -> int:
+        """A value at ``address``: from flash's own buffer when it is there (no call into unicorn,
+        which costs more: this is read at every slice and exception entry), else from the core's
+        memory (UcError when nothing is mapped there)."""
+        at = address - self.part.flash_start if self._is_flash(address) else address
+        if 0 <= at <= self.part.flash_size - form.size:  # flash, or its alias at 0
+            return form.unpack_from(self._flash_mem, at)[0]
+        return form.unpack(self.uc.mem_read(address, form.size))[0]
 
     def _finish_store(self) -> None:
         """Complete the store the machine stopped in (its repeat dropped) before anything else."""
@@ -602,10 +618,9 @@ class Machine:
     def _vector(self, exc: int, xpsr: int, *writes: tuple[int, int]) -> None:
         """Handler mode for ``exc`` at its vector (a null or endless-loop vector is unhandled),
         after ``writes`` (the stack pointer and LR of the entry)."""
-        uc = self.uc
         try:
-            vector = struct.unpack("<I", uc.mem_read(self.scs.vtor + 4 * exc, 4))[0]
-            first = struct.unpack("<H", uc.mem_read(vector & ~1, 2))[0] if vector else None
+            vector = self._code(WORD, self.scs.vtor + 4 * exc)
+            first = self._code(HALF, vector & ~1) if vector else None
         except UcError:
             vector, first = 0, None
         if first is None or first == LOOP or not vector & 1:
