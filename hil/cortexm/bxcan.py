@@ -295,6 +295,8 @@ class BxCan(Peripheral):
         self.tsr &= ~(1 << (26 + box))
         self.tsr &= ~(0xF << 8 * box)
         self.order.append(box)
+        if self.eof_at is not None and self.eof_at <= self.machine.now():
+            self.service(self.machine.now())  # the frame before it ended already (see ``due``)
         self._send_next()
 
     def _send_next(self) -> None:
@@ -351,7 +353,14 @@ class BxCan(Peripheral):
     # -- the run clock ---------------------------------------------------------------------------
 
     def due(self) -> int | None:
-        times = [t for t in (self.retry_at, self.recover_at, self.eof_at) if t is not None]
+        """The next time the controller acts. The frame in flight's end of frame only when something
+        follows from it at once (the TX interrupt, another mailbox or a resend to send then): else
+        its mailbox completes when next looked at (``read``), and a sleeping core is not woken."""
+        eof = self.eof_at
+        if eof is not None and not (self.ier & 1 or self.resend or any(
+                self.tx[b].ir & TXRQ for b in self.order if b != self.in_flight[0])):
+            eof = None
+        times = [t for t in (self.retry_at, self.recover_at, eof) if t is not None]
         return min(times) if times else None
 
     def service(self, now: int) -> None:
@@ -367,6 +376,8 @@ class BxCan(Peripheral):
     # -- registers -------------------------------------------------------------------------------
 
     def read(self, offset: int) -> int:
+        if self.eof_at is not None and self.eof_at <= self.machine.now():
+            self.service(self.machine.now())  # a completion not woken for (see ``due``)
         if offset == MCR:
             return self.mcr
         if offset == MSR:

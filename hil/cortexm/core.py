@@ -110,6 +110,11 @@ SYSTEM_MEMORY = 0x1FFF_F000  # system memory and option bytes: the device signat
 UID = bytes.fromhex("3dff6d064e57343827582243")
 
 
+def _quiet(msg: can.Message) -> bool:
+    """The bus's echo of our own frame, sent fine: news that can wait for the core's next wake-up."""
+    return not msg.is_rx and not msg.is_error_frame
+
+
 def unmasking_sites(flash: bytes) -> list[int]:
     """Flash offsets just after every instruction that can unmask interrupts (CPSIE, MSR to a mask
     register): unicorn does not tell when they run, so the machine looks there. A data word that
@@ -189,9 +194,12 @@ class Machine:
         return self.now() - self.stolen_ns
 
     def receive(self, msg: can.Message) -> None:
-        """A frame from the bus (called on the bus's receive thread)."""
+        """A frame from the bus (called on the bus's receive thread). The bus's echo of our own
+        frame does not wake the core (its mailbox completed at its end of frame already): it is
+        taken at the core's next wake-up, unless it reports an error."""
         self.inbox.append(("can", msg))
-        self.wake.set()
+        if not _quiet(msg):
+            self.wake.set()
 
     def fault_event(self, kind: str, can_id: int, t_ns: int) -> None:
         """A fault the bus injected (called on the bus's receive thread)."""
@@ -444,8 +452,9 @@ class Machine:
         """The time of the earliest input waiting, unless the event at ``until`` comes first."""
         if not self.inbox:
             return None
-        first = min(self._input_time(kind, item) for kind, item in list(self.inbox))
-        return first if until is None or first < until else None
+        first = min((self._input_time(kind, item) for kind, item in list(self.inbox)
+                     if kind != "can" or not _quiet(item)), default=None)
+        return first if first is not None and (until is None or first < until) else None
 
     def _wake_at(self, asleep: int, target: int) -> None:
         run = now_ns()
@@ -547,13 +556,15 @@ class Machine:
         host that stalled must not overrun the receive FIFO with frames that came apart). A frame
         the controller accepted after its end of frame, because core time had run past it, is
         counted as the machine's lateness. An input after a timer event still due waits for it: a
-        core trailing the run clock takes its events in order, never skipping one for an input."""
+        core trailing the run clock takes its events in order, never skipping one for an input;
+        so does our own frame's echo until core time reaches it (it moves core time on never)."""
         while self.inbox:
             kind, item = self.inbox[0]
             late = 0
             if kind != "uart":
                 at, now = self._input_time(kind, item), self.now()
-                if at > now and (due := self._next_due()) is not None and due <= at:
+                if at > now and ((kind == "can" and _quiet(item)) or (
+                        (due := self._next_due()) is not None and due <= at)):
                     return
             self.inbox.popleft()
             if kind != "uart":
