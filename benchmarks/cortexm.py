@@ -8,8 +8,11 @@
     ECU in its own MCU process (``python -m hil.firmware``) as a bench runs it: period error on the
     bus (end-of-frame stamps) and missed periods — slots of the 1 ms grid with no frame, so a frame
     late by less than half a period is error, not a miss (goal p99 ≤ 200 µs, none missed in 60 s);
-    beside them the ticks the firmware itself skipped (gaps in the frame's counter) and the
-    delivery harness error the ECU's node reported (its machine's own lateness included); anchor:
+    beside them the ticks the firmware itself skipped (gaps in the frame's counter), how late each
+    frame really reached a listening node after its end-of-frame stamp (arrival lateness: a frame
+    a held-back core wrote is stamped at its core time, but reaches the nodes when it came), the
+    delivery harness error the ECU's node reported (its machine's own lateness included) and the
+    broker's send error on the bus (how late it read frames against their stamps); anchor:
     the Python firmware runtime sending a frame from its 1 kHz tick (in this process);
 (d) flashing: a 64 KiB image through the emulated part's AN3155 bootloader over a 115200 baud
     emulated UART, with Debian's stm32flash (write and verify) against the time its bytes take
@@ -36,7 +39,7 @@ from pathlib import Path
 import can
 
 from hil.buses import RigBuses
-from hil.clock import frame_ns
+from hil.clock import frame_ns, now_ns
 from hil.cortexm import config as cortexm_config
 from hil.cortexm.core import Machine
 from hil.cortexm.elf import flash_bytes
@@ -149,7 +152,9 @@ def period(folder: Path, seconds: float) -> dict:
         finally:
             ecu.terminate()
             ecu.wait(30)
-        c_ecu["delivery_harness_us"] = harness_us(buses.stats("chassis")["harness"]["delivery"])
+        harness = buses.stats("chassis")["harness"]
+        c_ecu["delivery_harness_us"] = harness_us(harness["delivery"])
+        c_ecu["send_harness_us"] = harness_us(harness["send"])
         anchor = python_runtime_periods(buses, listener, seconds)
         listener.shutdown()
     return {"c_brake_ecu_status_1khz": c_ecu, "anchor_python_runtime_1khz": anchor,
@@ -201,9 +206,10 @@ def frame_periods(bus: can.BusABC, can_id: int, seconds: float, nominal_us: floa
     while time.monotonic() < end:
         msg = bus.recv(0.1)
         if msg is not None and msg.arbitration_id == can_id:
-            frames.append((frame_ns(msg) / 1e9, msg.data[0] & 15))
+            frames.append((frame_ns(msg) / 1e9, msg.data[0] & 15, now_ns() - frame_ns(msg)))
     frames = [f for f in frames if f[0] >= frames[0][0] + 1.0]
-    stamps = [t for t, _ in frames]
+    stamps = [t for t, _, _ in frames]
+    late = sorted(max(0, arrived) for _, _, arrived in frames)
     periods = [(b - a) * 1e6 for a, b in zip(stamps, stamps[1:])]
     errors = sorted(abs(p - nominal_us) for p in periods)
     pick = lambda q: round(errors[min(len(errors) - 1, int(q * len(errors)))], 1)  # noqa: E731
@@ -213,7 +219,9 @@ def frame_periods(bus: can.BusABC, can_id: int, seconds: float, nominal_us: floa
     return {"frames": len(stamps), "p50_error_us": pick(0.5), "p99_error_us": pick(0.99),
             "max_error_us": round(errors[-1], 1), "missed": max(slots) + 1 - len(slots),
             "over_1.5_periods": sum(p > 1.5 * nominal_us for p in periods),
-            **({"skipped": sum((b - a - 1) % 16 for (_, a), (_, b) in zip(frames, frames[1:]))} if counter else {})}
+            "arrival_late_us": {"p50": round(late[len(late) // 2] / 1e3, 1), "p99": round(late[len(late) * 99 // 100] / 1e3, 1),
+                                "max": round(late[-1] / 1e3, 1), "over_200us": sum(ns > 200_000 for ns in late)},
+            **({"skipped": sum((b - a - 1) % 16 for (_, a, _), (_, b, _) in zip(frames, frames[1:]))} if counter else {})}
 
 
 # ---- (d) flashing --------------------------------------------------------------------------------
@@ -315,7 +323,9 @@ def _text(r: dict) -> str:
                          f"{p['p99_error_us']} µs, max {p['max_error_us']} µs, missed {p['missed']} (periods over "
                          f"1.5 ms {p['over_1.5_periods']}, ticks skipped {p.get('skipped', '-')})"
                          + (f", {p['host_core_share_pct']} % of a host core" if "host_core_share_pct" in p else ""))
-        lines.append(f"    C ECU node's delivery harness error (µs): {r['period']['c_brake_ecu_status_1khz']['delivery_harness_us']}")
+        c = r["period"]["c_brake_ecu_status_1khz"]
+        lines.append(f"    C ECU frames' arrival lateness (µs): {c['arrival_late_us']}; its node's delivery harness "
+                     f"error (µs): {c['delivery_harness_us']}; the bus's send error (µs): {c['send_harness_us']}")
     if "flash" in r:
         f = r["flash"]
         lines.append(f"(d) 64 KiB: stm32flash {f['stm32flash']['seconds']} s = {f['stm32flash']['ratio_to_wire']} × "

@@ -295,6 +295,8 @@ class BxCan(Peripheral):
         self.tsr &= ~(1 << (26 + box))
         self.tsr &= ~(0xF << 8 * box)
         self.order.append(box)
+        if self.eof_at is not None and self.eof_at <= self.machine.now():
+            self.service(self.machine.now())  # the frame before it ended already (see ``due``)
         self._send_next()
 
     def _send_next(self) -> None:
@@ -319,21 +321,26 @@ class BxCan(Peripheral):
         if silent or self.bus is None:
             self._complete(ok=True)
             return
+        self.machine.held_back()  # a stall in the handler before this write delays its core time too
         run = now_ns()
-        when, send_at = self.machine.now(run), getattr(self.bus, "send_at", None)
-        if send_at is not None and when > run:
-            send_at(msg, when)  # the core runs ahead of the run clock: the bus releases it on time
+        when, send_written = self.machine.now(run), getattr(self.bus, "send_written", None)
+        if send_written is not None:
+            # written at its core time: ahead of the run clock the bus releases it then; behind it
+            # (the host held the core back) the bus places it then if the wire was free, and its
+            # send error says how late the frame really came
+            send_written(msg, when)
         else:
             self.bus.send(msg)
-            self.late(run - when)  # the host held the core back: the frame leaves after its core time
+            self.late(run - when)  # another bus: the frame leaves after its core time
         # its end in core time, from when the core sent it: a core the host holds back sees its frames
         # end as late as everything else (from when they left, its mailboxes filled while it caught up)
         flags = (F_EXTENDED if msg.is_extended_id else 0) | (F_REMOTE if msg.is_remote_frame else 0)
         self.eof_at = when + self.wire.timing(msg.arbitration_id, flags, msg.dlc, bytes(msg.data))[1]
 
     def late(self, ns: int) -> None:
-        """The machine's own lateness with a frame (taken after its end of frame, or sent after its
-        core time): added to the node's delivery harness error, so a bench's verdict sees it."""
+        """The machine's own lateness (a frame taken after its end of frame, an event taken after
+        its time, a frame sent after its core time on a bus that cannot carry that time): added
+        to the node's delivery harness error, so a bench's verdict sees it."""
         harness = getattr(self.bus, "harness", None)
         if ns > 0 and harness is not None:
             harness.add(ns)
@@ -346,7 +353,14 @@ class BxCan(Peripheral):
     # -- the run clock ---------------------------------------------------------------------------
 
     def due(self) -> int | None:
-        times = [t for t in (self.retry_at, self.recover_at, self.eof_at) if t is not None]
+        """The next time the controller acts. The frame in flight's end of frame only when something
+        follows from it at once (the TX interrupt, another mailbox or a resend to send then): else
+        its mailbox completes when next looked at (``read``), and a sleeping core is not woken."""
+        eof = self.eof_at
+        if eof is not None and not (self.ier & 1 or self.resend or any(
+                self.tx[b].ir & TXRQ for b in self.order if b != self.in_flight[0])):
+            eof = None
+        times = [t for t in (self.retry_at, self.recover_at, eof) if t is not None]
         return min(times) if times else None
 
     def service(self, now: int) -> None:
@@ -362,6 +376,8 @@ class BxCan(Peripheral):
     # -- registers -------------------------------------------------------------------------------
 
     def read(self, offset: int) -> int:
+        if self.eof_at is not None and self.eof_at <= self.machine.now():
+            self.service(self.machine.now())  # a completion not woken for (see ``due``)
         if offset == MCR:
             return self.mcr
         if offset == MSR:
@@ -417,7 +433,10 @@ class BxCan(Peripheral):
             if self.msr & INAK:  # writable in initialisation mode only
                 self.btr = value & 0xC37F_03FF
         elif TX_BOX <= offset < TX_BOX + 0x30:
-            self._mailbox((offset - TX_BOX) // 16, (offset & 15) // 4, value)
+            word = (offset & 15) // 4
+            self._mailbox((offset - TX_BOX) // 16, word, value)
+            if word:
+                return  # identifier, length and data words change no flag
         elif offset == FMR:
             self.fmr = self.fmr & ~1 | value & 1
         elif offset in (FM1R, FS1R, FFA1R, FA1R):

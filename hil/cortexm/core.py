@@ -9,12 +9,18 @@ pending exception that preempts what would be resumed instead of unstacking.
 Time follows the run clock. Core time — what SysTick, the timers and every peripheral count — is
 set each time the core wakes from ``WFI``/``WFE``, to the time of what woke it. A frame wakes the
 core at its end-of-frame time (the simbus stamp), so its interrupt is taken when it arrived however
-late the host delivered it; core time then runs with the run clock, that much behind it (at most
-``MAX_LAG_NS``). A timer event is run ahead: the core wakes a *lead* early, at the event's time,
+late the host delivered it; core time then runs with the run clock, that much behind it. A timer event is run ahead: the core wakes a *lead* early, at the event's time,
 and core time holds there until the run clock catches up. The handler runs as on an infinitely
-fast core, and every frame it sends goes to the bus with ``send_at`` its core time, so the bus
-releases it then: a 1 kHz task's frames leave on a 1 kHz grid however late within the lead the
-host woke the core and however long the handler took on the host. The lead is learned, like the
+fast core, and every frame it sends goes to the bus stamped with its core time (simcan's
+``send_written``), so the bus releases it then: a 1 kHz task's frames leave on a 1 kHz grid
+however late within the lead the host woke the core and however long the handler took on the
+host. While the core is awake, time the host keeps its thread off the CPU (descheduled, or
+waiting for the GIL) does not count as core time (``held_back``): core time then trails the run
+clock, the core catches up event by event at its next wake-ups (an input after a due event waits
+for it), and the frames it writes meanwhile are stamped with their core time — placed on the wire
+there if it was free, and read late by the broker, which measures that as the bus's ``send``
+error. So a host stall delays the firmware's answers, measured, but loses no tick; a core more
+than ``MAX_LAG_NS`` behind skips ahead, the skip counted as its lateness. The lead is learned, like the
 injector's spin (:class:`hil.stimulus.realtime.Waker`): the p99 of how long after its planned
 wake-up the host had the core back in ``WFI`` (the last ``RECENT_EVENTS`` timer events), plus a
 quarter, kept between ``MIN_LEAD_NS`` and ``MAX_LEAD_NS``; a quiet host gets a short lead, a busy
@@ -22,9 +28,9 @@ one a longer one.
 
 The price of running ahead: a frame whose end of frame falls in the lead before a timer event is
 taken at the event's time, up to the lead late (rolling the core back is not possible). The
-machine never hides that, nor a frame it sends after its core time because the host held the core
-back: both are its own lateness, added to its bus node's ``delivery`` harness error
-(:mod:`hil.harness`), which every bench judges against its budget. Core time never runs backwards.
+machine never hides that: it is its own lateness, added to its bus node's ``delivery`` harness
+error (:mod:`hil.harness`), which every bench judges against its budget, as the broker's ``send``
+error is. Core time never runs backwards.
 
 The core runs in slices that end at the next planned event (a SysTick zero, a timer compare, a
 character leaving the USART), at most ``SLICE_NS`` long, so an input waits at most that long
@@ -47,6 +53,7 @@ import ctypes
 import re
 import struct
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -83,8 +90,10 @@ LEAD_NS = 300_000  # a sleeping core first wakes this early for its next event (
 MIN_LEAD_NS, MAX_LEAD_NS = 100_000, 500_000  # the learned lead stays within these (see _learn)
 RECENT_EVENTS = 512  # the lead is learned from this many recent timer events ...
 LEARN_EVERY = 32  # ... again after this many
-MAX_LAG_NS = 5_000_000  # the most core time trails the run clock (a host stalled longer skips ahead)
+MAX_LAG_NS = 50_000_000  # the most core time trails the run clock (a host stalled longer skips ahead)
+STALL_NS = 50_000  # an awake core's thread off the CPU longer than this: the host held it back
 FRAME = struct.Struct("<8I")
+HALF, WORD = struct.Struct("<H"), struct.Struct("<I")
 STACKED = [UC_ARM_REG_R0, UC_ARM_REG_R1, UC_ARM_REG_R2, UC_ARM_REG_R3, UC_ARM_REG_R12, UC_ARM_REG_LR,
            UC_ARM_REG_PC, UC_ARM_REG_XPSR]
 MASKS = [UC_ARM_REG_PRIMASK, UC_ARM_REG_FAULTMASK, UC_ARM_REG_BASEPRI]
@@ -99,6 +108,11 @@ MSR_MASKS = re.compile(rb"[\x80-\x8f]\xf3[\x10-\x13]\x88", re.DOTALL)  # msr PRI
 INTR_UDEF, INTR_SWI, INTR_BKPT, INTR_EXCEPTION_EXIT = 1, 2, 7, 8
 SYSTEM_MEMORY = 0x1FFF_F000  # system memory and option bytes: the device signature lives here
 UID = bytes.fromhex("3dff6d064e57343827582243")
+
+
+def _quiet(msg: can.Message) -> bool:
+    """The bus's echo of our own frame, sent fine: news that can wait for the core's next wake-up."""
+    return not msg.is_rx and not msg.is_error_frame
 
 
 def unmasking_sites(flash: bytes) -> list[int]:
@@ -161,6 +175,7 @@ class Machine:
         self._handled: deque[int] = deque(maxlen=RECENT_EVENTS)  # planned wake-up → back in WFI, run clock
         self._planned: int | None = None  # the run-clock time the core planned to wake for the event it handles
         self._events = 0  # timer events handled
+        self._awake: tuple[int, int] | None = None  # run clock and thread CPU time at the last look (awake)
         self._replay: tuple[int, int, int] | None = None
         self._reset_why: tuple[str, bool] | None = None
         self._intr: int | None = None
@@ -179,9 +194,12 @@ class Machine:
         return self.now() - self.stolen_ns
 
     def receive(self, msg: can.Message) -> None:
-        """A frame from the bus (called on the bus's receive thread)."""
+        """A frame from the bus (called on the bus's receive thread). The bus's echo of our own
+        frame does not wake the core (its mailbox completed at its end of frame already): it is
+        taken at the core's next wake-up, unless it reports an error."""
         self.inbox.append(("can", msg))
-        self.wake.set()
+        if not _quiet(msg):
+            self.wake.set()
 
     def fault_event(self, kind: str, can_id: int, t_ns: int) -> None:
         """A fault the bus injected (called on the bus's receive thread)."""
@@ -238,6 +256,7 @@ class Machine:
                 if self.fault is not None or (self.debugger is not None and self.debugger.holds()):
                     self._halted(stop)
                     continue
+                self.held_back()
                 self._inputs()
                 if self._reset_why is not None:
                     self._system_reset()
@@ -254,6 +273,7 @@ class Machine:
 
     def _step_time(self, stop: threading.Event) -> None:
         """Service what is due, take an exception if one preempts, then sleep or run a slice."""
+        self.held_back()
         now = self.now()
         for p in self.timed:
             due = p.due()
@@ -271,7 +291,26 @@ class Machine:
         if self.fault is None:
             self._slice(now)
 
+    def held_back(self) -> None:
+        """Core time stands still while the host holds an awake core back: the run-clock time this
+        thread spent off the CPU since the last look (descheduled, or waiting for the GIL), beyond
+        ``STALL_NS``, is taken from core time, which then trails the run clock by it until the
+        core catches up at its next wake-ups. So a stall delays the firmware's work (its frames go
+        on the wire at their core time, their lateness measured as the bus's send error) but never
+        moves its timers past events it had not yet taken (a 1 kHz tick is not lost). A core
+        behind by more than ``MAX_LAG_NS`` skips ahead, the skip counted as its lateness."""
+        run, cpu = now_ns(), time.thread_time_ns()
+        if self._awake is not None:
+            off = (run - self._awake[0]) - (cpu - self._awake[1])
+            if off > STALL_NS:  # (a core ahead of the run clock holds at its floor all the same)
+                self.offset -= off
+                if self.offset < -MAX_LAG_NS:
+                    self.can1.late(-MAX_LAG_NS - self.offset)
+                    self.offset = -MAX_LAG_NS
+        self._awake = (run, cpu)
+
     def _halted(self, stop: threading.Event) -> None:
+        self._awake = None  # halted by a debugger: core time runs on, as before
         if self.debugger is not None:
             self.debugger.serve(stop)
             if self._reset_why is not None and self.fault is None:
@@ -377,34 +416,53 @@ class Machine:
     # -- time ------------------------------------------------------------------------------------
 
     def _next_due(self) -> int | None:
-        dues = [d for d in (p.due() for p in self.timed) if d is not None]
-        return min(dues) if dues else None
+        first = None
+        for p in self.timed:
+            due = p.due()
+            if due is not None and (first is None or due < first):
+                first = due
+        return first
 
     def _sleep(self, until: int | None, stop: threading.Event) -> None:
         """WFI: until the next event at core time ``until`` (woken the lead early), an input, or a
         reset request. The core wakes at the time of what woke it: an event at its due time, a
         frame at its end of frame (so its interrupt is taken when it arrived, however late the
-        host delivered it), within ``MAX_LAG_NS`` behind and the lead ahead of the run clock."""
+        host delivered it), within ``MAX_LAG_NS`` behind and the lead ahead of the run clock. An
+        input after the event waits for it (see ``_inputs``)."""
         if self._planned is not None:  # back in WFI after a timer event: how long the host took
             self._learn(now_ns() - self._planned)
             self._planned = None
         self.wake.clear()
         asleep = self.now()
         lead = self.lead_ns
-        if not (self.inbox or self._reset_why is not None or stop.is_set()):
+        first = self._first_input(until)
+        self._awake = None  # asleep: the time it waits is no stall
+        if first is None and self._reset_why is None and not stop.is_set():
             left = POLL_S if until is None else min(POLL_S, (until - lead - now_ns()) / 1e9)
             if left > 0:
                 self.wake.wait(left)
-        if self.inbox:
-            self._wake_at(asleep, min(self._input_time(kind, item) for kind, item in list(self.inbox)))
+            first = self._first_input(until)
+        if first is not None:
+            self._wake_at(asleep, first)
         elif until is not None and now_ns() >= until - lead:
             self._planned = until - lead
             self._wake_at(asleep, until)
 
+    def _first_input(self, until: int | None) -> int | None:
+        """The time of the earliest input waiting, unless the event at ``until`` comes first."""
+        if not self.inbox:
+            return None
+        first = min((self._input_time(kind, item) for kind, item in list(self.inbox)
+                     if kind != "can" or not _quiet(item)), default=None)
+        return first if first is not None and (until is None or first < until) else None
+
     def _wake_at(self, asleep: int, target: int) -> None:
         run = now_ns()
+        if target < run - MAX_LAG_NS:  # skipped ahead: what was due in between is taken that late
+            self.can1.late(run - MAX_LAG_NS - target)
         self.floor = max(asleep, min(max(target, run - MAX_LAG_NS), run + self.lead_ns))
         self.offset = min(0, self.floor - run)
+        self._awake = (run, time.thread_time_ns())  # from here, a stall holds core time back
 
     def _learn(self, handled_ns: int) -> None:
         """One timer event handled ``handled_ns`` after its planned wake-up; set the lead again
@@ -444,12 +502,23 @@ class Machine:
         if self._replay is not None:
             self._finish_store()
             return
-        pc = PC_SET.read(uc)[0]
-        last = struct.unpack("<H", uc.mem_read(pc - 2, 2))[0] if pc >= 2 else 0
-        if last in (WFI, WFE):
+        if self._half_word_before(PC_SET.read(uc)[0]) in (WFI, WFE):
             self.sleeping = True
             return
         self._pace(now, count * 1_000_000_000 // hclk)
+
+    def _half_word_before(self, pc: int) -> int:
+        """The half-word before ``pc`` (WFI, if that stopped the core)."""
+        return self._code(HALF, pc - 2) if pc >= 2 else 0
+
+    def _code(self, form: struct.Struct, address: int) -> int:
+        """A value at ``address``: from flash's own buffer when it is there (no call into unicorn,
+        which costs more: this is read at every slice and exception entry), else from the core's
+        memory (UcError when nothing is mapped there)."""
+        at = address - self.part.flash_start if self._is_flash(address) else address
+        if 0 <= at <= self.part.flash_size - form.size:  # flash, or its alias at 0
+            return form.unpack_from(self._flash_mem, at)[0]
+        return form.unpack(self.uc.mem_read(address, form.size))[0]
 
     def _finish_store(self) -> None:
         """Complete the store the machine stopped in (its repeat dropped) before anything else."""
@@ -475,6 +544,7 @@ class Machine:
         if ahead > PACE_SLACK_NS and not self.inbox:
             self.wake.clear()
             self.wake.wait(ahead / 1e9)
+            self._awake = None  # waited on purpose: no stall
         elif ahead < 0:
             self.stolen_ns -= ahead
             self.paced -= ahead
@@ -485,12 +555,19 @@ class Machine:
         rest wait: the core takes that one first, as it would have before the next arrived (a
         host that stalled must not overrun the receive FIFO with frames that came apart). A frame
         the controller accepted after its end of frame, because core time had run past it, is
-        counted as the machine's lateness."""
+        counted as the machine's lateness. An input after a timer event still due waits for it: a
+        core trailing the run clock takes its events in order, never skipping one for an input;
+        so does our own frame's echo until core time reaches it (it moves core time on never)."""
         while self.inbox:
-            kind, item = self.inbox.popleft()
+            kind, item = self.inbox[0]
             late = 0
             if kind != "uart":
                 at, now = self._input_time(kind, item), self.now()
+                if at > now and ((kind == "can" and _quiet(item)) or (
+                        (due := self._next_due()) is not None and due <= at)):
+                    return
+            self.inbox.popleft()
+            if kind != "uart":
                 if at > now:
                     self.offset = max(self.offset, min(0, at - now_ns()))
                     self.floor = max(self.floor, at)
@@ -552,10 +629,9 @@ class Machine:
     def _vector(self, exc: int, xpsr: int, *writes: tuple[int, int]) -> None:
         """Handler mode for ``exc`` at its vector (a null or endless-loop vector is unhandled),
         after ``writes`` (the stack pointer and LR of the entry)."""
-        uc = self.uc
         try:
-            vector = struct.unpack("<I", uc.mem_read(self.scs.vtor + 4 * exc, 4))[0]
-            first = struct.unpack("<H", uc.mem_read(vector & ~1, 2))[0] if vector else None
+            vector = self._code(WORD, self.scs.vtor + 4 * exc)
+            first = self._code(HALF, vector & ~1) if vector else None
         except UcError:
             vector, first = 0, None
         if first is None or first == LOOP or not vector & 1:

@@ -203,6 +203,12 @@ class McuProcess:
                           symbols=Symbols.from_file(cfg.elf) if cfg.elf else None, gdb_port=cfg.gdb_port)
         sys.setswitchinterval(SWITCH_INTERVAL_S)  # the bus's receive thread gets the GIL from the core soon
         gc.freeze()  # what is loaded by now stays: a full collection then walks only what the core made since
+        # frames reach the core as they arrive: it takes each at its end of frame in core time and
+        # counts its own lateness (holding them here cost a spin per frame, and a core holding the
+        # GIL made the hold itself late)
+        held = {name: bus.hold for name, bus in self.buses.items() if hasattr(bus, "hold")}
+        for name in held:
+            self.buses[name].hold = False
         done = threading.Event()
         reader = threading.Thread(target=self._console_input, args=(machine, done), daemon=True, name="console-rx")
         self.app = machine
@@ -212,6 +218,8 @@ class McuProcess:
             machine.run(self.phase, on_fault=self._on_fault)  # a faulted core stays halted until reset
         finally:
             self.app = None
+            for name, hold in held.items():
+                self.buses[name].hold = hold
             done.set()
             reader.join()
 

@@ -10,13 +10,15 @@ run-clock ns; the frames are :class:`SimMessage` objects that also carry the exa
 controller would: the broker forwards a frame as soon as its slot on the wire is decided, and the
 node holds it until its end of frame (sleeping, then spinning the last few µs). Every frame
 ``send`` writes carries the node's send time, which places it on the wire. ``send_at(msg,
-release_ns)`` asks the broker to put a frame on the wire at a run-clock time.
+release_ns)`` asks the broker to put a frame on the wire at a run-clock time; ``send_written(msg,
+written_ns)`` gives the time an emulated core wrote it, which may be past.
 
 Each node measures its own delivery error (:mod:`hil.harness`): when ``recv`` handed a frame out
 minus the earliest it could have, the later of the frame's end of frame and the moment ``recv`` was
 entered; it reports the histogram (``bus.harness``) to the broker every 0.25 s while it receives,
-and at shutdown. A node opened with ``hold=False`` (the recorder: it needs only the stamps) gets
-frames as they arrive, before their end of frame, and measures nothing.
+and at shutdown. A node with ``hold=False`` (the recorder: it needs only the stamps; an emulated
+core, which takes each frame at its end of frame in its own time and adds its own lateness to
+``bus.harness``) gets frames as they arrive, before their end of frame, and measures nothing itself.
 
 With ``fault_events=True`` the broker also reports every injected fault: they are kept in
 ``bus.fault_events`` (and passed to ``on_fault_event`` if given) as
@@ -138,7 +140,9 @@ class SimCanBus(can.BusABC):
         self._send_lock = threading.Lock()
         self._state = can.BusState.ACTIVE
         self.harness = ErrorHistogram()  # delivery error of the frames recv handed out (kind "delivery")
-        self._hold = hold  # False: frames are handed out as they arrive (a recorder needs only their stamps)
+        # False: frames are handed out as they arrive (a recorder needs only their stamps; an
+        # emulated core takes each at its end of frame in its own time); it may change while open
+        self.hold = hold
         self._eof_ns = 0  # end of frame of the frame _recv_internal returned last
         self._report_at = _monotonic_ns() + REPORT_EVERY_NS
         try:
@@ -182,6 +186,15 @@ class SimCanBus(can.BusABC):
         now = _monotonic_ns()
         self._send_frame(msg, release_ns if release_ns > now else now, timeout)
 
+    def send_written(self, msg: Message, written_ns: int, timeout: float | None = None) -> None:
+        """Queue ``msg`` as written at run-clock ``written_ns``, also one already past: an emulated
+        core's time, which trails the run clock after the host held the core back. The broker
+        places the frame as if it had been written then (at the first free slot from then, counted
+        ``displaced`` if a slot it could have had was given away) and measures how late it read it
+        (its ``send`` error): a frame is stamped where the hardware would have put it, and the
+        host's delay stays measured."""
+        self._send_frame(msg, written_ns, timeout)
+
     def _send_frame(self, msg: Message, ready_ns: int, timeout: float | None) -> None:
         if self._state is can.BusState.PASSIVE:
             raise CanOperationError(f"simbus {self.channel}: the bus is in passive (listen-only) state")
@@ -215,9 +228,11 @@ class SimCanBus(can.BusABC):
         error goes into :attr:`harness`."""
         entered = _monotonic_ns()
         msg = super().recv(timeout)
-        if msg is not None and self._hold:
-            if _monotonic_ns() >= self._report_at:  # before the stamp: the report delays this frame too
-                self._report(_monotonic_ns())
+        if msg is None:
+            return None
+        if _monotonic_ns() >= self._report_at and self.harness.count:  # before the stamp: the
+            self._report(_monotonic_ns())  # report delays this frame too
+        if self.hold:
             now = _monotonic_ns()
             eof = self._eof_ns
             self.harness.add(now - (eof if eof > entered else entered))
@@ -245,7 +260,7 @@ class SimCanBus(can.BusABC):
             return None, False
         kind, flags, dlc, can_id, t_ns = _unpack(record)
         if kind == FRAME:
-            if self._hold and t_ns > _monotonic_ns():
+            if self.hold and t_ns > _monotonic_ns():
                 hold_until(t_ns)
             self._eof_ns = t_ns
             ext, rtr, err, fd, brs, esi, rx = _FLAG_FIELDS[flags]

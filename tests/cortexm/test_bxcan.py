@@ -9,8 +9,11 @@ import can
 import pytest
 
 from hil.buses import RigBuses
-from hil.clock import now_ns, unix_seconds
+from hil.clock import frame_ns, now_ns, unix_seconds
+from hil.cortexm.core import MAX_LAG_NS
+from hil.harness import ErrorHistogram
 from hil.simbus.plugin import SimMessage
+from hil.simbus.wire import WireModel
 from hil.spec.rig import Rig
 
 
@@ -85,7 +88,7 @@ def test_corrupted_transmissions_raise_tec_to_bus_off(chassis, run_image, progra
         tester.shutdown()
 
 
-def test_the_machines_own_lateness_is_counted_in_its_nodes_delivery_error(chassis, run_image, brake_build):
+def test_the_machines_own_lateness_is_measured(chassis, run_image, brake_build):
     # The core runs ahead of the run clock for a timer event, and a host can hold it back: neither
     # may vanish. Driven on a stopped machine so the state is exactly the one described.
     tester = chassis.open_can("chassis")
@@ -106,18 +109,49 @@ def test_the_machines_own_lateness_is_counted_in_its_nodes_delivery_error(chassi
         machine._inputs()
         assert harness.count == count + 1 and 500_000 <= harness.sum_ns - total <= 520_000
         count, total = harness.count, harness.sum_ns
-        # a frame the firmware sends while the host holds the core 2 ms behind the run clock
+        # a frame the firmware sends while the host holds the core 2 ms behind the run clock: on the
+        # wire where the core wrote it (the wire was free then), and the broker's send error says
+        # how late it really came
         machine.floor, machine.offset = 0, -2_000_000
         machine.can1.fifo[0].clear()
         machine.can1.write(0x184, 1, 0xFFFF_FFFF)  # TX mailbox 0: one byte
+        written = now_ns()
         machine.can1.write(0x180, 0x7AB << 21 | 1, 0xFFFF_FFFF)  # identifier 0x7AB, TXRQ
-        assert harness.count == count + 1 and 2_000_000 <= harness.sum_ns - total <= 2_100_000
         sent = iter(lambda: tester.recv(5), None)  # past the status frames of before, to ours (or none in 5 s)
-        assert any(m.arbitration_id == 0x7AB for m in sent)
+        ours = next((m for m in sent if m.arbitration_id == 0x7AB), None)
+        assert ours is not None
+        assert frame_ns(ours) - WireModel(500_000).timing(0x7AB, 0, 1, b"\x00")[1] < written - 1_000_000
+        send = ErrorHistogram.from_json(chassis.stats("chassis")["harness"]["send"])
+        assert send.max_ns >= 2_000_000
     finally:
         notifier.stop()
         bus.shutdown()
         tester.shutdown()
+
+
+def test_a_core_the_host_held_back_loses_no_time(chassis, run_image, brake_build):
+    # The host keeps an awake core off the CPU: core time stands still meanwhile (its timers do not
+    # run past events it has not taken: a 1 kHz tick is not lost); held back beyond MAX_LAG_NS it
+    # skips ahead, and the skip is counted as its lateness. Driven on a stopped machine, as a stall
+    # cannot be made to order.
+    run, bus, notifier = node(chassis, run_image, brake_build / "brake_ecu.elf")
+    try:
+        run.wait_for(r"brake: ready")
+        run.close()
+        notifier.stop()
+        machine = run.machine
+        machine.floor, machine.offset = 0, 0
+        machine._awake = (now_ns() - 5_000_000, time.thread_time_ns())  # as if 5 ms off the CPU
+        machine.held_back()
+        assert 5_000_000 <= now_ns() - machine.now() <= 6_000_000  # core time stood still meanwhile
+        count, total = bus.harness.count, bus.harness.sum_ns
+        machine._awake = (now_ns() - MAX_LAG_NS - 20_000_000, time.thread_time_ns())
+        machine.held_back()
+        assert machine.offset == -MAX_LAG_NS
+        assert bus.harness.count == count + 1 and bus.harness.sum_ns - total >= 20_000_000
+    finally:
+        notifier.stop()
+        bus.shutdown()
 
 
 def test_mailboxes_complete_at_their_end_of_frame_not_at_the_hosts_echo(chassis, run_image, brake_build):

@@ -9,6 +9,7 @@ import time
 import can
 
 from hil.clock import frame_ns, now_ns
+from hil.harness import ErrorHistogram
 from hil.simbus.wire import WireModel
 
 MS = 1_000_000
@@ -92,6 +93,22 @@ def test_a_late_release_goes_out_from_when_it_was_written(rig_buses):
         after = now_ns()
         eof = WireModel(500_000).timing(0x40, 0, 1, b"\x01")[1]
         assert before + eof <= frame_ns(rx.recv(10)) <= after + eof
+        tx.shutdown()
+        rx.shutdown()
+
+
+def test_a_frame_written_in_the_past_is_placed_then_and_its_lateness_is_the_send_error(rig_buses):
+    """``send_written``: an emulated core that trailed the run clock gives the time it wrote the
+    frame; on a free wire the frame goes there (not from when the broker read it), and the broker's
+    send error says how late it came."""
+    with rig_buses(chassis={}) as buses:
+        tx, rx = buses.open_can("chassis"), buses.open_can("chassis", hold=False)
+        written = now_ns() - 20 * MS
+        tx.send_written(_msg(0x41, 1), written)
+        eof = WireModel(500_000).timing(0x41, 0, 1, b"\x01")[1]
+        assert frame_ns(rx.recv(10)) == written + eof
+        send = ErrorHistogram.from_json(buses.stats("chassis")["harness"]["send"])
+        assert send.count == 1 and send.max_ns >= 20 * MS
         tx.shutdown()
         rx.shutdown()
 
