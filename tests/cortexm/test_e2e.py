@@ -40,12 +40,15 @@ def test_the_calibration_benches_measure_the_c_brake_ecus_configured_delay(tmp_p
     # As for the Python ECU (tests/e2e): each bench passes, or is an error naming the harness (the
     # calibration suite's budget is a quiet host's; a core emulated in Python on a shared host breaks
     # it) — never the stack's fail. Whether judged or not, the latency is never below the configured
-    # delay plus the answer's wire time, and not far above it.
+    # delay plus the answer's wire time, and not above it by more than the stack's 10 ms and the
+    # harness error hil reports (a core the host held back tens of ms places its answer late, and
+    # says so in its send error).
     assert r.returncode in (0, 1, 3), r.stdout + r.stderr
     assert all(pass_or_harness_error(b) for b in results["benches"]), [explain(b) for b in results["benches"]]
     for bench, delay in zip(results["benches"], (1, 5, 20)):
-        p50 = bench["probes"]["request-to-command"]["stats"]["p50"] / 1e6
-        assert delay + 0.222 <= p50 < delay + 10, (bench["name"], p50)  # (nothing missed: the judged bench)
+        probe = bench["probes"]["request-to-command"]
+        p50, harness_max = probe["stats"]["p50"] / 1e6, probe["harness"]["max_ns"] / 1e6
+        assert delay + 0.222 <= p50 < delay + 10 + harness_max, (bench["name"], p50, harness_max)
 
 
 def test_the_aeb_smoke_suite_passes_with_the_c_brake_ecu(tmp_path):
