@@ -104,26 +104,30 @@ class AdapterClock:
     Timestamps that wrap (``period_s``, e.g. 60 s for SLCAN's ``Z1``) are unwrapped against the
     arrival time, so even a silence longer than the period is no lost lap.
 
-    What arrival times cannot show is given: how late the stamps may be by construction
-    (``stamped_late_s``: a driver that stamps on arrival, a server whose kernel stamps after the
-    adapter's USB batch) and the transport floor after the stamp, which the envelope takes for
+    What arrival times cannot show is given: the adapter's USB batching (``batch_s``: a driver that
+    stamps on arrival, a server whose kernel stamps after the adapter's batch, or a device's own
+    stamp, taken before its batch waits for the host, are late or early by up to one batch) and the
+    transport floor after the stamp, which the envelope takes for
     offset (mapped times are late by it); ``round_trip_s``, the least round trip to the adapter
-    (socketcand's echo), bounds that floor, as no one-way trip is longer than a round trip. Each
-    is a delay known only to lie between 0 and its value, so a mapped time is moved half of their
-    sum earlier and the bound holds the other half.
+    (socketcand's echo, an SLCAN device's ``V`` query), bounds that floor, as no one-way trip is
+    longer than a round trip. Each is a delay known only to lie between 0 and its value, so a mapped
+    time is moved half of their sum earlier and the bound holds the other half. (The least delay
+    the envelope finds is some frame's tick fraction plus batching wait; against any frame's tick
+    fraction it is at most that frame's wait, one batch, more and one tick less: centred, half of
+    each is the bound.)
 
     Error bound (:meth:`error_bound_ns`): half the resolution, half of those unseen delays, plus how
     far the median window's least delay lies above the line (the envelope is a line only within
     that), plus the drift over the first two windows (frames mapped before the first fit).
     """
 
-    def __init__(self, resolution_s: float = 1e-6, period_s: float | None = None, stamped_late_s: float = 0.0,
+    def __init__(self, resolution_s: float = 1e-6, period_s: float | None = None, batch_s: float = 0.0,
                  round_trip_s: float = 0.0, note: str = ""):
-        """``stamped_late_s``, ``round_trip_s``: the delays the fit cannot see (see the class);
+        """``batch_s``, ``round_trip_s``: the delays the fit cannot see (see the class);
         ``note`` says where they come from."""
         self.resolution_ns = max(1, from_seconds(resolution_s))
         self.period_ns = None if period_s is None else from_seconds(period_s)
-        self.unseen_ns = from_seconds(stamped_late_s) + from_seconds(round_trip_s)
+        self.unseen_ns = from_seconds(batch_s) + from_seconds(round_trip_s)
         self.method = (f"lower-envelope fit: run clock = adapter time + offset + drift × adapter time, fitted "
                        f"to the least delay per {WINDOW_NS / 1e9:g} s window over the last {WINDOWS} windows; "
                        f"resolution {self.resolution_ns / 1e3:g} µs"

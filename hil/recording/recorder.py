@@ -49,26 +49,37 @@ HARNESS_EVERY_S = 1.0  # how often the harness error of emulated buses is writte
 USB_FRAME_S = 1e-3  # a USB full-speed frame: how long an adapter may hold a frame for the host
 
 
-def adapter_clock(spec: Any, cfg: dict[str, Any]) -> AdapterClock:
-    """The clock for a bus with adapter timestamps (``cfg``: how it is opened). python-can's
-    ``slcan`` driver reads none of the device's timestamps (``Z1``): it stamps each frame with the
-    host's ``time.time()`` as it parses it, so every time is late by the adapter's USB batching. A
-    socketcand server stamps a frame at its end, then it reaches the host in a batch and a TCP
-    trip; the envelope sees only the least of those delays, so the bound holds the batch and the
-    echo round trip (measured here), no one-way trip being longer."""
+def adapter_clock(spec: Any, cfg: dict[str, Any], bus: Any = None) -> AdapterClock:
+    """The clock for a bus with adapter timestamps (``cfg``: how it is opened; ``bus``: the open
+    bus). An SLCAN device opened by hil (:mod:`hil.buses.slcan`) stamps each frame with its own
+    millisecond counter (``Z1``, wrapping at 60 s) before its USB batch waits for the host; the
+    envelope sees only the least batching and trip, so the bound holds a batch and the least ``V``
+    round trip, no one-way trip being longer. A device that refused ``Z1`` leaves python-can's
+    host ``time.time()`` on arrival, late by the batching. A socketcand server stamps a frame at
+    its end, then it reaches the host in a batch and a TCP trip: the bound holds the batch and the
+    echo round trip (measured here)."""
     if spec.interface not in ("slcan", "socketcand"):
         return AdapterClock()
     batch = spec.adapter.batch / 1e9 if spec.emulated and spec.adapter else USB_FRAME_S
     if spec.interface == "slcan":
-        return AdapterClock(stamped_late_s=batch, note=f"python-can's slcan driver stamps on arrival (host "
-                                                       f"time.time()), after USB batching of up to {batch * 1e3:g} ms")
+        from hil.buses.slcan import Z1_PERIOD_S, Z1_RESOLUTION_S
+
+        trip = getattr(bus, "round_trip_ns", None)
+        if getattr(bus, "timestamps", False) and trip is not None:
+            return AdapterClock(resolution_s=Z1_RESOLUTION_S, period_s=Z1_PERIOD_S, batch_s=batch,
+                                round_trip_s=trip / 1e9,
+                                note=f"the device's Z1 stamps, then USB batching of up to {batch * 1e3:g} ms and a "
+                                     f"trip of at most the least V round trip, {trip / 1e3:.0f} µs")
+        return AdapterClock(batch_s=batch, note=f"the device refused Z1: python-can's slcan driver stamps on "
+                                                f"arrival (host time.time()), after USB batching of up to "
+                                                f"{batch * 1e3:g} ms, and host wake-ups are not bounded")
     from hil.buses.adapters import echo_round_trip_ns
 
     try:
         trip = echo_round_trip_ns(cfg["host"], cfg["port"], str(cfg["channel"]))
     except OSError as exc:
         raise RecordingError(f"socketcand server {cfg['host']}: no echo round trip on {cfg['channel']}: {exc}") from None
-    return AdapterClock(stamped_late_s=batch, round_trip_s=trip / 1e9,
+    return AdapterClock(batch_s=batch, round_trip_s=trip / 1e9,
                         note=f"after the server's stamp, batching of up to {batch * 1e3:g} ms and a TCP trip of "
                              f"at most the least echo round trip, {trip / 1e3:.0f} µs")
 
@@ -227,7 +238,7 @@ class Recorder:
         else:
             bus = self._buses.open_can(name)
         self._opened.append(bus)
-        clock = None if emulated else self._clocks.setdefault(name, adapter_clock(self._buses.rig.buses[name], cfg))
+        clock = None if emulated else self._clocks.setdefault(name, adapter_clock(self._buses.rig.buses[name], cfg, bus))
         self._threads.append(threading.Thread(target=self._read_can, args=(name, bus, clock), daemon=True))
         return SIMBUS_CLOCK if clock is None else f"adapter ({cfg.get('interface')}): {clock.method}"
 

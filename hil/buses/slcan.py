@@ -1,0 +1,121 @@
+"""python-can's ``slcan`` driver with the device's own timestamps.
+
+python-can's :class:`can.interfaces.slcan.slcanBus` stamps every received frame with the host's
+``time.time()`` as it parses the line, so each stamp is late by the adapter's USB batching *and*
+by however late the host woke the reader — a wake-up no clock fit can tell from the frame. LAWICEL
+devices (CANable/CANtact-class firmware, CAN232/CANUSB) stamp frames themselves when asked: after
+``Z1`` each frame line ends in four hex digits, the device's millisecond counter wrapping at
+60 000. :class:`TimestampedSlcan` is python-can's driver (same commands, same parser, same
+``interface: slcan`` in the rig) that asks for them while the channel is closed and gives each
+frame the device's time (seconds, 0–60) as ``Message.timestamp``; :class:`hil.clock.AdapterClock`
+maps that onto the run clock. A device that refuses ``Z1`` (BEL) keeps python-can's arrival stamps
+(``timestamps`` False), and the clock says so.
+
+It also measures the least ``V`` (version query) round trip while the channel is closed: no one-way
+trip from the device to the host is longer, so it bounds the transport the clock fit cannot see.
+"""
+
+from __future__ import annotations
+
+import time
+from queue import SimpleQueue
+from typing import Any
+
+from can.interfaces.slcan import slcanBus
+
+Z1_PERIOD_S = 60.0  # the device's millisecond counter wraps at 60 000
+Z1_RESOLUTION_S = 1e-3
+ROUND_TRIPS = 5  # V queries at open: the least of them is the round trip
+QUERY_TIMEOUT_S = 1.0
+
+
+class _Lines:
+    """python-can's queue of lines read while waiting for a reply, remembering the last one taken
+    (python-can's parser does not hand its line back)."""
+
+    def __init__(self, owner: TimestampedSlcan):
+        self._owner = owner
+        self._queue: SimpleQueue[str] = SimpleQueue()
+
+    def qsize(self) -> int:
+        return self._queue.qsize()
+
+    def put_nowait(self, line: str) -> None:
+        self._queue.put_nowait(line)
+
+    def get_nowait(self) -> str:
+        self._owner.last_line = self._queue.get_nowait()
+        return self._owner.last_line
+
+
+class TimestampedSlcan(slcanBus):
+    """python-can's slcan bus with ``Z1`` device timestamps (see the module)."""
+
+    def __init__(self, channel: Any, **kwargs: Any):
+        self.timestamps = False  # the device took Z1: Message.timestamp is its time, else host arrival
+        self.round_trip_ns: int | None = None  # least V round trip at open (None: the device never answered)
+        self.last_line = ""
+        self._open = False
+        super().__init__(channel, **kwargs)
+        self._queue = _Lines(self)  # type: ignore[assignment]
+
+    def open(self) -> None:
+        """``Z1`` and the round trip while the channel is still closed (``Z`` is refused while open),
+        then python-can's ``O``/``L``."""
+        if not self._open:
+            self._write("Z1")
+            reply = self._until_version()
+            self.timestamps = reply == self._OK.decode()
+            trips = []
+            for _ in range(ROUND_TRIPS):
+                start = time.monotonic_ns()
+                if self._until_version() is None:
+                    break
+                trips.append(time.monotonic_ns() - start)
+            self.round_trip_ns = min(trips) if trips else None
+        super().open()
+        self._open = True
+
+    def close(self) -> None:
+        super().close()
+        self._open = False
+
+    def _until_version(self) -> str | None:
+        """Send ``V`` and read up to its answer: the line before it (the answer to the command sent
+        before, while closed nothing else comes), or None if no answer came."""
+        self._write("V")
+        before = None
+        deadline = time.monotonic() + QUERY_TIMEOUT_S
+        while (left := deadline - time.monotonic()) > 0:
+            line = super()._read(left)
+            if line and line.startswith("V"):
+                return before or ""
+            before = line
+        return None
+
+    def _read(self, timeout: float | None) -> str | None:
+        line = super()._read(timeout)
+        if line:
+            self.last_line = line
+        return line
+
+    def _recv_internal(self, timeout: float | None):
+        msg, filtered = super()._recv_internal(timeout)
+        if msg is not None and self.timestamps:
+            stamp = device_ms(self.last_line, msg)
+            if stamp is not None:
+                msg.timestamp = stamp / 1000
+        return msg, filtered
+
+
+def device_ms(line: str, msg: Any) -> int | None:
+    """The ``Z1`` stamp (ms) at the end of frame ``line`` that python-can parsed into ``msg``, or
+    None if the line carries none."""
+    body = line.rstrip("\r")
+    size = 1 + (8 if msg.is_extended_id else 3) + 1 + (0 if msg.is_remote_frame else 2 * len(msg.data))
+    if len(body) != size + 4:
+        return None
+    try:
+        return int(body[size:], 16)
+    except ValueError:
+        return None
