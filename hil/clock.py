@@ -20,6 +20,7 @@ from __future__ import annotations
 import ctypes
 import os
 import time
+from collections.abc import Callable
 
 NS_PER_S = 1_000_000_000
 PR_SET_TIMERSLACK = 29
@@ -122,19 +123,16 @@ class AdapterClock:
     """
 
     def __init__(self, resolution_s: float = 1e-6, period_s: float | None = None, batch_s: float = 0.0,
-                 round_trip_s: float = 0.0, note: str = ""):
-        """``batch_s``, ``round_trip_s``: the delays the fit cannot see (see the class);
-        ``note`` says where they come from."""
+                 round_trip_s: float | Callable[[], float] = 0.0, note: str = ""):
+        """``batch_s``, ``round_trip_s``: the delays the fit cannot see (see the class); a round
+        trip measured as the run goes is a callable, read at every frame; ``note`` says where they
+        come from."""
         self.resolution_ns = max(1, from_seconds(resolution_s))
         self.period_ns = None if period_s is None else from_seconds(period_s)
-        self.unseen_ns = from_seconds(batch_s) + from_seconds(round_trip_s)
-        self.method = (f"lower-envelope fit: run clock = adapter time + offset + drift × adapter time, fitted "
-                       f"to the least delay per {WINDOW_NS / 1e9:g} s window over the last {WINDOWS} windows; "
-                       f"resolution {self.resolution_ns / 1e3:g} µs"
-                       + (f", wraps every {self.period_ns / 1e9:g} s" if self.period_ns else "")
-                       + (f"; unseen delays 0–{self.unseen_ns / 1e3:g} µs (mapped to their middle)"
-                          if self.unseen_ns else "")
-                       + (f"; {note}" if note else ""))
+        self._batch_ns = from_seconds(batch_s)
+        self._round_trip = round_trip_s if callable(round_trip_s) else lambda: round_trip_s
+        self.unseen_ns = self._batch_ns + from_seconds(self._round_trip())
+        self._note = note
         self.frames = 0
         self._origin: int | None = None  # first unwrapped adapter time (ns): the fit's x origin
         self._last_raw: int | None = None
@@ -147,6 +145,16 @@ class AdapterClock:
         self._last_x = 0
 
     @property
+    def method(self) -> str:
+        """How times are mapped and what the bound holds, with the unseen delays as they stand."""
+        return (f"lower-envelope fit: run clock = adapter time + offset + drift × adapter time, fitted "
+                f"to the least delay per {WINDOW_NS / 1e9:g} s window over the last {WINDOWS} windows; "
+                f"resolution {self.resolution_ns / 1e3:g} µs"
+                + (f", wraps every {self.period_ns / 1e9:g} s" if self.period_ns else "")
+                + (f"; unseen delays 0–{self.unseen_ns / 1e3:g} µs (mapped to their middle)" if self.unseen_ns else "")
+                + (f"; {self._note}" if self._note else ""))
+
+    @property
     def drift_ppm(self) -> float:
         """The fitted drift of the run clock against the adapter's (ppm; 0 before a fit)."""
         return 0.0 if self._line is None else self._line[1] * 1e6
@@ -155,6 +163,7 @@ class AdapterClock:
         """Run-clock time of a frame stamped ``adapter_ts_s`` by the adapter and received (handed
         to the host) at ``received_ns``."""
         x = self._unwrap(from_seconds(adapter_ts_s), received_ns)
+        self.unseen_ns = self._batch_ns + from_seconds(self._round_trip())
         delay = received_ns - x - self._origin
         self.frames += 1
         self._last_x = x

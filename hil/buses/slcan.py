@@ -11,13 +11,16 @@ frame the device's time (seconds, 0–60) as ``Message.timestamp``; :class:`hil.
 maps that onto the run clock. A device that refuses ``Z1`` (BEL) keeps python-can's arrival stamps
 (``timestamps`` False), and the clock says so.
 
-It also measures the least ``V`` (version query) round trip while the channel is closed: no one-way
-trip from the device to the host is longer, so it bounds the transport the clock fit cannot see.
+It also measures ``V`` (version query) round trips — five while the channel is closed, then one
+every :data:`QUERY_EVERY_S` as frames are read, so under the load the frames meet: a frame's trip
+from the device to the host is no longer than a round trip taken beside it, so they bound the
+transport the clock fit cannot see (:attr:`TimestampedSlcan.round_trip_ns`).
 """
 
 from __future__ import annotations
 
 import time
+from collections import deque
 from queue import SimpleQueue
 from typing import Any
 
@@ -25,8 +28,11 @@ from can.interfaces.slcan import slcanBus
 
 Z1_PERIOD_S = 60.0  # the device's millisecond counter wraps at 60 000
 Z1_RESOLUTION_S = 1e-3
-ROUND_TRIPS = 5  # V queries at open: the least of them is the round trip
-QUERY_TIMEOUT_S = 1.0
+ROUND_TRIPS = 5  # V queries at open
+QUERY_EVERY_S = 0.25  # a V query while frames are read, this often
+QUERY_TIMEOUT_S = 1.0  # a query unanswered this long is given up (and asked again)
+TRIP_WINDOW_NS = 1_000_000_000  # round trips: the least per second ...
+TRIP_WINDOWS = 120  # ... over the last two minutes (as AdapterClock's fit)
 
 
 class _Lines:
@@ -53,26 +59,30 @@ class TimestampedSlcan(slcanBus):
 
     def __init__(self, channel: Any, **kwargs: Any):
         self.timestamps = False  # the device took Z1: Message.timestamp is its time, else host arrival
-        self.round_trip_ns: int | None = None  # least V round trip at open (None: the device never answered)
         self.last_line = ""
         self._open = False
+        self._trips: deque[tuple[int, int]] = deque(maxlen=TRIP_WINDOWS)  # (second, least round trip in it)
+        self._asked: int | None = None  # when the V query in flight was written
+        self._next_query = 0  # run-clock ns: ask again once reading frames past this
         super().__init__(channel, **kwargs)
         self._queue = _Lines(self)  # type: ignore[assignment]
 
+    @property
+    def round_trip_ns(self) -> int | None:
+        """The median, over the last :data:`TRIP_WINDOWS` seconds, of each second's least ``V`` round
+        trip (None: the device never answered)."""
+        least = sorted(trip for _, trip in self._trips)
+        return least[len(least) // 2] if least else None
+
     def open(self) -> None:
-        """``Z1`` and the round trip while the channel is still closed (``Z`` is refused while open),
-        then python-can's ``O``/``L``."""
+        """``Z1`` and the first round trips while the channel is still closed (``Z`` is refused while
+        open), then python-can's ``O``/``L``."""
         if not self._open:
             self._write("Z1")
-            reply = self._until_version()
-            self.timestamps = reply == self._OK.decode()
-            trips = []
+            self.timestamps = self._until_version() == self._OK.decode()
             for _ in range(ROUND_TRIPS):
-                start = time.monotonic_ns()
                 if self._until_version() is None:
                     break
-                trips.append(time.monotonic_ns() - start)
-            self.round_trip_ns = min(trips) if trips else None
         super().open()
         self._open = True
 
@@ -80,14 +90,18 @@ class TimestampedSlcan(slcanBus):
         super().close()
         self._open = False
 
+    def _ask_version(self) -> None:
+        self._asked = time.monotonic_ns()
+        self._write("V")
+
     def _until_version(self) -> str | None:
         """Send ``V`` and read up to its answer: the line before it (the answer to the command sent
         before, while closed nothing else comes), or None if no answer came."""
-        self._write("V")
+        self._ask_version()
         before = None
         deadline = time.monotonic() + QUERY_TIMEOUT_S
         while (left := deadline - time.monotonic()) > 0:
-            line = super()._read(left)
+            line = self._read(left)
             if line and line.startswith("V"):
                 return before or ""
             before = line
@@ -97,9 +111,21 @@ class TimestampedSlcan(slcanBus):
         line = super()._read(timeout)
         if line:
             self.last_line = line
+            if line.startswith("V") and self._asked is not None:
+                now = time.monotonic_ns()
+                second, trip = now // TRIP_WINDOW_NS, now - self._asked
+                if self._trips and self._trips[-1][0] == second:
+                    trip = min(trip, self._trips.pop()[1])
+                self._trips.append((second, trip))
+                self._asked = None
         return line
 
     def _recv_internal(self, timeout: float | None):
+        now = time.monotonic_ns()
+        if self._open and self.timestamps and now >= self._next_query:
+            self._next_query = now + round(QUERY_EVERY_S * 1e9)
+            if self._asked is None or now - self._asked > QUERY_TIMEOUT_S * 1e9:  # none in flight, or lost
+                self._ask_version()
         msg, filtered = super()._recv_internal(timeout)
         if msg is not None and self.timestamps:
             stamp = device_ms(self.last_line, msg)

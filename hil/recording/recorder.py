@@ -53,8 +53,8 @@ def adapter_clock(spec: Any, cfg: dict[str, Any], bus: Any = None) -> AdapterClo
     """The clock for a bus with adapter timestamps (``cfg``: how it is opened; ``bus``: the open
     bus). An SLCAN device opened by hil (:mod:`hil.buses.slcan`) stamps each frame with its own
     millisecond counter (``Z1``, wrapping at 60 s) before its USB batch waits for the host; the
-    envelope sees only the least batching and trip, so the bound holds a batch and the least ``V``
-    round trip, no one-way trip being longer. A device that refused ``Z1`` leaves python-can's
+    envelope sees only the least batching and trip, so the bound holds a batch and the ``V`` round
+    trips the driver measures as it reads (no one-way trip being longer than a round trip beside it). A device that refused ``Z1`` leaves python-can's
     host ``time.time()`` on arrival, late by the batching. A socketcand server stamps a frame at
     its end, then it reaches the host in a batch and a TCP trip: the bound holds the batch and the
     echo round trip (measured here)."""
@@ -67,9 +67,10 @@ def adapter_clock(spec: Any, cfg: dict[str, Any], bus: Any = None) -> AdapterClo
         trip = getattr(bus, "round_trip_ns", None)
         if getattr(bus, "timestamps", False) and trip is not None:
             return AdapterClock(resolution_s=Z1_RESOLUTION_S, period_s=Z1_PERIOD_S, batch_s=batch,
-                                round_trip_s=trip / 1e9,
+                                round_trip_s=lambda: bus.round_trip_ns / 1e9,
                                 note=f"the device's Z1 stamps, then USB batching of up to {batch * 1e3:g} ms and a "
-                                     f"trip of at most the least V round trip, {trip / 1e3:.0f} µs")
+                                     f"trip of at most the V round trip (each second's least, their median; "
+                                     f"{trip / 1e3:.0f} µs at open)")
         return AdapterClock(batch_s=batch, note=f"the device refused Z1: python-can's slcan driver stamps on "
                                                 f"arrival (host time.time()), after USB batching of up to "
                                                 f"{batch * 1e3:g} ms, and host wake-ups are not bounded")

@@ -279,6 +279,11 @@ def test_hil_opens_slcan_with_the_devices_own_timestamps(tmp_path):
             node.send(can.Message(arbitration_id=0x1ABCDE, is_remote_frame=True, dlc=3))
             got = host.recv(5)
             assert got.is_remote_frame and got.dlc == 3 and 0 <= got.timestamp < 60
+            # round trips go on beside the frames, under the load they meet: a V query every 0.25 s read
+            end = time.monotonic() + 2.2
+            while time.monotonic() < end:
+                assert host.recv(0.05) is None  # the V answers are no frames
+            assert len(host._trips) >= 2 and host.round_trip_ns > 0
         finally:
             host.shutdown()
             node.shutdown()

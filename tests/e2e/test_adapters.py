@@ -30,7 +30,7 @@ def test_the_smoke_suite_runs_with_its_chassis_bus_behind_an_emulated_adapter(tm
     assert clock["error_bound_ns"] >= 500_000
     if interface == "slcan":  # the device's own stamps (not python-can's on arrival), 1 ms ticks, and the
         # trip after the batch bounded by the least V round trip
-        assert "the device's Z1 stamps" in clock["method"] and "least V round trip" in clock["method"]
+        assert "the device's Z1 stamps" in clock["method"] and "V round trip" in clock["method"]
         assert clock["resolution_ns"] == 1_000_000 and clock["error_bound_ns"] >= 1_000_000
     else:  # the TCP trip after the server's stamp, bounded by the echo round trip
         assert "least echo round trip" in clock["method"]
