@@ -64,7 +64,8 @@ def clock_errors(interface: str, tmp: Path, seconds: float = 10.0, every_ns: int
         "bitrate": 500000, "options": options, "adapter": {"batch": "1ms", "drift_ppm": 100}}}})
     with RigBuses(rig, tmp / f"clock-{interface}") as buses:
         host = buses.open_can("chassis")
-        clock = adapter_clock(rig.buses["chassis"], buses.can_config("chassis"), host)
+        opened = [host]
+        clock = adapter_clock(rig.buses["chassis"], buses.can_config("chassis"), host, opened)
         sender = can.Bus(**buses.can_config("chassis", side="device"))
         witness = can.Bus(**buses.can_config("chassis", side="device"), hold=False)
         ends, mapped, stop = {}, {}, threading.Event()
@@ -91,14 +92,15 @@ def clock_errors(interface: str, tmp: Path, seconds: float = 10.0, every_ns: int
             stop.set()
             for t in threads:
                 t.join()
-            for bus in (host, sender, witness):
+            for bus in (*opened, sender, witness):
                 bus.shutdown()
     skip = int(2e9 // every_ns)
     errors = sorted(mapped[i] - ends[i] for i in mapped if i >= skip and i in ends)
     bound = clock.error_bound_ns()
     pick = lambda q: errors[min(len(errors) - 1, int(q * len(errors)))]  # noqa: E731
     return {"frames": len(errors), "error_ns": {"p0": errors[0], "p50": pick(0.5), "p99": pick(0.99), "max": errors[-1]},
-            "error_bound_ns": bound, "within": sum(abs(e) <= bound for e in errors), "method": clock.method}
+            "error_bound_ns": bound, "within": sum(abs(e) <= bound for e in errors), "method": clock.method,
+            "drift_ppm": clock.drift_ppm}
 
 
 def main() -> None:

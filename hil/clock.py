@@ -20,6 +20,7 @@ from __future__ import annotations
 import ctypes
 import os
 import time
+from collections import deque
 from collections.abc import Callable
 
 NS_PER_S = 1_000_000_000
@@ -223,6 +224,30 @@ class AdapterClock:
             self._line = _lower_line(self._minima)
             a, b = self._line
             self._spread_ns = sorted(d - (a + b * x) for x, d in self._minima)[len(self._minima) // 2]
+
+
+class RoundTrips:
+    """Round trips to an adapter measured as a run goes, beside its frames and so under the load
+    they meet: each second's least over the last :data:`WINDOWS` seconds, and the greatest of those
+    (:meth:`ns`), what an :class:`AdapterClock` takes as the bound of the trip no frame shows — its
+    fit may rest on any of those seconds, and in each the promptest frame was at worst about as
+    late as that second's promptest round trip (a quiet moment's round trip is no bound under load)."""
+
+    def __init__(self) -> None:
+        self._least: deque[tuple[int, int]] = deque(maxlen=WINDOWS)  # (second of the run clock, least trip)
+
+    def __len__(self) -> int:
+        return len(self._least)
+
+    def add(self, trip_ns: int) -> None:
+        second = now_ns() // WINDOW_NS
+        if self._least and self._least[-1][0] == second:
+            trip_ns = min(trip_ns, self._least.pop()[1])
+        self._least.append((second, trip_ns))
+
+    def ns(self) -> int | None:
+        """The greatest of the seconds' least round trips (None before the first)."""
+        return max((trip for _, trip in self._least), default=None)
 
 
 WINDOW_NS = 1_000_000_000  # AdapterClock: one lower-envelope point per second of adapter time

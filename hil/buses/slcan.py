@@ -20,19 +20,18 @@ transport the clock fit cannot see (:attr:`TimestampedSlcan.round_trip_ns`).
 from __future__ import annotations
 
 import time
-from collections import deque
 from queue import SimpleQueue
 from typing import Any
 
 from can.interfaces.slcan import slcanBus
+
+from hil.clock import RoundTrips
 
 Z1_PERIOD_S = 60.0  # the device's millisecond counter wraps at 60 000
 Z1_RESOLUTION_S = 1e-3
 ROUND_TRIPS = 5  # V queries at open
 QUERY_EVERY_S = 0.25  # a V query while frames are read, this often
 QUERY_TIMEOUT_S = 1.0  # a query unanswered this long is given up (and asked again)
-TRIP_WINDOW_NS = 1_000_000_000  # round trips: the least per second ...
-TRIP_WINDOWS = 120  # ... over the last two minutes (as AdapterClock's fit)
 
 
 class _Lines:
@@ -61,7 +60,7 @@ class TimestampedSlcan(slcanBus):
         self.timestamps = False  # the device took Z1: Message.timestamp is its time, else host arrival
         self.last_line = ""
         self._open = False
-        self._trips: deque[tuple[int, int]] = deque(maxlen=TRIP_WINDOWS)  # (second, least round trip in it)
+        self.trips = RoundTrips()
         self._asked: int | None = None  # when the V query in flight was written
         self._next_query = 0  # run-clock ns: ask again once reading frames past this
         super().__init__(channel, **kwargs)
@@ -69,10 +68,8 @@ class TimestampedSlcan(slcanBus):
 
     @property
     def round_trip_ns(self) -> int | None:
-        """The median, over the last :data:`TRIP_WINDOWS` seconds, of each second's least ``V`` round
-        trip (None: the device never answered)."""
-        least = sorted(trip for _, trip in self._trips)
-        return least[len(least) // 2] if least else None
+        """The ``V`` round trip (:meth:`hil.clock.RoundTrips.ns`; None: the device never answered)."""
+        return self.trips.ns()
 
     def open(self) -> None:
         """``Z1`` and the first round trips while the channel is still closed (``Z`` is refused while
@@ -112,11 +109,7 @@ class TimestampedSlcan(slcanBus):
         if line:
             self.last_line = line
             if line.startswith("V") and self._asked is not None:
-                now = time.monotonic_ns()
-                second, trip = now // TRIP_WINDOW_NS, now - self._asked
-                if self._trips and self._trips[-1][0] == second:
-                    trip = min(trip, self._trips.pop()[1])
-                self._trips.append((second, trip))
+                self.trips.add(time.monotonic_ns() - self._asked)
                 self._asked = None
         return line
 

@@ -283,7 +283,7 @@ def test_hil_opens_slcan_with_the_devices_own_timestamps(tmp_path):
             end = time.monotonic() + 2.2
             while time.monotonic() < end:
                 assert host.recv(0.05) is None  # the V answers are no frames
-            assert len(host._trips) >= 2 and host.round_trip_ns > 0
+            assert len(host.trips) >= 2 and host.round_trip_ns > 0
         finally:
             host.shutdown()
             node.shutdown()
