@@ -46,7 +46,8 @@ def run(rig: str, tmp: Path) -> dict:
     return json.loads((out / "results.json").read_text())["benches"][0]
 
 
-def clock_errors(interface: str, tmp: Path, seconds: float = 10.0, every_ns: int = 10_000_000) -> dict:
+def clock_errors(interface: str, tmp: Path, seconds: float = 10.0, every_ns: int = 10_000_000,
+                 drift_ppm: float = 100) -> dict:
     """Mapped time − end of frame, per frame, through the emulated ``interface`` adapter."""
     import threading
     import time
@@ -61,7 +62,7 @@ def clock_errors(interface: str, tmp: Path, seconds: float = 10.0, every_ns: int
     options = {"sleep_after_open": 0} if interface == "slcan" else {"host": "127.0.0.1"}
     rig = Rig.model_validate({"name": "clock", "buses": {"chassis": {
         "kind": "can", "emulated": True, "interface": interface, "channel": "ttyACM0" if interface == "slcan" else "can0",
-        "bitrate": 500000, "options": options, "adapter": {"batch": "1ms", "drift_ppm": 100}}}})
+        "bitrate": 500000, "options": options, "adapter": {"batch": "1ms", "drift_ppm": drift_ppm}}}})
     with RigBuses(rig, tmp / f"clock-{interface}") as buses:
         host = buses.open_can("chassis")
         opened = [host]
@@ -108,16 +109,18 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--clock-only", type=float, metavar="SECONDS",
                         help="only the clock part, SECONDS of frames per adapter (prints its JSON)")
+    parser.add_argument("--drift-ppm", type=float, default=100, help="the emulated adapters' drift (clock part)")
     args = parser.parse_args()
     if args.clock_only:
         with tempfile.TemporaryDirectory() as d:
-            print(json.dumps({name: clock_errors(name, Path(d), args.clock_only) for name in RESOLUTION_NS}, indent=2))
+            print(json.dumps({name: clock_errors(name, Path(d), args.clock_only, drift_ppm=args.drift_ppm)
+                              for name in RESOLUTION_NS}, indent=2))
         return
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         benches = {name: run(rig, tmp) for name, rig in RIGS.items()}
-        clocks = {name: clock_errors(name, tmp) for name in RESOLUTION_NS}
+        clocks = {name: clock_errors(name, tmp, drift_ppm=args.drift_ppm) for name in RESOLUTION_NS}
     p50 = {name: {probe: p["stats"]["p50"] for probe, p in b["probes"].items()} for name, b in benches.items()}
     noise = {probe: abs(p50["simcan-again"][probe] - p50["simcan"][probe]) for probe in p50["simcan"]}
     out = {"load_average": {"before": load_before, "after": os.getloadavg()},

@@ -251,6 +251,7 @@ class RoundTrips:
 
 
 WINDOW_NS = 1_000_000_000  # AdapterClock: one lower-envelope point per second of adapter time
+ROUND_TRIP_EVERY_NS = 250_000_000  # RoundTrips: a round trip beside the frames this often (four a second)
 WINDOWS = 120  # AdapterClock: the envelope fitted over the last two minutes
 MAX_DRIFT = 1e-3  # AdapterClock: no oscillator is off by more than 1000 ppm
 

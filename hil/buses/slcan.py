@@ -12,7 +12,7 @@ maps that onto the run clock. A device that refuses ``Z1`` (BEL) keeps python-ca
 (``timestamps`` False), and the clock says so.
 
 It also measures ``V`` (version query) round trips — five while the channel is closed, then one
-every :data:`QUERY_EVERY_S` as frames are read, so under the load the frames meet: a frame's trip
+every :data:`hil.clock.ROUND_TRIP_EVERY_NS` as frames are read, so under the load the frames meet: a frame's trip
 from the device to the host is no longer than a round trip taken beside it, so they bound the
 transport the clock fit cannot see (:attr:`TimestampedSlcan.round_trip_ns`).
 """
@@ -25,12 +25,11 @@ from typing import Any
 
 from can.interfaces.slcan import slcanBus
 
-from hil.clock import RoundTrips
+from hil.clock import ROUND_TRIP_EVERY_NS, RoundTrips
 
 Z1_PERIOD_S = 60.0  # the device's millisecond counter wraps at 60 000
 Z1_RESOLUTION_S = 1e-3
 ROUND_TRIPS = 5  # V queries at open
-QUERY_EVERY_S = 0.25  # a V query while frames are read, this often
 QUERY_TIMEOUT_S = 1.0  # a query unanswered this long is given up (and asked again)
 
 
@@ -116,7 +115,7 @@ class TimestampedSlcan(slcanBus):
     def _recv_internal(self, timeout: float | None):
         now = time.monotonic_ns()
         if self._open and self.timestamps and now >= self._next_query:
-            self._next_query = now + round(QUERY_EVERY_S * 1e9)
+            self._next_query = now + ROUND_TRIP_EVERY_NS
             if self._asked is None or now - self._asked > QUERY_TIMEOUT_S * 1e9:  # none in flight, or lost
                 self._ask_version()
         msg, filtered = super()._recv_internal(timeout)

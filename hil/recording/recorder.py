@@ -31,7 +31,7 @@ from typing import Any
 
 
 from hil import __version__
-from hil.clock import WINDOW_NS, AdapterClock, RoundTrips, epoch_offset_ns, frame_ns, now_ns
+from hil.clock import ROUND_TRIP_EVERY_NS, AdapterClock, RoundTrips, epoch_offset_ns, frame_ns, now_ns
 from hil.errors import RecordingError
 from hil.recording import schema
 from hil.recording.mcapwriter import McapWriter
@@ -87,8 +87,8 @@ def adapter_clock(spec: Any, cfg: dict[str, Any], bus: Any = None, opened: list 
 
 class EchoTrips:
     """socketcand ``< echo >`` round trips on a connection of the recorder's own (twenty at open,
-    then one a second as frames are mapped), as seconds for :class:`AdapterClock`; ``shutdown``
-    closes the connection."""
+    then one every :data:`~hil.clock.ROUND_TRIP_EVERY_NS` as frames are mapped), as seconds for
+    :class:`AdapterClock`; ``shutdown`` closes the connection."""
 
     def __init__(self, cfg: dict[str, Any], at_open: int = 20):
         from hil.buses.adapters import EchoProbe
@@ -101,11 +101,11 @@ class EchoTrips:
         except OSError as exc:
             raise RecordingError(f"socketcand server {cfg['host']}: no echo round trip on {cfg['channel']}: "
                                  f"{exc}") from None
-        self._next = now_ns() + WINDOW_NS
+        self._next = now_ns() + ROUND_TRIP_EVERY_NS
 
     def __call__(self) -> float:
         if now_ns() >= self._next:
-            self._next = now_ns() + WINDOW_NS
+            self._next = now_ns() + ROUND_TRIP_EVERY_NS
             try:
                 self.trips.add(self._probe.trip_ns())
             except OSError:  # the server went: the bus readers say so

@@ -33,7 +33,7 @@ def test_the_smoke_suite_runs_with_its_chassis_bus_behind_an_emulated_adapter(tm
         assert "the device's Z1 stamps" in clock["method"] and "V round trip" in clock["method"]
         assert clock["resolution_ns"] == 1_000_000 and clock["error_bound_ns"] >= 1_000_000
     else:  # the TCP trip after the server's stamp, bounded by the echo round trip
-        assert "least echo round trip" in clock["method"]
+        assert "echo round trip" in clock["method"]
     # every latency that touches chassis carries the adapter clock's bound
     assert "adapter clock of chassis" in bench["probes"]["radar-to-request"]["harness"]["parts"]
     assert "chassis (adapter clock)" in r.stdout
