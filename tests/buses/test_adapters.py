@@ -274,6 +274,8 @@ def test_hil_opens_slcan_with_the_devices_own_timestamps(tmp_path):
         try:
             assert isinstance(host, TimestampedSlcan) and host.timestamps
             assert 0 < host.round_trip_ns < 1_000_000_000
+            host.send(can.Message(arbitration_id=0x7FF, is_extended_id=False))  # the device has taken O
+            assert node.recv(5).arbitration_id == 0x7FF
             for data in ([1, 2], []):
                 node.send(can.Message(arbitration_id=0x123, data=data, is_extended_id=False))
                 got = host.recv(5)
