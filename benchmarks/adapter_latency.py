@@ -5,10 +5,10 @@ Runs ``benches/aeb-smoke.yaml`` (the real ``hil run``) on ``rigs/sim-aeb.yaml`` 
 adapter: python-can's ``slcan`` / ``socketcand`` driver, the AdapterClock), then the all-simcan rig
 again as the anchor: how far two runs of the same rig differ on this host at this load. For each
 probe, the p50 latency of each adapter run minus the all-simcan run's, and the allowance: the
-adapter's timestamp resolution (1 µs: python-can's float of ``time.time()`` for SLCAN, the
-server's µs for socketcand) plus the clock error bound hil reported for chassis (which holds the
-USB batch the stamps may be late by and, for socketcand, the echo round trip that bounds the TCP
-trip after the stamp), plus the anchor's own run-to-run difference. Goal: every |difference|
+adapter's timestamp resolution (1 ms: the SLCAN device's ``Z1`` counter; the server's µs for
+socketcand) plus the clock error bound hil reported for chassis (which holds half a tick, the USB
+batch between stamp and host and the least round trip — SLCAN's ``V`` query, socketcand's echo —
+that bounds the trip after it), plus the anchor's own run-to-run difference. Goal: every |difference|
 within its allowance (on a quiet host: the figures are host-load sensitive, hence a benchmark).
 Printed beside them: the all-simcan p50s, the load average before and after.
 
@@ -18,7 +18,7 @@ grid (as hil's emulated nodes send, the hardest case for batching) through each 
 the end of frame a simcan witness saw: the mapped time's error (p0, p50, p99, max, after the first
 two seconds) and the bound the clock reported; goal: every error within the bound.
 
-    python benchmarks/adapter_latency.py [--json]
+    python benchmarks/adapter_latency.py [--json] [--clock-only SECONDS]
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RIGS = {"simcan": "rigs/sim-aeb.yaml", "slcan": "rigs/sim-aeb-slcan.yaml", "socketcand": "rigs/sim-aeb-socketcand.yaml",
         "simcan-again": "rigs/sim-aeb.yaml"}
-RESOLUTION_NS = {"slcan": 1_000, "socketcand": 1_000}  # the batch they may be late by is in the clock bound
+RESOLUTION_NS = {"slcan": 1_000_000, "socketcand": 1_000}  # the device's Z1 ms, the server's µs; the batch is in the bound
 
 
 def run(rig: str, tmp: Path) -> dict:
@@ -46,7 +46,8 @@ def run(rig: str, tmp: Path) -> dict:
     return json.loads((out / "results.json").read_text())["benches"][0]
 
 
-def clock_errors(interface: str, tmp: Path, seconds: float = 10.0, every_ns: int = 10_000_000) -> dict:
+def clock_errors(interface: str, tmp: Path, seconds: float = 10.0, every_ns: int = 10_000_000,
+                 drift_ppm: float = 100) -> dict:
     """Mapped time − end of frame, per frame, through the emulated ``interface`` adapter."""
     import threading
     import time
@@ -61,10 +62,11 @@ def clock_errors(interface: str, tmp: Path, seconds: float = 10.0, every_ns: int
     options = {"sleep_after_open": 0} if interface == "slcan" else {"host": "127.0.0.1"}
     rig = Rig.model_validate({"name": "clock", "buses": {"chassis": {
         "kind": "can", "emulated": True, "interface": interface, "channel": "ttyACM0" if interface == "slcan" else "can0",
-        "bitrate": 500000, "options": options, "adapter": {"batch": "1ms", "drift_ppm": 100}}}})
+        "bitrate": 500000, "options": options, "adapter": {"batch": "1ms", "drift_ppm": drift_ppm}}}})
     with RigBuses(rig, tmp / f"clock-{interface}") as buses:
         host = buses.open_can("chassis")
-        clock = adapter_clock(rig.buses["chassis"], buses.can_config("chassis"))
+        opened = [host]
+        clock = adapter_clock(rig.buses["chassis"], buses.can_config("chassis"), host, opened)
         sender = can.Bus(**buses.can_config("chassis", side="device"))
         witness = can.Bus(**buses.can_config("chassis", side="device"), hold=False)
         ends, mapped, stop = {}, {}, threading.Event()
@@ -91,25 +93,34 @@ def clock_errors(interface: str, tmp: Path, seconds: float = 10.0, every_ns: int
             stop.set()
             for t in threads:
                 t.join()
-            for bus in (host, sender, witness):
+            for bus in (*opened, sender, witness):
                 bus.shutdown()
     skip = int(2e9 // every_ns)
     errors = sorted(mapped[i] - ends[i] for i in mapped if i >= skip and i in ends)
     bound = clock.error_bound_ns()
     pick = lambda q: errors[min(len(errors) - 1, int(q * len(errors)))]  # noqa: E731
     return {"frames": len(errors), "error_ns": {"p0": errors[0], "p50": pick(0.5), "p99": pick(0.99), "max": errors[-1]},
-            "error_bound_ns": bound, "within": sum(abs(e) <= bound for e in errors), "method": clock.method}
+            "error_bound_ns": bound, "within": sum(abs(e) <= bound for e in errors), "method": clock.method,
+            "drift_ppm": clock.drift_ppm}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--clock-only", type=float, metavar="SECONDS",
+                        help="only the clock part, SECONDS of frames per adapter (prints its JSON)")
+    parser.add_argument("--drift-ppm", type=float, default=100, help="the emulated adapters' drift (clock part)")
     args = parser.parse_args()
+    if args.clock_only:
+        with tempfile.TemporaryDirectory() as d:
+            print(json.dumps({name: clock_errors(name, Path(d), args.clock_only, drift_ppm=args.drift_ppm)
+                              for name in RESOLUTION_NS}, indent=2))
+        return
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         benches = {name: run(rig, tmp) for name, rig in RIGS.items()}
-        clocks = {name: clock_errors(name, tmp) for name in RESOLUTION_NS}
+        clocks = {name: clock_errors(name, tmp, drift_ppm=args.drift_ppm) for name in RESOLUTION_NS}
     p50 = {name: {probe: p["stats"]["p50"] for probe, p in b["probes"].items()} for name, b in benches.items()}
     noise = {probe: abs(p50["simcan-again"][probe] - p50["simcan"][probe]) for probe in p50["simcan"]}
     out = {"load_average": {"before": load_before, "after": os.getloadavg()},

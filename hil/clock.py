@@ -20,6 +20,8 @@ from __future__ import annotations
 import ctypes
 import os
 import time
+from collections import deque
+from collections.abc import Callable
 
 NS_PER_S = 1_000_000_000
 PR_SET_TIMERSLACK = 29
@@ -104,33 +106,34 @@ class AdapterClock:
     Timestamps that wrap (``period_s``, e.g. 60 s for SLCAN's ``Z1``) are unwrapped against the
     arrival time, so even a silence longer than the period is no lost lap.
 
-    What arrival times cannot show is given: how late the stamps may be by construction
-    (``stamped_late_s``: a driver that stamps on arrival, a server whose kernel stamps after the
-    adapter's USB batch) and the transport floor after the stamp, which the envelope takes for
+    What arrival times cannot show is given: the adapter's USB batching (``batch_s``: a driver that
+    stamps on arrival, a server whose kernel stamps after the adapter's batch, or a device's own
+    stamp, taken before its batch waits for the host, are late or early by up to one batch) and the
+    transport floor after the stamp, which the envelope takes for
     offset (mapped times are late by it); ``round_trip_s``, the least round trip to the adapter
-    (socketcand's echo), bounds that floor, as no one-way trip is longer than a round trip. Each
-    is a delay known only to lie between 0 and its value, so a mapped time is moved half of their
-    sum earlier and the bound holds the other half.
+    (socketcand's echo, an SLCAN device's ``V`` query), bounds that floor, as no one-way trip is
+    longer than a round trip. Each is a delay known only to lie between 0 and its value, so a mapped
+    time is moved half of their sum earlier and the bound holds the other half. (The least delay
+    the envelope finds is some frame's tick fraction plus batching wait; against any frame's tick
+    fraction it is at most that frame's wait, one batch, more and one tick less: centred, half of
+    each is the bound.)
 
     Error bound (:meth:`error_bound_ns`): half the resolution, half of those unseen delays, plus how
     far the median window's least delay lies above the line (the envelope is a line only within
     that), plus the drift over the first two windows (frames mapped before the first fit).
     """
 
-    def __init__(self, resolution_s: float = 1e-6, period_s: float | None = None, stamped_late_s: float = 0.0,
-                 round_trip_s: float = 0.0, note: str = ""):
-        """``stamped_late_s``, ``round_trip_s``: the delays the fit cannot see (see the class);
-        ``note`` says where they come from."""
+    def __init__(self, resolution_s: float = 1e-6, period_s: float | None = None, batch_s: float = 0.0,
+                 round_trip_s: float | Callable[[], float] = 0.0, note: str = ""):
+        """``batch_s``, ``round_trip_s``: the delays the fit cannot see (see the class); a round
+        trip measured as the run goes is a callable, read at every frame; ``note`` says where they
+        come from."""
         self.resolution_ns = max(1, from_seconds(resolution_s))
         self.period_ns = None if period_s is None else from_seconds(period_s)
-        self.unseen_ns = from_seconds(stamped_late_s) + from_seconds(round_trip_s)
-        self.method = (f"lower-envelope fit: run clock = adapter time + offset + drift × adapter time, fitted "
-                       f"to the least delay per {WINDOW_NS / 1e9:g} s window over the last {WINDOWS} windows; "
-                       f"resolution {self.resolution_ns / 1e3:g} µs"
-                       + (f", wraps every {self.period_ns / 1e9:g} s" if self.period_ns else "")
-                       + (f"; unseen delays 0–{self.unseen_ns / 1e3:g} µs (mapped to their middle)"
-                          if self.unseen_ns else "")
-                       + (f"; {note}" if note else ""))
+        self._batch_ns = from_seconds(batch_s)
+        self._round_trip = round_trip_s if callable(round_trip_s) else lambda: round_trip_s
+        self.unseen_ns = self._batch_ns + from_seconds(self._round_trip())
+        self._note = note
         self.frames = 0
         self._origin: int | None = None  # first unwrapped adapter time (ns): the fit's x origin
         self._last_raw: int | None = None
@@ -143,6 +146,16 @@ class AdapterClock:
         self._last_x = 0
 
     @property
+    def method(self) -> str:
+        """How times are mapped and what the bound holds, with the unseen delays as they stand."""
+        return (f"lower-envelope fit: run clock = adapter time + offset + drift × adapter time, fitted "
+                f"to the least delay per {WINDOW_NS / 1e9:g} s window over the last {WINDOWS} windows; "
+                f"resolution {self.resolution_ns / 1e3:g} µs"
+                + (f", wraps every {self.period_ns / 1e9:g} s" if self.period_ns else "")
+                + (f"; unseen delays 0–{self.unseen_ns / 1e3:g} µs (mapped to their middle)" if self.unseen_ns else "")
+                + (f"; {self._note}" if self._note else ""))
+
+    @property
     def drift_ppm(self) -> float:
         """The fitted drift of the run clock against the adapter's (ppm; 0 before a fit)."""
         return 0.0 if self._line is None else self._line[1] * 1e6
@@ -151,6 +164,7 @@ class AdapterClock:
         """Run-clock time of a frame stamped ``adapter_ts_s`` by the adapter and received (handed
         to the host) at ``received_ns``."""
         x = self._unwrap(from_seconds(adapter_ts_s), received_ns)
+        self.unseen_ns = self._batch_ns + from_seconds(self._round_trip())
         delay = received_ns - x - self._origin
         self.frames += 1
         self._last_x = x
@@ -212,7 +226,32 @@ class AdapterClock:
             self._spread_ns = sorted(d - (a + b * x) for x, d in self._minima)[len(self._minima) // 2]
 
 
+class RoundTrips:
+    """Round trips to an adapter measured as a run goes, beside its frames and so under the load
+    they meet: each second's least over the last :data:`WINDOWS` seconds, and the greatest of those
+    (:meth:`ns`), what an :class:`AdapterClock` takes as the bound of the trip no frame shows — its
+    fit may rest on any of those seconds, and in each the promptest frame was at worst about as
+    late as that second's promptest round trip (a quiet moment's round trip is no bound under load)."""
+
+    def __init__(self) -> None:
+        self._least: deque[tuple[int, int]] = deque(maxlen=WINDOWS)  # (second of the run clock, least trip)
+
+    def __len__(self) -> int:
+        return len(self._least)
+
+    def add(self, trip_ns: int) -> None:
+        second = now_ns() // WINDOW_NS
+        if self._least and self._least[-1][0] == second:
+            trip_ns = min(trip_ns, self._least.pop()[1])
+        self._least.append((second, trip_ns))
+
+    def ns(self) -> int | None:
+        """The greatest of the seconds' least round trips (None before the first)."""
+        return max((trip for _, trip in self._least), default=None)
+
+
 WINDOW_NS = 1_000_000_000  # AdapterClock: one lower-envelope point per second of adapter time
+ROUND_TRIP_EVERY_NS = 250_000_000  # RoundTrips: a round trip beside the frames this often (four a second)
 WINDOWS = 120  # AdapterClock: the envelope fitted over the last two minutes
 MAX_DRIFT = 1e-3  # AdapterClock: no oscillator is off by more than 1000 ppm
 

@@ -82,7 +82,7 @@ def test_delays_the_fit_cannot_see_are_mapped_to_their_middle_and_held_by_the_bo
     blind = AdapterClock()
     late = max(blind.to_run_clock(s, a) - t for t, s, a in frames[-500:])
     assert late > blind.error_bound_ns()  # the gap this closes
-    told = AdapterClock(round_trip_s=2.5 * FLOOR_NS / 1e9, stamped_late_s=1e-4)
+    told = AdapterClock(round_trip_s=2.5 * FLOOR_NS / 1e9, batch_s=1e-4)
     worst = max(abs(told.to_run_clock(s, a) - t) for t, s, a in frames[-500:])
     assert worst <= told.error_bound_ns()
     assert told.error_bound_ns() >= (2.5 * FLOOR_NS + 100_000) / 2 and "unseen delays 0–600 µs" in told.method

@@ -229,11 +229,16 @@ def without_mf4() -> None:
 
 
 def open_can_bus(name: str, cfg: dict[str, Any]):
-    """``can.Bus(**cfg)``; whatever the driver raises (drivers raise anything from CanError to
+    """``can.Bus(**cfg)`` — for ``slcan``, python-can's driver with the device's ``Z1`` timestamps
+    (:mod:`hil.buses.slcan`); whatever the driver raises (drivers raise anything from CanError to
     NameError when their vendor library is missing) becomes a BusError naming the bus."""
     import can
 
     try:
+        if cfg["interface"] == "slcan":
+            from hil.buses.slcan import TimestampedSlcan
+
+            return TimestampedSlcan(**{k: v for k, v in cfg.items() if k != "interface"})
         return can.Bus(**cfg)
     except Exception as exc:
         raise BusError(f"cannot open CAN bus {name!r} ({cfg['interface']}:{cfg['channel']}): "

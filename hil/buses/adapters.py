@@ -14,7 +14,7 @@ device path, ``interface: socketcand`` with a server — so python-can's own dri
 * **socketcand** on 127.0.0.1: ``< hi >``, ``< open CHANNEL >``, ``< rawmode >``, ``< send … >``,
   ``< echo >``, and every frame as ``< frame ID SEC.USEC DATA >`` stamped at its end of frame by
   the server's own clock (its wall clock, drifting). Each client is its own node, as each has its
-  own raw socket on a real server. :func:`echo_round_trip_ns` is the host's side: the least echo
+  own raw socket on a real server. :class:`EchoProbe` is the host's side: the echo
   round trip to any socketcand server, which bounds the trip a frame takes after its stamp.
 
 What makes real adapters hard is modelled: the adapter's oscillator drifts (``drift_ppm``), frames
@@ -394,36 +394,53 @@ class SocketcandClient:
         self.sock.close()
 
 
+class EchoProbe:
+    """A connection of its own to a socketcand server, real or emulated, for ``< echo >`` round
+    trips (``< open CHANNEL >``: BCM mode, where a real server answers echo and sends no frames
+    unasked). No one-way delay from the server to the host is longer than a round trip beside it,
+    so they bound the transport floor an :class:`~hil.clock.AdapterClock` cannot see. OSError if it
+    cannot connect, open or echo."""
+
+    def __init__(self, host: str, port: int, channel: str, timeout: float = 2.0):
+        self._sock = socket.create_connection((host, port), timeout=timeout)
+        try:
+            self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._reply()  # < hi >
+            self._sock.sendall(f"< open {channel} >".encode())
+            if self._reply() != b"< ok >":
+                raise OSError(f"socketcand server refused to open {channel}")
+        except BaseException:
+            self._sock.close()
+            raise
+
+    def _reply(self) -> bytes:
+        got = b""
+        while not got.endswith(b">"):
+            chunk = self._sock.recv(256)
+            if not chunk:
+                raise OSError("socketcand server closed the connection")
+            got += chunk
+        return got
+
+    def trip_ns(self) -> int:
+        """One echo round trip (ns)."""
+        start = time.monotonic_ns()
+        self._sock.sendall(b"< echo >")
+        if self._reply() != b"< echo >":
+            raise OSError("socketcand server did not echo")
+        return time.monotonic_ns() - start
+
+    def shutdown(self) -> None:
+        self._sock.close()
+
+
 def echo_round_trip_ns(host: str, port: int, channel: str, times: int = 20, timeout: float = 2.0) -> int:
-    """The least round trip of ``< echo >`` to a socketcand server, real or emulated, on a
-    connection of its own (``< open CHANNEL >``: BCM mode, where a real server answers echo and
-    sends no frames unasked). No one-way delay from the server to the host is below it, so it bounds
-    the transport floor an :class:`~hil.clock.AdapterClock` cannot see. OSError if it cannot."""
-    with socket.create_connection((host, port), timeout=timeout) as sock:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-        def reply() -> bytes:
-            got = b""
-            while not got.endswith(b">"):
-                chunk = sock.recv(256)
-                if not chunk:
-                    raise OSError("socketcand server closed the connection")
-                got += chunk
-            return got
-
-        reply()  # < hi >
-        sock.sendall(f"< open {channel} >".encode())
-        if reply() != b"< ok >":
-            raise OSError(f"socketcand server refused to open {channel}")
-        best = None
-        for _ in range(times):
-            start = time.monotonic_ns()
-            sock.sendall(b"< echo >")
-            if reply() != b"< echo >":
-                raise OSError("socketcand server did not echo")
-            took = time.monotonic_ns() - start
-            best = took if best is None else min(best, took)
-        return best
+    """The least of ``times`` echo round trips to a socketcand server (:class:`EchoProbe`)."""
+    probe = EchoProbe(host, port, channel, timeout)
+    try:
+        return min(probe.trip_ns() for _ in range(times))
+    finally:
+        probe.shutdown()
 
 
 def serve_socketcand(cfg: dict[str, Any], stop: threading.Event, ready: Callable[[dict[str, Any]], None]) -> None:

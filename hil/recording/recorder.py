@@ -31,7 +31,7 @@ from typing import Any
 
 
 from hil import __version__
-from hil.clock import AdapterClock, epoch_offset_ns, frame_ns, now_ns
+from hil.clock import ROUND_TRIP_EVERY_NS, AdapterClock, RoundTrips, epoch_offset_ns, frame_ns, now_ns
 from hil.errors import RecordingError
 from hil.recording import schema
 from hil.recording.mcapwriter import McapWriter
@@ -49,28 +49,71 @@ HARNESS_EVERY_S = 1.0  # how often the harness error of emulated buses is writte
 USB_FRAME_S = 1e-3  # a USB full-speed frame: how long an adapter may hold a frame for the host
 
 
-def adapter_clock(spec: Any, cfg: dict[str, Any]) -> AdapterClock:
-    """The clock for a bus with adapter timestamps (``cfg``: how it is opened). python-can's
-    ``slcan`` driver reads none of the device's timestamps (``Z1``): it stamps each frame with the
-    host's ``time.time()`` as it parses it, so every time is late by the adapter's USB batching. A
-    socketcand server stamps a frame at its end, then it reaches the host in a batch and a TCP
-    trip; the envelope sees only the least of those delays, so the bound holds the batch and the
-    echo round trip (measured here), no one-way trip being longer."""
+def adapter_clock(spec: Any, cfg: dict[str, Any], bus: Any = None, opened: list | None = None) -> AdapterClock:
+    """The clock for a bus with adapter timestamps (``cfg``: how it is opened; ``bus``: the open
+    bus; ``opened``: where a connection the clock keeps goes, to be shut down with the buses). An
+    SLCAN device opened by hil (:mod:`hil.buses.slcan`) stamps each frame with its own millisecond
+    counter (``Z1``, wrapping at 60 s) before its USB batch waits for the host; the envelope sees
+    only the least batching and trip, so the bound holds a batch and the ``V`` round trips the
+    driver measures as it reads (no one-way trip being longer than a round trip beside it). A device
+    that refused ``Z1`` leaves python-can's host ``time.time()`` on arrival, late by the batching. A
+    socketcand server stamps a frame at its end, then it reaches the host in a batch and a TCP trip:
+    the bound holds the batch and the echo round trips on a connection of the clock's own
+    (:class:`EchoTrips`)."""
     if spec.interface not in ("slcan", "socketcand"):
         return AdapterClock()
     batch = spec.adapter.batch / 1e9 if spec.emulated and spec.adapter else USB_FRAME_S
     if spec.interface == "slcan":
-        return AdapterClock(stamped_late_s=batch, note=f"python-can's slcan driver stamps on arrival (host "
-                                                       f"time.time()), after USB batching of up to {batch * 1e3:g} ms")
-    from hil.buses.adapters import echo_round_trip_ns
+        from hil.buses.slcan import Z1_PERIOD_S, Z1_RESOLUTION_S
 
-    try:
-        trip = echo_round_trip_ns(cfg["host"], cfg["port"], str(cfg["channel"]))
-    except OSError as exc:
-        raise RecordingError(f"socketcand server {cfg['host']}: no echo round trip on {cfg['channel']}: {exc}") from None
-    return AdapterClock(stamped_late_s=batch, round_trip_s=trip / 1e9,
+        trip = getattr(bus, "round_trip_ns", None)
+        if getattr(bus, "timestamps", False) and trip is not None:
+            return AdapterClock(resolution_s=Z1_RESOLUTION_S, period_s=Z1_PERIOD_S, batch_s=batch,
+                                round_trip_s=lambda: bus.round_trip_ns / 1e9,
+                                note=f"the device's Z1 stamps, then USB batching of up to {batch * 1e3:g} ms and a "
+                                     f"trip of at most the V round trip (each second's least, the greatest of those; "
+                                     f"{trip / 1e3:.0f} µs at open)")
+        return AdapterClock(batch_s=batch, note=f"the device refused Z1: python-can's slcan driver stamps on "
+                                                f"arrival (host time.time()), after USB batching of up to "
+                                                f"{batch * 1e3:g} ms, and host wake-ups are not bounded")
+    trips = EchoTrips(cfg)
+    if opened is not None:
+        opened.append(trips)
+    return AdapterClock(batch_s=batch, round_trip_s=trips,
                         note=f"after the server's stamp, batching of up to {batch * 1e3:g} ms and a TCP trip of "
-                             f"at most the least echo round trip, {trip / 1e3:.0f} µs")
+                             f"at most the echo round trip (each second's least, the greatest of those; "
+                             f"{trips.trips.ns() / 1e3:.0f} µs at open)")
+
+
+class EchoTrips:
+    """socketcand ``< echo >`` round trips on a connection of the recorder's own (twenty at open,
+    then one every :data:`~hil.clock.ROUND_TRIP_EVERY_NS` as frames are mapped), as seconds for
+    :class:`AdapterClock`; ``shutdown`` closes the connection."""
+
+    def __init__(self, cfg: dict[str, Any], at_open: int = 20):
+        from hil.buses.adapters import EchoProbe
+
+        try:
+            self._probe = EchoProbe(cfg["host"], cfg["port"], str(cfg["channel"]))
+            self.trips = RoundTrips()
+            for _ in range(at_open):
+                self.trips.add(self._probe.trip_ns())
+        except OSError as exc:
+            raise RecordingError(f"socketcand server {cfg['host']}: no echo round trip on {cfg['channel']}: "
+                                 f"{exc}") from None
+        self._next = now_ns() + ROUND_TRIP_EVERY_NS
+
+    def __call__(self) -> float:
+        if now_ns() >= self._next:
+            self._next = now_ns() + ROUND_TRIP_EVERY_NS
+            try:
+                self.trips.add(self._probe.trip_ns())
+            except OSError:  # the server went: the bus readers say so
+                pass
+        return self.trips.ns() / 1e9
+
+    def shutdown(self) -> None:
+        self._probe.shutdown()
 
 
 class Recorder:
@@ -227,7 +270,9 @@ class Recorder:
         else:
             bus = self._buses.open_can(name)
         self._opened.append(bus)
-        clock = None if emulated else self._clocks.setdefault(name, adapter_clock(self._buses.rig.buses[name], cfg))
+        clock = None
+        if not emulated:
+            clock = self._clocks.setdefault(name, adapter_clock(self._buses.rig.buses[name], cfg, bus, self._opened))
         self._threads.append(threading.Thread(target=self._read_can, args=(name, bus, clock), daemon=True))
         return SIMBUS_CLOCK if clock is None else f"adapter ({cfg.get('interface')}): {clock.method}"
 
