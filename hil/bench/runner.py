@@ -31,7 +31,7 @@ from hil.values import Verdict
 
 
 @dataclass(frozen=True)
-class Event:
+class BenchEvent:
     """Progress of one bench: which phase it entered (and, at the end, its verdict)."""
 
     bench: str
@@ -59,7 +59,7 @@ def record_stop(result: BenchResult, stop: Stopped) -> None:
 @dataclass
 class BenchOptions:
     repeat: int = 0
-    on_event: Callable[[Event], None] | None = None
+    on_event: Callable[[BenchEvent], None] | None = None
     stacks: dict[str, str] = field(default_factory=dict)  # the suite's stacks replaced: OLD → NEW (--stack)
 
 
@@ -135,7 +135,7 @@ class BenchRun:
 
     def _on_phase(self, phase: str, message: str) -> None:
         if self.options.on_event is not None:
-            self.options.on_event(Event(self.plan.bench.name, self.options.repeat, phase, message))
+            self.options.on_event(BenchEvent(self.plan.bench.name, self.options.repeat, phase, message))
 
     def _fail(self, result: BenchResult, message: str, kind: str) -> None:
         result.verdict, result.error, result.error_kind, result.phase = Verdict.ERROR, message, kind, self.session.phase

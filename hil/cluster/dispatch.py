@@ -208,9 +208,9 @@ class _Relay:
     """Hands the progress events of one bench, as Dask delivers them, to ``on_event``."""
 
     def __init__(self, on_event: Any):
-        from hil.bench import Event
+        from hil.bench import BenchEvent
 
-        self.on_event, self.event_class = on_event, Event
+        self.on_event, self.event_class = on_event, BenchEvent
         self.received = 0
         self._arrived = threading.Condition()
 

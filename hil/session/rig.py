@@ -73,7 +73,7 @@ class RigSession:
     :mod:`hil.session.folders`), or joined (``joined``: the descriptor of the session holding it).
 
     ``on_phase(phase, message)`` learns every phase entered, ``on_target`` every deployment event
-    (:class:`hil.targets.deployment.Event`), ``on_console`` every console line (they also go to
+    (:class:`hil.targets.deployment.DeployStep`), ``on_console`` every console line (they also go to
     ``folder/CONSOLES/SOURCE.log``, ``consoles`` being that folder's name, and into the recording)."""
 
     def __init__(self, rig: Rig, folder: Path, *, joined: Held | None = None, deadline: Deadline | None = None,

@@ -64,7 +64,7 @@ STAMP_BACKLOG, STAMP_BATCH = 256, 8  # a replay behind its deadlines still reads
 
 
 @dataclass
-class Progress:
+class ReplayProgress:
     """How far a replay is: sent to ``on_progress`` at the play start, then every 250 ms.
     ``elapsed_ns`` counts from the play start (so ``now − elapsed_ns`` is the start)."""
 
@@ -110,7 +110,7 @@ class _Plan:
     dests: list[tuple[str, int]] = field(default_factory=list)  # a PACKET step's flags index this
 
 
-def play(timeline: Timeline, buses: Any, on_progress: Callable[[Progress], None] | None = None,
+def play(timeline: Timeline, buses: Any, on_progress: Callable[[ReplayProgress], None] | None = None,
          timed_release: bool = True, deadline_ns: int | None = None,
          on_start: Callable[[int], None] | None = None) -> ReplayReport:
     """Play ``timeline`` onto ``buses`` (a :class:`hil.buses.RigBuses`); blocks until done.
@@ -495,7 +495,7 @@ class _Replay:
 
     def _progress(self, sent: int, start: int, now: int) -> None:
         """Tell the parent how far the replay is; the first report comes at or just after the start."""
-        self.send(("progress", Progress(sent, len(self.plan.steps), len(self.lateness), self.late_max, now - start)))
+        self.send(("progress", ReplayProgress(sent, len(self.plan.steps), len(self.lateness), self.late_max, now - start)))
 
     def _take_stamps(self, i: int, stamps: list[tuple[int, int]]) -> None:
         """Pair the kernel's send timestamps with network ``i``'s datagrams: a datagram's number on

@@ -30,7 +30,7 @@ from hil.firmware.build import load_image
 from hil.firmware.flashmem import FlashMemory
 from hil.firmware.image import Image, ImageError, RawImage
 from hil.firmware.mcu import McuConfig
-from hil.flash import FlashJob, FlashMethod, Progress, no_progress
+from hil.flash import FlashJob, FlashMethod, FlashProgress, no_progress
 from hil.protocol import an3155
 from hil.lifecycle.children import Child, python_argv, spawn
 from hil.spec.rig import McuTarget, Rig
@@ -83,7 +83,7 @@ class _McuTarget(Target):
     """What both MCU drivers share: the component, its image, the flash step, ready checks."""
 
     def __init__(self, name: str, spec: McuTarget, *, rig: Rig, buses: Any, run_dir: Path,
-                 on_console: Callable[[ConsoleLine], None] | None = None, progress: Progress = no_progress):
+                 on_console: Callable[[ConsoleLine], None] | None = None, progress: FlashProgress = no_progress):
         super().__init__(name, on_console)
         self.spec = spec
         self.rig = rig
