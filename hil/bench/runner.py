@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, UTC
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hil.bench.plan import BenchPlan, plan_bench
 from hil.results import BenchResult, run_key
@@ -28,6 +28,9 @@ from hil.session import Deadline, RigSession
 from hil.session.folders import BENCH_CONSOLES, RECORDING
 from hil.session.inject import read_stimulus
 from hil.values import Verdict
+
+if TYPE_CHECKING:
+    from hil.stimulus.timeline import Timeline
 
 
 @dataclass(frozen=True)
@@ -87,7 +90,7 @@ class BenchRun:
         self.run_dir = run_dir.resolve()
         self.dir = self.run_dir / bench_folder(plan.bench.name, options.repeat)
         self.session = RigSession(plan.rig, self.dir, on_phase=self._on_phase, consoles=BENCH_CONSOLES)
-        self.timeline = None  # the stimulus, read before the rig is brought up
+        self.timeline: Timeline | None = None  # the stimulus, read before the rig is brought up
 
     def execute(self) -> BenchResult:
         bench, session = self.plan.bench, self.session
