@@ -13,9 +13,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
+    from hil.buses import RigBuses
     from hil.firmware.image import Image, RawImage
     from hil.spec.rig import FlashSpec, Rig
 
@@ -38,7 +39,7 @@ class FlashJob:
     image: Image | RawImage
     image_path: Path
     rig: Rig
-    buses: Any
+    buses: RigBuses
     folder: Path
     emulated: bool
     progress: FlashProgress = no_progress

@@ -36,7 +36,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hil import cancel
 from hil.clock import now_ns
@@ -47,6 +47,15 @@ from hil.canframe import message_flags, to_message
 from hil.stimulus.events import CanEvent, PacketEvent
 from hil.stimulus.report import ReplayReport
 from hil.stimulus.timeline import Timeline
+
+if TYPE_CHECKING:
+    import can
+    import cantools
+    import serial
+
+    from hil.buses import RigBuses
+    from hil.net.udp import Sender
+    from hil.stimulus.realtime import Waker
 
 EXIT_S = 5.0  # how long the injector has to end after its last message, or after SIGTERM
 LEAD_NS = 250_000_000  # how far ahead frames are handed to the simbus broker (it applies back-pressure)
@@ -95,7 +104,7 @@ class _WaitPlan:
     id: int
     label: str
     timeout_ns: int
-    message: Any = None  # cantools Message when a signal is tested
+    message: cantools.database.can.Message | None = None  # when a signal is tested
     signal: str | None = None
     op: str | None = None
     value: float | None = None
@@ -110,7 +119,7 @@ class _Plan:
     dests: list[tuple[str, int]] = field(default_factory=list)  # a PACKET step's flags index this
 
 
-def play(timeline: Timeline, buses: Any, on_progress: Callable[[ReplayProgress], None] | None = None,
+def play(timeline: Timeline, buses: RigBuses, on_progress: Callable[[ReplayProgress], None] | None = None,
          timed_release: bool = True, deadline_ns: int | None = None,
          on_start: Callable[[int], None] | None = None) -> ReplayReport:
     """Play ``timeline`` onto ``buses`` (a :class:`hil.buses.RigBuses`); blocks until done.
@@ -169,7 +178,7 @@ def play(timeline: Timeline, buses: Any, on_progress: Callable[[ReplayProgress],
         proc.stdout.close()
 
 
-def make_plan(timeline: Timeline, buses: Any, timed_release: bool = True) -> _Plan:
+def make_plan(timeline: Timeline, buses: RigBuses, timed_release: bool = True) -> _Plan:
     """Timeline + RigBuses → what the child needs (plain data, picklable)."""
     from hil.simbus.wire import WireModel
     from hil.stimulus.overrides import load_dbc
@@ -247,7 +256,7 @@ def _child_main() -> None:
     sys.stdout = sys.stderr  # nothing else may write into the message stream
     children.watch_supervisor()  # a killed controller takes the replay with it
 
-    def send(message: tuple[str, Any]) -> None:
+    def send(message: tuple[str, Any]) -> None:  # (kind, any picklable payload)
         pickle.dump(message, out)
         out.flush()
 
@@ -271,8 +280,8 @@ class _Replay:
     def __init__(self, plan: _Plan, send: Callable[[tuple[str, Any]], None]):
         self.plan = plan
         self.send = send
-        self.handles: list[Any] = []
-        self.witnesses: list[Any] = []  # per CAN bus, the node that sees its frames go out (no own echo), or None
+        self.handles: list[can.BusABC | serial.Serial | Sender] = []  # per bus, in plan order
+        self.witnesses: list[can.BusABC | None] = []  # per CAN bus, the node that sees its frames go out (no own echo), or None
         self.planned: list[list[int]] = [[] for _ in plan.buses]  # per bus, planned times in send order
         self.sent: list[list[tuple[int, bytes]]] = [[] for _ in plan.buses]  # per bus, (id, data) in send order
         self.echoed: list[int] = [0 for _ in plan.buses]  # per bus, the planned frame the next echo may be
@@ -286,7 +295,7 @@ class _Replay:
         self.met_ns = 0
         self.late_max = 0
         self.reader_error: str | None = None
-        self.waker: Any = None  # the send loop's Waker
+        self.waker: Waker | None = None  # the send loop's
         self.packets: dict[str, list[tuple[int, int, int]]] = {
             b.name: [] for b in plan.buses if b.kind == "ethernet"}  # per network: (sent, step, lateness) per datagram
         self.returned: list[list[int]] = [[] for _ in plan.buses]  # per network, when each sendto returned
@@ -419,7 +428,7 @@ class _Replay:
         return k
 
     @staticmethod
-    def _matches(w: _WaitPlan, msg: Any) -> bool:
+    def _matches(w: _WaitPlan, msg: can.Message) -> bool:
         return msg.arbitration_id == w.id and signal_holds(w.message, msg.data, w.signal, w.op, w.value)
 
     def _send_all(self) -> tuple[int, int, list[dict[str, Any]], str | None]:

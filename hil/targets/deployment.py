@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from hil.clock import now_ns
 from hil.spec.rig import Rig
@@ -24,6 +24,9 @@ from hil.targets.base import Target
 from hil.targets.power import switches_for
 from hil.targets.ready import make_check
 from hil.values import ConsoleLine
+
+if TYPE_CHECKING:
+    from hil.buses import RigBuses
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,7 @@ class DeployStep:
 class Deployment:
     """The stack's targets on one rig, for the length of a ``with`` block."""
 
-    def __init__(self, rig: Rig, stack: Stack, buses: Any, run_dir: Path, *, bundle: Path | None = None,
+    def __init__(self, rig: Rig, stack: Stack, buses: RigBuses, run_dir: Path, *, bundle: Path | None = None,
                  on_event: Callable[[DeployStep], None] = lambda e: None,
                  on_console: Callable[[ConsoleLine], None] | None = None):
         self.rig, self.stack, self.buses = rig, stack, buses
