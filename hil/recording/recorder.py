@@ -99,7 +99,7 @@ class Recorder:
         self._closing = threading.Event()
         self._threads: list[threading.Thread] = []
         self._writer_thread: threading.Thread | None = None
-        self._opened: list[can.BusABC | Serial | Listener] = []
+        self._opened: list[Any] = []  # per recorded bus: a can.BusABC, serial Serial or net.udp Listener
         self._emulated: list[str] = []  # recorded buses served by simbus: their harness error is recorded
         self._clocks: dict[str, AdapterClock] = {}  # buses with adapter timestamps: their clock's error too
         self._measured: dict[str, dict[str, Any]] = {}  # bus → harness figures measured elsewhere (networks)

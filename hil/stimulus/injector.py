@@ -51,10 +51,8 @@ from hil.stimulus.timeline import Timeline
 if TYPE_CHECKING:
     import can
     import cantools
-    import serial
 
     from hil.buses import RigBuses
-    from hil.net.udp import Sender
     from hil.stimulus.realtime import Waker
 
 EXIT_S = 5.0  # how long the injector has to end after its last message, or after SIGTERM
@@ -280,7 +278,7 @@ class _Replay:
     def __init__(self, plan: _Plan, send: Callable[[tuple[str, Any]], None]):
         self.plan = plan
         self.send = send
-        self.handles: list[can.BusABC | serial.Serial | Sender] = []  # per bus, in plan order
+        self.handles: list[Any] = []  # per bus, by its kind: a can.BusABC, serial.Serial or net.udp.Sender
         self.witnesses: list[can.BusABC | None] = []  # per CAN bus, the node that sees its frames go out (no own echo), or None
         self.planned: list[list[int]] = [[] for _ in plan.buses]  # per bus, planned times in send order
         self.sent: list[list[tuple[int, bytes]]] = [[] for _ in plan.buses]  # per bus, (id, data) in send order
