@@ -12,13 +12,16 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hil.files import FileRefused, read_bytes
 from hil.spec.common import DBC_FILE
 
+if TYPE_CHECKING:  # cantools costs its import only where a DBC is read
+    from cantools.database.can import Database
 
-def load_dbc(paths: Iterable[str | Path]) -> Any:
+
+def load_dbc(paths: Iterable[str | Path]) -> Database:
     """The DBC files ``paths`` merged into one cantools database (empty when there are none)."""
     db = _database()
     for path in paths:
@@ -26,7 +29,7 @@ def load_dbc(paths: Iterable[str | Path]) -> Any:
     return db
 
 
-def load_dbc_data(texts: Mapping[str, bytes]) -> Any:
+def load_dbc_data(texts: Mapping[str, bytes]) -> Database:
     """DBC files already read (name → bytes, as a firmware image carries them) merged into one
     cantools database, decoded and parsed as a DBC file is."""
     db = _database()
@@ -35,18 +38,18 @@ def load_dbc_data(texts: Mapping[str, bytes]) -> Any:
     return db
 
 
-def _database() -> Any:
+def _database() -> Database:
     import cantools
 
     return cantools.database.can.Database()
 
 
-def add_dbc(db: Any, path: str | Path) -> None:
+def add_dbc(db: Database, path: str | Path) -> None:
     """Merge the DBC file ``path`` into the cantools database ``db``."""
     add_dbc_data(db, read_bytes(path, DBC_FILE.limit, DBC_FILE.what), path)
 
 
-def add_dbc_data(db: Any, data: bytes, path: str | Path) -> None:
+def add_dbc_data(db: Database, data: bytes, path: str | Path) -> None:
     """Merge DBC text ``data`` (from ``path``, named in errors) into the cantools database ``db``."""
     try:
         text = data.decode("cp1252")
@@ -64,6 +67,7 @@ OPS: dict[str, Callable[[Any, Any], bool]] = {"==": operator.eq, "!=": operator.
                                                "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 
 
+# message: a cantools Message (None without a signal); Any, as cantools types decode() as a union of shapes
 def signal_holds(message: Any, data: bytes, signal: str | None, op: str | None, value: float | None) -> bool:
     """Whether a frame's payload, decoded as the DBC ``message``, satisfies ``signal op value`` —
     the one evaluation of a frame condition, for ready checks and closed-loop waits alike. No

@@ -26,9 +26,23 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:  # the plugin loads with every pytest run: hil itself only once a fixture is used
+    from hil.analysis.bench import Analysis
+    from hil.bench.lease import Lease
+    from hil.bench.plan import BenchPlan
+    from hil.buses import RigBuses
+    from hil.results import BenchResult
+    from hil.session import RigSession
+    from hil.spec.faults import Fault
+    from hil.spec.rig import Rig
+    from hil.spec.stack import Stack
+    from hil.spec.suite import Stimulus
+    from hil.stimulus.report import ReplayReport
+    from hil.targets.base import Target
 
 NO_RIG = "no rig given: run pytest with --hil-rig RIG.yaml (e.g. --hil-rig rigs/sim-aeb.yaml)"
 
@@ -46,15 +60,15 @@ class HilRig:
     """One test's rig session (:class:`hil.session.RigSession`, ``.session``): the rig spec
     (``.rig``), its buses, its run folder, what was deployed on it."""
 
-    def __init__(self, session: Any):
+    def __init__(self, session: RigSession):
         self.session = session
 
     @property
-    def rig(self) -> Any:
+    def rig(self) -> Rig:
         return self.session.rig
 
     @property
-    def buses(self) -> Any:
+    def buses(self) -> RigBuses | None:
         return self.session.buses
 
     @property
@@ -62,10 +76,11 @@ class HilRig:
         return self.session.folder
 
     @property
-    def targets(self) -> dict[str, Any]:
+    def targets(self) -> dict[str, Target]:
         return {} if self.session.deployment is None else dict(self.session.deployment.targets)
 
-    def deploy(self, stack: Any, timeout_ns: int | None = None, power_cycle: bool = False) -> dict[str, Any]:
+    def deploy(self, stack: BenchPlan | str | Path | Stack, timeout_ns: int | None = None,
+               power_cycle: bool = False) -> dict[str, Target]:
         """Deploy a stack as ``hil run`` and ``hil deploy`` do (its bundle built and verified where
         it lands, serial consoles opened first, every power switch cycled if ``power_cycle``), start
         it, wait until every target is ready; returns the targets by name. ``stack`` is a bench plan
@@ -73,14 +88,15 @@ class HilRig:
         from hil.bench.plan import BenchPlan
 
         if isinstance(stack, BenchPlan):
-            stack = stack.deployed_stack
-        elif isinstance(stack, (str, Path)):
+            return self.session.deploy(stack.deployed_stack, power_cycle=power_cycle, timeout_ns=timeout_ns)
+        if isinstance(stack, (str, Path)):
             from hil.spec import load_stack
 
             stack = load_stack(stack).model
         return self.session.deploy(stack, power_cycle=power_cycle, timeout_ns=timeout_ns)
 
-    def inject(self, stimulus: Any, settle_ns: int = 0, faults: Any = None) -> Any:
+    def inject(self, stimulus: BenchPlan | Stimulus | None, settle_ns: int = 0,
+               faults: dict[str, list[Fault]] | None = None) -> ReplayReport | None:
         """Play ``stimulus`` onto the buses, arming ``faults`` (bus → faults) as it starts, then let
         the stack answer for ``settle_ns``; returns the ReplayReport. ``stimulus`` may be a bench
         plan: its stimulus, faults and settle time, as ``hil run`` plays them. Echoes of the
@@ -89,7 +105,8 @@ class HilRig:
         from hil.session.inject import read_stimulus
 
         if isinstance(stimulus, BenchPlan):
-            stimulus, settle_ns, faults = stimulus.bench.stimulus, stimulus.settle_ns, stimulus.bench.faults
+            plan = stimulus
+            stimulus, settle_ns, faults = plan.bench.stimulus, plan.settle_ns, plan.bench.faults
         _, report = self.session.inject(read_stimulus(stimulus, self.rig), faults)
         self.session.settle(settle_ns)
         return report
@@ -105,17 +122,17 @@ class HilRecording:
 
         self.rig = rig
         self.path = rig.run_dir / RECORDING
-        self.result: Any = None
+        self.result: BenchResult | None = None
         self._add_property = add_property
 
     def __enter__(self) -> HilRecording:
         self.rig.session.record(self.path, metadata={"via": "pytest"})
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.rig.session.stop_recording(*exc)
 
-    def analyse(self, plan: Any) -> Any:
+    def analyse(self, plan: BenchPlan) -> Analysis:
         """Judge the recording as ``hil run`` does, for the bench ``plan`` (from ``hil_bench``):
         probes, chains, measurements (replay and bus figures from the recording), plots. Returns
         the Analysis; ``.result`` is the BenchResult. Every measurement becomes JUnit properties."""
@@ -140,7 +157,7 @@ class HilRecording:
 
 
 @pytest.fixture(scope="session")
-def hil_rig_spec(pytestconfig: pytest.Config) -> Any:
+def hil_rig_spec(pytestconfig: pytest.Config) -> Rig:
     """The ``--hil-rig`` rig, loaded and checked (skips the test when no rig is given)."""
     path = pytestconfig.getoption("hil_rig")
     if path is None:
@@ -151,7 +168,7 @@ def hil_rig_spec(pytestconfig: pytest.Config) -> Any:
 
 
 @pytest.fixture(scope="session")
-def hil_lease(pytestconfig: pytest.Config, hil_rig_spec: Any) -> Iterator[Any]:
+def hil_lease(pytestconfig: pytest.Config, hil_rig_spec: Rig) -> Iterator[Lease]:
     """The rig's lease, held for the whole pytest session under hil's stop policy
     (:func:`hil.lifecycle.signals.installed`): SIGTERM (a cancelled CI job) ends the session as
     Ctrl-C does — the test in progress is torn down, no other test runs on the rig, the lease is
@@ -166,7 +183,7 @@ def hil_lease(pytestconfig: pytest.Config, hil_rig_spec: Any) -> Iterator[Any]:
 
 
 @pytest.fixture
-def hil_rig(request: pytest.FixtureRequest, hil_rig_spec: Any, hil_lease: Any,
+def hil_rig(request: pytest.FixtureRequest, hil_rig_spec: Rig, hil_lease: Lease,
             tmp_path: Path) -> Iterator[HilRig]:
     """The rig brought up for this test: buses up (the simbus broker for emulated ones); what the
     test deploys and records is torn down with it."""
@@ -182,14 +199,14 @@ def hil_rig(request: pytest.FixtureRequest, hil_rig_spec: Any, hil_lease: Any,
 
 
 @pytest.fixture
-def hil_deploy(hil_rig: HilRig) -> Callable[..., dict[str, Any]]:
+def hil_deploy(hil_rig: HilRig) -> Callable[..., dict[str, Target]]:
     """``hil_deploy(plan)`` (or a stack file or Stack): deploy, start and wait ready; the targets
     stop at teardown."""
     return hil_rig.deploy
 
 
 @pytest.fixture
-def hil_inject(hil_rig: HilRig) -> Callable[[Any], Any]:
+def hil_inject(hil_rig: HilRig) -> Callable[..., ReplayReport | None]:
     """``hil_inject(plan)`` (or ``hil_inject(stimulus, settle_ns=0, faults=None)``): play the
     stimulus with the bench's faults, then settle; returns the ReplayReport."""
     return hil_rig.inject
@@ -203,7 +220,7 @@ def hil_recording(request: pytest.FixtureRequest, hil_rig: HilRig) -> HilRecordi
 
 
 @pytest.fixture
-def hil_bench(pytestconfig: pytest.Config, hil_rig_spec: Any) -> Callable[[str | Path, str], Any]:
+def hil_bench(pytestconfig: pytest.Config, hil_rig_spec: Rig) -> Callable[[str | Path, str], BenchPlan]:
     """``hil_bench(suite.yaml, name)``: the bench planned on the ``--hil-rig`` rig — ``.bench``,
     ``.stack``, ``.db`` (DBC) — with rig, suite and stack checked by the spec loader."""
     from hil.bench.plan import plan_bench

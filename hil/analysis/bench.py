@@ -10,9 +10,9 @@ the built-ins are keys of a measurement (``probe:``, ``signal:``, …), a plugin
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
@@ -24,7 +24,8 @@ from hil.analysis.signals import Column, Database, frames_with_id, signal_column
 from hil.analysis.stats import Stats, describe
 from hil.errors import AnalysisError
 from hil.recording.frames import Frames
-from hil.spec.suite import COUNT_STATS, Bench, Measurement
+from hil.recording.loader import Datagram
+from hil.spec.suite import COUNT_STATS, Bench, Measurement, SourceSpec
 from hil.values import Outcome
 
 Problem = tuple[tuple, str]
@@ -49,7 +50,7 @@ class Analysis:
 
 def analyse(bench: Bench, buses: Mapping[str, Frames], db: Database,
             replay: Mapping[str, float] | None = None, lost: Mapping[str, int] | None = None,
-            datagrams: Mapping[str, Any] | None = None) -> Analysis:
+            datagrams: Mapping[str, Sequence[Datagram]] | None = None) -> Analysis:
     """Run ``bench``'s probes, chains and measurements on ``buses`` (bus name → recorded frames)
     and ``datagrams`` (network → recorded datagrams).
 
@@ -127,7 +128,7 @@ class Source(ABC):
 
     model: ClassVar[type]
 
-    def __init__(self, spec: Any = None):
+    def __init__(self, spec: SourceSpec | None = None):
         self.spec = spec
 
     @abstractmethod

@@ -11,7 +11,7 @@ from typing import Any
 
 _EXPORTS = {
     "BenchResult": "hil.results", "SuiteResult": "hil.results",
-    "BenchOptions": "hil.bench.runner", "Event": "hil.bench.runner", "run_bench": "hil.bench.runner",
+    "BenchOptions": "hil.bench.runner", "BenchEvent": "hil.bench.runner", "run_bench": "hil.bench.runner",
     "SuiteOptions": "hil.bench.suite", "run_suite": "hil.bench.suite",
 }
 __all__ = sorted(_EXPORTS)

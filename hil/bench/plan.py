@@ -49,11 +49,10 @@ class BenchPlan:
         return self.suite.harness_budget(self.bench)
 
     @property
-    def deployed_stack(self) -> Stack | None:
+    def deployed_stack(self) -> Stack:
         """The stack as this bench deploys it: its ``config`` merged into the components' config."""
         stack, overrides = self.stack, self.bench.config
-        if stack is None:
-            return None
+        assert stack is not None  # the suite check gives every bench a stack
         components = {name: comp.model_copy(update={"config": {**comp.config, **overrides[name]}})
                       if name in overrides else comp for name, comp in stack.components.items()}
         return stack.model_copy(update={"components": components})

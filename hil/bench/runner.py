@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, UTC
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hil.bench.plan import BenchPlan, plan_bench
 from hil.results import BenchResult, run_key
@@ -29,9 +29,12 @@ from hil.session.folders import BENCH_CONSOLES, RECORDING
 from hil.session.inject import read_stimulus
 from hil.values import Verdict
 
+if TYPE_CHECKING:
+    from hil.stimulus.timeline import Timeline
+
 
 @dataclass(frozen=True)
-class Event:
+class BenchEvent:
     """Progress of one bench: which phase it entered (and, at the end, its verdict)."""
 
     bench: str
@@ -59,7 +62,7 @@ def record_stop(result: BenchResult, stop: Stopped) -> None:
 @dataclass
 class BenchOptions:
     repeat: int = 0
-    on_event: Callable[[Event], None] | None = None
+    on_event: Callable[[BenchEvent], None] | None = None
     stacks: dict[str, str] = field(default_factory=dict)  # the suite's stacks replaced: OLD → NEW (--stack)
 
 
@@ -87,7 +90,7 @@ class BenchRun:
         self.run_dir = run_dir.resolve()
         self.dir = self.run_dir / bench_folder(plan.bench.name, options.repeat)
         self.session = RigSession(plan.rig, self.dir, on_phase=self._on_phase, consoles=BENCH_CONSOLES)
-        self.timeline = None  # the stimulus, read before the rig is brought up
+        self.timeline: Timeline | None = None  # the stimulus, read before the rig is brought up
 
     def execute(self) -> BenchResult:
         bench, session = self.plan.bench, self.session
@@ -136,7 +139,7 @@ class BenchRun:
 
     def _on_phase(self, phase: str, message: str) -> None:
         if self.options.on_event is not None:
-            self.options.on_event(Event(self.plan.bench.name, self.options.repeat, phase, message))
+            self.options.on_event(BenchEvent(self.plan.bench.name, self.options.repeat, phase, message))
 
     def _fail(self, result: BenchResult, message: str, kind: str) -> None:
         result.verdict, result.error, result.error_kind, result.phase = Verdict.ERROR, message, kind, self.session.phase

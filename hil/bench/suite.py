@@ -16,7 +16,7 @@ from pathlib import Path
 from hil import __version__
 from hil.bench.plan import plan_suite
 from hil.results import BenchResult, SuiteResult
-from hil.bench.runner import BenchOptions, Event, Interrupted, run_bench, utc_now
+from hil.bench.runner import BenchEvent, BenchOptions, Interrupted, run_bench, utc_now
 from hil.clock import now_ns
 from hil.errors import UsageError
 from hil.lifecycle.signals import shielded, stopped
@@ -37,7 +37,7 @@ class SuiteOptions:
     record_history: bool = True
     run_bench: Callable[..., BenchResult] = run_bench
     lease: Callable[[Rig], AbstractContextManager] | None = None
-    on_event: Callable[[Event], None] | None = None
+    on_event: Callable[[BenchEvent], None] | None = None
     on_result: Callable[[BenchResult], None] | None = None
 
 

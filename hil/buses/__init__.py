@@ -18,30 +18,52 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Literal
-from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+from collections.abc import Iterable, Mapping
 
 from hil.errors import BusError, UsageError
 from hil.spec.rig import CanBus, Rig, SerialBus
+
+if TYPE_CHECKING:
+    import can
+    import serial
+
+    from hil.buses.control import BusControl
+    from hil.simbus.service import BrokerProcess
 
 ENV_VAR = "HIL_BUSES"
 Side = Literal["host", "device"]
 
 
+class Service(Protocol):
+    """A process the buses are served by — the simbus broker or an emulated adapter: this
+    process's own (:class:`hil.simbus.service.BrokerProcess`) or, joined, a held rig's
+    (:class:`hil.session.held.HeldService`)."""
+
+    what: str  # "the simbus broker", for messages
+    info: dict[str, Any]  # its ready line (JSON): pid, CAN sockets, serial ttys, adapter channel or port
+
+    @property
+    def alive(self) -> bool: ...
+
+    def ended(self) -> str: ...
+
+
 class RigBuses:
     """The buses of one rig for the length of a ``with`` block."""
 
-    def __init__(self, rig: Rig, run_dir: Path, seed: int = 0, *, joined: tuple[Any, dict[str, Any]] | None = None):
-        """``joined``: the broker and adapters (by bus name) of a rig another process holds, each
-        with ``info``, ``what``, ``alive`` and ``ended()`` (:meth:`hil.session.held.Held.services`),
-        attached to instead of started."""
+    def __init__(self, rig: Rig, run_dir: Path, seed: int = 0, *, joined: tuple[Service | None, Mapping[str, Service]] | None = None):
+        """``joined``: the broker and adapters (by bus name) of a rig another process holds
+        (:meth:`hil.session.held.Held.services`), attached to instead of started."""
         self.rig = rig
         self.run_dir = Path(run_dir).absolute()  # socket paths must work from any working directory
         self.seed = seed
         self.joined = joined is not None
+        self._broker: Service | None
         self._broker, adapters = joined or (None, {})
-        self._adapters: dict[str, Any] = dict(adapters)  # bus name → its emulated adapter's process
-        self._controls: dict[str, Any] = {}
+        self._adapters: dict[str, Service] = dict(adapters)  # bus name → its emulated adapter's process
+        self._controls: dict[str, BusControl] = {}
+        self._started: list[BrokerProcess] = []  # what this process started, hence stops: broker, adapters
 
     def __enter__(self) -> RigBuses:
         from hil.simbus.service import BrokerProcess, broker_config
@@ -50,13 +72,13 @@ class RigBuses:
             return self
         config = broker_config(self.rig, self.run_dir / "simbus", self.seed)
         if config["can"] or config["serial"]:
-            self._broker = BrokerProcess(config).__enter__()
+            self._broker = self._start(BrokerProcess(config))
         try:
             for name, bus in self.rig.buses.items():
                 if isinstance(bus, CanBus) and bus.emulated and bus.interface:
                     what = f"the emulated {bus.interface} adapter of bus {name!r}"
-                    self._adapters[name] = BrokerProcess(self._adapter_config(name, bus), module="hil.buses.adapters",
-                                                         what=what, name=f"adapter-{name}").__enter__()
+                    self._adapters[name] = self._start(BrokerProcess(
+                        self._adapter_config(name, bus), module="hil.buses.adapters", what=what, name=f"adapter-{name}"))
         except BaseException:
             self.__exit__(None, None, None)
             raise
@@ -79,14 +101,15 @@ class RigBuses:
         for control in self._controls.values():
             control.close()
         self._controls.clear()
-        if self.joined:  # the holder's: never ours to stop
-            return
-        adapters, self._adapters = list(self._adapters.values()), {}
-        for adapter in adapters:
-            adapter.__exit__(*exc)
-        broker, self._broker = self._broker, None
-        if broker is not None:
-            broker.__exit__(*exc)
+        started, self._started = self._started, []  # a joined rig's services are the holder's: none here
+        if not self.joined:
+            self._adapters, self._broker = {}, None
+        for service in reversed(started):  # the adapters, then the broker they are attached to
+            service.__exit__(*exc)
+
+    def _start(self, service: BrokerProcess) -> BrokerProcess:
+        self._started.append(service.__enter__())
+        return service
 
     def check_alive(self) -> None:
         """Raise BusError if the simbus broker ended while the rig is up (every emulated bus went with
@@ -109,7 +132,7 @@ class RigBuses:
         return {"broker": None if self._broker is None else dict(self._broker.info),
                 "adapters": {name: dict(a.info) for name, a in self._adapters.items()}}
 
-    def open(self, name: str, side: Side = "host", **kw: Any):
+    def open(self, name: str, side: Side = "host", **kw: Any) -> can.BusABC | serial.Serial:
         """Bus ``name`` whatever its kind: a ``can.BusABC`` for CAN (``side`` does not apply), a
         ``serial.Serial`` at the ``side`` end for serial. Keywords pass through."""
         if isinstance(self._spec(name, (CanBus, SerialBus)), CanBus):
@@ -136,11 +159,11 @@ class RigBuses:
             return {"interface": "simcan", "channel": self._broker_info("can")[name], **cfg}
         return {"interface": bus.interface, "channel": bus.channel, **cfg, **bus.options}
 
-    def open_can(self, name: str, **kw: Any):
+    def open_can(self, name: str, **kw: Any) -> can.BusABC:
         """A python-can bus on ``name`` (extra keywords such as ``receive_own_messages`` pass through)."""
         return open_can_bus(name, {**self.can_config(name), **kw})
 
-    def faults(self, name: str):
+    def faults(self, name: str) -> BusControl:
         """Arm and clear faults on emulated CAN bus ``name`` at run time."""
         from hil.buses.control import BusControl
 
@@ -167,7 +190,7 @@ class RigBuses:
             return self._broker_info("serial")[name][side]
         return bus.port
 
-    def open_serial(self, name: str, side: Side = "host", **kw: Any):
+    def open_serial(self, name: str, side: Side = "host", **kw: Any) -> serial.Serial:
         """A pyserial port on ``name`` at the configured baud rate (keywords pass to pyserial)."""
         return open_serial_port(self.serial_port(name, side), self._spec(name, SerialBus).baudrate, **kw)
 
@@ -210,7 +233,7 @@ class RigBuses:
         return self._broker.info[section]
 
 
-def open_serial_port(port: str, baudrate: int, **kw: Any):
+def open_serial_port(port: str, baudrate: int, **kw: Any) -> serial.Serial:
     import serial
 
     try:
@@ -228,7 +251,7 @@ def without_mf4() -> None:
     sys.modules.setdefault("asammdf", None)
 
 
-def open_can_bus(name: str, cfg: dict[str, Any]):
+def open_can_bus(name: str, cfg: dict[str, Any]) -> can.BusABC:
     """``can.Bus(**cfg)`` — for ``slcan``, python-can's driver with the device's ``Z1`` timestamps
     (:mod:`hil.buses.slcan`); whatever the driver raises (drivers raise anything from CanError to
     NameError when their vendor library is missing) becomes a BusError naming the bus."""
@@ -245,7 +268,7 @@ def open_can_bus(name: str, cfg: dict[str, Any]):
                        f"{type(exc).__name__}: {exc}") from None
 
 
-def bus_from_env(name: str, env: dict[str, str] | None = None, **kw: Any):
+def bus_from_env(name: str, env: dict[str, str] | None = None, **kw: Any) -> can.BusABC | serial.Serial:
     """Inside a child process: open bus ``name`` from ``HIL_BUSES`` (a can.BusABC or serial.Serial)."""
     raw = (os.environ if env is None else env).get(ENV_VAR)
     if raw is None:

@@ -7,9 +7,12 @@ competes with the nodes for the bus.
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hil.errors import BusError, SpecError
+
+if TYPE_CHECKING:
+    from hil.spec.faults import Fault
 
 
 class BusControl:
@@ -27,7 +30,7 @@ class BusControl:
             raise BusError(f"bus {name}: {exc}") from None
         self._lock = threading.Lock()
 
-    def arm(self, fault: Any, origin_ns: int | None = None) -> int:
+    def arm(self, fault: Fault | dict[str, Any], origin_ns: int | None = None) -> int:
         """Arm ``fault`` (a :mod:`hil.spec.faults` model or its dict); its window starts at
         ``origin_ns`` on the run clock (now when None). Returns the fault's id for :meth:`clear`."""
         spec = fault.model_dump(mode="json") if hasattr(fault, "model_dump") else fault

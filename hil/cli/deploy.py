@@ -1,8 +1,8 @@
 """``hil deploy RIG STACK``: deploy, start and wait ready on every target, then stay up until Ctrl-C.
 
-Progress is a live table per target on a terminal and one line per step otherwise (CI logs, pipes).
-Console lines go to ``RUN_DIR/consoles/SOURCE.log`` (and to the screen with ``-v``). Once the stack
-is up, the rig accepts joiners: ``hil record`` and ``hil replay`` of the same user on this host
+Progress (:class:`DeployView`) is a live table per target on a terminal and one line per step
+otherwise (CI logs, pipes). Console lines go to ``RUN_DIR/consoles/SOURCE.log`` (and to the screen
+with ``-v``). Once the stack is up, the rig accepts joiners: ``hil record`` and ``hil replay`` of the same user on this host
 work on it (:mod:`hil.session.held`). Ctrl-C or SIGTERM once the stack is up ends the deploy
 normally (exit 0) after tearing everything down; during bring-up it is an interruption (exit 130),
 and teardown still runs.
@@ -12,10 +12,14 @@ from __future__ import annotations
 
 from datetime import datetime, UTC
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from hil.cli.app import App, Seconds, lease_wait_option, plain
+
+if TYPE_CHECKING:
+    from hil.targets.deployment import DeployStep
 
 
 @click.command()
@@ -53,7 +57,7 @@ def deploy(app: App, rig_file: str, stack_file: str, bundle: str | None, run_dir
     folder = run_folder(f"deploy-{stack.name}", run_dir, datetime.now(UTC))
     folder.mkdir(parents=True, exist_ok=True)
     logs = plain(folder / CONSOLES)
-    progress = Progress(app)
+    progress = DeployView(app)
 
     def on_console(line) -> None:
         app.print(f"[dim]{plain(line.source)}[/] {plain(line.text)}", level=1)
@@ -83,7 +87,7 @@ def deploy(app: App, rig_file: str, stack_file: str, bundle: str | None, run_dir
     app.print(f"torn down; logs in {logs}", level=-1)
 
 
-class Progress:
+class DeployView:
     """Per-target progress: a rich live table on a terminal, one plain line per step otherwise."""
 
     def __init__(self, app: App):
@@ -103,7 +107,7 @@ class Progress:
             self.live = Live(self._table(), console=self.app.console, refresh_per_second=8)
             self.live.start()
 
-    def event(self, e) -> None:
+    def event(self, e: DeployStep) -> None:
         row = self.rows.setdefault(e.target, ["", "", ""])
         row[1:] = [e.phase, e.detail]
         if self.live is not None:

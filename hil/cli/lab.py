@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from hil.cli.app import App, lease_wait_option
+
+if TYPE_CHECKING:
+    from hil.bench import SuiteOptions
 
 MAX_RETRIES = 100
 
@@ -36,7 +39,7 @@ def lab_options(command: Callable) -> Callable:
     return command
 
 
-def run_on_rigs(app: App, suite: str, rigs: list[str], options: Any, lab: dict[str, Any]) -> int:
+def run_on_rigs(app: App, suite: str, rigs: list[str], options: SuiteOptions, lab: dict[str, Any]) -> int:
     """Run ``suite`` on ``rigs`` with the lab options; print the summaries; return the exit code."""
     from hil.cluster.lab import LabOptions, run_lab
     from hil.errors import UsageError

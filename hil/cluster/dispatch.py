@@ -14,13 +14,20 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hil import cancel
 from hil.cluster.tasks import BenchJob, Placement, pack_dir, rig_file, run_bench_job, unpack_into
 from hil.cluster.worker import resource_name
 from hil.errors import ClusterError, HilError, SpecError
+
+if TYPE_CHECKING:
+    from distributed import Security
+
+    from hil.bench import BenchEvent, BenchOptions
+    from hil.results import BenchResult
 
 #: How often a waiting submission checks that its rig is still offered, seconds.
 RECHECK_S = 2.0
@@ -34,7 +41,7 @@ class Lab:
     """A connection to the lab's scheduler (``tcp://`` or ``tls://``; TLS settings from dask config
     or ``security``)."""
 
-    def __init__(self, address: str, *, security: Any = None, timeout: float = 10.0):
+    def __init__(self, address: str, *, security: Security | None = None, timeout: float = 10.0):
         from distributed import Client
 
         self.address = address
@@ -115,7 +122,7 @@ class RemoteBenchRunner:
         self._lock = threading.Lock()
 
     def __call__(self, rig_path: str | Path, suite_path: str | Path, bench: str, run_dir: Path,
-                 options: Any = None) -> Any:
+                 options: BenchOptions | None = None) -> BenchResult:
         client = self.lab.client
         topic = f"hil-progress-{uuid.uuid4().hex}"
         on_event = getattr(options, "on_event", None)
@@ -207,10 +214,10 @@ class RemoteBenchRunner:
 class _Relay:
     """Hands the progress events of one bench, as Dask delivers them, to ``on_event``."""
 
-    def __init__(self, on_event: Any):
-        from hil.bench import Event
+    def __init__(self, on_event: Callable[[BenchEvent], None]):
+        from hil.bench import BenchEvent
 
-        self.on_event, self.event_class = on_event, Event
+        self.on_event, self.event_class = on_event, BenchEvent
         self.received = 0
         self._arrived = threading.Condition()
 

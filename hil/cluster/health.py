@@ -9,14 +9,18 @@ the run too, until a health check passes again (``hil rig health RIG``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, UTC
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from hil.errors import RigUnhealthyError
 from hil.spec.rig import Rig
 from hil.values import Verdict
+
+if TYPE_CHECKING:
+    from hil.bench import SuiteOptions
 
 #: A passing health check younger than this is trusted; older ones are checked again.
 FRESH = timedelta(hours=1)
@@ -71,7 +75,7 @@ def rig_health(rig: Rig, history: Path | None = None) -> RigHealth:
                      last["started_utc"], last["id"], last["run_dir"])
 
 
-def check_health(rig_path: str | Path, rig: Rig, options: Any) -> RigHealth:
+def check_health(rig_path: str | Path, rig: Rig, options: SuiteOptions) -> RigHealth:
     """Run the rig's health bench now (``options``: SuiteOptions for it; it is recorded in the
     history) and return the health it leaves behind."""
     from dataclasses import replace
@@ -87,8 +91,8 @@ def check_health(rig_path: str | Path, rig: Rig, options: Any) -> RigHealth:
                      result.started_utc, result.run_id, result.run_dir)
 
 
-def health_gate(rig_path: str | Path, rig: Rig, options: Any, *, force: bool = False,
-                fresh: timedelta = FRESH, warn: Any = None) -> RigHealth:
+def health_gate(rig_path: str | Path, rig: Rig, options: SuiteOptions, *, force: bool = False,
+                fresh: timedelta = FRESH, warn: Callable[[str], None] | None = None) -> RigHealth:
     """Decide whether a run may use the rig; run its health check when needed.
 
     ``options`` are the SuiteOptions the health check runs with (its ``out`` is its run folder).

@@ -16,13 +16,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hil.bench import SuiteOptions, SuiteResult, run_suite
 from hil.cluster.health import FRESH, health_gate
 from hil.cluster.retry import with_retries
 from hil.errors import HilError, UsageError
 from hil.session.folders import run_folder
+
+if TYPE_CHECKING:
+    from distributed import Security
+
+    from hil.cluster.dispatch import Lab
+    from hil.results import BenchResult
 
 CANCEL_GRACE_S = 10.0  # after Ctrl-C or SIGTERM, how long a rig's run has to reach a cancel check
 
@@ -36,7 +42,7 @@ class LabOptions:
     fetch_artifacts: bool = False
     command: str = "hil run"  # shown to whoever finds the rig leased
     health_fresh_s: float = FRESH.total_seconds()
-    security: Any = None  # distributed.Security for tls:// schedulers (None: from dask config)
+    security: Security | None = None  # for tls:// schedulers (None: from dask config)
 
 
 @dataclass
@@ -108,7 +114,7 @@ def _run_side_by_side(jobs: list[_RigJob]) -> None:
 class _RigJob:
     """One rig's share of the run."""
 
-    def __init__(self, rig: str, suite: str | Path, options: SuiteOptions, lab: LabOptions, client: Any,
+    def __init__(self, rig: str, suite: str | Path, options: SuiteOptions, lab: LabOptions, client: Lab | None,
                  warn: Callable[[str], None] | None):
         self.rig, self.suite, self.options, self.lab, self.client, self.warn = rig, suite, options, lab, client, warn
         self.label = _label(rig)
@@ -161,13 +167,13 @@ class _RigJob:
 
         return Lease(rig, wait=self.lab.wait, command=self.lab.command, on_wait=self.warn)
 
-    def _retrying(self, result: Any, attempt: int) -> None:
+    def _retrying(self, result: BenchResult, attempt: int) -> None:
         if self.warn is not None:
             self.warn(f"{result.key} on {result.rig or self.label}: error ({result.error}); "
                       f"retry {attempt} of {self.lab.retries}")
 
 
-def _connect(lab: LabOptions) -> Any:
+def _connect(lab: LabOptions) -> Lab:
     from hil.cluster.dispatch import Lab
 
     return Lab(lab.scheduler, security=lab.security)

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from hil.results import BenchResult
 from hil.values import Verdict
+
+if TYPE_CHECKING:
+    from hil.bench import BenchOptions
 
 
 def with_retries(run_bench: Callable[..., BenchResult], retries: int,
@@ -20,7 +23,8 @@ def with_retries(run_bench: Callable[..., BenchResult], retries: int,
     if retries <= 0:
         return run_bench
 
-    def run(rig_path: Any, suite_path: Any, bench: str, run_dir: Path, options: Any = None) -> BenchResult:
+    def run(rig_path: str | Path, suite_path: str | Path, bench: str, run_dir: Path,
+            options: BenchOptions | None = None) -> BenchResult:
         result = run_bench(rig_path, suite_path, bench, run_dir, options)
         errors: list[str] = []
         while result.verdict == Verdict.ERROR and len(errors) < retries:

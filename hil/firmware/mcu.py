@@ -23,7 +23,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import can
 import serial
@@ -39,6 +39,11 @@ from hil.lifecycle import signals
 from hil.protocol import an3155
 from hil.protocol.seedkey import key_function
 from hil.protocol.uds import isotp_params
+
+if TYPE_CHECKING:
+    from hil.cortexm.core import Machine
+    from hil.cortexm.faults import Fault
+    from hil.simbus.faults import FaultEvent
 
 SWITCH_INTERVAL_S = 0.0002  # a core running Cortex-M code hands the GIL over this often (Python's default: 5 ms)
 
@@ -78,7 +83,7 @@ def emit(kind: str, **data: Any) -> None:
 class Console:
     """printf lines to the console tty; like a UART, a line is dropped when nobody drains the port."""
 
-    def __init__(self, port: Any | None):
+    def __init__(self, port: serial.Serial | None):
         self.port = port
         self.muted = False
         self.partial = b""  # bytes of a line not yet ended, when there is no port
@@ -223,12 +228,12 @@ class McuProcess:
             done.set()
             reader.join()
 
-    def _on_fault(self, fault: Any) -> None:
+    def _on_fault(self, fault: Fault) -> None:
         for line in fault.lines:
             self.console.line(line)
         emit("state", state="fault", reason=fault.summary, boot=self.boots)
 
-    def _console_input(self, machine: Any, done: threading.Event) -> None:
+    def _console_input(self, machine: Machine, done: threading.Event) -> None:
         """What is typed into the console reaches the machine's USART."""
         port = self.ports.get(self.cfg.console)
         while port is not None and not done.is_set():
@@ -289,7 +294,7 @@ class McuProcess:
         if app is not None:
             app.receive(msg)
 
-    def _on_bus_fault(self, event: Any) -> None:
+    def _on_bus_fault(self, event: FaultEvent) -> None:
         app = self.app
         if hasattr(app, "fault_event"):
             app.fault_event(event.kind, event.id, event.t_ns)

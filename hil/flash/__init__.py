@@ -3,7 +3,7 @@ pyserial, :mod:`hil.flash.stm32`), ``uds`` (udsoncan over ISO-TP, :mod:`hil.flas
 ``command`` (an external flasher, :mod:`hil.flash.command`). Each is a :class:`FlashMethod` in the
 ``hil.flash`` registry (:mod:`hil.registry`); a plugin adds one with an entry point.
 
-Each reports progress through a :data:`Progress` callback ``(step, done, total)`` and fails with
+Each reports progress through a :data:`FlashProgress` callback ``(step, done, total)`` and fails with
 :class:`hil.errors.FlashError` naming the step and the response.
 """
 
@@ -13,17 +13,18 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
+    from hil.buses import RigBuses
     from hil.firmware.image import Image, RawImage
     from hil.spec.rig import FlashSpec, Rig
 
-Progress = Callable[[str, int, int], None]
+FlashProgress = Callable[[str, int, int], None]
 
 
 def no_progress(step: str, done: int, total: int) -> None:
-    """The default :data:`Progress` callback: ignore."""
+    """The default :data:`FlashProgress` callback: ignore."""
 
 
 @dataclass(frozen=True)
@@ -38,10 +39,10 @@ class FlashJob:
     image: Image | RawImage
     image_path: Path
     rig: Rig
-    buses: Any
+    buses: RigBuses
     folder: Path
     emulated: bool
-    progress: Progress = no_progress
+    progress: FlashProgress = no_progress
 
 
 class FlashMethod(ABC):

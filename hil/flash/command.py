@@ -19,7 +19,7 @@ from pathlib import Path
 
 from hil.errors import FlashError
 from hil.lifecycle.children import spawn
-from hil.flash import FlashJob, FlashMethod, Progress, no_progress
+from hil.flash import FlashJob, FlashMethod, FlashProgress, no_progress
 from hil.spec.common import format_duration
 from hil.spec.rig import CommandFlash
 
@@ -54,7 +54,7 @@ def expand(argv: list[str], fields: dict[str, str]) -> list[str]:
     return [put(a) for a in argv]
 
 
-def flash(spec: CommandFlash, fields: dict[str, str], progress: Progress = no_progress,
+def flash(spec: CommandFlash, fields: dict[str, str], progress: FlashProgress = no_progress,
           log: Path | None = None) -> str:
     """Run the flasher with ``fields`` put into its argv; return its combined output, which also
     goes whole into ``log`` — when it fails too: the start of a tool's output often says why.

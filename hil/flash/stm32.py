@@ -25,7 +25,7 @@ from collections.abc import Iterator
 import serial
 
 from hil.errors import FlashError
-from hil.flash import FlashJob, FlashMethod, Progress, no_progress
+from hil.flash import FlashJob, FlashMethod, FlashProgress, no_progress
 from hil.protocol import an3155 as P
 
 REPLY_TIMEOUT_S = 1.0
@@ -227,7 +227,7 @@ def device_for(pid: int, geometry: P.Stm32Device | None = None) -> P.Stm32Device
     return device
 
 
-def flash(port: serial.Serial, image: bytes, address: int = 0x0800_0000, progress: Progress = no_progress,
+def flash(port: serial.Serial, image: bytes, address: int = 0x0800_0000, progress: FlashProgress = no_progress,
           geometry: P.Stm32Device | None = None) -> None:
     """Erase, write, verify and start ``image`` at ``address`` through the bootloader on ``port``."""
     bl = Stm32Bootloader(port)

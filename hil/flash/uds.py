@@ -24,7 +24,7 @@ from udsoncan.exceptions import InvalidResponseException
 
 from hil.errors import FlashError
 from hil.firmware.image import Image, RawImage
-from hil.flash import FlashJob, FlashMethod, Progress, no_progress
+from hil.flash import FlashJob, FlashMethod, FlashProgress, no_progress
 from hil.protocol.seedkey import key_function
 from hil.protocol.uds import DID_BOOT_VERSION, DID_SOFTWARE_VERSION, DID_VIN, ERASE_MEMORY, EXTENDED, HARD_RESET, PROGRAMMING, isotp_params
 from hil.spec.rig import UdsFlash
@@ -150,7 +150,7 @@ class UdsFlasher:
                 time.sleep(RETRY_PAUSE_S)  # a quick "not now" (a negative response) must not flood the bus
 
 
-def flash(bus: can.BusABC, spec: UdsFlash, image: Image | RawImage, progress: Progress = no_progress) -> str:
+def flash(bus: can.BusABC, spec: UdsFlash, image: Image | RawImage, progress: FlashProgress = no_progress) -> str:
     """Download ``image`` at ``spec.address``, reset, and check F195; returns the version read back."""
     data, address = image.to_bytes(), spec.address
     with UdsFlasher(bus, spec) as uds:

@@ -18,7 +18,10 @@ from __future__ import annotations
 import ipaddress
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hil.spec.rig import Rig
 
 ENV_VAR = "HIL_NETS"
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
@@ -54,7 +57,7 @@ def _ipv4(text: str | None) -> ipaddress.IPv4Address | None:
         return None
 
 
-def network_problems(rig: Any) -> list[tuple[tuple, str]]:
+def network_problems(rig: Rig) -> list[tuple[tuple, str]]:
     """What a single field cannot see: addresses that are not IPv4, outside loopback on an emulated
     network, missing on a real one, or used twice; attachments to buses that are no network."""
     out: list[tuple[tuple, str]] = []
@@ -100,7 +103,7 @@ def _address_problems(loc: tuple, text: str | None, emulated: bool) -> list[tupl
     return []
 
 
-def _explicit(rig: Any, net: str) -> list[tuple[str, str]]:
+def _explicit(rig: Rig, net: str) -> list[tuple[str, str]]:
     """(who, address) written in the rig for network ``net`` (who: ``hil`` or a target)."""
     bus = rig.buses[net]
     out = [(HIL, str(_ipv4(bus.address)))] if _ipv4(bus.address) else []
@@ -115,7 +118,7 @@ def _where(who: str, net: str) -> tuple:
     return ("buses", net, "address") if who == HIL else ("targets", who, "networks", net, "address")
 
 
-def plan(rig: Any) -> dict[str, Network]:
+def plan(rig: Rig) -> dict[str, Network]:
     """Every network of ``rig`` with the addresses left out given (see the module's docstring)."""
     out = {}
     ethernet = [n for n, b in rig.buses.items() if b.kind == "ethernet"]
@@ -133,7 +136,7 @@ def plan(rig: Any) -> dict[str, Network]:
     return out
 
 
-def env(rig: Any, target: str) -> dict[str, str]:
+def env(rig: Rig, target: str) -> dict[str, str]:
     """``{"HIL_NETS": json}`` for a component of ``target``: each network it is on (empty: none)."""
     nets = {}
     for name, net in plan(rig).items():
@@ -144,7 +147,7 @@ def env(rig: Any, target: str) -> dict[str, str]:
     return {ENV_VAR: json.dumps(nets)} if nets else {}
 
 
-def destinations(rig: Any) -> dict[str, tuple[str, str, int]]:
+def destinations(rig: Rig) -> dict[str, tuple[str, str, int]]:
     """``TARGET.PORT`` → (network, address, port number) for every port a target declares."""
     out = {}
     for name, net in plan(rig).items():

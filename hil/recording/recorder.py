@@ -27,7 +27,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 
 from hil import __version__
@@ -37,6 +37,14 @@ from hil.recording import schema
 from hil.recording.mcapwriter import McapWriter
 from hil.canframe import message_flags
 from hil.values import ConsoleLine
+
+if TYPE_CHECKING:
+    import can
+    from serial import Serial  # the module name is taken by Recorder.serial
+
+    from hil.buses import RigBuses
+    from hil.net.udp import Listener
+    from hil.spec.rig import CanBus
 
 CLOCK_MODEL = ("run clock = CLOCK_MONOTONIC in ns, shared by every process of the run; "
                "CAN times are end-of-frame times")
@@ -49,7 +57,7 @@ HARNESS_EVERY_S = 1.0  # how often the harness error of emulated buses is writte
 USB_FRAME_S = 1e-3  # a USB full-speed frame: how long an adapter may hold a frame for the host
 
 
-def adapter_clock(spec: Any, cfg: dict[str, Any], bus: Any = None, opened: list | None = None) -> AdapterClock:
+def adapter_clock(spec: CanBus, cfg: dict[str, Any], bus: can.BusABC | None = None, opened: list | None = None) -> AdapterClock:
     """The clock for a bus with adapter timestamps (``cfg``: how it is opened; ``bus``: the open
     bus; ``opened``: where a connection the clock keeps goes, to be shut down with the buses). An
     SLCAN device opened by hil (:mod:`hil.buses.slcan`) stamps each frame with its own millisecond
@@ -120,7 +128,7 @@ class Recorder:
     """Records buses ``names`` of ``buses`` (a :class:`hil.buses.RigBuses`, or None to feed frames
     only through :meth:`frame`) plus consoles and events into ``path``."""
 
-    def __init__(self, path: str | Path, buses: Any = None, names: Iterable[str] = (),
+    def __init__(self, path: str | Path, buses: RigBuses | None = None, names: Iterable[str] = (),
                  metadata: dict[str, Any] | None = None, *, flush_interval: float = 0.25,
                  chunk_size: int = 512 * 1024):
         self.path = Path(path)
@@ -134,7 +142,7 @@ class Recorder:
         self._closing = threading.Event()
         self._threads: list[threading.Thread] = []
         self._writer_thread: threading.Thread | None = None
-        self._opened: list[Any] = []
+        self._opened: list[Any] = []  # per recorded bus: a can.BusABC, serial Serial or net.udp Listener
         self._emulated: list[str] = []  # recorded buses served by simbus: their harness error is recorded
         self._clocks: dict[str, AdapterClock] = {}  # buses with adapter timestamps: their clock's error too
         self._measured: dict[str, dict[str, Any]] = {}  # bus → harness figures measured elsewhere (networks)
@@ -282,7 +290,7 @@ class Recorder:
             raise RecordingError(f"cannot record bus {name!r}: the rig has {', '.join(self._buses.rig.buses)}")
         return bus.kind == "can"
 
-    def _read_can(self, name: str, bus: Any, clock: AdapterClock | None) -> None:
+    def _read_can(self, name: str, bus: can.BusABC, clock: AdapterClock | None) -> None:
         topic = schema.CAN_PREFIX + name
         put = self._queue.append
         try:
@@ -312,7 +320,7 @@ class Recorder:
             self._threads.append(threading.Thread(target=self._read_net, args=(name, listener), daemon=True))
         return "net: kernel arrival stamp (SO_TIMESTAMPNS) on the run clock"
 
-    def _read_net(self, name: str, listener: Any) -> None:
+    def _read_net(self, name: str, listener: Listener) -> None:
         topic, put = schema.NET_PREFIX + name, self._queue.append
         try:
             while not self._stop.is_set():
@@ -340,7 +348,7 @@ class Recorder:
         clocks = {name: clock.summary() for name, clock in self._clocks.items()}
         self.event("harness", {"buses": buses, **({"clocks": clocks} if clocks else {})})
 
-    def _read_serial(self, name: str, port: Any) -> None:
+    def _read_serial(self, name: str, port: Serial) -> None:
         try:
             while not self._stop.is_set():
                 data = port.read(max(1, port.in_waiting))

@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING
 
 from hil.session.folders import safe_name
 from hil.values import ConsoleLine
+
+if TYPE_CHECKING:
+    from hil.recording import Recorder
 
 
 class Consoles:
     def __init__(self, folder: Path):
         self.folder = folder
-        self.recorder: Any = None
+        self.recorder: Recorder | None = None
         self.paths: dict[str, Path] = {}
         self._files: dict[str, IO[str]] = {}
         self._lock = threading.Lock()

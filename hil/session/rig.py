@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hil import cancel
 from hil.clock import EPOCH_ENV, now_ns
@@ -40,6 +40,18 @@ from hil.session.held import Held, publish, withdraw
 from hil.session.inject import inject
 from hil.spec.common import format_duration
 from hil.spec.rig import Rig
+from hil.values import ConsoleLine
+
+if TYPE_CHECKING:
+    from hil.buses import RigBuses
+    from hil.recording import Recorder
+    from hil.spec.faults import Fault
+    from hil.spec.stack import Stack
+    from hil.stimulus.injector import ReplayProgress
+    from hil.stimulus.report import ReplayReport
+    from hil.stimulus.timeline import Timeline
+    from hil.targets.base import Target
+    from hil.targets.deployment import Deployment, DeployStep
 
 ALIVE_POLL_S = 0.05
 DEADLINE_PHASES = ("start", "ready", "record", "inject", "settle")  # phases a deadline is checked on entering
@@ -73,12 +85,12 @@ class RigSession:
     :mod:`hil.session.folders`), or joined (``joined``: the descriptor of the session holding it).
 
     ``on_phase(phase, message)`` learns every phase entered, ``on_target`` every deployment event
-    (:class:`hil.targets.deployment.Event`), ``on_console`` every console line (they also go to
+    (:class:`hil.targets.deployment.DeployStep`), ``on_console`` every console line (they also go to
     ``folder/CONSOLES/SOURCE.log``, ``consoles`` being that folder's name, and into the recording)."""
 
     def __init__(self, rig: Rig, folder: Path, *, joined: Held | None = None, deadline: Deadline | None = None,
-                 on_phase: Callable[[str, str], None] | None = None, on_target: Callable[[Any], None] | None = None,
-                 on_console: Callable[[Any], None] | None = None, consoles: str = CONSOLES):
+                 on_phase: Callable[[str, str], None] | None = None, on_target: Callable[[DeployStep], None] | None = None,
+                 on_console: Callable[[ConsoleLine], None] | None = None, consoles: str = CONSOLES):
         self.rig = rig
         self.folder = Path(folder)
         self.joined = joined
@@ -86,9 +98,9 @@ class RigSession:
         self.state = State.IDLE
         self.broken_by = ""
         self.phase = "plan"
-        self.buses: Any = None
-        self.deployment: Any = None
-        self.recorder: Any = None
+        self.buses: RigBuses | None = None
+        self.deployment: Deployment | None = None
+        self.recorder: Recorder | None = None
         self.consoles = Consoles(self.folder / consoles)
         self._on_phase, self._on_target, self._on_console = on_phase, on_target, on_console
         # what teardown ends, in its order: joiners turned away, the recording, the targets, the buses
@@ -124,8 +136,8 @@ class RigSession:
             self.check_alive()  # a held rig's holder may have gone since it was found
         return self
 
-    def deploy(self, stack: Any, *, bundle: Path | None = None, power_cycle: bool = False,
-               timeout_ns: int | None = None) -> dict[str, Any]:
+    def deploy(self, stack: Stack, *, bundle: Path | None = None, power_cycle: bool = False,
+               timeout_ns: int | None = None) -> dict[str, Target]:
         """Deploy ``stack`` (a Stack) through :class:`~hil.targets.deployment.Deployment`: the bundle
         built or ``bundle`` checked, serial consoles opened, every power switch cycled if
         ``power_cycle``, then deploy → start → ready (``timeout_ns`` caps the ready conditions).
@@ -142,7 +154,7 @@ class RigSession:
             self.deployment.up(power_cycle, timeout_ns)
         return dict(self.deployment.targets)
 
-    def target(self, name: str) -> Any:
+    def target(self, name: str) -> Target:
         """The driver of rig target ``name`` outside a stack (``hil flash``), stopped at teardown."""
         from hil.targets import create_target
 
@@ -152,7 +164,7 @@ class RigSession:
         return target
 
     def record(self, path: Path | None = None, names: Iterable[str] | None = None,
-               metadata: dict[str, Any] | None = None) -> Any:
+               metadata: dict[str, Any] | None = None) -> Recorder:
         """Start recording into ``path`` (default ``folder/recording.mcap``) the buses ``names`` (default:
         :meth:`recorded`), every console line and fault, and the phases; returns the Recorder. It
         runs until :meth:`stop_recording` or teardown. Its metadata says which targets were
@@ -179,8 +191,9 @@ class RigSession:
         recording, self._recording = self._recording, ExitStack()
         recording.__exit__(*(exc or (None, None, None)))
 
-    def inject(self, timeline: Any, faults: dict[str, list[Any]] | None = None, *, timed_release: bool = True,
-               on_progress: Callable[[Any], None] | None = None) -> tuple[int, Any]:
+    def inject(self, timeline: Timeline | None, faults: dict[str, list[Fault]] | None = None, *,
+               timed_release: bool = True, on_progress: Callable[[ReplayProgress], None] | None = None,
+               ) -> tuple[int, ReplayReport | None]:
         """Play ``timeline`` (:func:`hil.session.inject.read_stimulus`), arming ``faults`` at its
         first frame; returns its start on the run clock and the ReplayReport. The deadline stops it."""
         with self._step("inject", RUNNING):
@@ -296,7 +309,7 @@ class RigSession:
         if self.deadline is not None and now_ns() > self.deadline.at_ns:
             raise TargetTimeoutError(self.deadline.message(self.phase))
 
-    def _target_event(self, event: Any) -> None:
+    def _target_event(self, event: DeployStep) -> None:
         """Deployment steps (every target deploys, then every target starts, then all wait) → phases."""
         phase = {"starting": "start", "waiting": "ready"}.get(event.phase)
         if phase is not None and phase != self.phase:
@@ -308,7 +321,7 @@ class RigSession:
         """What the recording's metadata says of this session's deployment."""
         return {} if self.deployment is None else {"power_cycled": self.deployment.power_cycled}
 
-    def _console(self, line: Any) -> None:
+    def _console(self, line: ConsoleLine) -> None:
         self.consoles.add(line)
         if self._on_console is not None:
             self._on_console(line)
@@ -318,7 +331,7 @@ class RigSession:
         self.consoles.detach()
         self.recorder = None
 
-    def _bus_stats(self, exc_type: Any, *_: Any) -> None:
+    def _bus_stats(self, exc_type: type[BaseException] | None, *_: object) -> None:
         """A recording that ends well ends with each emulated CAN bus's statistics (analysis reads
         the overruns from them)."""
         if exc_type is None:

@@ -26,7 +26,7 @@ def _adapter() -> TypeAdapter:
     return TypeAdapter(Fault)
 
 
-def parse_fault(data: Any) -> Fault:
+def parse_fault(data: Any) -> Fault:  # data: the fault's JSON form, checked here
     """A fault spec from its JSON form; ValueError naming the first problem and what came."""
     try:
         return _adapter().validate_python(data)
@@ -52,7 +52,7 @@ class FaultEvent:
 @dataclass
 class ArmedFault:
     fid: int
-    spec: Any  # one of the hil.spec.faults models
+    spec: Fault
     start_ns: int
     end_ns: int
     next_ns: int = 0  # babble: when its next frame is ready

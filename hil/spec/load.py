@@ -37,6 +37,9 @@ EXTENSION_PREFIX = "x-"  # top-level keys for the user's own use, such as anchor
 
 M = TypeVar("M", bound=BaseModel)
 Loc = tuple
+# A part of a YAML tree as ruamel gives it: a CommentedMap, CommentedSeq or scalar (a composer
+# node while aliases are counted). Any: what a file holds is arbitrary until it is validated.
+YamlNode = Any
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,7 @@ class SpecFile(Generic[M]):
 
     path: Path
     model: M
-    doc: Any
+    doc: YamlNode
 
     def error(self, problems: list[tuple[Loc, str]]) -> SpecError:
         return SpecError([format_problem(self.path, self.doc, loc, msg) for loc, msg in problems])
@@ -82,7 +85,7 @@ def load(path: str | Path, model: type[M]) -> SpecFile[M]:
     return spec
 
 
-def parse_yaml(path: Path) -> Any:
+def parse_yaml(path: Path) -> YamlNode:
     """Read ``path`` as YAML safely: size, encoding, duplicate keys, tabs, alias bombs, depth."""
     try:
         raw = read_bytes(path, MAX_BYTES, "spec file")
@@ -147,7 +150,7 @@ def _format_constructor_failure(path: Path, text: str, exc: Exception) -> str:
     yaml = YAML(typ="rt", pure=True)
     seen: set[int] = set()
 
-    def walk(node: Any, ancestors: tuple[int, ...]) -> Any:
+    def walk(node: YamlNode, ancestors: tuple[int, ...]) -> YamlNode:
         if not isinstance(node, (MappingNode, SequenceNode)) or id(node) in seen:
             return None
         seen.add(id(node))
@@ -169,12 +172,12 @@ def _format_constructor_failure(path: Path, text: str, exc: Exception) -> str:
             "that contains it; a mapping cannot contain itself")
 
 
-def _check_size(path: Path, doc: Any) -> None:
+def _check_size(path: Path, doc: YamlNode) -> None:
     """Refuse documents whose aliases expand beyond MAX_NODES, or are recursive, or are too deep."""
     sizes: dict[int, int] = {}
     active: set[int] = set()
 
-    def size(node: Any, depth: int) -> int:
+    def size(node: YamlNode, depth: int) -> int:
         if not isinstance(node, (dict, list)):
             return 1
         key = id(node)
@@ -206,14 +209,14 @@ def _check_size(path: Path, doc: Any) -> None:
         raise SpecError(f"{_pos(path, node)}: aliases expand to more than {MAX_NODES} nodes; refused")
 
 
-def _pos(path: Path, node: Any) -> str:
+def _pos(path: Path, node: YamlNode) -> str:
     lc = getattr(node, "lc", None)
     if lc is None or lc.line is None:
         return f"{path}:1:1"
     return f"{path}:{lc.line + 1}:{lc.col + 1}"
 
 
-def _yaml_kind(node: Any) -> str:
+def _yaml_kind(node: YamlNode) -> str:
     if isinstance(node, list):
         return "list"
     if isinstance(node, str):
@@ -224,7 +227,7 @@ def _yaml_kind(node: Any) -> str:
 # -- mapping locations to positions -------------------------------------------------------------
 
 
-def locate(doc: Any, loc: Loc, at_key: bool = False) -> tuple[int, int, str]:
+def locate(doc: YamlNode, loc: Loc, at_key: bool = False) -> tuple[int, int, str]:
     """Walk ``loc`` through the YAML tree; return (line, col, field.path) of the deepest node found.
 
     Parts of ``loc`` that are not in the document (pydantic's union tags) are skipped. ``at_key``
@@ -271,12 +274,12 @@ def _owner(node: CommentedMap, key: Any) -> CommentedMap:
     return node
 
 
-def format_problem(path: Path, doc: Any, loc: Loc, msg: str, at_key: bool = False) -> str:
+def format_problem(path: Path, doc: YamlNode, loc: Loc, msg: str, at_key: bool = False) -> str:
     line, col, field = locate(doc, loc, at_key)
     return f"{path}:{line}:{col}: {field}: {msg}"
 
 
-def _format_pydantic(path: Path, doc: Any, model: type[BaseModel], err: dict) -> str:
+def _format_pydantic(path: Path, doc: YamlNode, model: type[BaseModel], err: dict) -> str:
     loc, kind, ctx = tuple(err["loc"]), err["type"], err.get("ctx") or {}
     if kind == "extra_forbidden":
         allowed = _keys_at(model, loc[:-1], doc)
@@ -353,7 +356,7 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _keys_at(model: Any, loc: Loc, doc: Any) -> list[str]:
+def _keys_at(model: Any, loc: Loc, doc: YamlNode) -> list[str]:
     """The keys the model accepts at ``loc`` (for 'unknown key' messages). A registry field's
     model is the one its value in ``doc`` names (:mod:`hil.spec.registered`)."""
     tp: Any = model
@@ -376,7 +379,7 @@ def _unwrap(tp: Any) -> Any:
     return tp
 
 
-def _resolve(tp: Any, node: Any) -> Any:
+def _resolve(tp: Any, node: YamlNode) -> Any:
     """``tp`` without Optional and Annotated; a registry field as the model its value ``node`` names."""
     if typing.get_origin(tp) in (typing.Union, types.UnionType):
         members = [a for a in typing.get_args(tp) if a is not type(None)]

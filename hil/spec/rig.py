@@ -370,7 +370,7 @@ class McuTarget(TargetSpec):
         return out + _part_problems(self)
 
 
-Target = Annotated[HpcTarget | McuTarget | TargetSpec, Registered(registry.TARGETS)]
+RigTarget = Annotated[HpcTarget | McuTarget | TargetSpec, Registered(registry.TARGETS)]
 
 
 class Rig(Spec):
@@ -380,7 +380,7 @@ class Rig(Spec):
     description: Text = ""
     tags: list[Line] = Field(default_factory=list, description="free-form capabilities")
     buses: dict[Name, Bus] = Field(min_length=1)
-    targets: dict[Name, Target] = Field(default_factory=dict)
+    targets: dict[Name, RigTarget] = Field(default_factory=dict)
     power: dict[Name, PowerSwitch] = Field(default_factory=dict)
     health: Annotated[SpecPath, SPEC_FILE] | None = Field(None, description="suite whose first bench checks rig health")
 

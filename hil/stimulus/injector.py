@@ -36,7 +36,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hil import cancel
 from hil.clock import now_ns
@@ -47,6 +47,13 @@ from hil.canframe import message_flags, to_message
 from hil.stimulus.events import CanEvent, PacketEvent
 from hil.stimulus.report import ReplayReport
 from hil.stimulus.timeline import Timeline
+
+if TYPE_CHECKING:
+    import can
+    import cantools
+
+    from hil.buses import RigBuses
+    from hil.stimulus.realtime import Waker
 
 EXIT_S = 5.0  # how long the injector has to end after its last message, or after SIGTERM
 LEAD_NS = 250_000_000  # how far ahead frames are handed to the simbus broker (it applies back-pressure)
@@ -64,7 +71,7 @@ STAMP_BACKLOG, STAMP_BATCH = 256, 8  # a replay behind its deadlines still reads
 
 
 @dataclass
-class Progress:
+class ReplayProgress:
     """How far a replay is: sent to ``on_progress`` at the play start, then every 250 ms.
     ``elapsed_ns`` counts from the play start (so ``now − elapsed_ns`` is the start)."""
 
@@ -95,7 +102,7 @@ class _WaitPlan:
     id: int
     label: str
     timeout_ns: int
-    message: Any = None  # cantools Message when a signal is tested
+    message: cantools.database.can.Message | None = None  # when a signal is tested
     signal: str | None = None
     op: str | None = None
     value: float | None = None
@@ -110,7 +117,7 @@ class _Plan:
     dests: list[tuple[str, int]] = field(default_factory=list)  # a PACKET step's flags index this
 
 
-def play(timeline: Timeline, buses: Any, on_progress: Callable[[Progress], None] | None = None,
+def play(timeline: Timeline, buses: RigBuses, on_progress: Callable[[ReplayProgress], None] | None = None,
          timed_release: bool = True, deadline_ns: int | None = None,
          on_start: Callable[[int], None] | None = None) -> ReplayReport:
     """Play ``timeline`` onto ``buses`` (a :class:`hil.buses.RigBuses`); blocks until done.
@@ -169,7 +176,7 @@ def play(timeline: Timeline, buses: Any, on_progress: Callable[[Progress], None]
         proc.stdout.close()
 
 
-def make_plan(timeline: Timeline, buses: Any, timed_release: bool = True) -> _Plan:
+def make_plan(timeline: Timeline, buses: RigBuses, timed_release: bool = True) -> _Plan:
     """Timeline + RigBuses → what the child needs (plain data, picklable)."""
     from hil.simbus.wire import WireModel
     from hil.stimulus.overrides import load_dbc
@@ -247,7 +254,7 @@ def _child_main() -> None:
     sys.stdout = sys.stderr  # nothing else may write into the message stream
     children.watch_supervisor()  # a killed controller takes the replay with it
 
-    def send(message: tuple[str, Any]) -> None:
+    def send(message: tuple[str, Any]) -> None:  # (kind, any picklable payload)
         pickle.dump(message, out)
         out.flush()
 
@@ -271,8 +278,8 @@ class _Replay:
     def __init__(self, plan: _Plan, send: Callable[[tuple[str, Any]], None]):
         self.plan = plan
         self.send = send
-        self.handles: list[Any] = []
-        self.witnesses: list[Any] = []  # per CAN bus, the node that sees its frames go out (no own echo), or None
+        self.handles: list[Any] = []  # per bus, by its kind: a can.BusABC, serial.Serial or net.udp.Sender
+        self.witnesses: list[can.BusABC | None] = []  # per CAN bus, the node that sees its frames go out (no own echo), or None
         self.planned: list[list[int]] = [[] for _ in plan.buses]  # per bus, planned times in send order
         self.sent: list[list[tuple[int, bytes]]] = [[] for _ in plan.buses]  # per bus, (id, data) in send order
         self.echoed: list[int] = [0 for _ in plan.buses]  # per bus, the planned frame the next echo may be
@@ -286,7 +293,7 @@ class _Replay:
         self.met_ns = 0
         self.late_max = 0
         self.reader_error: str | None = None
-        self.waker: Any = None  # the send loop's Waker
+        self.waker: Waker | None = None  # the send loop's
         self.packets: dict[str, list[tuple[int, int, int]]] = {
             b.name: [] for b in plan.buses if b.kind == "ethernet"}  # per network: (sent, step, lateness) per datagram
         self.returned: list[list[int]] = [[] for _ in plan.buses]  # per network, when each sendto returned
@@ -419,7 +426,7 @@ class _Replay:
         return k
 
     @staticmethod
-    def _matches(w: _WaitPlan, msg: Any) -> bool:
+    def _matches(w: _WaitPlan, msg: can.Message) -> bool:
         return msg.arbitration_id == w.id and signal_holds(w.message, msg.data, w.signal, w.op, w.value)
 
     def _send_all(self) -> tuple[int, int, list[dict[str, Any]], str | None]:
@@ -495,7 +502,7 @@ class _Replay:
 
     def _progress(self, sent: int, start: int, now: int) -> None:
         """Tell the parent how far the replay is; the first report comes at or just after the start."""
-        self.send(("progress", Progress(sent, len(self.plan.steps), len(self.lateness), self.late_max, now - start)))
+        self.send(("progress", ReplayProgress(sent, len(self.plan.steps), len(self.lateness), self.late_max, now - start)))
 
     def _take_stamps(self, i: int, stamps: list[tuple[int, int]]) -> None:
         """Pair the kernel's send timestamps with network ``i``'s datagrams: a datagram's number on

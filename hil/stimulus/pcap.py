@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import decimal
 import struct
-from collections.abc import Iterator
-from typing import Any, BinaryIO
+from collections.abc import Collection, Iterator
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from hil.errors import StimulusError
 from hil.stimulus.events import Event, PacketEvent, RecordError
+
+if TYPE_CHECKING:
+    from hil.spec.rig import Rig
 
 PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 _ETH_IP, _ETH_VLAN = 0x0800, (0x8100, 0x88A8)
@@ -108,7 +111,7 @@ def _ipv4(link: int, buf: bytes) -> Any:
     return f"frames of link type {link} (hil reads Ethernet, Linux cooked, raw IP, loopback)"
 
 
-def aims(channels: Any, mapping: dict[str, str], rig: Any, where: str) -> dict[str, tuple[str, str, int]]:
+def aims(channels: Collection[str], mapping: dict[str, str], rig: Rig, where: str) -> dict[str, tuple[str, str, int]]:
     """Capture destination → (network, address, port) in ``rig`` for each channel that is played:
     the ``map`` (channel → ``TARGET.PORT``), or without one the one target port of that number."""
     from hil import net

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from hil import registry
 
 if TYPE_CHECKING:
+    from hil.buses import RigBuses
     from hil.spec.rig import Rig, TargetSpec
     from hil.spec.stack import Component, Stack
     from hil.targets.base import Target
@@ -32,7 +33,7 @@ def driver_class(key: str) -> type[Target]:
     return registry.TARGETS.implementation(key)
 
 
-def create_target(name: str, spec: TargetSpec, rig: Rig, buses: Any, run_dir: Path,
+def create_target(name: str, spec: TargetSpec, rig: Rig, buses: RigBuses, run_dir: Path,
                   on_console: Callable[[ConsoleLine], None] | None = None) -> Target:
     """The driver for rig target ``name``; ``buses`` is the run's :class:`hil.buses.RigBuses`."""
     cls = driver_class(driver_key(spec))

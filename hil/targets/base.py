@@ -18,11 +18,14 @@ import enum
 import functools
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hil.errors import DeployError, TargetStateError
 from hil.targets.console import ConsoleLog, SerialConsole
 from hil.values import ConsoleLine
+
+if TYPE_CHECKING:
+    from hil.buses import RigBuses
 
 
 class State(enum.Enum):
@@ -94,7 +97,7 @@ class Target(ABC):
         finally:
             self.release_console()
 
-    def capture_console(self, buses: Any, bus: str) -> SerialConsole:
+    def capture_console(self, buses: RigBuses, bus: str) -> SerialConsole:
         """Start reading the serial console ``bus`` (host side) — call before any reset, flash or
         power step so its first line is not lost; call ``serial_console.step()`` right before it."""
         if self.serial_console is None:

@@ -4,7 +4,7 @@ The engine behind every deploy (the deploy step of :class:`hil.session.RigSessio
 for the whole stack (built, or a prebuilt one checked against the stack), one driver per target
 that has components, serial consoles captured before anything else happens, an optional power
 cycle, then deploy → start → wait ready target by target. Every step is reported as an
-:class:`Event`; leaving the ``with`` block stops every target in reverse order, also after errors
+:class:`DeployStep`; leaving the ``with`` block stops every target in reverse order, also after errors
 and Ctrl-C.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from hil.clock import now_ns
 from hil.spec.rig import Rig
@@ -25,9 +25,12 @@ from hil.targets.power import switches_for
 from hil.targets.ready import make_check
 from hil.values import ConsoleLine
 
+if TYPE_CHECKING:
+    from hil.buses import RigBuses
+
 
 @dataclass(frozen=True)
-class Event:
+class DeployStep:
     """A target moved on: ``phase`` is deploying / deployed / starting / waiting / ready / stopping /
     stopped / failed; ``detail`` says more (what is awaited, how long it took, the error)."""
 
@@ -39,8 +42,8 @@ class Event:
 class Deployment:
     """The stack's targets on one rig, for the length of a ``with`` block."""
 
-    def __init__(self, rig: Rig, stack: Stack, buses: Any, run_dir: Path, *, bundle: Path | None = None,
-                 on_event: Callable[[Event], None] = lambda e: None,
+    def __init__(self, rig: Rig, stack: Stack, buses: RigBuses, run_dir: Path, *, bundle: Path | None = None,
+                 on_event: Callable[[DeployStep], None] = lambda e: None,
                  on_console: Callable[[ConsoleLine], None] | None = None):
         self.rig, self.stack, self.buses = rig, stack, buses
         self.run_dir = Path(run_dir)
@@ -57,14 +60,14 @@ class Deployment:
         """Stop every target, in reverse order, even when one of them fails to stop."""
         failed: list[Exception] = []
         for name, target in reversed(list(self.targets.items())):
-            self._emit(Event(name, "stopping"))
+            self._emit(DeployStep(name, "stopping"))
             try:
                 target.stop()
             except Exception as err:  # the others must still be stopped
                 failed.append(err)
-                self._emit(Event(name, "failed", first_line(err)))
+                self._emit(DeployStep(name, "failed", first_line(err)))
                 continue
-            self._emit(Event(name, "stopped"))
+            self._emit(DeployStep(name, "stopped"))
         if failed and exc_type is None:
             raise failed[0]
 
@@ -113,19 +116,19 @@ class Deployment:
             fed = [t for t, spec in self.rig.targets.items() if spec.power == name and t in self.targets]
             for target in fed:
                 dropped = f"; {stale[target]} stale console byte(s) dropped" if stale.get(target) else ""
-                self._emit(Event(target, "power-cycle", f"switch {name}{dropped}"))
+                self._emit(DeployStep(target, "power-cycle", f"switch {name}{dropped}"))
             switch.cycle()
             self.power_cycled += fed
 
     def _step(self, name: str, doing: str, done: str, action: Callable[[], None], detail: str = "") -> None:
-        self._emit(Event(name, doing, detail))
+        self._emit(DeployStep(name, doing, detail))
         t0 = now_ns()
         try:
             action()
         except BaseException as exc:
-            self._emit(Event(name, "failed", first_line(exc)))
+            self._emit(DeployStep(name, "failed", first_line(exc)))
             raise
-        self._emit(Event(name, done, f"{(now_ns() - t0) / 1e9:.1f}s"))
+        self._emit(DeployStep(name, done, f"{(now_ns() - t0) / 1e9:.1f}s"))
 
 
 def drivers(rig: Rig, stack: Stack) -> dict[str, str]:

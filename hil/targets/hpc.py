@@ -13,7 +13,7 @@ import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from hil.errors import DeployError
 from hil.lifecycle.children import exit_text
@@ -22,6 +22,9 @@ from hil.spec.stack import Component, ProcessComponent
 from hil.targets.base import State
 from hil.targets.bundle import Manifest, build, read
 from hil.targets.console import ConsoleLog, format_tail
+
+if TYPE_CHECKING:
+    from hil.buses import RigBuses
 
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -54,7 +57,7 @@ def checked_bundle(target: str, components: Mapping[str, Component], bundle: Pat
 
 
 def component_env(target: str, spec: HpcTarget, name: str, comp: ProcessComponent,
-                  buses: Any) -> dict[str, str]:
+                  buses: RigBuses) -> dict[str, str]:
     """HIL_* variables for one component: how to reach each attached bus (``HIL_BUSES``, from
     :meth:`RigBuses.env`, the device side) and network (``HIL_NETS``, :func:`hil.net.env`), its ``config`` (``HIL_CONFIG``, JSON), who it is; then
     the component's own ``env``."""

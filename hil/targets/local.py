@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from hil import clock
 from hil.lifecycle.children import Child, spawn
@@ -29,6 +29,9 @@ from hil.targets.hpc import checked_bundle, component_env, crashed, expand_argv
 from hil.targets.ready import Armed
 from hil.values import ConsoleLine
 
+if TYPE_CHECKING:
+    from hil.buses import RigBuses
+
 DEFAULT_GRACE_NS = 5_000_000_000
 _LINE_LIMIT = 1 << 16
 DRAIN_S = 5.0  # how long a component's last output may take to be read once it ended
@@ -37,7 +40,7 @@ DRAIN_S = 5.0  # how long a component's last output may take to be read once it 
 class LocalHpcTarget(Target):
     """Runs an HPC target's components as local processes in a per-run sandbox."""
 
-    def __init__(self, name: str, spec: HpcTarget, *, rig: Rig | None = None, buses: Any = None,
+    def __init__(self, name: str, spec: HpcTarget, *, rig: Rig | None = None, buses: RigBuses | None = None,
                  run_dir: Path, on_console: Callable[[ConsoleLine], None] | None = None,
                  grace_ns: int = DEFAULT_GRACE_NS):
         super().__init__(name, on_console)

@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hil import clock, registry
 from hil.cortexm import config as cortexm_config
@@ -30,7 +30,7 @@ from hil.firmware.build import load_image
 from hil.firmware.flashmem import FlashMemory
 from hil.firmware.image import Image, ImageError, RawImage
 from hil.firmware.mcu import McuConfig
-from hil.flash import FlashJob, FlashMethod, Progress, no_progress
+from hil.flash import FlashJob, FlashMethod, FlashProgress, no_progress
 from hil.protocol import an3155
 from hil.lifecycle.children import Child, python_argv, spawn
 from hil.spec.rig import McuTarget, Rig
@@ -40,6 +40,9 @@ from hil.targets.base import State, Target
 from hil.targets.hpc import crashed
 from hil.targets.ready import Check, make_check, wait_ready
 from hil.values import ConsoleLine
+
+if TYPE_CHECKING:
+    from hil.buses import RigBuses
 
 GRACE_S = 5.0
 BOOT_TIMEOUT_NS = 30_000_000_000
@@ -82,8 +85,8 @@ def checked_image(target: str, name: str, comp: FirmwareComponent) -> Image | Ra
 class _McuTarget(Target):
     """What both MCU drivers share: the component, its image, the flash step, ready checks."""
 
-    def __init__(self, name: str, spec: McuTarget, *, rig: Rig, buses: Any, run_dir: Path,
-                 on_console: Callable[[ConsoleLine], None] | None = None, progress: Progress = no_progress):
+    def __init__(self, name: str, spec: McuTarget, *, rig: Rig, buses: RigBuses, run_dir: Path,
+                 on_console: Callable[[ConsoleLine], None] | None = None, progress: FlashProgress = no_progress):
         super().__init__(name, on_console)
         self.spec = spec
         self.rig = rig

@@ -18,15 +18,20 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from hil import cancel, registry
 from hil.clock import now_ns
 from hil.dbc import signal_holds
 from hil.errors import DeployError, TargetTimeoutError
 from hil.spec.common import format_duration
-from hil.spec.stack import ConsoleReady, FrameReady, Ready, ReadySpec, SocketReady
+from hil.spec.stack import Component, ConsoleReady, FrameReady, Ready, ReadySpec, SocketReady
 from hil.targets.console import ConsoleLog, format_tail
+
+if TYPE_CHECKING:
+    import can
+
+    from hil.buses import RigBuses
 
 POLL_S = 0.1
 
@@ -41,9 +46,9 @@ class Check(ABC):
         self.timeout_ns = timeout_ns
 
     @classmethod
-    def from_spec(cls, ready: Any, source: str, log: ConsoleLog, buses: Any) -> Check:
-        """The check for ``ready``, on console lines of ``source`` in ``log`` or the rig's open
-        ``buses`` (:class:`hil.buses.RigBuses`)."""
+    def from_spec(cls, ready: Any, source: str, log: ConsoleLog, buses: RigBuses | None) -> Check:
+        """The check for ``ready`` (a ``cls.model``, which each check names: hence ``Any`` here), on
+        console lines of ``source`` in ``log`` or the rig's open ``buses``."""
         return cls(ready.timeout)
 
     def arm(self) -> None:
@@ -72,7 +77,7 @@ class ConsoleCheck(Check):
         self._since = 0
 
     @classmethod
-    def from_spec(cls, ready: ConsoleReady, source: str, log: ConsoleLog, buses: Any) -> Check:
+    def from_spec(cls, ready: ConsoleReady, source: str, log: ConsoleLog, buses: RigBuses | None) -> Check:
         return cls(ready.console, source, log, ready.timeout)
 
     def arm(self) -> None:
@@ -88,11 +93,11 @@ class ConsoleCheck(Check):
 class FrameCheck(Check):
     """A frame on ``match.bus`` with the id (or DBC message) and, if given, the signal condition."""
 
-    def __init__(self, ready: FrameReady, buses: Any):
+    def __init__(self, ready: FrameReady, buses: RigBuses | None):
         super().__init__(ready.timeout)
         self.match = ready.frame
         self._buses = buses
-        self._bus = None
+        self._bus: can.BusABC | None = None
         self._message = None
         m = self.match
         if m.message is not None or m.signal is not None:
@@ -117,7 +122,7 @@ class FrameCheck(Check):
         self.frame_id = self._message.frame_id if self._message is not None else m.id
 
     @classmethod
-    def from_spec(cls, ready: FrameReady, source: str, log: ConsoleLog, buses: Any) -> Check:
+    def from_spec(cls, ready: FrameReady, source: str, log: ConsoleLog, buses: RigBuses | None) -> Check:
         return cls(ready, buses)
 
     def arm(self) -> None:
@@ -156,7 +161,7 @@ class SocketCheck(Check):
         self.address = address
 
     @classmethod
-    def from_spec(cls, ready: SocketReady, source: str, log: ConsoleLog, buses: Any) -> Check:
+    def from_spec(cls, ready: SocketReady, source: str, log: ConsoleLog, buses: RigBuses | None) -> Check:
         return cls(ready.socket, ready.timeout)
 
     def poll(self, timeout_s: float) -> bool:
@@ -178,7 +183,7 @@ class SocketCheck(Check):
         return f"socket {self.address} accepting"
 
 
-def make_check(ready: Ready, source: str, log: ConsoleLog, buses: Any = None) -> Check:
+def make_check(ready: Ready, source: str, log: ConsoleLog, buses: RigBuses | None = None) -> Check:
     """The armed-able check for one component's ready condition (console lines of ``source``):
     the ``hil.ready`` entry whose key the condition has."""
     name = next(n for n in registry.READY.names() if n in type(ready).model_fields)
@@ -228,8 +233,8 @@ def wait_ready(target: str, checks: Mapping[str, Check], log: ConsoleLog,
 class Armed:
     """The armed ready conditions of one target's components, from arming to waiting (or stop)."""
 
-    def __init__(self, components: Mapping[str, Any] | None = None, log: ConsoleLog | None = None,
-                 buses: Any = None):
+    def __init__(self, components: Mapping[str, Component] | None = None, log: ConsoleLog | None = None,
+                 buses: RigBuses | None = None):
         self.checks = {name: make_check(c.ready, name, log, buses)
                        for name, c in (components or {}).items() if c.ready is not None}
         for check in self.checks.values():

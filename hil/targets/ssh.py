@@ -29,7 +29,7 @@ import socket
 import threading
 from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncssh
 
@@ -44,6 +44,9 @@ from hil.targets.base import Target
 from hil.targets.hpc import check_argv, checked_bundle, component_env, crashed, expand_argv
 from hil.targets.ready import Armed
 from hil.values import ConsoleLine
+
+if TYPE_CHECKING:
+    from hil.buses import RigBuses
 
 DEFAULT_GRACE_NS = 5_000_000_000
 CONNECT_TIMEOUT_S = 30.0  # one attempt
@@ -71,7 +74,7 @@ exit $rc
 class SshHpcTarget(Target):
     """Deploys and runs an HPC target's components over SSH."""
 
-    def __init__(self, name: str, spec: HpcTarget, *, rig: Rig | None = None, buses: Any = None,
+    def __init__(self, name: str, spec: HpcTarget, *, rig: Rig | None = None, buses: RigBuses | None = None,
                  run_dir: Path, on_console: Callable[[ConsoleLine], None] | None = None,
                  grace_ns: int = DEFAULT_GRACE_NS):
         super().__init__(name, on_console)
