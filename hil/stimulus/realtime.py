@@ -151,7 +151,10 @@ class Waker:
     from its own sleeps: how late they woke (p99 of the last :data:`RECENT_SLEEPS`, plus a quarter),
     between :data:`MIN_SPIN_NS` and :data:`MAX_SPIN_NS`, set again every :data:`LEARN_EVERY` sleeps;
     a deadline too close to sleep for narrows it by 1/64 (else a stretch as
-    long as the gaps between deadlines would never be slept, so never learned again). Spinning takes
+    long as the gaps between deadlines would never be slept, so never learned again) — unless it is
+    closer than the shortest stretch: a burst of deadlines µs apart (a camera frame's packets) or a
+    loop behind its deadlines says nothing about how late sleeps wake, and narrowing on them left
+    the first deadline after each burst to a 20 µs stretch that every sleep overslept. Spinning takes
     at most :data:`SPIN_SHARE` of the time: beyond it the stretch is cut in proportion. So a quiet
     host spins tens of µs per deadline and gets its CPU back between them (on 2 CPUs, the processes
     a replay feeds must run). On a busy host sleeps wake late because the CPU is taken, and spinning
@@ -177,7 +180,7 @@ class Waker:
             time.sleep((target - now) / 1e9)
             now = time.monotonic_ns()
             self._learn(now - target)
-        elif self.spin_ns > MIN_SPIN_NS:
+        elif self.spin_ns > MIN_SPIN_NS and deadline_ns - now > MIN_SPIN_NS:
             self.spin_ns -= self.spin_ns >> 6
         began = now
         while now < deadline_ns:
