@@ -139,6 +139,9 @@ def test_a_camera_mcap_on_the_timeline_goes_to_the_mapped_target_port(tmp_path):
     assert [f.index for f in depacketize([s.event.data for s in tl.steps])] == [0, 1, 2]
     with pytest.raises(StimulusError, match="channel '/front' needs a 'map' entry .* hpc.camera"):
         build_timeline(Stimulus.model_validate({"sources": [{"file": str(path)}]}), rig)
+    with pytest.raises(StimulusError, match=r"source 1 \(cam.mcap\): its events are UDP datagrams .* 'include_ids'"):
+        build_timeline(Stimulus.model_validate({"sources": [{"file": str(path), "map": {"/front": "hpc.camera"},
+                                                             "exclude_ids": [0x100]}]}), rig)
 
 
 def test_a_truncated_camera_mcap_is_refused_as_unreadable(tmp_path):

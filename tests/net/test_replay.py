@@ -177,3 +177,12 @@ def test_a_capture_takes_the_timeline_features_of_can_windows_rate_loops(tmp_pat
     assert [(s.t_ns, s.event.data[0]) for s in timeline.steps] == [
         (0, 2), (MS // 2, 3), (MS, 4), (3 * MS // 2, 5), (2 * MS, 2), (5 * MS // 2, 3), (3 * MS, 4), (7 * MS // 2, 5)]
     assert timeline.dropped == {"outside the window": 6}
+
+
+def test_a_capture_is_filtered_by_destination_port_as_a_can_log_by_id(tmp_path, rig):
+    path = write_capture(tmp_path / "c.pcap", [(k * MS, "10.0.0.9", 2368 + k % 3, bytes([k])) for k in range(9)])
+    every = {f"10.0.0.9:{p}": "hpc.lidar" for p in (2368, 2369, 2370)}
+    timeline = build_timeline(Stimulus.model_validate({"sources": [
+        {"file": str(path), "map": every, "include_ports": [2368, 2369], "exclude_ports": [2369]}]}), rig)
+    assert [s.event.data[0] for s in timeline.steps] == [0, 3, 6]
+    assert timeline.dropped == {"filtered by port": 6}
