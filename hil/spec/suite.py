@@ -12,7 +12,7 @@ from hil import registry
 from hil.spec.common import (DBC_FILE, SPEC_FILE, STIMULUS_FILE, CanId, Duration, JsonObject, Line, Name,
                              PositiveDuration, Spec, SpecPath, Text, format_duration)
 from hil.spec.faults import Fault, fault_problems
-from hil.spec.match import FrameMatch
+from hil.spec.match import FieldMatch, FrameMatch
 from hil.spec.registered import Named, Registered
 from hil.spec.rig import Rig
 
@@ -177,6 +177,8 @@ class ProbeEnd(Spec):
     order: Literal["big", "little"] = Field("big", description="datagram: the counter field's byte order")
     rtp: Literal["sequence", "timestamp"] | None = Field(None, description="datagram: the RTP header's sequence "
                                                                             "number or timestamp as counter")
+    where: list[FieldMatch] = Field(default_factory=list, max_length=16, description="datagram: only those whose "
+                                    "payload meets every condition (a field compared with a value)")
     id: CanId | None = None
     message: Line | None = None
     signal: Line | None = Field(None, description="DBC signal: counter value or edge signal")
@@ -426,9 +428,10 @@ def _datagram_end_problems(p: Probe) -> list[Problem]:
     for side, end in (("from", p.from_), ("to", p.to)):
         can_fields = [k for k in ("id", "message", "signal", "byte", "threshold") if getattr(end, k) is not None]
         if end.port is None:
-            if end.offset is not None or end.rtp is not None:
-                out.append(((side,), "'offset' and 'rtp' read a datagram: they need the network's 'port'"))
+            if end.offset is not None or end.rtp is not None or end.where:
+                out.append(((side,), "'offset', 'rtp' and 'where' read a datagram: they need the network's 'port'"))
             continue
+        out += [((side, "where", k, *at), msg) for k, cond in enumerate(end.where) for at, msg in cond.problems()]
         if can_fields:
             out.append(((side, can_fields[0]), f"a datagram end (port {end.port}) has no '{can_fields[0]}': it is "
                                                 "matched by port, its counter read at 'offset' or from 'rtp'"))
