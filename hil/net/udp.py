@@ -34,12 +34,26 @@ TX_FLAGS = (SOF_TIMESTAMPING_TX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE | SOF_TIMES
             | SOF_TIMESTAMPING_OPT_TSONLY)
 SO_EE_ORIGIN_TIMESTAMPING = 4
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
 MAX_DATAGRAM = 65_535
 _EXTENDED_ERR = struct.Struct("=IBBBBII")  # struct sock_extended_err: errno, origin, type, code, pad, info, data
 _TIMESPEC = struct.Struct("=qq")
 ERRQUEUE_BUFFER = 8 << 20  # room for the stamps of a long burst before the reader drains them
 KERNEL = "kernel TX software timestamp (SO_TIMESTAMPING, error queue)"
 RETURNED = "sendto returned (the kernel gave no send timestamps)"
+
+
+def _bind(sock: socket.socket, address: str, port: int, interface: str | None) -> None:
+    """Bind ``sock`` to ``address:port`` and, on a real network, to its host ``interface``
+    (``SO_BINDTODEVICE``: datagrams leave and arrive through that interface whatever the routing
+    table would pick; Linux ≥ 5.7 lets any user do it once)."""
+    if interface is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, interface.encode())
+        except OSError as exc:
+            sock.close()
+            raise OSError(exc.errno, f"interface {interface!r}: {exc.strerror}") from None
+    sock.bind((address, port))
 
 
 class _Iovec(ctypes.Structure):
@@ -74,9 +88,9 @@ class Sender:
     """A UDP socket bound to ``address`` (any port) that sends datagrams and, where the kernel
     allows, collects their send timestamps."""
 
-    def __init__(self, address: str):
+    def __init__(self, address: str, interface: str | None = None):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((address, 0))
+        _bind(self.sock, address, 0, interface)
         self.src = "{}:{}".format(*self.sock.getsockname())  # "ADDRESS:PORT" its datagrams come from
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, ERRQUEUE_BUFFER)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, ERRQUEUE_BUFFER)
@@ -161,11 +175,11 @@ class Listener:
     """A UDP socket bound to ``address:port`` whose datagrams the kernel stamps on arrival
     (``SO_TIMESTAMPNS``), so when the reader gets to them does not matter."""
 
-    def __init__(self, address: str, port: int):
+    def __init__(self, address: str, port: int, interface: str | None = None):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, ERRQUEUE_BUFFER)
         self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-        self.sock.bind((address, port))
+        _bind(self.sock, address, port, interface)
         self.dst = f"{address}:{self.sock.getsockname()[1]}"
 
     def recv(self, timeout_s: float) -> tuple[int, str, bytes] | None:

@@ -80,7 +80,7 @@ class Progress:
 class _Bus:
     name: str
     kind: str  # "can" | "serial" | "ethernet"
-    config: dict[str, Any]  # can.Bus kwargs, or {"port", "baudrate"}, or {"address"} (hil's on the network)
+    config: dict[str, Any]  # can.Bus kwargs, or {"port", "baudrate"}, or hil's {"address", "interface"} on the network
     timed: bool = False  # simbus timed release, frames handed over ahead
     simcan: bool = False  # an emulated bus: send_at is available
     eof_model: tuple[int, int | None, bool] | None = None  # bitrate, data bitrate, wire model on
@@ -191,7 +191,8 @@ def make_plan(timeline: Timeline, buses: Any, timed_release: bool = True) -> _Pl
         elif spec.kind == "ethernet":
             from hil.net import plan as net_plan
 
-            plan_buses.append(_Bus(n, "ethernet", {"address": net_plan(buses.rig)[n].hil.address}))
+            net = net_plan(buses.rig)[n]
+            plan_buses.append(_Bus(n, "ethernet", {"address": net.hil.address, "interface": net.interface}))
         else:
             plan_buses.append(_Bus(n, "serial", {"port": buses.serial_port(n, "host"), "baudrate": spec.baudrate}))
     models = {i: WireModel(b.eof_model[0], b.eof_model[1], b.eof_model[2])
@@ -358,7 +359,7 @@ class _Replay:
                 elif b.kind == "ethernet":
                     from hil.net.udp import Sender
 
-                    self.handles.append(Sender(b.config["address"]))
+                    self.handles.append(Sender(b.config["address"], b.config["interface"]))
                     self.witnesses.append(None)
                 else:
                     self.handles.append(serial.serial_for_url(b.config["port"], baudrate=b.config["baudrate"]))

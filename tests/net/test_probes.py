@@ -112,12 +112,15 @@ SUITE = {"name": "s", "defaults": {"stack": "x.yaml"}, "benches": [{"name": "b",
     ({"id": 5}, ("benches", 0, "probes", 0, "from", "id"),
      "a datagram end (port 5004) has no 'id': it is matched by port, its counter read at 'offset' or from 'rtp'"),
     ({"offset": 3}, ("benches", 0, "probes", 0, "from"), "expected one of 'offset' or 'rtp'"),
-    ({"where": [{"offset": 65_000, "repeat": [[100, 12]], "value": 1}]}, ("benches", 0, "probes", 0, "from", "where", 0),
+    ({"where": [{"offset": 65_000, "repeat": [[100, 12]], "value": 1}]},
+     ("benches", 0, "probes", 0, "from", "where", 0),
      "the field's last repeat ends at byte 66,101, beyond the largest UDP payload (65,507 bytes)"),
-    ({"where": [{"offset": 0, "size": 2, "value": 70_000}]}, ("benches", 0, "probes", 0, "from", "where", 0, "value"),
+    ({"where": [{"offset": 0, "size": 2, "value": 70_000}]},
+     ("benches", 0, "probes", 0, "from", "where", 0, "value"),
      "a 2-byte field holds at most 65,535, so 70,000 can never compare as meant"),
     ({"port": None, "rtp": None, "id": 5, "byte": 0, "where": [{"offset": 0, "value": 1}]},
-     ("benches", 0, "probes", 0, "from"), "'offset', 'rtp' and 'where' read a datagram: they need the network's 'port'"),
+     ("benches", 0, "probes", 0, "from"),
+     "'offset', 'rtp' and 'where' read a datagram: they need the network's 'port'"),
 ])
 def test_datagram_probe_mistakes_are_located(change, loc, message):
     bench = SUITE["benches"][0]

@@ -1,11 +1,15 @@
 """The kernel-stamped sender: datagrams laid out ahead go out several to a system call, each
-intact, in order, to its own destination, and each with its own send stamp."""
+intact, in order, to its own destination, and each with its own send stamp; on a real network
+sender and listener are bound to its interface."""
 
 from __future__ import annotations
 
+import socket
 import time
 
-from hil.net.udp import Listener, Sender
+import pytest
+
+from hil.net.udp import SO_BINDTODEVICE, Listener, Sender
 
 
 def test_prepared_datagrams_go_out_in_order_to_their_destinations_each_with_its_stamp():
@@ -33,3 +37,17 @@ def test_prepared_datagrams_go_out_in_order_to_their_destinations_each_with_its_
     finally:
         for s in (a, b, sender):
             s.shutdown()
+
+
+def test_on_a_real_network_sends_and_listens_go_through_its_interface():
+    listener = Listener("127.0.7.2", 0, interface="lo")  # a real network on this host's loopback interface
+    sender = Sender("127.0.7.1", interface="lo")
+    try:
+        assert sender.sock.getsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, 16).rstrip(b"\0") == b"lo"
+        sender.sendto(b"via lo", ("127.0.7.2", int(listener.dst.rsplit(":", 1)[1])))
+        assert listener.recv(2.0)[1:] == (sender.src, b"via lo")
+    finally:
+        sender.shutdown()
+        listener.shutdown()
+    with pytest.raises(OSError, match="interface 'nope0': No such device"):
+        Sender("127.0.7.1", interface="nope0")
