@@ -2,12 +2,15 @@
 
 The parent (:func:`play`) turns the timeline into a compact plan and starts a child process, so
 the replay shares nothing with the controller's threads, garbage or locks. The child minimises its
-timer slack, holds ``/dev/cpu_dma_latency`` when permitted, freezes the garbage collector, opens the
-buses itself (python-can / pyserial, from :meth:`RigBuses.can_config`), asks for a short time slice
-(so it runs soon after each wake-up on a busy host) and then:
+timer slack, holds ``/dev/cpu_dma_latency`` when permitted, freezes the garbage collector, shortens
+the GIL's switch interval to 50 µs (its echo readers take the GIL from a spinning send loop within
+that, not 5 ms), opens the buses itself (python-can / pyserial, from :meth:`RigBuses.can_config`),
+asks for a short time slice (so it runs soon after each wake-up on a busy host) and then:
 
 * on an emulated bus, hands each frame to the simbus broker ahead of time with ``send_at`` and a
   release time, so the wire — not a Python wake-up — decides when it goes out;
+* on a network, sleeps to each datagram's deadline and sends it, with the datagrams already due
+  on that network in one ``sendmmsg`` (:meth:`hil.net.udp.Sender.send_prepared`);
 * on a real bus, sleeps to an absolute deadline, spins the last stretch (only as long as its own
   sleeps have shown necessary: :class:`~hil.stimulus.realtime.Waker`) and sends. Adapters that give
   the host no echo of its own frames (SLCAN, socketcand) are measured, when their bus is emulated,
@@ -62,6 +65,9 @@ DRAIN_SLACK_NS = 30_000  # kernel send stamps are read until this long before th
 STAMP_BACKLOG, STAMP_BATCH = 256, 8  # a replay behind its deadlines still reads 8 stamps per datagram sent
 # while more than 256 are queued: the error queue holds ~500 (net.core.rmem_max), the rest would be lost
 MAX_BATCH = 16  # datagrams already due that go out in one system call (a sender catching up)
+SWITCH_INTERVAL_S = 50e-6  # how long a thread that wants the GIL waits before its holder must let go (5 ms
+# by default): the echo readers otherwise waited out the send loop's spin, up to 2 ms, before they
+# could stamp an echo, and that wait was reported as the frame's lateness
 
 
 @dataclass
@@ -306,6 +312,7 @@ class _Replay:
             self._open()
             realtime.freeze_gc()  # before the readers: its full collection holds the GIL for tens of ms
             host["gc"] = "frozen"
+            sys.setswitchinterval(SWITCH_INTERVAL_S)
             readers = [threading.Thread(target=self._read, args=(i,), daemon=True)
                        for i, b in enumerate(self.plan.buses) if b.kind == "can" and b.echo]
             for t in readers:
