@@ -171,6 +171,7 @@ class Waker:
         self._began = self._learned_at = time.monotonic_ns()
         self._spun_then = 0
         self._cpu = _cpu_ns()
+        self._preempted = _preempted()
 
     def wait(self, deadline_ns: int) -> int:
         """Return at ``deadline_ns`` (run clock) or just after; returns the run-clock time then."""
@@ -205,10 +206,18 @@ class Waker:
 
     def summary(self) -> dict[str, Any]:
         """How it went: the stretch it ended with, the share of the time spent spinning, the
-        process's CPU share meanwhile, and the sleeps that overslept their stretch."""
+        process's CPU share meanwhile, the sleeps that overslept their stretch, and how often the
+        scheduler took the CPU from this thread while it could run (involuntary context switches:
+        each one a stall of at least the time another task then ran)."""
         wall = max(1, time.monotonic_ns() - self._began)
         return {"spin_us": self.spin_ns / 1e3, "spinning": self.spun_ns / wall,
-                "cpu": (_cpu_ns() - self._cpu) / wall, "sleeps": self._sleeps, "overslept": self.overslept}
+                "cpu": (_cpu_ns() - self._cpu) / wall, "sleeps": self._sleeps, "overslept": self.overslept,
+                "preempted": _preempted() - self._preempted}
+
+
+def _preempted() -> int:
+    """This thread's involuntary context switches so far (the process's where threads are not told apart)."""
+    return resource.getrusage(getattr(resource, "RUSAGE_THREAD", resource.RUSAGE_SELF)).ru_nivcsw
 
 
 def _cpu_ns() -> int:

@@ -24,6 +24,7 @@ def test_it_never_wakes_early_and_learns_a_stretch_within_its_bounds():
     assert MIN_SPIN_NS <= waker.spin_ns <= MAX_SPIN_NS
     summary = waker.summary()  # how many sleeps, how much spinning: that is the host's to say
     assert summary["sleeps"] >= 1 and 0 <= summary["spinning"] <= 1 and summary["overslept"] <= summary["sleeps"]
+    assert summary["preempted"] >= 0
 
 
 def test_the_stretch_follows_how_late_the_sleeps_wake():
