@@ -9,7 +9,8 @@ the CAN bus and the injected datagrams, as a bench does. Per stream: lateness (a
 p50/p99/max, early and lost datagrams, and the injector's own figures beside (kernel send stamps
 for datagrams, echoes for CAN, which has no independent figures here); the recording against what
 was sent. Goals: 0 early, p99 lateness ≤ 100 µs per stream, nothing lost, the recording lossless.
-The load average is printed beside: a busy 2-CPU host is no quiet one.
+The host's load (load averages and CPU pressure, PSI ``some avg10``: the share of the last 10 s in
+which a runnable task waited for a CPU) is printed before and after: a busy 2-CPU host is no quiet one.
 
     python benchmarks/camera_replay.py [--seconds 20] [--width 1920 --height 1080] [--json]
 """
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import select
 import socket
 import struct
@@ -183,7 +183,8 @@ def run(sources: dict[str, Path], tmp: Path) -> dict:
     out["recording"]["lossless"] = out["recording"]["bytes_equal"] and out["recording"]["can_frames"] == len(
         planned["can"]) and all(recorded[s] == len(planned[s]) for s in STREAMS)
     out["replay"] = {"span_error_pct": report.span_error * 100, "early": report.frames_early,
-                     "frames_planned": report.frames_planned, "frames_sent": report.frames_sent}
+                     "frames_planned": report.frames_planned, "frames_sent": report.frames_sent,
+                     "wake": report.host.get("wake")}
     return out
 
 
@@ -197,7 +198,9 @@ def main() -> None:
     args = ap.parse_args()
     if args.sink is not None:
         return sink(args.sink)
-    load_before = os.getloadavg()
+    from hil.stimulus.realtime import host_load
+
+    load_before = host_load()
     with tempfile.TemporaryDirectory(prefix="hil-bench-camera-") as tmp:
         sources = make_sources(Path(tmp), args.seconds, args.width, args.height)
         sizes = {k: p.stat().st_size for k, p in sources.items()}
@@ -206,7 +209,7 @@ def main() -> None:
     met.update({f"{s}_early": result[s].get("early") == 0 for s in STREAMS},
                lost=all(result[s]["lost"] == 0 for s in STREAMS), recording=result["recording"]["lossless"])
     result.update({"seconds": args.seconds, "frame": f"{args.width}x{args.height}", "file_bytes": sizes,
-                   "load_before": list(load_before), "load_after": list(os.getloadavg()),
+                   "load_before": load_before, "load_after": host_load(),
                    "uptime": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(),
                    "goals": {"early": 0, "p99_us": 100, "lost": 0, "recording": "lossless"}, "met": met})
     if args.json:
@@ -221,6 +224,7 @@ def main() -> None:
         print(f"{s:8} {r['sent']:7d} {r.get('lost', 0):5d} {r.get('early', 0):6d}{own}   "
               f"{r['own'].get('p99_us', float('nan')):.1f} ({r['own']['source']})")
     print(f"recording: {result['recording']}; goals met: {met}")
+    print(f"host before: {load_before}; after: {result['load_after']}; injector: {result['replay']['wake']}")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,10 @@ registry (:mod:`hil.registry`), and a plugin adds one with an entry point:
 A probe end with ``port`` reads datagrams of a network instead of CAN frames: those to that UDP
 port (injected, or what the stack sent to hil), the counter a field at a byte offset or the RTP
 header's sequence number or timestamp (``rtp``), so a camera frame or lidar packet pairs with the
-CAN frame it caused, and chains run across hops as for frames.
+CAN frame it caused, and chains run across hops as for frames. Its ``where`` conditions (a payload
+field compared with a value, :class:`~hil.spec.match.FieldMatch`) keep only the datagrams that
+meet them, as a CAN end's id keeps only its frames: a lidar packet that does not show the object is
+no stimulus of "object seen", so it is neither paired nor missed.
 
 A stimulus whose response does not come within ``window`` is **missed**; it is never dropped. All
 pairing is done with ``argsort``/``searchsorted`` over whole columns: no Python loop over frames.
@@ -38,6 +41,7 @@ from hil import registry
 from hil.errors import AnalysisError
 from hil.recording.frames import Frames
 from hil.recording.loader import Datagram
+from hil.spec.match import FieldMatch
 from hil.spec.suite import Chain, Probe, ProbeEnd
 
 MISSING = -1
@@ -242,12 +246,28 @@ def datagram_column(end: ProbeEnd, datagrams: Mapping[str, Sequence[Datagram]]) 
     else:
         at, size, order = 0, 0, "big"
     port = f":{end.port}"
+    longest = max([at + size] + [c.end for c in end.where])
     t, v = [], []
     for d in datagrams[end.bus]:
-        if d.dst.endswith(port) and len(d.data) >= at + size:
+        if d.dst.endswith(port) and len(d.data) >= longest and all(holds(c, d.data) for c in end.where):
             t.append(d.t_ns)
             v.append(int.from_bytes(d.data[at:at + size], order))
     return Column(np.asarray(t, np.int64), np.asarray(v, np.uint64).astype(np.int64))
+
+
+_COMPARE = {"==": np.equal, "!=": np.not_equal, "<": np.less, "<=": np.less_equal, ">": np.greater,
+            ">=": np.greater_equal}
+
+
+def holds(cond: FieldMatch, payload: bytes) -> bool:
+    """Whether ``payload`` (at least ``cond.end`` bytes) meets ``cond``: its field, or any repeat of it."""
+    starts = np.array([cond.offset])
+    for stride, count in cond.repeat:
+        starts = (starts[:, None] + stride * np.arange(count)).ravel()
+    raw = np.frombuffer(payload, np.uint8)[starts[:, None] + np.arange(cond.size)].astype(np.uint64)
+    weights = np.uint64(1) << (np.uint64(8) * np.arange(cond.size, dtype=np.uint64))
+    values = raw @ (weights if cond.order == "little" else weights[::-1])
+    return bool(_COMPARE[cond.op](values, np.uint64(cond.value)).any())
 
 
 def probe_frames(end: ProbeEnd, buses: Mapping[str, Frames], db: Database) -> Frames:

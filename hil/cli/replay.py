@@ -25,7 +25,8 @@ def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
 
 
 _OPTIONS = {"rate": "--rate", "loop": "--loop", "skip_gaps_over": "--skip-gaps-over", "dbc": "--dbc", "map": "--map",
-            "include_ids": "--include", "exclude_ids": "--exclude", "start": "--start", "end": "--end",
+            "include_ids": "--include", "exclude_ids": "--exclude", "include_ports": "--include-port",
+            "exclude_ports": "--exclude-port", "start": "--start", "end": "--end",
             "format": "--format", "file": "FILES"}
 
 
@@ -52,6 +53,10 @@ def _fraction(value: str) -> float:
               type=click.Choice(["auto", "asc", "blf", "trc", "log", "csv", "mf4", "mcap", "serial", "pcap", "pcapng"]))
 @click.option("--include", "include", multiple=True, metavar="ID", help="Only these CAN ids (repeatable).")
 @click.option("--exclude", "exclude", multiple=True, metavar="ID", help="Leave out these CAN ids (repeatable).")
+@click.option("--include-port", "include_ports", multiple=True, type=int, metavar="PORT",
+              help="Packet capture: only datagrams to these destination UDP ports (repeatable).")
+@click.option("--exclude-port", "exclude_ports", multiple=True, type=int, metavar="PORT",
+              help="Packet capture: leave out datagrams to these destination UDP ports (repeatable).")
 @click.option("--start", default="0s", show_default=True, help="Window start after the first event.")
 @click.option("--end", default=None, help="Window end after the first event.")
 @click.option("--rate", type=float, default=1.0, show_default=True, help="Speed factor (2 = twice as fast).")
@@ -68,8 +73,8 @@ def _fraction(value: str) -> float:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @lease_wait_option
 @click.pass_obj
-def replay(app: App, files, rig_file, maps, fmt, include, exclude, start, end, rate, loop, skip_gaps_over,
-           max_gap, lenient, dbc, record_to, budget, spin_only, as_json, lease_wait) -> None:
+def replay(app: App, files, rig_file, maps, fmt, include, exclude, include_ports, exclude_ports, start, end, rate,
+           loop, skip_gaps_over, max_gap, lenient, dbc, record_to, budget, spin_only, as_json, lease_wait) -> None:
     """Inject FILES (CAN logs, MCAP recordings, serial captures) onto RIG with exact timing."""
     from contextlib import nullcontext
 
@@ -90,6 +95,10 @@ def replay(app: App, files, rig_file, maps, fmt, include, exclude, start, end, r
               "lenient": lenient}
     if include:
         source["include_ids"] = list(include)
+    if include_ports:
+        source["include_ports"] = list(include_ports)
+    if exclude_ports:
+        source["exclude_ports"] = list(exclude_ports)
     if end is not None:
         source["end"] = end
     stim = {"sources": [{"file": f, **source} for f in files], "rate": rate, "loop": loop, "dbc": list(dbc)}

@@ -309,10 +309,11 @@ class Recorder:
         from hil.net import plan
         from hil.net.udp import Listener
 
-        hil = plan(self._buses.rig)[name].hil
+        net = plan(self._buses.rig)[name]
+        hil = net.hil
         for port in hil.ports.values():
             try:
-                listener = Listener(hil.address, port)
+                listener = Listener(hil.address, port, net.interface)
             except OSError as exc:
                 raise RecordingError(f"cannot listen on network {name!r} at {hil.address}:{port}: "
                                      f"{exc.strerror}") from None

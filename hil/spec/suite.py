@@ -12,7 +12,7 @@ from hil import registry
 from hil.spec.common import (DBC_FILE, SPEC_FILE, STIMULUS_FILE, CanId, Duration, JsonObject, Line, Name,
                              PositiveDuration, Spec, SpecPath, Text, format_duration)
 from hil.spec.faults import Fault, fault_problems
-from hil.spec.match import FrameMatch
+from hil.spec.match import FieldMatch, FrameMatch
 from hil.spec.registered import Named, Registered
 from hil.spec.rig import Rig
 
@@ -39,6 +39,7 @@ class Override(Spec):
 
 
 PACKET_FORMATS = ("pcap", "pcapng")  # stimulus formats of UDP datagrams (hil.stimulus.pcap)
+UdpPort = Annotated[StrictInt, Field(ge=1, le=65535)]
 
 
 def stimulus_format(path: Path, fmt: str = "auto") -> str | None:
@@ -92,6 +93,10 @@ class Source(Spec):
                                   "capture, destination ADDRESS:PORT → TARGET.PORT")
     include_ids: list[CanId] | None = None
     exclude_ids: list[CanId] = Field(default_factory=list)
+    include_ports: list[UdpPort] | None = Field(None, description="packet capture: only datagrams to these "
+                                                "destination UDP ports (the capture's, before the map)")
+    exclude_ports: list[UdpPort] = Field(default_factory=list, description="packet capture: not the datagrams to "
+                                         "these destination UDP ports")
     start: Duration = Field(0, description="window start, relative to the source's first event")
     end: Duration | None = None
     offset: Duration = Field(0, description="where this source starts on the merged timeline")
@@ -102,6 +107,17 @@ class Source(Spec):
     def packets(self) -> bool:
         """Whether this source is a packet capture (its map names target ports, not buses)."""
         return stimulus_format(self.file, self.format) in PACKET_FORMATS
+
+    def filter_problems(self) -> list[Problem]:
+        """Filters for what the source does not hold: CAN ids on a capture's datagrams, ports on frames."""
+        if self.packets:
+            return [((key,), f"a packet capture holds UDP datagrams, not CAN frames: filter them by destination "
+                             f"port with '{key.replace('_ids', '_ports')}'")
+                    for key, value in (("include_ids", self.include_ids), ("exclude_ids", self.exclude_ids)) if value]
+        return [((key,), f"'{key}' filters a packet capture's (pcap, pcapng) datagrams by destination port; "
+                         f"this source is {stimulus_format(self.file, self.format) or 'not a capture'}")
+                for key, value in (("include_ports", self.include_ports), ("exclude_ports", self.exclude_ports))
+                if value]
 
 
 class WaitFor(Spec):
@@ -131,6 +147,7 @@ class Stimulus(Spec):
         for j, src in enumerate(self.sources):
             if src.end is not None and src.end <= src.start:
                 out.append((("sources", j, "end"), "expected 'end' after 'start'"))
+            out += [(("sources", j, *loc), msg) for loc, msg in src.filter_problems()]
         if self.overrides and not self.dbc:
             out.append((("overrides",), "overrides name DBC messages: the stimulus needs 'dbc' files"))
         for j, ov in enumerate(self.overrides):
@@ -160,6 +177,8 @@ class ProbeEnd(Spec):
     order: Literal["big", "little"] = Field("big", description="datagram: the counter field's byte order")
     rtp: Literal["sequence", "timestamp"] | None = Field(None, description="datagram: the RTP header's sequence "
                                                                             "number or timestamp as counter")
+    where: list[FieldMatch] = Field(default_factory=list, max_length=16, description="datagram: only those whose "
+                                    "payload meets every condition (a field compared with a value)")
     id: CanId | None = None
     message: Line | None = None
     signal: Line | None = Field(None, description="DBC signal: counter value or edge signal")
@@ -412,9 +431,10 @@ def _datagram_end_problems(p: Probe) -> list[Problem]:
     for side, end in (("from", p.from_), ("to", p.to)):
         can_fields = [k for k in ("id", "message", "signal", "byte", "threshold") if getattr(end, k) is not None]
         if end.port is None:
-            if end.offset is not None or end.rtp is not None:
-                out.append(((side,), "'offset' and 'rtp' read a datagram: they need the network's 'port'"))
+            if end.offset is not None or end.rtp is not None or end.where:
+                out.append(((side,), "'offset', 'rtp' and 'where' read a datagram: they need the network's 'port'"))
             continue
+        out += [((side, "where", k, *at), msg) for k, cond in enumerate(end.where) for at, msg in cond.problems()]
         if can_fields:
             out.append(((side, can_fields[0]), f"a datagram end (port {end.port}) has no '{can_fields[0]}': it is "
                                                 "matched by port, its counter read at 'offset' or from 'rtp'"))

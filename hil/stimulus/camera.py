@@ -4,8 +4,9 @@ Image channels are those of the schemas ``foxglove.CompressedImage`` (JSON or pr
 and ``sensor_msgs/CompressedImage`` (ROS 1) / ``sensor_msgs/msg/CompressedImage`` (ROS 2, CDR).
 Each channel becomes one RTP stream (:mod:`hil.net.rtpjpeg`; its SSRC from the topic name): every
 frame's packets are UDP datagrams whose channel is the topic, the first at the message's log time
-and the others paced as a camera on a 1 Gbit/s link sends them (a 200 kB frame takes 1.6 ms), not
-as one burst that would make the last packet of a frame late by design. Each packet carries the
+and the others paced as a camera on a 1 Gbit/s link sends them (each packet's payload plus the
+66 bytes of headers, preamble and gap Ethernet adds: a 200 kB frame takes 1.7 ms), not as one
+burst that would make the last packet of a frame late by design. Each packet carries the
 frame's capture time (the message's header stamp / timestamp) in the RTP timestamp and its index
 on the topic (from 0) in the frame-index extension. Messages on other channels are accounted for as
 left out; an image that is not a baseline JPEG RFC 2435 can carry is
@@ -59,12 +60,15 @@ def read_images(stream: BinaryIO) -> Iterator[tuple[int, CameraImage | str]]:
 
 
 LINK_BPS = 1_000_000_000  # the camera's link: a frame's packets are paced at this rate
+WIRE_BYTES = 8 + 20 + 14 + 4 + 8 + 12  # what a datagram takes on Ethernet beside its payload: UDP and IPv4
+# headers, Ethernet header and FCS, preamble and start delimiter, inter-frame gap (IEEE 802.3)
 
 
 def read_camera(stream: BinaryIO, mtu: int = DEFAULT_MTU, link_bps: int = LINK_BPS) -> Iterator[tuple[int, Event | str]]:
     """(message number, RTP packet event or why left out) for an MCAP stream: the reader driver's
     form (:func:`hil.stimulus.readers.read_source`); one message gives a frame's packets, paced at
-    ``link_bps`` from the message's log time."""
+    ``link_bps`` from the message's log time: each is due when the ones before it have left the
+    camera's link, headers, preamble and gap included (no NIC sends faster)."""
     senders: dict[str, RtpJpegSender] = {}
     counts: dict[str, int] = {}
     for n, image in read_images(stream):
@@ -84,7 +88,7 @@ def read_camera(stream: BinaryIO, mtu: int = DEFAULT_MTU, link_bps: int = LINK_B
         bits = 0
         for packet in packets:
             yield n, PacketEvent(image.log_ns + bits * 1_000_000_000 // link_bps, image.topic, packet)
-            bits += 8 * len(packet)
+            bits += 8 * (len(packet) + WIRE_BYTES)
 
 
 def _foxglove_json(data: bytes) -> tuple[int, str, bytes]:

@@ -2,12 +2,15 @@
 
 The parent (:func:`play`) turns the timeline into a compact plan and starts a child process, so
 the replay shares nothing with the controller's threads, garbage or locks. The child minimises its
-timer slack, holds ``/dev/cpu_dma_latency`` when permitted, freezes the garbage collector, opens the
-buses itself (python-can / pyserial, from :meth:`RigBuses.can_config`), asks for a short time slice
-(so it runs soon after each wake-up on a busy host) and then:
+timer slack, holds ``/dev/cpu_dma_latency`` when permitted, freezes the garbage collector, shortens
+the GIL's switch interval to 50 µs (its echo readers take the GIL from a spinning send loop within
+that, not 5 ms), opens the buses itself (python-can / pyserial, from :meth:`RigBuses.can_config`),
+asks for a short time slice (so it runs soon after each wake-up on a busy host) and then:
 
 * on an emulated bus, hands each frame to the simbus broker ahead of time with ``send_at`` and a
   release time, so the wire — not a Python wake-up — decides when it goes out;
+* on a network, sleeps to each datagram's deadline and sends it, with the datagrams already due
+  on that network in one ``sendmmsg`` (:meth:`hil.net.udp.Sender.send_prepared`);
 * on a real bus, sleeps to an absolute deadline, spins the last stretch (only as long as its own
   sleeps have shown necessary: :class:`~hil.stimulus.realtime.Waker`) and sends. Adapters that give
   the host no echo of its own frames (SLCAN, socketcand) are measured, when their bus is emulated,
@@ -68,6 +71,10 @@ SERIAL, PACKET = -1, -2  # a plan step's id for a serial chunk, a UDP datagram
 DRAIN_SLACK_NS = 30_000  # kernel send stamps are read until this long before the next datagram's deadline
 STAMP_BACKLOG, STAMP_BATCH = 256, 8  # a replay behind its deadlines still reads 8 stamps per datagram sent
 # while more than 256 are queued: the error queue holds ~500 (net.core.rmem_max), the rest would be lost
+MAX_BATCH = 16  # datagrams already due that go out in one system call (a sender catching up)
+SWITCH_INTERVAL_S = 50e-6  # how long a thread that wants the GIL waits before its holder must let go (5 ms
+# by default): the echo readers otherwise waited out the send loop's spin, up to 2 ms, before they
+# could stamp an echo, and that wait was reported as the frame's lateness
 
 
 @dataclass
@@ -86,7 +93,7 @@ class ReplayProgress:
 class _Bus:
     name: str
     kind: str  # "can" | "serial" | "ethernet"
-    config: dict[str, Any]  # can.Bus kwargs, or {"port", "baudrate"}, or {"address"} (hil's on the network)
+    config: dict[str, Any]  # can.Bus kwargs, or {"port", "baudrate"}, or hil's {"address", "interface"} on the network
     timed: bool = False  # simbus timed release, frames handed over ahead
     simcan: bool = False  # an emulated bus: send_at is available
     eof_model: tuple[int, int | None, bool] | None = None  # bitrate, data bitrate, wire model on
@@ -197,7 +204,8 @@ def make_plan(timeline: Timeline, buses: RigBuses, timed_release: bool = True) -
         elif spec.kind == "ethernet":
             from hil.net import plan as net_plan
 
-            plan_buses.append(_Bus(n, "ethernet", {"address": net_plan(buses.rig)[n].hil.address}))
+            net = net_plan(buses.rig)[n]
+            plan_buses.append(_Bus(n, "ethernet", {"address": net.hil.address, "interface": net.interface}))
         else:
             plan_buses.append(_Bus(n, "serial", {"port": buses.serial_port(n, "host"), "baudrate": spec.baudrate}))
     models = {i: WireModel(b.eof_model[0], b.eof_model[1], b.eof_model[2])
@@ -311,6 +319,7 @@ class _Replay:
             self._open()
             realtime.freeze_gc()  # before the readers: its full collection holds the GIL for tens of ms
             host["gc"] = "frozen"
+            sys.setswitchinterval(SWITCH_INTERVAL_S)
             readers = [threading.Thread(target=self._read, args=(i,), daemon=True)
                        for i, b in enumerate(self.plan.buses) if b.kind == "can" and b.echo]
             for t in readers:
@@ -364,7 +373,7 @@ class _Replay:
                 elif b.kind == "ethernet":
                     from hil.net.udp import Sender
 
-                    self.handles.append(Sender(b.config["address"]))
+                    self.handles.append(Sender(b.config["address"], b.config["interface"]))
                     self.witnesses.append(None)
                 else:
                     self.handles.append(serial.serial_for_url(b.config["port"], baudrate=b.config["baudrate"]))
@@ -444,12 +453,18 @@ class _Replay:
         wait_log: list[dict[str, Any]] = []
         messages = [None if can_id < 0 else to_message(can_id, flags, data)
                     for _, _, can_id, flags, data, _ in plan.steps]
+        steps = plan.steps
+        for i, b in enumerate(plan.buses):
+            if b.kind == "ethernet":
+                handles[i].prepare([(data, plan.dests[to]) for _, bus, can_id, to, data, _ in steps
+                                    if bus == i and can_id == PACKET])
         start = now_ns() + START_MARGIN_NS
         self.send(("start", start))
         offset = 0
         next_progress = start
-        sent = 0
-        for k, (t, b, can_id, flags, data, eof) in enumerate(plan.steps):
+        sent = k = 0
+        while k < len(steps):
+            t, b, can_id, flags, data, eof = steps[k]
             w = waits.get(k)
             if w is not None:
                 begin = wait_until(start + offset + w.t_ns)
@@ -463,15 +478,23 @@ class _Replay:
                 offset = max(offset, self.met_ns - start - w.t_ns)
             deadline = start + offset + t
             if can_id == PACKET:
-                planned[b].append(deadline)
-                self.sent[b].append((flags, k))  # a datagram: its destination and its step
                 if deadline - now_ns() > DRAIN_SLACK_NS:  # read send stamps while there is time
                     self._take_stamps(b, handles[b].stamps(deadline - DRAIN_SLACK_NS))
                 elif len(self.sent[b]) - len(self.paired[b]) > STAMP_BACKLOG:  # behind: a few, or the queue overflows
-                    self._take_stamps(b, handles[b].stamps(most=STAMP_BATCH))
-                wait_until(deadline)
-                handles[b].sendto(data, plan.dests[flags])
-                self.returned[b].append(now_ns())
+                    self._take_stamps(b, handles[b].stamps(most=STAMP_BATCH * MAX_BATCH))
+                now = wait_until(deadline)
+                last = k + 1  # the datagrams on this network already due go out with it, in one call
+                while (last < len(steps) and last - k < MAX_BATCH and steps[last][2] == PACKET
+                       and steps[last][1] == b and last not in waits and start + offset + steps[last][0] <= now):
+                    last += 1
+                first = len(self.sent[b])
+                for j in range(k, last):
+                    planned[b].append(start + offset + steps[j][0])
+                    self.sent[b].append((steps[j][3], j))  # a datagram: its destination and its step
+                handles[b].send_prepared(first, last - k)
+                self.returned[b] += [now_ns()] * (last - k)
+                sent += last - k - 1
+                k = last - 1
             elif can_id < 0:
                 wait_until(deadline)
                 handles[b].write(data)
@@ -493,6 +516,7 @@ class _Replay:
                     wait_until(deadline - eof)
                     handles[b].send(messages[k])
             sent += 1
+            k += 1
             if (now := now_ns()) >= next_progress:
                 self._progress(sent, start, now)
                 next_progress = now + PROGRESS_EVERY_NS

@@ -2,10 +2,14 @@
 
 Every packet of a capture is accounted for: a UDP datagram over IPv4 becomes a
 :class:`~hil.stimulus.events.PacketEvent` whose channel is its original destination
-(``"192.168.1.201:2368"``); anything else (ARP, TCP, IPv6, an IP fragment, which is not
-reassembled) is counted as left out by kind. A packet cut short by the capture's snap length is
-refused: its payload is not what was sent. Link types: Ethernet (with 802.1Q tags), Linux cooked
-(SLL), raw IPv4, and BSD loopback.
+(``"192.168.1.201:2368"``); anything else (ARP, TCP, IPv6) is counted as left out by kind. A
+datagram the sender's IP layer fragmented is reassembled (RFC 791: fragments belong together by
+source, destination, protocol and identification, in any order) and becomes one event at its
+last fragment's time — when a receiver had it whole, as a CAN log's times are end-of-frame times —
+and record (packet number); fragments that never make a whole datagram by the end of the file, or
+that overlap with different bytes, are refused naming their packets. A packet cut short by the
+capture's snap length is refused: its payload is not what was sent. Link types: Ethernet (with
+802.1Q tags), Linux cooked (SLL), raw IPv4, and BSD loopback.
 
 Timestamps: pcap files are exact (µs or ns resolution); dpkt gives pcapng times as float seconds,
 so a ns-resolution pcapng is read to within ~0.25 µs (µs-resolution ones exactly).
@@ -49,16 +53,20 @@ def read_pcap(stream: BinaryIO, fmt: str) -> Iterator[tuple[int, Event | str]]:
     link, divisor = reader.datalink(), reader._divisor
     n = 0
     packets = iter(reader)
+    fragments = _Fragments()
     while True:
         try:
             ts, buf = next(packets)
         except StopIteration:
+            fragments.finish()
             return
         except (ValueError, struct.error, dpkt.Error) as exc:
             raise RecordError(f"packet {n + 1}", f"unreadable ({type(exc).__name__}: {exc}); the file is cut "
                                                  "or corrupt") from None
         n += 1
-        yield n, _event(_t_ns(ts, divisor), link, buf, n)
+        item = _event(_t_ns(ts, divisor), link, buf, n, fragments)
+        if item is not None:  # None: a fragment of a datagram not yet whole
+            yield n, item
 
 
 def _t_ns(ts: Any, divisor: Any) -> int:
@@ -69,7 +77,7 @@ def _t_ns(ts: Any, divisor: Any) -> int:
     return round(round(ts * float(divisor)) * per) if per >= 1 else round(ts * 1e9)
 
 
-def _event(t_ns: int, link: int, buf: bytes, n: int) -> Event | str:
+def _event(t_ns: int, link: int, buf: bytes, n: int, fragments: _Fragments) -> Event | str | None:
     import dpkt
 
     ip = _ipv4(link, buf)
@@ -77,9 +85,15 @@ def _event(t_ns: int, link: int, buf: bytes, n: int) -> Event | str:
         return ip
     if ip.p != dpkt.ip.IP_PROTO_UDP:
         return "packets that are not UDP"
-    if ip.mf or ip.offset:
-        return "IP fragments (not reassembled)"
     udp = ip.data
+    if ip.mf or ip.offset:
+        whole = fragments.add(ip, n)
+        if whole is None:
+            return None
+        try:
+            udp = dpkt.udp.UDP(whole)
+        except dpkt.Error:
+            udp = None
     if not isinstance(udp, dpkt.udp.UDP):
         raise RecordError(f"packet {n}", "a UDP header that does not parse")
     payload = bytes(udp.data)
@@ -89,6 +103,72 @@ def _event(t_ns: int, link: int, buf: bytes, n: int) -> Event | str:
                                          "not what was sent")
     dst = ".".join(str(b) for b in ip.dst)
     return PacketEvent(t_ns, f"{dst}:{udp.dport}", payload)
+
+
+MAX_IP_PAYLOAD = 65_515  # 65,535 bytes of IPv4 packet, less its 20-byte header
+
+
+class _Fragments:
+    """The IP fragments of UDP datagrams read so far, gathered until each datagram is whole."""
+
+    def __init__(self) -> None:
+        self.pending: dict[tuple, tuple[dict[int, bytes], list[int], list[int | None]]] = {}
+
+    def add(self, ip: Any, n: int) -> bytes | None:
+        """Take fragment ``ip`` (packet ``n``); its datagram's IP payload once every byte of it came."""
+        payload = bytes(ip.data)
+        if len(payload) != ip.len - 4 * ip.hl:
+            raise RecordError(f"packet {n}", f"an IP fragment of {ip.len - 4 * ip.hl} payload bytes of which the "
+                                             f"capture holds {len(payload)}: it was cut (a snap length?)")
+        at = ip.offset * 8  # dpkt gives the fragment offset in 8-byte units
+        if at + len(payload) > MAX_IP_PAYLOAD:
+            raise RecordError(f"packet {n}", f"an IP fragment at byte {at:,} of {len(payload)} bytes: past the "
+                                             f"largest IPv4 payload ({MAX_IP_PAYLOAD:,} bytes)")
+        key = (ip.src, ip.dst, ip.p, ip.id)
+        pieces, packets, total = self.pending.setdefault(key, ({}, [], [None]))
+        for start, piece in pieces.items():
+            lo, hi = max(start, at), min(start + len(piece), at + len(payload))
+            if lo < hi and piece[lo - start:hi - start] != payload[lo - at:hi - at]:
+                raise RecordError(f"packet {n}", f"an IP fragment that overlaps packet {packets[0]}'s datagram "
+                                                 f"{_describe(key)} at bytes {lo}–{hi - 1} with other bytes")
+        pieces[at] = payload
+        packets.append(n)
+        if not ip.mf:
+            total[0] = at + len(payload)
+        if total[0] is not None and max(start + len(p) for start, p in pieces.items()) > total[0]:
+            raise RecordError(f"packet {n}", f"IP fragments of datagram {_describe(key)} that reach past its last "
+                                             f"fragment's end (byte {total[0]:,})")
+        whole = _joined(pieces, total[0])
+        if whole is not None:
+            del self.pending[key]
+        return whole
+
+    def finish(self) -> None:
+        """At the end of the capture: fragments of a datagram that never came whole are refused."""
+        for key, (pieces, packets, total) in self.pending.items():
+            got = sum(len(p) for p in pieces.values())
+            size = f"of {total[0]:,}" if total[0] is not None else "(its last fragment never came)"
+            raise RecordError(f"packet{'s' * (len(packets) > 1)} {', '.join(map(str, packets))}",
+                              f"IP fragments of datagram {_describe(key)} that the capture does not complete: "
+                              f"{got:,} bytes {size}")
+
+
+def _describe(key: tuple) -> str:
+    src, dst, _, ident = key
+    return f"{'.'.join(map(str, src))} → {'.'.join(map(str, dst))} (IP id {ident})"
+
+
+def _joined(pieces: dict[int, bytes], total: int | None) -> bytes | None:
+    """The datagram's payload if ``pieces`` (offset → bytes) cover ``total`` bytes without a hole."""
+    if total is None:
+        return None
+    out, end = bytearray(total), 0
+    for at in sorted(pieces):
+        if at > end:
+            return None
+        out[at:at + len(pieces[at])] = pieces[at]
+        end = max(end, at + len(pieces[at]))
+    return bytes(out) if end >= total else None
 
 
 def _ipv4(link: int, buf: bytes) -> Any:

@@ -152,7 +152,10 @@ class Waker:
     from its own sleeps: how late they woke (p99 of the last :data:`RECENT_SLEEPS`, plus a quarter),
     between :data:`MIN_SPIN_NS` and :data:`MAX_SPIN_NS`, set again every :data:`LEARN_EVERY` sleeps;
     a deadline too close to sleep for narrows it by 1/64 (else a stretch as
-    long as the gaps between deadlines would never be slept, so never learned again). Spinning takes
+    long as the gaps between deadlines would never be slept, so never learned again) — unless it is
+    closer than the shortest stretch: a burst of deadlines µs apart (a camera frame's packets) or a
+    loop behind its deadlines says nothing about how late sleeps wake, and narrowing on them left
+    the first deadline after each burst to a 20 µs stretch that every sleep overslept. Spinning takes
     at most :data:`SPIN_SHARE` of the time: beyond it the stretch is cut in proportion. So a quiet
     host spins tens of µs per deadline and gets its CPU back between them (on 2 CPUs, the processes
     a replay feeds must run). On a busy host sleeps wake late because the CPU is taken, and spinning
@@ -169,6 +172,7 @@ class Waker:
         self._began = self._learned_at = time.monotonic_ns()
         self._spun_then = 0
         self._cpu = _cpu_ns()
+        self._preempted = _preempted()
 
     def wait(self, deadline_ns: int) -> int:
         """Return at ``deadline_ns`` (run clock) or just after; returns the run-clock time then."""
@@ -178,7 +182,7 @@ class Waker:
             time.sleep((target - now) / 1e9)
             now = time.monotonic_ns()
             self._learn(now - target)
-        elif self.spin_ns > MIN_SPIN_NS:
+        elif self.spin_ns > MIN_SPIN_NS and deadline_ns - now > MIN_SPIN_NS:
             self.spin_ns -= self.spin_ns >> 6
         began = now
         while now < deadline_ns:
@@ -203,10 +207,18 @@ class Waker:
 
     def summary(self) -> dict[str, Any]:
         """How it went: the stretch it ended with, the share of the time spent spinning, the
-        process's CPU share meanwhile, and the sleeps that overslept their stretch."""
+        process's CPU share meanwhile, the sleeps that overslept their stretch, and how often the
+        scheduler took the CPU from this thread while it could run (involuntary context switches:
+        each one a stall of at least the time another task then ran)."""
         wall = max(1, time.monotonic_ns() - self._began)
         return {"spin_us": self.spin_ns / 1e3, "spinning": self.spun_ns / wall,
-                "cpu": (_cpu_ns() - self._cpu) / wall, "sleeps": self._sleeps, "overslept": self.overslept}
+                "cpu": (_cpu_ns() - self._cpu) / wall, "sleeps": self._sleeps, "overslept": self.overslept,
+                "preempted": _preempted() - self._preempted}
+
+
+def _preempted() -> int:
+    """This thread's involuntary context switches so far (the process's where threads are not told apart)."""
+    return resource.getrusage(getattr(resource, "RUSAGE_THREAD", resource.RUSAGE_SELF)).ru_nivcsw
 
 
 def _cpu_ns() -> int:

@@ -183,7 +183,11 @@ def _place(log: SourceLog, src: Source, rig: Rig, k: int, dropped: Counter,
     a datagram is aimed at its target's address and port (:func:`hil.stimulus.pcap.aims`)."""
     aims: dict[str, tuple[str, str, int]] = {}
     if log.format in PACKET_FORMATS or isinstance(log.events[0], PacketEvent):  # a capture, or camera frames
-        aims = packet_aims(log.channels(), src.map, rig, f"stimulus source {k + 1} ({log.path.name})")
+        where = f"stimulus source {k + 1} ({log.path.name})"
+        if src.include_ids is not None or src.exclude_ids:
+            raise StimulusError(f"{where}: its events are UDP datagrams (camera frames as RTP), not CAN frames: "
+                                "'include_ids' and 'exclude_ids' do not apply")
+        aims = packet_aims(log.channels(), src.map, rig, where)
         routes = {ch: net for ch, (net, _, _) in aims.items()}
     else:
         routes = _routes(log, src, rig, k)
@@ -191,6 +195,8 @@ def _place(log: SourceLog, src: Source, rig: Rig, k: int, dropped: Counter,
     lo, hi = first + src.start, first + (src.end if src.end is not None else FOREVER)
     include = set(src.include_ids) if src.include_ids is not None else None
     exclude = set(src.exclude_ids)
+    ports_in = set(src.include_ports) if src.include_ports is not None else None
+    ports_out = set(src.exclude_ports)
     out = []
     for i, ev in enumerate(log.events):
         bus = routes.get(ev.channel)
@@ -200,11 +206,22 @@ def _place(log: SourceLog, src: Source, rig: Rig, k: int, dropped: Counter,
             dropped["outside the window"] += 1
         elif isinstance(ev, CanEvent) and ((include is not None and ev.id not in include) or ev.id in exclude):
             dropped["filtered by id"] += 1
+        elif aims and not _port_passes(ev.channel, ports_in, ports_out):
+            dropped["filtered by port"] += 1
         else:
             if isinstance(ev, PacketEvent):
                 ev = PacketEvent(ev.t_ns, ev.channel, ev.data, aims[ev.channel][1:])
             out.append((ev.t_ns - lo + src.offset, bus, ev, origin + i))
     return out
+
+
+def _port_passes(channel: str, include: set[int] | None, exclude: set[int]) -> bool:
+    """Whether a datagram to ``channel`` (its capture destination ``ADDRESS:PORT``) passes the
+    port filters; a camera topic has no port and passes."""
+    port = channel.rpartition(":")[2]
+    if not port.isdigit():
+        return True
+    return (include is None or int(port) in include) and int(port) not in exclude
 
 
 def _routes(log: SourceLog, src: Source, rig: Rig, k: int) -> dict[str, str]:

@@ -50,7 +50,9 @@ def test_the_suite_passes_or_names_the_harness(run):
     probes = bench["probes"]
     if bench["verdict"] == "pass":  # a busy host's planner may answer later than the window (an error verdict)
         assert probes["frame-to-camera-object"]["stats"]["count"] >= 90  # every frame but the last few
-        assert 30 <= probes["packet-to-lidar-object"]["stats"]["count"] <= 80  # those that show the object
+        assert probes["packet-to-lidar-object"]["stats"]["missed"] <= 5
+    lidar = probes["packet-to-lidar-object"]["stats"]  # the 64 of 2,637 packets that show the object, no other
+    assert lidar["count"] + lidar["missed"] == 64, lidar
     assert probes["camera-object-to-request"]["stats"]["missed"] == 0
     assert probes["lidar-object-to-request"]["stats"]["missed"] == 0
     assert {"camera-frame-to-brake", "lidar-packet-to-brake"} <= set(bench["chains"])

@@ -102,7 +102,8 @@ def test_frames_become_rtp_packets_at_their_log_time_one_stream_per_topic():
     starts = [min(ev.t_ns for ev in front if ev.t_ns >= t) for t in (1_000_000_000, 1_033_000_000)]
     assert starts == [1_000_000_000, 1_033_000_000]  # a frame's first packet at its log time,
     first = [ev for ev in front if ev.t_ns < 1_033_000_000]
-    assert [b.t_ns - a.t_ns for a, b in zip(first, first[1:])] == [len(a.data) * 8 for a in first[:-1]]  # 1 Gbit/s
+    # 1 Gbit/s on Ethernet: the payload and 66 bytes of UDP, IPv4 and Ethernet headers, preamble and gap
+    assert [b.t_ns - a.t_ns for a, b in zip(first, first[1:])] == [(len(a.data) + 66) * 8 for a in first[:-1]]
     received = list(depacketize([ev.data for ev in front]))
     assert [r.index for r in received] == [0, 1]
     assert [r.timestamp for r in received] == [rtp_timestamp(STAMP)] * 2  # the header stamp, not the log time
@@ -139,6 +140,9 @@ def test_a_camera_mcap_on_the_timeline_goes_to_the_mapped_target_port(tmp_path):
     assert [f.index for f in depacketize([s.event.data for s in tl.steps])] == [0, 1, 2]
     with pytest.raises(StimulusError, match="channel '/front' needs a 'map' entry .* hpc.camera"):
         build_timeline(Stimulus.model_validate({"sources": [{"file": str(path)}]}), rig)
+    with pytest.raises(StimulusError, match=r"source 1 \(cam.mcap\): its events are UDP datagrams .* 'include_ids'"):
+        build_timeline(Stimulus.model_validate({"sources": [{"file": str(path), "map": {"/front": "hpc.camera"},
+                                                             "exclude_ids": [0x100]}]}), rig)
 
 
 def test_a_truncated_camera_mcap_is_refused_as_unreadable(tmp_path):

@@ -65,6 +65,27 @@ def test_a_datagram_pairs_with_the_can_frame_carrying_its_counter(stimulus):
     assert list(pairing.latency_ns) == [5 * MS] * 9 and pairing.missed == 1
 
 
+def test_where_keeps_only_the_datagrams_whose_payload_meets_it():
+    # lidar-like packets: 3 records of 4 bytes (a flag byte, then 3 returns' levels); k % 3 == 1 shows the object
+    # (a level 100 somewhere), and only those are answered on 0x210 with byte 0 = the counter at offset 12
+    grams = {"lan": [Datagram(k * MS, "127.0.1.1:5000", "127.0.1.2:2368",
+                              bytes([0xEE, 20, 100 if k % 3 == 1 else 20, 0] * 3)[:12] + bytes([k]), True)
+                     for k in range(30)]}
+    buses = {"chassis": can("chassis", [(k * MS + 200_000, 0x210, bytes([k])) for k in range(30) if k % 3 == 1])}
+    end = {"bus": "lan", "port": 2368, "offset": 12, "size": 1}
+    to = {"bus": "chassis", "id": 0x210, "byte": 0}
+    every = run_probe(probe(**{"from": end, "to": to}), buses, Database(), grams)
+    assert every.missed == 20  # the packets that do not show the object, counted as missed
+    shows = {"offset": 1, "repeat": [[4, 3], [1, 3]], "op": ">=", "value": 100}
+    seen = run_probe(probe(**{"from": {**end, "where": [shows, {"offset": 0, "value": 0xEE}]}, "to": to}),
+                     buses, Database(), grams)
+    assert list(seen.stimulus_ns) == [k * MS for k in range(1, 30, 3)]
+    assert list(seen.latency_ns) == [200_000] * 10 and seen.missed == 0
+    none = run_probe(probe(**{"from": {**end, "where": [{**shows, "op": ">", "value": 100}]}, "to": to}),
+                     buses, Database(), grams)
+    assert len(none.stimulus_ns) == 0
+
+
 def test_next_pairing_and_a_chain_run_from_a_datagram_across_hops():
     camera = probe(name="camera", pair="next", **{"from": {"bus": "lan", "port": 5004},
                                                   "to": {"bus": "chassis", "id": 0x200}})
@@ -91,6 +112,15 @@ SUITE = {"name": "s", "defaults": {"stack": "x.yaml"}, "benches": [{"name": "b",
     ({"id": 5}, ("benches", 0, "probes", 0, "from", "id"),
      "a datagram end (port 5004) has no 'id': it is matched by port, its counter read at 'offset' or from 'rtp'"),
     ({"offset": 3}, ("benches", 0, "probes", 0, "from"), "expected one of 'offset' or 'rtp'"),
+    ({"where": [{"offset": 65_000, "repeat": [[100, 12]], "value": 1}]},
+     ("benches", 0, "probes", 0, "from", "where", 0),
+     "the field's last repeat ends at byte 66,101, beyond the largest UDP payload (65,507 bytes)"),
+    ({"where": [{"offset": 0, "size": 2, "value": 70_000}]},
+     ("benches", 0, "probes", 0, "from", "where", 0, "value"),
+     "a 2-byte field holds at most 65,535, so 70,000 can never compare as meant"),
+    ({"port": None, "rtp": None, "id": 5, "byte": 0, "where": [{"offset": 0, "value": 1}]},
+     ("benches", 0, "probes", 0, "from"),
+     "'offset', 'rtp' and 'where' read a datagram: they need the network's 'port'"),
 ])
 def test_datagram_probe_mistakes_are_located(change, loc, message):
     bench = SUITE["benches"][0]

@@ -72,6 +72,51 @@ def test_a_datagram_the_capture_cut_short_is_refused_naming_the_packet(tmp_path)
         read_source(tmp_path / "cut.pcap")
 
 
+def fragmented(ident: int, payload: bytes, mtu: int = 1500) -> list[bytes]:
+    """The Ethernet frames of a UDP datagram (192.168.1.201:40000 → 10.0.0.9:2368) that an IP layer
+    fragmented for ``mtu``, in order (``ident``: the IP identification they share)."""
+    import dpkt
+
+    from hil.net.capture import udp_frame
+
+    ip = dpkt.ethernet.Ethernet(udp_frame(("192.168.1.201", 40000), ("10.0.0.9", 2368), payload)).data
+    whole, step = bytes(ip.data), (mtu - 20) // 8 * 8
+    frames = []
+    for at in range(0, len(whole), step):
+        piece = whole[at:at + step]
+        frag = dpkt.ip.IP(src=ip.src, dst=ip.dst, p=ip.p, id=ident, ttl=64, data=piece, len=20 + len(piece),
+                          mf=int(at + step < len(whole)), offset=at // 8)
+        frames.append(bytes(dpkt.ethernet.Ethernet(type=dpkt.ethernet.ETH_TYPE_IP, data=frag)))
+    return frames
+
+
+def test_ip_fragments_are_reassembled_into_the_datagram_at_its_last_fragments_time(tmp_path):
+    from hil.net.capture import udp_frame, write_pcap
+
+    big, other = bytes(range(256)) * 16, bytes(range(200)) * 30  # 4,096 and 6,000 bytes: 3 and 5 fragments
+    a, b = fragmented(7, big), fragmented(8, other)
+    small = udp_frame(("192.168.1.201", 40000), ("10.0.0.9", 2368), b"small")
+    frames = [a[0], small, a[2], b[4], b[0], a[1], b[2], b[1], b[3]]  # out of order, interleaved
+    with open(tmp_path / "frag.pcap", "wb") as f:
+        write_pcap(f, [((k + 1) * MS, frame) for k, frame in enumerate(frames)])
+    log = read_source(tmp_path / "frag.pcap")
+    assert [(e.t_ns, e.channel, e.data) for e in log.events] == [
+        (2 * MS, "10.0.0.9:2368", b"small"), (6 * MS, "10.0.0.9:2368", big), (9 * MS, "10.0.0.9:2368", other)]
+    assert log.where(1) == "frag.pcap packet 6" and not log.skipped  # every fragment is in a datagram
+    with open(tmp_path / "lost.pcap", "wb") as f:  # the middle fragment never came
+        write_pcap(f, [(1 * MS, a[0]), (2 * MS, small), (3 * MS, a[2])])
+    with pytest.raises(StimulusError, match=r"lost.pcap: packets 1, 3: IP fragments of datagram 192.168.1.201 → "
+                                            r"10.0.0.9 \(IP id 7\) that the capture does not complete: 2,624 bytes "
+                                            r"of 4,104"):
+        read_source(tmp_path / "lost.pcap")
+    forged = fragmented(7, bytes(4096))  # the same datagram's bytes 1480… again, but different
+    with open(tmp_path / "overlap.pcap", "wb") as f:
+        write_pcap(f, [(1 * MS, a[0]), (2 * MS, a[1]), (3 * MS, forged[1])])
+    with pytest.raises(StimulusError, match=r"overlap.pcap: packet 3: an IP fragment that overlaps packet 1's "
+                                            r"datagram .* at bytes 1480–2959 with other bytes"):
+        read_source(tmp_path / "overlap.pcap")
+
+
 def test_datagrams_are_aimed_at_the_target_port_by_map_or_by_port_number(tmp_path, rig):
     port = lidar_port(rig)
     path = write_capture(tmp_path / "c.pcap", [(k * MS, "10.0.0.9", 2368, b"x") for k in range(3)]
@@ -177,3 +222,12 @@ def test_a_capture_takes_the_timeline_features_of_can_windows_rate_loops(tmp_pat
     assert [(s.t_ns, s.event.data[0]) for s in timeline.steps] == [
         (0, 2), (MS // 2, 3), (MS, 4), (3 * MS // 2, 5), (2 * MS, 2), (5 * MS // 2, 3), (3 * MS, 4), (7 * MS // 2, 5)]
     assert timeline.dropped == {"outside the window": 6}
+
+
+def test_a_capture_is_filtered_by_destination_port_as_a_can_log_by_id(tmp_path, rig):
+    path = write_capture(tmp_path / "c.pcap", [(k * MS, "10.0.0.9", 2368 + k % 3, bytes([k])) for k in range(9)])
+    every = {f"10.0.0.9:{p}": "hpc.lidar" for p in (2368, 2369, 2370)}
+    timeline = build_timeline(Stimulus.model_validate({"sources": [
+        {"file": str(path), "map": every, "include_ports": [2368, 2369], "exclude_ports": [2369]}]}), rig)
+    assert [s.event.data[0] for s in timeline.steps] == [0, 3, 6]
+    assert timeline.dropped == {"filtered by port": 6}

@@ -86,6 +86,8 @@ def test_replay_usage_and_stimulus_errors(tmp_path, rig, log):
     assert r.returncode == 2 and "invalid --budget" in r.stderr
     r = hil("replay", str(log), "--rig", str(rig), "--budget", "p95=1ms", cwd=tmp_path)  # refused before playing
     assert r.returncode == 2 and "invalid --budget: unknown statistic 'p95'; expected one of p50, p90" in r.stderr
+    r = hil("replay", str(log), "--rig", str(rig), "--include-port", "2368", cwd=tmp_path)
+    assert r.returncode == 2 and "--include-port: 'include_ports' filters a packet capture's" in r.stderr
 
 
 def test_record_captures_what_another_program_sends(tmp_path, rig):

@@ -24,6 +24,7 @@ def test_it_never_wakes_early_and_learns_a_stretch_within_its_bounds():
     assert MIN_SPIN_NS <= waker.spin_ns <= MAX_SPIN_NS
     summary = waker.summary()  # how many sleeps, how much spinning: that is the host's to say
     assert summary["sleeps"] >= 1 and 0 <= summary["spinning"] <= 1 and summary["overslept"] <= summary["sleeps"]
+    assert summary["preempted"] >= 0
 
 
 def test_the_stretch_follows_how_late_the_sleeps_wake():
@@ -42,9 +43,19 @@ def test_the_stretch_follows_how_late_the_sleeps_wake():
 
 def test_a_stretch_too_long_to_sleep_in_narrows_until_it_sleeps_again():
     waker = Waker(spin_ns=MAX_SPIN_NS)
-    for _ in range(100):  # deadlines that leave no time to sleep (here: passed already)
-        assert waker.wait(0) > 0
+    for _ in range(100):  # deadlines that leave no time to sleep in a 2 ms stretch
+        deadline = time.monotonic_ns() + 100 * US
+        assert waker.wait(deadline) >= deadline
     assert waker.spin_ns < MAX_SPIN_NS // 4 and waker.summary()["sleeps"] == 0
+
+
+def test_a_burst_of_deadlines_leaves_the_stretch_as_it_was():
+    waker = Waker(spin_ns=150 * US)
+    start = time.monotonic_ns()
+    for k in range(500):  # a camera frame's packets, 12 µs apart, and a loop behind them
+        deadline = start + k * 12 * US
+        assert waker.wait(deadline) >= deadline
+    assert waker.spin_ns == 150 * US
 
 
 def test_host_load_says_how_busy_the_host_is():
