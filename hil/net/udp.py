@@ -114,7 +114,7 @@ class Sender:
         if self._sendmmsg is None or not datagrams:
             return
         names = {to: ctypes.create_string_buffer(_sockaddr_in(*to), 16) for to in {to for _, to in datagrams}}
-        iov = (_Iovec * len(datagrams))(*[_Iovec(ctypes.cast(data, ctypes.c_void_p).value, len(data))
+        iov = (_Iovec * len(datagrams))(*[_Iovec(ctypes.cast(ctypes.c_char_p(data), ctypes.c_void_p).value, len(data))
                                           for data, _ in datagrams])
         headers = (_Mmsghdr * len(datagrams))()
         at, size = ctypes.addressof(iov), ctypes.sizeof(_Iovec)
