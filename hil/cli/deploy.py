@@ -12,10 +12,14 @@ from __future__ import annotations
 
 from datetime import datetime, UTC
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from hil.cli.app import App, Seconds, lease_wait_option, plain
+
+if TYPE_CHECKING:
+    from rich.live import Live
 
 
 @click.command()
@@ -89,7 +93,7 @@ class Progress:
     def __init__(self, app: App):
         self.app = app
         self.rows: dict[str, list[str]] = {}
-        self.live = None
+        self.live: Live | None = None
 
     def start(self, drivers: dict[str, str]) -> None:
         self.rows = {name: [key, "idle", ""] for name, key in drivers.items()}
