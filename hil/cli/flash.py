@@ -45,7 +45,9 @@ def flash(app: App, rig_file: str, target: str, image: str, run_dir: str | None,
     if not version:
         app.abort(f"{image} is a raw image: nothing in it says its version; give --version")
     try:
-        comp = FirmwareComponent(kind="firmware", target=target, image=Path(image).resolve(), version=version)
+        # validated as a stack file's entry (a path as text), hence not the Path-typed constructor
+        comp = FirmwareComponent.model_validate({"kind": "firmware", "target": target,
+                                                 "image": str(Path(image).resolve()), "version": version})
     except ValidationError as exc:
         app.abort(f"invalid --version: {error_message(exc.errors()[0])}")
     with Lease(rig.name, wait=lease_wait), scratch_folder("flash", run_dir) as folder, \

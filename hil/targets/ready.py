@@ -18,7 +18,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from hil import cancel, registry
 from hil.clock import now_ns
@@ -27,6 +27,9 @@ from hil.errors import DeployError, TargetTimeoutError
 from hil.spec.common import format_duration
 from hil.spec.stack import ConsoleReady, FrameReady, Ready, ReadySpec, SocketReady
 from hil.targets.console import ConsoleLog, format_tail
+
+if TYPE_CHECKING:
+    import can
 
 POLL_S = 0.1
 
@@ -92,7 +95,7 @@ class FrameCheck(Check):
         super().__init__(ready.timeout)
         self.match = ready.frame
         self._buses = buses
-        self._bus = None
+        self._bus: can.BusABC | None = None
         self._message = None
         m = self.match
         if m.message is not None or m.signal is not None:
@@ -126,6 +129,7 @@ class FrameCheck(Check):
         self._bus = self._buses.open_can(self.match.bus)
 
     def poll(self, timeout_s: float) -> bool:
+        assert self._bus is not None  # polled once armed
         end = time.monotonic() + timeout_s
         while True:
             msg = self._bus.recv(timeout=max(0.0, end - time.monotonic()))
@@ -160,6 +164,7 @@ class SocketCheck(Check):
         return cls(ready.socket, ready.timeout)
 
     def poll(self, timeout_s: float) -> bool:
+        where: str | tuple[str, int]
         if self.address.startswith("unix:"):
             family, where = socket.AF_UNIX, self.address.removeprefix("unix:")
         else:
@@ -230,8 +235,11 @@ class Armed:
 
     def __init__(self, components: Mapping[str, Any] | None = None, log: ConsoleLog | None = None,
                  buses: Any = None):
-        self.checks = {name: make_check(c.ready, name, log, buses)
-                       for name, c in (components or {}).items() if c.ready is not None}
+        self.checks: dict[str, Check] = {}
+        if components:
+            assert log is not None  # components come with their target's console log
+            self.checks = {name: make_check(c.ready, name, log, buses)
+                           for name, c in components.items() if c.ready is not None}
         for check in self.checks.values():
             check.arm()
 
