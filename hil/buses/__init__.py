@@ -39,6 +39,7 @@ class RigBuses:
         self.run_dir = Path(run_dir).absolute()  # socket paths must work from any working directory
         self.seed = seed
         self.joined = joined is not None
+        self._broker: Any
         self._broker, adapters = joined or (None, {})
         self._adapters: dict[str, Any] = dict(adapters)  # bus name → its emulated adapter's process
         self._controls: dict[str, Any] = {}
@@ -177,10 +178,11 @@ class RigBuses:
         """``{"HIL_BUSES": json}`` describing ``names`` for :func:`bus_from_env` in a child process."""
         out: dict[str, Any] = {}
         for name in names:
-            if isinstance(self._spec(name, (CanBus, SerialBus)), CanBus):
+            spec = self._spec(name, (CanBus, SerialBus))
+            if isinstance(spec, CanBus):
                 out[name] = self.can_config(name, side)
             else:
-                out[name] = {"port": self.serial_port(name, side), "baudrate": self.rig.buses[name].baudrate}
+                out[name] = {"port": self.serial_port(name, side), "baudrate": spec.baudrate}
         return {ENV_VAR: json.dumps(out)}
 
     # ---- helpers -----------------------------------------------------------------------------
@@ -225,7 +227,7 @@ def without_mf4() -> None:
     treats the failed import as "MF4 not available". Call before anything imports ``can``."""
     import sys
 
-    sys.modules.setdefault("asammdf", None)
+    sys.modules.setdefault("asammdf", None)  # type: ignore[arg-type]  # None: the import system's "not here"
 
 
 def open_can_bus(name: str, cfg: dict[str, Any]):
