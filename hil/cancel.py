@@ -60,4 +60,5 @@ def cancel_all(runs: Sequence[tuple[threading.Thread, threading.Event, threading
 
 def _force(thread: threading.Thread) -> None:
     """Raise Stopped in ``thread`` at its next Python instruction, wherever that is."""
+    assert thread.ident is not None  # a started thread (runs are started before they are stopped)
     ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(Stopped))

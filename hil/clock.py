@@ -165,6 +165,7 @@ class AdapterClock:
         to the host) at ``received_ns``."""
         x = self._unwrap(from_seconds(adapter_ts_s), received_ns)
         self.unseen_ns = self._batch_ns + from_seconds(self._round_trip())
+        assert self._origin is not None  # set by the first _unwrap
         delay = received_ns - x - self._origin
         self.frames += 1
         self._last_x = x
@@ -198,6 +199,7 @@ class AdapterClock:
             self._origin = raw
             self._last_raw = raw
             return 0
+        assert self._last_raw is not None  # set with the origin
         if self.period_ns:
             if self._min_delay is not None:  # the lap that puts the frame nearest its arrival
                 expect = received_ns - self._origin - self._delay_at(self._window[1] if self._window else 0)
@@ -214,10 +216,12 @@ class AdapterClock:
         if self._line is None:
             return float(self._min_delay if self._min_delay is not None else 0)
         a, b = self._line
+        assert self._window is not None  # a line is fitted after windows closed, and one is always open then
         recent = min(self._window[2], self._minima[-1][1])
         return min(a + b * x, recent)
 
     def _close_window(self) -> None:
+        assert self._window is not None  # closed only when open (to_run_clock)
         self._minima.append(self._window[1:])
         del self._minima[:-WINDOWS]
         if len(self._minima) >= 2:

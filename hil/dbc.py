@@ -68,7 +68,7 @@ OPS: dict[str, Callable[[Any, Any], bool]] = {"==": operator.eq, "!=": operator.
 
 
 # message: a cantools Message (None without a signal); Any, as cantools types decode() as a union of shapes
-def signal_holds(message: Any, data: bytes, signal: str | None, op: str | None, value: float | None) -> bool:
+def signal_holds(message: Any, data: bytes | bytearray, signal: str | None, op: str | None, value: float | None) -> bool:
     """Whether a frame's payload, decoded as the DBC ``message``, satisfies ``signal op value`` —
     the one evaluation of a frame condition, for ready checks and closed-loop waits alike. No
     signal: any payload holds; a signal without ``op``: any payload it decodes from; a payload that

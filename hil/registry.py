@@ -20,9 +20,12 @@ import importlib
 import typing
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hil.errors import AnalysisError, DeployError, FlashError, HilError, StimulusError, UsageError
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 BUILTIN = "hil"
 
@@ -140,7 +143,7 @@ class Registry:
         return self._loaded[where]
 
     def _model_problem(self, name: str, model: Any) -> str | None:
-        base = _import(self.spec_base or "")
+        base: type[BaseModel] = _import(self.spec_base or "")  # a spec base is a pydantic model
         if not (isinstance(model, type) and issubclass(model, base)):
             return (f"expected its 'model' attribute to be a subclass of {base.__module__}.{base.__qualname__}, "
                     f"got {_kind(model)}")

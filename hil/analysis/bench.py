@@ -101,7 +101,9 @@ def check_bench(bench: Bench, db: Database) -> list[Problem]:
                 if end.message is not None:
                     db.message(end.message)
                 if end.signal is not None:
-                    db.signal(end.message if end.message is not None else end.id, end.signal)
+                    message = end.message if end.message is not None else end.id
+                    assert message is not None  # checked with the suite: a CAN end has 'id' or 'message'
+                    db.signal(message, end.signal)
             except AnalysisError as exc:
                 out.append((("probes", j, side), str(exc)))
     return out
@@ -137,6 +139,7 @@ class Source(ABC):
 
 class ProbeSource(Source):
     def measure(self, m: Measurement, got: Evidence) -> MeasurementResult:
+        assert m.probe is not None  # this source is the one the measurement names (Measurement.sources)
         if m.stat == "duplicates":  # a frozen counter: answered once, sent many times
             return judge(m, float(got.analysis.probes[m.probe][0].duplicates), f"probe {m.probe}")
         return _from_stats(m, got.analysis.probes[m.probe][1], f"probe {m.probe}")
@@ -144,22 +147,26 @@ class ProbeSource(Source):
 
 class ChainSource(Source):
     def measure(self, m: Measurement, got: Evidence) -> MeasurementResult:
+        assert m.chain is not None  # this source is the one the measurement names (Measurement.sources)
         return _from_stats(m, got.analysis.chains[m.chain][1], f"chain {m.chain}")
 
 
 class CycleSource(Source):
     def measure(self, m: Measurement, got: Evidence) -> MeasurementResult:
+        assert m.bus is not None and m.cycle is not None  # checked with the suite (_measurement_problems)
         t = frames_with_id(got.buses, m.bus, m.cycle).t_ns
         return _from_stats(m, describe(np.diff(t)), f"cycle {m.cycle:#x} on {m.bus}")
 
 
 class FramesSource(Source):
     def measure(self, m: Measurement, got: Evidence) -> MeasurementResult:
+        assert m.bus is not None and m.frames is not None  # checked with the suite (_measurement_problems)
         return judge(m, float(len(frames_with_id(got.buses, m.bus, m.frames))), f"frames {m.frames:#x} on {m.bus}")
 
 
 class LostSource(Source):
     def measure(self, m: Measurement, got: Evidence) -> MeasurementResult:
+        assert m.bus is not None  # checked with the suite (_measurement_problems)
         if m.bus not in got.lost:
             return judge(m, None, f"lost on {m.bus}", detail=f"no loss figure for bus {m.bus!r}")
         return judge(m, float(got.lost[m.bus]), f"lost on {m.bus}")
@@ -189,6 +196,7 @@ def _from_stats(m: Measurement, stats: Stats, source: str) -> MeasurementResult:
 
 
 def _signal_def(m: Measurement, db: Database):
+    assert m.signal is not None  # this source is the one the measurement names (Measurement.sources)
     message, _, signal = m.signal.rpartition(".")
     if not message:
         raise AnalysisError(f"expected MESSAGE.SIGNAL, got {m.signal!r}")
@@ -197,4 +205,5 @@ def _signal_def(m: Measurement, db: Database):
 
 def _signal(m: Measurement, buses: Mapping[str, Frames], db: Database) -> Column:
     msg, sig = _signal_def(m, db)
+    assert m.bus is not None  # checked with the suite (_measurement_problems)
     return signal_column(frames_with_id(buses, m.bus, msg.frame_id), sig, message=msg)

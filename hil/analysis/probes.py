@@ -33,6 +33,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -201,6 +202,7 @@ class NextPairer(Pairer):
 class EdgePairer(Pairer):
     def pair(self, probe: Probe, buses: Mapping[str, Frames], db: Database) -> Pairing:
         stim_frames, resp_frames = probe_frames(probe.from_, buses, db), probe_frames(probe.to, buses, db)
+        assert probe.from_.threshold is not None  # checked with the suite: edge pairing needs a threshold
         stim = crossings(field_column(probe.from_, stim_frames, db), probe.from_.threshold, probe.from_.direction)
         if probe.to.threshold is None:
             resp = resp_frames.t_ns
@@ -239,6 +241,7 @@ def datagram_column(end: ProbeEnd, datagrams: Mapping[str, Sequence[Datagram]]) 
     if end.bus not in datagrams:
         raise AnalysisError(f"network {end.bus!r} has no datagrams in the recording; it has: "
                             f"{', '.join(sorted(datagrams)) or 'no networks'}")
+    order: Literal["big", "little"]
     if end.rtp is not None:
         (at, size), order = RTP_FIELDS[end.rtp], "big"
     elif end.offset is not None:
@@ -271,7 +274,10 @@ def holds(cond: FieldMatch, payload: bytes) -> bool:
 
 
 def probe_frames(end: ProbeEnd, buses: Mapping[str, Frames], db: Database) -> Frames:
-    can_id = end.id if end.id is not None else db.message(end.message).frame_id
+    if end.id is not None:
+        return frames_with_id(buses, end.bus, end.id)
+    assert end.message is not None  # checked with the suite: a CAN end has 'id' or 'message'
+    can_id = db.message(end.message).frame_id
     return frames_with_id(buses, end.bus, can_id)
 
 
@@ -282,5 +288,6 @@ def field_column(end: ProbeEnd, frames: Frames, db: Database) -> Column:
     if end.signal is None:
         raise AnalysisError(f"bus {end.bus!r}: expected 'signal' or 'byte' to read a value from")
     message = end.message if end.message is not None else end.id
+    assert message is not None  # checked with the suite: a CAN end has 'id' or 'message'
     msg, sig = db.signal(message, end.signal)
     return signal_column(frames, sig, raw=False, message=msg)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -47,8 +48,10 @@ class Stats:
         return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in asdict(self).items()}
 
     @classmethod
-    def from_json(cls, d: dict) -> Stats:
-        return cls(**{k: (math.nan if v is None and k not in ("deadline_misses",) else v) for k, v in d.items()})
+    def from_json(cls, d: dict[str, Any]) -> Stats:
+        fields: dict[str, Any] = {k: (math.nan if v is None and k not in ("deadline_misses",) else v)
+                                  for k, v in d.items()}
+        return cls(**fields)
 
 
 def describe(values: np.ndarray, missed: int = 0, budget: float | None = None,

@@ -70,18 +70,20 @@ def plan_suite(rig_path: str | Path, suite_path: str | Path, benches: list[str] 
     if unknown:
         raise UsageError(f"suite {suite.name!r} has no bench {', '.join(map(repr, unknown))}; "
                          f"it has: {', '.join(known)}")
-    plans, problems, stacks = [], [], {}
+    plans: list[BenchPlan] = []
+    problems: list[tuple[tuple, str]] = []
+    deployed: dict[Path, SpecFile[Stack]] = {}
     for i, bench in enumerate(suite.benches):
         if benches is not None and bench.name not in benches:
             continue
         stack_path = bench.stack or suite.defaults.stack
         stack = checked.stacks[stack_path].model if stack_path is not None else None
         if stack_path is not None:
-            stacks[stack_path] = checked.stacks[stack_path]
+            deployed[stack_path] = checked.stacks[stack_path]
         db, found = bench_database(suite, i)
         problems += found
         plans.append(BenchPlan(checked.rig, suite_file, bench, stack, db))
-    lines = [line for stack in stacks.values() for line in stack_problems(stack, checked.rig.model)]
+    lines = [line for stack in deployed.values() for line in stack_problems(stack, checked.rig.model)]
     if problems or lines:
         raise SpecError(lines + (suite_file.error(problems).problems if problems else []))
     return plans
@@ -125,7 +127,7 @@ def bench_database(suite: Suite, index: int) -> tuple[Database, list[tuple[tuple
     """The DBC database of bench ``index`` (suite defaults, bench, stimulus) and the bench's DBC and
     unit problems, located in the suite file."""
     bench = suite.benches[index]
-    located = [(("defaults", "dbc", k), p) for k, p in enumerate(suite.defaults.dbc)]
+    located: list[tuple[tuple, Path]] = [(("defaults", "dbc", k), p) for k, p in enumerate(suite.defaults.dbc)]
     located += [(("benches", index, "dbc", k), p) for k, p in enumerate(bench.dbc)]
     if bench.stimulus:
         located += [(("benches", index, "stimulus", "dbc", k), p) for k, p in enumerate(bench.stimulus.dbc)]

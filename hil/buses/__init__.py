@@ -200,10 +200,11 @@ class RigBuses:
         """``{"HIL_BUSES": json}`` describing ``names`` for :func:`bus_from_env` in a child process."""
         out: dict[str, Any] = {}
         for name in names:
-            if isinstance(self._spec(name, (CanBus, SerialBus)), CanBus):
+            spec = self._spec(name, (CanBus, SerialBus))
+            if isinstance(spec, CanBus):
                 out[name] = self.can_config(name, side)
             else:
-                out[name] = {"port": self.serial_port(name, side), "baudrate": self.rig.buses[name].baudrate}
+                out[name] = {"port": self.serial_port(name, side), "baudrate": spec.baudrate}
         return {ENV_VAR: json.dumps(out)}
 
     # ---- helpers -----------------------------------------------------------------------------
@@ -248,7 +249,7 @@ def without_mf4() -> None:
     treats the failed import as "MF4 not available". Call before anything imports ``can``."""
     import sys
 
-    sys.modules.setdefault("asammdf", None)
+    sys.modules.setdefault("asammdf", None)  # type: ignore[arg-type]  # None: the import system's "not here"
 
 
 def open_can_bus(name: str, cfg: dict[str, Any]) -> can.BusABC:

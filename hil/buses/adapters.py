@@ -378,6 +378,7 @@ class SocketcandClient:
         its end of frame, as a server's kernel stamps a frame from its CAN controller (µs)."""
         if msg.is_error_frame or msg.is_remote_frame or msg.is_fd:
             return None
+        assert self.raw_at is not None  # set before the forwarding thread that calls this starts
         if time.monotonic() - self.raw_at < FRAMES_AFTER_OK_S:
             time.sleep(FRAMES_AFTER_OK_S)
         stamp = self.clock.ns(stamp_ns) // 1000

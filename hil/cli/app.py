@@ -69,7 +69,7 @@ class App:
             os.dup2(devnull, (sys.stderr if stderr else sys.stdout).fileno())
             os.close(devnull)
 
-        console.on_broken_pipe = reader_gone
+        console.on_broken_pipe = reader_gone  # type: ignore[method-assign]  # rich's hook for this, per console
         return console
 
     def print(self, *objects: object, level: int = 0) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -28,8 +29,10 @@ def compare(app: App, run_a: str, run_b: str, history: Path | None) -> None:
     for warning in warnings(a, b, rows):
         app.warn(escape(warning))
     table = Table(title=f"A = {a.label}   B = {b.label}", title_justify="left")
-    for col, kw in (("bench", {}), ("measurement", {}), ("A", {"justify": "right"}), ("B", {"justify": "right"}),
-                    ("change", {"justify": "right"}), ("outcome", {})):
+    columns: tuple[tuple[str, dict[str, Any]], ...] = (
+        ("bench", {}), ("measurement", {}), ("A", {"justify": "right"}), ("B", {"justify": "right"}),
+        ("change", {"justify": "right"}), ("outcome", {}))
+    for col, kw in columns:
         table.add_column(col, **kw)
     for row in rows:
         style = "red" if row.worse else "green" if row.better else ""

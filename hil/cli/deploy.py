@@ -19,6 +19,7 @@ import click
 from hil.cli.app import App, Seconds, lease_wait_option, plain
 
 if TYPE_CHECKING:
+    from rich.live import Live
     from hil.targets.deployment import DeployStep
 
 
@@ -93,7 +94,7 @@ class DeployView:
     def __init__(self, app: App):
         self.app = app
         self.rows: dict[str, list[str]] = {}
-        self.live = None
+        self.live: Live | None = None
 
     def start(self, drivers: dict[str, str]) -> None:
         self.rows = {name: [key, "idle", ""] for name, key in drivers.items()}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from hil.cli.app import App
@@ -48,7 +50,7 @@ def doctor(app: App, sample: str, as_json: bool) -> None:
     clocksource = _read("/sys/devices/system/clocksource/clocksource0/current_clocksource")
     governor = _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")
     sched = realtime.scheduler()
-    findings = {
+    findings: dict[str, Any] = {
         "cpus": os.cpu_count(), "load_1min": os.getloadavg()[0], "scheduler": sched,
         "timer_slack_ns": {"default": slack_before, "lowered_to": slack_after},
         "pm_qos": dma.why, "clocksource": clocksource, "cpufreq_governor": governor,

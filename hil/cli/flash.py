@@ -24,7 +24,7 @@ def flash(app: App, rig_file: str, target: str, image: str, run_dir: str | None,
     """Flash IMAGE (a .hilfw image, a stub folder, or a real board's raw .bin) onto TARGET of RIG,
     showing progress."""
     from pydantic import ValidationError
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
     from hil.bench.lease import Lease
     from hil.firmware.build import load_image
@@ -32,6 +32,7 @@ def flash(app: App, rig_file: str, target: str, image: str, run_dir: str | None,
     from hil.session.folders import scratch_folder
     from hil.spec import load_rig
     from hil.spec.load import error_message
+    from hil.spec.rig import McuTarget
     from hil.spec.stack import FirmwareComponent
 
     rig = load_rig(rig_file).model
@@ -39,18 +40,21 @@ def flash(app: App, rig_file: str, target: str, image: str, run_dir: str | None,
     if spec is None or spec.kind != "mcu":
         mcus = ", ".join(n for n, t in rig.targets.items() if t.kind == "mcu") or "none"
         app.abort(f"expected an MCU target of rig {rig.name!r} ({mcus}), got {target!r}")
+    assert isinstance(spec, McuTarget)  # kind "mcu" is the built-in's: a plugin cannot replace it
     version = version or load_image(image).version
     if not version:
         app.abort(f"{image} is a raw image: nothing in it says its version; give --version")
     try:
-        comp = FirmwareComponent(kind="firmware", target=target, image=str(Path(image).resolve()), version=version)
+        # validated as a stack file's entry (a path as text), hence not the Path-typed constructor
+        comp = FirmwareComponent.model_validate({"kind": "firmware", "target": target,
+                                                 "image": str(Path(image).resolve()), "version": version})
     except ValidationError as exc:
         app.abort(f"invalid --version: {error_message(exc.errors()[0])}")
     with Lease(rig.name, wait=lease_wait), scratch_folder("flash", run_dir) as folder, \
             RigSession(rig, folder) as session, \
             Progress(TextColumn("{task.description:<8}"), BarColumn(), MofNCompleteColumn(),
                      console=app.console, disable=app.verbosity < 0) as bar:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def progress(step: str, done: int, total: int) -> None:
             if step not in tasks:

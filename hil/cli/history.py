@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -46,8 +47,10 @@ def history(app: App, suite: str | None, rig: str | None, last: int, history: Pa
             return
         trend = db.trend(suite, rig, last)
     table = Table(title=plain(f"suite {suite}: last {len(runs)} run(s), oldest → newest"), title_justify="left")
-    for col, kw in (("bench", {}), ("measurement", {}), ("trend", {}), ("latest", {"justify": "right"}),
-                    ("min", {"justify": "right"}), ("max", {"justify": "right"}), ("outcomes", {})):
+    columns: tuple[tuple[str, dict[str, Any]], ...] = (
+        ("bench", {}), ("measurement", {}), ("trend", {}), ("latest", {"justify": "right"}),
+        ("min", {"justify": "right"}), ("max", {"justify": "right"}), ("outcomes", {}))
+    for col, kw in columns:
         table.add_column(col, **kw)
     for (bench, name), points in trend.items():
         values = [p.value for p in points]

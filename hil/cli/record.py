@@ -6,6 +6,8 @@ that rig's buses (:mod:`hil.session.held`) and ends, its recording complete, whe
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from hil.cli.app import App, plain
@@ -49,7 +51,7 @@ def record(app: App, rig_file: str, duration: str, output: str, names: tuple[str
             chosen = list(names) or [n for n, b in rig.buses.items() if b.record]
         else:  # the holder reads its targets' consoles (a tty has one reader)
             chosen = session.recorded(list(names) or None)
-        rec = session.record(output, chosen, metadata={
+        rec = session.record(Path(output), chosen, metadata={
             "command": "hil record", **({} if held is None else {"joined": held.describe()})})
         if held is not None:  # printed once recording runs, as the attach line below
             app.print(plain(f"joined {held.describe()}"))

@@ -51,7 +51,7 @@ def status(app: App, rigs: tuple[str, ...], as_json: bool, history: Path | None)
     for st in states:
         if st.held:
             lease, holder = "[yellow]held[/]", plain(st.holder)
-        elif st.stale:
+        elif st.record is not None:  # stale: free with a leftover record
             lease, holder = "[dim]free[/]", plain(f"left over from {st.record.describe()}; reclaimed on next use")
         else:
             lease, holder = "[green]free[/]", ""

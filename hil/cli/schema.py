@@ -14,11 +14,14 @@ from hil.cli.app import App
 @click.pass_obj
 def schema(app: App, kind: str) -> None:
     """Print the JSON Schema of KIND files. Use with `# yaml-language-server: $schema=...`."""
+    from pydantic import BaseModel
+
     from hil.spec.rig import Rig
     from hil.spec.stack import Stack
     from hil.spec.suite import Suite
 
-    model = {"rig": Rig, "suite": Suite, "stack": Stack}[kind]
+    models: dict[str, type[BaseModel]] = {"rig": Rig, "suite": Suite, "stack": Stack}
+    model = models[kind]
     from hil.spec.load import EXTENSION_PREFIX
 
     doc = model.model_json_schema(by_alias=True)

@@ -34,6 +34,7 @@ def serve(app: App, rig_file: str, folder: str | None, seed: int) -> None:
     from hil.simbus.broker import Broker
     from hil.simbus.service import broker_config, private_folder
     from hil.spec.load import load_rig
+    from hil.spec.rig import SerialBus
 
     rig = load_rig(rig_file).model
     if not any(bus.emulated for bus in rig.buses.values()):
@@ -49,7 +50,9 @@ def serve(app: App, rig_file: str, folder: str | None, seed: int) -> None:
             app.print(f"  can    [cyan]{name}[/]: " + plain(f'can.Bus(interface="simcan", channel="{path}")'))
             app.print(plain(f"           python -m can.viewer -i simcan -c {shlex.quote(path)}"), level=1)
         for name, ends in info["serial"].items():
-            env[name] = {"port": ends["device"], "baudrate": rig.buses[name].baudrate}
+            bus = rig.buses[name]
+            assert isinstance(bus, SerialBus)  # the broker links the rig's serial buses
+            env[name] = {"port": ends["device"], "baudrate": bus.baudrate}
             app.print(f"  serial [cyan]{name}[/]: " + plain(f"host {ends['host']}  device {ends['device']}"))
         app.print(plain(f"  export HIL_BUSES={shlex.quote(json.dumps(env))}"))
         with signals.stopping(broker.stop):  # Ctrl-C, SIGTERM or SIGHUP: stop serving, then clean up

@@ -129,14 +129,14 @@ class RemoteBenchRunner:
         relay = _Relay(on_event) if on_event is not None else None
         if relay is not None:
             client.subscribe_topic(topic, relay)
+        cancel = f"hil-cancel-{uuid.uuid4().hex}"
         job = BenchJob(self.rig, _portable(suite_path), bench, f"{Path(run_dir).name}-{self.tag}",
-                       repeat=getattr(options, "repeat", 0), topic=topic if on_event else None,
-                       cancel=f"hil-cancel-{uuid.uuid4().hex}",
+                       repeat=getattr(options, "repeat", 0), topic=topic if on_event else None, cancel=cancel,
                        stacks=tuple(getattr(options, "stacks", {}).items()))
         future = client.submit(run_bench_job, job, resources={resource_name(self.rig): 1}, pure=False,
                                key=f"hil-{self.rig}-{bench}-{uuid.uuid4().hex[:8]}")
         try:
-            result, place, interrupted = self._wait(future, bench, job.cancel)
+            result, place, interrupted = self._wait(future, bench, cancel)
         except (ClusterError, _TaskFailed) as exc:
             from hil.bench import BenchResult
 

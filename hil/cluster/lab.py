@@ -80,7 +80,7 @@ def run_lab(suite: str | Path, rigs: list[str], options: SuiteOptions, lab: LabO
             if job.exception is not None and not isinstance(job.exception, HilError):
                 raise job.exception  # a bug or an interrupt ends the command as before
         run = LabRun([job.result for job in jobs if job.result is not None],
-                     {job.label: job.exception for job in jobs if job.exception is not None})
+                     {job.label: job.exception for job in jobs if isinstance(job.exception, HilError)})  # others: raised
         from hil.cluster.report import write_side_by_side
 
         write_side_by_side(_suite_name(suite), run.results, out, run.errors)
@@ -176,6 +176,7 @@ class _RigJob:
 def _connect(lab: LabOptions) -> Lab:
     from hil.cluster.dispatch import Lab
 
+    assert lab.scheduler is not None  # connected only to run on a scheduler
     return Lab(lab.scheduler, security=lab.security)
 
 

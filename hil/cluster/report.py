@@ -62,7 +62,7 @@ def write_side_by_side(suite: str, results: list[SuiteResult], out: Path,
     rig_roots += [(rig, _rig_error(suite, rig, exc)) for rig, exc in errors.items()]
     for rig, rig_root in rig_roots:
         for key in ("tests", "failures", "errors"):
-            root.set(key, str(int(root.get(key)) + int(rig_root.get(key, "0"))))
+            root.set(key, str(int(root.get(key, "0")) + int(rig_root.get(key, "0"))))  # set above
         for testsuite in rig_root:
             testsuite.set("name", f"{rig}.{testsuite.get('name')}")  # unique across rigs
             root.append(testsuite)

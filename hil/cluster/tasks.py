@@ -66,6 +66,7 @@ def run_bench_job(job: BenchJob) -> tuple[Any, Placement]:
     published = []
 
     def publish(event: Any) -> None:
+        assert job.topic is not None  # published only to a job's topic (on_event below)
         worker.log_event(job.topic, event.to_json())
         published.append(event.phase)
 

@@ -13,6 +13,7 @@ import logging
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from distributed import Worker, WorkerPlugin, get_worker
 
@@ -57,7 +58,9 @@ class LabHost(WorkerPlugin):
 
 def lab_host() -> LabHost:
     """The LabHost of the worker this task runs on."""
-    return get_worker().plugins[PLUGIN_NAME]
+    host = get_worker().plugins[PLUGIN_NAME]
+    assert isinstance(host, LabHost)  # serve() plugs the LabHost in under this name
+    return host
 
 
 def load_rigs(paths: list[str | Path]) -> dict[str, Path]:
@@ -75,11 +78,11 @@ def load_rigs(paths: list[str | Path]) -> dict[str, Path]:
 
 
 async def serve(scheduler: str, host: LabHost, *, name: str | None = None, listen: str | None = None,
-                security: object | None = None, connect_timeout: float = 60, on_ready=None) -> None:
+                security: Any = None, connect_timeout: float = 60, on_ready=None) -> None:
     """Run the worker until the scheduler goes away or a stop signal arrives (the entry point's
     policy, :func:`hil.lifecycle.signals.stopping`: the benches it runs are cancelled and torn
     down first); a scheduler not reached within ``connect_timeout`` seconds is a ClusterError."""
-    resources = {resource_name(r): 1 for r in host.rigs}
+    resources: dict[str, float] = {resource_name(r): 1 for r in host.rigs}
     # a thread per rig, so every rig can run a bench at once, plus one for small tasks (rig files,
     # artifacts) that must not queue behind a bench
     worker = Worker(scheduler, nthreads=len(host.rigs) + 1, name=name or f"{host.host}/{'+'.join(host.rigs)}",
@@ -88,7 +91,11 @@ async def serve(scheduler: str, host: LabHost, *, name: str | None = None, liste
                     memory_limit=0)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    with signals.stopping(lambda: loop.call_soon_threadsafe(stop.set)):
+
+    def on_stop() -> None:
+        loop.call_soon_threadsafe(stop.set)
+
+    with signals.stopping(on_stop):
         try:
             await worker
         except OSError as exc:  # TimeoutError included

@@ -229,6 +229,7 @@ class BxCan(Peripheral):
         self._send_next()
 
     def _complete(self, ok: bool) -> None:
+        assert self.in_flight is not None  # completes the frame in flight
         box, _ = self.in_flight
         self.in_flight = self.eof_at = None
         if box is not None:  # a resend has no mailbox left to complete
@@ -262,7 +263,7 @@ class BxCan(Peripheral):
         word = (can_id << 3 | 4 if ext else can_id << 21) | (2 if rtr else 0)
         half = ((can_id >> 18 if ext else can_id) << 5 | (16 if rtr else 0) | (8 | can_id >> 15 & 7 if ext else 0))
         numbers = [0, 0]
-        best: tuple[int, int, int] | None = None  # (rank, fifo, fmi)
+        best: tuple[tuple[int, int, int], int, int] | None = None  # (rank, fifo, fmi)
         for bank in range(BANKS):
             fifo = self.ffa1r >> bank & 1
             wide, listed = self.fs1r >> bank & 1, self.fm1r >> bank & 1
@@ -367,6 +368,7 @@ class BxCan(Peripheral):
         if self.recover_at is not None and now >= self.recover_at:
             self._recovered()
         if self.eof_at is not None and now >= self.eof_at:  # its end of frame: the bus's news comes later
+            assert self.in_flight is not None  # an end of frame is the frame in flight's
             self.unconfirmed.append(self.in_flight[1])
             self._complete(ok=True)
         if self.retry_at is not None and now >= self.retry_at:

@@ -231,6 +231,7 @@ class Machine:
         """Flash was programmed or erased (in-application): reload it and drop stale translations."""
         start = address - self.part.flash_start
         ctypes.memmove(ctypes.addressof(self._flash_mem) + start, self.flash.read(address, length), length)
+        assert self.uc is not None  # programmed by the running machine's flash interface
         for base in (0, self.part.flash_start):
             self.uc.ctl_remove_cache(base + start, base + start + length)
 
@@ -337,6 +338,7 @@ class Machine:
 
     def read_memory(self, address: int, length: int) -> bytes | None:
         """Memory as the debugger sees it (peripheral registers read as the core would)."""
+        assert self.uc is not None  # a debugger reads a running machine
         try:
             return bytes(self.uc.mem_read(address, length))
         except UcError:
@@ -355,6 +357,7 @@ class Machine:
         """RAM only: flash is programmed through its interface or a bootloader, as on the board."""
         if not self._in_ram(address, len(data)):
             return False
+        assert self.uc is not None  # a debugger writes a running machine
         self.uc.mem_write(address, data)
         return True
 
@@ -408,6 +411,7 @@ class Machine:
         ctypes.memmove(self._system, bytes(block), len(block))
 
     def _system_reset(self) -> None:
+        assert self._reset_why is not None  # a reset was requested (_step_time)
         why, watchdog = self._reset_why
         self.rcc.reset_cause(IWDG_RESET if watchdog else SOFTWARE_RESET)
         self.diagnostic(f"reset: {why}")
@@ -492,6 +496,7 @@ class Machine:
         if not self._execute(count):
             return
         uc = self.uc
+        assert uc is not None  # made by _reset before the first slice
         if self._intr is not None:  # first, also when a client halted the core meanwhile (an exception
             self._exception(self._intr)  # return left undone would resume at EXC_RETURN's address)
             return
@@ -528,6 +533,7 @@ class Machine:
     def _execute(self, count: int) -> bool:
         """Up to ``count`` instructions from PC; False when one faulted (handled already)."""
         self._intr = None
+        assert self.uc is not None  # made by _reset before the first slice
         try:
             self.uc.emu_start(PC_SET.read(self.uc)[0] | 1, 0xFFFF_FFFF, count=count)
         except UcError as exc:
@@ -583,8 +589,11 @@ class Machine:
 
     # -- exceptions ------------------------------------------------------------------------------
 
-    def _masks(self) -> list[int]:
-        return MASK_SET.read(self.uc)
+    def _masks(self) -> tuple[int, int, int]:
+        """PRIMASK, FAULTMASK, BASEPRI."""
+        assert self.uc is not None  # read by the running machine
+        primask, faultmask, basepri = MASK_SET.read(self.uc)
+        return primask, faultmask, basepri
 
     def _write(self, *pairs: tuple[int, int]) -> None:
         """Registers written in the order given (the SP banking depends on it), in one call."""
@@ -592,6 +601,7 @@ class Machine:
         regs = self._register_sets.get(ids)
         if regs is None:
             regs = self._register_sets[ids] = RegisterSet(ids)
+        assert self.uc is not None  # written by the running machine
         regs.write(self.uc, [value for _, value in pairs])
 
     def _preempting(self) -> int | None:
@@ -608,6 +618,7 @@ class Machine:
 
     def _enter(self, exc: int, frame_pc: int | None = None) -> None:
         """Exception entry: stack the frame on the current stack, switch to handler mode on MSP."""
+        assert self.uc is not None  # taken by the running machine
         values = ENTRY_SET.read(self.uc)
         control, ipsr, sp = values[8:]
         values = values[:8]
@@ -644,14 +655,15 @@ class Machine:
     def _return(self, exc_return: int) -> None:
         """Exception return: deactivate, tail-chain into a pending exception or unstack."""
         uc = self.uc
-        active, xpsr, psp_now, msp_now, control, *masks = RETURN_SET.read(uc)
+        assert uc is not None  # the running machine's
+        active, xpsr, psp_now, msp_now, control, primask, faultmask, basepri = RETURN_SET.read(uc)
         if not active or exc_return not in EXC_RETURNS:
             self._fault(USAGEFAULT, faults.INVPC, detail=f"EXC_RETURN {exc_return:#010x} "
                         f"{'in thread mode' if not active else 'is not a valid return value'}")
             return
         self.nvic.deactivate(active)
         to_thread, psp = EXC_RETURNS[exc_return]
-        nxt = self.nvic.preempting(*masks)
+        nxt = self.nvic.preempting(primask, faultmask, basepri)
         if nxt is not None:  # tail-chain: the frame stays, the next handler runs at once
             self._vector(nxt, xpsr, (UC_ARM_REG_LR, exc_return))
             return
@@ -671,6 +683,7 @@ class Machine:
     def _exception(self, intno: int) -> None:
         """unicorn stopped on an exception it does not model."""
         uc = self.uc
+        assert uc is not None  # the running machine's
         pc = PC_SET.read(uc)[0]
         if intno == INTR_EXCEPTION_EXIT:
             self._return(pc | 1)
@@ -692,6 +705,7 @@ class Machine:
     def _memory_error(self, exc: UcError) -> None:
         bad, self._bad_access = self._bad_access, None
         uc = self.uc
+        assert uc is not None  # the running machine's
         if exc.errno in (U.UC_ERR_INSN_INVALID,):
             self._fault(USAGEFAULT, faults.UNDEFINSTR, detail="undefined instruction")
             return

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
+from elftools.elf.sections import SymbolTableSection
 
 ELF_MAGIC = b"\x7fELF"
 
@@ -60,7 +61,7 @@ class Symbols:
         with open(path, "rb") as f:
             elf = ELFFile(f)
             table = elf.get_section_by_name(".symtab")
-            if table is None:
+            if not isinstance(table, SymbolTableSection):  # none (a .symtab is always one)
                 return cls([])
             symbols = sorted((s["st_info"]["bind"] == "STB_WEAK", s.name, s) for s in table.iter_symbols()
                              if s.name and s["st_info"]["type"] in ("STT_FUNC", "STT_OBJECT"))

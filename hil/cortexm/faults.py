@@ -52,8 +52,10 @@ def _bits(value: int, names: dict[int, str]) -> str:
 
 def _build(machine: Machine, kind: str, headline: str, pc: int | None = None) -> Fault:
     uc = machine.uc
-    regs = uc.reg_read_batch(REGS + [UC_ARM_REG_SP, UC_ARM_REG_LR, UC_ARM_REG_PC, UC_ARM_REG_XPSR,
-                                     UC_ARM_REG_MSP, UC_ARM_REG_PSP])
+    assert uc is not None  # a fault is taken by a running machine
+    # unicorn 2's Uc has reg_read_batch, which the Uc its type hints name lacks
+    regs = uc.reg_read_batch(REGS + [UC_ARM_REG_SP, UC_ARM_REG_LR, UC_ARM_REG_PC,  # type: ignore[attr-defined]
+                                     UC_ARM_REG_XPSR, UC_ARM_REG_MSP, UC_ARM_REG_PSP])
     r, (sp, lr, cur_pc, xpsr, msp, psp) = regs[:13], regs[13:]
     pc = cur_pc if pc is None else pc
     scs = machine.scs

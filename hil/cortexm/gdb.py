@@ -149,7 +149,7 @@ class Debugger:
 
     def _remove_all(self) -> None:
         for address in list(self.breakpoints):
-            self.unhook(self.machine.uc, address)
+            self.unhook(_engine(self.machine), address)
 
 
 class Session:
@@ -232,15 +232,17 @@ class Session:
         if p.startswith(("H", "T")):
             return "OK"
         if p == "g":
-            return "".join(struct.pack("<I", v).hex() for v in core(lambda: self.machine.uc.reg_read_batch(REGS)))
+            # unicorn 2's Uc has reg_read_batch, which the Uc its type hints name lacks
+            return "".join(struct.pack("<I", v).hex()
+                           for v in core(lambda: _engine(self.machine).reg_read_batch(REGS)))  # type: ignore[attr-defined]
         if p.startswith("p"):
             n = int(p[1:], 16)
-            return struct.pack("<I", core(lambda: self.machine.uc.reg_read(REGS[n]))).hex() if n < len(REGS) else "E00"
+            return struct.pack("<I", core(lambda: _engine(self.machine).reg_read(REGS[n]))).hex() if n < len(REGS) else "E00"
         if p.startswith("P"):
-            n, value = p[1:].split("=")
-            if int(n, 16) >= len(REGS):
+            reg, value = p[1:].split("=")
+            if int(reg, 16) >= len(REGS):
                 return "E00"
-            core(lambda: self.machine.uc.reg_write(REGS[int(n, 16)], struct.unpack("<I", bytes.fromhex(value))[0]))
+            core(lambda: _engine(self.machine).reg_write(REGS[int(reg, 16)], struct.unpack("<I", bytes.fromhex(value))[0]))
             return "OK"
         if p.startswith("m"):
             address, length = (int(x, 16) for x in p[1:].split(","))
@@ -272,7 +274,7 @@ class Session:
         return f"S{self.dbg.signal:02x}"
 
     def _breakpoint(self, address: int, insert: bool) -> None:
-        dbg, uc = self.dbg, self.machine.uc
+        dbg, uc = self.dbg, _engine(self.machine)
         if insert and address not in dbg.breakpoints:
             dbg.breakpoints[address] = dbg.hook(uc, address)
         elif not insert and address in dbg.breakpoints:
@@ -280,7 +282,7 @@ class Session:
 
     def _resume(self, step: bool) -> None:
         dbg = self.dbg
-        pc = dbg.on_core(lambda: self.machine.uc.reg_read(UC_ARM_REG_PC))
+        pc = dbg.on_core(lambda: _engine(self.machine).reg_read(UC_ARM_REG_PC))
         dbg.skip = pc if pc in dbg.breakpoints else None
         dbg.stopped.clear()
         if step:
@@ -297,3 +299,9 @@ class Session:
             self.dbg.on_core(lambda: self.machine.reset("reset by the debugger (monitor reset)"))
             return "4f4b0a"  # "OK\n", hex-encoded console output
         return "".join(f"{b:02x}" for b in f"unknown monitor command {command!r}; try: reset\n".encode())
+
+
+def _engine(machine: Machine) -> Uc:
+    """The unicorn engine of the machine a debugger is attached to: one that runs."""
+    assert machine.uc is not None  # gdb attaches to a machine once it is running
+    return machine.uc

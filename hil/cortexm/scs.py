@@ -128,11 +128,12 @@ class Scs(Peripheral):
         self.cfsr = self.hfsr = self.dfsr = self.mmfar = self.bfar = 0
         self.demcr = 0
         self.dwt_ctrl = 0
-        self.cyc_base, self.cyc_since = 0, None
+        self.cyc_base = 0
+        self.cyc_since: int | None = None
         self.st_csr = self.st_rvr = 0
         self.st_anchor = 0  # run-clock ns when the counter held st_value
         self.st_value = 0
-        self.st_zero = None  # run-clock ns of the next 1 → 0 step, None when stopped
+        self.st_zero: int | None = None  # run-clock ns of the next 1 → 0 step, None when stopped
 
     # -- SysTick ---------------------------------------------------------------------------------
 

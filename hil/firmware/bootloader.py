@@ -44,8 +44,9 @@ class Bootloader:
         self.flash = system.flash
         self.device = self.flash.device
         # Get lists the part's one erase command, as the silicon does
-        self.commands = (P.GET, P.GET_VERSION, P.GET_ID, P.READ_MEMORY, P.GO, P.WRITE_MEMORY,
-                         self.device.family.erase, P.WRITE_PROTECT, P.WRITE_UNPROTECT, P.READOUT_PROTECT,
+        erase = self.device.family.erase
+        assert erase is not None  # an emulated part's family is a known one (only the client meets unknown ones)
+        self.commands = (P.GET, P.GET_VERSION, P.GET_ID, P.READ_MEMORY, P.GO, P.WRITE_MEMORY, erase, P.WRITE_PROTECT, P.WRITE_UNPROTECT, P.READOUT_PROTECT,
                          P.READOUT_UNPROTECT)
         self.ram = bytearray(self.device.ram_end - RAM_BASE)
         self.stop = stop

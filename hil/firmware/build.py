@@ -46,7 +46,7 @@ def load_manifest(folder: Path) -> FirmwareManifest:
     from hil.spec.load import load
 
     spec = load(folder / MANIFEST, FirmwareManifest)
-    problems = [(("dbc", i), f"file {name!r} not found in {folder}")
+    problems: list[tuple[tuple, str]] = [(("dbc", i), f"file {name!r} not found in {folder}")
                 for i, name in enumerate(spec.model.dbc) if not (folder / name).is_file()]
     problems += [((key,), f"at most {FIELD_LEN} bytes of UTF-8 fit the image header, got "
                           f"{len(getattr(spec.model, key).encode())}")

@@ -163,8 +163,8 @@ class SystemMemory:
         """``length`` bytes at ``address``, or None where the part has nothing to read."""
         options = self.device.family.options
         if options and options[0] <= address and address + length <= options[1]:
-            data = self.options_image()
-            return data[address - options[0]:address - options[0] + length]
+            image = self.options_image()
+            return image[address - options[0]:address - options[0] + length]
         for start, data in self.areas:
             if start <= address and address + length <= start + len(data):
                 return bytes(data[address - start:address - start + length])
@@ -173,6 +173,7 @@ class SystemMemory:
     def options_image(self) -> bytes:
         """The option-byte area as the part lays it out."""
         d, ob = self.device, self.flash.options
+        assert d.family.options is not None  # read only for a part with option bytes (see read)
         start, end = d.family.options
         if d.family.option_format == "f1":
             per_bit = 4 if d.page_span(0)[1] <= 1024 else 2

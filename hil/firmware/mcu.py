@@ -41,6 +41,8 @@ from hil.protocol.seedkey import key_function
 from hil.protocol.uds import isotp_params
 
 if TYPE_CHECKING:
+    import isotp
+
     from hil.cortexm.core import Machine
     from hil.cortexm.faults import Fault
     from hil.simbus.faults import FaultEvent
@@ -116,20 +118,20 @@ class McuProcess:
         self.stop = threading.Event()  # power off
         self.phase = threading.Event()  # leave the current boot phase (reset, programming, power off)
         self.reason = ""
-        self.app: Mcu | None = None
+        self.app: Mcu | Machine | None = None
         self.boots = 0
         ports = {p for p in (cfg.console, cfg.bootloader_port) if p}
         self.ports = {p: an3155.open_uart(p, cfg.baudrate, 0.1) for p in ports}
         for port in self.ports.values():
             port.write_timeout = 0
-        self.console = Console(self.ports.get(cfg.console))
+        self.console = Console(self.ports.get(cfg.console) if cfg.console is not None else None)
         # own frames come back at their end of frame (a machine's TX mailboxes complete then), and
         # faults injected on the bus are reported (a frame of ours lost or unacknowledged)
         self.buses = {name: can.Bus(**kw, receive_own_messages=True, fault_events=True,
                                     on_fault_event=self._on_bus_fault) for name, kw in cfg.can.items()}
         self.notifiers = [can.Notifier(bus, [self._on_frame], timeout=0.1) for bus in self.buses.values()]
         self.uds: UdsServer | None = None
-        self.uds_stack = None
+        self.uds_stack: isotp.NotifierBasedCanStack | None = None
 
     # -- life ----------------------------------------------------------------------------------
 
@@ -170,6 +172,7 @@ class McuProcess:
 
     def _stm32_bootloader(self) -> bool:
         """AN3155 until Go; True to continue booting the image, False if the phase ended."""
+        assert self.cfg.bootloader_port is not None  # entered only with one (_boot)
         port = self.ports[self.cfg.bootloader_port]
         shared = self.cfg.bootloader_port == self.cfg.console
         self.console.muted = shared
@@ -203,7 +206,7 @@ class McuProcess:
         cfg = self.cfg
         bus_name = next(iter(self.buses), None)
         machine = Machine(self.flash, console=self.console.write, console_baud=cfg.baudrate,
-                          diagnostic=self.console.line, can_bus=self.buses.get(bus_name),
+                          diagnostic=self.console.line, can_bus=self.buses.get(bus_name) if bus_name else None,
                           can_bitrate=cfg.can[bus_name].get("bitrate") if bus_name else None,
                           symbols=Symbols.from_file(cfg.elf) if cfg.elf else None, gdb_port=cfg.gdb_port)
         sys.setswitchinterval(SWITCH_INTERVAL_S)  # the bus's receive thread gets the GIL from the core soon
@@ -235,7 +238,7 @@ class McuProcess:
 
     def _console_input(self, machine: Machine, done: threading.Event) -> None:
         """What is typed into the console reaches the machine's USART."""
-        port = self.ports.get(self.cfg.console)
+        port = self.ports.get(self.cfg.console) if self.cfg.console is not None else None
         while port is not None and not done.is_set():
             try:
                 data = port.read(64)
@@ -275,8 +278,8 @@ class McuProcess:
         archive = Path(self.cfg.work_dir) / f"{self.cfg.name}-boot{self.boots}.zip"
         archive.write_bytes(image.payload)
         module_name, func = manifest["entry"].split(":")
-        for name in [n for n, m in sys.modules.items() if getattr(m, "__file__", "") and
-                     m.__file__.startswith(str(Path(self.cfg.work_dir)))]:
+        for name in [n for n, m in sys.modules.items()
+                     if (getattr(m, "__file__", None) or "").startswith(str(Path(self.cfg.work_dir)))]:
             del sys.modules[name]  # the previous boot's image
         sys.path[:] = [p for p in sys.path if not p.startswith(str(Path(self.cfg.work_dir)))]
         sys.path.insert(0, str(archive))
@@ -296,7 +299,7 @@ class McuProcess:
 
     def _on_bus_fault(self, event: FaultEvent) -> None:
         app = self.app
-        if hasattr(app, "fault_event"):
+        if app is not None and hasattr(app, "fault_event"):
             app.fault_event(event.kind, event.id, event.t_ns)
 
     # -- UDS -----------------------------------------------------------------------------------
@@ -305,8 +308,13 @@ class McuProcess:
         import isotp
 
         u = self.cfg.uds
-        hooks = EcuHooks(software_version=self._valid_version, enter_programming=self._enter_programming,
-                         send=lambda response: self.uds_stack.send(response))
+        assert u is not None  # started only for a UDS config (run)
+
+        def send(response: bytes) -> None:
+            assert self.uds_stack is not None  # made below, before a request can come
+            self.uds_stack.send(response)
+
+        hooks = EcuHooks(software_version=self._valid_version, enter_programming=self._enter_programming, send=send)
         self.uds = UdsServer(self.flash, key_function(u["key"]), u["level"], hooks)
         bus = self.buses[u["bus"]]
         notifier = self.notifiers[list(self.buses).index(u["bus"])]
@@ -316,20 +324,23 @@ class McuProcess:
         threading.Thread(target=self._serve_uds, daemon=True, name="uds").start()
 
     def _serve_uds(self) -> None:
+        stack, uds = self.uds_stack, self.uds
+        assert stack is not None and uds is not None  # _start_uds made both before this thread
         while not self.stop.is_set():
-            request = self.uds_stack.recv(block=True, timeout=0.1)
+            request = stack.recv(block=True, timeout=0.1)
             if request is None:
-                self.uds.expire(time.monotonic())
-            elif (response := self.uds.handle(bytes(request))) is not None:
-                self.uds_stack.send(response)
-            if self.uds.reset_requested:
-                why, self.uds.reset_requested = self.uds.reset_requested, None
+                uds.expire(time.monotonic())
+            elif (response := uds.handle(bytes(request))) is not None:
+                stack.send(response)
+            if uds.reset_requested:
+                why, uds.reset_requested = uds.reset_requested, None
                 self._wait_sent()
                 self.reason = "reset"
                 self.console.line(f"boot: {why}")
                 self.phase.set()
 
     def _wait_sent(self) -> None:
+        assert self.uds_stack is not None  # waited on by the UDS server only
         while self.uds_stack.transmitting() and not self.stop.is_set():
             self.stop.wait(0.001)
 

@@ -38,6 +38,8 @@ class _Periodic:
 class Mcu:
     """The firmware's view of its microcontroller: time, CAN, console, DBC, config."""
 
+    buses: dict[str, can.BusABC]  # every CAN bus by name, set by the MCU process that loads the image
+
     def __init__(self, name: str, bus: can.BusABC | None, printf: Callable[[str], None],
                  config: dict[str, Any], dbc: Any = None, tick_hz: int = 1000):
         self.name = name

@@ -21,7 +21,7 @@ from hil.errors import FlashError
 from hil.lifecycle.children import spawn
 from hil.flash import FlashJob, FlashMethod, FlashProgress, no_progress
 from hil.spec.common import format_duration
-from hil.spec.rig import CommandFlash
+from hil.spec.rig import CommandFlash, FlashSpec, SerialBus
 
 OUTPUT_TAIL = 2000
 PLAIN = re.compile(r"[A-Za-z0-9/._+,:@=%-]*")
@@ -89,14 +89,17 @@ class CommandMethod(FlashMethod):
     """``method: command``: ``{image}``, ``{target}`` and, with a flash ``bus``, ``{port}`` and
     ``{baudrate}`` put into the argv; without a bus it runs with the MCU off."""
 
-    def live(self, spec: CommandFlash) -> bool:
+    def live(self, spec: FlashSpec) -> bool:
         return spec.bus is not None
 
     def flash(self, job: FlashJob) -> None:
+        assert isinstance(job.spec, CommandFlash)  # the registry runs this method for its own model
         fields = {"image": str(job.image_path), "target": job.target}
         if job.spec.bus is not None:
+            bus = job.rig.buses[job.spec.bus]
+            assert isinstance(bus, SerialBus)  # checked with the rig: the flash bus is of the method's bus_kind
             fields["port"] = job.buses.serial_port(job.spec.bus, side="host")
-            fields["baudrate"] = str(job.rig.buses[job.spec.bus].baudrate)
+            fields["baudrate"] = str(bus.baudrate)
         flash(job.spec, fields, progress=job.progress, log=job.folder / "flash.log")
 
 

@@ -27,6 +27,7 @@ import serial
 from hil.errors import FlashError
 from hil.flash import FlashJob, FlashMethod, FlashProgress, no_progress
 from hil.protocol import an3155 as P
+from hil.spec.rig import SerialBus, Stm32UartFlash
 
 REPLY_TIMEOUT_S = 1.0
 RDP_HINT = ("; the part refuses the command itself: its readout protection (RDP) is on. Readout "
@@ -269,10 +270,13 @@ class Stm32UartMethod(FlashMethod):
 
     def flash(self, job: FlashJob) -> None:
         spec = job.spec
+        assert isinstance(spec, Stm32UartFlash)  # the registry runs this method for its own model
+        bus = job.rig.buses[spec.bus]
+        assert isinstance(bus, SerialBus)  # checked with the rig: the flash bus is of the method's bus_kind
         enter = "manual" if job.emulated else spec.enter
         if enter == "emulated":
             raise FlashError(f"stm32-uart on target {job.target!r}: enter 'emulated' needs an emulated MCU; "
                              "use 'rts-dtr' or 'manual' for a real one")
         geometry = spec.geometry.device() if spec.geometry is not None else None
-        with session(job.buses.serial_port(spec.bus, side="host"), job.rig.buses[spec.bus].baudrate, enter) as port:
+        with session(job.buses.serial_port(spec.bus, side="host"), bus.baudrate, enter) as port:
             flash(port, job.image.to_bytes(), spec.address, progress=job.progress, geometry=geometry)

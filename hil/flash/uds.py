@@ -78,10 +78,10 @@ class UdsFlasher:
         address = isotp.Address(isotp.AddressingMode.Normal_11bits, txid=spec.tx_id, rxid=spec.rx_id)
         self._stack = isotp.NotifierBasedCanStack(bus, self._notifier, address=address, params=isotp_params())
         algo = key_function(spec.key)
-        config = dict(udsoncan.configs.default_client_config)
-        config.update(request_timeout=timeout_s * 2, p2_timeout=timeout_s, p2_star_timeout=timeout_s * 5,
-                      use_server_timing=False, security_algo=lambda level, seed, params: algo(level, seed),
-                      data_identifiers={d: _Text for d in (DID_SOFTWARE_VERSION, DID_VIN, DID_BOOT_VERSION)})
+        config = udsoncan.configs.default_client_config.copy()
+        config.update({"request_timeout": timeout_s * 2, "p2_timeout": timeout_s, "p2_star_timeout": timeout_s * 5,
+                       "use_server_timing": False, "security_algo": lambda level, seed, params: algo(level, seed),
+                       "data_identifiers": {d: _Text for d in (DID_SOFTWARE_VERSION, DID_VIN, DID_BOOT_VERSION)}})
         self.client = Client(_Answers(self._stack), config=config)
         self.client.logger.addHandler(logging.NullHandler())  # failures surface as FlashError instead
         self.client.logger.propagate = False
@@ -119,6 +119,7 @@ class UdsFlasher:
         location = udsoncan.MemoryLocation(address, size, address_format=32, memorysize_format=32)
         with _step(f"RequestDownload {size} bytes at {address:#010x}"):
             response = self.client.request_download(location)
+        assert response is not None  # None only for a suppressed positive response, never asked for here
         self.block_length = response.service_data.max_length - 2
         return self.block_length
 
@@ -197,6 +198,7 @@ class UdsMethod(FlashMethod):
     boot0 = False
 
     def flash(self, job: FlashJob) -> None:
+        assert isinstance(job.spec, UdsFlash)  # the registry runs this method for its own model
         bus = job.buses.open_can(job.spec.bus)
         try:
             flash(bus, job.spec, job.image, progress=job.progress)

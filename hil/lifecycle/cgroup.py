@@ -46,6 +46,7 @@ def create() -> Path | None:
     if folder is None:
         return None
     me = procfs.stat(os.getpid())
+    assert me is not None  # this process is alive
     cgroup = folder / f"{PREFIX}{me.pid}-{me.start}"
     try:
         cgroup.mkdir()

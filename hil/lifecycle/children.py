@@ -75,7 +75,9 @@ class _Supervisor:
                 return
             self.pid = os.getpid()
             self.children = set()
-            self.me = f"{self.pid}.{procfs.stat(self.pid).start}"
+            me = procfs.stat(self.pid)
+            assert me is not None  # this process is alive
+            self.me = f"{self.pid}.{me.start}"
         sweep_leftovers()
 
     def token(self) -> str:
@@ -248,7 +250,7 @@ class Child:
                             "; ".join(f"{p} {procfs.cmdline(p)}" for p in live))
                 return
             for pid in live:
-                _kill_if(pid, lambda pid=pid: pid == root or self._in_tree(pid, root))
+                _kill_if(pid, lambda: pid == root or self._in_tree(pid, root))  # asked within the call
             time.sleep(_KILL_POLL_S)
 
     def _in_tree(self, pid: int, root: int | None) -> bool:
@@ -291,7 +293,7 @@ def sweep_leftovers() -> None:
         if not (owner.isdigit() and start.isdigit()) or procfs.alive(int(owner), int(start)):
             continue
         command = procfs.cmdline(pid)
-        if _kill_if(pid, lambda pid=pid, tree=tree: procfs.environ(pid).get(TREE_ENV) == tree):
+        if _kill_if(pid, lambda: procfs.environ(pid).get(TREE_ENV) == tree):  # asked within the call
             log.warning("ended pid %d %r: left by hil controller pid %s, which is gone", pid, command, owner)
 
 

@@ -153,11 +153,11 @@ def main(argv: list[str]) -> int:
     report(status_fd, f"exited {status}")
     end_all_below(group)
     if os.WIFSIGNALED(status):
-        sig = os.WTERMSIG(status)
+        killed_by = os.WTERMSIG(status)
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        if sig not in (signal.SIGKILL, signal.SIGSTOP):  # those two have no handler to reset
-            signal.signal(sig, signal.SIG_DFL)
-        os.kill(os.getpid(), sig)
+        if killed_by not in (signal.SIGKILL, signal.SIGSTOP):  # those two have no handler to reset
+            signal.signal(killed_by, signal.SIG_DFL)
+        os.kill(os.getpid(), killed_by)
     return os.waitstatus_to_exitcode(status)
 
 

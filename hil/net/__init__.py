@@ -63,7 +63,7 @@ def network_problems(rig: Rig) -> list[tuple[tuple, str]]:
     out: list[tuple[tuple, str]] = []
     nets = {n: b for n, b in rig.buses.items() if b.kind == "ethernet"}
     for name, bus in nets.items():
-        loc = ("buses", name)
+        loc: tuple = ("buses", name)
         if bus.emulated and bus.interface is not None:
             out.append((loc + ("interface",), "an emulated network is loopback: 'interface' names a real "
                                               "network's host interface"))

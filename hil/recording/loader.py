@@ -239,8 +239,8 @@ def _assemble(path: Path, metadata: dict[str, str], complete: bool,
                 for t, m in zip(_times(items), _decode(items)))
         elif not topic.startswith(schema.INJECTED_PREFIX):
             rec.other_topics[topic] = len(items)
-    for items in rec.datagrams.values():
-        items.sort(key=lambda d: d.t_ns)
+    for datagrams in rec.datagrams.values():
+        datagrams.sort(key=lambda d: d.t_ns)
     return rec
 
 

@@ -34,7 +34,7 @@ import os
 import struct
 import zlib
 from collections import defaultdict
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import zstandard
 from mcap.data_stream import RecordBuilder
@@ -150,7 +150,7 @@ class McapWriter:
             self._write_chunk()
         data_end = _record_bytes(DataEnd(data_section_crc=0))
         summary_start = self._next + len(data_end)
-        groups = [
+        groups: list[tuple[int, list[Any]]] = [
             (Opcode.SCHEMA, list(self._schemas.values())),
             (Opcode.CHANNEL, list(self._channels.values())),
             (Opcode.STATISTICS, [Statistics(

@@ -27,7 +27,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 
 from hil import __version__
@@ -149,7 +149,7 @@ class Recorder:
         self._channels: dict[str, int] = {}
         self._schema_ids: dict[str, int] = {}
         self._writer: McapWriter | None = None
-        self._file = None
+        self._file: BinaryIO | None = None
         self._error: BaseException | None = None
         self.counts: Counter = Counter()  # topic → messages written
 
@@ -239,6 +239,7 @@ class Recorder:
             self._closing.set()
             self._writer_thread.join()
             self._writer_thread = None
+            assert self._writer is not None and self._file is not None  # start() opened them with the thread
             self._writer.finish()
             self._file.close()
         if self._error is not None and raise_error:
@@ -366,6 +367,7 @@ class Recorder:
     def _channel(self, topic: str) -> int:
         channel = self._channels.get(topic)
         if channel is None:
+            assert self._writer is not None  # topics are written by the writer thread, which start() began
             title = schema.schema_for(topic)
             schema_id = self._schema_ids.get(title)
             if schema_id is None:
@@ -377,6 +379,7 @@ class Recorder:
     def _write_loop(self) -> None:
         """Drain the queue in batches; close a chunk and flush the file every flush interval."""
         writer, q, counts, channel = self._writer, self._queue, self.counts, self._channel
+        assert writer is not None  # start() made it before this thread
         interval = int(self._flush_interval * 1e9)
         next_flush = now_ns() + interval
         try:

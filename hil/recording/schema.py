@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import base64
 import json
+from typing import Any
 
-CAN_FRAME = {
+CAN_FRAME: dict[str, Any] = {
     "title": "hil.CanFrame",
     "description": "One CAN / CAN FD frame; log_time is its end-of-frame time on the run clock (ns).",
     "type": "object",
@@ -40,14 +41,14 @@ CAN_FRAME = {
     },
     "required": ["id", "flags", "dlc", "data"],
 }
-SERIAL_CHUNK = {
+SERIAL_CHUNK: dict[str, Any] = {
     "title": "hil.SerialChunk",
     "description": "Bytes read from a serial bus in one go; log_time is when they were read (ns).",
     "type": "object",
     "properties": {"data": {"type": "string", "contentEncoding": "base64"}},
     "required": ["data"],
 }
-LOG = {  # foxglove.Log, as published in foxglove/schemas (JSON Schema flavour)
+LOG: dict[str, Any] = {  # foxglove.Log, as published in foxglove/schemas (JSON Schema flavour)
     "title": "foxglove.Log",
     "description": "A log message",
     "type": "object",
@@ -61,14 +62,14 @@ LOG = {  # foxglove.Log, as published in foxglove/schemas (JSON Schema flavour)
         "line": {"type": "integer", "minimum": 0},
     },
 }
-EVENT = {
+EVENT: dict[str, Any] = {
     "title": "hil.Event",
     "description": "Something that happened in the run: a fault armed or cleared, a bench phase.",
     "type": "object",
     "properties": {"kind": {"type": "string"}, "data": {"type": "object"}},
     "required": ["kind", "data"],
 }
-DATAGRAM = {
+DATAGRAM: dict[str, Any] = {
     "title": "hil.Datagram",
     "description": "One UDP datagram on a network; log_time is when it was sent or received (run clock, ns).",
     "type": "object",

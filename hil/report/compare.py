@@ -44,7 +44,7 @@ class Row:
     @property
     def worse(self) -> bool:
         c = self.change
-        return bool(c) and ((self.worse_direction == "higher" and c > 0) or (self.worse_direction == "lower" and c < 0))
+        return c is not None and c != 0 and ((self.worse_direction == "higher" and c > 0) or (self.worse_direction == "lower" and c < 0))
 
     @property
     def better(self) -> bool:

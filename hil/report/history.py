@@ -114,6 +114,7 @@ class History:
 
     def runs(self, suite: str | None = None, rig: str | None = None, last: int = 20) -> list[dict[str, Any]]:
         """The latest runs, newest first."""
+        args: list[Any]
         sql, args = "SELECT * FROM runs WHERE 1=1", []
         if suite:
             sql, args = sql + " AND suite = ?", [*args, suite]

@@ -17,7 +17,7 @@ from hil.results import BenchResult, SuiteResult
 from hil.values import Verdict
 
 
-def junit_xml(result: SuiteResult) -> ET.ElementTree:
+def junit_xml(result: SuiteResult) -> ET.ElementTree[ET.Element]:
     counts = result.counts()
     root = ET.Element("testsuites", {
         "name": result.suite, "tests": str(len(result.benches)), "failures": str(counts[Verdict.FAIL]),

@@ -202,7 +202,8 @@ class RigSession:
                 return inject(timeline, faults or {}, self.buses, self.recorder,
                               None if self.deadline is None else self.deadline.at_ns,
                               timed_release=timed_release, on_progress=on_progress)
-            except ReplayStoppedError:
+            except ReplayStoppedError:  # stopped at the deadline: there is one
+                assert self.deadline is not None
                 raise TargetTimeoutError(f"{self.deadline.message(self.phase)}: the replay was stopped") from None
             except HilError:
                 self._check_buses()  # a dead broker (or holder) is the cause, whatever the injector saw of it
@@ -254,7 +255,7 @@ class RigSession:
         if chosen is None:
             return [n for n, b in self.rig.buses.items() if b.record and (b.kind == "can" or n not in consoles)]
         taken = [n for n in chosen if n in consoles and self.joined is not None]
-        if taken:  # a tty has one reader: the holder's console reader would lose what we read
+        if taken and self.joined is not None:  # a tty has one reader: the holder's console reader would lose what we read
             raise SessionStateError(f"bus {taken[0]!r} is a console {self.joined.describe()} reads; its lines are "
                                     f"in {Path(self.joined.folder) / CONSOLES}")
         return list(chosen)

@@ -191,7 +191,7 @@ class SimBus:
     def _submit(self, client: Client, frame: Pending, now: int) -> None:
         if self.faults.armed:
             by, event = self.faults.delay(frame[1], now)
-            if by:
+            if event is not None:  # delayed (by > 0)
                 self.event(event)
                 self._seq += 1
                 heapq.heappush(self.delayed, (frame[0] + by, self._seq, frame))
@@ -246,14 +246,15 @@ class SimBus:
         """Remove and return the frame that wins arbitration among those ready at ``start``.
 
         Arbitration keys are only computed when a second frame competes (one sender is the usual case)."""
-        best: Client | list | None = None
-        best_head: Pending | None = None
+        best: Client | None = None
+        best_head: Pending | None = None  # best's first frame
         best_key = None
+        from_delayed = False
         for c in self.clients:
             tx = c.tx
             if tx and tx[0][0] <= start:
                 head = tx[0]
-                if best is None:
+                if best_head is None:
                     best, best_head = c, head
                     continue
                 if best_key is None:
@@ -263,13 +264,13 @@ class SimBus:
                     best, best_head, best_key = c, head, key
         delayed = self.delayed and self.delayed[0][0] <= start
         babbling = babbler is not None and babbler.next_ns <= start
-        if best is not None and best_key is None and (delayed or babbling):
+        if best_head is not None and best_key is None and (delayed or babbling):
             best_key = arbitration_key(best_head[1], best_head[2])
         if delayed:
             frame = self.delayed[0][2]
             key = arbitration_key(frame[1], frame[2])
             if best_key is None or key < best_key:
-                best, best_key = self.delayed, key
+                from_delayed, best_key = True, key
         if babbling:
             frame = self._babble_frame(babbler)
             key = arbitration_key(frame[1], frame[2])
@@ -277,8 +278,9 @@ class SimBus:
                 babbler.sent += 1
                 babbler.next_ns = self._babble_next(babbler, start, frame)
                 return frame
-        if best is self.delayed:
+        if from_delayed:
             return heapq.heappop(self.delayed)[2]
+        assert best is not None  # a frame is ready at start (the caller found its time)
         frame = best.tx.popleft()
         if best.departed and not best.tx:
             self.clients.remove(best)

@@ -100,6 +100,7 @@ class SimMessage(Message):
     ns (a float of Unix seconds holds only 2^-22 s)."""
 
     __slots__ = ("run_ns",)
+    run_ns: int
 
 
 def impossible(msg: Message) -> str | None:

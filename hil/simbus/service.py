@@ -74,17 +74,19 @@ class BrokerProcess:
         return self
 
     def _ready_line(self) -> str:
+        proc = self.proc
+        assert proc is not None and proc.stdout is not None  # started by __enter__, stdout a pipe
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:
-            ready, _, _ = select.select([self.proc.stdout], [], [], 0.1)
+            ready, _, _ = select.select([proc.stdout], [], [], 0.1)
             if ready:
-                line = self.proc.stdout.readline()
+                line = proc.stdout.readline()
                 if line:
                     return line.decode()
-            if self.proc.poll() is not None:
+            if proc.poll() is not None:
                 self._stderr.seek(0)
                 err = self._stderr.read().decode(errors="replace").strip()
-                raise BusError(f"{self.what} exited with code {self.proc.returncode} before it was "
+                raise BusError(f"{self.what} exited with code {proc.returncode} before it was "
                                f"ready: {err.splitlines()[-1] if err else 'no error output'}")
         raise BusError(f"{self.what} did not report ready within {READY_TIMEOUT_S:.0f} s")
 
@@ -102,7 +104,8 @@ class BrokerProcess:
             return
         self.child.stop(STOP_TIMEOUT_S)
         for stream in (proc.stdin, proc.stdout):
-            stream.close()
+            if stream is not None:  # both are pipes (__enter__)
+                stream.close()
         self._stderr.close()
         for name in self.info.get("can", {}).values():
             Path(name).unlink(missing_ok=True)  # a killed broker could not clean up after itself

@@ -16,7 +16,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,7 @@ class Checked:
     health: SpecFile[Suite] | None = None  # the rig's health suite, which `hil run` may run first
 
 
-def check_files(rig_path: str | Path, paths: list[str | Path] = (), stacks: Mapping[str, str] | None = None
+def check_files(rig_path: str | Path, paths: Sequence[str | Path] = (), stacks: Mapping[str, str] | None = None
                 ) -> Checked:
     """Load ``rig_path``, then every suite or stack in ``paths`` (a file with ``components`` is a
     stack), the stacks the suites name and the rig's health suite; raise one SpecError listing
@@ -69,17 +69,18 @@ def check_files(rig_path: str | Path, paths: list[str | Path] = (), stacks: Mapp
             health = suite
         else:
             suites.append(suite)
-    stacks: dict[Path, SpecFile[Stack]] = {}
+    loaded: dict[Path, SpecFile[Stack]] = {}
     for stack_path in dict.fromkeys(stack_paths):
         stack = _load(load_stack, stack_path, problems)
         if stack is not None:
-            stacks[stack_path] = stack
+            loaded[stack_path] = stack
             problems += _references(stack, rig)
     for suite in suites + ([health] if health is not None else []):
-        problems += _config_problems(suite, stacks)
+        problems += _config_problems(suite, loaded)
     if problems:
         raise SpecError(list(dict.fromkeys(problems)))  # a file named twice is reported once
-    return Checked(rig, suites, stacks, health)
+    assert rig is not None  # a rig that did not load left its problems, raised above
+    return Checked(rig, suites, loaded, health)
 
 
 def _load(loader: Any, path: str | Path, problems: list[str]) -> SpecFile | None:
@@ -107,7 +108,8 @@ def _config_problems(suite: SpecFile[Suite], stacks: dict[Path, SpecFile[Stack]]
     """A bench's ``config`` for a component its stack lacks would be dropped without a word."""
     found: list[Problem] = []
     for i, bench in enumerate(suite.model.benches):
-        stack = stacks.get(bench.stack or suite.model.defaults.stack)
+        stack_path = bench.stack or suite.model.defaults.stack
+        stack = stacks.get(stack_path) if stack_path is not None else None
         if stack is None:
             continue
         known = stack.model.components
@@ -152,9 +154,12 @@ def replace_stacks(suite: SpecFile[Suite], stacks: Mapping[str, str]) -> SpecFil
         if why is not None:
             raise UsageError(f"--stack {old}={new}: {why}")
         swap[old_path] = new_path
+    def swapped(path: Path | None) -> Path | None:
+        return swap.get(path, path) if path is not None else None
+
     model = suite.model
-    defaults = model.defaults.model_copy(update={"stack": swap.get(model.defaults.stack, model.defaults.stack)})
-    benches = [b.model_copy(update={"stack": swap.get(b.stack, b.stack)}) for b in model.benches]
+    defaults = model.defaults.model_copy(update={"stack": swapped(model.defaults.stack)})
+    benches = [b.model_copy(update={"stack": swapped(b.stack)}) for b in model.benches]
     return dataclasses.replace(suite, model=model.model_copy(update={"defaults": defaults, "benches": benches}))
 
 

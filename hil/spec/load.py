@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -279,7 +280,7 @@ def format_problem(path: Path, doc: YamlNode, loc: Loc, msg: str, at_key: bool =
     return f"{path}:{line}:{col}: {field}: {msg}"
 
 
-def _format_pydantic(path: Path, doc: YamlNode, model: type[BaseModel], err: dict) -> str:
+def _format_pydantic(path: Path, doc: YamlNode, model: type[BaseModel], err: Mapping[str, Any]) -> str:
     loc, kind, ctx = tuple(err["loc"]), err["type"], err.get("ctx") or {}
     if kind == "extra_forbidden":
         allowed = _keys_at(model, loc[:-1], doc)
@@ -319,7 +320,7 @@ _COMPARE = {"greater_than": ">", "greater_than_equal": "≥", "less_than": "<", 
 _CTX_KEY = {"greater_than": "gt", "greater_than_equal": "ge", "less_than": "lt", "less_than_equal": "le"}
 
 
-def error_message(err: dict) -> str:
+def error_message(err: Mapping[str, Any]) -> str:
     """pydantic's message in the project's voice: what was expected, and what came."""
     kind, ctx, got = err["type"], err.get("ctx") or {}, _show(err.get("input"))
     if kind == "string_type" and isinstance(err.get("input"), (int, float)) and not isinstance(err.get("input"), bool):

@@ -26,7 +26,7 @@ class FrameMatch(Spec):
     value: StrictFloat | None = None
 
     def problems(self) -> list[tuple[tuple, str]]:
-        out = []
+        out: list[tuple[tuple, str]] = []
         if (self.id is None) == (self.message is None):
             out.append(((), "expected exactly one of 'id' or 'message'"))
         if (self.op is None) != (self.value is None):

@@ -90,6 +90,7 @@ class Registered:
                 models[tag] = model.__pydantic_core_schema__
         if not models:  # no plugin brings one (measurement sources): nothing is valid here
             return {"not": {}}
+        union: core_schema.CoreSchema
         if self.registry.keyed:
             union = core_schema.union_schema(list(models.values()))
         else:

@@ -14,7 +14,7 @@ from hil.spec.common import (DBC_FILE, SPEC_FILE, STIMULUS_FILE, CanId, Duration
 from hil.spec.faults import Fault, fault_problems
 from hil.spec.match import FieldMatch, FrameMatch
 from hil.spec.registered import Named, Registered
-from hil.spec.rig import Rig
+from hil.spec.rig import CanBus, Rig
 
 Problem = tuple[tuple, str]
 TIME_UNITS = ("ns", "us", "µs", "ms", "s")
@@ -253,9 +253,13 @@ class HarnessBudget(Spec):
     measurements say nothing about the stack: each harness error on each bus, and the replay's
     lateness, at p99 and on any single frame. Breaking it makes the bench an ``error``."""
 
-    p50: PositiveDuration | None = Field(None, description="p50 of every harness error and of the replay lateness")
-    p99: PositiveDuration = Field(1_000_000, description="p99 of every harness error and of the replay lateness")
-    max: PositiveDuration = Field(20_000_000, description="any single frame's harness error or replay lateness")
+    # default= by keyword: type checkers read only that as a default (pydantic takes either)
+    p50: PositiveDuration | None = Field(default=None, description="p50 of every harness error and of the replay "
+                                                                   "lateness")
+    p99: PositiveDuration = Field(default=1_000_000, description="p99 of every harness error and of the replay "
+                                                                 "lateness")
+    max: PositiveDuration = Field(default=20_000_000, description="any single frame's harness error or replay "
+                                                                  "lateness")
 
 
 class ReportSpec(Spec):
@@ -403,7 +407,7 @@ class Suite(Spec):
                                                       f"{spec.kind} bus"))
                 elif loc[0] in ("probes", "measurements", "faults") and spec.kind != "can" and loc not in datagram_ends:
                     out.append((("benches", i, *loc), f"expected a CAN bus, but {bus!r} is a {spec.kind} bus"))
-                elif loc[0] == "faults" and not spec.emulated:
+                elif loc[0] == "faults" and isinstance(spec, CanBus) and not spec.emulated:  # CAN: checked above
                     out.append((("benches", i, *loc), f"faults can only be injected on emulated buses; {bus!r} is "
                                                       f"{spec.interface}:{spec.channel}"))
             out += [(("benches", i, *loc), msg) for loc, msg in _packet_map_problems(b, rig)]

@@ -21,7 +21,7 @@ import struct
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from hil.net.rtpjpeg import DEFAULT_MTU, JpegError, RtpJpegSender
 from hil.stimulus.events import Event, PacketEvent, RecordError
@@ -129,8 +129,20 @@ def _protobuf_fields(data: bytes) -> dict[int, int | bytes]:
 
 def _foxglove_protobuf(data: bytes) -> tuple[int, str, bytes]:
     msg = _protobuf_fields(data)  # timestamp = 1, data = 2, format = 3
-    stamp = _protobuf_fields(msg.get(1, b""))  # seconds = 1, nanos = 2
-    return stamp.get(1, 0) * 1_000_000_000 + stamp.get(2, 0), msg.get(3, b"").decode(), msg.get(2, b"")
+    stamp = _protobuf_fields(_typed(msg, 1, bytes, b""))  # seconds = 1, nanos = 2
+    return (_typed(stamp, 1, int, 0) * 1_000_000_000 + _typed(stamp, 2, int, 0),
+            _typed(msg, 3, bytes, b"").decode(), _typed(msg, 2, bytes, b""))
+
+
+_F = TypeVar("_F")  # a protobuf field's Python type
+
+
+def _typed(fields: dict[int, int | bytes], number: int, kind: type[_F], default: _F) -> _F:
+    """Field ``number`` of a decoded message, if its wire type is ``kind``'s (a TypeError if not)."""
+    value = fields.get(number, default)
+    if not isinstance(value, kind):
+        raise TypeError(f"protobuf field {number} is {type(value).__name__}, expected {kind.__name__}")
+    return value
 
 
 def _ros1(data: bytes) -> tuple[int, str, bytes]:

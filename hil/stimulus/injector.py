@@ -140,6 +140,7 @@ def play(timeline: Timeline, buses: RigBuses, on_progress: Callable[[ReplayProgr
     child = spawn(python_argv("hil.stimulus.injector"), what="the injector", stdin=subprocess.PIPE,
                   stdout=subprocess.PIPE)
     proc = child.proc
+    assert proc.stdin is not None and proc.stdout is not None  # spawned with both pipes
     stopped = threading.Event()
     kind = None
 
@@ -219,6 +220,7 @@ def make_plan(timeline: Timeline, buses: RigBuses, timed_release: bool = True) -
             eof = models[b].timing(ev.id, ev.flags, _dlc(ev), ev.data)[1]
             steps.append((s.t_ns, b, ev.id, ev.flags, ev.data, eof))
         elif isinstance(ev, PacketEvent):
+            assert ev.to is not None  # the timeline aimed it at its rig destination
             steps.append((s.t_ns, b, PACKET, dests.setdefault(ev.to, len(dests)), ev.data, 0))
         else:
             steps.append((s.t_ns, b, SERIAL, 0, ev.data, 0))
@@ -226,10 +228,14 @@ def make_plan(timeline: Timeline, buses: RigBuses, timed_release: bool = True) -
     waits = []
     for w in timeline.waits:
         u = w.until
-        label = f"wait at {w.at_ns / 1e9:g} s for {u.message or hex(u.id)}" + (
+        label = f"wait at {w.at_ns / 1e9:g} s for {u.message or f'{u.id:#x}'}" + (
             f" {u.signal} {u.op} {u.value:g}" if u.op else f".{u.signal}" if u.signal else "") + f" on {u.bus}"
-        waits.append(_WaitPlan(w.index, w.t_ns, index[u.bus], w.id, label, w.timeout_ns,
-                               db.get_message_by_frame_id(w.id) if u.signal else None, u.signal, u.op, u.value))
+        message = None
+        if u.signal:
+            assert db is not None  # a signal wait names a DBC message (Stimulus.problems)
+            message = db.get_message_by_frame_id(w.id)
+        waits.append(_WaitPlan(w.index, w.t_ns, index[u.bus], w.id, label, w.timeout_ns, message, u.signal, u.op,
+                               u.value))
     return _Plan(plan_buses, steps, waits, dests=list(dests))
 
 
@@ -289,7 +295,8 @@ class _Replay:
         self.handles: list[Any] = []  # per bus, by its kind: a can.BusABC, serial.Serial or net.udp.Sender
         self.witnesses: list[can.BusABC | None] = []  # per CAN bus, the node that sees its frames go out (no own echo), or None
         self.planned: list[list[int]] = [[] for _ in plan.buses]  # per bus, planned times in send order
-        self.sent: list[list[tuple[int, bytes]]] = [[] for _ in plan.buses]  # per bus, (id, data) in send order
+        # per bus in send order: (id, data) of a frame, (destination, step) of a datagram
+        self.sent: list[list[tuple[int, Any]]] = [[] for _ in plan.buses]
         self.echoed: list[int] = [0 for _ in plan.buses]  # per bus, the planned frame the next echo may be
         self.paired: list[set[int]] = [set() for _ in plan.buses]  # per bus, the sent frames an echo was paired with
         self.strays = 0  # echoes that were none of the frames sent
@@ -309,7 +316,7 @@ class _Replay:
     def run(self) -> ReplayReport:
         from hil.stimulus import realtime
 
-        host = {"timer_slack_ns": realtime.set_timer_slack(1), "slice": realtime.request_short_slice()}
+        host: dict[str, Any] = {"timer_slack_ns": realtime.set_timer_slack(1), "slice": realtime.request_short_slice()}
         dma = realtime.hold_cpu_dma_latency(0)
         host["cpu_dma_latency"] = dma.why
         host["timed_release"] = [b.name for b in self.plan.buses if b.timed]
@@ -425,8 +432,8 @@ class _Replay:
         the lateness of the frames after them. An echo that is none of the frames sent is a stray
         (counted, never paired); with ``strict`` (a witness node, which sees every node's frames)
         it is simply another node's frame (None)."""
-        sent, k = self.sent[i], self.echoed[i]
-        k = next((j for j in range(k, min(len(sent), k + ECHO_LOOKAHEAD)) if sent[j] == (can_id, data)), None)
+        sent, first = self.sent[i], self.echoed[i]
+        k = next((j for j in range(first, min(len(sent), first + ECHO_LOOKAHEAD)) if sent[j] == (can_id, data)), None)
         if k is None:
             self.strays += not strict
             return None

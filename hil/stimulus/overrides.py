@@ -20,7 +20,7 @@ from hil import dbc
 from hil.errors import StimulusError
 from hil.files import FileRefused
 from hil.spec.suite import Override
-from hil.stimulus.events import CanEvent
+from hil.stimulus.events import CanEvent, PacketEvent, SerialEvent
 
 
 def load_dbc(paths: Sequence[Path]) -> cantools.database.can.Database | None:
@@ -44,8 +44,9 @@ def message(db: cantools.database.can.Database | None, name: str, what: str) -> 
         raise StimulusError(f"{what} names message {name!r}, which is not in the DBC; it has: {known}") from None
 
 
-def apply_overrides(events: list[tuple[int, str, CanEvent]], overrides: Sequence[Override],
-                    db: cantools.database.can.Database | None) -> tuple[list[tuple[int, str, CanEvent]], int]:
+def apply_overrides(events: list[tuple[int, str, CanEvent | SerialEvent | PacketEvent]], overrides: Sequence[Override],
+                    db: cantools.database.can.Database | None
+                    ) -> tuple[list[tuple[int, str, CanEvent | SerialEvent | PacketEvent]], int]:
     """Apply ``overrides`` in order to ``(stimulus_t_ns, bus, event)`` items; returns the new list
     and how many frames were dropped.
 
@@ -59,11 +60,11 @@ def apply_overrides(events: list[tuple[int, str, CanEvent]], overrides: Sequence
         by_id.setdefault(msg.frame_id, []).append(k)
     frozen: list[float | None] = [None] * len(plans)
     dropped = 0
-    out: list[tuple[int, str, CanEvent]] = []
+    out: list[tuple[int, str, CanEvent | SerialEvent | PacketEvent]] = []
     for item in events:
         t, bus, ev = item
         chain = by_id.get(ev.id) if isinstance(ev, CanEvent) else None
-        if not chain:
+        if not chain or not isinstance(ev, CanEvent):  # (a chain is a CAN frame's)
             out.append(item)
             continue
         signals: dict | None = None
@@ -92,6 +93,7 @@ def apply_overrides(events: list[tuple[int, str, CanEvent]], overrides: Sequence
         if not kept:
             dropped += 1
         elif changed:
+            assert signals is not None  # decoded by the override that changed it
             data = _encode(signals, t, [plans[k] for k in changed])
             out.append((t, bus, CanEvent(ev.t_ns, ev.channel, ev.id, ev.flags, data)))
         else:

@@ -30,7 +30,7 @@ from collections import Counter
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, ClassVar
+from typing import Any, BinaryIO, ClassVar
 
 from hil import registry
 from hil.errors import HilError, RecordingError, StimulusError
@@ -388,6 +388,7 @@ def _read_mf4(stream: BinaryIO, path: Path) -> Iterator[tuple[int, Event | str]]
     try:
         with MDF(io.BytesIO(content)) as mdf:
             declared, expanded = 0, 0
+            group: Any  # asammdf's group records are untyped
             for k, group in enumerate(mdf.groups):
                 cg = group.channel_group
                 expanded += sum(getattr(block, "original_size", 0) or 0 for block in group.data_blocks)

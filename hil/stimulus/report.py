@@ -15,6 +15,7 @@ none.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -68,7 +69,7 @@ class ReplayReport:
         a = np.asarray(self.lateness_ns, dtype=np.int64)
         if name in PERCENTILES:
             return float(np.percentile(a, PERCENTILES[name]))
-        funcs = {"max": a.max, "min": a.min, "mean": a.mean, "std": a.std}
+        funcs: dict[str, Callable[[], Any]] = {"max": a.max, "min": a.min, "mean": a.mean, "std": a.std}
         if name not in funcs:
             raise KeyError(f"unknown replay statistic {name!r}; expected one of {', '.join(STATISTICS)}")
         return float(funcs[name]())

@@ -294,6 +294,7 @@ def _match_id(match: FrameMatch, db, rig: Rig) -> int:
         if match.signal is not None:
             raise StimulusError(f"wait on bus {match.bus!r}: a signal condition needs 'message' (DBC), not 'id'")
         return match.id
+    assert match.message is not None  # FrameMatch.problems: exactly one of 'id' or 'message'
     msg = message(db, match.message, f"wait on bus {match.bus!r}")
     if match.signal is not None and match.signal not in [s.name for s in msg.signals]:
         raise StimulusError(f"wait on bus {match.bus!r}: message {match.message!r} has no signal {match.signal!r}")

@@ -89,8 +89,9 @@ class Entry:
     def from_json(cls, path: str, doc: dict) -> Entry:
         if "link" in doc:
             return cls(path, link=str(doc["link"]))
-        entry = cls(path, str(doc["sha256"]), int(doc["size"]), int(doc["mode"], 8))
-        if not _SHA256.fullmatch(entry.sha256) or entry.size < 0 or entry.mode & ~0o777:
+        sha256 = str(doc["sha256"])
+        entry = cls(path, sha256, int(doc["size"]), int(doc["mode"], 8))
+        if not _SHA256.fullmatch(sha256) or entry.size < 0 or entry.mode & ~0o777:
             raise ValueError(f"file {path!r}: expected a sha256 of 64 hex digits, a size ≥ 0 and a mode "
                              f"within 777, got {doc!r}")
         return entry
@@ -488,7 +489,8 @@ def _checked(stack: ExitStack, archive: Path, limits: Limits,
         raise BundleError(str(exc)) from None
     stream = _Inflated(raw, where, limits)
     try:
-        tar = stack.enter_context(tarfile.open(fileobj=stream, mode="r:"))
+        # tarfile reads it by read/seek/tell only; typeshed's file type also asks for write and close
+        tar = stack.enter_context(tarfile.open(fileobj=stream, mode="r:"))  # type: ignore[call-overload]
         members = _members(tar, stream, limits)
         manifest = _manifest(tar, members, limits, where)
     except RecursionError:  # tarfile reads each extended header of a chain one call deeper
@@ -543,6 +545,7 @@ def _manifest(tar: tarfile.TarFile, members: list[tarfile.TarInfo], limits: Limi
         raise BundleError(f"{where}: {MANIFEST} is {size_text(found[0].size)}; at most "
                           f"{size_text(limits.manifest_size)} is read")
     f = tar.extractfile(found[0])
+    assert f is not None  # a regular file (checked above)
     data = b"".join(iter(lambda: f.read(_CHUNK), b""))
     return Manifest.from_json(data, f"{where}: {MANIFEST}")
 
@@ -638,6 +641,7 @@ def _landed_problem(path: Path, entry: Entry, root: str) -> str | None:
         return None
     if not stat.S_ISREG(mode):
         return "missing" if stat.S_ISLNK(mode) else f"expected a regular file, found {kind_text(mode)}"
+    assert entry.sha256 is not None  # a file's entry (a link's returned above)
     if (size := path.stat().st_size) != entry.size:
         return f"sha256 differs: {size:,} bytes, manifest {entry.size:,}"
     try:

@@ -170,7 +170,7 @@ class SerialConsole:
         for raw in whole:
             self._emit(raw, t_ns)
 
-    def _emit(self, raw: bytes, t_ns: int) -> None:
+    def _emit(self, raw: bytes | bytearray, t_ns: int) -> None:
         self.lines += 1
         text = raw.rstrip(b"\r").decode("utf-8", errors="replace")
         self._on_line(ConsoleLine(t_ns, self.source, text, "serial"))

@@ -87,14 +87,14 @@ class Deployment:
         if power_cycle:
             self._power_cycle()
         for name, target in self.targets.items():
-            self._step(name, "deploying", "deployed", lambda t=target, n=name: t.deploy(
-                components_for(self.stack, n), archive))
+            self._step(name, "deploying", "deployed", lambda: target.deploy(  # called within _step
+                components_for(self.stack, name), archive))
         for name, target in self.targets.items():
             self._step(name, "starting", "started", target.start)
         for name, target in self.targets.items():
             awaited = [f"{c}: {make_check(comp.ready, c, target.log, self.buses).describe()}"
                        for c, comp in components_for(self.stack, name).items() if comp.ready is not None]
-            self._step(name, "waiting", "ready", lambda t=target: t.wait_ready(timeout_ns),
+            self._step(name, "waiting", "ready", lambda: target.wait_ready(timeout_ns),  # called within _step
                        "; ".join(awaited) or "no ready condition")
 
     def check_alive(self) -> None:

@@ -92,8 +92,12 @@ class LocalHpcTarget(Target):
         child = spawn(expand_argv(comp.argv, sys.executable), what=f"component {name!r}", leash=True, cwd=cwd,
                       env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self._procs[name] = child
-        child.read_lines({stream: lambda text, s=stream: self.console(ConsoleLine(clock.now_ns(), name, text, s))
-                          for stream in ("stdout", "stderr")}, f"{self.name}-{name}", _LINE_LIMIT)
+
+        def reader(stream: str) -> Callable[[str], None]:
+            return lambda text: self.console(ConsoleLine(clock.now_ns(), name, text, stream))
+
+        child.read_lines({stream: reader(stream) for stream in ("stdout", "stderr")}, f"{self.name}-{name}",
+                         _LINE_LIMIT)
 
     def pgids(self) -> dict[str, int]:
         """Process group of each running component (its leash's pid)."""

@@ -33,7 +33,7 @@ from hil.firmware.mcu import McuConfig
 from hil.flash import FlashJob, FlashMethod, FlashProgress, no_progress
 from hil.protocol import an3155
 from hil.lifecycle.children import Child, python_argv, spawn
-from hil.spec.rig import McuTarget, Rig
+from hil.spec.rig import McuTarget, Rig, UdsFlash
 from hil.spec.stack import Component, FirmwareComponent
 from hil.targets import bundle as bundles
 from hil.targets.base import State, Target
@@ -136,23 +136,26 @@ class _McuTarget(Target):
 
     def _flash(self, image_path: Path) -> None:
         """Flash with the rig's method (``hil.flash``); the MCU is powered the way it needs."""
+        assert self.spec.flash is not None  # flashed only with a flash method (see _deploy)
         self._method().flash(FlashJob(self.name, self.spec.flash, self.image, image_path, self.rig, self.buses,
                                       self.dir, self.spec.emulated, self.progress))
 
     def _method(self) -> FlashMethod:
+        assert self.spec.flash is not None  # asked only with a flash method (see _deploy)
         return registry.FLASH.implementation(self.spec.flash.method)()
 
     @contextlib.contextmanager
     def _flash_uart(self) -> Iterator[None]:
         """While flashing over the console's own UART, the flasher is its only reader."""
-        shared = self.spec.console is not None and self.spec.flash.bus == self.spec.console
-        if shared:
+        console, flash = self.spec.console, self.spec.flash
+        shared = console if console is not None and flash is not None and flash.bus == console else None
+        if shared is not None:
             self.release_console()
         try:
             yield
         finally:
-            if shared:
-                self.capture_console(self.buses, self.spec.console)
+            if shared is not None:
+                self.capture_console(self.buses, shared)
 
 
 class EmulatedMcuTarget(_McuTarget):
@@ -257,7 +260,7 @@ class EmulatedMcuTarget(_McuTarget):
         spec, rig = self.spec, self.rig
         can_buses = [b for b in spec.buses if rig.buses[b].kind == "can"]
         uds = None
-        if spec.flash is not None and spec.flash.method == "uds":
+        if isinstance(spec.flash, UdsFlash):  # method "uds" (a built-in: no plugin replaces it)
             can_buses.append(spec.flash.bus)
             uds = {"bus": spec.flash.bus, "rx_id": spec.flash.tx_id, "tx_id": spec.flash.rx_id,
                    "key": spec.flash.key, "level": spec.flash.security_level}

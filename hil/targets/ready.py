@@ -131,6 +131,7 @@ class FrameCheck(Check):
         self._bus = self._buses.open_can(self.match.bus)
 
     def poll(self, timeout_s: float) -> bool:
+        assert self._bus is not None  # polled once armed
         end = time.monotonic() + timeout_s
         while True:
             msg = self._bus.recv(timeout=max(0.0, end - time.monotonic()))
@@ -165,6 +166,7 @@ class SocketCheck(Check):
         return cls(ready.socket, ready.timeout)
 
     def poll(self, timeout_s: float) -> bool:
+        where: str | tuple[str, int]
         if self.address.startswith("unix:"):
             family, where = socket.AF_UNIX, self.address.removeprefix("unix:")
         else:
@@ -235,8 +237,11 @@ class Armed:
 
     def __init__(self, components: Mapping[str, Component] | None = None, log: ConsoleLog | None = None,
                  buses: RigBuses | None = None):
-        self.checks = {name: make_check(c.ready, name, log, buses)
-                       for name, c in (components or {}).items() if c.ready is not None}
+        self.checks: dict[str, Check] = {}
+        if components:
+            assert log is not None  # components come with their target's console log
+            self.checks = {name: make_check(c.ready, name, log, buses)
+                           for name, c in components.items() if c.ready is not None}
         for check in self.checks.values():
             check.arm()
 

@@ -137,6 +137,7 @@ class SshHpcTarget(Target):
 
     def _close_loop(self) -> None:
         loop, self._loop = self._loop, None
+        assert loop is not None  # called by _stop, which returned early without one
         loop.call_soon_threadsafe(loop.stop)
 
     # -- remote steps --------------------------------------------------------------------------
@@ -154,6 +155,7 @@ class SshHpcTarget(Target):
         if r.identity is None:
             return known, {}
         cert = Path(f"{r.identity}-cert.pub")  # as ssh and asyncssh pick it up beside the key
+        key: asyncssh.SSHKey | tuple[asyncssh.SSHKey, asyncssh.SSHCertificate]
         try:
             key = asyncssh.import_private_key(read_bytes(r.identity, KEY_LIMIT, "identity"))
             if cert.exists():
@@ -189,6 +191,7 @@ class SshHpcTarget(Target):
 
     async def _remote(self, what: str, command: str, stdin: str | None = None,
                       error: type[DeployError] = DeployError) -> str:
+        assert self._conn is not None  # remote steps run once deploy connected
         done = await self._conn.run(command, input=stdin, check=False)
         if done.exit_status != 0:
             out = (str(done.stdout or "") + str(done.stderr or "")).strip()
@@ -220,6 +223,7 @@ class SshHpcTarget(Target):
 
     async def _start_all(self) -> None:
         self._exits = {}
+        assert self._conn is not None  # started after deploy connected
         for name in self._components:
             self._procs[name] = proc = await self._conn.create_process(
                 f"exec sh -- {shlex.quote(self._launch_path(name))}", encoding="utf-8", errors="replace")

@@ -153,3 +153,11 @@ def test_a_truncated_camera_mcap_is_refused_as_unreadable(tmp_path):
     path.write_bytes(mcap([("/front", 1, ros1(jpeg()))], "ros1").getvalue()[:-100])
     with pytest.raises(StimulusError, match=rf"^{path}: .*(truncated|unreadable)"):
         read_source(path)
+
+
+def test_a_protobuf_field_of_the_wrong_wire_type_is_an_unreadable_message():
+    """A CompressedImage whose format (field 3) came as a number, not text, is refused as unreadable
+    (an AttributeError escaped the reader before)."""
+    data = b"\x18\x05" + b"\x12\x01\xff"  # format = 5 (varint), data = b"\xff"
+    with pytest.raises(RecordError, match="unreadable foxglove.CompressedImage on '/cam'"):
+        list(read_images(mcap([("/cam", 1, data)], "foxglove-protobuf")))
