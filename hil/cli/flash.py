@@ -33,6 +33,7 @@ def flash(app: App, rig_file: str, target: str, image: str, run_dir: str | None,
     from hil.spec import load_rig
     from hil.spec.load import error_message
     from hil.spec.rig import McuTarget
+    from hil.targets.mcu import EmulatedMcuTarget, RealMcuTarget
     from hil.spec.stack import FirmwareComponent
 
     rig = load_rig(rig_file).model
@@ -63,6 +64,7 @@ def flash(app: App, rig_file: str, target: str, image: str, run_dir: str | None,
 
         session.up()
         mcu = session.target(target)
+        assert isinstance(mcu, (EmulatedMcuTarget, RealMcuTarget))  # an MCU target (above): a built-in driver
         mcu.progress = progress
         mcu.deploy({f"{target}-firmware": comp})
     method = spec.flash.method if spec.flash else "direct"

@@ -60,7 +60,7 @@ def record(app: App, rig_file: str, duration: str, output: str, names: tuple[str
             with _progress(app) as bar:
                 if rig.emulated:  # printed once recording runs, so programs that join are recorded
                     joinable = [n for n in chosen if rig.buses[n].kind != "ethernet"]  # networks: addresses
-                    app.print(plain(f"HIL_BUSES={session.buses.env(joinable, side='device')['HIL_BUSES']}"), level=1)
+                    app.print(plain(f"HIL_BUSES={session.rig_buses().env(joinable, side='device')['HIL_BUSES']}"), level=1)
                 task = bar.add_task("record", total=length_ns / 1e9, frames="0", rate="")
                 start = now_ns()
 

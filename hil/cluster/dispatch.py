@@ -49,7 +49,7 @@ class Lab:
             from distributed.security import Security
 
             security = Security()  # from dask config: distributed.comm.tls.*
-            if security.tls_ca_file is None or security.tls_client_cert is None:
+            if getattr(security, "tls_ca_file", None) is None or getattr(security, "tls_client_cert", None) is None:
                 raise ClusterError(f"the scheduler at {address} speaks TLS, but no TLS settings were found: "
                                    "set distributed.comm.tls.ca-file and .client.cert/.key in the dask "
                                    "config (see docs/lab.md)")

@@ -357,9 +357,9 @@ class BxCan(Peripheral):
         """The next time the controller acts. The frame in flight's end of frame only when something
         follows from it at once (the TX interrupt, another mailbox or a resend to send then): else
         its mailbox completes when next looked at (``read``), and a sleeping core is not woken."""
-        eof = self.eof_at
-        if eof is not None and not (self.ier & 1 or self.resend or any(
-                self.tx[b].ir & TXRQ for b in self.order if b != self.in_flight[0])):
+        eof, flying = self.eof_at, self.in_flight
+        if eof is not None and flying is not None and not (self.ier & 1 or self.resend or any(
+                self.tx[b].ir & TXRQ for b in self.order if b != flying[0])):
             eof = None
         times = [t for t in (self.retry_at, self.recover_at, eof) if t is not None]
         return min(times) if times else None

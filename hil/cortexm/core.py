@@ -523,6 +523,7 @@ class Machine:
         at = address - self.part.flash_start if self._is_flash(address) else address
         if 0 <= at <= self.part.flash_size - form.size:  # flash, or its alias at 0
             return form.unpack_from(self._flash_mem, at)[0]
+        assert self.uc is not None  # the running machine's
         return form.unpack(self.uc.mem_read(address, form.size))[0]
 
     def _finish_store(self) -> None:

@@ -38,6 +38,7 @@ from hil.firmware.uds import EcuHooks, UdsServer
 from hil.lifecycle import signals
 from hil.protocol import an3155
 from hil.protocol.seedkey import key_function
+from hil.simbus.plugin import SimCanBus
 from hil.protocol.uds import isotp_params
 
 if TYPE_CHECKING:
@@ -214,9 +215,9 @@ class McuProcess:
         # frames reach the core as they arrive: it takes each at its end of frame in core time and
         # counts its own lateness (holding them here cost a spin per frame, and a core holding the
         # GIL made the hold itself late)
-        held = {name: bus.hold for name, bus in self.buses.items() if hasattr(bus, "hold")}
-        for name in held:
-            self.buses[name].hold = False
+        held = {bus: bus.hold for bus in self.buses.values() if isinstance(bus, SimCanBus)}
+        for bus in held:
+            bus.hold = False
         done = threading.Event()
         reader = threading.Thread(target=self._console_input, args=(machine, done), daemon=True, name="console-rx")
         self.app = machine
@@ -226,8 +227,8 @@ class McuProcess:
             machine.run(self.phase, on_fault=self._on_fault)  # a faulted core stays halted until reset
         finally:
             self.app = None
-            for name, hold in held.items():
-                self.buses[name].hold = hold
+            for bus, hold in held.items():
+                bus.hold = hold
             done.set()
             reader.join()
 

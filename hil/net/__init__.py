@@ -73,10 +73,10 @@ def network_problems(rig: Rig) -> list[tuple[tuple, str]]:
     for tname, target in rig.targets.items():
         for net, att in getattr(target, "networks", {}).items():
             loc = ("targets", tname, "networks", net)
-            bus = rig.buses.get(net)
-            if bus is None or bus.kind != "ethernet":
+            on = rig.buses.get(net)
+            if on is None or on.kind != "ethernet":
                 known = ", ".join(sorted(nets)) or "none"
-                what = "unknown network" if bus is None else f"{bus.kind} bus, not a network:"
+                what = "unknown network" if on is None else f"{on.kind} bus, not a network:"
                 out.append((loc, f"{what} {net!r}; the rig's networks (ethernet buses): {known}"))
                 continue
             if not bus.emulated and att.address is None:
@@ -106,6 +106,7 @@ def _address_problems(loc: tuple, text: str | None, emulated: bool) -> list[tupl
 def _explicit(rig: Rig, net: str) -> list[tuple[str, str]]:
     """(who, address) written in the rig for network ``net`` (who: ``hil`` or a target)."""
     bus = rig.buses[net]
+    assert bus.kind == "ethernet"  # the callers' networks
     out = [(HIL, str(_ipv4(bus.address)))] if _ipv4(bus.address) else []
     for tname, target in rig.targets.items():
         att = getattr(target, "networks", {}).get(net)
@@ -124,6 +125,7 @@ def plan(rig: Rig) -> dict[str, Network]:
     ethernet = [n for n, b in rig.buses.items() if b.kind == "ethernet"]
     for k, name in enumerate(ethernet, start=1):
         bus = rig.buses[name]
+        assert bus.kind == "ethernet"
         taken = {addr for _, addr in _explicit(rig, name)}
         free = (f"127.0.{k}.{i}" for i in range(1, 255) if f"127.0.{k}.{i}" not in taken)
         hil = Endpoint(bus.address or next(free), dict(bus.ports))

@@ -72,12 +72,12 @@ def adapter_clock(spec: CanBus, cfg: dict[str, Any], bus: can.BusABC | None = No
         return AdapterClock()
     batch = spec.adapter.batch / 1e9 if spec.emulated and spec.adapter else USB_FRAME_S
     if spec.interface == "slcan":
-        from hil.buses.slcan import Z1_PERIOD_S, Z1_RESOLUTION_S
+        from hil.buses.slcan import Z1_PERIOD_S, Z1_RESOLUTION_S, TimestampedSlcan
 
-        trip = getattr(bus, "round_trip_ns", None)
-        if getattr(bus, "timestamps", False) and trip is not None:
+        if isinstance(bus, TimestampedSlcan) and bus.timestamps and (trip := bus.round_trip_ns) is not None:
+            device = bus
             return AdapterClock(resolution_s=Z1_RESOLUTION_S, period_s=Z1_PERIOD_S, batch_s=batch,
-                                round_trip_s=lambda: bus.round_trip_ns / 1e9,
+                                round_trip_s=lambda: (device.round_trip_ns or trip) / 1e9,
                                 note=f"the device's Z1 stamps, then USB batching of up to {batch * 1e3:g} ms and a "
                                      f"trip of at most the V round trip (each second's least, the greatest of those; "
                                      f"{trip / 1e3:.0f} µs at open)")
@@ -90,7 +90,7 @@ def adapter_clock(spec: CanBus, cfg: dict[str, Any], bus: can.BusABC | None = No
     return AdapterClock(batch_s=batch, round_trip_s=trips,
                         note=f"after the server's stamp, batching of up to {batch * 1e3:g} ms and a TCP trip of "
                              f"at most the echo round trip (each second's least, the greatest of those; "
-                             f"{trips.trips.ns() / 1e3:.0f} µs at open)")
+                             f"{(trips.trips.ns() or 0) / 1e3:.0f} µs at open)")
 
 
 class EchoTrips:
@@ -118,7 +118,7 @@ class EchoTrips:
                 self.trips.add(self._probe.trip_ns())
             except OSError:  # the server went: the bus readers say so
                 pass
-        return self.trips.ns() / 1e9
+        return (self.trips.ns() or 0) / 1e9  # twenty were taken at open
 
     def shutdown(self) -> None:
         self._probe.shutdown()
@@ -256,39 +256,46 @@ class Recorder:
                      "started_unix_ns": str(started + epoch)})
         return meta
 
+    def _rig(self) -> RigBuses:
+        """The rig's buses, for what only a recorder given them does (open, check, report)."""
+        assert self._buses is not None, "this recorder was given no buses"
+        return self._buses
+
     def _open_bus(self, name: str) -> str:
         """Open bus ``name`` for listening; returns how its timestamps reach the run clock."""
-        if getattr(self._buses.rig.buses.get(name), "kind", None) == "ethernet":
+        if getattr(self._rig().rig.buses.get(name), "kind", None) == "ethernet":
             return self._open_net(name)
-        cfg = self._buses.can_config(name) if self._is_can(name) else None
+        cfg = self._rig().can_config(name) if self._is_can(name) else None
         if cfg is None:
-            port = self._buses.open_serial(name, side="host", timeout=_POLL_S)
+            port = self._rig().open_serial(name, side="host", timeout=_POLL_S)
             self._opened.append(port)
             self._threads.append(threading.Thread(target=self._read_serial, args=(name, port), daemon=True))
             return "serial: read time on the run clock"
         emulated = cfg.get("interface") == "simcan"
-        if self._buses.rig.buses[name].emulated:  # also behind an emulated adapter: simbus measures the bus
+        if self._rig().rig.buses[name].emulated:  # also behind an emulated adapter: simbus measures the bus
             self._emulated.append(name)
         if emulated:  # every fault simbus injects on this bus is recorded as an event
             # hold=False: frames as they arrive (it keeps their end-of-frame stamps, so waiting for
             # each end of frame would only cost the controller CPU)
-            bus = self._buses.open_can(name, fault_events=True, hold=False,
+            bus = self._rig().open_can(name, fault_events=True, hold=False,
                                        on_fault_event=lambda e, bus_name=name: self.event(
                                            "fault", {"bus": bus_name, "kind": e.kind, "id": e.id,
                                                      "detail": e.detail}, e.t_ns))
         else:
-            bus = self._buses.open_can(name)
+            bus = self._rig().open_can(name)
         self._opened.append(bus)
         clock = None
         if not emulated:
-            clock = self._clocks.setdefault(name, adapter_clock(self._buses.rig.buses[name], cfg, bus, self._opened))
+            spec = self._rig().rig.buses[name]
+            assert spec.kind == "can"  # cfg is a CAN bus's
+            clock = self._clocks.setdefault(name, adapter_clock(spec, cfg, bus, self._opened))
         self._threads.append(threading.Thread(target=self._read_can, args=(name, bus, clock), daemon=True))
         return SIMBUS_CLOCK if clock is None else f"adapter ({cfg.get('interface')}): {clock.method}"
 
     def _is_can(self, name: str) -> bool:
-        bus = self._buses.rig.buses.get(name)
+        bus = self._rig().rig.buses.get(name)
         if bus is None:
-            raise RecordingError(f"cannot record bus {name!r}: the rig has {', '.join(self._buses.rig.buses)}")
+            raise RecordingError(f"cannot record bus {name!r}: the rig has {', '.join(self._rig().rig.buses)}")
         return bus.kind == "can"
 
     def _read_can(self, name: str, bus: can.BusABC, clock: AdapterClock | None) -> None:
@@ -310,7 +317,7 @@ class Recorder:
         from hil.net import plan
         from hil.net.udp import Listener
 
-        net = plan(self._buses.rig)[name]
+        net = plan(self._rig().rig)[name]
         hil = net.hil
         for port in hil.ports.values():
             try:
@@ -343,7 +350,7 @@ class Recorder:
         from hil.errors import HilError
 
         try:
-            buses = {name: self._buses.stats(name)["harness"] for name in self._emulated}
+            buses = {name: self._rig().stats(name)["harness"] for name in self._emulated}
         except (HilError, KeyError):
             return
         buses.update(self._measured)

@@ -108,6 +108,11 @@ class RigSession:
 
     # -- life cycle --------------------------------------------------------------------------------
 
+    def rig_buses(self) -> RigBuses:
+        """The rig's buses, for a step that runs once they are up (bring-up comes first)."""
+        assert self.buses is not None, "the rig's buses are not up"
+        return self.buses
+
     def __enter__(self) -> RigSession:
         return self
 
@@ -149,7 +154,7 @@ class RigSession:
         with self._step("deploy", (State.UP,), State.DEPLOYED):
             self.enter("deploy")
             self.deployment = self._targets.enter_context(Deployment(
-                self.rig, stack, self.buses, self.folder, bundle=bundle, on_event=self._target_event,
+                self.rig, stack, self.rig_buses(), self.folder, bundle=bundle, on_event=self._target_event,
                 on_console=self._console))
             self.deployment.up(power_cycle, timeout_ns)
         return dict(self.deployment.targets)
@@ -159,7 +164,7 @@ class RigSession:
         from hil.targets import create_target
 
         with self._step(f"reach target {name!r}", RUNNING):
-            target = create_target(name, self.rig.targets[name], self.rig, self.buses, self.folder, self._console)
+            target = create_target(name, self.rig.targets[name], self.rig, self.rig_buses(), self.folder, self._console)
             self._targets.callback(target.stop)
         return target
 
@@ -199,7 +204,7 @@ class RigSession:
         with self._step("inject", RUNNING):
             self.enter("inject")
             try:
-                return inject(timeline, faults or {}, self.buses, self.recorder,
+                return inject(timeline, faults or {}, self.rig_buses(), self.recorder,
                               None if self.deadline is None else self.deadline.at_ns,
                               timed_release=timed_release, on_progress=on_progress)
             except ReplayStoppedError:  # stopped at the deadline: there is one
@@ -234,7 +239,7 @@ class RigSession:
         """Publish this session for joiners (``hil record`` / ``hil replay`` of this user) in the
         lease folder ``directory``, until teardown; returns the descriptor's path."""
         with self._step("accept joiners", RUNNING):
-            held = Held.of_this_process(self.rig, self.folder, self.buses.attach_info(), self.console_buses(),
+            held = Held.of_this_process(self.rig, self.folder, self.rig_buses().attach_info(), self.console_buses(),
                                         None if self.recorder is None else self.recorder.path)
             path = publish(directory, held)
             self._joiners.callback(withdraw, directory, held)
@@ -335,6 +340,6 @@ class RigSession:
     def _bus_stats(self, exc_type: type[BaseException] | None, *_: object) -> None:
         """A recording that ends well ends with each emulated CAN bus's statistics (analysis reads
         the overruns from them)."""
-        if exc_type is None:
+        if exc_type is None and self.recorder is not None:
             emulated = [n for n, b in self.rig.buses.items() if b.kind == "can" and b.emulated]
-            self.recorder.event("bus-stats", {name: self.buses.stats(name) for name in emulated})
+            self.recorder.event("bus-stats", {name: self.rig_buses().stats(name) for name in emulated})

@@ -57,7 +57,7 @@ class FieldMatch(Spec):
         return self.offset + self.size + sum((count - 1) * stride for stride, count in self.repeat)
 
     def problems(self) -> list[tuple[tuple, str]]:
-        out = []
+        out: list[tuple[tuple, str]] = []
         if self.end > MAX_PAYLOAD:
             out.append(((), f"the field's last repeat ends at byte {self.end:,}, beyond the largest UDP payload "
                             f"({MAX_PAYLOAD:,} bytes)"))

@@ -317,7 +317,7 @@ class Defaults(Spec):
     dbc: list[DbcPath] = Field(default_factory=list, description="DBC files every bench decodes with")
     settle: Duration = 500_000_000
     timeout: PositiveDuration = 120_000_000_000
-    power_cycle: bool = Field(False, description="every bench power-cycles its targets before deploying")
+    power_cycle: bool = Field(default=False, description="every bench power-cycles its targets before deploying")
     harness: HarnessBudget = Field(default_factory=HarnessBudget)
 
 

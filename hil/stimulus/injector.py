@@ -332,6 +332,7 @@ class _Replay:
             for t in readers:
                 t.start()
             start, sent, waits, aborted = self._send_all()
+            assert self.waker is not None  # _send_all's
             host["wake"] = self.waker.summary()
             self._await_echoes(sent)
             self._await_stamps()
@@ -461,8 +462,8 @@ class _Replay:
         messages = [None if can_id < 0 else to_message(can_id, flags, data)
                     for _, _, can_id, flags, data, _ in plan.steps]
         steps = plan.steps
-        for i, b in enumerate(plan.buses):
-            if b.kind == "ethernet":
+        for i, on in enumerate(plan.buses):
+            if on.kind == "ethernet":
                 handles[i].prepare([(data, plan.dests[to]) for _, bus, can_id, to, data, _ in steps
                                     if bus == i and can_id == PACKET])
         start = now_ns() + START_MARGIN_NS

@@ -97,10 +97,11 @@ class Target(ABC):
         finally:
             self.release_console()
 
-    def capture_console(self, buses: RigBuses, bus: str) -> SerialConsole:
+    def capture_console(self, buses: RigBuses | None, bus: str) -> SerialConsole:
         """Start reading the serial console ``bus`` (host side) — call before any reset, flash or
         power step so its first line is not lost; call ``serial_console.step()`` right before it."""
         if self.serial_console is None:
+            assert buses is not None, f"target {self.name!r} has a serial console: it is given the rig's buses"
             self.serial_console = SerialConsole(buses.open_serial(bus, side="host"), bus, self.console)
         return self.serial_console
 

@@ -57,18 +57,20 @@ def checked_bundle(target: str, components: Mapping[str, Component], bundle: Pat
 
 
 def component_env(target: str, spec: HpcTarget, name: str, comp: ProcessComponent,
-                  buses: RigBuses) -> dict[str, str]:
+                  buses: RigBuses | None) -> dict[str, str]:
     """HIL_* variables for one component: how to reach each attached bus (``HIL_BUSES``, from
     :meth:`RigBuses.env`, the device side) and network (``HIL_NETS``, :func:`hil.net.env`), its ``config`` (``HIL_CONFIG``, JSON), who it is; then
     the component's own ``env``."""
     env = {"HIL_TARGET": target, "HIL_COMPONENT": name, "HIL_CONFIG": json.dumps(comp.config),
            "PYTHONUNBUFFERED": "1"}
-    if spec.buses:
-        env.update(buses.env(list(spec.buses), side="device"))
-    if spec.networks:
-        from hil import net
+    if spec.buses or spec.networks:
+        assert buses is not None, f"target {target!r} is on buses or networks: it is given the rig's"
+        if spec.buses:
+            env.update(buses.env(list(spec.buses), side="device"))
+        if spec.networks:
+            from hil import net
 
-        env.update(net.env(buses.rig, target))
+            env.update(net.env(buses.rig, target))
     env.update(comp.env)
     check_env(target, name, env)
     return env

@@ -112,8 +112,11 @@ class FrameCheck(Check):
             except FileRefused as exc:
                 raise DeployError(str(exc)) from None
             try:
-                self._message = (db.get_message_by_name(m.message) if m.message is not None
-                                 else db.get_message_by_frame_id(m.id))
+                if m.message is not None:
+                    self._message = db.get_message_by_name(m.message)
+                else:
+                    assert m.id is not None  # FrameMatch.problems: a message or an id
+                    self._message = db.get_message_by_frame_id(m.id)
             except KeyError:
                 what = repr(m.message) if m.message is not None else f"with id {m.id:#x}"
                 raise DeployError(f"DBC {ready.dbc} has no message {what}") from None
