@@ -100,14 +100,17 @@ def test_the_machines_own_lateness_is_measured(chassis, run_image, brake_build):
         machine, harness = run.machine, bus.harness
         count, total = harness.count, harness.sum_ns
         # a request that ended 0.5 ms before the core time it is taken at (the core ran ahead)
-        machine.floor = now_ns() + 500_000
+        begin = now_ns()
+        machine.floor = begin + 500_000
         machine.offset = 0
         request = SimMessage(arbitration_id=0x110, is_extended_id=False, data=bytes(8),
                              timestamp=unix_seconds(machine.floor - 500_000))
         request.run_ns = machine.floor - 500_000  # as simcan gives it
         machine.receive(request)
         machine._inputs()
-        assert harness.count == count + 1 and 500_000 <= harness.sum_ns - total <= 520_000
+        # 0.5 ms; more only if the host held this test past the floor (core time is then the run clock)
+        most = max(500_000, now_ns() - begin) + 20_000
+        assert harness.count == count + 1 and 500_000 <= harness.sum_ns - total <= most
         count, total = harness.count, harness.sum_ns
         # a frame the firmware sends while the host holds the core 2 ms behind the run clock: on the
         # wire where the core wrote it (the wire was free then), and the broker's send error says
@@ -141,9 +144,13 @@ def test_a_core_the_host_held_back_loses_no_time(chassis, run_image, brake_build
         notifier.stop()
         machine = run.machine
         machine.floor, machine.offset = 0, 0
-        machine._awake = (now_ns() - 5_000_000, time.thread_time_ns())  # as if 5 ms off the CPU
+        start = now_ns() - 5_000_000
+        machine._awake = (start, time.thread_time_ns())  # as if 5 ms off the CPU
         machine.held_back()
-        assert 5_000_000 <= now_ns() - machine.now() <= 6_000_000  # core time stood still meanwhile
+        # core time stood still meanwhile: for those 5 ms, and for no longer than the test has taken
+        # since (a busy host may hold this thread off the CPU too)
+        lag = now_ns() - machine.now()
+        assert 5_000_000 <= lag <= now_ns() - start
         count, total = bus.harness.count, bus.harness.sum_ns
         machine._awake = (now_ns() - MAX_LAG_NS - 20_000_000, time.thread_time_ns())
         machine.held_back()
